@@ -1,0 +1,43 @@
+"""tfp_flows: normalizing-flow bijectors for TensorFlow Probability, with Keras 3 models.
+
+The `datasets/` folder installs as the subpackage `tfp_flows.datasets` (through `package_dir`), never as a
+top-level `datasets` module: that name belongs to Hugging Face's package and must not be shadowed.
+"""
+from setuptools import find_packages, setup
+
+TF_VERSION = "2.21.*"
+
+setup(
+    name="tfp_flows",
+    version="0.1.0",
+    description="Normalizing-flow bijectors for TensorFlow Probability and Keras 3 flow models.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10,<3.13",
+    packages=find_packages(include=["tfp_flows", "tfp_flows.*", "keras_models", "keras_models.*"])
+    + ["tfp_flows.datasets"],
+    package_dir={"tfp_flows.datasets": "datasets"},
+    install_requires=[
+        f"tensorflow=={TF_VERSION}",
+        "tensorflow-probability==0.25.*",
+        # TFP 0.25 refuses to import without tf-keras, even though nothing here uses it.
+        f"tf-keras=={TF_VERSION}",
+        "keras>=3.10,<4",
+        "tensorflow-datasets==4.9.*",
+        "numpy>=1.26,<3",
+        "scikit-learn>=1.4,<2",
+        "matplotlib>=3.8,<4",
+        "pyyaml>=6,<7",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8,<10",
+            "hypothesis>=6.100,<7",
+            "pytest-xdist>=3.5,<4",
+            "tensorflow-serving-api==2.21.*",
+        ],
+        "serving": ["tensorflow-serving-api==2.21.*"],
+        "gpu": [f"tensorflow[and-cuda]=={TF_VERSION}"],
+    },
+    entry_points={"console_scripts": ["tfp-flows=keras_models.cli:main"]},
+)

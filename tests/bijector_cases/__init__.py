@@ -1,0 +1,46 @@
+"""The registry of bijector cases that drives the conformance tests (one entry per parameter setting).
+
+Each group module (`elementwise`, `couplings`, `mixtures`, ...) defines `CASES`, a dict from a readable id
+(`"PReLU-alpha_0.2"`) to a `BijectorCase`; this package merges them. Adding a bijector to the conformance run
+costs one entry.
+"""
+import dataclasses
+from typing import Callable, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+
+@dataclasses.dataclass(frozen=True)
+class BijectorCase:
+    """One bijector with one parameter setting, and where to test it.
+
+    make: `make(dtype) -> Bijector`, parameters built as `tf.Variable`s of that dtype so gradients reach them.
+    x: points in the forward domain, as a NumPy array (cast to the dtype under test).
+    event_ndims: the event rank the invariants are taken over.
+    edge_inputs: zeros, large magnitudes, tails: must stay finite and round-trip.
+    rtol, atol: float32 tolerances.
+    """
+
+    make: Callable[[tf.DType], object]
+    x: np.ndarray
+    event_ndims: int
+    edge_inputs: Sequence[np.ndarray] = ()
+    rtol: float = 1e-4
+    atol: float = 1e-4
+    check_xla: bool = True
+
+
+def _merge():
+    from bijector_cases import couplings, elementwise, mixtures  # noqa: PLC0415 (group modules import this one)
+
+    merged = {}
+    for module in (elementwise, couplings, mixtures):
+        for case_id, case in module.CASES.items():
+            if case_id in merged:
+                raise ValueError(f"duplicate bijector case id {case_id!r}")
+            merged[case_id] = case
+    return merged
+
+
+CASES = _merge()

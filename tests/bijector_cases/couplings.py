@@ -1,0 +1,2 @@
+"""Registry cases (see bijector_cases/__init__.py)."""
+CASES = {}

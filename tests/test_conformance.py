@@ -1,0 +1,52 @@
+"""Every bijector in the registry passes the shared conformance kit (tfp_flows.testing)."""
+import inspect
+
+import pytest
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+import tfp_flows
+from bijector_cases import CASES
+from tfp_flows.testing import assert_bijector_invariants, assert_dtype_agreement
+
+CASE_IDS = sorted(CASES)
+
+
+@pytest.mark.parametrize("case_id", CASE_IDS)
+def test_bijector_invariants(case_id):
+    case = CASES[case_id]
+    bijector = case.make(tf.float32)
+    assert_bijector_invariants(
+        bijector, tf.constant(case.x, tf.float32), case.event_ndims, rtol=case.rtol, atol=case.atol,
+        edge_inputs=[tf.constant(e, tf.float32) for e in case.edge_inputs], check_xla=case.check_xla,
+        name=case_id)
+
+
+@pytest.mark.parametrize("case_id", CASE_IDS)
+def test_float64_agrees_with_float32(case_id):
+    case = CASES[case_id]
+    bijector64 = case.make(tf.float64)
+    # float64 is the reference: its own invariants hold to tight tolerances.
+    assert_bijector_invariants(bijector64, tf.constant(case.x, tf.float64), case.event_ndims,
+                               rtol=1e-8, atol=1e-8, check_xla=False, name=f"{case_id} (float64)")
+    assert_dtype_agreement(case.make, case.x, case.event_ndims, rtol=case.rtol, atol=case.atol, name=case_id)
+
+
+def _exported_bijector_classes():
+    return [obj for obj in vars(tfp_flows).values()
+            if inspect.isclass(obj) and issubclass(obj, tfp.bijectors.Bijector)]
+
+
+def test_every_exported_bijector_is_in_the_registry():
+    covered = {type(CASES[i].make(tf.float32)) for i in CASE_IDS}
+    missing = sorted(cls.__name__ for cls in _exported_bijector_classes() if cls not in covered)
+    assert not missing, f"bijectors without a conformance case: {missing}"
+
+
+def test_every_exported_bijector_has_several_parameter_settings():
+    counts = {}
+    for i in CASE_IDS:
+        cls = type(CASES[i].make(tf.float32))
+        counts[cls.__name__] = counts.get(cls.__name__, 0) + 1
+    thin = sorted(name for name, n in counts.items() if n < 2)
+    assert not thin, f"bijectors with a single conformance case (want >= 2 parameter settings): {thin}"

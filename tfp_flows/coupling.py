@@ -1,0 +1,193 @@
+"""Shared mechanics of masked coupling bijectors (NICE, RealNVP/Glow, Flow++).
+
+A coupling splits the event with a 0/1 `mask` of the event shape: entries where mask = 1 pass through
+unchanged and condition the transform; entries where mask = 0 are transformed elementwise by an invertible
+map whose parameters come from a conditioner applied to the masked input (Dinh et al. 2015, 2017):
+
+    y = mask * x + (1 - mask) * g(x; theta(mask * x)),   log|det J| = sum_{mask=0} log|g'(x; theta)|.
+
+The conditioner always sees the full event shape (`x * mask`, zeros where transformed) and returns
+parameters of the full event shape; only the entries where mask = 0 are used.
+
+Speed: when the mask is known statically to split the last axis into two contiguous blocks (the half mask for
+vectors and the channel mask for images) the coupling slices instead of multiplying, so the transform and its
+log-det touch only the transformed block. Any other mask (checkerboard, custom) takes the multiplicative path.
+"""
+import numpy as np
+import tensorflow as tf
+from tensorflow_probability import bijectors as tfb
+from tensorflow_probability.python.internal import cache_util
+
+from tfp_flows import validation
+
+__all__ = ["MaskedCoupling", "last_axis_split"]
+
+
+def last_axis_split(mask):
+    """(split index, pass-through block first?) when `mask` is two contiguous blocks along its last axis.
+
+    Returns None when the mask is not static or not of that form (then the coupling multiplies by the mask).
+    """
+    value = tf.get_static_value(mask) if tf.is_tensor(mask) else np.asarray(mask)
+    if value is None or value.ndim == 0:
+        return None
+    value = np.asarray(value)
+    row = value.reshape(-1, value.shape[-1])
+    if not np.all(row == row[:1]):  # must be constant over every axis but the last
+        return None
+    row = row[0]
+    ones = int(row.sum())
+    if ones in (0, row.size):
+        return None
+    if np.all(row[:ones] == 1) and np.all(row[ones:] == 0):
+        return ones, True
+    if np.all(row[: row.size - ones] == 0) and np.all(row[row.size - ones:] == 1):
+        return row.size - ones, False
+    return None
+
+
+class MaskedCoupling(tfb.Bijector):
+    """Base class: subclasses implement the elementwise transform of the masked-out entries.
+
+    Subclasses define:
+      `_conditioner_params(x_masked)` -> a tuple of tensors of the full event shape (plus any trailing
+        parameter axes) computed from the masked input;
+      `_transform(x, params)` -> (y, elementwise log|dy/dx|) on the transformed block;
+      `_untransform(y, params)` -> (x, elementwise log|dx/dy|) on the transformed block.
+    Parameters handed to `_transform`/`_untransform` are already restricted to the transformed block.
+    """
+
+    # One conditioner evaluation gives both the output and the log-det: the cache stores the log-det as an
+    # attribute of the forward/inverse call (as TFP's FFJORD does), so `log_prob` runs the conditioner once.
+    _cache = cache_util.BijectorCacheWithGreedyAttrs(
+        forward_name="_augmented_forward", inverse_name="_augmented_inverse")
+
+    def __init__(self, mask, validate_args, parameters, name):
+        mask_value = tf.get_static_value(mask) if tf.is_tensor(mask) else np.asarray(mask)
+        if mask_value is None:
+            raise ValueError(f"{name}: `mask` must be a static 0/1 array of the event shape; received a tensor "
+                             "whose value is unknown at construction time")
+        mask_value = np.asarray(mask_value)
+        if mask_value.ndim == 0:
+            raise ValueError(f"{name}: `mask` must have the event shape (rank >= 1); received a scalar")
+        if not np.all((mask_value == 0) | (mask_value == 1)):
+            raise ValueError(f"{name}: `mask` must contain only 0 and 1; received values "
+                             f"{np.unique(mask_value).tolist()}")
+        if mask_value.all() or not mask_value.any():
+            raise ValueError(f"{name}: `mask` must have both 0 (transformed) and 1 (pass-through) entries; "
+                             f"received all {int(mask_value.flat[0])}")
+        self._mask_value = mask_value.astype(np.float32)
+        self._split = last_axis_split(mask_value)
+        super().__init__(forward_min_event_ndims=mask_value.ndim, validate_args=validate_args,
+                         parameters=parameters, name=name)
+
+    # Instances built from the same Python callable and mask (as Keras layers do on every call) must not
+    # share TFP's cache: a hit across traced graphs returns a tensor from a dead graph.
+    def _get_parameterization(self):
+        return id(self)
+
+    @classmethod
+    def _parameter_properties(cls, dtype, num_classes=None):
+        return {}
+
+    @property
+    def mask(self):
+        """The 0/1 mask (NumPy array of the event shape): 1 = pass-through, 0 = transformed."""
+        return self._mask_value
+
+    @property
+    def event_shape(self):
+        return self._mask_value.shape
+
+    def _check_input(self, x, arg_name):
+        validation.check_float_dtype(x, arg_name)
+        validation.check_event_shape(x, self._mask_value.shape, arg_name, self.name)
+
+    def _mask(self, dtype):
+        return tf.constant(self._mask_value, dtype=dtype)
+
+    def _split_input(self, x):
+        """(pass-through block, transformed block, conditioner input of the full event shape)."""
+        if self._split is not None:
+            index, pass_first = self._split
+            if pass_first:
+                x_pass, x_trans = x[..., :index], x[..., index:]
+                conditioner_input = tf.concat([x_pass, tf.zeros_like(x_trans)], axis=-1)
+            else:
+                x_trans, x_pass = x[..., : x.shape[-1] - index], x[..., x.shape[-1] - index:]
+                conditioner_input = tf.concat([tf.zeros_like(x_trans), x_pass], axis=-1)
+            return x_pass, x_trans, conditioner_input
+        mask = self._mask(x.dtype)
+        return x, x, x * mask
+
+    def _restrict(self, param):
+        """The part of a full-event-shaped parameter that acts on the transformed block."""
+        if self._split is None:
+            return param
+        index, pass_first = self._split
+        event_rank = self._mask_value.ndim
+        # Parameters may carry trailing axes beyond the event (mixture components): slice the event's last axis.
+        extra = param.shape.rank - (event_rank if param.shape.rank is not None else 0)
+        axis = -1 - max(extra, 0)
+        size = self._mask_value.shape[-1]
+        begin, end = (index, size) if pass_first else (0, size - index)
+        slices = [slice(None)] * param.shape.rank
+        slices[axis] = slice(begin, end)
+        return param[tuple(slices)]
+
+    def _merge(self, x_pass, y_trans, x_full):
+        if self._split is not None:
+            _, pass_first = self._split
+            return tf.concat([x_pass, y_trans] if pass_first else [y_trans, x_pass], axis=-1)
+        mask = self._mask(x_full.dtype)
+        return mask * x_full + (1.0 - mask) * y_trans
+
+    def _reduce_log_det(self, elementwise, dtype):
+        event_axes = list(range(-self._mask_value.ndim, 0))
+        if self._split is None:
+            elementwise = elementwise * (1.0 - self._mask(dtype))
+        return tf.reduce_sum(elementwise, axis=event_axes)
+
+    def _run(self, x, direction):
+        x_pass, x_trans, conditioner_input = self._split_input(x)
+        params = tuple(self._restrict(p) for p in self._conditioner_params(conditioner_input))
+        step = self._transform if direction == "forward" else self._untransform
+        y_trans, log_det = step(x_trans, params)
+        return self._merge(x_pass, y_trans, x), self._reduce_log_det(log_det, x.dtype)
+
+    def _augmented_forward(self, x):
+        self._check_input(x, "x")
+        y, fldj = self._run(x, "forward")
+        return y, {"ildj": -fldj}
+
+    def _augmented_inverse(self, y):
+        self._check_input(y, "y")
+        x, ildj = self._run(y, "inverse")
+        return x, {"ildj": ildj}
+
+    def _forward(self, x):
+        return self._augmented_forward(x)[0]
+
+    def _inverse(self, y):
+        return self._augmented_inverse(y)[0]
+
+    def _forward_log_det_jacobian(self, x):
+        attrs = self._cache.forward_attributes(x)
+        if "ildj" not in attrs:
+            attrs.update(self._augmented_forward(x)[1])
+        return -attrs["ildj"]
+
+    def _inverse_log_det_jacobian(self, y):
+        attrs = self._cache.inverse_attributes(y)
+        if "ildj" not in attrs:
+            attrs.update(self._augmented_inverse(y)[1])
+        return attrs["ildj"]
+
+    def _conditioner_params(self, x_masked):
+        raise NotImplementedError
+
+    def _transform(self, x, params):
+        raise NotImplementedError
+
+    def _untransform(self, y, params):
+        raise NotImplementedError

@@ -1,0 +1,6 @@
+"""PLACEHOLDER: being implemented (replace this whole file)."""
+from tensorflow_probability import bijectors as tfb
+
+
+class PReLU(tfb.Bijector):
+    pass

@@ -1,0 +1,190 @@
+"""The conformance kit: invariants every bijector must satisfy, public so users can check their own.
+
+`assert_bijector_invariants(bijector, x, event_ndims)` asserts, for a batch of points `x` in the bijector's
+forward domain (the latent / base side):
+
+1. Round trips x -> y -> x and y -> x -> y, with TFP's cache defeated: every hand-off goes through a fresh
+   tensor (`tf.constant(t.numpy())`), so an inverse cannot hide behind the value cached by the forward pass.
+2. The forward log-det equals log|det J| of the Jacobian from `tf.GradientTape.batch_jacobian` over the
+   flattened event (for `event_ndims=0`, the derivative of the elementwise map), and
+   fldj(x) == -ildj(f(x)).
+3. Values, log-dets and gradients (with respect to the input and to every trainable variable the
+   bijector holds) are finite, for `x` and for any extra `edge_inputs` (zero, large magnitudes, tails).
+4. The same numbers eagerly, inside `tf.function`, and under XLA (`jit_compile=True`).
+
+`assert_dtype_agreement(make_bijector, x, event_ndims)` checks that float64 agrees with float32 to float32
+accuracy, for a factory `make_bijector(dtype) -> bijector`.
+
+Example:
+    >>> import tensorflow as tf, tensorflow_probability as tfp
+    >>> from tfp_flows.testing import assert_bijector_invariants
+    >>> assert_bijector_invariants(tfp.bijectors.Exp(), tf.constant([[0.5, -1.0]]), event_ndims=1)
+"""
+import numpy as np
+import tensorflow as tf
+
+__all__ = ["assert_bijector_invariants", "assert_dtype_agreement", "jacobian_log_det"]
+
+
+def _fresh(t):
+    """A new tensor with the same value: no identity in common with anything TFP may have cached."""
+    return tf.constant(np.array(t), dtype=t.dtype)
+
+
+def _event_size(shape, event_ndims):
+    return int(np.prod(shape[len(shape) - event_ndims:])) if event_ndims else 1
+
+
+def jacobian_log_det(fn, x, event_ndims):
+    """log|det d fn(x) / dx| per batch member, by autodiff over the flattened event.
+
+    For `event_ndims == 0` the map is elementwise, the Jacobian diagonal, and the result is
+    log|d fn(x)_i / d x_i| for every element.
+    """
+    x = tf.convert_to_tensor(x)
+    if event_ndims == 0:
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = fn(x)
+        return tf.math.log(tf.abs(tape.gradient(y, x)))
+    shape = x.shape.as_list()
+    batch_shape = shape[: len(shape) - event_ndims]
+    event_size = _event_size(shape, event_ndims)
+    flat = tf.reshape(x, [-1, event_size])
+    with tf.GradientTape() as tape:
+        tape.watch(flat)
+        y = tf.reshape(fn(tf.reshape(flat, shape)), [-1, event_size])
+    jac = tape.batch_jacobian(y, flat)
+    _, log_abs_det = tf.linalg.slogdet(jac)
+    return tf.reshape(log_abs_det, batch_shape)
+
+
+def _close(actual, desired, rtol, atol, what):
+    np.testing.assert_allclose(np.asarray(actual), np.asarray(desired), rtol=rtol, atol=atol, err_msg=what)
+
+
+def _assert_finite(value, what):
+    value = np.asarray(value)
+    if not np.all(np.isfinite(value)):
+        bad = int(np.size(value) - np.sum(np.isfinite(value)))
+        raise AssertionError(f"{what}: {bad} of {value.size} entries are not finite")
+
+
+def _evaluate(bijector, x, event_ndims):
+    """forward, inverse(forward), fldj and ildj at f(x): the numbers compared across execution modes."""
+    y = bijector.forward(x)
+    return {
+        "forward": y,
+        "inverse": bijector.inverse(tf.identity(y)),
+        "fldj": bijector.forward_log_det_jacobian(x, event_ndims=event_ndims),
+        "ildj": bijector.inverse_log_det_jacobian(tf.identity(y), event_ndims=event_ndims),
+    }
+
+
+def _check_round_trips(bijector, x, event_ndims, rtol, atol, name):
+    y = bijector.forward(_fresh(x))
+    x_back = bijector.inverse(_fresh(y))
+    _close(x_back, x, rtol, atol, f"{name}: inverse(forward(x)) != x")
+    y_back = bijector.forward(_fresh(x_back))
+    _close(y_back, y, rtol, atol, f"{name}: forward(inverse(y)) != y")
+    return y
+
+
+def _check_log_dets(bijector, x, y, event_ndims, rtol, atol, name):
+    fldj = bijector.forward_log_det_jacobian(_fresh(x), event_ndims=event_ndims)
+    ildj = bijector.inverse_log_det_jacobian(_fresh(y), event_ndims=event_ndims)
+    expected = jacobian_log_det(bijector.forward, _fresh(x), event_ndims)
+    fldj_full = tf.broadcast_to(fldj, tf.shape(expected))
+    _close(fldj_full, expected, rtol, atol, f"{name}: forward_log_det_jacobian != log|det| of autodiff Jacobian")
+    _close(tf.broadcast_to(ildj, tf.shape(expected)), -fldj_full, rtol, atol, f"{name}: ildj(f(x)) != -fldj(x)")
+    # The inverse log-det must also agree with the autodiff Jacobian of the inverse itself.
+    expected_inverse = jacobian_log_det(bijector.inverse, _fresh(y), event_ndims)
+    _close(tf.broadcast_to(ildj, tf.shape(expected_inverse)), expected_inverse, rtol, atol,
+           f"{name}: inverse_log_det_jacobian != log|det| of autodiff Jacobian of the inverse")
+
+
+def _check_finite(bijector, x, event_ndims, name):
+    x = _fresh(x)
+    variables = list(bijector.trainable_variables)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        y = bijector.forward(x)
+        fldj = bijector.forward_log_det_jacobian(x, event_ndims=event_ndims)
+        x_back = bijector.inverse(_fresh(y))
+        ildj = bijector.inverse_log_det_jacobian(_fresh(y), event_ndims=event_ndims)
+        forward_objective = tf.reduce_sum(y) + tf.reduce_sum(fldj)
+        inverse_objective = tf.reduce_sum(x_back) + tf.reduce_sum(ildj)
+    for what, value in (("forward", y), ("fldj", fldj), ("inverse", x_back), ("ildj", ildj)):
+        _assert_finite(value, f"{name}: {what}")
+    for objective_name, objective in (("forward + fldj", forward_objective), ("inverse + ildj", inverse_objective)):
+        grads = tape.gradient(objective, [x] + variables)
+        for var, grad in zip(["x"] + [v.name for v in variables], grads):
+            if grad is not None:
+                _assert_finite(tf.convert_to_tensor(grad), f"{name}: gradient of {objective_name} w.r.t. {var}")
+    del tape
+
+
+def _check_execution_modes(bijector, x, event_ndims, rtol, atol, name):
+    eager = _evaluate(bijector, _fresh(x), event_ndims)
+    graph = tf.function(lambda t: _evaluate(bijector, t, event_ndims))(_fresh(x))
+    xla = tf.function(lambda t: _evaluate(bijector, t, event_ndims), jit_compile=True)(_fresh(x))
+    for key in eager:
+        _close(graph[key], eager[key], rtol, atol, f"{name}: {key} differs between eager and tf.function")
+        _close(xla[key], eager[key], rtol, atol, f"{name}: {key} differs between eager and XLA")
+
+
+def assert_bijector_invariants(bijector, x, event_ndims, rtol=1e-4, atol=1e-4, edge_inputs=(),
+                               check_jacobian=True, check_xla=True, name=None):
+    """Assert the conformance invariants (see the module docstring) for `bijector` at the points `x`.
+
+    Args:
+      bijector: a `tfp.bijectors.Bijector`.
+      x: points in the forward domain (the latent side), with batch and event dimensions.
+      event_ndims: the number of event dimensions the invariants are taken over.
+      rtol, atol: tolerances for every comparison (choose them for the dtype of `x`).
+      edge_inputs: further inputs (zeros, large magnitudes, tails) that must give finite values and
+        gradients and still round-trip.
+      check_jacobian: compare log-dets against the autodiff Jacobian (event sizes up to a few hundred).
+      check_xla: also compile with XLA (turn off only for bijectors documented as not XLA-compatible).
+      name: a label for the error messages (defaults to the bijector's name).
+    Raises:
+      AssertionError naming the invariant that failed.
+    """
+    name = name or bijector.name
+    x = tf.convert_to_tensor(x)
+    if not x.dtype.is_floating:
+        raise TypeError(f"x must be a floating-point tensor; received dtype {x.dtype.name}")
+    if x.shape.rank is None or x.shape.rank < event_ndims:
+        raise ValueError(f"x must have at least event_ndims={event_ndims} dimensions; received shape {x.shape}")
+    y = _check_round_trips(bijector, x, event_ndims, rtol, atol, name)
+    if check_jacobian:
+        _check_log_dets(bijector, x, y, event_ndims, rtol, atol, name)
+    _check_finite(bijector, x, event_ndims, name)
+    for i, edge in enumerate(edge_inputs):
+        edge = tf.convert_to_tensor(edge, dtype=x.dtype)
+        _check_finite(bijector, edge, event_ndims, f"{name} (edge input {i})")
+        _check_round_trips(bijector, edge, event_ndims, rtol, atol, f"{name} (edge input {i})")
+    if check_xla:
+        _check_execution_modes(bijector, x, event_ndims, rtol, atol, name)
+    else:
+        graph = tf.function(lambda t: _evaluate(bijector, t, event_ndims))(_fresh(x))
+        eager = _evaluate(bijector, _fresh(x), event_ndims)
+        for key in eager:
+            _close(graph[key], eager[key], rtol, atol, f"{name}: {key} differs between eager and tf.function")
+
+
+def assert_dtype_agreement(make_bijector, x, event_ndims, rtol=1e-4, atol=1e-4, name=None):
+    """Assert float64 and float32 give the same forward, inverse and log-dets to float32 accuracy.
+
+    Args:
+      make_bijector: `make_bijector(dtype) -> Bijector` building the same bijector in either dtype.
+      x: points in the forward domain (any float dtype; cast to each).
+    """
+    results = {}
+    for dtype in (tf.float32, tf.float64):
+        bijector = make_bijector(dtype)
+        results[dtype] = _evaluate(bijector, tf.cast(_fresh(x), dtype), event_ndims)
+    name = name or "bijector"
+    for key in results[tf.float32]:
+        _close(results[tf.float32][key], tf.cast(results[tf.float64][key], tf.float32), rtol, atol,
+               f"{name}: {key} differs between float32 and float64")
