@@ -15,3 +15,13 @@ def _seed_everything():
     np.random.seed(0)
     tf.random.set_seed(0)
     yield
+
+
+def pytest_configure(config):
+    # Third-party noise that says nothing about this project (TFP's distutils use, Keras' numpy-copy shim).
+    for line in (
+        "ignore:distutils Version classes are deprecated:DeprecationWarning",
+        "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning",
+        "ignore:`shuffle=True` was passed:UserWarning",
+    ):
+        config.addinivalue_line("filterwarnings", line)

@@ -8,6 +8,7 @@ from tfp_flows import masks
 from tfp_flows.actnorm import ActNorm, actnorm_initial_parameters
 from tfp_flows.additive_coupling import AdditiveCoupling
 from tfp_flows.affine_coupling import AffineCoupling
+from tfp_flows.channel_slice import ChannelSlice
 from tfp_flows.invertible_conv1x1 import InvertibleConv1x1
 from tfp_flows.logistic_mixture_cdf import LogisticMixtureCDF
 from tfp_flows.logistic_mixture_coupling import LogisticMixtureCoupling
@@ -23,6 +24,7 @@ __all__ = [
     "ActNorm",
     "AdditiveCoupling",
     "AffineCoupling",
+    "ChannelSlice",
     "InvertibleConv1x1",
     "LogisticMixtureCDF",
     "LogisticMixtureCoupling",

@@ -16,6 +16,8 @@ class BijectorCase:
     """One bijector with one parameter setting, and where to test it.
 
     make: `make(dtype) -> Bijector`, parameters built as `tf.Variable`s of that dtype so gradients reach them.
+      It must be deterministic (draw random parameter values once, at import), since the float32 and float64
+      builds are compared.
     x: points in the forward domain, as a NumPy array (cast to the dtype under test).
     event_ndims: the event rank the invariants are taken over.
     edge_inputs: zeros, large magnitudes, tails: must stay finite and round-trip.
@@ -32,10 +34,10 @@ class BijectorCase:
 
 
 def _merge():
-    from bijector_cases import couplings, elementwise, mixtures  # noqa: PLC0415 (group modules import this one)
+    from bijector_cases import couplings, elementwise, mixtures, structural  # noqa: PLC0415 (group modules import this one)
 
     merged = {}
-    for module in (elementwise, couplings, mixtures):
+    for module in (elementwise, couplings, mixtures, structural):
         for case_id, case in module.CASES.items():
             if case_id in merged:
                 raise ValueError(f"duplicate bijector case id {case_id!r}")

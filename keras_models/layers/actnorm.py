@@ -1,0 +1,42 @@
+"""`ActNormLayer`: owns ActNorm's per-channel loc and log-scale and their one-time data-dependent init."""
+import tensorflow as tf
+
+from keras_models import _backend  # noqa: F401
+import keras
+
+import tfp_flows
+from keras_models.layers.base import BijectorLayer
+
+
+class ActNormLayer(BijectorLayer):
+    """Per-channel affine step (Glow sec. 3.1) whose first real batch sets zero mean / unit variance.
+
+    Weights: `loc` and `log_scale` of shape [C] (the last axis), and the non-trainable flag `initialized`,
+    saved with the model so a reloaded or resumed model never re-initialises.
+    """
+
+    def __init__(self, epsilon=1e-6, **kwargs):
+        super().__init__(**kwargs)
+        self.epsilon = epsilon
+
+    def build(self, input_shape):
+        channels = int(input_shape[-1])
+        self.loc = self.add_weight(name="loc", shape=(channels,), initializer="zeros")
+        self.log_scale = self.add_weight(name="log_scale", shape=(channels,), initializer="zeros")
+        self.initialized = self.add_weight(name="initialized", shape=(), initializer="zeros", trainable=False)
+        self.built = True
+
+    def needs_initialization(self):
+        return not bool(keras.ops.convert_to_numpy(self.initialized))
+
+    def initialize_from_data(self, x):
+        if not self.needs_initialization():
+            return
+        loc, log_scale = tfp_flows.actnorm_initial_parameters(tf.cast(x, self.compute_dtype),
+                                                              epsilon=self.epsilon)
+        self.loc.assign(tf.cast(loc, self.loc.dtype))
+        self.log_scale.assign(tf.cast(log_scale, self.log_scale.dtype))
+        self.initialized.assign(1.0)
+
+    def bijector(self):
+        return tfp_flows.ActNorm(loc=self.loc.value, log_scale=self.log_scale.value)

@@ -1,0 +1,36 @@
+"""The contract between Keras layers (which own weights) and tfp_flows bijectors (which own the maths).
+
+Keras 3 does not track `tf.Variable`s held inside TFP objects, so a flow's weights live in Keras layers and
+each layer builds its bijector from them on every call (`layer.bijector()`): nothing trainable lives inside a
+TFP object, and every gradient reaches `model.trainable_weights`.
+"""
+import keras
+
+
+class BijectorLayer(keras.layers.Layer):
+    """A Keras layer that owns the weights of one flow step and builds its bijector on demand.
+
+    Subclasses create their weights in `build(event_shape)` (called by the constructor of the model once the
+    event shape is known, so every weight exists right after construction and `.keras` files reload without
+    a dummy call) and implement `bijector()`, returning a `tfp.bijectors.Bijector` whose forward maps the
+    latent side to the data side. `event_shape` is the shape of one example on this step's data side.
+
+    Layers with data-dependent initialisation (ActNorm) override `initialize_from_data(x)`, where `x` is a real
+    batch on this step's data side; the fact that it ran is stored in a weight, so it never runs twice (after a
+    reload or a resume either).
+    """
+
+    def bijector(self):
+        raise NotImplementedError(f"{type(self).__name__} must implement bijector()")
+
+    def initialize_from_data(self, x):
+        """Data-dependent initialisation from a batch `x` on this layer's data side (default: nothing)."""
+        del x
+
+    def output_event_shape(self, event_shape):
+        """Event shape on the latent side of this step, given the data-side `event_shape` (default: same)."""
+        return tuple(event_shape)
+
+    def call(self, x):
+        """Data -> latent (the density direction), so the layer can be used like any Keras layer."""
+        return self.bijector().inverse(x)

@@ -1,0 +1,137 @@
+"""Conditioner networks for coupling layers, and the wrapper that fits them to the coupling interface.
+
+A coupling bijector hands its conditioner the masked input with the full event shape and expects parameters
+of the full event shape back. `MaskedConditioner` keeps that contract while doing only the work that matters:
+for half and channel masks it slices out the pass-through block before the network and pads the network's
+output back with zeros (which the coupling then slices away), so the network sees D/2 inputs and produces
+parameters for D/2 entries, as in TFP's RealNVP.
+"""
+import numpy as np
+import tensorflow as tf
+
+from keras_models import _backend  # noqa: F401
+import keras
+
+from tfp_flows.coupling import last_axis_split
+
+
+def mlp(hidden_units, output_units, activation="relu", name=None, dtype=None):
+    """Dense network; the last layer starts at zero so every coupling starts as the identity (Glow sec. 3.3).
+
+    `dtype` (a Keras dtype policy or name, e.g. the owning model's `dtype_policy`) reaches every Dense layer:
+    Keras 3 does not pass a parent's policy down, and a float32 layer would cast float64 inputs down.
+    """
+    layers = [keras.layers.Dense(units, activation=activation, dtype=dtype) for units in hidden_units]
+    layers.append(keras.layers.Dense(output_units, kernel_initializer="zeros", bias_initializer="zeros",
+                                     dtype=dtype))
+    return keras.Sequential(layers, name=name, dtype=dtype)
+
+
+def glow_conv(width, output_channels, name=None):
+    """Glow's conditioner: 3x3 conv, 1x1 conv (ReLU), zero-initialised 3x3 conv (Kingma & Dhariwal 2018)."""
+    return keras.Sequential([
+        keras.layers.Conv2D(width, 3, padding="same", activation="relu"),
+        keras.layers.Conv2D(width, 1, padding="same", activation="relu"),
+        keras.layers.Conv2D(output_channels, 3, padding="same", kernel_initializer="zeros",
+                            bias_initializer="zeros"),
+    ], name=name)
+
+
+@keras.saving.register_keras_serializable(package="tfp_flows")
+class ResidualConvNet(keras.layers.Layer):
+    """RealNVP's conditioner: a 3x3 conv in, `num_blocks` residual blocks, a zero-initialised 3x3 conv out."""
+
+    def __init__(self, width, num_blocks, output_channels, **kwargs):
+        super().__init__(**kwargs)
+        self.width, self.num_blocks, self.output_channels = width, num_blocks, output_channels
+        dtype = self.dtype_policy  # Keras 3 does not hand a layer's policy to its sub-layers by itself
+        self.conv_in = keras.layers.Conv2D(width, 3, padding="same", dtype=dtype)
+        self.blocks = [
+            [keras.layers.Conv2D(width, 3, padding="same", activation="relu", dtype=dtype),
+             keras.layers.Conv2D(width, 3, padding="same", dtype=dtype)]
+            for _ in range(num_blocks)
+        ]
+        self.conv_out = keras.layers.Conv2D(output_channels, 3, padding="same", kernel_initializer="zeros",
+                                            bias_initializer="zeros", dtype=dtype)
+
+    def build(self, input_shape):
+        self.conv_in.build(input_shape)
+        hidden_shape = tuple(input_shape[:-1]) + (self.width,)
+        for first, second in self.blocks:
+            first.build(hidden_shape)
+            second.build(hidden_shape)
+        self.conv_out.build(hidden_shape)
+        self.built = True
+
+    def call(self, x):
+        h = self.conv_in(x)
+        for first, second in self.blocks:
+            h = h + second(first(tf.nn.relu(h)))
+        return self.conv_out(tf.nn.relu(h))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(width=self.width, num_blocks=self.num_blocks, output_channels=self.output_channels)
+        return config
+
+
+class MaskedConditioner(keras.layers.Layer):
+    """Adapts `network` to the coupling interface: full masked input in, full-shape parameters out.
+
+    Args:
+      network: a Keras layer mapping [N, *pass_shape] to [N, *trans_shape[:-1], trans_channels * width], where
+        width = sum over parameters of prod(trailing shape) (e.g. 2 for (shift, log_scale)).
+      mask: the coupling's 0/1 mask (NumPy, event shape).
+      param_trailing_shapes: one tuple per returned parameter: () for event-shaped parameters, (K,) for
+        parameters with a trailing axis of K mixture components.
+    """
+
+    def __init__(self, network, mask, param_trailing_shapes=((), ()), **kwargs):
+        super().__init__(**kwargs)
+        self.network = network
+        self.mask = np.asarray(mask, np.float32)
+        self.param_trailing_shapes = [tuple(s) for s in param_trailing_shapes]
+        self.split = last_axis_split(self.mask)
+        channels = self.mask.shape[-1]
+        if self.split is None:
+            self.pass_channels = self.trans_channels = channels
+        else:
+            index, pass_first = self.split
+            self.pass_channels = index
+            self.trans_channels = channels - index
+            self._pass_slice = slice(0, index) if pass_first else slice(channels - index, channels)
+        self.output_width = int(sum(int(np.prod(s)) for s in self.param_trailing_shapes))
+
+    @property
+    def network_output_channels(self):
+        return self.trans_channels * self.output_width
+
+    def build(self, input_shape=None):
+        self.network.build((None,) + self.mask.shape[:-1] + (self.pass_channels,))
+        self.built = True
+
+    def call(self, x_masked):
+        event_rank = self.mask.ndim
+        batch_shape = tf.shape(x_masked)[: tf.rank(x_masked) - event_rank]
+        flat = tf.reshape(x_masked, tf.concat([[-1], self.mask.shape], axis=0))
+        if self.split is not None:
+            flat = flat[..., self._pass_slice]
+        out = self.network(flat)
+        params, start = [], 0
+        for trailing in self.param_trailing_shapes:
+            size = int(np.prod(trailing))
+            piece = out[..., start * self.trans_channels:(start + size) * self.trans_channels]
+            start += size
+            piece = tf.reshape(piece, tf.concat([tf.shape(piece)[:-1], [self.trans_channels], trailing], 0))
+            if self.split is not None:
+                piece = self._pad_to_event(piece, len(trailing))
+            params.append(tf.reshape(piece, tf.concat([batch_shape, self.mask.shape, trailing], 0)))
+        return tuple(params)
+
+    def _pad_to_event(self, piece, num_trailing):
+        """Zeros on the pass-through block, so the parameter has the full event shape the coupling expects."""
+        index, pass_first = self.split
+        axis = piece.shape.rank - 1 - num_trailing
+        zeros_shape = tf.tensor_scatter_nd_update(tf.shape(piece), [[axis]], [index])
+        zeros = tf.zeros(zeros_shape, piece.dtype)
+        return tf.concat([zeros, piece] if pass_first else [piece, zeros], axis=axis)

@@ -1,0 +1,58 @@
+"""Coupling layers: own a conditioner network and build tfp_flows' coupling bijectors from it per call."""
+import numpy as np
+
+from keras_models import _backend  # noqa: F401
+
+import tfp_flows
+from keras_models.layers.base import BijectorLayer
+from keras_models.layers.conditioners import MaskedConditioner
+
+
+class _CouplingLayer(BijectorLayer):
+    """Shared construction: a 0/1 mask of the event shape and a network built to the mask's blocks.
+
+    `network_fn(output_channels)` returns the Keras network; it is called once the mask is known, with the
+    number of output channels the coupling needs (e.g. 2 x transformed channels for shift and log-scale).
+    """
+
+    param_trailing_shapes = ((), ())
+
+    def __init__(self, mask, network_fn, **kwargs):
+        super().__init__(**kwargs)
+        self.mask = np.asarray(mask, np.float32)
+        # The conditioner follows this layer's dtype policy (float64 models): Keras would cast inputs to float32.
+        self.conditioner = MaskedConditioner(None, self.mask, self.param_trailing_shapes, dtype=self.dtype_policy)
+        self.conditioner.network = network_fn(self.conditioner.network_output_channels)
+
+    def build(self, input_shape):
+        if tuple(input_shape[1:]) != self.mask.shape:
+            raise ValueError(f"{self.name}: the mask has shape {self.mask.shape} but the layer's input events have "
+                             f"shape {tuple(input_shape[1:])}")
+        self.conditioner.build()
+        self.built = True
+
+
+class AffineCouplingLayer(_CouplingLayer):
+    """RealNVP / Glow affine coupling: y = x * exp(s) + t on mask = 0, with a bounded log-scale."""
+
+    def __init__(self, mask, network_fn, log_scale_bound="tanh", **kwargs):
+        super().__init__(mask, network_fn, **kwargs)
+        self.log_scale_bound = log_scale_bound
+
+    def bijector(self):
+        return tfp_flows.AffineCoupling(self.mask, self._shift_and_log_scale, log_scale_bound=self.log_scale_bound)
+
+    def _shift_and_log_scale(self, x_masked):
+        return self.conditioner(x_masked)
+
+
+class AdditiveCouplingLayer(_CouplingLayer):
+    """NICE additive coupling: y = x + t(x * mask) on mask = 0 (volume preserving)."""
+
+    param_trailing_shapes = ((),)
+
+    def bijector(self):
+        return tfp_flows.AdditiveCoupling(self.mask, self._shift)
+
+    def _shift(self, x_masked):
+        return self.conditioner(x_masked)[0]

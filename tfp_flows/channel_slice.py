@@ -1,0 +1,74 @@
+"""`ChannelSlice`: apply a bijector to the leading channels of the last axis, pass the rest through.
+
+    y = concat([g(x[..., :k]), x[..., k:]], axis=-1),      log|det J| = log|det J_g(x[..., :k])|
+
+This is the factor-out of multi-scale flows (RealNVP sec. 3.6, Dinh et al. 2017; Glow, Kingma & Dhariwal
+2018): after a level, half of the channels are set aside and the next level transforms only the other half.
+The inner bijector `g` must map events of shape [..., k] (with `event_ndims` dimensions) to the same shape.
+
+Example:
+    >>> import tensorflow as tf, tensorflow_probability as tfp
+    >>> from tfp_flows.channel_slice import ChannelSlice
+    >>> b = ChannelSlice(tfp.bijectors.Scale(2.0), num_channels=1, event_ndims=1)
+    >>> b.forward(tf.constant([[1.0, 1.0]]))   # [[2., 1.]]
+"""
+import tensorflow as tf
+from tensorflow_probability import bijectors as tfb
+
+__all__ = ["ChannelSlice"]
+
+
+class ChannelSlice(tfb.Bijector):
+    """Applies `bijector` to `x[..., :num_channels]` and the identity to the remaining channels.
+
+    Args:
+      bijector: the inner `tfb.Bijector`, shape-preserving on the sliced events.
+      num_channels: how many leading channels of the last axis it transforms (a positive Python int).
+      event_ndims: the event rank the inner bijector works on (1 for vectors, 3 for [H, W, C] images).
+    """
+
+    def __init__(self, bijector, num_channels, event_ndims, validate_args=False, name="channel_slice"):
+        if not isinstance(num_channels, int) or num_channels < 1:
+            raise ValueError(f"ChannelSlice: `num_channels` must be a positive int; received {num_channels!r}")
+        if not isinstance(event_ndims, int) or event_ndims < 1:
+            raise ValueError(f"ChannelSlice: `event_ndims` must be an int >= 1; received {event_ndims!r}")
+        parameters = dict(locals())
+        self._bijector = bijector
+        self._num_channels = num_channels
+        self._event_ndims = event_ndims
+        super().__init__(forward_min_event_ndims=event_ndims, validate_args=validate_args,
+                         parameters=parameters, name=name)
+
+    @classmethod
+    def _parameter_properties(cls, dtype, num_classes=None):
+        return {}
+
+    def _get_parameterization(self):
+        return id(self)  # the inner bijector may be rebuilt per Keras call: never share TFP's cache
+
+    @property
+    def bijector(self):
+        return self._bijector
+
+    def _split(self, x):
+        channels = x.shape[-1]
+        if channels is not None and channels <= self._num_channels:
+            raise ValueError(f"{self.name}: the input's last axis must have more than num_channels="
+                             f"{self._num_channels} channels; received shape {x.shape.as_list()}")
+        return x[..., : self._num_channels], x[..., self._num_channels:]
+
+    def _forward(self, x):
+        head, tail = self._split(x)
+        return tf.concat([self._bijector.forward(head), tail], axis=-1)
+
+    def _inverse(self, y):
+        head, tail = self._split(y)
+        return tf.concat([self._bijector.inverse(head), tail], axis=-1)
+
+    def _forward_log_det_jacobian(self, x):
+        head, _ = self._split(x)
+        return self._bijector.forward_log_det_jacobian(head, event_ndims=self._event_ndims)
+
+    def _inverse_log_det_jacobian(self, y):
+        head, _ = self._split(y)
+        return self._bijector.inverse_log_det_jacobian(head, event_ndims=self._event_ndims)
