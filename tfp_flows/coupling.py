@@ -26,6 +26,9 @@ __all__ = ["MaskedCoupling", "last_axis_split"]
 def last_axis_split(mask):
     """(split index, pass-through block first?) when `mask` is two contiguous blocks along its last axis.
 
+    The split index is where the second block starts: the mask's last axis is [1] * index + [0] * rest when the
+    pass-through block comes first, and [0] * index + [1] * rest otherwise.
+
     Returns None when the mask is not static or not of that form (then the coupling multiplies by the mask).
     """
     value = tf.get_static_value(mask) if tf.is_tensor(mask) else np.asarray(mask)
@@ -55,6 +58,8 @@ class MaskedCoupling(tfb.Bijector):
       `_transform(x, params)` -> (y, elementwise log|dy/dx|) on the transformed block;
       `_untransform(y, params)` -> (x, elementwise log|dx/dy|) on the transformed block.
     Parameters handed to `_transform`/`_untransform` are already restricted to the transformed block.
+    Conditioner outputs must have the input's batch shape and the full event shape (then any trailing
+    parameter axes): a static mismatch raises ValueError naming the conditioner output.
     """
 
     # One conditioner evaluation gives both the output and the log-det: the cache stores the log-det as an
@@ -114,26 +119,35 @@ class MaskedCoupling(tfb.Bijector):
                 x_pass, x_trans = x[..., :index], x[..., index:]
                 conditioner_input = tf.concat([x_pass, tf.zeros_like(x_trans)], axis=-1)
             else:
-                x_trans, x_pass = x[..., : x.shape[-1] - index], x[..., x.shape[-1] - index:]
+                x_trans, x_pass = x[..., :index], x[..., index:]
                 conditioner_input = tf.concat([tf.zeros_like(x_trans), x_pass], axis=-1)
             return x_pass, x_trans, conditioner_input
         mask = self._mask(x.dtype)
         return x, x, x * mask
 
-    def _restrict(self, param):
-        """The part of a full-event-shaped parameter that acts on the transformed block."""
+    def _restrict(self, param, input_rank, index):
+        """The part of a full-event-shaped parameter that acts on the transformed block.
+
+        Parameters have the batch and event shape of the input, plus any trailing parameter axes (mixture
+        components), whose number is the parameter's rank minus the input's rank.
+        """
+        event_shape = list(self._mask_value.shape)
+        rank = param.shape.rank
+        extra = max(rank - input_rank, 0) if rank is not None and input_rank is not None else 0
+        if rank is not None:
+            # Without this check a broadcastable parameter (last event axis of size 1) would be sliced empty.
+            trailing = param.shape.as_list()[: rank - extra][-len(event_shape):]
+            if len(trailing) < len(event_shape) or any(
+                    got is not None and got != want for got, want in zip(trailing, event_shape)):
+                raise ValueError(
+                    f"{self.name}: conditioner output {index} must have the event shape {event_shape} (then any "
+                    f"trailing parameter axes); received shape {param.shape.as_list()}")
         if self._split is None:
             return param
-        index, pass_first = self._split
-        event_rank = self._mask_value.ndim
-        # Parameters may carry trailing axes beyond the event (mixture components): slice the event's last axis.
-        extra = param.shape.rank - (event_rank if param.shape.rank is not None else 0)
-        axis = -1 - max(extra, 0)
-        size = self._mask_value.shape[-1]
-        begin, end = (index, size) if pass_first else (0, size - index)
-        slices = [slice(None)] * param.shape.rank
-        slices[axis] = slice(begin, end)
-        return param[tuple(slices)]
+        split_index, pass_first = self._split
+        size = event_shape[-1]
+        begin, end = (split_index, size) if pass_first else (0, split_index)
+        return param[(Ellipsis, slice(begin, end)) + (slice(None),) * extra]
 
     def _merge(self, x_pass, y_trans, x_full):
         if self._split is not None:
@@ -150,7 +164,8 @@ class MaskedCoupling(tfb.Bijector):
 
     def _run(self, x, direction):
         x_pass, x_trans, conditioner_input = self._split_input(x)
-        params = tuple(self._restrict(p) for p in self._conditioner_params(conditioner_input))
+        params = tuple(self._restrict(p, x.shape.rank, i)
+                       for i, p in enumerate(self._conditioner_params(conditioner_input)))
         step = self._transform if direction == "forward" else self._untransform
         y_trans, log_det = step(x_trans, params)
         return self._merge(x_pass, y_trans, x), self._reduce_log_det(log_det, x.dtype)

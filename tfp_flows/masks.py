@@ -1,1 +1,81 @@
-"""PLACEHOLDER"""
+"""Coupling masks: 0/1 arrays of the event shape (1 = passed through and fed to the conditioner, 0 = transformed).
+
+Alternate `parity=0` and `parity=1` in successive couplings so every entry gets transformed (Dinh et al. 2017,
+"Density estimation using Real NVP", sec. 3.4). All helpers return float32 NumPy arrays, usable as the `mask`
+of `AdditiveCoupling`, `AffineCoupling` and `LogisticMixtureCoupling`.
+
+`half` and `channel` split the last axis into two contiguous blocks, which the couplings recognise and
+implement by slicing (no multiplication by the mask); `checkerboard` takes the multiplicative path.
+
+Example:
+    >>> from tfp_flows import masks
+    >>> masks.half(5)
+    array([1., 1., 0., 0., 0.], dtype=float32)
+    >>> masks.checkerboard(2, 2, 1)[..., 0]
+    array([[1., 0.],
+           [0., 1.]], dtype=float32)
+"""
+import numpy as np
+
+__all__ = ["half", "checkerboard", "channel"]
+
+
+def _check_parity(parity):
+    if isinstance(parity, bool) or parity not in (0, 1):
+        raise ValueError(f"`parity` must be 0 or 1; received {parity!r}")
+    return int(parity)
+
+
+def _check_size(value, arg_name, minimum):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"`{arg_name}` must be an integer >= {minimum}; received {value!r}")
+    return int(value)
+
+
+def half(event_size, parity=0):
+    """Vector mask of shape [event_size]: the first floor(event_size / 2) entries are 1 when parity = 0.
+
+    parity = 1 flips it (the first floor(event_size / 2) entries are 0, the last ceil(event_size / 2) are 1).
+    The floor matches `tfb.RealNVP(fraction_masked=0.5)`, which passes through x[..., :event_size // 2].
+
+    Raises:
+      ValueError: `event_size` < 2 (a coupling needs both parts) or `parity` not in {0, 1}.
+    """
+    event_size = _check_size(event_size, "event_size", 2)
+    parity = _check_parity(parity)
+    mask = (np.arange(event_size) < event_size // 2).astype(np.float32)
+    return 1.0 - mask if parity else mask
+
+
+def checkerboard(height, width, channels, parity=0):
+    """Image mask of shape [height, width, channels]: 1 where (row + column) is even when parity = 0.
+
+    The same pattern in every channel (Dinh et al. 2017, fig. 3); parity = 1 flips it.
+
+    Raises:
+      ValueError: a non-positive size, a 1x1 image (no checkerboard exists), or `parity` not in {0, 1}.
+    """
+    height = _check_size(height, "height", 1)
+    width = _check_size(width, "width", 1)
+    channels = _check_size(channels, "channels", 1)
+    parity = _check_parity(parity)
+    if height * width < 2:
+        raise ValueError(f"a checkerboard mask needs at least 2 pixels; received height={height}, width={width}")
+    rows, cols = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
+    pattern = ((rows + cols) % 2 == parity).astype(np.float32)
+    return np.repeat(pattern[:, :, np.newaxis], channels, axis=2)
+
+
+def channel(height, width, channels, parity=0):
+    """Image mask of shape [height, width, channels]: the first floor(channels / 2) channels are 1 when parity = 0.
+
+    parity = 1 flips it (Dinh et al. 2017, fig. 3, channel-wise masking).
+
+    Raises:
+      ValueError: a non-positive height or width, `channels` < 2, or `parity` not in {0, 1}.
+    """
+    height = _check_size(height, "height", 1)
+    width = _check_size(width, "width", 1)
+    channels = _check_size(channels, "channels", 2)
+    row = half(channels, parity)
+    return np.broadcast_to(row, (height, width, channels)).astype(np.float32)
