@@ -1,0 +1,51 @@
+"""tfp_flows.datasets: toy densities, U1-U4 energies, TFDS builders and tf.data pipelines for flows.
+
+Installed from the repository's `datasets/` folder as the subpackage `tfp_flows.datasets` (never as a
+top-level `datasets`, which belongs to Hugging Face). Importing it registers two TFDS builders:
+`tfp_flows_toy/<density>` (one config per 2-D density) and `tfp_flows_digits` (scikit-learn's 8x8 digits).
+
+Main entry points:
+- `make_dataset(name, split, batch_size, ...)`: a `tf.data.Dataset` of x alone for `FlowModel.fit`.
+- `dataset_info(name)`, `list_datasets()`: event shape, 8-bit flag and D of each dataset.
+- `bits_per_dim(log_prob, num_dims, ...)`: bits/dim on the 8-bit scale with every Jacobian counted.
+- `get_density(name)` / `DENSITIES`: 2-D samplers with their true `log_prob`.
+- `energies.ENERGIES`: Rezende & Mohamed's U1-U4 for variational inference.
+
+Example:
+    >>> import tfp_flows.datasets as data
+    >>> ds = data.make_dataset("two_moons", batch_size=256)
+    >>> next(iter(ds)).shape
+    TensorShape([256, 2])
+"""
+from tfp_flows.datasets import energies
+from tfp_flows.datasets.bits import bits_per_dim
+from tfp_flows.datasets.digits_builder import DIGITS_SPLIT_SIZES, TfpFlowsDigits, digits_split
+from tfp_flows.datasets.energies import ENERGIES, get_energy
+from tfp_flows.datasets.pipeline import make_dataset
+from tfp_flows.datasets.registry import FlowDatasetInfo, dataset_info, list_datasets
+from tfp_flows.datasets.synthetic import DENSITIES, ToyDensity, get_density
+from tfp_flows.datasets.tfds_loading import DatasetNotPreparedError, load_tfds_split
+from tfp_flows.datasets.toy_builder import TOY_SPLIT_SIZES, TfpFlowsToy, ToyConfig, toy_split
+
+__all__ = [
+    "DENSITIES",
+    "DIGITS_SPLIT_SIZES",
+    "DatasetNotPreparedError",
+    "ENERGIES",
+    "FlowDatasetInfo",
+    "TOY_SPLIT_SIZES",
+    "TfpFlowsDigits",
+    "TfpFlowsToy",
+    "ToyConfig",
+    "ToyDensity",
+    "bits_per_dim",
+    "dataset_info",
+    "digits_split",
+    "energies",
+    "get_density",
+    "get_energy",
+    "list_datasets",
+    "load_tfds_split",
+    "make_dataset",
+    "toy_split",
+]

@@ -1,0 +1,195 @@
+"""`make_dataset`: a `tf.data.Dataset` of x alone (float, no labels), ready for `FlowModel.fit`.
+
+The pipeline, per input pipeline (one unless a `tf.distribute.InputContext` is given):
+
+    split as an in-memory array -> first num_examples -> this pipeline's shard -> [one pass per epoch:
+        permutation of the indices (stateless, keyed by seed and epoch) -> batch of indices (drop_remainder)
+        -> gather -> preprocess] -> prefetch
+
+All our datasets fit in memory (the largest, CIFAR-10's train split, is 150 MB of uint8), which buys exact
+reproducibility: shuffling is a stateless permutation, a pure function of the key, independent of TF's global
+seed, and a full shuffle rather than a buffer.
+
+Preprocessing:
+- toy 2-D data: cast to `dtype`; nothing else (they are continuous).
+- 8-bit images (digits, mnist, cifar10): `dequantize="uniform"` gives x = (pixel + u) / 256, u ~ U[0, 1)
+  drawn afresh for every example and epoch, so x lies in [0, 1) and the model's density on x is a density on
+  the continuous [0, 256) pixel scale divided by 256^D. Its log-likelihood lower-bounds the discrete one in
+  expectation (Theis et al. 2016), and `bits_per_dim` turns it into bits/dim with every Jacobian counted.
+  `dequantize=None` gives the bin centres x = (pixel + 1/2) / 256: no noise, for evaluating discrete data;
+  log p(x) - D log 256 is then the midpoint-rule estimate of log P(pixels) (an approximation, not a bound).
+  Variational dequantization is learned, so it belongs to the model, not here. Any logit transform belongs to
+  the model's bijector chain as well, so that its Jacobian is in the model's log_prob. Uniform dequantization
+  can give x = 0 exactly (pixel 0 and u = 0), so a logit transform needs its alpha squeeze
+  (logit(alpha + (1 - 2 alpha) x), RealNVP section 4.1).
+
+Randomness: data epoch e uses the stateless key [seed, e], folded with the input pipeline's id: it fixes the
+order and the dequantization noise (folded again with the batch index). With `repeat=True` the dataset is the
+endless sequence of epochs initial_epoch, initial_epoch + 1, ..., so a run resumed at epoch e with
+`initial_epoch=e` sees exactly the data an uninterrupted run would have seen (when a Keras epoch is one data
+epoch). With `repeat=False` the dataset is one epoch, and each new iteration over it (each Keras epoch) takes a
+fresh epoch number from `tf.data.Dataset.random(seed, rerandomize_each_iteration=True)`: a new order and new
+noise every epoch, the same sequence for the same `seed` (and TF global seed, which that op also reads).
+
+Batching: `drop_remainder` defaults to `shuffle` (training pipelines shuffle and want one static batch shape
+for XLA; evaluation pipelines do not shuffle and must see every example). The cardinality of the result is set
+(number of batches, or infinite with `repeat=True`), so Keras knows the epoch length.
+
+Distribution: with `input_context` the examples are sharded by input pipeline (example i goes to pipeline
+i mod num_input_pipelines) and batched per replica (`input_context.get_per_replica_batch_size(batch_size)`,
+`batch_size` being the global batch), so it plugs into `strategy.distribute_datasets_from_function`:
+
+    >>> import tensorflow as tf
+    >>> from tfp_flows.datasets import make_dataset
+    >>> strategy = tf.distribute.get_strategy()
+    >>> ds = strategy.distribute_datasets_from_function(
+    ...     lambda ctx: make_dataset("two_moons", batch_size=256, input_context=ctx))
+
+Sources: toy densities are generated in memory (`toy_builder.toy_split`, the same points as the TFDS builder,
+data seed 0: `seed` here only drives shuffling); digits go through the local TFDS builder (prepared in
+`data_dir` on first use); mnist and cifar10 through `tfds.load`, raising `DatasetNotPreparedError` with the
+`tfds build` command when they are missing and `download` is False.
+
+Example:
+    >>> ds = make_dataset("two_moons", batch_size=128, seed=1)
+    >>> ds.element_spec
+    TensorSpec(shape=(128, 2), dtype=tf.float32, name=None)
+"""
+import numbers
+
+import numpy as np
+import tensorflow as tf
+
+from tfp_flows.datasets import _checks
+from tfp_flows.datasets.registry import dataset_info
+from tfp_flows.datasets.tfds_loading import load_tfds_split
+from tfp_flows.datasets.toy_builder import toy_split
+
+__all__ = ["make_dataset"]
+
+_DEQUANTIZE_CHOICES = ("uniform", None, "none")
+_INT64_MAX = 2**63 - 1
+
+
+def make_dataset(name, split="train", batch_size=128, *, shuffle=True, seed=0, dequantize="uniform",
+                 drop_remainder=None, repeat=False, initial_epoch=0, num_examples=None, data_dir=None,
+                 input_context=None, dtype=tf.float32, download=False):
+    """A batched, shuffled, dequantized `tf.data.Dataset` of x alone for dataset `name`.
+
+    Args:
+      name: one of `list_datasets()`.
+      split: "train", "validation" or "test" (see `dataset_info(name).splits`); TFDS slices such as
+        "train[:90%]" work for the image datasets.
+      batch_size: global batch size (divided among replicas when `input_context` is given).
+      shuffle: shuffle the examples (a full, seeded permutation per epoch).
+      seed: int driving shuffling and dequantization noise.
+      dequantize: "uniform" for x = (pixel + u) / 256, or None ("none") for x = (pixel + 1/2) / 256.
+        Only affects 8-bit image data.
+      drop_remainder: drop the last partial batch; default: `shuffle`.
+      repeat: endless sequence of epochs (use with `steps_per_epoch`) instead of one epoch.
+      initial_epoch: with `repeat=True`, the data epoch to start from (for resuming).
+      num_examples: use only the first `num_examples` examples of the split (before sharding).
+      data_dir: TFDS data directory for image datasets (None: TFDS's default).
+      input_context: a `tf.distribute.InputContext` (from `distribute_datasets_from_function`).
+      dtype: tf.float32 or tf.float64.
+      download: allow TFDS to download mnist / cifar10 (network).
+
+    Returns:
+      `tf.data.Dataset` of float tensors [batch, *event_shape].
+    """
+    info = dataset_info(name)
+    batch_size = _checks.check_positive_int(batch_size, "batch_size")
+    _checks.check_choice(dequantize, _DEQUANTIZE_CHOICES, "dequantize")
+    seed = _check_int(seed, "seed")
+    initial_epoch = _check_int(initial_epoch, "initial_epoch", minimum=0)
+    if num_examples is not None:
+        num_examples = _checks.check_positive_int(num_examples, "num_examples")
+    dtype = tf.as_dtype(dtype)
+    if dtype not in (tf.float32, tf.float64):
+        raise ValueError(f"`dtype` must be tf.float32 or tf.float64; received {dtype.name}")
+    if input_context is not None and not isinstance(input_context, tf.distribute.InputContext):
+        raise TypeError(f"`input_context` must be a tf.distribute.InputContext or None; received "
+                        f"{type(input_context).__name__}")
+    drop_remainder = bool(shuffle) if drop_remainder is None else bool(drop_remainder)
+
+    num_pipelines, pipeline_id = 1, 0
+    per_replica_batch = batch_size
+    if input_context is not None:
+        num_pipelines, pipeline_id = input_context.num_input_pipelines, input_context.input_pipeline_id
+        per_replica_batch = input_context.get_per_replica_batch_size(batch_size)
+
+    examples = _load_split(info, split, data_dir, download, num_examples)[:num_examples]
+    examples = examples[pipeline_id::num_pipelines]
+    size = len(examples)
+    if size == 0 or (drop_remainder and size < per_replica_batch):
+        raise ValueError(
+            f"split {split!r} of {name!r} has {size} examples per input pipeline, fewer than one batch of "
+            f"{per_replica_batch} (drop_remainder={drop_remainder}); pass a smaller `batch_size`, more "
+            f"`num_examples` or drop_remainder=False")
+    examples = tf.constant(examples)
+    preprocess = _preprocessor(info, dequantize, dtype)
+
+    def one_epoch(epoch_key):
+        key = tf.random.experimental.stateless_fold_in(epoch_key, pipeline_id)
+        order = tf.range(size, dtype=tf.int64)
+        if shuffle:
+            order = tf.random.experimental.stateless_shuffle(order, seed=key)
+
+        def load_batch(index, rows):
+            noise_key = tf.random.experimental.stateless_fold_in(key, index)
+            return preprocess(tf.gather(examples, rows), noise_key)
+
+        batches = tf.data.Dataset.from_tensor_slices(order).batch(per_replica_batch, drop_remainder=drop_remainder)
+        return batches.enumerate().map(load_batch, num_parallel_calls=tf.data.AUTOTUNE)
+
+    if repeat:
+        epochs = tf.data.Dataset.range(initial_epoch, _INT64_MAX)
+        cardinality = tf.data.INFINITE_CARDINALITY
+    else:
+        # A fresh epoch number on every iteration (every Keras epoch), reproducible for the seed.
+        epochs = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
+        cardinality = size // per_replica_batch if drop_remainder else -(-size // per_replica_batch)
+    seed_tensor = tf.constant(seed, tf.int64)
+    ds = epochs.map(lambda epoch: tf.stack([seed_tensor, epoch])).flat_map(one_epoch)
+    ds = ds.apply(tf.data.experimental.assert_cardinality(cardinality))
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _check_int(value, arg_name, minimum=None):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"`{arg_name}` must be an int; received {value!r} of type {type(value).__name__}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"`{arg_name}` must be >= {minimum}; received {value}")
+    return int(value)
+
+
+def _load_split(info, split, data_dir, download, num_examples=None):
+    """The split (at least its first `num_examples`) as a NumPy array: float32 [N, 2] or uint8 [N, H, W, C]."""
+    if not info.is_8bit_image:
+        return toy_split(info.name, split)
+    if split not in info.splits and "[" not in str(split):
+        raise ValueError(f"`split` must be one of {list(info.splits)} (or a TFDS slice of them) for "
+                         f"{info.name!r}; received {split!r}")
+    # Our digits builder generates locally, so it may always "download" (prepare) itself.
+    allow_download = download or not info.needs_download
+    # Read only what is used: "train" with num_examples=100 becomes the TFDS slice "train[:100]".
+    tfds_split = split if num_examples is None or "[" in str(split) else f"{split}[:{num_examples}]"
+    examples = load_tfds_split(info.tfds_name, tfds_split, data_dir=data_dir, download=allow_download)
+    images = examples.map(lambda example: example["image"], num_parallel_calls=tf.data.AUTOTUNE)
+    chunks = list(images.batch(8192).as_numpy_iterator())
+    if not chunks:
+        return np.zeros((0, *info.event_shape), np.uint8)
+    return np.concatenate(chunks)
+
+
+def _preprocessor(info, dequantize, dtype):
+    """(raw_batch, noise_key) -> float batch."""
+    if not info.is_8bit_image:
+        return lambda batch, key: tf.cast(batch, dtype)
+    levels = float(info.num_levels)
+    if dequantize == "uniform":
+        def uniform(batch, key):
+            noise = tf.random.stateless_uniform(tf.shape(batch), seed=key, dtype=dtype)
+            return (tf.cast(batch, dtype) + noise) / levels
+        return uniform
+    return lambda batch, key: (tf.cast(batch, dtype) + 0.5) / levels

@@ -1,0 +1,75 @@
+"""The datasets `make_dataset` knows, and what models need to know about each (`dataset_info`).
+
+- two_moons, eight_gaussians, checkerboard, rings, pinwheel, prelu: event shape [2], continuous; splits
+  train / validation / test; generated locally (`toy_builder`).
+- digits: [8, 8, 1] 8-bit images; train / validation / test; scikit-learn, offline (`digits_builder`).
+- mnist: [28, 28, 1] 8-bit images; train / test; TFDS, prepare once with `tfds build mnist`.
+- cifar10: [32, 32, 3] 8-bit images; train / test; TFDS, prepare once with `tfds build cifar10`.
+
+Example:
+    >>> from tfp_flows.datasets import dataset_info, list_datasets
+    >>> dataset_info("digits").num_dims, dataset_info("digits").is_8bit_image
+    (64, True)
+    >>> "two_moons" in list_datasets()
+    True
+"""
+import dataclasses
+import math
+
+from tfp_flows.datasets import synthetic
+from tfp_flows.datasets.digits_builder import DIGITS_SPLIT_SIZES
+from tfp_flows.datasets.toy_builder import TOY_SPLITS
+
+__all__ = ["FlowDatasetInfo", "dataset_info", "list_datasets"]
+
+
+@dataclasses.dataclass(frozen=True)
+class FlowDatasetInfo:
+    """What a model or the command line needs to know about a dataset.
+
+    Attributes:
+      name: the name `make_dataset` takes.
+      event_shape: shape of one example, e.g. (2,) or (28, 28, 1).
+      is_8bit_image: True for uint8 images (dequantized to [0, 1) by `make_dataset`; report bits/dim).
+      num_dims: number of dimensions D of one example (the product of `event_shape`), for bits/dim.
+      splits: the named splits.
+      tfds_name: the name to give `tfds.load`.
+      needs_download: True when the data must be prepared with `tfds build` before use (network).
+      num_levels: quantisation levels of the pixels (256) for image data, else None.
+    """
+
+    name: str
+    event_shape: tuple
+    is_8bit_image: bool
+    splits: tuple
+    tfds_name: str
+    needs_download: bool = False
+
+    @property
+    def num_dims(self):
+        return math.prod(self.event_shape)
+
+    @property
+    def num_levels(self):
+        return 256 if self.is_8bit_image else None
+
+
+_INFOS = {
+    **{name: FlowDatasetInfo(name, (2,), False, TOY_SPLITS, f"tfp_flows_toy/{name}")
+       for name in synthetic.DENSITIES},
+    "digits": FlowDatasetInfo("digits", (8, 8, 1), True, tuple(DIGITS_SPLIT_SIZES), "tfp_flows_digits"),
+    "mnist": FlowDatasetInfo("mnist", (28, 28, 1), True, ("train", "test"), "mnist", needs_download=True),
+    "cifar10": FlowDatasetInfo("cifar10", (32, 32, 3), True, ("train", "test"), "cifar10", needs_download=True),
+}
+
+
+def list_datasets():
+    """The names `make_dataset` and `dataset_info` accept, sorted."""
+    return sorted(_INFOS)
+
+
+def dataset_info(name):
+    """The `FlowDatasetInfo` of dataset `name`; ValueError listing the valid names otherwise."""
+    if name not in _INFOS:
+        raise ValueError(f"`name` must be one of {list_datasets()}; received {name!r}")
+    return _INFOS[name]
