@@ -28,6 +28,8 @@ setup(
         "scikit-learn>=1.4,<2",
         "matplotlib>=3.8,<4",
         "pyyaml>=6,<7",
+        # Keras' TensorBoard callback needs it; TensorFlow 2.21 no longer installs it.
+        "tensorboard==2.21.*",
     ],
     extras_require={
         "test": [

@@ -164,7 +164,7 @@ class FlowModel(keras.Model):
             raise ValueError(f"bits_per_dim needs image data: this model was built with num_bits=None")
         from tfp_flows.datasets import bits_per_dim  # noqa: PLC0415 (datasets is optional at import time)
 
-        return bits_per_dim(log_prob, self.num_dims, num_bits=self.num_bits)
+        return bits_per_dim(log_prob, self.num_dims, num_levels=2 ** self.num_bits)
 
     # ----------------------------------------------------------------------------------------------------
     # Keras integration.

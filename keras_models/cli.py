@@ -1,0 +1,262 @@
+"""`tfp-flows`: train, evaluate, sample from, export and list normalizing flows.
+
+    tfp-flows train                                   # RealNVP on two moons, about a minute on 2 CPU cores
+    tfp-flows train --preset glow --dataset digits --epochs 20
+    tfp-flows train --preset planar --dataset U2      # variational inference on a 2-D energy
+    tfp-flows train --config run.yaml                 # keys mirror the flags (model_args, epochs, ...)
+    tfp-flows train --resume runs/realnvp-two_moons-20261123-101500
+    tfp-flows evaluate --model runs/<run>/model.keras --dataset two_moons --split test
+    tfp-flows sample --model saved_models/realnvp-two_moons --num-samples 500 --out samples/
+    tfp-flows export --model runs/<run>/model.keras --name my-flow
+    tfp-flows list
+"""
+import argparse
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with exit code 2 and a usage line for every bad argument (its default behaviour)."""
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, received {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, received {text!r}")
+    return value
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, received {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, received {text!r}")
+    return value
+
+
+def _non_negative_float(text):
+    value = _positive_float(text) if text.strip() not in ("0", "0.0") else 0.0
+    return value
+
+
+def _json_object(text):
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"expected a JSON object, received {text!r} ({error})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, received {text!r}")
+    return value
+
+
+def _load_config_file(path):
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
+    if path.endswith((".yaml", ".yml")):
+        import yaml  # noqa: PLC0415
+
+        config = yaml.safe_load(text)
+    else:
+        config = json.loads(text)
+    if not isinstance(config, dict):
+        raise ValueError(f"the config file {path} must hold a mapping of flag names to values")
+    return {key.replace("-", "_"): value for key, value in config.items()}
+
+
+def build_parser():
+    parser = _Parser(prog="tfp-flows", description="Normalizing flows with TensorFlow Probability and Keras 3.",
+                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = commands.add_parser("train", help="train a flow, then evaluate, plot and export it")
+    train.add_argument("--config", help="JSON or YAML file whose keys mirror these flags")
+    train.add_argument("--preset", help="model preset (see `tfp-flows list`); default realnvp")
+    train.add_argument("--dataset", help="dataset or VI energy (see `tfp-flows list`); default two_moons")
+    train.add_argument("--epochs", type=_positive_int)
+    train.add_argument("--steps-per-epoch", type=_positive_int)
+    train.add_argument("--batch-size", type=_positive_int, help="global batch size")
+    train.add_argument("--learning-rate", type=_positive_float)
+    train.add_argument("--seed", type=int)
+    train.add_argument("--model-args", type=_json_object, help='preset arguments as JSON, e.g. \'{"num_couplings": 4}\'')
+    train.add_argument("--run-dir", help="parent folder of run folders (default runs)")
+    train.add_argument("--name", help="run and export name (default <preset>-<dataset>)")
+    train.add_argument("--export-dir", help="where SavedModels go (default saved_models)")
+    train.add_argument("--no-export", dest="export", action="store_false", default=None)
+    train.add_argument("--jit-compile", action="store_true", default=None, help="compile train steps with XLA")
+    train.add_argument("--strategy", choices=["default", "mirrored", "multiworker"])
+    train.add_argument("--quiet", dest="verbose", action="store_const", const=0, default=None)
+    train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last backup")
+
+    evaluate = commands.add_parser("evaluate", help="NLL (and bits/dim) of a checkpoint or export on a split")
+    evaluate.add_argument("--model", required=True, help="a .keras checkpoint, a run folder or a SavedModel")
+    evaluate.add_argument("--dataset", required=True)
+    evaluate.add_argument("--split", default="test")
+    evaluate.add_argument("--batch-size", type=_positive_int, default=256)
+    evaluate.add_argument("--max-batches", type=_positive_int, default=None)
+
+    sample = commands.add_parser("sample", help="draw from an exported model (no training code needed)")
+    sample.add_argument("--model", required=True, help="saved_models/<name> (newest version) or .../<version>")
+    sample.add_argument("--num-samples", type=_positive_int, default=64)
+    sample.add_argument("--temperature", type=_non_negative_float, default=1.0)
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--out", default="samples", help="folder for samples.npy and samples.png")
+
+    export = commands.add_parser("export", help="export a .keras checkpoint as a TF Serving SavedModel")
+    export.add_argument("--model", required=True, help="a .keras checkpoint or a run folder")
+    export.add_argument("--export-dir", default="saved_models")
+    export.add_argument("--name", default=None)
+    export.add_argument("--version", type=_positive_int, default=None)
+
+    commands.add_parser("list", help="list presets and datasets")
+    return parser
+
+
+def _train(args, parser):
+    from keras_models import run  # noqa: PLC0415
+
+    if args.resume:
+        if not os.path.isfile(os.path.join(args.resume, "config.json")):
+            parser.error(f"--resume expects a run folder holding config.json; received {args.resume!r}")
+        result = run.train(resume=args.resume)
+    else:
+        config = _load_config_file(args.config) if args.config else {}
+        flags = {k: v for k, v in vars(args).items() if k not in ("command", "config", "resume") and v is not None}
+        config.update(flags)
+        result = run.train(config)
+    print(f"run folder:   {result['run_dir']}")
+    for name, path in sorted(result.get("figures", {}).items()):
+        print(f"figure:       {path}")
+    metrics = result["metrics"]
+    if metrics.get("export_path"):
+        print(f"SavedModel:   {metrics['export_path']}")
+    print("metrics:      " + json.dumps({k: v for k, v in metrics.items() if k != "export_path"}, sort_keys=True))
+    return 0 if metrics.get("stop_reason") == "completed" else 1
+
+
+def _load_checkpoint(path):
+    import keras  # noqa: PLC0415
+
+    import keras_models  # noqa: F401, PLC0415  (registers the presets for deserialisation)
+
+    if os.path.isdir(path) and os.path.isfile(os.path.join(path, "model.keras")):
+        path = os.path.join(path, "model.keras")
+    if not path.endswith(".keras") or not os.path.isfile(path):
+        raise ValueError(f"--model must be a .keras checkpoint or a run folder holding model.keras; received {path!r}")
+    return keras.saving.load_model(path)
+
+
+def _evaluate(args):
+    import numpy as np  # noqa: PLC0415
+
+    from tfp_flows.datasets import bits_per_dim, dataset_info, make_dataset  # noqa: PLC0415
+
+    info = dataset_info(args.dataset)
+    data = make_dataset(args.dataset, split=args.split, batch_size=args.batch_size, shuffle=False, repeat=False)
+    if args.max_batches:
+        data = data.take(args.max_batches)
+    if os.path.isfile(os.path.join(args.model, "saved_model.pb")) or _is_serving_dir(args.model):
+        from keras_models.export import load_serving_model  # noqa: PLC0415
+
+        log_prob = load_serving_model(args.model).signatures["log_prob"]
+        values = [log_prob(x=batch)["log_prob"].numpy() for batch in data]
+    else:
+        model = _load_checkpoint(args.model)
+        values = [model.log_prob(batch).numpy() for batch in data]
+    log_probs = np.concatenate(values)
+    report = {"dataset": args.dataset, "split": args.split, "examples": int(len(log_probs)),
+              "nll": float(-log_probs.mean())}
+    if info.is_8bit_image:
+        report["bits_per_dim"] = float(np.mean(bits_per_dim(log_probs, info.num_dims)))
+    print(json.dumps(report, sort_keys=True))
+    return 0
+
+
+def _is_serving_dir(path):
+    return os.path.isdir(path) and any(d.isdigit() for d in os.listdir(path))
+
+
+def _sample(args):
+    import numpy as np  # noqa: PLC0415
+    import tensorflow as tf  # noqa: PLC0415
+
+    from keras_models import plots  # noqa: PLC0415
+    from keras_models.export import load_serving_model  # noqa: PLC0415
+
+    loaded = load_serving_model(args.model)
+    out = loaded.signatures["sample"](num_samples=tf.constant(args.num_samples, tf.int32),
+                                      temperature=tf.constant(args.temperature, tf.float32),
+                                      seed=tf.constant([args.seed, 0], tf.int32))["samples"].numpy()
+    os.makedirs(args.out, exist_ok=True)
+    np.save(os.path.join(args.out, "samples.npy"), out)
+    png = os.path.join(args.out, "samples.png")
+    if out.ndim == 4:
+        plots.plot_images([out[:64]], png, titles=[f"samples, T = {args.temperature}"])
+    else:
+        _scatter(out.reshape(len(out), -1)[:, :2], png)
+    print(f"samples: {os.path.join(args.out, 'samples.npy')} {list(out.shape)}\nfigure:  {png}")
+    return 0
+
+
+def _scatter(points, path):
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.scatter(points[:, 0], points[:, 1], s=3, alpha=0.6)
+    ax.set_title(f"{len(points)} samples")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def _export(args):
+    from keras_models.export import export_saved_model  # noqa: PLC0415
+
+    model = _load_checkpoint(args.model)
+    path = export_saved_model(model, base_dir=args.export_dir, name=args.name, version=args.version)
+    print(f"SavedModel: {path}")
+    return 0
+
+
+def _list():
+    from keras_models.presets import PRESETS  # noqa: PLC0415
+    from tfp_flows.datasets import list_datasets  # noqa: PLC0415
+    from tfp_flows.datasets.energies import ENERGIES  # noqa: PLC0415
+
+    print("presets:  " + ", ".join(sorted(PRESETS)))
+    print("datasets: " + ", ".join(sorted(list_datasets())))
+    print("energies (variational inference with planar/radial/...): " + ", ".join(sorted(name.upper() for name in ENERGIES)))
+    return 0
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "train":
+            return _train(args, parser)
+        if args.command == "evaluate":
+            return _evaluate(args)
+        if args.command == "sample":
+            return _sample(args)
+        if args.command == "export":
+            return _export(args)
+        return _list()
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError) as error:
+        # Bad input: one clear line, usage-style exit code, no traceback.
+        print(f"tfp-flows {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""Figures for runs, made with matplotlib (Agg backend, files only): densities, sample grids, curves."""
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def _grid(limits, resolution):
+    (x0, x1), (y0, y1) = limits
+    xs, ys = np.linspace(x0, x1, resolution), np.linspace(y0, y1, resolution)
+    xx, yy = np.meshgrid(xs, ys)
+    return xx, yy, np.stack([xx.ravel(), yy.ravel()], axis=-1).astype(np.float32)
+
+
+def limits_of(points, margin=0.15):
+    """Square-ish plot limits that hold `points` with a margin."""
+    lo, hi = np.percentile(points, 0.5, axis=0), np.percentile(points, 99.5, axis=0)
+    pad = (hi - lo) * margin + 1e-3
+    return [(lo[0] - pad[0], hi[0] + pad[0]), (lo[1] - pad[1], hi[1] + pad[1])]
+
+
+def plot_density_2d(log_prob_fn, path, data=None, samples=None, target_log_prob_fn=None, limits=None,
+                    resolution=150, title="learned density"):
+    """Heat map of exp(log_prob_fn) on a grid beside the data, the samples and (for VI) the target."""
+    reference = samples if data is None else data
+    limits = limits or limits_of(np.asarray(reference))
+    xx, yy, points = _grid(limits, resolution)
+    panels = [(title, np.exp(np.asarray(log_prob_fn(points))).reshape(xx.shape))]
+    if target_log_prob_fn is not None:
+        target = np.asarray(target_log_prob_fn(points)).reshape(xx.shape)
+        panels.insert(0, ("target exp(-U)", np.exp(target - target.max())))
+    scatters = [(name, pts) for name, pts in (("data", data), ("samples", samples)) if pts is not None]
+    fig, axes = plt.subplots(1, len(panels) + len(scatters), figsize=(4 * (len(panels) + len(scatters)), 4))
+    axes = np.atleast_1d(axes)
+    for ax, (name, values) in zip(axes, panels):
+        ax.imshow(values, origin="lower", extent=[*limits[0], *limits[1]], aspect="auto", cmap="viridis")
+        ax.set_title(name)
+    for ax, (name, pts) in zip(axes[len(panels):], scatters):
+        pts = np.asarray(pts)
+        ax.scatter(pts[:, 0], pts[:, 1], s=2, alpha=0.5)
+        ax.set_xlim(*limits[0])
+        ax.set_ylim(*limits[1])
+        ax.set_title(name)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
+def image_grid(images, columns=8):
+    """Tile [N, H, W, C] images in [0, 1] into one [rows*H, columns*W, C] array."""
+    images = np.clip(np.asarray(images, np.float32), 0.0, 1.0)
+    n, h, w, c = images.shape
+    rows = int(np.ceil(n / columns))
+    canvas = np.ones([rows * h, columns * w, c], np.float32)
+    for i, image in enumerate(images):
+        r, col = divmod(i, columns)
+        canvas[r * h:(r + 1) * h, col * w:(col + 1) * w] = image
+    return canvas
+
+
+def plot_images(rows, path, titles=None, columns=8):
+    """One figure with a tiled grid per entry of `rows` (e.g. samples at two temperatures)."""
+    fig, axes = plt.subplots(len(rows), 1, figsize=(columns * 0.8, 0.9 * columns / 8 * 8 * len(rows) / 2 + 1))
+    axes = np.atleast_1d(axes)
+    for i, (ax, images) in enumerate(zip(axes, rows)):
+        canvas = image_grid(images, columns)
+        ax.imshow(canvas.squeeze(-1) if canvas.shape[-1] == 1 else canvas, cmap="gray", vmin=0, vmax=1,
+                  interpolation="nearest")
+        ax.axis("off")
+        if titles:
+            ax.set_title(titles[i])
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
+def plot_training_curve(history, path):
+    """Loss (and bits/dim when present) per epoch for training and validation."""
+    keys = [k for k in ("nll", "bits_per_dim", "elbo") if k in history]
+    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.2))
+    axes = np.atleast_1d(axes)
+    for ax, key in zip(axes, keys):
+        epochs = np.arange(1, len(history[key]) + 1)
+        ax.plot(epochs, history[key], marker="o", label="train")
+        if f"val_{key}" in history:
+            ax.plot(epochs, history[f"val_{key}"], marker="s", label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key)
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path

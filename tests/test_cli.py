@@ -1,0 +1,117 @@
+"""The `tfp-flows` command, run as a user runs it: in a subprocess, with a tiny budget for every subcommand."""
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import matplotlib.image
+import numpy as np
+import pytest
+
+METRIC_KEYS = {"train_nll", "validation_nll", "epochs", "steps", "wall_time_s", "device", "stop_reason",
+               "export_path", "preset", "dataset"}
+
+
+def tfp_flows(*args, cwd, check=True):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    env.pop("PYTHONPATH", None)
+    result = subprocess.run([sys.executable, "-m", "keras_models.cli", *args], cwd=cwd, env=env,
+                            capture_output=True, text=True, timeout=600)
+    if check and result.returncode != 0:
+        raise AssertionError(f"tfp-flows {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n"
+                             f"{result.stderr[-4000:]}")
+    return result
+
+
+def assert_real_image(path, min_size=(100, 100), min_variance=1e-3):
+    """The PNG opens, has a plausible size, and is not blank (pixel variance above a threshold)."""
+    image = matplotlib.image.imread(str(path))
+    assert image.ndim == 3 and image.shape[0] >= min_size[0] and image.shape[1] >= min_size[1], image.shape
+    assert float(np.var(image[..., :3])) > min_variance, f"{path} looks blank"
+
+
+def _only_run_dir(runs):
+    dirs = [d for d in pathlib.Path(runs).iterdir() if d.is_dir()]
+    assert len(dirs) == 1, dirs
+    return dirs[0]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One tiny two-moons run, configured partly through a YAML file whose keys mirror the flags."""
+    work = tmp_path_factory.mktemp("cli")
+    (work / "run.yaml").write_text("epochs: 2\nsteps-per-epoch: 10\nmodel_args:\n  num_couplings: 2\n"
+                                   "  hidden_units: [16, 16]\n")
+    result = tfp_flows("train", "--config", "run.yaml", "--batch-size", "64", "--quiet", cwd=work)
+    return work, result
+
+
+def test_train_writes_the_run_folder(trained):
+    work, result = trained
+    run_dir = _only_run_dir(work / "runs")
+    assert run_dir.name.startswith("realnvp-two_moons-")
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["epochs"] == 2 and config["steps_per_epoch"] == 10 and config["model_args"]["num_couplings"] == 2
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert METRIC_KEYS <= set(metrics), sorted(METRIC_KEYS - set(metrics))
+    assert metrics["stop_reason"] == "completed" and metrics["epochs"] == 2 and metrics["steps"] == 20
+    assert np.isfinite(metrics["train_nll"]) and np.isfinite(metrics["validation_nll"])
+    assert (run_dir / "model.keras").is_file()
+    assert list((run_dir / "tensorboard").rglob("events.out.tfevents.*"))
+    for figure in ("density.png", "training_curve.png"):
+        assert_real_image(run_dir / figure)
+    export = pathlib.Path(metrics["export_path"])
+    assert export.parent == (work / "saved_models" / "realnvp-two_moons").resolve() or \
+        export.parent.name == "realnvp-two_moons"
+    assert (work / "saved_models" / "realnvp-two_moons" / "1" / "saved_model.pb").is_file()
+    assert "run folder:" in result.stdout and "SavedModel:" in result.stdout
+
+
+def test_evaluate_a_checkpoint_and_an_export(trained):
+    work, _ = trained
+    run_dir = _only_run_dir(work / "runs")
+    from_checkpoint = json.loads(tfp_flows("evaluate", "--model", str(run_dir), "--dataset", "two_moons",
+                                           "--split", "test", cwd=work).stdout.strip().splitlines()[-1])
+    from_export = json.loads(tfp_flows("evaluate", "--model", "saved_models/realnvp-two_moons", "--dataset",
+                                       "two_moons", "--split", "test", cwd=work).stdout.strip().splitlines()[-1])
+    assert from_checkpoint["examples"] > 0
+    np.testing.assert_allclose(from_export["nll"], from_checkpoint["nll"], rtol=1e-5)
+
+
+def test_sample_from_an_export_writes_npy_and_png(trained):
+    work, _ = trained
+    tfp_flows("sample", "--model", "saved_models/realnvp-two_moons", "--num-samples", "300", "--seed", "4",
+              "--out", "drawn", cwd=work)
+    samples = np.load(work / "drawn" / "samples.npy")
+    assert samples.shape == (300, 2) and np.all(np.isfinite(samples))
+    assert_real_image(work / "drawn" / "samples.png")
+
+
+def test_export_a_checkpoint_as_the_next_version(trained):
+    work, _ = trained
+    run_dir = _only_run_dir(work / "runs")
+    out = tfp_flows("export", "--model", str(run_dir / "model.keras"), "--name", "realnvp-two_moons", cwd=work)
+    assert (work / "saved_models" / "realnvp-two_moons" / "2" / "saved_model.pb").is_file(), out.stdout
+
+
+def test_list_names_presets_and_datasets(tmp_path):
+    out = tfp_flows("list", cwd=tmp_path).stdout
+    for name in ("realnvp", "glow", "flowpp", "maf", "planar", "two_moons", "digits", "U1"):
+        assert name in out, out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--epochs", "-1"], "positive integer"),
+    (["train", "--strategy", "tpu-pod"], "invalid choice"),
+    (["train", "--model-args", "[1, 2]"], "JSON object"),
+    (["train", "--preset", "no-such-flow"], "unknown preset"),
+    (["train", "--dataset", "no-such-data"], "unknown dataset"),
+    (["sample", "--model", "nowhere/at/all"], "nowhere"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_bad_input_gives_a_usage_error_and_exit_code_2(tmp_path, args, message):
+    result = tfp_flows(*args, cwd=tmp_path, check=False)
+    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
+    assert message in result.stderr, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
