@@ -24,7 +24,7 @@ def mlp(hidden_units, output_units, activation="relu", name=None, dtype=None):
     layers = [keras.layers.Dense(units, activation=activation, dtype=dtype) for units in hidden_units]
     layers.append(keras.layers.Dense(output_units, kernel_initializer="zeros", bias_initializer="zeros",
                                      dtype=dtype))
-    return keras.Sequential(layers, name=name, dtype=dtype)
+    return keras.Sequential(layers, name=name)
 
 
 def glow_conv(width, output_channels, name=None):
