@@ -8,6 +8,18 @@ The flow f (latent -> data) is a `tfp.bijectors.Chain` rebuilt on every call fro
 loss: the loss is the mean negative log-likelihood, reported as `nll` (nats per example) and, for 8-bit image
 data, `bits_per_dim` on the 8-bit scale (every preprocessing Jacobian counted, so a uniform model scores 8).
 
+Non-finite data (`nan_policy`, the names of scipy.stats): "raise" (default) answers NaN or infinity in data handed
+to `log_prob`/`encode`/`decode`/`model(x)` with a `NonFiniteInputError` (a ValueError) at once when called
+eagerly, and in `fit`/`evaluate` checks every batch in the tf.data input pipeline (`check_finite_batches`), off
+the compiled train step, so it also holds under `jit_compile=True`, where XLA drops `tf.debugging` checks;
+"omit" leaves examples with any non-finite value out of the loss, the metrics and ActNorm's init (`log_prob`
+returns NaN for them); "propagate" checks nothing (NaN reaches the loss, where `TerminateOnNaN` stops a run).
+Inside your own `tf.function` nothing is checked: map `check_finite_batches` over your dataset instead.
+
+Distribution: build and compile the model under `strategy.scope()`; the loss is the global-batch mean (each
+replica's mean divided by the number of replicas, so the summed gradients are the single-device gradients);
+ActNorm's data-dependent init runs once from one global batch, before any replica takes a step.
+
 Example:
     >>> from keras_models import RealNVP
     >>> model = RealNVP(event_shape=(2,), num_couplings=4, hidden_units=(32, 32))
@@ -29,6 +41,39 @@ tfb = tfp.bijectors
 tfd = tfp.distributions
 
 BASE_DISTRIBUTIONS = ("normal", "logistic")
+NAN_POLICIES = ("raise", "omit", "propagate")
+_NON_FINITE_MARKER = "holds NaN or infinity"
+
+
+class NonFiniteInputError(ValueError):
+    """Data with NaN or infinity handed to a model with `nan_policy="raise"`."""
+
+
+def _non_finite_message(arg_name, where):
+    return (f"`{arg_name}` {where} {_NON_FINITE_MARKER}; expected finite values (nan_policy='raise'; pass "
+            f"nan_policy='omit' to leave such examples out, or clean the data)")
+
+
+def _finite_rows(x, event_rank):
+    """Batch-shaped bool: True where every value of the example (the last `event_rank` axes) is finite."""
+    return tf.reduce_all(tf.math.is_finite(x), axis=list(range(-event_rank, 0)))
+
+
+def check_finite_batches(dataset, arg_name="x"):
+    """`dataset` with every float tensor checked for NaN/inf (`tf.debugging.check_numerics`) as it is read.
+
+    The check runs in the tf.data pipeline, not in the (possibly XLA-compiled) train step; a bad batch stops
+    iteration with `tf.errors.InvalidArgumentError` naming `arg_name`, which `FlowModel.fit` turns into a
+    `NonFiniteInputError`. Use it inside `distribute_datasets_from_function` input functions.
+    """
+    message = _non_finite_message(arg_name, "(a batch read from the dataset)")
+
+    def check(*element):
+        checked = tf.nest.map_structure(
+            lambda t: tf.debugging.check_numerics(t, message) if t.dtype.is_floating else t, element)
+        return checked if len(checked) > 1 else checked[0]
+
+    return dataset.map(check, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 def _seed_pair(seed):
@@ -50,9 +95,10 @@ class FlowModel(keras.Model):
       base_distribution: "normal" (standard normal) or "logistic" (standard logistic, as in NICE).
       num_bits: for 8-bit image data preprocessed to [0, 1] as (pixel + u) / 256, the bit depth (8) used to
         report `bits_per_dim`; None for continuous data.
+      nan_policy: what non-finite data does: "raise" (default), "omit" or "propagate" (module docstring).
     """
 
-    def __init__(self, event_shape, base_distribution="normal", num_bits=None, **kwargs):
+    def __init__(self, event_shape, base_distribution="normal", num_bits=None, nan_policy="raise", **kwargs):
         super().__init__(**kwargs)
         event_shape = tuple(event_shape) if np.ndim(event_shape) else (event_shape,)
         if not event_shape or not all(isinstance(d, (int, np.integer)) and d > 0 for d in event_shape):
@@ -62,6 +108,9 @@ class FlowModel(keras.Model):
                              f"received {base_distribution!r}")
         if num_bits is not None and not (isinstance(num_bits, int) and 1 <= num_bits <= 16):
             raise ValueError(f"`num_bits` must be None or an int in [1, 16]; received {num_bits!r}")
+        if nan_policy not in NAN_POLICIES:
+            raise ValueError(f"`nan_policy` must be one of {NAN_POLICIES}; received {nan_policy!r}")
+        self.nan_policy = nan_policy
         self.event_shape = tuple(int(d) for d in event_shape)
         self.base_distribution_name = base_distribution
         self.num_bits = num_bits
@@ -85,7 +134,7 @@ class FlowModel(keras.Model):
     def get_config(self):
         config = super().get_config()
         config.update(event_shape=list(self.event_shape), base_distribution=self.base_distribution_name,
-                      num_bits=self.num_bits)
+                      num_bits=self.num_bits, nan_policy=self.nan_policy)
         return config
 
     @classmethod
@@ -119,41 +168,76 @@ class FlowModel(keras.Model):
 
     # ----------------------------------------------------------------------------------------------------
     # Public maths.
-    def _check_data(self, x, arg_name="x"):
-        x = tf.convert_to_tensor(x)
-        if not (x.dtype.is_floating):
+    def _check_data(self, x, arg_name="x", event_shape=None):
+        """`x` as a tensor of the model's dtype, after checking its dtype and (static) shape [..., *event]."""
+        event_shape = self.event_shape if event_shape is None else tuple(event_shape)
+        try:
+            x = tf.convert_to_tensor(x)
+        except (TypeError, ValueError) as error:
+            raise TypeError(f"`{arg_name}` must be a float tensor or array of shape [batch, "
+                            f"{', '.join(map(str, event_shape))}]; received {type(x).__name__}: {error}") from None
+        if not x.dtype.is_floating:
             raise TypeError(f"`{arg_name}` must be floating point (cast integer pixels with the dataset "
                             f"pipeline, e.g. make_dataset); received dtype {x.dtype.name}")
         shape = x.shape
-        rank = len(self.event_shape)
+        rank = len(event_shape)
         if shape.rank is not None:
             trailing = shape.as_list()[shape.rank - rank:] if shape.rank >= rank else None
-            if shape.rank < rank + 1 or any(t is not None and t != e for t, e in zip(trailing, self.event_shape)):
-                raise ValueError(f"`{arg_name}` must have shape [batch, {', '.join(map(str, self.event_shape))}] "
-                                 f"(event shape {self.event_shape}); received shape {shape.as_list()}")
+            if shape.rank < rank + 1 or any(t is not None and t != e for t, e in zip(trailing, event_shape)):
+                raise ValueError(f"`{arg_name}` must have shape [batch, {', '.join(map(str, event_shape))}] "
+                                 f"(event shape {event_shape}); received shape {shape.as_list()}")
         return tf.cast(x, self.compute_dtype)
 
+    def _check_finite(self, x, arg_name="x"):
+        """Apply `nan_policy` "raise" to eager tensors (traced code is left alone: see the module docstring)."""
+        if self.nan_policy == "raise" and tf.executing_eagerly():
+            bad = tf.logical_not(_finite_rows(x, len(self.event_shape)))
+            if bool(tf.reduce_any(bad)):
+                where = tf.where(bad).numpy().tolist()
+                raise NonFiniteInputError(_non_finite_message(arg_name, "") + f"; received {len(where)} such "
+                                          f"example(s), at batch index(es) {where[:5]}")
+        return x
+
+    def _checked(self, x, arg_name="x", event_shape=None):
+        return self._check_finite(self._check_data(x, arg_name, event_shape), arg_name)
+
     def log_prob(self, x):
-        """log p(x) in nats, one value per example."""
-        return self.distribution.log_prob(self._check_data(x))
+        """log p(x) in nats, one value per example; x is [batch, *event_shape]."""
+        x = self._checked(x)
+        if self.nan_policy == "omit":
+            return self._log_prob_omitting(x)
+        return self.distribution.log_prob(x)
+
+    def _log_prob_omitting(self, x):
+        """log p(x), NaN for examples with a non-finite value, which never reach the flow (nor its gradients)."""
+        keep = _finite_rows(x, len(self.event_shape))
+        mask = tf.reshape(keep, tf.concat([tf.shape(keep), tf.ones([len(self.event_shape)], tf.int32)], 0))
+        log_prob = self.distribution.log_prob(tf.where(mask, x, tf.zeros_like(x)))
+        return tf.where(keep, log_prob, tf.constant(np.nan, log_prob.dtype))
 
     def encode(self, x):
-        """Data -> latent: z = f^{-1}(x)."""
-        return self.bijector.inverse(self._check_data(x))
+        """Data -> latent: z = f^{-1}(x), x of shape [batch, *event_shape]."""
+        return self.bijector.inverse(self._checked(x))
 
     def decode(self, z):
-        """Latent -> data: x = f(z)."""
-        return self.bijector.forward(self._check_data(z, "z"))
+        """Latent -> data: x = f(z), z of shape [batch, *latent_shape]."""
+        return self.bijector.forward(self._checked(z, "z", self.latent_shape))
 
     def sample(self, num_samples, temperature=1.0, seed=None):
         """Draw `num_samples` examples, with the base scaled by `temperature` (Glow's T; 1.0 = the model).
 
         `seed` (an int or a pair of ints) makes the draw reproducible through stateless random ops.
         """
-        if isinstance(num_samples, (bool, float)) or (isinstance(num_samples, (int, np.integer))
-                                                      and num_samples <= 0):
+        if isinstance(num_samples, (bool, np.bool_)) or not (
+                isinstance(num_samples, (int, np.integer))
+                or (tf.is_tensor(num_samples) and num_samples.dtype.is_integer)):
+            raise TypeError(f"`num_samples` must be a positive int; received {num_samples!r} of type "
+                            f"{type(num_samples).__name__}")
+        if isinstance(num_samples, (int, np.integer)) and num_samples <= 0:
             raise ValueError(f"`num_samples` must be a positive int; received {num_samples!r}")
-        if isinstance(temperature, (int, float)) and not (temperature >= 0 and math.isfinite(temperature)):
+        if isinstance(temperature, (bool, np.bool_, str)):
+            raise TypeError(f"`temperature` must be a finite number >= 0; received {temperature!r}")
+        if isinstance(temperature, (int, float, np.number)) and not (temperature >= 0 and math.isfinite(temperature)):
             raise ValueError(f"`temperature` must be a finite number >= 0; received {temperature!r}")
         z = self.base_distribution().sample(num_samples, seed=_seed_pair(seed))
         return self.bijector.forward(z * tf.cast(temperature, z.dtype))
@@ -161,7 +245,7 @@ class FlowModel(keras.Model):
     def bits_per_dim(self, log_prob):
         """Bits per dimension on the `num_bits` scale for log-likelihoods of data preprocessed to [0, 1]."""
         if not self.num_bits:
-            raise ValueError(f"bits_per_dim needs image data: this model was built with num_bits=None")
+            raise ValueError("bits_per_dim needs image data: this model was built with num_bits=None")
         from tfp_flows.datasets import bits_per_dim  # noqa: PLC0415 (datasets is optional at import time)
 
         return bits_per_dim(log_prob, self.num_dims, num_levels=2 ** self.num_bits)
@@ -172,20 +256,34 @@ class FlowModel(keras.Model):
         del training
         return self.log_prob(x)
 
+    def _kept_examples(self, x, y_pred):
+        """[batch] weights: 1 for examples in the loss, 0 for those "omit" leaves out (None: all count)."""
+        if self.nan_policy != "omit" or x is None:
+            return None
+        return tf.cast(_finite_rows(tf.cast(x, y_pred.dtype), len(self.event_shape)), y_pred.dtype)
+
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """Mean negative log-likelihood of the batch, scaled so replicas' gradients sum to the global mean."""
         if y_pred is None:
             y_pred = self(x, training=training)
-        nll = -tf.reduce_mean(y_pred)
+        kept = self._kept_examples(x, y_pred)
+        if kept is None:
+            nll = -tf.reduce_mean(y_pred)
+        else:
+            nll = -tf.reduce_sum(tf.where(kept > 0, y_pred, tf.zeros_like(y_pred))) / tf.maximum(
+                tf.reduce_sum(kept), 1.0)
         losses = [nll] + [tf.cast(loss, nll.dtype) for loss in self.losses]
         total = tf.add_n(losses)
         num_replicas = tf.distribute.get_strategy().num_replicas_in_sync
         return total / num_replicas if num_replicas > 1 else total
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
-        self.nll_tracker.update_state(-y_pred)
+        kept = self._kept_examples(x, y_pred)
+        if kept is not None:
+            y_pred = tf.where(kept > 0, y_pred, tf.zeros_like(y_pred))
+        self.nll_tracker.update_state(-y_pred, sample_weight=kept)
         if self.bits_per_dim_tracker is not None:
-            self.bits_per_dim_tracker.update_state(self.bits_per_dim(y_pred))
+            self.bits_per_dim_tracker.update_state(self.bits_per_dim(y_pred), sample_weight=kept)
         return super().compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
     @property
@@ -199,6 +297,11 @@ class FlowModel(keras.Model):
                              f"received loss={kwargs['loss']!r}")
         kwargs.pop("loss", None)
         super().compile(optimizer=optimizer, **kwargs)
+        if _is_multi_worker(self.distribute_strategy):
+            # Keras 3 reduces the per-step logs of MultiWorkerMirroredStrategy with strategy.reduce("MEAN",
+            # axis=0), which fails on scalars (tensorflow/tensorflow#72388). The epoch's logs are read from the
+            # synchronised metric variables either way; per-step logs become the first local replica's.
+            self.distribute_reduction_method = "first"
 
     # ----------------------------------------------------------------------------------------------------
     # Data-dependent initialisation (ActNorm), run once from the first real batch.
@@ -210,25 +313,79 @@ class FlowModel(keras.Model):
         """Run every layer's data-dependent initialisation from a real batch `x` (data side), once.
 
         Layers are visited from the data side, each seeing the batch as the layers before it transform it.
+        Under `nan_policy="omit"` the examples with non-finite values are left out first.
         """
-        h = self._check_data(x)
+        h = self._checked(x)
+        if self.nan_policy == "omit":
+            h = tf.boolean_mask(h, _finite_rows(h, len(self.event_shape)))
         for layer in self.flow_layers:
             layer.initialize_from_data(h)
             h = layer.bijector().inverse(h)
         return h
 
-    def _maybe_initialize(self, x):
-        if not self._layers_needing_init():
-            return
-        batch = x
+    def _first_global_batch(self, x):
+        """The first batch of `x` (array, tf.data.Dataset or distributed dataset) as one global batch."""
         if isinstance(x, tf.data.Dataset):
-            batch = next(iter(x.take(1)))
-        if isinstance(batch, (tuple, list)):
-            batch = batch[0]
-        if isinstance(batch, dict):
-            raise TypeError("FlowModel.fit takes a dataset of x alone (tensors), not dictionaries")
-        self.initialize_from_data(batch)
+            x = next(iter(x.take(1)))
+        elif isinstance(x, tf.distribute.DistributedDataset):
+            # Each replica holds a slice of the global batch: gather them (across workers too), in order.
+            x = self.distribute_strategy.gather(next(iter(x)), axis=0)
+        if isinstance(x, (tuple, list)):
+            x = x[0]
+        if isinstance(x, dict):
+            raise TypeError("FlowModel.fit takes x alone (tensors, arrays or a dataset of tensors); received a "
+                            f"dictionary with keys {sorted(x)}")
+        return x
+
+    def _maybe_initialize(self, x):
+        if self._layers_needing_init():
+            self.initialize_from_data(self._first_global_batch(x))
+
+    def _guard_input(self, x, arg_name):
+        """Apply `nan_policy` "raise" to what `fit`/`evaluate` read: datasets get a pipeline check."""
+        if self.nan_policy != "raise" or x is None:
+            return x
+        if isinstance(x, tf.data.Dataset):
+            return check_finite_batches(x, arg_name)
+        if isinstance(x, (np.ndarray, tf.Tensor)) and (x.dtype.kind == "f" if isinstance(x, np.ndarray)
+                                                        else x.dtype.is_floating):
+            if not bool(np.all(np.isfinite(np.asarray(x)))):
+                raise NonFiniteInputError(_non_finite_message(arg_name, "(an array)"))
+        return x  # distributed datasets: map check_finite_batches in the input function (keras_models.run does)
+
+    @staticmethod
+    def _as_non_finite_input_error(error):
+        """A NonFiniteInputError for an InvalidArgumentError raised by `check_finite_batches`, else None."""
+        message = str(getattr(error, "message", error))
+        if _NON_FINITE_MARKER not in message:
+            return None
+        return NonFiniteInputError(message.strip().splitlines()[0])
 
     def fit(self, x=None, *args, **kwargs):
+        x = self._guard_input(x, "x")
+        if kwargs.get("validation_data") is not None:
+            kwargs["validation_data"] = self._guard_input(kwargs["validation_data"], "validation_data")
         self._maybe_initialize(x)
-        return super().fit(x, *args, **kwargs)
+        try:
+            return super().fit(x, *args, **kwargs)
+        except tf.errors.InvalidArgumentError as error:
+            clear = self._as_non_finite_input_error(error)
+            if clear is None:
+                raise
+            raise clear from None
+
+    def evaluate(self, x=None, *args, **kwargs):
+        x = self._guard_input(x, "x")
+        try:
+            return super().evaluate(x, *args, **kwargs)
+        except tf.errors.InvalidArgumentError as error:
+            clear = self._as_non_finite_input_error(error)
+            if clear is None:
+                raise
+            raise clear from None
+
+
+def _is_multi_worker(strategy):
+    extended = getattr(strategy, "extended", None)
+    in_multi_worker_mode = getattr(extended, "_in_multi_worker_mode", None)
+    return bool(in_multi_worker_mode and in_multi_worker_mode())

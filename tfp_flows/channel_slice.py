@@ -13,12 +13,12 @@ Example:
     >>> b.forward(tf.constant([[1.0, 1.0]]))   # [[2., 1.]]
 """
 import tensorflow as tf
-from tensorflow_probability import bijectors as tfb
+from tfp_flows.one_pass import OnePassBijector
 
 __all__ = ["ChannelSlice"]
 
 
-class ChannelSlice(tfb.Bijector):
+class ChannelSlice(OnePassBijector):
     """Applies `bijector` to `x[..., :num_channels]` and the identity to the remaining channels.
 
     Args:
@@ -43,9 +43,6 @@ class ChannelSlice(tfb.Bijector):
     def _parameter_properties(cls, dtype, num_classes=None):
         return {}
 
-    def _get_parameterization(self):
-        return id(self)  # the inner bijector may be rebuilt per Keras call: never share TFP's cache
-
     @property
     def bijector(self):
         return self._bijector
@@ -57,18 +54,15 @@ class ChannelSlice(tfb.Bijector):
                              f"{self._num_channels} channels; received shape {x.shape.as_list()}")
         return x[..., : self._num_channels], x[..., self._num_channels:]
 
-    def _forward(self, x):
+    # Output and log-det in one pass (the inner chain's own caches then serve its log-det without a rerun).
+    def _forward_and_log_det(self, x):
         head, tail = self._split(x)
-        return tf.concat([self._bijector.forward(head), tail], axis=-1)
+        y_head = self._bijector.forward(head)
+        fldj = self._bijector.forward_log_det_jacobian(head, event_ndims=self._event_ndims)
+        return tf.concat([y_head, tail], axis=-1), fldj
 
-    def _inverse(self, y):
+    def _inverse_and_log_det(self, y):
         head, tail = self._split(y)
-        return tf.concat([self._bijector.inverse(head), tail], axis=-1)
-
-    def _forward_log_det_jacobian(self, x):
-        head, _ = self._split(x)
-        return self._bijector.forward_log_det_jacobian(head, event_ndims=self._event_ndims)
-
-    def _inverse_log_det_jacobian(self, y):
-        head, _ = self._split(y)
-        return self._bijector.inverse_log_det_jacobian(head, event_ndims=self._event_ndims)
+        x_head = self._bijector.inverse(head)
+        ildj = self._bijector.inverse_log_det_jacobian(head, event_ndims=self._event_ndims)
+        return tf.concat([x_head, tail], axis=-1), ildj

@@ -15,10 +15,9 @@ log-det touch only the transformed block. Any other mask (checkerboard, custom) 
 """
 import numpy as np
 import tensorflow as tf
-from tensorflow_probability import bijectors as tfb
-from tensorflow_probability.python.internal import cache_util
 
 from tfp_flows import validation
+from tfp_flows.one_pass import OnePassBijector
 
 __all__ = ["MaskedCoupling", "last_axis_split"]
 
@@ -49,7 +48,7 @@ def last_axis_split(mask):
     return None
 
 
-class MaskedCoupling(tfb.Bijector):
+class MaskedCoupling(OnePassBijector):
     """Base class: subclasses implement the elementwise transform of the masked-out entries.
 
     Subclasses define:
@@ -61,11 +60,6 @@ class MaskedCoupling(tfb.Bijector):
     Conditioner outputs must have the input's batch shape and the full event shape (then any trailing
     parameter axes): a static mismatch raises ValueError naming the conditioner output.
     """
-
-    # One conditioner evaluation gives both the output and the log-det: the cache stores the log-det as an
-    # attribute of the forward/inverse call (as TFP's FFJORD does), so `log_prob` runs the conditioner once.
-    _cache = cache_util.BijectorCacheWithGreedyAttrs(
-        forward_name="_augmented_forward", inverse_name="_augmented_inverse")
 
     def __init__(self, mask, validate_args, parameters, name):
         mask_value = tf.get_static_value(mask) if tf.is_tensor(mask) else np.asarray(mask)
@@ -85,11 +79,6 @@ class MaskedCoupling(tfb.Bijector):
         self._split = last_axis_split(mask_value)
         super().__init__(forward_min_event_ndims=mask_value.ndim, validate_args=validate_args,
                          parameters=parameters, name=name)
-
-    # Instances built from the same Python callable and mask (as Keras layers do on every call) must not
-    # share TFP's cache: a hit across traced graphs returns a tensor from a dead graph.
-    def _get_parameterization(self):
-        return id(self)
 
     @classmethod
     def _parameter_properties(cls, dtype, num_classes=None):
@@ -170,33 +159,13 @@ class MaskedCoupling(tfb.Bijector):
         y_trans, log_det = step(x_trans, params)
         return self._merge(x_pass, y_trans, x), self._reduce_log_det(log_det, x.dtype)
 
-    def _augmented_forward(self, x):
+    def _forward_and_log_det(self, x):
         self._check_input(x, "x")
-        y, fldj = self._run(x, "forward")
-        return y, {"ildj": -fldj}
+        return self._run(x, "forward")
 
-    def _augmented_inverse(self, y):
+    def _inverse_and_log_det(self, y):
         self._check_input(y, "y")
-        x, ildj = self._run(y, "inverse")
-        return x, {"ildj": ildj}
-
-    def _forward(self, x):
-        return self._augmented_forward(x)[0]
-
-    def _inverse(self, y):
-        return self._augmented_inverse(y)[0]
-
-    def _forward_log_det_jacobian(self, x):
-        attrs = self._cache.forward_attributes(x)
-        if "ildj" not in attrs:
-            attrs.update(self._augmented_forward(x)[1])
-        return -attrs["ildj"]
-
-    def _inverse_log_det_jacobian(self, y):
-        attrs = self._cache.inverse_attributes(y)
-        if "ildj" not in attrs:
-            attrs.update(self._augmented_inverse(y)[1])
-        return attrs["ildj"]
+        return self._run(y, "inverse")
 
     def _conditioner_params(self, x_masked):
         raise NotImplementedError
