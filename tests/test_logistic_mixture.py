@@ -1,0 +1,430 @@
+"""LogisticMixtureCDF and LogisticMixtureCoupling (Flow++): inversion accuracy against an independent float64
+bisection, densities against tfd.MixtureSameFamily, the K = 1 reduction, XLA, implicit gradients against finite
+differences, the coupling's two mask paths and its hand-assembled equivalent, and argument errors."""
+from unittest import mock
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from bijector_cases.mixtures import MixtureConditioner
+from tfp_flows import LogisticMixtureCDF, LogisticMixtureCoupling, coupling, masks
+from tfp_flows import logistic_mixture_cdf as lmc
+
+tfb = tfp.bijectors
+tfd = tfp.distributions
+
+
+def fresh(x, dtype=tf.float32):
+    """A new tensor (defeats TFP's cache, so every inverse is really computed)."""
+    return tf.constant(np.asarray(x), dtype=dtype)
+
+
+# --- An independent float64 reference (NumPy only) ---------------------------------------------------------
+
+def reference_logit_cdf(x, logits, locs, log_scales):
+    """logit(F(x)) in float64 NumPy, in log space."""
+    log_weights = logits - np.logaddexp.reduce(logits, axis=-1, keepdims=True)
+    u = (np.asarray(x, np.float64)[..., None] - locs) * np.exp(-log_scales)
+    log_cdf = np.logaddexp.reduce(log_weights - np.logaddexp(0.0, -u), axis=-1)
+    log_sf = np.logaddexp.reduce(log_weights - np.logaddexp(0.0, u), axis=-1)
+    return log_cdf - log_sf
+
+
+def reference_quantile(z, logits, locs, log_scales, iterations=200):
+    """x with logit(F(x)) = z by plain float64 bisection on a generous bracket."""
+    z = np.asarray(z, np.float64)
+    spread = np.exp(log_scales).max() * (np.abs(z) + 50.0)
+    low = np.full(z.shape, locs.min()) - spread
+    high = np.full(z.shape, locs.max()) + spread
+    for _ in range(iterations):
+        mid = 0.5 * (low + high)
+        below = reference_logit_cdf(mid, logits, locs, log_scales) < z
+        low, high = np.where(below, mid, low), np.where(below, high, mid)
+    return 0.5 * (low + high)
+
+
+def random_mixture(seed, num_components, loc_spread=2.0, log_scale_spread=0.7):
+    rng = np.random.default_rng(seed)
+    return (rng.normal(size=num_components) * 1.5, rng.normal(size=num_components) * loc_spread,
+            rng.normal(size=num_components) * log_scale_spread)
+
+
+def make_bijector(params, dtype=tf.float32, **kwargs):
+    return LogisticMixtureCDF(*(tf.constant(p, dtype) for p in params), **kwargs)
+
+
+LATENT_GRID = np.concatenate([np.linspace(-20.0, 20.0, 401), [-60.0, -40.0, -30.0, 30.0, 40.0, 60.0]])
+
+DRAWS = [(seed, k, loc_spread, scale_spread)
+         for seed, (k, loc_spread, scale_spread) in enumerate(
+             [(1, 1.0, 1.0), (2, 3.0, 0.5), (3, 2.0, 1.0), (4, 1.0, 0.3), (8, 2.0, 0.7), (8, 4.0, 1.0),
+              (32, 1.0, 0.5), (32, 2.0, 0.8)])]
+
+
+# --- Inversion accuracy ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("seed,num_components,loc_spread,scale_spread", DRAWS)
+def test_float32_inversion_error_below_1e4_over_bulk_and_tails(seed, num_components, loc_spread, scale_spread):
+    params = random_mixture(seed, num_components, loc_spread, scale_spread)
+    # The reference uses the float32-rounded parameters: the same problem the float32 search solves.
+    params32 = tuple(np.float32(p).astype(np.float64) for p in params)
+    z = LATENT_GRID.astype(np.float32)
+    x = make_bijector(params).forward(fresh(z)).numpy().astype(np.float64)
+    assert np.all(np.isfinite(x))
+    # Latent round trip, evaluated in float64 so only the search's error is measured.
+    z_back = reference_logit_cdf(x, *params32)
+    latent_error = np.abs(z_back - z) / np.maximum(1.0, np.abs(z) / 20.0)
+    assert latent_error.max() <= 1e-4, \
+        f"latent round-trip error {latent_error.max():.2e} at z = {z[latent_error.argmax()]}"
+    # Data-space error against an independent bisection.
+    x_true = reference_quantile(z, *params32)
+    data_error = np.abs(x - x_true) / np.maximum(1.0, np.abs(x_true))
+    assert data_error.max() <= 1e-4, f"data error {data_error.max():.2e} at z = {z[data_error.argmax()]}"
+
+
+@pytest.mark.parametrize("dtype,tolerance", [(tf.float32, 1e-4), (tf.float64, 1e-9)])
+def test_round_trip_in_data_space(dtype, tolerance):
+    params = random_mixture(11, 6)
+    x = np.concatenate([np.linspace(-10.0, 10.0, 81), [-300.0, -50.0, 50.0, 300.0]])
+    bijector = make_bijector(params, dtype)
+    x_back = bijector.forward(bijector.inverse(fresh(x, dtype))).numpy()
+    np.testing.assert_allclose(x_back, x, rtol=tolerance, atol=tolerance)
+
+
+def test_search_converges_within_its_budget(monkeypatch):
+    """The budget bounds the worst case; on the tested draws the search stops because it converged."""
+    iterations = []
+    original = tfp.math.find_root_chandrupatla
+
+    def recording(*args, **kwargs):
+        result = original(*args, **kwargs)
+        iterations.append(int(tf.reduce_max(result.num_iterations)))
+        return result
+
+    monkeypatch.setattr(tfp.math, "find_root_chandrupatla", recording)
+    for seed, num_components, loc_spread, scale_spread in DRAWS:
+        params = random_mixture(seed, num_components, loc_spread, scale_spread)
+        make_bijector(params).forward(fresh(LATENT_GRID))
+    assert len(iterations) == len(DRAWS)
+    # Stopped by convergence on every draw, never by running out of steps.
+    assert max(iterations) < lmc.MAX_ITERATIONS[tf.float32], iterations
+
+
+# --- Densities -------------------------------------------------------------------------------------------------
+
+def mixture_distribution(params, dtype=tf.float32):
+    logits, locs, log_scales = (tf.constant(p, dtype) for p in params)
+    return tfd.MixtureSameFamily(tfd.Categorical(logits=logits), tfd.Logistic(locs, tf.exp(log_scales)))
+
+
+@pytest.mark.parametrize("seed,num_components", [(21, 1), (22, 3), (23, 8)])
+def test_logistic_pushed_through_the_forward_is_the_mixture(seed, num_components):
+    params = random_mixture(seed, num_components)
+    bijector = make_bijector(params, tf.float64)
+    base = tfd.Logistic(tf.constant(0.0, tf.float64), tf.constant(1.0, tf.float64))
+    flow = tfd.TransformedDistribution(base, bijector)
+    mixture = mixture_distribution(params, tf.float64)
+    x = np.concatenate([np.linspace(-12.0, 12.0, 97), [-80.0, 80.0]])
+    # Density direction: log p(x) = log p_Z(inverse(x)) + ildj(x).
+    np.testing.assert_allclose(flow.log_prob(fresh(x, tf.float64)), mixture.log_prob(x), rtol=1e-9, atol=1e-9)
+    ildj = bijector.inverse_log_det_jacobian(fresh(x, tf.float64), event_ndims=0)
+    logistic_log_pdf = base.log_prob(bijector.inverse(fresh(x, tf.float64)))
+    np.testing.assert_allclose(ildj, mixture.log_prob(x) - logistic_log_pdf, rtol=1e-9, atol=1e-9)
+    # Sampling direction: log p_Z(z) - fldj(z) is the mixture density at forward(z).
+    z = np.linspace(-15.0, 15.0, 61)
+    x_of_z = bijector.forward(fresh(z, tf.float64))
+    fldj = bijector.forward_log_det_jacobian(fresh(z, tf.float64), event_ndims=0)
+    np.testing.assert_allclose(base.log_prob(z) - fldj, mixture.log_prob(x_of_z), rtol=1e-8, atol=1e-8)
+
+
+def test_samples_follow_the_mixture_cdf():
+    params = random_mixture(24, 4, loc_spread=3.0)
+    flow = tfd.TransformedDistribution(tfd.Logistic(0.0, 1.0), make_bijector(params))
+    samples = np.sort(flow.sample(4000, seed=7).numpy())
+    cdf = mixture_distribution(params).cdf(samples).numpy()
+    empirical = np.arange(1, samples.size + 1) / samples.size
+    # Kolmogorov-Smirnov at the 99.9% level: 1.95 / sqrt(n).
+    assert np.max(np.abs(cdf - empirical)) < 1.95 / np.sqrt(samples.size)
+
+
+def test_inverse_log_det_is_finite_and_exact_deep_in_the_tails():
+    params = (np.array([0.0, 2.0, -1.0]), np.array([-1.0, 0.5, 3.0]), np.array([-3.0, -1.0, 0.5]))
+    x = np.array([-1e3, -200.0, 200.0, 1e3])
+    ildj32 = make_bijector(params).inverse_log_det_jacobian(fresh(x), event_ndims=0).numpy()
+    ildj64 = make_bijector(params, tf.float64).inverse_log_det_jacobian(fresh(x, tf.float64), event_ndims=0)
+    assert np.all(np.isfinite(ildj32))
+    np.testing.assert_allclose(ildj32, ildj64, rtol=1e-5, atol=1e-3)
+
+
+# --- K = 1 and repeated components ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("loc,log_scale", [(0.0, 0.0), (1.5, 2.0), (-3.0, -1.5)])
+def test_single_component_is_an_affine_map(loc, log_scale):
+    """logit(sigmoid((x - mu) / s)) = (x - mu) / s: the forward is x = mu + s z, log-det log s."""
+    bijector = make_bijector(([0.7], [loc], [log_scale]), tf.float64)
+    affine = tfb.Shift(tf.constant(loc, tf.float64))(tfb.Scale(tf.constant(np.exp(log_scale), tf.float64)))
+    z = np.array([-200.0, -30.0, -1.0, 0.0, 0.5, 12.0, 200.0])
+    np.testing.assert_allclose(bijector.forward(fresh(z, tf.float64)), affine.forward(z), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(bijector.forward_log_det_jacobian(fresh(z, tf.float64), event_ndims=0),
+                               np.full(z.shape, log_scale), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(bijector.inverse(fresh(z, tf.float64)), affine.inverse(z), rtol=1e-10, atol=1e-10)
+
+
+def test_identical_components_reduce_to_one():
+    single = make_bijector(([0.0], [0.8], [0.4]))
+    repeated = make_bijector(([0.3, -2.0, 1.0], [0.8] * 3, [0.4] * 3))
+    z = np.linspace(-25.0, 25.0, 11)
+    np.testing.assert_allclose(repeated.forward(fresh(z)), single.forward(fresh(z)), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(repeated.forward_log_det_jacobian(fresh(z), event_ndims=0),
+                               single.forward_log_det_jacobian(fresh(z), event_ndims=0), rtol=1e-5, atol=1e-5)
+
+
+# --- XLA ---------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [tf.float32, tf.float64])
+def test_root_search_compiles_with_xla(dtype):
+    bijector = make_bijector(random_mixture(31, 5), dtype)
+
+    @tf.function(jit_compile=True)
+    def sample_direction(z):
+        return bijector.forward(z), bijector.forward_log_det_jacobian(z, event_ndims=0)
+
+    z = fresh(np.linspace(-30.0, 30.0, 13), dtype)
+    hlo = sample_direction.experimental_get_compiler_ir(z)(stage="hlo")
+    assert "while" in hlo  # the search is one bounded XLA loop
+    x_xla, fldj_xla = sample_direction(z)
+    np.testing.assert_allclose(x_xla, bijector.forward(fresh(z, dtype)), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(fldj_xla, bijector.forward_log_det_jacobian(fresh(z, dtype), event_ndims=0),
+                               rtol=1e-5, atol=1e-5)
+
+
+# --- Gradients ---------------------------------------------------------------------------------------------------
+
+def test_forward_gradients_match_finite_differences():
+    """The implicit gradients of the root search, against central differences in float64."""
+    logits, locs, log_scales = (tf.Variable(p, dtype=tf.float64) for p in random_mixture(41, 4))
+    bijector = LogisticMixtureCDF(logits, locs, log_scales)
+    z = tf.constant([-12.0, -1.3, 0.0, 0.4, 2.5, 9.0], tf.float64)
+
+    def objective():
+        return tf.reduce_sum(tf.sin(bijector.forward(tf.identity(z))))  # a non-linear read-out of x
+
+    with tf.GradientTape() as tape:
+        tape.watch(z)
+        value = tf.reduce_sum(tf.sin(bijector.forward(z)))
+    grads = tape.gradient(value, [z, logits, locs, log_scales])
+    step = 1e-6
+    for var, grad in zip([logits, locs, log_scales], grads[1:]):
+        numeric = np.zeros(var.shape)
+        for i in range(var.shape[0]):
+            original = var.numpy()
+            for sign in (1.0, -1.0):
+                shifted = original.copy()
+                shifted[i] += sign * step
+                var.assign(shifted)
+                numeric[i] += sign * objective().numpy() / (2 * step)
+            var.assign(original)
+        np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-7, err_msg=f"gradient w.r.t. {var.name}")
+    # dx/dz is exp(fldj): the Jacobian of the forward is its own log-det.
+    x = bijector.forward(tf.identity(z))
+    expected = np.cos(x.numpy()) * np.exp(bijector.forward_log_det_jacobian(tf.identity(z), event_ndims=0))
+    np.testing.assert_allclose(grads[0], expected, rtol=1e-8)
+
+
+def test_gradients_are_finite_deep_in_the_tails():
+    params = [tf.Variable(p, dtype=tf.float32) for p in
+              (np.array([0.0, 2.0, -1.0]), np.array([-1.0, 0.5, 3.0]), np.array([-3.0, -1.0, 0.5]))]
+    bijector = LogisticMixtureCDF(*params)
+    x = tf.constant([-1e3, -200.0, -20.0, 0.0, 20.0, 200.0, 1e3])
+    z = tf.constant([-200.0, -60.0, -15.0, 0.0, 15.0, 60.0, 200.0])
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([x, z])
+        density = tf.reduce_sum(bijector.inverse(x) + bijector.inverse_log_det_jacobian(x, event_ndims=0))
+        sampling = tf.reduce_sum(bijector.forward(z) + bijector.forward_log_det_jacobian(z, event_ndims=0))
+    for name, objective in (("density", density), ("sampling", sampling)):
+        assert np.isfinite(objective.numpy()), name
+        for grad in tape.gradient(objective, [x, z] + params):
+            if grad is not None:
+                assert np.all(np.isfinite(tf.convert_to_tensor(grad).numpy())), name
+
+
+# --- Parameters: shapes, variables, deferred tensors -----------------------------------------------------------
+
+def test_batch_shape_comes_from_the_parameters_without_their_component_axis():
+    bijector = LogisticMixtureCDF(tf.zeros([3, 1, 4]), tf.zeros([5, 4]), tf.zeros([4]))
+    assert bijector.experimental_batch_shape() == [3, 5]
+    x = bijector.forward(tf.zeros([2, 3, 5]))
+    assert x.shape == [2, 3, 5]
+
+
+def test_variables_and_deferred_tensors_are_used_not_copied():
+    logits = tf.Variable([0.0, 0.5])
+    locs = tf.Variable([-1.0, 1.0])
+    scales = tf.Variable([1.0, 0.5])
+    bijector = LogisticMixtureCDF(logits, locs, tfp.util.DeferredTensor(scales, tf.math.log))
+    assert {v.ref() for v in bijector.trainable_variables} == {logits.ref(), locs.ref(), scales.ref()}
+    z = tf.constant([0.3, -2.0])
+    with tf.GradientTape() as tape:
+        value = tf.reduce_sum(bijector.forward(z))
+    assert all(g is not None for g in tape.gradient(value, [logits, locs, scales]))
+    before = bijector.forward(tf.identity(z)).numpy()
+    locs.assign_add([1.0, 1.0])  # shifting every component shifts the quantiles
+    np.testing.assert_allclose(bijector.forward(tf.identity(z)), before + 1.0, rtol=1e-5, atol=1e-5)
+    assert not LogisticMixtureCDF([0.0], [0.0], [0.0]).variables  # no variables of its own
+
+
+# --- The coupling ------------------------------------------------------------------------------------------------
+
+def _forced_multiplicative(make):
+    with mock.patch.object(coupling, "last_axis_split", lambda mask: None):
+        return make()
+
+
+@pytest.mark.parametrize("mask", [masks.half(6), masks.half(7, parity=1)], ids=["half", "half-odd-parity1"])
+def test_coupling_slicing_and_multiplicative_paths_agree(mask):
+    conditioner = MixtureConditioner(mask.shape, 3, tf.float32, seed=51)
+    sliced = LogisticMixtureCoupling(mask, conditioner, 3)
+    multiplied = _forced_multiplicative(lambda: LogisticMixtureCoupling(mask, conditioner, 3))
+    assert sliced._split is not None and multiplied._split is None  # the two paths really differ
+    x = np.random.default_rng(52).logistic(size=(4, mask.size)).astype(np.float32) * 2
+    for method in ("forward", "inverse"):
+        np.testing.assert_allclose(getattr(multiplied, method)(fresh(x)), getattr(sliced, method)(fresh(x)),
+                                   rtol=1e-5, atol=1e-5, err_msg=method)
+        log_det = f"{method}_log_det_jacobian"
+        np.testing.assert_allclose(getattr(multiplied, log_det)(fresh(x), event_ndims=1),
+                                   getattr(sliced, log_det)(fresh(x), event_ndims=1), rtol=1e-5, atol=1e-5,
+                                   err_msg=log_det)
+
+
+def test_coupling_equals_a_hand_assembled_elementwise_map():
+    """Flow++ eq. (7) assembled from LogisticMixtureCDF and TFP's Shift/Scale on the transformed half."""
+    mask = masks.half(6)
+    conditioner = MixtureConditioner(mask.shape, 4, tf.float64, seed=61)
+    ours = LogisticMixtureCoupling(mask, conditioner, 4)
+    data = np.random.default_rng(62).logistic(size=(5, 6)) * 2
+    a_raw, b, logits, locs, log_scales = (t[:, 3:] for t in conditioner(fresh(data * mask, tf.float64)))
+    a = tf.tanh(a_raw)
+    mixture = LogisticMixtureCDF(logits, locs, tf.maximum(log_scales, tf.constant(-7.0, tf.float64)))
+    # Density direction: z = exp(a) logit(F(x)) + b on the transformed half.
+    density = tfb.Chain([tfb.Shift(b), tfb.Scale(tf.exp(a)), tfb.Invert(mixture)])
+    z = ours.inverse(fresh(data, tf.float64)).numpy()
+    np.testing.assert_allclose(z[:, :3], data[:, :3])
+    np.testing.assert_allclose(z[:, 3:], density.forward(data[:, 3:]), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(ours.inverse_log_det_jacobian(fresh(data, tf.float64), event_ndims=1),
+                               density.forward_log_det_jacobian(data[:, 3:], event_ndims=1), rtol=1e-10)
+    # Sampling direction: the same map inverted.
+    np.testing.assert_allclose(ours.forward(fresh(z, tf.float64)).numpy()[:, 3:], data[:, 3:], rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(ours.forward_log_det_jacobian(fresh(z, tf.float64), event_ndims=1),
+                               density.inverse_log_det_jacobian(z[:, 3:], event_ndims=1), rtol=1e-9)
+
+
+def _constant_params_fn(a_raw, b, log_scale, num_components=1):
+    """A conditioner that ignores its input: every transformed entry gets the same logistic mixture."""
+    def params_fn(x):
+        ones = tf.ones_like(x)
+        k = tf.ones(tf.concat([tf.shape(x), [num_components]], axis=0), x.dtype)
+        return a_raw * ones, b * ones, 0.0 * k, 0.0 * k, log_scale * k
+    return params_fn
+
+
+@pytest.mark.parametrize("a_raw,expected_log_scale", [(1e6, 1.0), (-1e6, -1.0), (0.3, np.tanh(0.3))])
+def test_coupling_scale_is_tanh_bounded(a_raw, expected_log_scale):
+    """With one standard logistic component the coupling is affine: z = exp(tanh(a_raw)) x + b."""
+    coupling_ = LogisticMixtureCoupling(masks.half(4), _constant_params_fn(a_raw, 0.5, 0.0), 1)
+    x = np.array([[0.1, 0.2, -3.0, 40.0]], np.float32)
+    z = coupling_.inverse(fresh(x)).numpy()
+    np.testing.assert_allclose(z[:, 2:], np.exp(expected_log_scale) * x[:, 2:] + 0.5, rtol=1e-5)
+    np.testing.assert_allclose(coupling_.inverse_log_det_jacobian(fresh(x), event_ndims=1),
+                               [2 * expected_log_scale], rtol=1e-5)
+
+
+def test_coupling_floors_log_scales_at_minus_7():
+    x = np.array([[0.1, 0.2, -1e-4, 2e-3]], np.float32)
+    floored = LogisticMixtureCoupling(masks.half(4), _constant_params_fn(0.0, 0.0, -50.0), 1)
+    at_floor = LogisticMixtureCoupling(masks.half(4), _constant_params_fn(0.0, 0.0, -7.0), 1)
+    np.testing.assert_allclose(floored.inverse(fresh(x)), at_floor.inverse(fresh(x)))
+    np.testing.assert_allclose(floored.inverse(fresh(x)).numpy()[:, 2:], x[:, 2:] * np.exp(7.0), rtol=1e-5)
+
+
+def test_coupling_xla_matches_eager():
+    mask = masks.checkerboard(2, 4, 2)
+    coupling_ = LogisticMixtureCoupling(mask, MixtureConditioner(mask.shape, 3, tf.float32, seed=71), 3)
+    z = fresh(np.random.default_rng(72).logistic(size=(3, 2, 4, 2)) * 2)
+
+    @tf.function(jit_compile=True)
+    def sample_direction(t):
+        return coupling_.forward(t), coupling_.forward_log_det_jacobian(t, event_ndims=3)
+
+    x_xla, fldj_xla = sample_direction(z)
+    np.testing.assert_allclose(x_xla, coupling_.forward(tf.identity(z)), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(fldj_xla, coupling_.forward_log_det_jacobian(tf.identity(z), event_ndims=3),
+                               rtol=1e-4, atol=1e-4)
+
+
+# --- Errors that name the argument -------------------------------------------------------------------------------
+
+def test_mismatched_component_axes_raise():
+    with pytest.raises(ValueError, match="component axes"):
+        LogisticMixtureCDF(tf.zeros([3]), tf.zeros([4]), tf.zeros([3]))
+
+
+def test_zero_components_raise():
+    with pytest.raises(ValueError, match="`logits` must have at least 1 mixture component"):
+        LogisticMixtureCDF(tf.zeros([0]), tf.zeros([0]), tf.zeros([0]))
+
+
+def test_scalar_parameters_raise():
+    with pytest.raises(ValueError, match="`locs` must have a trailing component axis"):
+        LogisticMixtureCDF(tf.zeros([2]), 0.0, tf.zeros([2]))
+
+
+def test_integer_parameters_raise():
+    with pytest.raises(TypeError, match="floating-point"):
+        LogisticMixtureCDF(tf.zeros([2], tf.int32), tf.zeros([2], tf.int32), tf.zeros([2], tf.int32))
+
+
+def test_validate_args_checks_dynamic_component_axes_and_finiteness():
+    @tf.function(input_signature=[tf.TensorSpec([None])] * 3)
+    def build_and_run(logits, locs, log_scales):
+        return LogisticMixtureCDF(logits, locs, log_scales, validate_args=True).inverse(tf.constant([0.5]))
+
+    with pytest.raises(tf.errors.InvalidArgumentError, match="`locs` must have as many components"):
+        build_and_run(tf.zeros([3]), tf.zeros([2]), tf.zeros([3]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="`log_scales` must be finite"):
+        build_and_run(tf.zeros([2]), tf.zeros([2]), tf.constant([0.0, np.inf]))
+    variable = tf.Variable([0.0, 0.0])
+    bijector = LogisticMixtureCDF([0.0, 0.0], variable, [0.0, 0.0], validate_args=True)
+    variable.assign([0.0, np.nan])  # variables are checked when used, not only when built
+    with pytest.raises(tf.errors.InvalidArgumentError, match="`locs` must be finite"):
+        bijector.forward(tf.constant([0.5]))
+
+
+@pytest.mark.parametrize("num_components", [0, -1, 2.0, True])
+def test_coupling_rejects_bad_num_components(num_components):
+    with pytest.raises(ValueError, match="num_components"):
+        LogisticMixtureCoupling(masks.half(4), _constant_params_fn(0.0, 0.0, 0.0), num_components)
+
+
+def test_coupling_rejects_non_callable_params_fn():
+    with pytest.raises(TypeError, match="params_fn"):
+        LogisticMixtureCoupling(masks.half(4), "not a function", 2)
+
+
+def test_coupling_names_a_wrong_component_axis():
+    coupling_ = LogisticMixtureCoupling(masks.half(4), _constant_params_fn(0.0, 0.0, 0.0, num_components=3), 2)
+    with pytest.raises(ValueError, match="`logits` must have num_components=2"):
+        coupling_.inverse(tf.zeros([1, 4]))
+
+
+def test_coupling_names_a_wrong_number_of_outputs():
+    coupling_ = LogisticMixtureCoupling(masks.half(4), lambda x: (x, x, x, x), 2)
+    with pytest.raises(ValueError, match="5 tensors"):
+        coupling_.inverse(tf.zeros([1, 4]))
+
+
+def test_coupling_validate_args_rejects_non_finite_conditioner_outputs():
+    coupling_ = LogisticMixtureCoupling(masks.half(4), _constant_params_fn(np.nan, 0.0, 0.0), 1, validate_args=True)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="non-finite a"):
+        coupling_.inverse(tf.zeros([1, 4]))
