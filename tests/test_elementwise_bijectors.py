@@ -343,3 +343,15 @@ def test_prelu_with_a_tfp_scale_in_a_chain_round_trips_under_xla():
     np.testing.assert_allclose(chain.inverse(tf.identity(y)), x, rtol=1e-6)
     expected_ldj = np.log([2.0, 1.0, 0.5]).sum() + np.log([[0.2, 1.0, 3.0], [1.0, 0.5, 1.0]]).sum(-1)
     np.testing.assert_allclose(chain.forward_log_det_jacobian(x, event_ndims=1), expected_ldj, rtol=1e-6)
+
+
+def test_planar_inverse_under_xla_never_returns_nan():
+    # Regression: a zero value tolerance let the XLA-compiled root search stall (its tanh is not bit-identical
+    # to the eager one) and return NaN for one row of this batch.
+    planar = Planar(w=tf.constant([1.293874, 0.6211898]), u=tf.constant([0.31886613, -0.009196484]),
+                              b=tf.constant(-0.17898594))
+    y = tf.constant([[0.8430802, 0.22478794], [1.8001704, -0.18726681], [-0.6628666, 0.83528906],
+                     [0.114790164, 0.02495369]])
+    x = tf.function(planar.inverse, jit_compile=True)(y).numpy()
+    assert np.all(np.isfinite(x)), x
+    np.testing.assert_allclose(planar.forward(tf.constant(x)).numpy(), y.numpy(), atol=1e-5)

@@ -152,7 +152,10 @@ class Planar(tfb.Bijector):
             low=center - half_width,
             high=center + half_width,
             position_tolerance=eps * (tf.abs(center) + half_width),
-            value_tolerance=tf.zeros([], y.dtype),
+            # A zero value tolerance can stall under XLA, whose tanh is not bit-identical to the eager one: the
+            # bracket collapses without an exact zero and the search ends in NaN. g is evaluated to about
+            # eps * (|w.y| + |c| + 1), so no smaller residual is meaningful anyway.
+            value_tolerance=eps * (tf.abs(center) + tf.abs(c_const) + 1.0),
             max_iterations=_MAX_ROOT_ITERATIONS).estimated_root
         root = tf.stop_gradient(root)
         # Implicit function theorem: da/dtheta = -(dg/dtheta) / (dg/da) at the root. Adding the Newton
