@@ -155,6 +155,7 @@ def _load_checkpoint(path):
 
 def _evaluate(args):
     import numpy as np  # noqa: PLC0415
+    import tensorflow as tf  # noqa: PLC0415
 
     from tfp_flows.datasets import bits_per_dim, dataset_info, make_dataset  # noqa: PLC0415
 
@@ -166,7 +167,8 @@ def _evaluate(args):
         from keras_models.export import load_serving_model  # noqa: PLC0415
 
         log_prob = load_serving_model(args.model).signatures["log_prob"]
-        values = [log_prob(x=batch)["log_prob"].numpy() for batch in data]
+        dtype = log_prob.structured_input_signature[1]["x"].dtype  # float64 exports take float64 data
+        values = [log_prob(x=tf.cast(batch, dtype))["log_prob"].numpy() for batch in data]
     else:
         model = _load_checkpoint(args.model)
         values = [model.log_prob(batch).numpy() for batch in data]

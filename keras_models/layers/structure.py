@@ -81,7 +81,8 @@ class SequentialFlow(BijectorLayer):
             x = step.bijector().inverse(x)
 
     def bijector(self):
-        return tfb.Chain([step.bijector() for step in self.steps])
+        # A short name: TFP nests every sub-bijector's scope under it, and long names bloat exported graphs.
+        return tfb.Chain([step.bijector() for step in self.steps], name="seq")
 
 
 class ChannelSliceLayer(BijectorLayer):
@@ -101,7 +102,8 @@ class ChannelSliceLayer(BijectorLayer):
         self.inner.initialize_from_data(x[..., : self.num_channels])
 
     def bijector(self):
-        return tfp_flows.ChannelSlice(self.inner.bijector(), self.num_channels, event_ndims=self._event_ndims)
+        return tfp_flows.ChannelSlice(self.inner.bijector(), self.num_channels, event_ndims=self._event_ndims,
+                                      name="slice")
 
     def output_event_shape(self, event_shape):
         return tuple(event_shape)

@@ -1,0 +1,172 @@
+"""MAF / IAF: the preset checklist on two moons, agreement with TFP's own MADE, and the IAF = MAF^-1 relation."""
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_probability as tfp
+from sklearn.datasets import make_moons
+
+import keras
+import model_checks as checks
+from keras_models.layers.made import MADE
+from keras_models.maf import IAF, MAF
+
+tfb = tfp.bijectors
+tfd = tfp.distributions
+
+SMALL = dict(num_layers=3, hidden_units=(16, 16))
+TINY = dict(num_layers=2, hidden_units=(8,))  # for IAF under XLA, whose density loop compiles slowly
+
+
+def moons(num_points=512, seed=0):
+    return make_moons(num_points, noise=0.05, random_state=seed)[0].astype(np.float32)
+
+
+def randomize(model, seed=0, scale=0.3):
+    """Random values in every weight (the last MADE layers start at zero, which would make checks trivial)."""
+    rng = np.random.default_rng(seed)
+    for weight in model.trainable_weights:
+        weight.assign(scale * rng.normal(size=weight.shape).astype(np.float32))
+
+
+@pytest.fixture(scope="module")
+def trained():
+    keras.utils.set_random_seed(0)
+    x = moons()
+    model = MAF(event_shape=(2,), **SMALL)
+    nll, baseline = checks.assert_fit_beats_gaussian(model, x, steps=150, learning_rate=1e-2, margin=0.2)
+    return model, x, nll, baseline
+
+
+def test_fit_beats_the_gaussian_baseline_on_two_moons(trained):
+    _, _, nll, baseline = trained
+    assert nll < baseline - 0.2
+
+
+@pytest.mark.parametrize("model_class", [MAF, IAF])
+def test_every_weight_trains_and_none_hides_in_tfp(model_class):
+    keras.utils.set_random_seed(1)
+    checks.assert_every_weight_trains(model_class(event_shape=(2,), **TINY), moons(128))
+
+
+def test_sample_encode_decode(trained):
+    model, x, _, _ = trained
+    checks.assert_sample_encode_decode(model, x[:32])
+
+
+@pytest.mark.parametrize("model_class, kwargs", [(MAF, dict(permutation="random")), (IAF, {})])
+def test_keras_round_trip(model_class, kwargs, tmp_path):
+    model = model_class(event_shape=(3,), **SMALL, **kwargs)
+    randomize(model)
+    x = np.random.default_rng(1).normal(size=[16, 3]).astype(np.float32)
+    reloaded = checks.assert_keras_round_trip(model, x, tmp_path)
+    assert type(reloaded) is model_class
+    assert [p.permutation.tolist() for p in reloaded.flow_layers if hasattr(p, "permutation")] == \
+        [p.permutation.tolist() for p in model.flow_layers if hasattr(p, "permutation")]
+
+
+@pytest.mark.parametrize("model_class", [MAF, IAF])
+def test_jit_compile_trains(model_class):
+    keras.utils.set_random_seed(2)
+    checks.assert_jit_compile_trains(model_class(event_shape=(2,), **TINY), moons(128))
+
+
+def test_whole_bijector_conforms(trained):
+    model, x, _, _ = trained
+    checks.assert_bijector_conforms(model, x[:8])
+
+
+def test_iaf_bijector_conforms():
+    model = IAF(event_shape=(3,), **TINY)
+    randomize(model)
+    checks.assert_bijector_conforms(model, np.random.default_rng(4).normal(size=[8, 3]).astype(np.float32))
+
+
+def test_made_outputs_depend_only_on_earlier_inputs():
+    """The autoregressive property from the Jacobian itself: d out_d / d x_i = 0 for every i >= d."""
+    made = MADE(event_size=5, hidden_units=(7, 9))
+    made.build((None, 5))
+    rng = np.random.default_rng(5)
+    for weight in made.weights:
+        weight.assign(rng.normal(size=weight.shape).astype(np.float32))
+    x = tf.constant(rng.normal(size=[64, 5]).astype(np.float32))
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        shift, log_scale = made(x)
+    for output in (shift, log_scale):
+        jacobian = tape.batch_jacobian(output, x).numpy()  # [batch, out d, in i]
+        np.testing.assert_array_equal(np.triu(jacobian, k=0), 0.0)
+        assert np.all(np.abs(np.tril(jacobian, k=-1)).sum(axis=0)[np.tril_indices(5, -1)] > 0)  # and really uses them
+
+
+def _tfp_made_like(made):
+    """TFP's own `tfb.AutoregressiveNetwork` (tf_keras) carrying a copy of `made`'s weights."""
+    network = tfb.AutoregressiveNetwork(params=2, event_shape=[made.event_size], hidden_units=list(made.hidden_units),
+                                        activation="relu", input_order="left-to-right", hidden_degrees="equal")
+    network.build((None, made.event_size))
+    # TFP masks kernels only through their initializer and constraint: hand it the masked (effective) kernels.
+    network.set_weights([w for kernel, bias, mask in zip(made.kernels, made.biases, made.masks)
+                         for w in (kernel.numpy() * mask, bias.numpy())])
+    limit = made.log_scale_limit
+
+    def shift_and_log_scale(x):
+        shift, raw = tf.unstack(network(x), num=2, axis=-1)
+        return shift, limit * tf.math.tanh(raw / limit)
+    return shift_and_log_scale
+
+
+def test_maf_equals_a_hand_composed_tfp_chain_with_tfp_made():
+    """Same weights in TFP's AutoregressiveNetwork + tfb.MaskedAutoregressiveFlow + tfb.Permute: same log_prob."""
+    model = MAF(event_shape=(4,), num_layers=3, hidden_units=(8, 8))
+    randomize(model, seed=6)
+    layers = []  # data side first, like model.flow_layers
+    for layer in model.flow_layers:
+        if hasattr(layer, "made"):
+            layers.append(tfb.MaskedAutoregressiveFlow(shift_and_log_scale_fn=_tfp_made_like(layer.made)))
+        else:
+            layers.append(tfb.Permute(permutation=np.arange(4)[::-1].tolist()))
+    reference = tfd.TransformedDistribution(tfd.Sample(tfd.Normal(0.0, 1.0), [4]), tfb.Chain(layers))
+    x = np.random.default_rng(7).normal(size=[16, 4]).astype(np.float32)
+    np.testing.assert_allclose(model.log_prob(x).numpy(), reference.log_prob(x).numpy(), rtol=1e-5, atol=1e-5)
+    assert sum(isinstance(b, tfb.Permute) for b in layers) == 2
+
+
+def test_iaf_is_the_inverse_of_a_maf_with_its_steps_in_reverse_order():
+    """IAF f_K^-1 o P o ... o f_1^-1 is the inverse of the MAF f_1 o P o ... o f_K (P = reversal, P^-1 = P).
+
+    So with the steps' weights copied in reverse order, log q_IAF(x) = log N(g(x)) + log|det dg/dx| with g the
+    MAF's forward (sampling) map.
+    """
+    maf = MAF(event_shape=(3,), **SMALL)
+    randomize(maf, seed=8)
+    iaf = IAF(event_shape=(3,), **SMALL)
+    maf_steps = [layer for layer in maf.flow_layers if hasattr(layer, "made")]
+    iaf_steps = [layer for layer in iaf.flow_layers if hasattr(layer, "made")]
+    for iaf_step, maf_step in zip(iaf_steps, maf_steps[::-1]):
+        for target, source in zip(iaf_step.made.weights, maf_step.made.weights):
+            target.assign(source.numpy())
+    x = tf.constant(np.random.default_rng(9).normal(size=[16, 3]).astype(np.float32))
+    g_x = maf.bijector.forward(tf.identity(x))
+    np.testing.assert_allclose(iaf.encode(tf.identity(x)).numpy(), g_x.numpy(), rtol=1e-4, atol=1e-5)
+    expected = (tfd.Sample(tfd.Normal(0.0, 1.0), [3]).log_prob(g_x)
+                + maf.bijector.forward_log_det_jacobian(tf.identity(x), event_ndims=1))
+    np.testing.assert_allclose(iaf.log_prob(x).numpy(), expected.numpy(), rtol=1e-4, atol=1e-4)
+    samples = iaf.sample(5, seed=1)
+    assert samples.shape == (5, 3) and np.all(np.isfinite(samples.numpy()))
+
+
+def test_float64_option_runs_in_double_precision():
+    model = MAF(event_shape=(2,), num_layers=2, hidden_units=(8,), dtype="float64")
+    assert all(w.dtype == "float64" for w in model.weights)
+    assert model.log_prob(moons(4).astype(np.float64)).dtype == tf.float64
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(event_shape=(2, 2)), "event_shape"),
+    (dict(event_shape=(2,), num_layers=0), "num_layers"),
+    (dict(event_shape=(2,), permutation="shuffle"), "permutation"),
+    (dict(event_shape=(2,), hidden_units=(0,)), "hidden_units"),
+    (dict(event_shape=(2,), log_scale_limit=-1.0), "log_scale_limit"),
+])
+def test_bad_arguments_are_named(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        MAF(**kwargs)
