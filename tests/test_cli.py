@@ -101,16 +101,49 @@ def test_list_names_presets_and_datasets(tmp_path):
         assert name in out, out
 
 
+def test_variational_inference_run_on_an_energy(tmp_path):
+    tfp_flows("train", "--preset", "planar", "--dataset", "U2", "--epochs", "1", "--steps-per-epoch", "5",
+              "--batch-size", "64", "--quiet", cwd=tmp_path)
+    run_dir = _only_run_dir(tmp_path / "runs")
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["stop_reason"] == "completed" and np.isfinite(metrics["train_elbo"])
+    assert (tmp_path / "saved_models" / "planar-u2" / "1" / "saved_model.pb").is_file()
+    assert_real_image(run_dir / "density.png")
+
+
+def test_image_run_writes_sample_grids_and_an_interpolation_strip(tmp_path):
+    tfp_flows("train", "--preset", "glow", "--dataset", "digits", "--epochs", "1", "--steps-per-epoch", "2",
+              "--batch-size", "16", "--model-args", '{"num_levels": 1, "num_steps": 1, "hidden_channels": 4}',
+              "--no-export", "--quiet", cwd=tmp_path)
+    run_dir = _only_run_dir(tmp_path / "runs")
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert 0 < metrics["validation_bits_per_dim"] < 16 and np.isfinite(metrics["train_bits_per_dim"])
+    for figure in ("samples.png", "interpolation.png", "training_curve.png"):
+        assert_real_image(run_dir / figure)
+
+
 @pytest.mark.parametrize("args, message", [
     (["train", "--epochs", "-1"], "positive integer"),
     (["train", "--strategy", "tpu-pod"], "invalid choice"),
     (["train", "--model-args", "[1, 2]"], "JSON object"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_bad_flags_give_a_usage_error_and_exit_code_2(capsys, args, message):
+    from keras_models.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage: tfp-flows" in err and message in err, err
+
+
+@pytest.mark.parametrize("args, message", [
     (["train", "--preset", "no-such-flow"], "unknown preset"),
     (["train", "--dataset", "no-such-data"], "unknown dataset"),
     (["sample", "--model", "nowhere/at/all"], "nowhere"),
-    (["frobnicate"], "invalid choice"),
 ])
-def test_bad_input_gives_a_usage_error_and_exit_code_2(tmp_path, args, message):
+def test_bad_names_exit_2_with_one_clear_line_and_no_traceback(tmp_path, args, message):
     result = tfp_flows(*args, cwd=tmp_path, check=False)
     assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
     assert message in result.stderr, result.stderr[-2000:]

@@ -1,0 +1,76 @@
+"""The variational-inference branch of `tfp-flows train`: `--dataset U1`..`U4` fits q to exp(-U) by reverse KL.
+
+The preset (planar, radial, realnvp, maf, ...) is the flow q; `VariationalFlow` trains it with `fit` on the
+ELBO. The run folder gets the same files as a density run: config.json, metrics.json (final ELBO instead of
+NLL), model.keras (the flow q), TensorBoard logs, a training curve and the density figure beside the target
+energy; the flow q is exported as a SavedModel, so `tfp-flows sample` draws from the fitted posterior.
+"""
+import os
+import time
+
+import numpy as np
+
+from keras_models import _backend  # noqa: F401
+import keras
+
+from keras_models import plots, training
+from keras_models.presets import VARIATIONAL_PRESETS, build_model
+from keras_models.variational import VariationalFlow
+
+VI_MODEL_ARGS = {"planar": {"num_layers": 16}, "radial": {"num_layers": 16},
+                 "realnvp": {"num_couplings": 6, "hidden_units": [64, 64]},
+                 "maf": {"num_layers": 4, "hidden_units": [64, 64]},
+                 "nice": {"num_couplings": 4, "hidden_units": [64, 64]}}
+
+
+def train_variational(config, run_dir, start):
+    """Fit `config["preset"]` to the energy `config["dataset"]`; returns what `run.train` returns."""
+    from keras_models.run import EpochSummary, _device, is_chief  # noqa: PLC0415 (run imports this module)
+    from tfp_flows.datasets.energies import get_energy  # noqa: PLC0415
+
+    preset = config["preset"]
+    if preset not in VARIATIONAL_PRESETS:
+        raise ValueError(f"preset {preset!r} cannot do variational inference on {config['dataset']!r}; "
+                         f"expected one of {list(VARIATIONAL_PRESETS)}")
+    keras.utils.set_random_seed(config["seed"])
+    args = dict(VI_MODEL_ARGS.get(preset, {}), **(config["model_args"] or {}))
+    flow = build_model(preset, (2,), **args)
+    model = VariationalFlow(flow, target_log_prob=config["dataset"].upper(), batch_size=config["batch_size"],
+                            seed=config["seed"])
+    model.compile(optimizer=keras.optimizers.Adam(config["learning_rate"], clipnorm=10.0),
+                  jit_compile=bool(config["jit_compile"]))
+    chief = is_chief()
+    callbacks = training.default_callbacks(run_dir, checkpoint=False, tensorboard=chief)
+    callbacks.append(EpochSummary(config["epochs"]))
+    history = model.fit(epochs=config["epochs"], steps_per_epoch=config["steps_per_epoch"], callbacks=callbacks,
+                        verbose=config["verbose"])
+    reason = training.stop_reason(callbacks) or "completed"
+    metrics = {
+        "train_elbo": float(history.history["elbo"][-1]),
+        "elbo_10k_samples": float(model.elbo(10_000, seed=config["seed"])),
+        "epochs": len(history.history["elbo"]),
+        "steps": int(model.optimizer.iterations.numpy()),
+        "wall_time_s": round(time.time() - start, 2),
+        "device": _device(),
+        "stop_reason": reason,
+        "preset": preset,
+        "dataset": config["dataset"],
+    }
+    result = {"run_dir": run_dir, "metrics": metrics, "model": model}
+    if chief:
+        if reason == "completed":
+            training.save_model_atomically(flow, os.path.join(run_dir, "model.keras"))
+        energy = get_energy(config["dataset"])
+        samples = model.sample(config["num_plot_samples"], seed=1).numpy()
+        result["figures"] = {
+            "training_curve": plots.plot_training_curve(history.history, os.path.join(run_dir, "training_curve.png")),
+            "density": plots.plot_density_2d(lambda p: flow.log_prob(p).numpy(), os.path.join(run_dir, "density.png"),
+                                             samples=samples, target_log_prob_fn=lambda p: -np.asarray(energy(p)),
+                                             limits=[(-4.0, 4.0), (-4.0, 4.0)], title="fitted q"),
+        }
+        if config["export"] and reason == "completed":
+            from keras_models.export import export_saved_model  # noqa: PLC0415
+
+            metrics["export_path"] = export_saved_model(flow, base_dir=config["export_dir"], name=config["name"])
+        training.atomic_write_json(os.path.join(run_dir, "metrics.json"), metrics)
+    return result
