@@ -29,6 +29,7 @@ Example:
     TensorShape([5, 2])
 """
 import math
+import re
 
 import numpy as np
 import tensorflow as tf
@@ -50,7 +51,8 @@ class NonFiniteInputError(ValueError):
 
 
 def _non_finite_message(arg_name, where):
-    return (f"`{arg_name}` {where} {_NON_FINITE_MARKER}; expected finite values (nan_policy='raise'; pass "
+    where = f" {where}" if where else ""
+    return (f"`{arg_name}`{where} {_NON_FINITE_MARKER}; expected finite values (nan_policy='raise'; pass "
             f"nan_policy='omit' to leave such examples out, or clean the data)")
 
 
@@ -193,7 +195,7 @@ class FlowModel(keras.Model):
         if self.nan_policy == "raise" and tf.executing_eagerly():
             bad = tf.logical_not(_finite_rows(x, len(self.event_shape)))
             if bool(tf.reduce_any(bad)):
-                where = tf.where(bad).numpy().tolist()
+                where = [index[0] if len(index) == 1 else tuple(index) for index in tf.where(bad).numpy().tolist()]
                 raise NonFiniteInputError(_non_finite_message(arg_name, "") + f"; received {len(where)} such "
                                           f"example(s), at batch index(es) {where[:5]}")
         return x
@@ -284,7 +286,12 @@ class FlowModel(keras.Model):
         self.nll_tracker.update_state(-y_pred, sample_weight=kept)
         if self.bits_per_dim_tracker is not None:
             self.bits_per_dim_tracker.update_state(self.bits_per_dim(y_pred), sample_weight=kept)
-        return super().compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        results = super().compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        if _is_multi_worker(tf.distribute.get_strategy()):
+            # Keras 3 reduces each step's logs across workers with strategy.reduce("MEAN", value, axis=0), which
+            # fails on scalars (tensorflow/tensorflow#72388); a [1]-shaped value reduces to the replicas' mean.
+            results = tf.nest.map_structure(lambda v: tf.reshape(v, [1]) if v.shape.rank == 0 else v, results)
+        return results
 
     @property
     def metrics(self):
@@ -297,11 +304,14 @@ class FlowModel(keras.Model):
                              f"received loss={kwargs['loss']!r}")
         kwargs.pop("loss", None)
         super().compile(optimizer=optimizer, **kwargs)
-        if _is_multi_worker(self.distribute_strategy):
-            # Keras 3 reduces the per-step logs of MultiWorkerMirroredStrategy with strategy.reduce("MEAN",
-            # axis=0), which fails on scalars (tensorflow/tensorflow#72388). The epoch's logs are read from the
-            # synchronised metric variables either way; per-step logs become the first local replica's.
-            self.distribute_reduction_method = "first"
+
+    def compile_from_config(self, config):
+        """Restore the compiled state of a `.keras` file (the optimizer and its slots) despite our `compile`."""
+        config = keras.saving.deserialize_keras_object(config)
+        config.pop("loss", None)
+        self.compile(**config)
+        if self.optimizer is not None and self.built:
+            self.optimizer.build(self.trainable_variables)
 
     # ----------------------------------------------------------------------------------------------------
     # Data-dependent initialisation (ActNorm), run once from the first real batch.
@@ -357,15 +367,19 @@ class FlowModel(keras.Model):
     def _as_non_finite_input_error(error):
         """A NonFiniteInputError for an InvalidArgumentError raised by `check_finite_batches`, else None."""
         message = str(getattr(error, "message", error))
-        if _NON_FINITE_MARKER not in message:
-            return None
-        return NonFiniteInputError(message.strip().splitlines()[0])
+        found = re.search(r"`\w+` \(a batch read from the dataset\) " + re.escape(_NON_FINITE_MARKER) + r"[^\n]*",
+                          message)
+        return NonFiniteInputError(found.group(0)) if found else None
 
     def fit(self, x=None, *args, **kwargs):
         x = self._guard_input(x, "x")
         if kwargs.get("validation_data") is not None:
             kwargs["validation_data"] = self._guard_input(kwargs["validation_data"], "validation_data")
         self._maybe_initialize(x)
+        # Creating the optimizer's slots before the first step avoids a second trace of the train step.
+        if self.optimizer is not None and not self.optimizer.built:
+            with self.distribute_strategy.scope():
+                self.optimizer.build(self.trainable_variables)
         try:
             return super().fit(x, *args, **kwargs)
         except tf.errors.InvalidArgumentError as error:

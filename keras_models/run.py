@@ -3,6 +3,18 @@
 `train(config)` is what `tfp-flows train` calls; `config` is a plain dict whose keys mirror the command-line
 flags (see `DEFAULTS`). Each run writes `runs/<name>-<timestamp>/` with config.json, metrics.json, model.keras,
 tensorboard/, backup/ (for --resume) and PNG figures, then exports to `saved_models/<name>/<version>/`.
+
+Resuming (`train(resume=run_dir)`, `tfp-flows train --resume RUN_DIR`): the configuration comes from the run's
+config.json, the weights and optimizer state from backup/ (`training.AtomicBackupAndRestore`, written at every
+epoch end), and the data stream continues at the first step after the backup (make_dataset's epoch sequence,
+a pure function of (seed, data epoch), entered at the right epoch and batch): the resumed run ends with the
+weights an uninterrupted run would have had.
+
+Distribution (`strategy`): "mirrored" (all local GPUs), "multiworker" (TF_CONFIG names the cluster; every
+worker runs the same command) or "default". The model is built and compiled under `strategy.scope()`, ActNorm
+is initialised from one global batch (the same on every worker), and each replica reads its own slice of every
+global batch through `distribute_datasets_from_function`. Only the chief (`training.is_chief`) writes the run
+folder and the export; the other workers back up into private temporary folders.
 """
 import datetime
 import json
@@ -16,6 +28,7 @@ from keras_models import _backend  # noqa: F401
 import keras
 
 from keras_models import plots, training
+from keras_models.flow_model import NonFiniteInputError, check_finite_batches
 from keras_models.presets import VARIATIONAL_PRESETS, build_model, preset_class
 
 DEFAULTS = {
@@ -43,8 +56,8 @@ TOY_MODEL_ARGS = {
     "realnvp": {"num_couplings": 6, "hidden_units": [64, 64]},
     "nice": {"num_couplings": 4, "hidden_units": [64, 64]},
     "maf": {"num_layers": 4, "hidden_units": [64, 64]},
-    "glow": {"num_steps": 6, "hidden_units": [64, 64]},
-    "flowpp": {"num_couplings": 4, "num_components": 4, "hidden_units": [64, 64]},
+    "glow": {"num_steps": 6, "hidden_channels": 64},
+    "flowpp": {"num_couplings": 4, "num_components": 4, "hidden_channels": 64},
 }
 
 
@@ -79,12 +92,7 @@ def make_strategy(name):
     raise ValueError(f"unknown strategy {name!r}; expected one of ['default', 'mirrored', 'multiworker']")
 
 
-def is_chief():
-    """Only the chief writes checkpoints, figures and exports in a multi-worker run (TF_CONFIG decides)."""
-    config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
-    task = config.get("task", {})
-    return task.get("type", "chief") == "chief" or (task.get("type") == "worker" and task.get("index", 0) == 0
-                                                      and "chief" not in config.get("cluster", {}))
+is_chief = training.is_chief  # only the chief writes checkpoints, figures and exports (TF_CONFIG decides)
 
 
 def _is_energy(name):
@@ -123,19 +131,44 @@ def _model_args(config, info):
     return args
 
 
-def _datasets(config, strategy):
+def _train_stream(config, start_step, input_context=None):
+    """Training batches from global step `start_step` on (per replica when `input_context` is given).
+
+    make_dataset(repeat=True) is the endless sequence of data epochs, each shuffled by (seed, epoch): enter it
+    at the data epoch and batch where step `start_step` falls, so a resumed run reads what an uninterrupted
+    one would have read. Each global step takes one batch per replica from its input pipeline.
+    """
     from tfp_flows.datasets import make_dataset  # noqa: PLC0415
 
-    common = dict(batch_size=config["batch_size"], seed=config["seed"], drop_remainder=True)
-    plain = make_dataset(config["dataset"], split="train", shuffle=True, repeat=True, **common)
+    common = dict(split="train", batch_size=config["batch_size"], seed=config["seed"], shuffle=True,
+                  drop_remainder=True, input_context=input_context)
+    replicas_per_pipeline = 1 if input_context is None else (input_context.num_replicas_in_sync
+                                                             // input_context.num_input_pipelines)
+    batches_done = start_step * replicas_per_pipeline
+    if batches_done == 0:
+        return make_dataset(config["dataset"], repeat=True, **common)
+    batches_per_epoch = int(make_dataset(config["dataset"], repeat=False, **common).cardinality())
+    data_epoch, offset = divmod(batches_done, batches_per_epoch)
+    return make_dataset(config["dataset"], repeat=True, initial_epoch=data_epoch, **common).skip(offset)
+
+
+def _datasets(config, strategy, start_step=0, check_finite=True):
+    """(first global batch for ActNorm, training data from `start_step`, validation data)."""
+    from tfp_flows.datasets import make_dataset  # noqa: PLC0415
+
+    first_batch = next(iter(_train_stream(config, 0).take(1)))
     if strategy.num_replicas_in_sync > 1:
-        train_ds = strategy.distribute_datasets_from_function(
-            lambda ctx: make_dataset(config["dataset"], split="train", shuffle=True, repeat=True,
-                                     input_context=ctx, **common))
+        def replica_stream(ctx):
+            stream = _train_stream(config, start_step, ctx)
+            # FlowModel.fit cannot reach inside a distributed dataset: check for NaN/inf here (nan_policy).
+            return check_finite_batches(stream) if check_finite else stream
+
+        train_ds = strategy.distribute_datasets_from_function(replica_stream)
     else:
-        train_ds = plain
-    validation = make_dataset(config["dataset"], split="validation", shuffle=False, repeat=False, **common)
-    return plain, train_ds, validation.take(config["validation_batches"])
+        train_ds = _train_stream(config, start_step)
+    validation = make_dataset(config["dataset"], split="validation", batch_size=config["batch_size"],
+                              seed=config["seed"], shuffle=False, drop_remainder=True, repeat=False)
+    return first_batch, train_ds, validation.take(config["validation_batches"])
 
 
 def _collect_points(dataset, limit):
@@ -180,7 +213,10 @@ def train(config=None, resume=None):
     """Train, evaluate, plot and export one run; returns a dict of what was written where."""
     start = time.time()
     if resume:
-        run_dir = resume
+        run_dir = os.fspath(resume)
+        if not os.path.isfile(os.path.join(run_dir, "config.json")):
+            raise ValueError(f"`resume` must be a run folder holding config.json (runs/<name>-<timestamp>); "
+                             f"received {run_dir!r}")
         with open(os.path.join(run_dir, "config.json"), encoding="utf-8") as handle:
             config = resolve_config(json.load(handle))
     else:
@@ -200,45 +236,66 @@ def train(config=None, resume=None):
     keras.utils.set_random_seed(config["seed"])
     info = dataset_info(config["dataset"])
     strategy = make_strategy(config["strategy"])
-    plain, train_ds, validation = _datasets(config, strategy)
     with strategy.scope():
         model = build_model(config["preset"], info.event_shape, **_model_args(config, info))
         model.compile(optimizer=keras.optimizers.Adam(config["learning_rate"], clipnorm=10.0),
                       jit_compile=bool(config["jit_compile"]))
-        # ActNorm's data-dependent init sees one global batch, before any replica runs a step.
-        model._maybe_initialize(plain)
-    callbacks = training.default_callbacks(run_dir, checkpoint=chief, tensorboard=chief)
+    # A resumed run continues the data stream where its backup stopped (see the module docstring).
+    initial_epoch = training.backed_up_epoch(os.path.join(run_dir, "backup"))
+    first_batch, train_ds, validation = _datasets(config, strategy, initial_epoch * config["steps_per_epoch"],
+                                                  check_finite=model.nan_policy == "raise")
+    callbacks = training.default_callbacks(run_dir, chief=chief)
     callbacks.append(EpochSummary(config["epochs"]))
-    history = model.fit(train_ds, epochs=config["epochs"], steps_per_epoch=config["steps_per_epoch"],
-                        validation_data=validation, callbacks=callbacks, verbose=config["verbose"])
-    evaluation = model.evaluate(validation, return_dict=True, verbose=0)
+    stop_reason = None
+    try:
+        with strategy.scope():
+            # ActNorm's data-dependent init sees one global batch, the same on every worker, before any step.
+            model._maybe_initialize(first_batch)
+        model.fit(train_ds, epochs=config["epochs"], steps_per_epoch=config["steps_per_epoch"],
+                  validation_data=validation, callbacks=callbacks, verbose=config["verbose"])
+    except NonFiniteInputError as error:
+        stop_reason = f"non-finite input data: {error}"
+    history = getattr(getattr(model, "history", None), "history", None) or {}
+    stop_reason = stop_reason or training.stop_reason(callbacks) or "completed"
+    completed = stop_reason == "completed"
+    # Validation with NaN weights says nothing; every worker takes the same branch (same weights).
+    evaluation = model.evaluate(validation, return_dict=True, verbose=0) if completed else {}
     metrics = {
-        "train_nll": _last(history.history, "nll"),
-        "validation_nll": evaluation.get("nll"),
-        "epochs": len(history.history.get("loss", [])),
+        "train_nll": _last(history, "nll"),
+        "validation_nll": _finite_or_none(evaluation.get("nll")),
+        "epochs": initial_epoch + len(history.get("loss", [])),
+        "resumed_from_epoch": initial_epoch,
         "steps": int(model.optimizer.iterations.numpy()),
         "wall_time_s": round(time.time() - start, 2),
         "device": _device(),
-        "stop_reason": training.stop_reason(callbacks) or "completed",
+        "num_replicas": strategy.num_replicas_in_sync,
+        "stop_reason": stop_reason,
         "preset": config["preset"],
         "dataset": config["dataset"],
     }
     if model.num_bits:
-        metrics["train_bits_per_dim"] = _last(history.history, "bits_per_dim")
-        metrics["validation_bits_per_dim"] = evaluation.get("bits_per_dim")
+        metrics["train_bits_per_dim"] = _last(history, "bits_per_dim")
+        metrics["validation_bits_per_dim"] = _finite_or_none(evaluation.get("bits_per_dim"))
     result = {"run_dir": run_dir, "metrics": metrics}
     if chief:
-        validation_points = _collect_points(validation, config["num_plot_samples"])
-        result["figures"] = _figures(model, run_dir, validation_points, history.history, info)
-        if config["export"] and metrics["stop_reason"] == "completed":
-            from keras_models.export import export_saved_model  # noqa: PLC0415
+        if completed:
+            validation_points = _collect_points(validation, config["num_plot_samples"])
+            result["figures"] = _figures(model, run_dir, validation_points, history, info)
+            if config["export"]:
+                from keras_models.export import export_saved_model  # noqa: PLC0415
 
-            metrics["export_path"] = export_saved_model(model, base_dir=config["export_dir"], name=config["name"])
+                metrics["export_path"] = export_saved_model(model, base_dir=config["export_dir"],
+                                                            name=config["name"])
         training.atomic_write_json(os.path.join(run_dir, "metrics.json"), metrics)
     result["model"] = model
     return result
 
 
+def _finite_or_none(value):
+    """A float for metrics.json (strict JSON has no NaN): None when missing or not finite."""
+    return float(value) if value is not None and np.isfinite(value) else None
+
+
 def _last(history, key):
     values = history.get(key)
-    return float(values[-1]) if values else None
+    return _finite_or_none(values[-1]) if values else None

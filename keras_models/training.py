@@ -1,11 +1,19 @@
 """Training plumbing shared by the command line and users: Keras callbacks, atomic writes, NaN refusal.
 
-Everything here is the Keras ecosystem (BackupAndRestore, TensorBoard, TerminateOnNaN) plus the two things it
-lacks for flows that must be deployable: checkpoints are written atomically (temporary file + rename, so a
-crash never leaves half a file where the last good one was) and never with non-finite weights.
+Everything here is the Keras ecosystem (BackupAndRestore, TensorBoard, TerminateOnNaN) plus what it lacks for
+flows that must be deployable: checkpoints and backups are written atomically (temporary file + rename, so a
+crash never leaves half a file where the last good one was), never with non-finite weights, and in a
+multi-worker run only the chief writes where everyone reads.
+
+Resuming: `AtomicBackupAndRestore` backs up the model and optimizer at the end of every epoch; a new `fit`
+with the same callback (the same `backup_dir`) restores them and continues at the next epoch. For the same
+result as an uninterrupted run, the data must continue where it stopped too: `backed_up_epoch(backup_dir)`
+says where, before the dataset is built (`keras_models.run` skips the batches already seen).
 """
+import glob
 import json
 import os
+import shutil
 import tempfile
 
 import numpy as np
@@ -24,11 +32,39 @@ def non_finite_weights(model):
     return bad
 
 
+def is_chief(tf_config=None):
+    """True unless TF_CONFIG makes this process a non-chief worker (only the chief writes files).
+
+    The chief is task "chief", or worker 0 when the cluster has no "chief" job (MultiWorkerMirroredStrategy's
+    rule). Without TF_CONFIG every process is its own chief.
+    """
+    config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}") if tf_config is None else tf_config
+    task = config.get("task", {})
+    task_type = task.get("type", "chief")
+    if task_type == "chief":
+        return True
+    return task_type == "worker" and int(task.get("index", 0)) == 0 and "chief" not in config.get("cluster", {})
+
+
+def _temporary_prefix(path):
+    return f".tmp-{os.path.basename(path)}."
+
+
+def remove_stale_temporaries(path):
+    """Remove temporary files a killed writer of `path` left beside it (only one process writes `path`)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    for stale in glob.glob(os.path.join(glob.escape(folder), glob.escape(_temporary_prefix(path)) + "*")):
+        try:
+            os.remove(stale)
+        except OSError:
+            pass
+
+
 def atomic_write_text(path, text):
     """Write `text` to `path` through a temporary file in the same folder and an atomic rename."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=_temporary_prefix(path))
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
@@ -59,12 +95,19 @@ def save_model_atomically(model, path):
     if bad:
         raise ValueError(f"refusing to save {path}: non-finite weights in {bad[:5]}"
                          f"{' and more' if len(bad) > 5 else ''}")
+    _save_through_temporary(model.save, path, suffix=".keras")
+
+
+def _save_through_temporary(save, path, suffix):
+    """`save(temporary)` in `path`'s folder, fsync, then an atomic rename onto `path`."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".keras")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=_temporary_prefix(path), suffix=suffix)
     os.close(fd)
     try:
-        model.save(tmp)
+        save(tmp)
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -75,8 +118,8 @@ def save_model_atomically(model, path):
 class AtomicCheckpoint(keras.callbacks.Callback):
     """Saves the whole model to `path` (a `.keras` file) at the end of every epoch, atomically.
 
-    An epoch that ends with non-finite weights is not saved (the last good file stays) and `stop_reason`
-    says why.
+    An epoch that ends with non-finite weights is not saved (the last good file stays), training stops and
+    `stop_reason` says why. `path=None` only checks (non-chief workers must stop with the chief).
     """
 
     def __init__(self, path):
@@ -84,13 +127,19 @@ class AtomicCheckpoint(keras.callbacks.Callback):
         self.path = path
         self.stop_reason = None
 
+    def on_train_begin(self, logs=None):
+        if self.path:
+            remove_stale_temporaries(self.path)
+
     def on_epoch_end(self, epoch, logs=None):
         bad = non_finite_weights(self.model)
         if bad:
-            self.stop_reason = f"non-finite weights after epoch {epoch + 1}: {bad[:3]}"
+            self.stop_reason = (f"non-finite weights after epoch {epoch + 1} in {bad[:3]}: not saved, the last good "
+                                "checkpoint is kept")
             self.model.stop_training = True
             return
-        save_model_atomically(self.model, self.path)
+        if self.path:
+            save_model_atomically(self.model, self.path)
 
 
 class NaNGuard(keras.callbacks.TerminateOnNaN):
@@ -99,24 +148,139 @@ class NaNGuard(keras.callbacks.TerminateOnNaN):
     def __init__(self):
         super().__init__()
         self.stop_reason = None
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
 
     def on_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
-        if loss is not None and not np.isfinite(float(np.asarray(loss))):
-            self.stop_reason = f"loss became {float(np.asarray(loss))} at batch {batch}"
+        if loss is not None and not np.isfinite(float(np.asarray(loss))) and self.stop_reason is None:
+            self.stop_reason = (f"non-finite loss ({float(np.asarray(loss))}) at epoch {self._epoch + 1}, batch "
+                                f"{batch + 1}: stopped by TerminateOnNaN, the last good checkpoint is kept")
         super().on_batch_end(batch, logs)
 
 
-def default_callbacks(run_dir, backup=True, tensorboard=True, checkpoint=True):
-    """BackupAndRestore (resume after a crash), TensorBoard, NaN guard and an atomic checkpoint in `run_dir`."""
+BACKUP_STATE_FILE = "state.json"
+
+
+def read_backup_state(backup_dir):
+    """The backup's state {"epoch": n, "weights": file name} (n epochs done), or None when there is none."""
+    path = os.path.join(backup_dir, BACKUP_STATE_FILE)
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as handle:
+        state = json.load(handle)
+    if not os.path.isfile(os.path.join(backup_dir, state.get("weights", ""))):
+        raise ValueError(f"the backup in {backup_dir!r} names weights {state.get('weights')!r} that are missing; "
+                         "expected them beside state.json (was the folder edited or partly copied?)")
+    return state
+
+
+def backed_up_epoch(backup_dir):
+    """How many epochs the backup in `backup_dir` has completed (0 when there is no backup)."""
+    state = read_backup_state(backup_dir)
+    return int(state["epoch"]) if state else 0
+
+
+class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """`keras.callbacks.BackupAndRestore` made crash-safe, NaN-proof and multi-worker aware.
+
+    At the end of every epoch the model's and optimizer's variables go to a new file `epoch-<n>.weights.h5`
+    (temporary name, fsync, rename), then `state.json` ({"epoch": n, "weights": ...}) is replaced atomically,
+    then older weight files are deleted: a SIGKILL at any moment leaves one complete, consistent backup. (Keras'
+    own callback rewrites `latest.weights.h5` in place and the epoch afterwards, so a kill in between resumes
+    from a torn file or with the wrong epoch.) An epoch cut short (TerminateOnNaN) or ending with non-finite
+    weights is not backed up.
+
+    A `fit` that starts with a backup present restores it and continues at epoch n (so `fit(epochs=E)` runs
+    E - n more epochs). Multi-worker runs: every worker restores from `backup_dir` (the chief's, on storage all
+    workers see), but only the chief (`chief=True`) writes there; other workers write into a private temporary
+    folder removed when training ends, as tf.keras did (saving may need every worker's collectives).
+
+    Args:
+      backup_dir: the folder of the backup (one per training run; nothing else may write there).
+      chief: whether this process writes `backup_dir` (default: `is_chief()` from TF_CONFIG).
+      delete_checkpoint: delete the backup when `fit` ends normally (Keras' default True); keep it (False) to
+        let a finished run be resumed for more epochs.
+    """
+
+    def __init__(self, backup_dir, chief=None, delete_checkpoint=True):
+        super().__init__(backup_dir, save_freq="epoch", delete_checkpoint=delete_checkpoint)
+        self.chief = is_chief() if chief is None else bool(chief)
+        self.write_dir = None
+        self.restored_epoch = 0
+        self._batches_done = 0
+
+    def on_train_begin(self, logs=None):
+        self.write_dir = self.backup_dir if self.chief else tempfile.mkdtemp(prefix="tfp-flows-worker-backup-")
+        self._remove_stale_temporaries()
+        state = read_backup_state(self.backup_dir)
+        self.restored_epoch = 0
+        if state is None:
+            return
+        if self.model.optimizer is not None and not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)  # its variables must exist to be loaded
+        self.model.load_weights(os.path.join(self.backup_dir, state["weights"]))
+        self.restored_epoch = int(state["epoch"])
+        self.model._initial_epoch = self.restored_epoch  # what Keras' BackupAndRestore sets: fit starts there
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._batches_done = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._batches_done = batch + 1  # backups happen at epoch ends only
+
+    def on_epoch_end(self, epoch, logs=None):
+        steps = (self.params or {}).get("steps")
+        if steps and self._batches_done < steps:
+            return  # stopped mid-epoch (TerminateOnNaN): a partial epoch is not a finished one
+        if non_finite_weights(self.model):
+            return  # keep the last good backup; NaNGuard / AtomicCheckpoint stop the run and say why
+        self._write(epoch + 1)
+
+    def _write(self, epoch):
+        weights_name = f"epoch-{epoch:06d}.weights.h5"
+        weights_path = os.path.join(self.write_dir, weights_name)
+        _save_through_temporary(lambda tmp: self.model.save_weights(tmp, overwrite=True), weights_path,
+                                suffix=".weights.h5")
+        atomic_write_json(os.path.join(self.write_dir, BACKUP_STATE_FILE), {"epoch": epoch, "weights": weights_name})
+        for stale in glob.glob(os.path.join(glob.escape(self.write_dir), "*.weights.h5")):
+            if os.path.basename(stale) != weights_name:
+                os.remove(stale)
+        self._remove_stale_temporaries()
+
+    def _remove_stale_temporaries(self):
+        """Temporary files of writes a kill interrupted (this process is the only writer of `write_dir`)."""
+        for stale in glob.glob(os.path.join(glob.escape(self.write_dir), ".tmp-*")):
+            try:
+                os.remove(stale)
+            except OSError:
+                pass
+
+    def on_train_end(self, logs=None):
+        if self.write_dir and self.write_dir != self.backup_dir:
+            shutil.rmtree(self.write_dir, ignore_errors=True)
+        elif self.delete_checkpoint and self.chief and not self.model.stop_training:
+            shutil.rmtree(self.backup_dir, ignore_errors=True)
+        self.write_dir = None
+
+
+def default_callbacks(run_dir, backup=True, tensorboard=True, checkpoint=True, chief=None):
+    """NaN guard, BackupAndRestore (resume after a crash), TensorBoard and an atomic checkpoint in `run_dir`.
+
+    `chief` (default: `is_chief()` from TF_CONFIG): only the chief writes; every worker still checks for
+    non-finite losses and weights, so that all of them stop together.
+    """
+    chief = is_chief() if chief is None else bool(chief)
     callbacks = [NaNGuard()]
     if backup:
-        callbacks.append(keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup"), save_freq="epoch",
-                                                          delete_checkpoint=False))
-    if tensorboard:
+        callbacks.append(AtomicBackupAndRestore(os.path.join(run_dir, "backup"), chief=chief,
+                                                delete_checkpoint=False))
+    if tensorboard and chief:
         callbacks.append(keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"), write_graph=False))
     if checkpoint:
-        callbacks.append(AtomicCheckpoint(os.path.join(run_dir, "model.keras")))
+        callbacks.append(AtomicCheckpoint(os.path.join(run_dir, "model.keras") if chief else None))
     return callbacks
 
 

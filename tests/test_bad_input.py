@@ -1,0 +1,283 @@
+"""Bad input is answered clearly: one table of (call, exception type, message pattern).
+
+Every pattern names the argument and says what was expected and what was received (or which values broke the
+rule). Static problems raise ValueError/TypeError at once; value checks inside TFP bijectors under
+`validate_args=True` raise `tf.errors.InvalidArgumentError` (TFP's convention for run-time assertions) with a
+message that names the argument.
+"""
+import functools
+import os
+import re
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfp_flows
+from keras_models import FlowModel, RealNVP, run
+from keras_models.flow_model import NonFiniteInputError
+from keras_models.presets import preset_class
+from tfp_flows.datasets import dataset_info, make_dataset
+
+InvalidArgument = tf.errors.InvalidArgumentError
+NAN, INF = float("nan"), float("inf")
+
+
+@functools.lru_cache(maxsize=None)
+def model():
+    """A tiny compiled 2-D RealNVP shared by the cases (none of them changes it)."""
+    flow = RealNVP((2,), num_couplings=2, hidden_units=(4,))
+    flow.compile(optimizer="adam")
+    return flow
+
+
+def points(*rows):
+    return np.array(rows, dtype=np.float32)
+
+
+def fit(x, **kwargs):
+    return model().fit(x, epochs=1, verbose=0, **kwargs)
+
+
+def dataset(*batches):
+    return tf.data.Dataset.from_tensor_slices(np.concatenate(batches).astype(np.float32)).batch(2)
+
+
+def coupling(mask):
+    return tfp_flows.AffineCoupling(np.array(mask, np.float32), lambda x: (tf.zeros_like(x), tf.zeros_like(x)))
+
+
+def conv1x1(permutation, validate_args=True):
+    return tfp_flows.InvertibleConv1x1(tf.eye(3), tf.constant(permutation), validate_args=validate_args)
+
+
+def exported_model_dir(tmp, name="flow"):
+    """A model folder that already holds version 1 (an empty folder is enough to count as a version)."""
+    os.makedirs(tmp / "exports" / name / "1")
+    return str(tmp / "exports")
+
+
+def corrupt_saved_model(tmp):
+    path = tmp / "broken" / "1"
+    os.makedirs(path)
+    (path / "saved_model.pb").write_bytes(b"this is not a protocol buffer")
+    return str(path)
+
+
+def nan_weights_model():
+    flow = RealNVP((2,), num_couplings=2, hidden_units=(4,), name="poisoned")
+    flow.trainable_weights[0].assign(np.full(flow.trainable_weights[0].shape, np.nan, np.float32))
+    return flow
+
+
+def load_serving_model(path):
+    from keras_models.export import load_serving_model as load  # noqa: PLC0415
+
+    return load(path)
+
+
+def export_saved_model(*args, **kwargs):
+    from keras_models.export import export_saved_model as export  # noqa: PLC0415
+
+    return export(*args, **kwargs)
+
+
+# (id, call(tmp_path), exception type, regex the message must match)
+CASES = [
+    # FlowModel entry points: shape, rank, dtype.
+    ("log_prob_wrong_event_shape", lambda tmp: model().log_prob(np.zeros([4, 3], np.float32)), ValueError,
+     r"`x` must have shape \[batch, 2\] \(event shape \(2,\)\); received shape \[4, 3\]"),
+    ("log_prob_wrong_rank", lambda tmp: model().log_prob(np.zeros([2], np.float32)), ValueError,
+     r"`x` must have shape \[batch, 2\].*received shape \[2\]"),
+    ("log_prob_integer_dtype", lambda tmp: model().log_prob(np.zeros([3, 2], np.int32)), TypeError,
+     r"`x` must be floating point.*received dtype int32"),
+    ("log_prob_not_a_tensor", lambda tmp: model().log_prob({"x": 1}), TypeError,
+     r"`x` must be a float tensor or array of shape \[batch, 2\]; received dict"),
+    ("encode_wrong_event_shape", lambda tmp: model().encode(np.zeros([4, 5], np.float32)), ValueError,
+     r"`x` must have shape \[batch, 2\].*received shape \[4, 5\]"),
+    ("decode_wrong_latent_shape", lambda tmp: model().decode(np.zeros([4, 1], np.float32)), ValueError,
+     r"`z` must have shape \[batch, 2\].*received shape \[4, 1\]"),
+    ("decode_integer_dtype", lambda tmp: model().decode(np.zeros([4, 2], np.int64)), TypeError,
+     r"`z` must be floating point.*received dtype int64"),
+    # Non-finite data (nan_policy="raise", the default).
+    ("log_prob_nan", lambda tmp: model().log_prob(points([0.0, 1.0], [NAN, 0.0])), NonFiniteInputError,
+     r"`x` holds NaN or infinity; expected finite values.*received 1 such example\(s\), at batch index\(es\) \[1\]"),
+    ("log_prob_inf", lambda tmp: model().log_prob(points([INF, 1.0], [0.0, -INF])), ValueError,
+     r"`x` holds NaN or infinity; expected finite values.*received 2 such example\(s\)"),
+    ("encode_nan", lambda tmp: model().encode(points([NAN, NAN])), ValueError,
+     r"`x` holds NaN or infinity; expected finite values"),
+    ("decode_inf", lambda tmp: model().decode(points([INF, 0.0])), ValueError,
+     r"`z` holds NaN or infinity; expected finite values"),
+    ("fit_array_with_nan", lambda tmp: fit(points([0.0, 1.0], [NAN, 2.0])), NonFiniteInputError,
+     r"`x` \(an array\) holds NaN or infinity; expected finite values \(nan_policy='raise'"),
+    ("fit_dataset_nan_in_a_later_batch",
+     lambda tmp: fit(dataset(np.ones([4, 2]), points([0.0, INF], [1.0, 1.0]))), NonFiniteInputError,
+     r"`x` \(a batch read from the dataset\) holds NaN or infinity; expected finite values"),
+    ("fit_validation_data_with_nan",
+     lambda tmp: fit(dataset(np.ones([4, 2])), validation_data=dataset(points([NAN, 0.0], [1.0, 1.0]))),
+     NonFiniteInputError, r"`validation_data` \(a batch read from the dataset\) holds NaN or infinity"),
+    ("evaluate_dataset_with_nan", lambda tmp: model().evaluate(dataset(points([NAN, 0.0], [1.0, 1.0])), verbose=0),
+     NonFiniteInputError, r"`x` \(a batch read from the dataset\) holds NaN or infinity"),
+    ("fit_dictionaries", lambda tmp: FlowModelWithActNorm().fit(
+        tf.data.Dataset.from_tensor_slices({"x": np.ones([4, 2], np.float32)}).batch(2), verbose=0), TypeError,
+     r"FlowModel.fit takes x alone .*received a dictionary with keys \['x'\]"),
+    # Sampling.
+    ("sample_zero", lambda tmp: model().sample(0), ValueError, r"`num_samples` must be a positive int; received 0"),
+    ("sample_negative", lambda tmp: model().sample(-3), ValueError,
+     r"`num_samples` must be a positive int; received -3"),
+    ("sample_float_count", lambda tmp: model().sample(2.5), TypeError,
+     r"`num_samples` must be a positive int; received 2.5 of type float"),
+    ("sample_negative_temperature", lambda tmp: model().sample(2, temperature=-0.5), ValueError,
+     r"`temperature` must be a finite number >= 0; received -0.5"),
+    ("sample_infinite_temperature", lambda tmp: model().sample(2, temperature=INF), ValueError,
+     r"`temperature` must be a finite number >= 0; received inf"),
+    # Model construction and compilation.
+    ("flow_model_nan_policy", lambda tmp: FlowModel((2,), nan_policy="skip"), ValueError,
+     r"`nan_policy` must be one of \('raise', 'omit', 'propagate'\); received 'skip'"),
+    ("flow_model_event_shape", lambda tmp: FlowModel((0, 2)), ValueError,
+     r"`event_shape` must be a non-empty tuple of positive ints; received \(0, 2\)"),
+    ("realnvp_event_rank", lambda tmp: RealNVP((4, 4)), ValueError,
+     r"RealNVP: `event_shape` must be \(D,\) for vectors or \(H, W, C\) for images; received \(4, 4\)"),
+    ("compile_with_a_loss", lambda tmp: RealNVP((2,), num_couplings=2, hidden_units=(4,)).compile(loss="mse"),
+     ValueError, r"FlowModel.compile takes no `loss`.*received loss='mse'"),
+    # Bijectors: static checks, and value checks under validate_args.
+    ("logit_data_above_one", lambda tmp: tfp_flows.LogitTransform(validate_args=True).inverse(tf.constant([0.5, 1.5])),
+     InvalidArgument, r"LogitTransform.inverse: data argument `y` must lie in \[0, 1\]; received values above 1"),
+    ("logit_data_below_zero",
+     lambda tmp: tfp_flows.LogitTransform(validate_args=True).inverse(tf.constant([-0.1, 0.5])),
+     InvalidArgument, r"LogitTransform.inverse: data argument `y` must lie in \[0, 1\]; received values below 0"),
+    ("logit_alpha_out_of_range", lambda tmp: tfp_flows.LogitTransform(alpha=0.7), ValueError,
+     r"LogitTransform: argument `alpha` must lie in \(0, 0.5\); received 0.7"),
+    ("prelu_alpha_zero", lambda tmp: tfp_flows.PReLU(alpha=0.0, validate_args=True), InvalidArgument,
+     r"PReLU: argument `alpha` must be > 0"),
+    ("prelu_alpha_negative_variable",
+     lambda tmp: tfp_flows.PReLU(alpha=tf.Variable(-1.0), validate_args=True).forward(tf.constant([1.0])),
+     InvalidArgument, r"PReLU: argument `alpha` must be > 0"),
+    ("prelu_integer_alpha", lambda tmp: tfp_flows.PReLU(alpha=np.int32(1)), TypeError,
+     r"`alpha` must have a floating-point dtype.*received int32"),
+    ("radial_alpha_not_positive",
+     lambda tmp: tfp_flows.Radial(z0=[0.0, 0.0], alpha=0.0, beta=1.0, validate_args=True), InvalidArgument,
+     r"Radial: argument `alpha` must be > 0"),
+    ("radial_beta_below_minus_alpha",
+     lambda tmp: tfp_flows.Radial(z0=[0.0, 0.0], alpha=1.0, beta=-2.0, validate_args=True), InvalidArgument,
+     r"Radial: argument `beta` must be >= -alpha"),
+    ("planar_w_zero", lambda tmp: tfp_flows.Planar(w=[0.0, 0.0], u=[1.0, 0.0], b=0.0, validate_args=True),
+     InvalidArgument, r"Planar: argument `w` must be nonzero"),
+    ("conv1x1_not_a_permutation", lambda tmp: conv1x1([0, 0, 2]), InvalidArgument,
+     r"`permutation` must be a permutation of 0..C-1"),
+    ("conv1x1_float_permutation", lambda tmp: conv1x1([0.0, 1.0, 2.0], validate_args=False), TypeError,
+     r"InvertibleConv1x1: `permutation` must have an integer dtype"),
+    ("conv1x1_permutation_size", lambda tmp: conv1x1([0, 1], validate_args=False), ValueError,
+     r"InvertibleConv1x1: `permutation` must have 3 entries"),
+    ("coupling_mask_not_binary", lambda tmp: coupling([0.0, 0.5, 1.0]), ValueError,
+     r"`mask` must contain only 0 and 1; received values"),
+    ("coupling_mask_all_ones", lambda tmp: coupling([1.0, 1.0]), ValueError,
+     r"`mask` must have both 0 \(transformed\) and 1 \(pass-through\) entries"),
+    ("squeeze_factor", lambda tmp: tfp_flows.Squeeze(factor=0), ValueError,
+     r"Squeeze: argument `factor` must be a Python int >= 1; received 0"),
+    ("squeeze_indivisible_height", lambda tmp: tfp_flows.Squeeze().inverse(tf.zeros([1, 3, 4, 1])), ValueError,
+     r"Squeeze: the height H and width W of `y` must be divisible by 2 \(factor=2\); received shape \[1, 3, 4, 1\]"),
+    ("actnorm_channel_mismatch", lambda tmp: tfp_flows.ActNorm(loc=tf.zeros([3]), log_scale=tf.zeros([2])),
+     ValueError, r"ActNorm: `loc` and `log_scale` must have the same number of channels"),
+    ("actnorm_init_epsilon", lambda tmp: tfp_flows.actnorm_initial_parameters(tf.ones([4, 2]), epsilon=0.0),
+     ValueError, r"`epsilon` must be a finite number > 0; received 0.0"),
+    ("mask_parity", lambda tmp: tfp_flows.masks.half(4, parity=2), ValueError,
+     r"`parity` must be 0 or 1; received 2"),
+    # Names: presets, datasets, strategies, configuration.
+    ("unknown_preset", lambda tmp: preset_class("realnpv"), ValueError,
+     r"unknown preset 'realnpv'; expected one of \[.*'glow'.*'realnvp'.*\]"),
+    ("unknown_dataset_info", lambda tmp: dataset_info("two_moon"), ValueError,
+     r"`name` must be one of \[.*'two_moons'.*\]; received 'two_moon'"),
+    ("unknown_dataset_in_config", lambda tmp: run.resolve_config({"dataset": "mnits"}), ValueError,
+     r"unknown dataset 'mnits'; expected one of \[.*'mnist'.*\]"),
+    ("unknown_strategy", lambda tmp: run.make_strategy("tpu-pod"), ValueError,
+     r"unknown strategy 'tpu-pod'; expected one of \['default', 'mirrored', 'multiworker'\]"),
+    ("config_non_positive_epochs", lambda tmp: run.resolve_config({"epochs": 0}), ValueError,
+     r"`epochs` must be a positive int; received 0"),
+    ("config_unknown_key", lambda tmp: run.resolve_config({"epochz": 3}), ValueError,
+     r"unknown configuration keys \['epochz'\]; expected keys among \["),
+    ("resume_without_config", lambda tmp: run.train(resume=str(tmp)), ValueError,
+     r"`resume` must be a run folder holding config.json .*; received '.*'"),
+    # make_dataset arguments.
+    ("make_dataset_batch_size_zero", lambda tmp: make_dataset("two_moons", batch_size=0), ValueError,
+     r"`batch_size` must be a positive int; received 0"),
+    ("make_dataset_batch_size_float", lambda tmp: make_dataset("two_moons", batch_size=12.5), TypeError,
+     r"`batch_size` must be a positive int; received 12.5 of type float"),
+    ("make_dataset_dequantize", lambda tmp: make_dataset("digits", dequantize="gaussian"), ValueError,
+     r"`dequantize` must be one of \[.*'uniform'\]; received 'gaussian'"),
+    ("make_dataset_seed", lambda tmp: make_dataset("two_moons", seed="7"), TypeError,
+     r"`seed` must be an int; received '7' of type str"),
+    ("make_dataset_initial_epoch", lambda tmp: make_dataset("two_moons", repeat=True, initial_epoch=-1), ValueError,
+     r"`initial_epoch` must be >= 0; received -1"),
+    ("make_dataset_integer_dtype", lambda tmp: make_dataset("two_moons", dtype=tf.int32), ValueError,
+     r"`dtype` must be tf.float32 or tf.float64; received int32"),
+    ("make_dataset_batch_larger_than_split",
+     lambda tmp: make_dataset("two_moons", batch_size=64, num_examples=10, drop_remainder=True), ValueError,
+     r"has 10 examples per input pipeline, fewer than one batch of 64"),
+    ("make_dataset_input_context", lambda tmp: make_dataset("two_moons", input_context="replica 0"), TypeError,
+     r"`input_context` must be a tf.distribute.InputContext or None; received str"),
+    ("make_dataset_unknown_name", lambda tmp: make_dataset("cifar100"), ValueError,
+     r"`name` must be one of \[.*'cifar10'.*\]; received 'cifar100'"),
+    # SavedModels: missing, corrupt, incomplete; exports onto an existing version or with NaN weights.
+    ("load_missing_saved_model", lambda tmp: load_serving_model(str(tmp / "nowhere")), FileNotFoundError,
+     r"no SavedModel or model folder at this path: '.*nowhere'"),
+    ("load_folder_without_versions", lambda tmp: load_serving_model(str(tmp)), FileNotFoundError,
+     r"neither a SavedModel \(no saved_model.pb\) nor a model folder with integer version subfolders"),
+    ("load_corrupt_saved_model", lambda tmp: load_serving_model(corrupt_saved_model(tmp)), ValueError,
+     r"cannot load the SavedModel at '.*broken/1' \(corrupt or incomplete export\)"),
+    ("load_incomplete_newest_version",
+     lambda tmp: load_serving_model(os.path.dirname(exported_model_dir(tmp) + "/flow/1")), ValueError,
+     r"the newest version folder '.*flow/1' holds no saved_model.pb: an incomplete or corrupt export"),
+    ("export_onto_existing_version",
+     lambda tmp: export_saved_model(model(), base_dir=exported_model_dir(tmp), name="flow", version=1),
+     FileExistsError, r"refusing to overwrite an existing version: '.*flow/1'"),
+    ("export_non_finite_weights", lambda tmp: export_saved_model(nan_weights_model(), base_dir=str(tmp)), ValueError,
+     r"refusing to export model 'poisoned': non-finite weights \(NaN or inf\) in \["),
+    ("export_bad_version", lambda tmp: export_saved_model(model(), base_dir=str(tmp), name="flow", version=0),
+     ValueError, r"`version` must be None or a positive int .*received 0"),
+    ("export_bad_name", lambda tmp: export_saved_model(model(), base_dir=str(tmp), name="../escape"), ValueError,
+     r"`name` must be a folder name of letters, digits.*received '../escape'"),
+]
+
+
+class FlowModelWithActNorm(RealNVP):
+    """A RealNVP with ActNorm, so `fit` must read (and check) the first batch for the data-dependent init."""
+
+    def __init__(self):
+        super().__init__((2,), num_couplings=2, hidden_units=(4,), actnorm=True)
+        self.compile(optimizer="adam")
+
+
+def test_the_table_is_large_and_ids_are_unique():
+    ids = [case[0] for case in CASES]
+    assert len(ids) >= 30 and len(set(ids)) == len(ids)
+
+
+@pytest.mark.parametrize("call, error_type, pattern", [case[1:] for case in CASES], ids=[case[0] for case in CASES])
+def test_bad_input_raises_a_clear_error(tmp_path, call, error_type, pattern):
+    with pytest.raises(error_type) as caught:
+        call(tmp_path)
+    message = str(caught.value.message if isinstance(caught.value, tf.errors.OpError) else caught.value)
+    assert re.search(pattern, message, flags=re.DOTALL), f"message does not match {pattern!r}:\n{message[:2000]}"
+    assert "`" in message or "'" in message  # the argument or the path is named
+
+
+def test_nan_policy_omit_leaves_bad_examples_out_and_propagate_lets_them_through():
+    clean = points([0.5, -1.0], [1.0, 2.0], [-0.3, 0.1])
+    dirty = np.concatenate([clean, points([NAN, 0.0], [INF, 1.0])])
+    expected = model().log_prob(clean).numpy()
+    omit = RealNVP((2,), num_couplings=2, hidden_units=(4,), nan_policy="omit")
+    omit.set_weights(model().get_weights())
+    log_prob = omit.log_prob(dirty).numpy()
+    np.testing.assert_allclose(log_prob[:3], expected, rtol=1e-6)
+    assert np.isnan(log_prob[3:]).all()
+    with tf.GradientTape() as tape:
+        loss = omit.compute_loss(x=tf.constant(dirty))
+    np.testing.assert_allclose(loss.numpy(), -expected.mean(), rtol=1e-6)  # the mean over the kept examples
+    gradients = tape.gradient(loss, omit.trainable_weights)
+    assert all(np.all(np.isfinite(g.numpy())) for g in gradients if g is not None)
+
+    propagate = RealNVP((2,), num_couplings=2, hidden_units=(4,), nan_policy="propagate")
+    propagate.set_weights(model().get_weights())
+    assert np.isnan(propagate.log_prob(dirty).numpy()[3:]).all()  # no check, no error
+    assert RealNVP.from_config(omit.get_config()).nan_policy == "omit"
