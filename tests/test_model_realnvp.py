@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+import keras
 import tensorflow as tf
 from sklearn.datasets import load_digits, make_moons
 
@@ -198,3 +199,13 @@ def test_image_sample_encode_decode_round_trip_and_conformance(tmp_path):
 def test_bad_arguments_are_named(kwargs, match):
     with pytest.raises(ValueError, match=match):
         RealNVP(**kwargs)
+
+
+def test_jit_compile_trains_with_a_ragged_last_batch():
+    # Regression: the conditioner padded its output with zeros whose shape came from tf.shape, which XLA
+    # rejects ("Fill must be a compile-time constant") when the batch size is not static.
+    x = np.random.default_rng(3).normal(size=[50, 4]).astype(np.float32)
+    model = RealNVP(event_shape=(4,), num_couplings=2, hidden_units=(8,), actnorm=True)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=True)
+    history = model.fit(tf.data.Dataset.from_tensor_slices(x).batch(16), epochs=1, verbose=0)  # 16, 16, 16, 2
+    assert np.isfinite(history.history["loss"][-1])

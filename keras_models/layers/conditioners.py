@@ -132,6 +132,7 @@ class MaskedConditioner(keras.layers.Layer):
         """Zeros on the pass-through block, so the parameter has the full event shape the coupling expects."""
         index, pass_first = self.split
         axis = piece.shape.rank - 1 - num_trailing
-        zeros_shape = tf.tensor_scatter_nd_update(tf.shape(piece), [[axis]], [index])
-        zeros = tf.zeros(zeros_shape, piece.dtype)
-        return tf.concat([zeros, piece] if pass_first else [piece, zeros], axis=axis)
+        # Static paddings: XLA needs the zeros' shape at compile time, also when the batch size is not fixed.
+        paddings = [[0, 0]] * piece.shape.rank
+        paddings[axis] = [index, 0] if pass_first else [0, index]
+        return tf.pad(piece, paddings)
