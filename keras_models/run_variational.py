@@ -25,7 +25,7 @@ VI_MODEL_ARGS = {"planar": {"num_layers": 16}, "radial": {"num_layers": 16},
 
 def train_variational(config, run_dir, start):
     """Fit `config["preset"]` to the energy `config["dataset"]`; returns what `run.train` returns."""
-    from keras_models.run import EpochSummary, _device, is_chief  # noqa: PLC0415 (run imports this module)
+    from keras_models.run import EpochSummary, _device, is_chief, make_optimizer  # noqa: PLC0415 (run imports this module)
     from tfp_flows.datasets.energies import get_energy  # noqa: PLC0415
 
     preset = config["preset"]
@@ -37,7 +37,7 @@ def train_variational(config, run_dir, start):
     flow = build_model(preset, (2,), **args)
     model = VariationalFlow(flow, target_log_prob=config["dataset"].upper(), batch_size=config["batch_size"],
                             seed=config["seed"])
-    model.compile(optimizer=keras.optimizers.Adam(config["learning_rate"], clipnorm=10.0),
+    model.compile(optimizer=make_optimizer(config),
                   jit_compile=bool(config["jit_compile"]))
     chief = is_chief()
     callbacks = training.default_callbacks(run_dir, checkpoint=False, tensorboard=chief)

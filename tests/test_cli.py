@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 METRIC_KEYS = {"train_nll", "validation_nll", "epochs", "steps", "wall_time_s", "device", "stop_reason",
-               "export_path", "preset", "dataset"}
+               "export_path", "preset", "dataset", "validation_kl_gap"}
 
 
 def tfp_flows(*args, cwd, check=True):
