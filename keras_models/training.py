@@ -62,19 +62,11 @@ def remove_stale_temporaries(path):
 
 def atomic_write_text(path, text):
     """Write `text` to `path` through a temporary file in the same folder and an atomic rename."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=_temporary_prefix(path))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+    def write(tmp):
+        with open(tmp, "w", encoding="utf-8") as handle:
             handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+
+    _save_through_temporary(write, path, suffix="")
 
 
 def atomic_write_json(path, obj):

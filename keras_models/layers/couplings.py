@@ -8,20 +8,23 @@ from keras_models.layers.base import BijectorLayer
 from keras_models.layers.conditioners import MaskedConditioner
 
 
-class _CouplingLayer(BijectorLayer):
+class CouplingLayer(BijectorLayer):
     """Shared construction: a 0/1 mask of the event shape and a network built to the mask's blocks.
 
     `network_fn(output_channels)` returns the Keras network; it is called once the mask is known, with the
     number of output channels the coupling needs (e.g. 2 x transformed channels for shift and log-scale).
+    `param_trailing_shapes` (default: the class attribute) gives the conditioner's outputs, as in
+    `MaskedConditioner`.
     """
 
     param_trailing_shapes = ((), ())
 
-    def __init__(self, mask, network_fn, **kwargs):
+    def __init__(self, mask, network_fn, param_trailing_shapes=None, **kwargs):
         super().__init__(**kwargs)
         self.mask = np.asarray(mask, np.float32)
+        shapes = self.param_trailing_shapes if param_trailing_shapes is None else param_trailing_shapes
         # The conditioner follows this layer's dtype policy (float64 models): Keras would cast inputs to float32.
-        self.conditioner = MaskedConditioner(None, self.mask, self.param_trailing_shapes, dtype=self.dtype_policy)
+        self.conditioner = MaskedConditioner(None, self.mask, shapes, dtype=self.dtype_policy)
         self.conditioner.network = network_fn(self.conditioner.network_output_channels)
 
     def build(self, input_shape):
@@ -32,7 +35,7 @@ class _CouplingLayer(BijectorLayer):
         self.built = True
 
 
-class AffineCouplingLayer(_CouplingLayer):
+class AffineCouplingLayer(CouplingLayer):
     """RealNVP / Glow affine coupling: y = x * exp(s) + t on mask = 0, with a bounded log-scale."""
 
     def __init__(self, mask, network_fn, log_scale_bound="tanh", **kwargs):
@@ -46,7 +49,7 @@ class AffineCouplingLayer(_CouplingLayer):
         return self.conditioner(x_masked)
 
 
-class AdditiveCouplingLayer(_CouplingLayer):
+class AdditiveCouplingLayer(CouplingLayer):
     """NICE additive coupling: y = x + t(x * mask) on mask = 0 (volume preserving)."""
 
     param_trailing_shapes = ((),)

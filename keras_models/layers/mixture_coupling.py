@@ -20,11 +20,10 @@ import numpy as np
 from keras_models import _backend  # noqa: F401
 
 import tfp_flows
-from keras_models.layers.base import BijectorLayer
-from keras_models.layers.conditioners import MaskedConditioner
+from keras_models.layers.couplings import CouplingLayer
 
 
-class MixtureCouplingLayer(BijectorLayer):
+class MixtureCouplingLayer(CouplingLayer):
     """Flow++ logistic-mixture coupling with a Keras-owned conditioner network.
 
     Args:
@@ -40,22 +39,11 @@ class MixtureCouplingLayer(BijectorLayer):
     """
 
     def __init__(self, mask, network_fn, num_components, **kwargs):
-        super().__init__(**kwargs)
         if isinstance(num_components, bool) or not isinstance(num_components, (int, np.integer)) or num_components < 1:
             raise ValueError(f"`num_components` must be an int >= 1; received {num_components!r}")
-        self.mask = np.asarray(mask, np.float32)
-        self.num_components = int(num_components)
-        k = self.num_components
-        # The conditioner follows this layer's dtype policy (float64 models): Keras would cast inputs to float32.
-        self.conditioner = MaskedConditioner(None, self.mask, ((), (), (k,), (k,), (k,)), dtype=self.dtype_policy)
-        self.conditioner.network = network_fn(self.conditioner.network_output_channels)
-
-    def build(self, input_shape):
-        if tuple(input_shape[1:]) != self.mask.shape:
-            raise ValueError(f"{self.name}: the mask has shape {self.mask.shape} but the layer's input events have "
-                             f"shape {tuple(input_shape[1:])}")
-        self.conditioner.build()
-        self.built = True
+        k = int(num_components)
+        super().__init__(mask, network_fn, param_trailing_shapes=((), (), (k,), (k,), (k,)), **kwargs)
+        self.num_components = k
 
     def bijector(self):
         return tfp_flows.LogisticMixtureCoupling(self.mask, self._params, num_components=self.num_components)
