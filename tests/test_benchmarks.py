@@ -1,0 +1,172 @@
+"""benchmarks/: the dry run builds every case and writes well-formed records; the timing protocol alternates.
+
+Nothing here is timed: the dry run's numbers are meaningless (tiny shapes, eager, one call each). The test
+checks structure (every case, both contenders, the header) and the protocol (alternation, medians, ratios).
+"""
+import importlib.util
+import json
+import math
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+BENCHMARKS = ROOT / "benchmarks"
+RECORD_KEYS = {"case", "metric", "ours", "theirs", "ratio", "unit", "xla", "device"}
+
+# Case name (run.py --cases) -> a word every one of its records' "case" strings contains, and whether a TFP
+# peer must be present ("theirs" filled in by a different implementation).
+EXPECTED_CASES = {
+    "realnvp": ("realnvp", ("train_step", "log_prob", "sample")),
+    "maf": ("maf", ("train_step", "log_prob", "sample")),
+    "glow": ("glow", ("train_step", "sample", "train_step_peak_memory")),
+    "mixture": ("logistic-mixture", ("forward_root_solve_vs_inverse_closed_form", "max_forward_root_solve_error")),
+    "planar_radial": ("flow K=", ("inverse_vs_forward", "max_inverse_error")),
+    "fit_quality": ("fit ", ("kl_gap RealNVP", "kl_gap Glow-2D", "kl_gap NICE", "kl_gap MAF",
+                             "kl_gap FlowPlusPlus")),
+}
+
+
+def _load_harness():
+    # Loaded from its file under a private name: the benchmarks folder is not a package and must not be put on
+    # sys.path here (its module names could shadow others in the test process).
+    spec = importlib.util.spec_from_file_location("_benchmarks_harness", BENCHMARKS / "harness.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def dry_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "dry.json"
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="", TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run([sys.executable, str(BENCHMARKS / "run.py"), "--quick", "--dry-run", "--out", str(out)],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, f"dry run failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
+    return json.loads(out.read_text()), result.stdout
+
+
+def test_dry_run_writes_a_header_then_records(dry_run):
+    data, _ = dry_run
+    assert isinstance(data, list) and data
+    head = data[0]
+    assert head["header"] is True
+    assert head["mode"] == "dry"
+    assert head["failures"] == []
+    assert head["device"].startswith(("CPU", "GPU"))
+    for package in ("python", "tensorflow", "tensorflow_probability", "keras"):
+        assert head["versions"][package]
+    assert head["date"] and head["command"].startswith("python benchmarks/run.py")
+    assert "xla" in head
+    for record in data[1:]:
+        assert RECORD_KEYS <= set(record), record
+        assert record["device"] == head["device"]
+
+
+def test_dry_run_covers_every_case_and_metric(dry_run):
+    data, _ = dry_run
+    records = data[1:]
+    for name, (word, metrics) in EXPECTED_CASES.items():
+        found = {r["metric"] for r in records if word in r["case"]}
+        missing = set(metrics) - found
+        assert not missing, f"case {name}: metrics {sorted(missing)} missing; found {sorted(found)}"
+
+
+def test_records_have_consistent_numbers(dry_run):
+    data, _ = dry_run
+    for record in data[1:]:
+        ours, theirs, ratio = record["ours"], record["theirs"], record["ratio"]
+        assert ours is not None and math.isfinite(ours), record
+        if record["unit"].startswith("ms") or record["unit"] == "MiB":
+            assert ours >= 0 and theirs is not None and theirs >= 0, record
+        if ratio is not None:
+            assert ratio == pytest.approx(ours / theirs, rel=1e-9), record
+
+
+def test_peer_cases_measure_both_contenders(dry_run):
+    data, _ = dry_run
+    for record in data[1:]:
+        if any(word in record["case"] for word in ("realnvp", "maf", "glow")):
+            assert record["theirs"] is not None and record["ratio"] is not None, record
+        if record["metric"].startswith("kl_gap"):
+            assert record["theirs"] is not None and math.isfinite(record["theirs"]), record
+
+
+def test_the_printed_table_lists_every_record(dry_run):
+    data, stdout = dry_run
+    rows = [line for line in stdout.splitlines() if line.startswith("| ") and not line.startswith("| case")]
+    # Each record is printed twice: after its case, and in the final table.
+    assert len(rows) == 2 * (len(data) - 1)
+
+
+def test_timing_alternates_and_reports_medians(monkeypatch):
+    harness = _load_harness()
+    calls = []
+    ours_times = iter([5.0, 1.0, 3.0, 2.0, 4.0])
+
+    def ours():
+        calls.append("ours")
+        return None
+
+    def theirs():
+        calls.append("theirs")
+        return None
+
+    clock = {"now": 0.0}
+
+    # Drive the timer with a fake clock: each call of ours advances it by the next value, theirs by 10.
+    def fake_perf_counter():
+        return clock["now"]
+
+    def timed(fn, step):
+        def run():
+            fn()
+            clock["now"] += step() if callable(step) else step
+        return run
+
+    monkeypatch.setattr(harness.time, "perf_counter", fake_perf_counter)
+    timing = harness.time_alternating(timed(ours, lambda: next(ours_times)), timed(theirs, 10.0),
+                                      warmup=0, repeats=5, inner=1)
+    monkeypatch.undo()
+    t_ours, t_theirs = timing.ours, timing.theirs
+    assert calls == ["ours", "theirs", "theirs", "ours", "ours", "theirs", "theirs", "ours", "ours", "theirs"]
+    assert t_ours == 3.0  # the median of 5, 1, 3, 2, 4
+    assert t_theirs == 10.0
+    assert timing.ours_min == 1.0 and timing.ratio == 0.3 and timing.min_ratio == 0.1
+
+
+def test_warmup_calls_are_not_timed():
+    harness = _load_harness()
+    calls = []
+    timing = harness.time_alternating(lambda: calls.append(1), None, warmup=3, repeats=2, inner=2)
+    assert len(calls) == 3 + 2 * 2
+    assert timing.theirs is None and timing.ours >= 0 and timing.ratio is None
+
+
+def test_both_contenders_are_warmed_up_and_fast_calls_are_repeated():
+    harness = _load_harness()
+    calls = {"ours": 0, "theirs": 0}
+
+    def count(who):
+        def fn():
+            calls[who] += 1
+        return fn
+
+    # The warm-up calls take next to no time, so min_measure_seconds asks for many calls per timing.
+    timing = harness.time_alternating(count("ours"), count("theirs"), warmup=2, repeats=3, inner=1,
+                                      min_measure_seconds=0.01)
+    assert timing.inner > 1
+    assert calls == {"ours": 2 + 3 * timing.inner, "theirs": 2 + 3 * timing.inner}
+
+
+def test_ratio_and_json_conversion():
+    harness = _load_harness()
+    assert harness.ratio(1.0, 4.0) == 0.25
+    assert harness.ratio(1.0, None) is None and harness.ratio(None, 2.0) is None and harness.ratio(1.0, 0.0) is None
+    record = harness.Record("c", "m", float("nan"), 2.0, None, "ms", True, "CPU")
+    as_dict = record.as_dict()
+    assert as_dict["ours"] is None  # NaN is not valid JSON: written as null
+    json.dumps(as_dict)
