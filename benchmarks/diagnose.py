@@ -33,7 +33,6 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_probability as tfp  # noqa: E402
 
-from keras_models import _backend  # noqa: E402,F401
 import keras  # noqa: E402
 
 import keras_models  # noqa: E402

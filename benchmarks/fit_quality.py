@@ -18,7 +18,6 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from keras_models import _backend  # noqa: F401
 import keras
 
 import keras_models

@@ -20,7 +20,6 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from keras_models import _backend  # noqa: F401
 import keras
 
 import tfp_flows

@@ -11,7 +11,6 @@ sampling uses stateless seeds.
 import numpy as np
 import tensorflow as tf
 
-from keras_models import _backend  # noqa: F401
 import keras
 
 import keras_models

@@ -18,7 +18,6 @@
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from keras_models import _backend  # noqa: F401
 import keras
 
 from keras_models.layers import mlp

@@ -18,10 +18,6 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse with exit code 2 and a usage line for every bad argument (its default behaviour)."""
-
-
 def _positive_int(text):
     try:
         value = int(text)
@@ -43,7 +39,12 @@ def _positive_float(text):
 
 
 def _non_negative_float(text):
-    value = _positive_float(text) if text.strip() not in ("0", "0.0") else 0.0
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, received {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, received {text!r}")
     return value
 
 
@@ -72,7 +73,7 @@ def _load_config_file(path):
 
 
 def build_parser():
-    parser = _Parser(prog="tfp-flows", description="Normalizing flows with TensorFlow Probability and Keras 3.",
+    parser = argparse.ArgumentParser(prog="tfp-flows", description="Normalizing flows with TensorFlow Probability and Keras 3.",
                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -144,7 +145,6 @@ def _train(args, parser):
 def _load_checkpoint(path):
     import keras  # noqa: PLC0415
 
-    import keras_models  # noqa: F401, PLC0415  (registers the presets for deserialisation)
 
     if os.path.isdir(path) and os.path.isfile(os.path.join(path, "model.keras")):
         path = os.path.join(path, "model.keras")

@@ -35,7 +35,6 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from keras_models import _backend  # noqa: F401  (selects the TensorFlow backend before keras loads)
 import keras
 
 tfb = tfp.bijectors

@@ -26,7 +26,6 @@ Example:
 import numpy as np
 import tensorflow_probability as tfp
 
-from keras_models import _backend  # noqa: F401
 import keras
 
 from tfp_flows import masks

@@ -25,8 +25,7 @@ VARIATIONAL_PRESETS = ("planar", "radial", "realnvp", "maf", "nice")
 def preset_class(name):
     """The FlowModel subclass for a preset name; ValueError listing the valid names otherwise."""
     key = str(name).lower().replace("-", "").replace("_", "").replace("+", "p")
-    aliases = {"flowplusplus": "flowpp", "flowpp": "flowpp", "prelUflow".lower(): "prelu"}
-    key = aliases.get(key, key)
+    key = {"flowplusplus": "flowpp", "preluflow": "prelu"}.get(key, key)
     if key not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; expected one of {sorted(PRESETS)}")
     return PRESETS[key]

@@ -37,7 +37,6 @@ Example:
 """
 import numpy as np
 
-from keras_models import _backend  # noqa: F401
 import keras
 
 from tfp_flows import masks

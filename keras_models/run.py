@@ -24,12 +24,11 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from keras_models import _backend  # noqa: F401
 import keras
 
 from keras_models import plots, training
 from keras_models.flow_model import NonFiniteInputError, check_finite_batches
-from keras_models.presets import VARIATIONAL_PRESETS, build_model, preset_class
+from keras_models.presets import build_model, preset_class
 
 DEFAULTS = {
     "preset": "realnvp",

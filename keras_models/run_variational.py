@@ -10,7 +10,6 @@ import time
 
 import numpy as np
 
-from keras_models import _backend  # noqa: F401
 import keras
 
 from keras_models import plots, training

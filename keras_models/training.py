@@ -18,7 +18,6 @@ import tempfile
 
 import numpy as np
 
-from keras_models import _backend  # noqa: F401
 import keras
 
 

@@ -23,7 +23,6 @@ Example:
 """
 import tensorflow as tf
 
-from keras_models import _backend  # noqa: F401
 import keras
 
 from keras_models.flow_model import FlowModel, _seed_pair

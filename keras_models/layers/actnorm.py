@@ -1,7 +1,6 @@
 """`ActNormLayer`: owns ActNorm's per-channel loc and log-scale and their one-time data-dependent init."""
 import tensorflow as tf
 
-from keras_models import _backend  # noqa: F401
 import keras
 
 import tfp_flows

@@ -21,7 +21,6 @@ Example:
 import numpy as np
 import tensorflow as tf
 
-from keras_models import _backend  # noqa: F401
 import keras
 
 

@@ -9,7 +9,6 @@ parameters for D/2 entries, as in TFP's RealNVP.
 import numpy as np
 import tensorflow as tf
 
-from keras_models import _backend  # noqa: F401
 import keras
 
 from tfp_flows.coupling import last_axis_split

@@ -7,7 +7,6 @@ keeps W invertible and makes log|det W| = sum(log_abs_diag) exact and cheap.
 import numpy as np
 import tensorflow as tf
 
-from keras_models import _backend  # noqa: F401
 import keras
 
 import tfp_flows

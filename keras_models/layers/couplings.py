@@ -1,7 +1,6 @@
 """Coupling layers: own a conditioner network and build tfp_flows' coupling bijectors from it per call."""
 import numpy as np
 
-from keras_models import _backend  # noqa: F401
 
 import tfp_flows
 from keras_models.layers.base import BijectorLayer

@@ -16,7 +16,6 @@ index 2 d + p (TFP's `params=2` layout); the last layer starts at zero, so a MAF
 import numpy as np
 import tensorflow as tf
 
-from keras_models import _backend  # noqa: F401
 import keras
 
 __all__ = ["MADE", "made_degrees", "made_masks"]

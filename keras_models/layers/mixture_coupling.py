@@ -17,7 +17,6 @@ Example:
 """
 import numpy as np
 
-from keras_models import _backend  # noqa: F401
 
 import tfp_flows
 from keras_models.layers.couplings import CouplingLayer

@@ -3,7 +3,6 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from keras_models import _backend  # noqa: F401
 
 from keras_models.layers.base import BijectorLayer
 

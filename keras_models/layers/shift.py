@@ -16,7 +16,6 @@ import math
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from keras_models import _backend  # noqa: F401
 
 from keras_models.layers.base import BijectorLayer
 

@@ -27,7 +27,6 @@ Example:
     >>> prior.bijector().inverse(tf.ones([2, 4, 4, 8])).shape   # identity at initialisation
     TensorShape([2, 4, 4, 8])
 """
-from keras_models import _backend  # noqa: F401
 import keras
 
 import tfp_flows

@@ -1,7 +1,6 @@
 """Weight-free and composite steps: squeeze, logit preprocessing, sequences and multi-scale factor-out."""
 import tensorflow_probability as tfp
 
-from keras_models import _backend  # noqa: F401
 
 import tfp_flows
 from keras_models.layers.base import BijectorLayer
