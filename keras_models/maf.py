@@ -11,7 +11,9 @@ variational posterior, `VariationalFlow`, whose loss only samples).
 Steps are separated by a reversal of the dimensions (or a fixed random permutation), so every dimension is
 conditioned on every other one somewhere in the stack. The bijector of each step is TFP's own
 `tfb.MaskedAutoregressiveFlow`, built on every call around the Keras-owned `MADE` (TFP's
-`tfb.AutoregressiveNetwork` is a tf_keras layer whose variables Keras 3 would not train).
+`tfb.AutoregressiveNetwork` is a tf_keras layer whose variables Keras 3 would not train), through its subclass
+`tfp_flows.OnePassMaskedAutoregressiveFlow`, which computes the density direction and its log-det from one MADE
+pass where TFP's class runs two.
 
 Example:
     >>> from keras_models import MAF
@@ -30,17 +32,11 @@ from keras_models.flow_model import FlowModel
 from keras_models.layers.base import BijectorLayer
 from keras_models.layers.made import MADE
 from keras_models.layers.permute import PermuteLayer
+from tfp_flows.masked_autoregressive import OnePassMaskedAutoregressiveFlow
 
 tfb = tfp.bijectors
 
 PERMUTATIONS = ("reverse", "random")
-
-
-class _FreshMaskedAutoregressiveFlow(tfb.MaskedAutoregressiveFlow):
-    # Steps rebuilt per Keras call around the same network compare equal in TFP's eyes and would share its
-    # forward/inverse cache across traced graphs (DESIGN.md): make every instance distinct.
-    def _get_parameterization(self):
-        return id(self)
 
 
 class MaskedAutoregressiveLayer(BijectorLayer):
@@ -60,7 +56,9 @@ class MaskedAutoregressiveLayer(BijectorLayer):
         self.built = True
 
     def bijector(self):
-        maf = _FreshMaskedAutoregressiveFlow(shift_and_log_scale_fn=self.made, name="maf")
+        # TFP's MaskedAutoregressiveFlow whose density direction runs the MADE once, not twice (tfp_flows docs);
+        # every instance has its own cache entries, so steps rebuilt per call never share them across graphs.
+        maf = OnePassMaskedAutoregressiveFlow(shift_and_log_scale_fn=self.made, name="maf")
         return tfb.Invert(maf, name="iaf") if self.inverse_autoregressive else maf
 
 

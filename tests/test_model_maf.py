@@ -170,3 +170,92 @@ def test_float64_option_runs_in_double_precision():
 def test_bad_arguments_are_named(kwargs, match):
     with pytest.raises(ValueError, match=match):
         MAF(**kwargs)
+
+
+# --- MADE stores its kernels masked (no mask product per call): the autoregressive property must survive ------
+# --- training, reloading and weights written by hand --------------------------------------------------------
+
+def made_layers(model):
+    return [layer.made for layer in model.flow_layers if hasattr(layer, "made")]
+
+
+def assert_autoregressive(made, seed=0):
+    """Kernels are exactly zero off their masks, and d out_d / d x_i = 0 for every i >= d (strict triangle)."""
+    for kernel, mask in zip(made.kernels, made.masks):
+        off_mask = np.abs(kernel.numpy()[mask == 0])
+        assert off_mask.max(initial=0.0) == 0.0, f"{kernel.path}: {np.sum(off_mask != 0)} entries off the mask"
+    x = tf.constant(np.random.default_rng(seed).normal(size=[32, made.event_size]).astype(np.float32))
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        shift, log_scale = made(x)
+    for output in (shift, log_scale):
+        jacobian = tape.batch_jacobian(output, x).numpy()  # [batch, out d, in i]
+        np.testing.assert_array_equal(np.triu(jacobian, k=0), 0.0)
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_made_stays_autoregressive_after_fit_and_keras_reload(jit_compile, tmp_path):
+    """Adam moves masked-out kernel entries too (their gradient is not zero without a per-call mask product);
+    the optimizer's constraint step re-masks them after every update, with and without XLA."""
+    keras.utils.set_random_seed(3)
+    model = MAF(event_shape=(4,), num_layers=2, hidden_units=(8, 8))
+    model.compile(optimizer=keras.optimizers.Adam(0.1), jit_compile=jit_compile)
+    x = np.random.default_rng(3).normal(size=[64, 4]).astype(np.float32) * [1.0, 2.0, 0.5, 1.0] + [0, 1, 0, -1]
+    model.fit(checks.dataset_of(x, 16), epochs=1, steps_per_epoch=5, verbose=0)
+    assert all(np.any(made.kernels[-1].numpy() != 0) for made in made_layers(model))  # it really trained
+    for made in made_layers(model):
+        assert_autoregressive(made)
+    reloaded = checks.assert_keras_round_trip(model, x[:8], tmp_path)
+    for made in made_layers(reloaded):
+        assert_autoregressive(made)
+
+
+def _unmasked(made, seed):
+    rng = np.random.default_rng(seed)
+    return [rng.normal(size=w.shape).astype(np.float32) for w in made.weights]
+
+
+@pytest.mark.parametrize("how", ["made.set_weights", "model.set_weights", "kernel.assign", "kernel.assign_add",
+                                 "load_own_variables", "tf.train.Checkpoint"])
+def test_weights_written_by_hand_are_masked(how, tmp_path):
+    model = MAF(event_shape=(5,), num_layers=2, hidden_units=(7, 9))
+    made = made_layers(model)[0]
+    values = _unmasked(made, seed=10)
+    if how == "made.set_weights":
+        made.set_weights(values)
+    elif how == "model.set_weights":
+        made_ids = [id(w) for w in made.weights]
+        model.set_weights([values[made_ids.index(id(w))] if id(w) in made_ids else w.numpy() for w in model.weights])
+    elif how == "kernel.assign":
+        for weight, value in zip(made.weights, values):
+            weight.assign(value)
+    elif how == "kernel.assign_add":
+        for weight, value in zip(made.weights, values):
+            weight.assign_add(value)
+    elif how == "load_own_variables":  # what .keras / .weights.h5 loading calls, here with an unmasked store
+        made.load_own_variables({str(i): value for i, value in enumerate(values)})
+    else:  # a checkpoint of the variables holding unmasked kernels (written behind Keras' back)
+        for weight, value in zip(made.weights, values):
+            weight.value.assign(value)
+        path = tf.train.Checkpoint(**{f"w{i}": w for i, w in enumerate(made.weights)}).write(str(tmp_path / "c"))
+        made = made_layers(MAF(event_shape=(5,), num_layers=2, hidden_units=(7, 9)))[0]
+        tf.train.Checkpoint(**{f"w{i}": w for i, w in enumerate(made.weights)}).read(path).assert_consumed()
+    assert any(np.any(k.numpy() != 0) for k in made.kernels[-1:])  # the values did arrive
+    assert_autoregressive(made, seed=11)
+
+
+def test_log_prob_and_training_run_each_made_once_per_step(monkeypatch):
+    """One MADE pass per step in the density direction (TFP's MaskedAutoregressiveFlow runs two)."""
+    calls = []
+    original = MADE.call
+    monkeypatch.setattr(MADE, "call", lambda self, x: calls.append(1) or original(self, x))
+    model = MAF(event_shape=(3,), num_layers=3, hidden_units=(8,))
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    model.optimizer.build(model.trainable_variables)
+    x = tf.constant(np.random.default_rng(12).normal(size=[8, 3]).astype(np.float32))
+    calls.clear()
+    tf.function(model.log_prob)(x)
+    assert len(calls) == 3
+    calls.clear()
+    tf.function(model.train_step)(x)
+    assert len(calls) == 3

@@ -13,6 +13,7 @@ from tfp_flows.invertible_conv1x1 import InvertibleConv1x1
 from tfp_flows.logistic_mixture_cdf import LogisticMixtureCDF
 from tfp_flows.logistic_mixture_coupling import LogisticMixtureCoupling
 from tfp_flows.logit_transform import LogitTransform
+from tfp_flows.masked_autoregressive import OnePassMaskedAutoregressiveFlow
 from tfp_flows.planar import Planar
 from tfp_flows.prelu import PReLU
 from tfp_flows.radial import Radial
@@ -29,6 +30,7 @@ __all__ = [
     "LogisticMixtureCDF",
     "LogisticMixtureCoupling",
     "LogitTransform",
+    "OnePassMaskedAutoregressiveFlow",
     "PReLU",
     "Planar",
     "Radial",

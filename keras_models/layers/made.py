@@ -1,8 +1,15 @@
 """`MADE`: a masked autoencoder for distribution estimation as a Keras 3 layer (Germain et al. 2015).
 
 TFP's `tfb.AutoregressiveNetwork` is a tf_keras layer whose variables Keras 3 does not track, so training a
-Keras 3 model through it silently changes nothing. This layer owns its weights with `add_weight` and applies
-the MADE masks in `call`, so the autoregressive property holds for any value of the kernels.
+Keras 3 model through it silently changes nothing. This layer owns its weights as Keras 3 variables.
+
+The kernels are stored masked, so `call` is plain dense layers (no mask product per call, nor in its
+gradient). The autoregressive property still holds whatever is written to the weights: each kernel is a
+`MaskedKernel`, a Keras variable whose `assign` (and so `assign_add`/`assign_sub`) multiplies the value by the
+mask. That covers the initializer, the optimizer (Keras re-assigns every variable with a constraint after each
+update, as TFP's `AutoregressiveNetwork` masks through its kernel constraint), `set_weights` on the layer or
+the model, `.keras` / `.weights.h5` loading, and `tf.train.Checkpoint` restores of the kernel variables. (Writing
+to the underlying `tf.Variable`, `kernel.value.assign(...)`, bypasses Keras and this guarantee.)
 
 Masks (Germain et al. 2015, sec. 4; the same degrees as TFP's `AutoregressiveNetwork` with
 `hidden_degrees="equal"`, so weights can be copied between the two):
@@ -18,7 +25,7 @@ import tensorflow as tf
 
 import keras
 
-__all__ = ["MADE", "made_degrees", "made_masks"]
+__all__ = ["MADE", "MaskedKernel", "made_degrees", "made_masks"]
 
 
 def made_degrees(event_size, hidden_units):
@@ -75,22 +82,26 @@ class MADE(keras.layers.Layer):
         self.masks = masks
 
     def build(self, input_shape=None):
-        self.kernels, self.biases = [], []
+        self.kernels, self.biases = [], []  # tracked lists: weights stay ordered kernel_0, bias_0, kernel_1, ...
         for i, mask in enumerate(self.masks):
             last = i == len(self.masks) - 1
-            self.kernels.append(self.add_weight(
-                name=f"kernel_{i}", shape=mask.shape,
-                initializer="zeros" if last else _masked_initializer(keras.initializers.GlorotUniform(), mask)))
+            with keras.name_scope(self.name, caller=self):  # the path add_weight would give: <layer>/kernel_i
+                kernel = MaskedKernel(
+                    mask, initializer="zeros" if last else keras.initializers.GlorotUniform(), shape=mask.shape,
+                    dtype=self.variable_dtype, name=f"kernel_{i}")
+            kernel.constraint = _reassign  # the optimizer re-assigns (so masks) the kernel after every update
+            self.kernels.append(kernel)
             self.biases.append(self.add_weight(name=f"bias_{i}", shape=(mask.shape[1],), initializer="zeros"))
         self.built = True
 
     def call(self, x):
+        # No mask here: every kernel is stored masked (MaskedKernel), so these are plain dense layers.
         x = tf.convert_to_tensor(x, self.compute_dtype)
         batch_shape = tf.shape(x)[:-1]
         h = tf.reshape(x, [-1, self.event_size])
-        for i, (kernel, bias, mask) in enumerate(zip(self.kernels, self.biases, self.masks)):
-            h = tf.matmul(h, kernel * tf.constant(mask, kernel.dtype)) + bias
-            if i < len(self.masks) - 1:
+        for i, (kernel, bias) in enumerate(zip(self.kernels, self.biases)):
+            h = tf.matmul(h, kernel) + bias
+            if i < len(self.kernels) - 1:
                 h = self.activation(h)
         h = tf.reshape(h, tf.concat([batch_shape, [self.event_size, 2]], axis=0))
         shift, raw_log_scale = h[..., 0], h[..., 1]
@@ -106,8 +117,51 @@ class MADE(keras.layers.Layer):
         return config
 
 
-def _masked_initializer(initializer, mask):
-    """Start masked-out entries at zero, so the stored kernel equals the effective (masked) one."""
-    def init(shape, dtype=None):
-        return initializer(shape, dtype=dtype) * tf.constant(mask, dtype or "float32")
-    return init
+class MaskedKernel(keras.Variable):
+    """A Keras variable that is zero wherever `mask` is: every value assigned to it is multiplied by the mask.
+
+    `assign_add` / `assign_sub` go through `assign`, and so do the optimizer's constraint step, `set_weights`
+    and weight loading; a `tf.train.Checkpoint` restore is masked too. The initial value is masked as well.
+
+    Args:
+      mask: 0/1 array of the variable's shape.
+      initializer: a Keras initializer (object or name); its values are masked.
+      shape: the variable's shape.
+      **kwargs: further `keras.Variable` arguments (dtype, trainable, name, ...).
+    """
+
+    def __init__(self, mask, initializer, shape, **kwargs):
+        self._mask = np.asarray(mask)
+        if self._mask.shape != tuple(shape):
+            raise ValueError(f"MaskedKernel: `mask` must have the variable's shape {tuple(shape)}; received shape "
+                             f"{self._mask.shape}")
+        super().__init__(initializer=self._masked_initializer(initializer), shape=shape, **kwargs)
+
+    @property
+    def mask(self):
+        """The 0/1 mask (NumPy array of the variable's shape)."""
+        return self._mask
+
+    def _apply_mask(self, value):
+        value = tf.cast(self._convert_to_tensor(value), self._dtype)
+        return value * tf.constant(self._mask, self._dtype)
+
+    def _masked_initializer(self, initializer):
+        initializer = keras.initializers.get(initializer)
+        return lambda shape, dtype=None: self._apply_mask(initializer(shape, dtype=dtype))
+
+    def assign(self, value):
+        return super().assign(self._apply_mask(value))
+
+    def _restore_from_tensors(self, restored_tensors):
+        # tf.train.Checkpoint writes to the underlying tf.Variable, not through `assign`: mask what it restores.
+        return super()._restore_from_tensors(
+            {key: self._apply_mask(value) if value.shape == self.shape else value
+             for key, value in restored_tensors.items()})
+
+
+def _reassign(kernel):
+    # A kernel "constraint" that returns the kernel unchanged: Keras' optimizer then calls
+    # `kernel.assign(kernel)` after each update, and MaskedKernel.assign zeroes what the update moved off the
+    # mask (one product per kernel per step, as TFP's kernel constraint). A product here would mask twice.
+    return kernel

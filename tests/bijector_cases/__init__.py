@@ -34,10 +34,11 @@ class BijectorCase:
 
 
 def _merge():
-    from bijector_cases import couplings, elementwise, mixtures, structural  # noqa: PLC0415 (group modules import this one)
+    from bijector_cases import (  # noqa: PLC0415 (group modules import this one)
+        autoregressive, couplings, elementwise, mixtures, structural)
 
     merged = {}
-    for module in (elementwise, couplings, mixtures, structural):
+    for module in (elementwise, couplings, mixtures, structural, autoregressive):
         for case_id, case in module.CASES.items():
             if case_id in merged:
                 raise ValueError(f"duplicate bijector case id {case_id!r}")
