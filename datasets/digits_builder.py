@@ -21,6 +21,8 @@ Example:
 import numpy as np
 import tensorflow_datasets as tfds
 
+from tfp_flows.datasets.tfds_loading import PackagedBuilder
+
 __all__ = ["TfpFlowsDigits", "DIGITS_SPLIT_SIZES", "digits_split", "digits_levels_to_uint8"]
 
 DIGITS_SPLIT_SIZES = {"train": 1297, "validation": 250, "test": 250}
@@ -50,19 +52,12 @@ def digits_split(split):
     return images, digits.target[index].astype(np.int64)
 
 
-class TfpFlowsDigits(tfds.core.GeneratorBasedBuilder):
+class TfpFlowsDigits(PackagedBuilder):
     """scikit-learn's 8x8 digits as uint8 [8, 8, 1] images on the 8-bit scale, with labels."""
 
     name = "tfp_flows_digits"
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "Initial release."}
-
-    @tfds.core.utils.classproperty
-    @classmethod
-    def code_path(cls):
-        # TFDS 4.9's own lookup needs the `importlib_resources` backport (absent on Python >= 3.9) for builders
-        # that live in a package; this file is what it would find.
-        return tfds.core.Path(__file__)
 
     def _info(self):
         return tfds.core.DatasetInfo(

@@ -11,11 +11,25 @@ Example:
     DatasetNotPreparedError: TFDS dataset 'mnist' is not prepared in the data directory '/tmp/empty'. ...
         tfds build mnist --data_dir /tmp/empty
 """
+import inspect
 import os
 
 import tensorflow_datasets as tfds
 
-__all__ = ["DatasetNotPreparedError", "default_data_dir", "load_tfds_split"]
+__all__ = ["DatasetNotPreparedError", "PackagedBuilder", "default_data_dir", "load_tfds_split"]
+
+
+class PackagedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+    """Base of our TFDS builders that live inside an installed package (not in a TFDS dataset folder).
+
+    TFDS 4.9 finds a builder's `code_path` with the `importlib_resources` backport, which Python >= 3.9 does not
+    install; this gives it the file that defines the builder, which is what that lookup would return.
+    """
+
+    @tfds.core.utils.classproperty
+    @classmethod
+    def code_path(cls):
+        return tfds.core.Path(inspect.getfile(cls))
 
 
 class DatasetNotPreparedError(FileNotFoundError):

@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from tfp_flows.datasets import synthetic
+from tfp_flows.datasets.tfds_loading import PackagedBuilder
 
 __all__ = ["TfpFlowsToy", "ToyConfig", "TOY_SPLIT_SIZES", "TOY_SPLITS", "toy_split"]
 
@@ -54,7 +55,7 @@ class ToyConfig(tfds.core.BuilderConfig):
     test_size: int = TOY_SPLIT_SIZES["test"]
 
 
-class TfpFlowsToy(tfds.core.GeneratorBasedBuilder):
+class TfpFlowsToy(PackagedBuilder):
     """2-D toy densities for normalizing flows (see `tfp_flows.datasets.synthetic`)."""
 
     name = "tfp_flows_toy"
@@ -65,13 +66,6 @@ class TfpFlowsToy(tfds.core.GeneratorBasedBuilder):
                   description=(type(density).__doc__ or "").strip().split("\n")[0])
         for density_name, density in synthetic.DENSITIES.items()
     ]
-
-    @tfds.core.utils.classproperty
-    @classmethod
-    def code_path(cls):
-        # TFDS 4.9's own lookup needs the `importlib_resources` backport (absent on Python >= 3.9) for builders
-        # that live in a package; this file is what it would find.
-        return tfds.core.Path(__file__)
 
     def _info(self):
         return tfds.core.DatasetInfo(
