@@ -61,18 +61,25 @@ def image_grid(images, columns=8):
 
 
 def plot_images(rows, path, titles=None, columns=8):
-    """One figure with a tiled grid per entry of `rows` (e.g. samples at two temperatures)."""
-    fig, axes = plt.subplots(len(rows), 1, figsize=(columns * 0.8, 0.9 * columns / 8 * 8 * len(rows) / 2 + 1))
+    """One figure with a tiled grid per entry of `rows` (e.g. samples at two temperatures).
+
+    Each panel is as tall as its grid's aspect ratio asks (plus room for a title), so one row of images gives a
+    short strip, not a square canvas.
+    """
+    canvases = [image_grid(images, columns) for images in rows]
+    width = columns * 0.8
+    heights = [width * canvas.shape[0] / canvas.shape[1] + (0.35 if titles else 0.1) for canvas in canvases]
+    fig, axes = plt.subplots(len(rows), 1, figsize=(width, sum(heights)),
+                             gridspec_kw={"height_ratios": heights})
     axes = np.atleast_1d(axes)
-    for i, (ax, images) in enumerate(zip(axes, rows)):
-        canvas = image_grid(images, columns)
+    for i, (ax, canvas) in enumerate(zip(axes, canvases)):
         ax.imshow(canvas.squeeze(-1) if canvas.shape[-1] == 1 else canvas, cmap="gray", vmin=0, vmax=1,
                   interpolation="nearest")
         ax.axis("off")
         if titles:
             ax.set_title(titles[i])
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    fig.savefig(path, dpi=100)  # a one-row strip is then 115 px tall
     plt.close(fig)
     return path
 
