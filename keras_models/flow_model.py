@@ -241,7 +241,9 @@ class FlowModel(keras.Model):
         if isinstance(temperature, (int, float, np.number)) and not (temperature >= 0 and math.isfinite(temperature)):
             raise ValueError(f"`temperature` must be a finite number >= 0; received {temperature!r}")
         z = self.base_distribution().sample(num_samples, seed=_seed_pair(seed))
-        return self.bijector.forward(z * tf.cast(temperature, z.dtype))
+        if not (isinstance(temperature, (int, float, np.number)) and temperature == 1):
+            z = z * tf.cast(temperature, z.dtype)  # skipped at T = 1 (a Python number): z * 1 == z exactly
+        return self.bijector.forward(z)
 
     def bits_per_dim(self, log_prob):
         """Bits per dimension on the `num_bits` scale for log-likelihoods of data preprocessed to [0, 1]."""

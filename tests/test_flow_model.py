@@ -116,6 +116,21 @@ def test_sample_with_a_seed_is_reproducible_and_temperature_scales_the_base():
     np.testing.assert_allclose(cold.numpy(), 0.5 * a.numpy(), rtol=1e-6)
 
 
+def test_sample_at_temperature_one_skips_the_scaling_and_draws_the_same():
+    model = ActNormTestModel()
+    model.initialize_from_data(tf.constant(np.random.default_rng(1).normal(size=(8, 3)), tf.float32))
+
+    def multiplies(temperature):
+        graph = tf.function(lambda: model.sample(4, temperature=temperature, seed=2)).get_concrete_function().graph
+        return sum(op.type == "Mul" for op in graph.get_operations())
+
+    assert multiplies(1.0) == multiplies(np.float32(1)) == multiplies(0.5) - 1  # a Python 1 skips the product
+    assert multiplies(tf.constant(1.0)) == multiplies(0.5)  # a tensor temperature is always applied
+    reference = model.sample(4, temperature=tf.constant(1.0), seed=2).numpy()
+    for temperature in (1.0, 1, np.float32(1.0)):
+        np.testing.assert_array_equal(model.sample(4, temperature=temperature, seed=2).numpy(), reference)
+
+
 def test_distribution_is_a_plain_tfp_transformed_distribution():
     model = ActNormTestModel()
     dist = model.distribution

@@ -32,7 +32,9 @@ class AdditiveCoupling(MaskedCoupling):
     Args:
       mask: static 0/1 array of the event shape.
       shift_fn: callable, `shift_fn(x * mask) -> t`, returning a tensor of the input's full shape (only the
-        entries where mask = 0 are used). Its weights belong to the caller (for example a Keras layer).
+        entries where mask = 0 are used). Its weights belong to the caller (for example a Keras layer). With a
+        half or channel mask, a `shift_fn` that declares `block_split` (see `tfp_flows.coupling`) is called on
+        the pass-through block instead and returns the shift of the transformed block only.
       validate_args: when True, assert that the shift is finite.
       name: name scope of the bijector's ops.
 
@@ -49,7 +51,8 @@ class AdditiveCoupling(MaskedCoupling):
         if not callable(shift_fn):
             raise TypeError(f"`shift_fn` must be callable (x_masked -> shift); received {type(shift_fn).__name__}")
         self._shift_fn = shift_fn
-        super().__init__(mask=mask, validate_args=validate_args, parameters=parameters, name=name)
+        super().__init__(mask=mask, validate_args=validate_args, parameters=parameters, name=name,
+                         conditioner=shift_fn)
 
     @property
     def shift_fn(self):

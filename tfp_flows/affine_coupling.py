@@ -42,7 +42,8 @@ class AffineCoupling(MaskedCoupling):
     Args:
       mask: static 0/1 array of the event shape.
       shift_and_log_scale_fn: callable, `fn(x * mask) -> (shift, raw_log_scale)`, both of the input's full
-        shape (only the entries where mask = 0 are used). Its weights belong to the caller.
+        shape (only the entries where mask = 0 are used). Its weights belong to the caller. With a half or
+        channel mask, a fn that declares `block_split` (`tfp_flows.coupling`) gets the pass-through block.
       log_scale_bound: "tanh", "sigmoid" or None (see above).
       log_scale_limit: c > 0 for the "tanh" bound (ignored otherwise).
       validate_args: when True, assert that the conditioner outputs are finite.
@@ -71,7 +72,8 @@ class AffineCoupling(MaskedCoupling):
         self._shift_and_log_scale_fn = shift_and_log_scale_fn
         self._log_scale_bound = log_scale_bound
         self._log_scale_limit = float(log_scale_limit)
-        super().__init__(mask=mask, validate_args=validate_args, parameters=parameters, name=name)
+        super().__init__(mask=mask, validate_args=validate_args, parameters=parameters, name=name,
+                         conditioner=shift_and_log_scale_fn)
 
     @property
     def shift_and_log_scale_fn(self):

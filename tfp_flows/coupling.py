@@ -6,12 +6,24 @@ map whose parameters come from a conditioner applied to the masked input (Dinh e
 
     y = mask * x + (1 - mask) * g(x; theta(mask * x)),   log|det J| = sum_{mask=0} log|g'(x; theta)|.
 
-The conditioner always sees the full event shape (`x * mask`, zeros where transformed) and returns
-parameters of the full event shape; only the entries where mask = 0 are used.
+The conditioner sees the full event shape (`x * mask`, zeros where transformed) and returns parameters of the
+full event shape; only the entries where mask = 0 are used.
 
-Speed: when the mask is known statically to split the last axis into two contiguous blocks (the half mask for
-vectors and the channel mask for images) the coupling slices instead of multiplying, so the transform and its
-log-det touch only the transformed block. Any other mask (checkerboard, custom) takes the multiplicative path.
+Block conditioners (optional). When the mask splits the last axis into two contiguous blocks (the half mask
+for vectors, the channel mask for images), the zeros of `x * mask` and the parameters of the pass-through
+entries are dead weight. A conditioner that declares the attribute
+
+    block_split = last_axis_split(mask)      # (split index, pass-through block first?)
+
+is called on the pass-through block alone, `fn(x_pass)`, and returns parameters for the transformed block
+alone (the event shape with its last axis cut to the transformed block, then any trailing parameter axes),
+as TFP's `tfb.RealNVP` hands its `shift_and_log_scale_fn` only the first block. The math is the same: the
+network gets the numbers it would have sliced out of `x * mask`. A callable without the attribute (or with
+`block_split = None`) keeps the full-shape contract above; one declaring a split other than the mask's raises
+ValueError (it was built for another mask). `keras_models.layers.MaskedConditioner` declares it.
+
+Speed: with a two-block mask the coupling slices instead of multiplying, so the transform and its log-det
+touch only the transformed block. Any other mask (checkerboard, custom) takes the multiplicative path.
 """
 import numpy as np
 import tensorflow as tf
@@ -52,16 +64,18 @@ class MaskedCoupling(OnePassBijector):
     """Base class: subclasses implement the elementwise transform of the masked-out entries.
 
     Subclasses define:
-      `_conditioner_params(x_masked)` -> a tuple of tensors of the full event shape (plus any trailing
-        parameter axes) computed from the masked input;
+      `_conditioner_params(x_masked)` -> a tuple of tensors computed from the conditioner input: the masked
+        input of the full event shape, or, for a block conditioner (`conditioner` passed to `__init__`
+        declares `block_split`), the pass-through block; the tensors have the matching event shape (full, or
+        the transformed block's) plus any trailing parameter axes;
       `_transform(x, params)` -> (y, elementwise log|dy/dx|) on the transformed block;
       `_untransform(y, params)` -> (x, elementwise log|dx/dy|) on the transformed block.
     Parameters handed to `_transform`/`_untransform` are already restricted to the transformed block.
-    Conditioner outputs must have the input's batch shape and the full event shape (then any trailing
+    Conditioner outputs must have the input's batch shape and the expected event shape (then any trailing
     parameter axes): a static mismatch raises ValueError naming the conditioner output.
     """
 
-    def __init__(self, mask, validate_args, parameters, name):
+    def __init__(self, mask, validate_args, parameters, name, conditioner=None):
         mask_value = tf.get_static_value(mask) if tf.is_tensor(mask) else np.asarray(mask)
         if mask_value is None:
             raise ValueError(f"{name}: `mask` must be a static 0/1 array of the event shape; received a tensor "
@@ -77,8 +91,26 @@ class MaskedCoupling(OnePassBijector):
                              f"received all {int(mask_value.flat[0])}")
         self._mask_value = mask_value.astype(np.float32)
         self._split = last_axis_split(mask_value)
+        self._block_conditioner = self._declares_blocks(conditioner, name)
         super().__init__(forward_min_event_ndims=mask_value.ndim, validate_args=validate_args,
                          parameters=parameters, name=name)
+
+    def _declares_blocks(self, conditioner, name):
+        """Whether `conditioner` takes the pass-through block (its `block_split` is this mask's split)."""
+        declared = getattr(conditioner, "block_split", None)
+        if declared is None:
+            return False
+        if (not isinstance(declared, (tuple, list)) or len(declared) != 2
+                or not isinstance(declared[0], (int, np.integer)) or isinstance(declared[0], bool)):
+            raise ValueError(f"{name}: the conditioner's `block_split` must be None or (split index, pass-through "
+                             f"first?) as returned by `last_axis_split`; received {declared!r}")
+        declared = (int(declared[0]), bool(declared[1]))
+        if declared != self._split:
+            mask_split = ("is not two contiguous blocks along its last axis" if self._split is None
+                          else f"has block_split {self._split}")
+            raise ValueError(f"{name}: the conditioner declares block_split {declared} but the mask {mask_split}: "
+                             "a block conditioner must be built for the coupling's own mask")
+        return True
 
     @classmethod
     def _parameter_properties(cls, dtype, num_classes=None):
@@ -100,27 +132,30 @@ class MaskedCoupling(OnePassBijector):
     def _mask(self, dtype):
         return tf.constant(self._mask_value, dtype=dtype)
 
+    def _blocks(self, x):
+        """(pass-through block, transformed block), sliced from the last axis of a two-block mask."""
+        index, pass_first = self._split
+        if pass_first:
+            return x[..., :index], x[..., index:]
+        return x[..., index:], x[..., :index]
+
     def _split_input(self, x):
         """(pass-through block, transformed block, conditioner input of the full event shape)."""
         if self._split is not None:
-            index, pass_first = self._split
-            if pass_first:
-                x_pass, x_trans = x[..., :index], x[..., index:]
-                conditioner_input = tf.concat([x_pass, tf.zeros_like(x_trans)], axis=-1)
-            else:
-                x_trans, x_pass = x[..., :index], x[..., index:]
-                conditioner_input = tf.concat([tf.zeros_like(x_trans), x_pass], axis=-1)
+            x_pass, x_trans = self._blocks(x)
+            _, pass_first = self._split
+            zeros = tf.zeros_like(x_trans)
+            conditioner_input = tf.concat([x_pass, zeros] if pass_first else [zeros, x_pass], axis=-1)
             return x_pass, x_trans, conditioner_input
         mask = self._mask(x.dtype)
         return x, x, x * mask
 
-    def _restrict(self, param, input_rank, index):
-        """The part of a full-event-shaped parameter that acts on the transformed block.
+    def _check_param_shape(self, param, input_rank, index, event_shape):
+        """The number of trailing parameter axes of `param`, after checking its event shape statically.
 
         Parameters have the batch and event shape of the input, plus any trailing parameter axes (mixture
         components), whose number is the parameter's rank minus the input's rank.
         """
-        event_shape = list(self._mask_value.shape)
         rank = param.shape.rank
         extra = max(rank - input_rank, 0) if rank is not None and input_rank is not None else 0
         if rank is not None:
@@ -131,12 +166,28 @@ class MaskedCoupling(OnePassBijector):
                 raise ValueError(
                     f"{self.name}: conditioner output {index} must have the event shape {event_shape} (then any "
                     f"trailing parameter axes); received shape {param.shape.as_list()}")
+        return extra
+
+    def _restrict(self, param, input_rank, index):
+        """The part of a full-event-shaped parameter that acts on the transformed block."""
+        event_shape = list(self._mask_value.shape)
+        extra = self._check_param_shape(param, input_rank, index, event_shape)
         if self._split is None:
             return param
         split_index, pass_first = self._split
         size = event_shape[-1]
         begin, end = (split_index, size) if pass_first else (0, split_index)
         return param[(Ellipsis, slice(begin, end)) + (slice(None),) * extra]
+
+    def _block_params(self, x_pass, input_rank):
+        """A block conditioner's parameters, checked to have the transformed block's event shape."""
+        split_index, pass_first = self._split
+        size = self._mask_value.shape[-1]
+        block_shape = list(self._mask_value.shape[:-1]) + [size - split_index if pass_first else split_index]
+        params = self._conditioner_params(x_pass)
+        for i, param in enumerate(params):
+            self._check_param_shape(param, input_rank, i, block_shape)
+        return tuple(params)
 
     def _merge(self, x_pass, y_trans, x_full):
         if self._split is not None:
@@ -152,9 +203,14 @@ class MaskedCoupling(OnePassBijector):
         return tf.reduce_sum(elementwise, axis=event_axes)
 
     def _run(self, x, direction):
-        x_pass, x_trans, conditioner_input = self._split_input(x)
-        params = tuple(self._restrict(p, x.shape.rank, i)
-                       for i, p in enumerate(self._conditioner_params(conditioner_input)))
+        if self._block_conditioner:
+            # The conditioner takes the pass-through block and returns the transformed block's parameters.
+            x_pass, x_trans = self._blocks(x)
+            params = self._block_params(x_pass, x.shape.rank)
+        else:
+            x_pass, x_trans, conditioner_input = self._split_input(x)
+            params = tuple(self._restrict(p, x.shape.rank, i)
+                           for i, p in enumerate(self._conditioner_params(conditioner_input)))
         step = self._transform if direction == "forward" else self._untransform
         y_trans, log_det = step(x_trans, params)
         return self._merge(x_pass, y_trans, x), self._reduce_log_det(log_det, x.dtype)

@@ -62,7 +62,8 @@ class LogisticMixtureCoupling(MaskedCoupling):
       mask: static 0/1 array of the event shape (1 = pass through and condition, 0 = transform).
       params_fn: callable, `params_fn(x * mask) -> (a_raw, b, logits, locs, log_scales)`: `a_raw` and `b` of
         the input's full shape, the other three with a trailing axis of size `num_components`. Only entries
-        where mask = 0 are used. Its weights belong to the caller (for example a Keras layer).
+        where mask = 0 are used. Its weights belong to the caller (for example a Keras layer). With a half or
+        channel mask, a params_fn that declares `block_split` (`tfp_flows.coupling`) gets the pass-through block.
       num_components: K >= 1, the number of logistic components.
       validate_args: when True, assert that the conditioner outputs are finite and that their component axes
         have `num_components` entries.
@@ -89,7 +90,8 @@ class LogisticMixtureCoupling(MaskedCoupling):
             raise ValueError(f"`num_components` must be an integer >= 1; received {num_components!r}")
         self._params_fn = params_fn
         self._num_components = num_components
-        super().__init__(mask=mask, validate_args=validate_args, parameters=parameters, name=name)
+        super().__init__(mask=mask, validate_args=validate_args, parameters=parameters, name=name,
+                         conditioner=params_fn)
 
     @property
     def params_fn(self):

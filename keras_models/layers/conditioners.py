@@ -1,10 +1,12 @@
 """Conditioner networks for coupling layers, and the wrapper that fits them to the coupling interface.
 
 A coupling bijector hands its conditioner the masked input with the full event shape and expects parameters
-of the full event shape back. `MaskedConditioner` keeps that contract while doing only the work that matters:
-for half and channel masks it slices out the pass-through block before the network and pads the network's
-output back with zeros (which the coupling then slices away), so the network sees D/2 inputs and produces
-parameters for D/2 entries, as in TFP's RealNVP.
+of the full event shape back, unless the conditioner declares `block_split` (`tfp_flows.coupling`): then,
+for half and channel masks, it hands over the pass-through block alone and takes back parameters for the
+transformed block alone. `MaskedConditioner` declares it, so inside a coupling its network sees the D/2
+pass-through entries and produces parameters for the D/2 transformed ones, with no zero-filled input or
+zero-padded output in between, as in TFP's RealNVP. Called on the full masked input it still keeps the
+full-shape contract (slicing the block out, padding the parameters with zeros).
 """
 import numpy as np
 import tensorflow as tf
@@ -75,7 +77,13 @@ class ResidualConvNet(keras.layers.Layer):
 
 
 class MaskedConditioner(keras.layers.Layer):
-    """Adapts `network` to the coupling interface: full masked input in, full-shape parameters out.
+    """Adapts `network` to the coupling interface, in either of its two forms.
+
+    Full form (any mask): the masked input [*batch, *event] in, parameters [*batch, *event, *trailing] out,
+    zeros on the pass-through entries. Block form (half and channel masks, `block_split` is not None): the
+    pass-through block [*batch, *event[:-1], pass_channels] in, parameters of the transformed block
+    [*batch, *event[:-1], trans_channels, *trailing] out. `call` picks the form from the static size of the
+    input's last axis (pass_channels < the event's last axis, so the two cannot be confused).
 
     Args:
       network: a Keras layer mapping [N, *pass_shape] to [N, *trans_shape[:-1], trans_channels * width], where
@@ -95,11 +103,19 @@ class MaskedConditioner(keras.layers.Layer):
         if self.split is None:
             self.pass_channels = self.trans_channels = channels
         else:
-            index, pass_first = self.split
-            self.pass_channels = index
-            self.trans_channels = channels - index
-            self._pass_slice = slice(0, index) if pass_first else slice(channels - index, channels)
+            index, pass_first = self.split  # the second block starts at `index`
+            if pass_first:
+                self.pass_channels, self.trans_channels = index, channels - index
+                self._pass_slice = slice(0, index)
+            else:
+                self.pass_channels, self.trans_channels = channels - index, index
+                self._pass_slice = slice(index, channels)
         self.output_width = int(sum(int(np.prod(s)) for s in self.param_trailing_shapes))
+
+    @property
+    def block_split(self):
+        """`last_axis_split(mask)`: the coupling protocol's declaration that this conditioner takes blocks."""
+        return self.split
 
     @property
     def network_output_channels(self):
@@ -109,10 +125,12 @@ class MaskedConditioner(keras.layers.Layer):
         self.network.build((None,) + self.mask.shape[:-1] + (self.pass_channels,))
         self.built = True
 
-    def call(self, x_masked):
+    def call(self, x):
+        if self.block_split is not None and x.shape.rank is not None and x.shape[-1] == self.pass_channels:
+            return self._call_on_block(x)
         event_rank = self.mask.ndim
-        batch_shape = tf.shape(x_masked)[: tf.rank(x_masked) - event_rank]
-        flat = tf.reshape(x_masked, tf.concat([[-1], self.mask.shape], axis=0))
+        batch_shape = tf.shape(x)[: tf.rank(x) - event_rank]
+        flat = tf.reshape(x, tf.concat([[-1], self.mask.shape], axis=0))
         if self.split is not None:
             flat = flat[..., self._pass_slice]
         out = self.network(flat)
@@ -127,11 +145,33 @@ class MaskedConditioner(keras.layers.Layer):
             params.append(tf.reshape(piece, tf.concat([batch_shape, self.mask.shape, trailing], 0)))
         return tuple(params)
 
+    def _call_on_block(self, x_pass):
+        """Block form: the same network and the same slices of its output, without zeros in or out."""
+        event_rank = self.mask.ndim
+        # One batch axis is what the network takes: no reshape then (the usual case inside a model).
+        one_batch_axis = x_pass.shape.rank == event_rank + 1
+        if not one_batch_axis:
+            batch_shape = tf.shape(x_pass)[: tf.rank(x_pass) - event_rank]
+            block_shape = self.mask.shape[:-1] + (self.trans_channels,)
+            x_pass = tf.reshape(x_pass, (-1,) + self.mask.shape[:-1] + (self.pass_channels,))
+        out = self.network(x_pass)
+        params, start = [], 0
+        for trailing in self.param_trailing_shapes:
+            size = int(np.prod(trailing))
+            piece = out[..., start * self.trans_channels:(start + size) * self.trans_channels]
+            start += size
+            if trailing:
+                piece = tf.reshape(piece, tf.concat([tf.shape(piece)[:-1], [self.trans_channels], trailing], 0))
+            if not one_batch_axis:
+                piece = tf.reshape(piece, tf.concat([batch_shape, block_shape, trailing], 0))
+            params.append(piece)
+        return tuple(params)
+
     def _pad_to_event(self, piece, num_trailing):
         """Zeros on the pass-through block, so the parameter has the full event shape the coupling expects."""
-        index, pass_first = self.split
+        _, pass_first = self.split
         axis = piece.shape.rank - 1 - num_trailing
         # Static paddings: XLA needs the zeros' shape at compile time, also when the batch size is not fixed.
         paddings = [[0, 0]] * piece.shape.rank
-        paddings[axis] = [index, 0] if pass_first else [0, index]
+        paddings[axis] = [self.pass_channels, 0] if pass_first else [0, self.pass_channels]
         return tf.pad(piece, paddings)

@@ -13,7 +13,8 @@ class CouplingLayer(BijectorLayer):
     `network_fn(output_channels)` returns the Keras network; it is called once the mask is known, with the
     number of output channels the coupling needs (e.g. 2 x transformed channels for shift and log-scale).
     `param_trailing_shapes` (default: the class attribute) gives the conditioner's outputs, as in
-    `MaskedConditioner`.
+    `MaskedConditioner`. The bijectors get the conditioner itself (or `_OnlyOutput` of it), so they see its
+    `block_split` and, for half and channel masks, call it on the pass-through block (`tfp_flows.coupling`).
     """
 
     param_trailing_shapes = ((), ())
@@ -34,6 +35,17 @@ class CouplingLayer(BijectorLayer):
         self.built = True
 
 
+class _OnlyOutput:
+    """`AdditiveCoupling`'s `shift_fn`: the conditioner's single parameter, keeping its `block_split`."""
+
+    def __init__(self, conditioner):
+        self.conditioner = conditioner
+        self.block_split = conditioner.block_split
+
+    def __call__(self, x):
+        return self.conditioner(x)[0]
+
+
 class AffineCouplingLayer(CouplingLayer):
     """RealNVP / Glow affine coupling: y = x * exp(s) + t on mask = 0, with a bounded log-scale."""
 
@@ -44,8 +56,11 @@ class AffineCouplingLayer(CouplingLayer):
     def bijector(self):
         return tfp_flows.AffineCoupling(self.mask, self._shift_and_log_scale, log_scale_bound=self.log_scale_bound)
 
-    def _shift_and_log_scale(self, x_masked):
-        return self.conditioner(x_masked)
+    @property
+    def _shift_and_log_scale(self):
+        """`shift_and_log_scale_fn` of the bijectors (also `SplitPriorLayer`'s): the conditioner itself, for its
+        `block_split` (which a bound method could not carry)."""
+        return self.conditioner
 
 
 class AdditiveCouplingLayer(CouplingLayer):
@@ -54,7 +69,4 @@ class AdditiveCouplingLayer(CouplingLayer):
     param_trailing_shapes = ((),)
 
     def bijector(self):
-        return tfp_flows.AdditiveCoupling(self.mask, self._shift)
-
-    def _shift(self, x_masked):
-        return self.conditioner(x_masked)[0]
+        return tfp_flows.AdditiveCoupling(self.mask, _OnlyOutput(self.conditioner))

@@ -45,7 +45,5 @@ class MixtureCouplingLayer(CouplingLayer):
         self.num_components = k
 
     def bijector(self):
-        return tfp_flows.LogisticMixtureCoupling(self.mask, self._params, num_components=self.num_components)
-
-    def _params(self, x_masked):
-        return self.conditioner(x_masked)
+        # The conditioner itself, so the bijector sees its `block_split` (pass-through block in, for half masks).
+        return tfp_flows.LogisticMixtureCoupling(self.mask, self.conditioner, num_components=self.num_components)

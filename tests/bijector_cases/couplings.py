@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from bijector_cases import BijectorCase
-from tfp_flows import ActNorm, AdditiveCoupling, AffineCoupling, InvertibleConv1x1, masks
+from tfp_flows import ActNorm, AdditiveCoupling, AffineCoupling, InvertibleConv1x1, coupling, masks
 from tfp_flows.invertible_conv1x1 import random_rotation_lower_upper
 
 
@@ -68,8 +68,42 @@ class ShiftOnly(tf.Module):
         super().__init__(name="shift_only")
         self.conditioner = conditioner
 
+    @property
+    def block_split(self):
+        """The wrapped conditioner's (a block conditioner stays one)."""
+        return getattr(self.conditioner, "block_split", None)
+
     def __call__(self, x):
         return self.conditioner(x)[0]
+
+
+class BlockConditioner(tf.Module):
+    """A block conditioner (`block_split`, see `tfp_flows.coupling`) for a half or channel `mask`: the
+    pass-through block [..., P] -> `num_outputs` tensors [..., T] for the transformed block, through one tanh
+    hidden layer applied per position (a dense layer on the last axis, so vectors and images alike)."""
+
+    def __init__(self, mask, num_outputs, dtype, seed, hidden=8):
+        super().__init__(name="block_conditioner")
+        self._mask = np.asarray(mask)
+        index, pass_first = coupling.last_axis_split(self._mask)
+        size = self._mask.shape[-1]
+        num_pass = index if pass_first else size - index
+        rng = np.random.default_rng(seed)
+        self.num_outputs = num_outputs
+        self.w1 = tf.Variable(rng.normal(size=(num_pass, hidden)) / np.sqrt(num_pass), dtype=dtype)
+        self.b1 = tf.Variable(rng.normal(size=hidden) * 0.1, dtype=dtype)
+        self.w2 = tf.Variable(rng.normal(size=(hidden, num_outputs * (size - num_pass))) * 0.5 / np.sqrt(hidden),
+                              dtype=dtype)
+        self.b2 = tf.Variable(rng.normal(size=num_outputs * (size - num_pass)) * 0.1, dtype=dtype)
+
+    @property
+    def block_split(self):
+        return coupling.last_axis_split(self._mask)
+
+    def __call__(self, x_pass):
+        hidden = tf.math.tanh(tf.einsum("...i,ij->...j", x_pass, self.w1) + self.b1)
+        out = tf.einsum("...i,ij->...j", hidden, self.w2) + self.b2
+        return tuple(tf.split(out, self.num_outputs, axis=-1))
 
 
 def _normal(shape, seed, scale=1.0):
@@ -127,6 +161,16 @@ CASES = {
         make=lambda dtype: AdditiveCoupling(masks.checkerboard(4, 4, 2, parity=1),
                                             ShiftOnly(ConvConditioner(2, 1, dtype, seed=7))),
         x=_normal(IMAGE_SHAPE, 22), event_ndims=3, edge_inputs=_edges(IMAGE_SHAPE, 23)),
+    # Block conditioners: the coupling hands over the pass-through block and takes back the transformed block's
+    # parameters (odd sizes: the two blocks differ in size).
+    "AffineCoupling-half-odd-parity1-block-tanh": BijectorCase(
+        make=_affine(masks.half(7, parity=1), lambda dtype: BlockConditioner(masks.half(7, parity=1), 2, dtype,
+                                                                             seed=60), "tanh"),
+        x=_normal((4, 7), 61), event_ndims=1, edge_inputs=_edges((4, 7), 62)),
+    "AdditiveCoupling-channel-odd-block": BijectorCase(
+        make=lambda dtype: AdditiveCoupling(masks.channel(2, 2, 3), ShiftOnly(BlockConditioner(
+            masks.channel(2, 2, 3), 1, dtype, seed=63))),
+        x=_normal((3, 2, 2, 3), 64), event_ndims=3, edge_inputs=_edges((3, 2, 2, 3), 65)),
     "ActNorm-vector": BijectorCase(
         make=lambda dtype: ActNorm(tf.Variable(_normal(5, 30), dtype=dtype, name="loc"),
                                    tf.Variable(_normal(5, 31, scale=0.5), dtype=dtype, name="log_scale")),
