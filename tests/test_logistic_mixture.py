@@ -96,20 +96,111 @@ def test_round_trip_in_data_space(dtype, tolerance):
 def test_search_converges_within_its_budget(monkeypatch):
     """The budget bounds the worst case; on the tested draws the search stops because it converged."""
     iterations = []
-    original = tfp.math.find_root_chandrupatla
+    original = lmc._search
 
     def recording(*args, **kwargs):
-        result = original(*args, **kwargs)
-        iterations.append(int(tf.reduce_max(result.num_iterations)))
-        return result
+        root, steps = original(*args, **kwargs)
+        iterations.append(int(steps))
+        return root, steps
 
-    monkeypatch.setattr(tfp.math, "find_root_chandrupatla", recording)
+    monkeypatch.setattr(lmc, "_search", recording)
     for seed, num_components, loc_spread, scale_spread in DRAWS:
         params = random_mixture(seed, num_components, loc_spread, scale_spread)
         make_bijector(params).forward(fresh(LATENT_GRID))
     assert len(iterations) == len(DRAWS)
     # Stopped by convergence on every draw, never by running out of steps.
     assert max(iterations) < lmc.MAX_ITERATIONS[tf.float32], iterations
+
+
+def search_arguments(params, z, dtype=tf.float32):
+    """`lmc._search`'s arguments for one mixture and latents z: parameters broadcast to [len(z), K]."""
+    logits, locs, log_scales = (np.broadcast_to(p, (len(z), len(p))) for p in params)
+    return (tf.constant(z, dtype), tf.math.log_softmax(tf.constant(logits, dtype)), tf.constant(locs, dtype),
+            tf.constant(log_scales, dtype))
+
+
+@pytest.mark.parametrize("dtype", [tf.float32, tf.float64])
+def test_single_component_is_found_by_the_initial_guess(dtype):
+    """For K = 1 the moment-matched guess is the exact root: one evaluation confirms it."""
+    z = np.array([-200.0, -30.0, -1.0, 0.0, 0.5, 12.0, 200.0])
+    _, steps = lmc._search(*search_arguments(([0.7], [1.5], [-1.2]), z, dtype), 40)
+    assert int(steps) == 1
+
+
+def flow_plus_plus_like_batch(seed, size=4096, num_components=32):
+    """Random Flow++-like mixtures (as a conditioner at initialisation gives them) and base-distribution latents."""
+    rng = np.random.default_rng(seed)
+    params = (rng.normal(size=(size, num_components)), rng.normal(scale=2.0, size=(size, num_components)),
+              rng.uniform(-2.0, 1.0, size=(size, num_components)))
+    return params, rng.logistic(size=size)
+
+
+def test_slow_elements_finish_alone_after_a_few_full_passes(monkeypatch):
+    """The full batch is searched until at most 1/16 of it is left; those finish in a gathered second phase."""
+    phases = []
+    original = lmc._newton_loop
+
+    def recording(constants, state, steps, max_iterations, stop_count):
+        result = original(constants, state, steps, max_iterations, stop_count)
+        phases.append((int(state[0].shape[0]), int(result[0])))
+        return result
+
+    monkeypatch.setattr(lmc, "_newton_loop", recording)
+    (logits, locs, log_scales), z = flow_plus_plus_like_batch(seed=1)
+    params32 = tuple(np.float32(p).astype(np.float64) for p in (logits, locs, log_scales))
+    log_weights = tf.math.log_softmax(tf.constant(logits, tf.float32))
+    x, steps = lmc._search(tf.constant(z, tf.float32), log_weights, tf.constant(locs, tf.float32),
+                           tf.constant(log_scales, tf.float32), lmc.MAX_ITERATIONS[tf.float32])
+    (full_size, full_steps), (tail_size, total_steps) = phases
+    assert (full_size, tail_size) == (4096, 4096 // lmc.TAIL_FRACTION)
+    # Newton from the moment-matched guess: 4 passes here (Chandrupatla took 11 over the whole batch).
+    assert full_steps <= 5, phases
+    assert full_steps < total_steps == int(steps) < lmc.MAX_ITERATIONS[tf.float32], phases
+    latent_error = np.abs(reference_logit_cdf(x.numpy().astype(np.float64), *params32) - z)
+    assert latent_error.max() <= 1e-4
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_gathered_second_phase_matches_searching_every_element_to_the_end(monkeypatch, jit_compile):
+    (logits, locs, log_scales), z = flow_plus_plus_like_batch(seed=2, size=1000, num_components=8)
+    arguments = (tf.constant(z, tf.float32), tf.math.log_softmax(tf.constant(logits, tf.float32)),
+                 tf.constant(locs, tf.float32), tf.constant(log_scales, tf.float32))
+
+    def search(*arguments):
+        return lmc._search(*arguments, lmc.MAX_ITERATIONS[tf.float32])
+
+    two_phases, _ = tf.function(search, jit_compile=jit_compile)(*arguments)
+    # TAIL_FRACTION = 1: the first phase stops at once and every element is "gathered" in its own order.
+    monkeypatch.setattr(lmc, "TAIL_FRACTION", 1)
+    one_phase, _ = tf.function(search, jit_compile=jit_compile)(*arguments)
+    np.testing.assert_allclose(two_phases, one_phase, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("z", [-7.0, -0.5, 0.0, 2.0, 40.0])
+def test_initial_guess_is_the_quantile_of_the_moment_matched_logistic(z):
+    params = random_mixture(13, 5)
+    mixture = mixture_distribution(params, tf.float64)
+    matched_scale = np.sqrt(3.0 * mixture.variance().numpy()) / np.pi
+    sign = -1.0 if z > 0 else 1.0  # the search's variable is y = sign * x
+    logits, locs, log_scales = (tf.constant(p, tf.float64) for p in params)
+    guess = lmc._moment_matched_guess(tf.constant(abs(z), tf.float64), tf.constant(sign, tf.float64),
+                                      tf.math.log_softmax(logits), locs, tf.exp(log_scales))
+    np.testing.assert_allclose(sign * guess.numpy(), mixture.mean().numpy() + matched_scale * z, rtol=1e-12)
+
+
+def test_first_unconverged_lists_the_open_elements_in_order_padded_with_zero():
+    done = tf.constant([True, False, True, False, False, True])
+    np.testing.assert_array_equal(lmc._first_unconverged(done, 2), [1, 3])
+    np.testing.assert_array_equal(lmc._first_unconverged(done, 5), [1, 3, 4, 0, 0])
+
+
+@pytest.mark.parametrize("dtype", [tf.float32, tf.float64])
+def test_a_component_with_logit_minus_infinity_is_dropped(dtype):
+    params = random_mixture(12, 3)
+    with_dropped = tuple(np.append(p, extra) for p, extra in zip(params, (-np.inf, -30.0, 2.5)))
+    z = LATENT_GRID
+    np.testing.assert_allclose(make_bijector(with_dropped, dtype).forward(fresh(z, dtype)),
+                               make_bijector(params, dtype).forward(fresh(z, dtype)), rtol=1e-6, atol=1e-6)
 
 
 # --- Densities -------------------------------------------------------------------------------------------------
