@@ -1,5 +1,7 @@
 """Couplings, ActNorm and the invertible 1x1 convolution: equivalence with TFP built-ins, the two mask paths,
 ActNorm's data-dependent init, the mask helpers, and errors that name the argument."""
+import math
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -221,8 +223,9 @@ def test_tanh_bound_formula_and_limit(raw):
 
 
 @pytest.mark.parametrize("raw", [-20.0, -2.0, 0.0, 3.0, 1e4])
-def test_sigmoid_bound_is_glows_density_direction_scale(raw):
-    bijector = AffineCoupling(masks.half(4), _constant_conditioner(raw), log_scale_bound="sigmoid")
+def test_sigmoid_bound_without_floor_is_glows_density_direction_scale(raw):
+    bijector = AffineCoupling(masks.half(4), _constant_conditioner(raw), log_scale_bound="sigmoid",
+                              log_scale_limit=math.inf)
     y = normal((3, 4), 25)
     x = bijector.inverse(fresh(y)).numpy()
     sigmoid = 1.0 / (1.0 + np.exp(-(raw + 2.0)))
@@ -231,6 +234,27 @@ def test_sigmoid_bound_is_glows_density_direction_scale(raw):
     ildj = bijector.inverse_log_det_jacobian(fresh(y), event_ndims=1).numpy()
     np.testing.assert_allclose(ildj, 2 * np.log(sigmoid), rtol=1e-5, atol=1e-6)
     assert np.all(ildj <= 0.0)  # the density direction never expands volume
+
+
+@pytest.mark.parametrize("limit", [0.5, 2.0, 6.0])
+@pytest.mark.parametrize("raw", [-1e4, -20.0, -2.0, 0.0, 3.0, 1e4])
+def test_sigmoid_bound_floor_limits_the_sampling_expansion(raw, limit):
+    """g = exp(-c) + (1 - exp(-c)) sigmoid(r + 2): the density direction multiplies by g, sampling divides by it,
+    so one coupling expands samples by at most exp(c) whatever the conditioner outputs."""
+    bijector = AffineCoupling(masks.half(4), _constant_conditioner(raw), log_scale_bound="sigmoid",
+                              log_scale_limit=limit)
+    floor = np.exp(-limit)
+    g = floor + (1.0 - floor) * 0.5 * (1.0 + np.tanh((raw + 2.0) / 2.0))  # sigmoid, without exp overflow
+    y = normal((3, 4), 25)
+    x = bijector.inverse(fresh(y)).numpy()
+    np.testing.assert_allclose(x[:, 2:], y[:, 2:] * g, rtol=1e-5)
+    ildj = bijector.inverse_log_det_jacobian(fresh(y), event_ndims=1).numpy()
+    np.testing.assert_allclose(ildj, 2 * np.log(g), rtol=1e-5, atol=1e-6)
+    z = normal((3, 4), 26)
+    forward = bijector.forward(fresh(z)).numpy()
+    np.testing.assert_allclose(forward[:, 2:], z[:, 2:] / g, rtol=1e-5)
+    fldj = bijector.forward_log_det_jacobian(fresh(z), event_ndims=1).numpy()
+    assert np.all(np.isfinite(forward)) and np.all((0.0 <= fldj) & (fldj <= 2 * limit * (1 + 1e-6)))
 
 
 def test_bounded_coupling_stays_finite_where_unbounded_overflows():
@@ -429,6 +453,10 @@ def test_coupling_constructor_errors_name_the_argument():
         AffineCoupling(masks.half(4), lambda x: (x, x), log_scale_bound="exp")
     with pytest.raises(ValueError, match="log_scale_limit"):
         AffineCoupling(masks.half(4), lambda x: (x, x), log_scale_limit=0.0)
+    with pytest.raises(ValueError, match="log_scale_limit"):
+        AffineCoupling(masks.half(4), lambda x: (x, x), log_scale_limit=float("nan"), log_scale_bound="sigmoid")
+    with pytest.raises(ValueError, match="log_scale_limit"):  # c tanh(r / c) has no infinite limit
+        AffineCoupling(masks.half(4), lambda x: (x, x), log_scale_limit=math.inf, log_scale_bound="tanh")
     with pytest.raises(TypeError, match="shift_and_log_scale_fn"):
         AffineCoupling(masks.half(4), None)
     with pytest.raises(TypeError, match="shift_fn"):

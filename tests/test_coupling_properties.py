@@ -4,6 +4,8 @@ masks and inputs, including zero and large magnitudes; the invariants hold, or a
 Checks run eagerly on fresh tensors (TFP's cache cannot hide a broken inverse); the compiled paths are covered
 by the conformance kit.
 """
+import math
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -95,19 +97,24 @@ def test_tanh_affine_coupling_is_finite_invertible_and_bounded(setup, seed, magn
 
 
 @PROPERTY_SETTINGS
-@given(setup=mask_and_shape(), seed=SEEDS, magnitude=MAGNITUDES, weight_scale=st.sampled_from([0.1, 1.0, 3.0]))
-def test_sigmoid_affine_coupling_density_direction_is_bounded(setup, seed, magnitude, weight_scale):
-    """Glow's bound: the inverse multiplies by sigmoid(r + 2) <= 1, so it is finite for any finite data and its
-    log-det is <= 0. The forward scale 1/sigmoid(r + 2) is unbounded above: the round trip is checked where the
-    forward log-det (the sum of the non-negative log-scales) stays below 60."""
+@given(setup=mask_and_shape(), seed=SEEDS, magnitude=MAGNITUDES, weight_scale=st.sampled_from([0.1, 1.0, 3.0]),
+       limit=st.sampled_from([1.0, 2.0, math.inf]))
+def test_sigmoid_affine_coupling_density_direction_is_bounded(setup, seed, magnitude, weight_scale, limit):
+    """Glow's bound: the inverse multiplies by g = exp(-c) + (1 - exp(-c)) sigmoid(r + 2) <= 1, so it is finite
+    for any finite data and its log-det is <= 0. The forward scale 1/g is at most exp(c); without the floor
+    (c = inf) it is unbounded above, and the round trip is checked only where the forward log-det (the sum of the
+    non-negative log-scales) stays below 60."""
     mask, shape = setup
-    coupling = AffineCoupling(mask, FlatConditioner(mask.shape, 2, seed, weight_scale), log_scale_bound="sigmoid")
+    coupling = AffineCoupling(mask, FlatConditioner(mask.shape, 2, seed, weight_scale), log_scale_bound="sigmoid",
+                              log_scale_limit=limit)
     y = _inputs(shape, seed, magnitude)
     x = coupling.inverse(fresh(y)).numpy()
     ildj = coupling.inverse_log_det_jacobian(fresh(y), event_ndims=mask.ndim).numpy()
     assert np.all(np.isfinite(x)) and np.all(np.isfinite(ildj))
     assert np.all(ildj <= 0.0)
+    assert np.all(-ildj <= limit * np.sum(mask == 0) * (1 + 1e-6))
     if np.any(-ildj > 60.0):
+        assert math.isinf(limit)
         return  # some forward scale exceeds exp(60): beyond what the sampling direction can represent
     y_back = coupling.forward(fresh(x)).numpy()
     _close(y_back, y, magnitude, "forward(inverse(y)) != y")

@@ -304,6 +304,8 @@ def test_benchmark_configuration_builds():
     (dict(event_shape=(2,), num_levels=2), "num_levels"),
     (dict(event_shape=(8, 8, 1), num_steps=0), "num_steps"),
     (dict(event_shape=(8, 8, 1), hidden_channels=2.5), "hidden_channels"),
+    (dict(event_shape=(8, 8, 1), log_scale_limit=0.0), "log_scale_limit"),
+    (dict(event_shape=(2,), log_scale_limit="2"), "log_scale_limit"),
 ])
 def test_bad_arguments_are_named(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -315,3 +317,46 @@ def test_config_rebuilds_the_same_architecture():
     clone = Glow.from_config(model.get_config())
     assert clone.get_config() == model.get_config()
     assert [tuple(w.shape) for w in clone.weights] == [tuple(w.shape) for w in model.weights]
+
+
+@pytest.mark.parametrize("make_model, data", [(_small_image_glow, _small_images(16)), (_vector_glow, _banana(16))],
+                         ids=["image", "vector"])
+def test_float64_reaches_every_weight_and_agrees_with_float32(make_model, data):
+    model32 = make_model()
+    model32.log_prob(data)  # builds
+    _perturb_weights(model32)
+    model64 = Glow.from_config({**model32.get_config(), "dtype": "float64"})
+    model64.log_prob(data.astype(np.float64))
+    assert all(w.dtype == "float64" for w in model64.weights if w.dtype != "int32")
+    model64.set_weights(model32.get_weights())
+    log_prob64 = model64.log_prob(data.astype(np.float64))
+    assert log_prob64.dtype == tf.float64
+    np.testing.assert_allclose(log_prob64.numpy(), model32.log_prob(data).numpy(), rtol=1e-4, atol=1e-4)
+    samples = model64.sample(4, seed=1)
+    assert samples.dtype == tf.float64 and np.all(np.isfinite(samples.numpy()))
+    np.testing.assert_allclose(model64.decode(model64.encode(data.astype(np.float64))).numpy(), data, atol=1e-6)
+
+
+def _contract_every_coupling(model, raw_log_scale):
+    """Make every coupling's conditioner output a constant raw log-scale (and shift), whatever its input."""
+    for coupling in _layers_of(model, AffineCouplingLayer):
+        if isinstance(coupling, SplitPriorLayer):
+            continue
+        last_conv = coupling.conditioner.network.layers[-1]
+        last_conv.kernel.assign(np.zeros(last_conv.kernel.shape, np.float32))
+        last_conv.bias.assign(np.full(last_conv.bias.shape, raw_log_scale, np.float32))
+
+
+@pytest.mark.parametrize("log_scale_limit", [0.5, 2.0])
+def test_coupling_scale_floor_keeps_samples_finite_however_the_couplings_contract(log_scale_limit):
+    """Glow's sampling divides by each coupling's density-direction scale g; the floor g >= exp(-c) bounds that,
+    where Glow's bare sigmoid(r + 2) reaches 0 (float32) for very negative raw log-scales and samples overflow."""
+    floored = Glow((4, 4, 2), num_levels=2, num_steps=2, hidden_channels=4, seed=0, log_scale_limit=log_scale_limit)
+    bare = Glow.from_config({**floored.get_config(), "log_scale_limit": float("inf")})
+    for model in (floored, bare):
+        model.log_prob(_small_images(4))  # builds
+        _contract_every_coupling(model, -1e3)
+    assert np.all(np.isfinite(floored.sample(16, seed=2).numpy()))
+    assert not np.all(np.isfinite(bare.sample(16, seed=2).numpy()))
+    log_prob = floored.log_prob(_small_images(8)).numpy()
+    assert np.all(np.isfinite(log_prob))

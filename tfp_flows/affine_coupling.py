@@ -28,12 +28,14 @@ class AffineCoupling(MaskedCoupling):
       "tanh" (default): s = c * tanh(r / c), c = `log_scale_limit` (default 2.0), so |s| < c and every
         coupling scales by a factor in (exp(-c), exp(c)); s ~ r near 0 (a soft clip, as in RealNVP's tanh-scaled
         log-scale).
-      "sigmoid": Glow's form (Kingma & Dhariwal 2018, the `affine` coupling of the reference code): in the
-        density direction (data -> latent, Glow's encoder) the transformed entries are multiplied by
-        sigmoid(r + 2) in (0, 1), so  x = (y - t) * sigmoid(r + 2)  and the forward log-scale is
-        s = -log_sigmoid(r + 2) = softplus(-(r + 2)) >= 0. The density-direction log-det is <= 0: the model
-        cannot raise the likelihood by inflating scales. (Glow adds its shift before scaling; here the shift
-        follows the scaling, as in TFP; the conditioner absorbs the difference.)
+      "sigmoid": Glow's form (Kingma & Dhariwal 2018, the `affine` coupling of the reference code), with a floor:
+        in the density direction (data -> latent, Glow's encoder) the transformed entries are multiplied by
+            g = exp(-c) + (1 - exp(-c)) * sigmoid(r + 2)   in (exp(-c), 1),
+        so  x = (y - t) * g  and the forward log-scale is s = -log g in [0, c). The density-direction log-det is
+        <= 0: the model cannot raise the likelihood by inflating scales. The floor exp(-c) bounds what sampling
+        (which divides by g) can expand per coupling; without it (c = math.inf, exactly Glow's g = sigmoid(r + 2))
+        latents off the data manifold can drive g to ~0 and samples to inf. (Glow adds its shift before scaling;
+        here the shift follows the scaling, as in TFP; the conditioner absorbs the difference.)
       None: s = r, unbounded; exactly `tfb.RealNVP`'s affine transform.
 
     Event shape: the shape of `mask` (for example [D] or [H, W, C]); any leading batch shape.
@@ -45,7 +47,8 @@ class AffineCoupling(MaskedCoupling):
         shape (only the entries where mask = 0 are used). Its weights belong to the caller. With a half or
         channel mask, a fn that declares `block_split` (`tfp_flows.coupling`) gets the pass-through block.
       log_scale_bound: "tanh", "sigmoid" or None (see above).
-      log_scale_limit: c > 0 for the "tanh" bound (ignored otherwise).
+      log_scale_limit: c > 0, the bound on |s| for "tanh" and "sigmoid" (ignored for None); "sigmoid" also takes
+        math.inf (no floor: exactly Glow's scale).
       validate_args: when True, assert that the conditioner outputs are finite.
       name: name scope of the bijector's ops.
 
@@ -67,8 +70,10 @@ class AffineCoupling(MaskedCoupling):
         if log_scale_bound not in LOG_SCALE_BOUNDS:
             raise ValueError(f"`log_scale_bound` must be one of {LOG_SCALE_BOUNDS}; received {log_scale_bound!r}")
         if (isinstance(log_scale_limit, bool) or not isinstance(log_scale_limit, numbers.Real)
-                or not math.isfinite(log_scale_limit) or log_scale_limit <= 0):
-            raise ValueError(f"`log_scale_limit` must be a finite number > 0; received {log_scale_limit!r}")
+                or math.isnan(log_scale_limit) or log_scale_limit <= 0
+                or (math.isinf(log_scale_limit) and log_scale_bound != "sigmoid")):
+            raise ValueError(f"`log_scale_limit` must be a finite number > 0 (or math.inf with log_scale_bound="
+                             f"'sigmoid'); received {log_scale_limit!r} with log_scale_bound={log_scale_bound!r}")
         self._shift_and_log_scale_fn = shift_and_log_scale_fn
         self._log_scale_bound = log_scale_bound
         self._log_scale_limit = float(log_scale_limit)
@@ -103,20 +108,40 @@ class AffineCoupling(MaskedCoupling):
             limit = tf.constant(self._log_scale_limit, dtype=raw.dtype)
             return limit * tf.math.tanh(raw / limit)
         if self._log_scale_bound == "sigmoid":
-            return tf.math.softplus(-(raw + tf.constant(2.0, dtype=raw.dtype)))
+            return -self._log_density_scale(raw)
         return raw
+
+    def _log_density_scale(self, raw):
+        """log g, g = exp(-c) + (1 - exp(-c)) sigmoid(r + 2), as a log-sum-exp of the two terms (stable for r << 0)."""
+        log_sigmoid = tf.math.log_sigmoid(raw + tf.constant(2.0, dtype=raw.dtype))
+        if math.isinf(self._log_scale_limit):
+            return log_sigmoid
+        log_floor = tf.constant(-self._log_scale_limit, dtype=raw.dtype)
+        log_rest = log_sigmoid + tf.constant(math.log1p(-math.exp(-self._log_scale_limit)), dtype=raw.dtype)
+        larger = tf.maximum(log_floor, log_rest)
+        log_g = larger + tf.math.log1p(tf.math.exp(-tf.math.abs(log_floor - log_rest)))
+        return tf.minimum(log_g, tf.zeros([], raw.dtype))  # g <= 1; rounding can give log g = +1 ulp otherwise
+
+    def _density_scale(self, raw):
+        """g itself, computed directly (not as exp(log g)) for accuracy."""
+        sigmoid = tf.math.sigmoid(raw + tf.constant(2.0, dtype=raw.dtype))
+        if math.isinf(self._log_scale_limit):
+            return sigmoid
+        floor = math.exp(-self._log_scale_limit)
+        return tf.constant(floor, dtype=raw.dtype) + tf.constant(1.0 - floor, dtype=raw.dtype) * sigmoid
 
     def _transform(self, x, params):
         shift, raw_log_scale = params
         log_scale = self._log_scale(raw_log_scale)
+        if self._log_scale_bound == "sigmoid":
+            return x / self._density_scale(raw_log_scale) + shift, log_scale
         return x * tf.math.exp(log_scale) + shift, log_scale
 
     def _untransform(self, y, params):
         shift, raw_log_scale = params
         log_scale = self._log_scale(raw_log_scale)
         if self._log_scale_bound == "sigmoid":
-            # exp(-softplus(-(r + 2))) == sigmoid(r + 2), computed directly for accuracy.
-            inverse_scale = tf.math.sigmoid(raw_log_scale + tf.constant(2.0, dtype=raw_log_scale.dtype))
+            inverse_scale = self._density_scale(raw_log_scale)
         else:
             inverse_scale = tf.math.exp(-log_scale)
         return (y - shift) * inverse_scale, -log_scale

@@ -28,13 +28,16 @@ def mlp(hidden_units, output_units, activation="relu", name=None, dtype=None):
     return keras.Sequential(layers, name=name)
 
 
-def glow_conv(width, output_channels, name=None):
-    """Glow's conditioner: 3x3 conv, 1x1 conv (ReLU), zero-initialised 3x3 conv (Kingma & Dhariwal 2018)."""
+def glow_conv(width, output_channels, name=None, dtype=None):
+    """Glow's conditioner: 3x3 conv, 1x1 conv (ReLU), zero-initialised 3x3 conv (Kingma & Dhariwal 2018).
+
+    `dtype` (a Keras dtype policy or name) reaches every Conv2D, as in `mlp`.
+    """
     return keras.Sequential([
-        keras.layers.Conv2D(width, 3, padding="same", activation="relu"),
-        keras.layers.Conv2D(width, 1, padding="same", activation="relu"),
+        keras.layers.Conv2D(width, 3, padding="same", activation="relu", dtype=dtype),
+        keras.layers.Conv2D(width, 1, padding="same", activation="relu", dtype=dtype),
         keras.layers.Conv2D(output_channels, 3, padding="same", kernel_initializer="zeros",
-                            bias_initializer="zeros"),
+                            bias_initializer="zeros", dtype=dtype),
     ], name=name)
 
 

@@ -49,12 +49,13 @@ class _OnlyOutput:
 class AffineCouplingLayer(CouplingLayer):
     """RealNVP / Glow affine coupling: y = x * exp(s) + t on mask = 0, with a bounded log-scale."""
 
-    def __init__(self, mask, network_fn, log_scale_bound="tanh", **kwargs):
+    def __init__(self, mask, network_fn, log_scale_bound="tanh", log_scale_limit=2.0, **kwargs):
         super().__init__(mask, network_fn, **kwargs)
-        self.log_scale_bound = log_scale_bound
+        self.log_scale_bound, self.log_scale_limit = log_scale_bound, log_scale_limit
 
     def bijector(self):
-        return tfp_flows.AffineCoupling(self.mask, self._shift_and_log_scale, log_scale_bound=self.log_scale_bound)
+        return tfp_flows.AffineCoupling(self.mask, self._shift_and_log_scale, log_scale_bound=self.log_scale_bound,
+                                        log_scale_limit=self.log_scale_limit)
 
     @property
     def _shift_and_log_scale(self):

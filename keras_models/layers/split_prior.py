@@ -33,11 +33,11 @@ import tfp_flows
 from keras_models.layers.couplings import AffineCouplingLayer
 
 
-def zero_conv(output_channels, kernel_size=3, name=None):
+def zero_conv(output_channels, kernel_size=3, name=None, dtype=None):
     """Glow's `conv2d_zeros`: one 3x3 conv starting at zero, so the prior starts as N(0, I)."""
     return keras.Sequential([
         keras.layers.Conv2D(output_channels, kernel_size, padding="same", kernel_initializer="zeros",
-                            bias_initializer="zeros"),
+                            bias_initializer="zeros", dtype=dtype),
     ], name=name)
 
 
@@ -54,9 +54,10 @@ class SplitPriorLayer(AffineCouplingLayer):
         if len(event_shape) != 3 or event_shape[-1] < 2:
             raise ValueError(f"SplitPriorLayer: `event_shape` must be [H, W, C] with C >= 2; received {event_shape}")
         self.event_shape = event_shape
-        self.log_scale_limit = float(log_scale_limit)
         mask = tfp_flows.masks.channel(*event_shape, parity=0)  # 1 = kept (conditions), 0 = factored out
-        super().__init__(mask, zero_conv, log_scale_bound="tanh", **kwargs)
+        dtype = kwargs.get("dtype")
+        super().__init__(mask, lambda out: zero_conv(out, dtype=dtype), log_scale_bound="tanh",
+                         log_scale_limit=float(log_scale_limit), **kwargs)
 
     @property
     def num_kept_channels(self):

@@ -5,6 +5,8 @@ gradient checks reach them through `bijector.trainable_variables`); their initia
 seeds, so the float32 and float64 builds hold the same numbers. Event sizes stay <= 32 so the Jacobian checks
 are cheap.
 """
+import math
+
 import numpy as np
 import tensorflow as tf
 
@@ -142,10 +144,21 @@ CASES = {
     "AffineCoupling-half-odd-parity1-unbounded": BijectorCase(
         make=_affine(masks.half(5, parity=1), lambda dtype: DenseConditioner(5, 2, dtype, seed=2), None),
         x=_normal((4, 5), 12), event_ndims=1, edge_inputs=_edges((4, 5), 13)),
-    # Glow's sigmoid bounds the density direction only; the conditioner's tanh layer bounds the raw scale here.
+    # Glow's sigmoid with the default floor exp(-2) on the density-direction scale.
     "AffineCoupling-checkerboard-sigmoid": BijectorCase(
         make=_affine(masks.checkerboard(4, 4, 2), lambda dtype: ConvConditioner(2, 2, dtype, seed=3), "sigmoid"),
         x=_normal(IMAGE_SHAPE, 14), event_ndims=3, edge_inputs=_edges(IMAGE_SHAPE, 15)),
+    # Exactly Glow's sigmoid (no floor) bounds the density direction only; the conditioner's tanh layer bounds the
+    # raw scale here.
+    "AffineCoupling-half-sigmoid-no-floor": BijectorCase(
+        make=_affine(masks.half(6), lambda dtype: DenseConditioner(6, 2, dtype, seed=7), "sigmoid",
+                     log_scale_limit=math.inf),
+        x=_normal(VECTOR_SHAPE, 40), event_ndims=1, edge_inputs=_edges(VECTOR_SHAPE, 41)),
+    # Linear skip: the raw log-scale grows like |x|; the floor exp(-c) keeps sampling finite at the edge inputs.
+    "AffineCoupling-half-sigmoid-floor-limit3": BijectorCase(
+        make=_affine(masks.half(6), lambda dtype: DenseConditioner(6, 2, dtype, seed=8, linear_skip=True), "sigmoid",
+                     log_scale_limit=3.0),
+        x=_normal(VECTOR_SHAPE, 42), event_ndims=1, edge_inputs=_edges(VECTOR_SHAPE, 43)),
     "AffineCoupling-channel-tanh-limit1": BijectorCase(
         make=_affine(masks.channel(2, 2, 4, parity=1), lambda dtype: ConvConditioner(4, 2, dtype, seed=4), "tanh",
                      log_scale_limit=1.0),
