@@ -47,6 +47,11 @@ def parse_args(argv=None):
     parser.add_argument("--densities", nargs="+", choices=sorted(fit_quality.DENSITIES), default=None,
                         metavar="NAME", help="fit_quality only: the 2-D densities (default: all in full mode, "
                         "two_moons and eight_gaussians otherwise)")
+    parser.add_argument("--fit-steps", type=int, default=None, metavar="N",
+                        help="fit_quality only: training steps per model (default: the mode's budget)")
+    parser.add_argument("--fit-models", nargs="+", default=None, metavar="NAME",
+                        choices=[name for name in fit_quality.models(8) if name != "tfb.RealNVP"],
+                        help="fit_quality only: our models to train (default: all; tfb.RealNVP always runs)")
     return parser.parse_args(argv)
 
 
@@ -69,7 +74,8 @@ def main(argv=None):
         for xla in settings:
             case_start = time.perf_counter()
             try:
-                kwargs = {"densities": args.densities} if name == "fit_quality" and args.densities else {}
+                kwargs = (dict(densities=args.densities, steps=args.fit_steps, model_names=args.fit_models)
+                          if name == "fit_quality" else {})
                 new = CASES[name](mode, xla, device, **kwargs)
             except Exception as error:  # noqa: BLE001 (one broken case must not hide the others' numbers)
                 traceback.print_exc()
