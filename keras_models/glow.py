@@ -41,6 +41,8 @@ Example:
     >>> model.interpolate(x1, x2, num_steps=5).shape                       # x1, x2 of shape [8, 8, 1]
     TensorShape([5, 8, 8, 1])
 """
+import math
+
 import numpy as np
 import tensorflow as tf
 
@@ -94,8 +96,10 @@ class Glow(FlowModel):
         self.hidden_channels = _positive_int(hidden_channels, "hidden_channels")
         self.seed = None if seed is None else int(seed)
         if (isinstance(log_scale_limit, bool) or not isinstance(log_scale_limit, (int, float, np.number))
-                or not log_scale_limit > 0):
-            raise ValueError(f"Glow: `log_scale_limit` must be a number > 0 (math.inf for no floor); received "
+                or not (0 < log_scale_limit <= tfp_flows.affine_coupling.MAX_SIGMOID_LIMIT
+                        or log_scale_limit == math.inf)):
+            raise ValueError(f"Glow: `log_scale_limit` must be a number in (0, "
+                             f"{tfp_flows.affine_coupling.MAX_SIGMOID_LIMIT}] or math.inf (no floor); received "
                              f"{log_scale_limit!r}")
         self.log_scale_limit = float(log_scale_limit)
         self._num_conv = 0

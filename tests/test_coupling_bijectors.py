@@ -236,7 +236,7 @@ def test_sigmoid_bound_without_floor_is_glows_density_direction_scale(raw):
     assert np.all(ildj <= 0.0)  # the density direction never expands volume
 
 
-@pytest.mark.parametrize("limit", [0.5, 2.0, 6.0])
+@pytest.mark.parametrize("limit", [0.5, 2.0, 6.0, 60.0])
 @pytest.mark.parametrize("raw", [-1e4, -20.0, -2.0, 0.0, 3.0, 1e4])
 def test_sigmoid_bound_floor_limits_the_sampling_expansion(raw, limit):
     """g = exp(-c) + (1 - exp(-c)) sigmoid(r + 2): the density direction multiplies by g, sampling divides by it,
@@ -457,6 +457,8 @@ def test_coupling_constructor_errors_name_the_argument():
         AffineCoupling(masks.half(4), lambda x: (x, x), log_scale_limit=float("nan"), log_scale_bound="sigmoid")
     with pytest.raises(ValueError, match="log_scale_limit"):  # c tanh(r / c) has no infinite limit
         AffineCoupling(masks.half(4), lambda x: (x, x), log_scale_limit=math.inf, log_scale_bound="tanh")
+    with pytest.raises(ValueError, match="<= 60"):  # exp(-c) would underflow float32: use math.inf
+        AffineCoupling(masks.half(4), lambda x: (x, x), log_scale_limit=100.0, log_scale_bound="sigmoid")
     with pytest.raises(TypeError, match="shift_and_log_scale_fn"):
         AffineCoupling(masks.half(4), None)
     with pytest.raises(TypeError, match="shift_fn"):

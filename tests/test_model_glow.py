@@ -306,6 +306,7 @@ def test_benchmark_configuration_builds():
     (dict(event_shape=(8, 8, 1), hidden_channels=2.5), "hidden_channels"),
     (dict(event_shape=(8, 8, 1), log_scale_limit=0.0), "log_scale_limit"),
     (dict(event_shape=(2,), log_scale_limit="2"), "log_scale_limit"),
+    (dict(event_shape=(2,), log_scale_limit=100.0), "log_scale_limit"),
 ])
 def test_bad_arguments_are_named(kwargs, match):
     with pytest.raises(ValueError, match=match):

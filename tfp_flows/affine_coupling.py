@@ -7,9 +7,10 @@ import tensorflow as tf
 from tfp_flows.additive_coupling import checked_conditioner_output
 from tfp_flows.coupling import MaskedCoupling
 
-__all__ = ["AffineCoupling", "LOG_SCALE_BOUNDS"]
+__all__ = ["AffineCoupling", "LOG_SCALE_BOUNDS", "MAX_SIGMOID_LIMIT"]
 
 LOG_SCALE_BOUNDS = ("tanh", "sigmoid", None)
+MAX_SIGMOID_LIMIT = 60.0  # largest finite c of the sigmoid floor: exp(-c) stays a normal float32
 
 
 class AffineCoupling(MaskedCoupling):
@@ -48,7 +49,7 @@ class AffineCoupling(MaskedCoupling):
         channel mask, a fn that declares `block_split` (`tfp_flows.coupling`) gets the pass-through block.
       log_scale_bound: "tanh", "sigmoid" or None (see above).
       log_scale_limit: c > 0, the bound on |s| for "tanh" and "sigmoid" (ignored for None); "sigmoid" also takes
-        math.inf (no floor: exactly Glow's scale).
+        math.inf (no floor: exactly Glow's scale); finite values up to MAX_SIGMOID_LIMIT = 60.
       validate_args: when True, assert that the conditioner outputs are finite.
       name: name scope of the bijector's ops.
 
@@ -74,6 +75,9 @@ class AffineCoupling(MaskedCoupling):
                 or (math.isinf(log_scale_limit) and log_scale_bound != "sigmoid")):
             raise ValueError(f"`log_scale_limit` must be a finite number > 0 (or math.inf with log_scale_bound="
                              f"'sigmoid'); received {log_scale_limit!r} with log_scale_bound={log_scale_bound!r}")
+        if log_scale_bound == "sigmoid" and MAX_SIGMOID_LIMIT < log_scale_limit < math.inf:
+            raise ValueError(f"`log_scale_limit` of the sigmoid bound must be <= {MAX_SIGMOID_LIMIT} (a floor "
+                             f"exp(-c) that float32 represents) or math.inf for no floor; received {log_scale_limit!r}")
         self._shift_and_log_scale_fn = shift_and_log_scale_fn
         self._log_scale_bound = log_scale_bound
         self._log_scale_limit = float(log_scale_limit)
@@ -108,40 +112,36 @@ class AffineCoupling(MaskedCoupling):
             limit = tf.constant(self._log_scale_limit, dtype=raw.dtype)
             return limit * tf.math.tanh(raw / limit)
         if self._log_scale_bound == "sigmoid":
-            return -self._log_density_scale(raw)
+            return -self._density_scale(raw)[1]
         return raw
 
-    def _log_density_scale(self, raw):
-        """log g, g = exp(-c) + (1 - exp(-c)) sigmoid(r + 2), as a log-sum-exp of the two terms (stable for r << 0)."""
-        log_sigmoid = tf.math.log_sigmoid(raw + tf.constant(2.0, dtype=raw.dtype))
-        if math.isinf(self._log_scale_limit):
-            return log_sigmoid
-        log_floor = tf.constant(-self._log_scale_limit, dtype=raw.dtype)
-        log_rest = log_sigmoid + tf.constant(math.log1p(-math.exp(-self._log_scale_limit)), dtype=raw.dtype)
-        larger = tf.maximum(log_floor, log_rest)
-        log_g = larger + tf.math.log1p(tf.math.exp(-tf.math.abs(log_floor - log_rest)))
-        return tf.minimum(log_g, tf.zeros([], raw.dtype))  # g <= 1; rounding can give log g = +1 ulp otherwise
-
     def _density_scale(self, raw):
-        """g itself, computed directly (not as exp(log g)) for accuracy."""
-        sigmoid = tf.math.sigmoid(raw + tf.constant(2.0, dtype=raw.dtype))
+        """(g, log g) of the sigmoid bound, g = exp(-c) + (1 - exp(-c)) sigmoid(r + 2).
+
+        With a floor, g >= exp(-c) >= exp(-MAX_SIGMOID_LIMIT), so log g is taken directly (one sigmoid and one log:
+        few intermediates kept for the gradient). Without one, g = sigmoid(r + 2) may underflow: log g is then
+        log_sigmoid(r + 2).
+        """
+        shifted = raw + tf.constant(2.0, dtype=raw.dtype)
         if math.isinf(self._log_scale_limit):
-            return sigmoid
+            return tf.math.sigmoid(shifted), tf.math.log_sigmoid(shifted)
         floor = math.exp(-self._log_scale_limit)
-        return tf.constant(floor, dtype=raw.dtype) + tf.constant(1.0 - floor, dtype=raw.dtype) * sigmoid
+        g = tf.constant(floor, dtype=raw.dtype) + tf.constant(1.0 - floor, dtype=raw.dtype) * tf.math.sigmoid(shifted)
+        # g <= 1, but floor + (1 - floor) * 1 can round to 1 + ulp.
+        return g, tf.minimum(tf.math.log(g), tf.zeros([], raw.dtype))
 
     def _transform(self, x, params):
         shift, raw_log_scale = params
-        log_scale = self._log_scale(raw_log_scale)
         if self._log_scale_bound == "sigmoid":
-            return x / self._density_scale(raw_log_scale) + shift, log_scale
+            g, log_g = self._density_scale(raw_log_scale)
+            return x / g + shift, -log_g
+        log_scale = self._log_scale(raw_log_scale)
         return x * tf.math.exp(log_scale) + shift, log_scale
 
     def _untransform(self, y, params):
         shift, raw_log_scale = params
-        log_scale = self._log_scale(raw_log_scale)
         if self._log_scale_bound == "sigmoid":
-            inverse_scale = self._density_scale(raw_log_scale)
-        else:
-            inverse_scale = tf.math.exp(-log_scale)
-        return (y - shift) * inverse_scale, -log_scale
+            g, log_g = self._density_scale(raw_log_scale)
+            return (y - shift) * g, log_g
+        log_scale = self._log_scale(raw_log_scale)
+        return (y - shift) * tf.math.exp(-log_scale), -log_scale
