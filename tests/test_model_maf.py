@@ -81,6 +81,15 @@ def test_iaf_bijector_conforms():
     checks.assert_bijector_conforms(model, np.random.default_rng(4).normal(size=[8, 3]).astype(np.float32))
 
 
+def made_jacobians(made, x):
+    """[batch, out d, in i] Jacobians of MADE's shift and raw log-scale outputs at the points `x`."""
+    x = tf.constant(np.asarray(x, np.float32))
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        outputs = made(x)
+    return [tape.batch_jacobian(output, x).numpy() for output in outputs]
+
+
 def test_made_outputs_depend_only_on_earlier_inputs():
     """The autoregressive property from the Jacobian itself: d out_d / d x_i = 0 for every i >= d."""
     made = MADE(event_size=5, hidden_units=(7, 9))
@@ -88,12 +97,7 @@ def test_made_outputs_depend_only_on_earlier_inputs():
     rng = np.random.default_rng(5)
     for weight in made.weights:
         weight.assign(rng.normal(size=weight.shape).astype(np.float32))
-    x = tf.constant(rng.normal(size=[64, 5]).astype(np.float32))
-    with tf.GradientTape(persistent=True) as tape:
-        tape.watch(x)
-        shift, log_scale = made(x)
-    for output in (shift, log_scale):
-        jacobian = tape.batch_jacobian(output, x).numpy()  # [batch, out d, in i]
+    for jacobian in made_jacobians(made, rng.normal(size=[64, 5])):
         np.testing.assert_array_equal(np.triu(jacobian, k=0), 0.0)
         assert np.all(np.abs(np.tril(jacobian, k=-1)).sum(axis=0)[np.tril_indices(5, -1)] > 0)  # and really uses them
 
@@ -184,12 +188,7 @@ def assert_autoregressive(made, seed=0):
     for kernel, mask in zip(made.kernels, made.masks):
         off_mask = np.abs(kernel.numpy()[mask == 0])
         assert off_mask.max(initial=0.0) == 0.0, f"{kernel.path}: {np.sum(off_mask != 0)} entries off the mask"
-    x = tf.constant(np.random.default_rng(seed).normal(size=[32, made.event_size]).astype(np.float32))
-    with tf.GradientTape(persistent=True) as tape:
-        tape.watch(x)
-        shift, log_scale = made(x)
-    for output in (shift, log_scale):
-        jacobian = tape.batch_jacobian(output, x).numpy()  # [batch, out d, in i]
+    for jacobian in made_jacobians(made, np.random.default_rng(seed).normal(size=[32, made.event_size])):
         np.testing.assert_array_equal(np.triu(jacobian, k=0), 0.0)
 
 
