@@ -2,7 +2,7 @@
 declares its mask's split gets the pass-through block and returns the transformed block's parameters; the
 result is identical to the full-shape contract (`fn(x * mask)` -> full-shape parameters), which plain callables
 keep; mismatched declarations are refused; the Keras coupling layers use the block path and compute exactly
-what the full-width path computes, with and without XLA."""
+what the full-width path computes (to rounding), with and without XLA."""
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -246,5 +246,7 @@ def test_models_use_the_block_path_and_compute_exactly_what_the_full_width_path_
     assert not any(layer.bijector()._block_conditioner for layer in layers)
     full_width = outputs()
     assert np.all(np.isfinite(blocks[0]))
-    np.testing.assert_array_equal(blocks[0], full_width[0], err_msg="log_prob")
-    np.testing.assert_array_equal(blocks[1], full_width[1], err_msg="sample")
+    # Same arithmetic, but two different graphs, which TensorFlow's graph optimizer and oneDNN may fuse and order
+    # differently: an ulp or so apart, and not on every run (seen under load: 6e-8 relative, Flow++ log_prob).
+    np.testing.assert_allclose(blocks[0], full_width[0], rtol=1e-6, atol=0, err_msg="log_prob")
+    np.testing.assert_allclose(blocks[1], full_width[1], rtol=1e-6, atol=1e-7, err_msg="sample")
