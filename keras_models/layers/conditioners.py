@@ -136,13 +136,8 @@ class MaskedConditioner(keras.layers.Layer):
         flat = tf.reshape(x, tf.concat([[-1], self.mask.shape], axis=0))
         if self.split is not None:
             flat = flat[..., self._pass_slice]
-        out = self.network(flat)
-        params, start = [], 0
-        for trailing in self.param_trailing_shapes:
-            size = int(np.prod(trailing))
-            piece = out[..., start * self.trans_channels:(start + size) * self.trans_channels]
-            start += size
-            piece = tf.reshape(piece, tf.concat([tf.shape(piece)[:-1], [self.trans_channels], trailing], 0))
+        params = []
+        for piece, trailing in zip(self._split_output(self.network(flat)), self.param_trailing_shapes):
             if self.split is not None:
                 piece = self._pad_to_event(piece, len(trailing))
             params.append(tf.reshape(piece, tf.concat([batch_shape, self.mask.shape, trailing], 0)))
@@ -157,7 +152,15 @@ class MaskedConditioner(keras.layers.Layer):
             batch_shape = tf.shape(x_pass)[: tf.rank(x_pass) - event_rank]
             block_shape = self.mask.shape[:-1] + (self.trans_channels,)
             x_pass = tf.reshape(x_pass, (-1,) + self.mask.shape[:-1] + (self.pass_channels,))
-        out = self.network(x_pass)
+        params = self._split_output(self.network(x_pass))
+        if not one_batch_axis:
+            params = [tf.reshape(piece, tf.concat([batch_shape, block_shape, trailing], 0))
+                      for piece, trailing in zip(params, self.param_trailing_shapes)]
+        return tuple(params)
+
+    def _split_output(self, out):
+        """The network's output [..., trans_channels * width] as one tensor per parameter of the transformed
+        block, [..., trans_channels, *trailing]."""
         params, start = [], 0
         for trailing in self.param_trailing_shapes:
             size = int(np.prod(trailing))
@@ -165,10 +168,8 @@ class MaskedConditioner(keras.layers.Layer):
             start += size
             if trailing:
                 piece = tf.reshape(piece, tf.concat([tf.shape(piece)[:-1], [self.trans_channels], trailing], 0))
-            if not one_batch_axis:
-                piece = tf.reshape(piece, tf.concat([batch_shape, block_shape, trailing], 0))
             params.append(piece)
-        return tuple(params)
+        return params
 
     def _pad_to_event(self, piece, num_trailing):
         """Zeros on the pass-through block, so the parameter has the full event shape the coupling expects."""
