@@ -17,9 +17,10 @@ direction z2 = (y2 - t(y1)) * g, g = exp(-c) + (1 - exp(-c)) sigmoid(r(y1) + 2),
 1x1 conv -> ReLU -> zero-init 3x3 conv, so each coupling starts close to the identity. The floor exp(-c)
 (`log_scale_limit` c = 2 by default) is ours: sampling divides by g, and with Glow's bare sigmoid (c = math.inf)
 latents off the data manifold drive g towards 0, so 7% of T = 1 samples of an 8x8 digits model overflowed to
-inf/NaN (examples/glow_digits.py); with c = 2 none do, and its test bits/dim was 5.932 against 5.955 without. The learned prior at a split (Glow's `split2d`) is an affine
-coupling z_out = (y_out - mu(h)) * exp(-log_sigma(h)) from a zero-initialised conv of the kept half h
-(`SplitPriorLayer`), so the base stays N(0, I) and `sample(temperature=T)` is Glow's temperature.
+inf/NaN (examples/glow_digits.py); with c = 2 none do, and its test bits/dim was 5.932 against 5.955 without.
+The learned prior at a split (Glow's `split2d`) is an affine coupling z_out = (y_out - mu(h)) * exp(-log_sigma(h))
+from a zero-initialised conv of the kept half h (`SplitPriorLayer`), so the base stays N(0, I) and
+`sample(temperature=T)` is Glow's temperature.
 
 Preprocessing: Glow centres the data (x - 0.5) instead of RealNVP's logit; a shift has unit Jacobian, so the
 reported `bits_per_dim` is the usual 8-bit figure: -log p(x) / (D ln 2) + 8, a uniform model scoring 8.
@@ -41,14 +42,13 @@ Example:
     >>> model.interpolate(x1, x2, num_steps=5).shape                       # x1, x2 of shape [8, 8, 1]
     TensorShape([5, 8, 8, 1])
 """
-import math
-
 import numpy as np
 import tensorflow as tf
 
 import keras
 
 import tfp_flows
+from tfp_flows.affine_coupling import checked_log_scale_limit
 from keras_models.flow_model import FlowModel
 from keras_models.layers import (ActNormLayer, AffineCouplingLayer, ChannelSliceLayer, InvertibleConv1x1Layer,
                                  SequentialFlow, SqueezeLayer, glow_conv, mlp)
@@ -95,13 +95,8 @@ class Glow(FlowModel):
         self.num_steps = _positive_int(num_steps, "num_steps")
         self.hidden_channels = _positive_int(hidden_channels, "hidden_channels")
         self.seed = None if seed is None else int(seed)
-        if (isinstance(log_scale_limit, bool) or not isinstance(log_scale_limit, (int, float, np.number))
-                or not (0 < log_scale_limit <= tfp_flows.affine_coupling.MAX_SIGMOID_LIMIT
-                        or log_scale_limit == math.inf)):
-            raise ValueError(f"Glow: `log_scale_limit` must be a number in (0, "
-                             f"{tfp_flows.affine_coupling.MAX_SIGMOID_LIMIT}] or math.inf (no floor); received "
-                             f"{log_scale_limit!r}")
-        self.log_scale_limit = float(log_scale_limit)
+        # Checked here, not when the first call builds the couplings, so a bad value fails at construction.
+        self.log_scale_limit = checked_log_scale_limit(log_scale_limit, "sigmoid")
         self._num_conv = 0
         if is_image:
             levels = 3 if num_levels is None else _positive_int(num_levels, "num_levels")

@@ -7,10 +7,24 @@ import tensorflow as tf
 from tfp_flows.additive_coupling import checked_conditioner_output
 from tfp_flows.coupling import MaskedCoupling
 
-__all__ = ["AffineCoupling", "LOG_SCALE_BOUNDS", "MAX_SIGMOID_LIMIT"]
+__all__ = ["AffineCoupling", "LOG_SCALE_BOUNDS", "MAX_SIGMOID_LIMIT", "checked_log_scale_limit"]
 
 LOG_SCALE_BOUNDS = ("tanh", "sigmoid", None)
 MAX_SIGMOID_LIMIT = 60.0  # largest finite c of the sigmoid floor: exp(-c) stays a normal float32
+
+
+def checked_log_scale_limit(log_scale_limit, log_scale_bound):
+    """`log_scale_limit` as a float, or ValueError naming it: a finite number > 0; with the "sigmoid" bound at
+    most MAX_SIGMOID_LIMIT, or math.inf (no floor)."""
+    if (isinstance(log_scale_limit, bool) or not isinstance(log_scale_limit, numbers.Real)
+            or math.isnan(log_scale_limit) or log_scale_limit <= 0
+            or (math.isinf(log_scale_limit) and log_scale_bound != "sigmoid")):
+        raise ValueError(f"`log_scale_limit` must be a finite number > 0 (or math.inf with log_scale_bound="
+                         f"'sigmoid'); received {log_scale_limit!r} with log_scale_bound={log_scale_bound!r}")
+    if log_scale_bound == "sigmoid" and MAX_SIGMOID_LIMIT < log_scale_limit < math.inf:
+        raise ValueError(f"`log_scale_limit` of the sigmoid bound must be <= {MAX_SIGMOID_LIMIT} (a floor "
+                         f"exp(-c) that float32 represents) or math.inf for no floor; received {log_scale_limit!r}")
+    return float(log_scale_limit)
 
 
 class AffineCoupling(MaskedCoupling):
@@ -70,17 +84,9 @@ class AffineCoupling(MaskedCoupling):
                             f"received {type(shift_and_log_scale_fn).__name__}")
         if log_scale_bound not in LOG_SCALE_BOUNDS:
             raise ValueError(f"`log_scale_bound` must be one of {LOG_SCALE_BOUNDS}; received {log_scale_bound!r}")
-        if (isinstance(log_scale_limit, bool) or not isinstance(log_scale_limit, numbers.Real)
-                or math.isnan(log_scale_limit) or log_scale_limit <= 0
-                or (math.isinf(log_scale_limit) and log_scale_bound != "sigmoid")):
-            raise ValueError(f"`log_scale_limit` must be a finite number > 0 (or math.inf with log_scale_bound="
-                             f"'sigmoid'); received {log_scale_limit!r} with log_scale_bound={log_scale_bound!r}")
-        if log_scale_bound == "sigmoid" and MAX_SIGMOID_LIMIT < log_scale_limit < math.inf:
-            raise ValueError(f"`log_scale_limit` of the sigmoid bound must be <= {MAX_SIGMOID_LIMIT} (a floor "
-                             f"exp(-c) that float32 represents) or math.inf for no floor; received {log_scale_limit!r}")
         self._shift_and_log_scale_fn = shift_and_log_scale_fn
         self._log_scale_bound = log_scale_bound
-        self._log_scale_limit = float(log_scale_limit)
+        self._log_scale_limit = checked_log_scale_limit(log_scale_limit, log_scale_bound)
         super().__init__(mask=mask, validate_args=validate_args, parameters=parameters, name=name,
                          conditioner=shift_and_log_scale_fn)
 
