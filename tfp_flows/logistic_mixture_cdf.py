@@ -20,14 +20,14 @@ Numerics:
     bounds (a single term of the sum cannot exceed it; the largest term is at least 1/K of it; see `_bracket`)
     tighten it when a light but very wide component stretches it. It is widened by a margin above float
     rounding, because the root sits on an end of it when one component dominates a tail.
-  * Root search (`_search`): on the side z <= 0 it solves for F(x), on the side z > 0 for 1 - F(x), each
-    accurate where the other saturates, by Newton's method on G = logit F(x) - z (written for that side),
-    which is the latent error itself and exactly linear in x for one component. Each step costs one log-sum-exp and one weighted sum over the
-    components (G and G' from one exponential per component). It starts from the z-quantile of the logistic
-    with the mixture's mean and variance (exact for K = 1) and is safeguarded by the bracket: cubic Hermite
-    interpolation when the last two points straddle the root, Newton when it stays in the bracket and shrinks
-    (`rtsafe`), bisection otherwise. The budget is fixed, `MAX_ITERATIONS[dtype]` steps (see the constant), so
-    it compiles under XLA; it stops once every element has converged.
+  * Root search (`_search`): on the side z <= 0 it solves for F(x), on the side z > 0 for 1 - F(x), each accurate
+    where the other saturates, by Newton's method on G = logit F(x) - z (written for that side), which is the
+    latent error itself and exactly linear in x for one component. Each step costs one log-sum-exp and one
+    weighted sum over the components (G and G' from one exponential per component). It starts from the z-quantile
+    of the logistic with the mixture's mean and variance (exact for K = 1) and is safeguarded by the bracket:
+    cubic Hermite interpolation when the last two points straddle the root, Newton when it stays in the bracket
+    and shrinks (`rtsafe`), bisection otherwise. The budget is fixed, `MAX_ITERATIONS[dtype]` steps (see the
+    constant), so it compiles under XLA; it stops once every element has converged.
   * Two phases: the whole batch is searched until at most 1/16 of it is left (4 steps on Flow++-like
     mixtures, against 11-12 full Chandrupatla steps, one log-sum-exp each, before), then those elements alone,
     gathered into a smaller batch, so the few slow ones (S-shaped or staircase CDFs, up to ~20 steps) do not
