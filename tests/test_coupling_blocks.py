@@ -249,4 +249,6 @@ def test_models_use_the_block_path_and_compute_exactly_what_the_full_width_path_
     # Same arithmetic, but two different graphs, which TensorFlow's graph optimizer and oneDNN may fuse and order
     # differently: an ulp or so apart, and not on every run (seen under load: 6e-8 relative, Flow++ log_prob).
     np.testing.assert_allclose(blocks[0], full_width[0], rtol=1e-6, atol=0, err_msg="log_prob")
-    np.testing.assert_allclose(blocks[1], full_width[1], rtol=1e-6, atol=1e-7, err_msg="sample")
+    # Flow++ samples come from a root solve that stops within its position tolerance (~1e-6, eps^(7/8) in
+    # float32), so an ulp upstream can move where it stops (seen: 1.6e-7); a wrong block path errs by O(0.1).
+    np.testing.assert_allclose(blocks[1], full_width[1], rtol=1e-6, atol=1e-5, err_msg="sample")
