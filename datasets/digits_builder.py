@@ -6,9 +6,13 @@ Kaynak 1998), so nothing is downloaded.
 
 Pixels: the originals are counts 0..16 (how many of a 4x4 block of the 32x32 bitmap were set). They are put on
 the 8-bit scale by v -> floor(255 v / 16 + 1/2), an order-preserving map with 0 -> 0 and 16 -> 255, and stored as
-uint8 images of shape [8, 8, 1] (feature "image") with their class (feature "label", 0..9). Only 17 of the 256
-levels occur, so bits/dim on digits is measured on the same 8-bit scale as MNIST but is not comparable with
-it: a model can learn the 17 levels and score far below a real 8-bit dataset.
+uint8 images of shape [8, 8, 1] (feature "image") with their class (feature "label", 0..9). Only these 17 of
+the 256 levels occur, so `make_dataset` dequantizes digits at their own quantisation, x = (v + u) / 17 with v
+the level (`DIGITS_LEVELS`): a density on [0, 1) whose bits/dim (`bits_per_dim(..., num_levels=17)`) is
+-log2 P(image) / 64 for the discrete model it defines, which puts all its mass on the 17 levels that occur.
+That is also its bits/dim on the 8-bit scale (the map v -> pixel is one to one), so a model that knows only
+which 17 levels occur scores log2 17 = 4.09, and anything lower has learned the digits themselves.
+(Dequantizing at 256 levels instead would ask a continuous flow for 17 spikes of width 1/256 per pixel.)
 
 Splits (fixed, from the permutation `np.random.default_rng(0).permutation(1797)`): train 1297, validation 250,
 test 250 (`DIGITS_SPLIT_SIZES`).
@@ -23,15 +27,26 @@ import tensorflow_datasets as tfds
 
 from tfp_flows.datasets.tfds_loading import PackagedBuilder
 
-__all__ = ["TfpFlowsDigits", "DIGITS_SPLIT_SIZES", "digits_split", "digits_levels_to_uint8"]
+__all__ = ["TfpFlowsDigits", "DIGITS_LEVELS", "DIGITS_SPLIT_SIZES", "digits_split", "digits_levels_to_uint8",
+           "uint8_to_levels"]
 
 DIGITS_SPLIT_SIZES = {"train": 1297, "validation": 250, "test": 250}
+DIGITS_LEVELS = 17  # the originals count 0..16 set bits of a 4x4 block
 
 
 def digits_levels_to_uint8(levels):
     """Map digit levels 0..16 to the 8-bit scale: floor(255 v / 16 + 1/2) as uint8."""
     levels = np.asarray(levels, np.float64)
     return np.floor(levels * (255.0 / 16.0) + 0.5).astype(np.uint8)
+
+
+def uint8_to_levels(pixels, num_levels):
+    """The inverse of the map to the 8-bit scale for `num_levels`-level data: round(pixel (L - 1) / 255).
+
+    Exact for `digits_levels_to_uint8` (the rounding error there, at most 1/2 pixel, is 1/32 of a level here).
+    Works on NumPy arrays and on tensors (float in, float out).
+    """
+    return (pixels * ((num_levels - 1) / 255.0) + 0.5) // 1.0
 
 
 def digits_split(split):

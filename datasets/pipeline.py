@@ -12,12 +12,13 @@ seed, and a full shuffle rather than a buffer.
 
 Preprocessing:
 - toy 2-D data: cast to `dtype`; nothing else (they are continuous).
-- 8-bit images (digits, mnist, cifar10): `dequantize="uniform"` gives x = (pixel + u) / 256, u ~ U[0, 1)
+- images (mnist, cifar10: 8-bit; digits: 17 levels, `dataset_info(name).num_levels` = L): `dequantize="uniform"`
+  gives x = (pixel + u) / L (digits: (level + u) / 17, see `digits_builder`), u ~ U[0, 1)
   drawn afresh for every example and epoch, so x lies in [0, 1) and the model's density on x is a density on
-  the continuous [0, 256) pixel scale divided by 256^D. Its log-likelihood lower-bounds the discrete one in
-  expectation (Theis et al. 2016), and `bits_per_dim` turns it into bits/dim with every Jacobian counted.
-  `dequantize=None` gives the bin centres x = (pixel + 1/2) / 256: no noise, for evaluating discrete data;
-  log p(x) - D log 256 is then the midpoint-rule estimate of log P(pixels) (an approximation, not a bound).
+  the continuous [0, L) pixel scale divided by L^D. Its log-likelihood lower-bounds the discrete one in
+  expectation (Theis et al. 2016), and `bits_per_dim(..., num_levels=L)` turns it into bits/dim with every
+  Jacobian counted. `dequantize=None` gives the bin centres x = (pixel + 1/2) / L: no noise, for evaluating
+  discrete data; log p(x) - D log L is then the midpoint-rule estimate of log P(pixels) (an approximation, not a bound).
   Variational dequantization is learned, so it belongs to the model, not here. Any logit transform belongs to
   the model's bijector chain as well, so that its Jacobian is in the model's log_prob. Uniform dequantization
   can give x = 0 exactly (pixel 0 and u = 0), so a logit transform needs its alpha squeeze
@@ -61,6 +62,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfp_flows.datasets import _checks
+from tfp_flows.datasets.digits_builder import uint8_to_levels
 from tfp_flows.datasets.registry import dataset_info
 from tfp_flows.datasets.tfds_loading import load_tfds_split
 from tfp_flows.datasets.toy_builder import toy_split
@@ -187,9 +189,15 @@ def _preprocessor(info, dequantize, dtype):
     if not info.is_8bit_image:
         return lambda batch, key: tf.cast(batch, dtype)
     levels = float(info.num_levels)
+
+    def values(batch):
+        """The pixels' levels 0..L-1 (8-bit pixels as they are; fewer levels mapped back from the 8-bit scale)."""
+        pixels = tf.cast(batch, dtype)
+        return pixels if info.num_levels == 256 else uint8_to_levels(pixels, info.num_levels)
+
     if dequantize == "uniform":
         def uniform(batch, key):
             noise = tf.random.stateless_uniform(tf.shape(batch), seed=key, dtype=dtype)
-            return (tf.cast(batch, dtype) + noise) / levels
+            return (values(batch) + noise) / levels
         return uniform
-    return lambda batch, key: (tf.cast(batch, dtype) + 0.5) / levels
+    return lambda batch, key: (values(batch) + 0.5) / levels

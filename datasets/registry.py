@@ -2,14 +2,15 @@
 
 - two_moons, eight_gaussians, checkerboard, rings, pinwheel, prelu: event shape [2], continuous; splits
   train / validation / test; generated locally (`toy_builder`).
-- digits: [8, 8, 1] 8-bit images; train / validation / test; scikit-learn, offline (`digits_builder`).
+- digits: [8, 8, 1] images of 17 grey levels stored on the 8-bit scale; train / validation / test;
+  scikit-learn, offline (`digits_builder`).
 - mnist: [28, 28, 1] 8-bit images; train / test; TFDS, prepare once with `tfds build mnist`.
 - cifar10: [32, 32, 3] 8-bit images; train / test; TFDS, prepare once with `tfds build cifar10`.
 
 Example:
     >>> from tfp_flows.datasets import dataset_info, list_datasets
-    >>> dataset_info("digits").num_dims, dataset_info("digits").is_8bit_image
-    (64, True)
+    >>> dataset_info("digits").num_dims, dataset_info("digits").is_8bit_image, dataset_info("digits").num_levels
+    (64, True, 17)
     >>> "two_moons" in list_datasets()
     True
 """
@@ -17,7 +18,7 @@ import dataclasses
 import math
 
 from tfp_flows.datasets import synthetic
-from tfp_flows.datasets.digits_builder import DIGITS_SPLIT_SIZES
+from tfp_flows.datasets.digits_builder import DIGITS_LEVELS, DIGITS_SPLIT_SIZES
 from tfp_flows.datasets.toy_builder import TOY_SPLITS
 
 __all__ = ["FlowDatasetInfo", "dataset_info", "list_datasets"]
@@ -35,7 +36,9 @@ class FlowDatasetInfo:
       splits: the named splits.
       tfds_name: the name to give `tfds.load`.
       needs_download: True when the data must be prepared with `tfds build` before use (network).
-      num_levels: quantisation levels of the pixels (256) for image data, else None.
+      num_levels: how many values a pixel takes: 256 for 8-bit images, 17 for digits (their 17 grey levels,
+        stored on the 8-bit scale), None for continuous data. `make_dataset` dequantizes at this quantisation,
+        x = (level + u) / num_levels, and `bits_per_dim(..., num_levels=...)` counts bits per pixel of it.
     """
 
     name: str
@@ -44,6 +47,7 @@ class FlowDatasetInfo:
     splits: tuple
     tfds_name: str
     needs_download: bool = False
+    levels: int = 256
 
     @property
     def num_dims(self):
@@ -51,13 +55,14 @@ class FlowDatasetInfo:
 
     @property
     def num_levels(self):
-        return 256 if self.is_8bit_image else None
+        return self.levels if self.is_8bit_image else None
 
 
 _INFOS = {
     **{name: FlowDatasetInfo(name, (2,), False, TOY_SPLITS, f"tfp_flows_toy/{name}")
        for name in synthetic.DENSITIES},
-    "digits": FlowDatasetInfo("digits", (8, 8, 1), True, tuple(DIGITS_SPLIT_SIZES), "tfp_flows_digits"),
+    "digits": FlowDatasetInfo("digits", (8, 8, 1), True, tuple(DIGITS_SPLIT_SIZES), "tfp_flows_digits",
+                              levels=DIGITS_LEVELS),
     "mnist": FlowDatasetInfo("mnist", (28, 28, 1), True, ("train", "test"), "mnist", needs_download=True),
     "cifar10": FlowDatasetInfo("cifar10", (32, 32, 3), True, ("train", "test"), "cifar10", needs_download=True),
 }

@@ -91,6 +91,8 @@ def build_parser():
     train.add_argument("--name", help="run and export name (default <preset>-<dataset>)")
     train.add_argument("--export-dir", help="where SavedModels go (default saved_models)")
     train.add_argument("--no-export", dest="export", action="store_false", default=None)
+    train.add_argument("--no-restore-best", dest="restore_best", action="store_false", default=None,
+                       help="keep the last epoch's weights instead of the best validation epoch's")
     train.add_argument("--jit-compile", action="store_true", default=None, help="compile train steps with XLA")
     train.add_argument("--strategy", choices=["default", "mirrored", "multiworker"])
     train.add_argument("--quiet", dest="verbose", action="store_const", const=0, default=None)

@@ -42,13 +42,14 @@ tfb = tfp.bijectors
 tfd = tfp.distributions
 
 
-def quantize(x, num_bits):
-    """Discrete data x_disc = min(floor(x 2^b), 2^b - 1) / 2^b from any of the usual [0, 1] encodings.
+def quantize(x, num_levels):
+    """Discrete data x_disc = min(floor(x L), L - 1) / L from any of the usual [0, 1] encodings (L levels).
 
-    pixel / 2^b is returned unchanged; (pixel + u) / 2^b (u in [0, 1), already dequantized) and pixel / (2^b - 1)
-    both map back to pixel / 2^b, so the dequantizer always sees the discrete data it conditions on.
+    pixel / L is returned unchanged; (pixel + u) / L (u in [0, 1), already dequantized) and pixel / (L - 1)
+    both map back to pixel / L, so the dequantizer always sees the discrete data it conditions on. For b-bit
+    data L = 2^b.
     """
-    levels = tf.constant(2.0 ** num_bits, x.dtype)
+    levels = tf.constant(float(num_levels), x.dtype)
     pixels = tf.clip_by_value(tf.floor(x * levels), tf.zeros([], x.dtype), levels - 1.0)
     return pixels / levels
 

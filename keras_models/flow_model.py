@@ -96,10 +96,14 @@ class FlowModel(keras.Model):
       base_distribution: "normal" (standard normal) or "logistic" (standard logistic, as in NICE).
       num_bits: for 8-bit image data preprocessed to [0, 1] as (pixel + u) / 256, the bit depth (8) used to
         report `bits_per_dim`; None for continuous data.
+      pixel_levels: the number L of values a pixel takes, when it is not 2**num_bits: the data reach the model
+        as (level + u) / L and `bits_per_dim` counts -log2 P per pixel of those L-level data (scikit-learn's
+        digits: 17 levels, `dataset_info("digits").num_levels`). Default None: 2**num_bits.
       nan_policy: what non-finite data does: "raise" (default), "omit" or "propagate" (module docstring).
     """
 
-    def __init__(self, event_shape, base_distribution="normal", num_bits=None, nan_policy="raise", **kwargs):
+    def __init__(self, event_shape, base_distribution="normal", num_bits=None, nan_policy="raise", pixel_levels=None,
+                 **kwargs):
         super().__init__(**kwargs)
         event_shape = tuple(event_shape) if np.ndim(event_shape) else (event_shape,)
         if not event_shape or not all(isinstance(d, (int, np.integer)) and d > 0 for d in event_shape):
@@ -109,12 +113,17 @@ class FlowModel(keras.Model):
                              f"received {base_distribution!r}")
         if num_bits is not None and not (isinstance(num_bits, int) and 1 <= num_bits <= 16):
             raise ValueError(f"`num_bits` must be None or an int in [1, 16]; received {num_bits!r}")
+        if pixel_levels is not None and (num_bits is None or isinstance(pixel_levels, bool)
+                                         or not isinstance(pixel_levels, (int, np.integer)) or pixel_levels < 2):
+            raise ValueError(f"`pixel_levels` must be None or an int >= 2, for image data (num_bits set); received "
+                             f"pixel_levels={pixel_levels!r} with num_bits={num_bits!r}")
         if nan_policy not in NAN_POLICIES:
             raise ValueError(f"`nan_policy` must be one of {NAN_POLICIES}; received {nan_policy!r}")
         self.nan_policy = nan_policy
         self.event_shape = tuple(int(d) for d in event_shape)
         self.base_distribution_name = base_distribution
         self.num_bits = num_bits
+        self.pixel_levels = None if num_bits is None else int(pixel_levels or 2 ** num_bits)
         self.flow_layers = []
         self.nll_tracker = keras.metrics.Mean(name="nll")
         self.bits_per_dim_tracker = keras.metrics.Mean(name="bits_per_dim") if num_bits else None
@@ -135,7 +144,8 @@ class FlowModel(keras.Model):
     def get_config(self):
         config = super().get_config()
         config.update(event_shape=list(self.event_shape), base_distribution=self.base_distribution_name,
-                      num_bits=self.num_bits, nan_policy=self.nan_policy)
+                      num_bits=self.num_bits, nan_policy=self.nan_policy,
+                      pixel_levels=None if self.pixel_levels == 2 ** (self.num_bits or 0) else self.pixel_levels)
         return config
 
     @classmethod
@@ -246,12 +256,12 @@ class FlowModel(keras.Model):
         return self.bijector.forward(z)
 
     def bits_per_dim(self, log_prob):
-        """Bits per dimension on the `num_bits` scale for log-likelihoods of data preprocessed to [0, 1]."""
+        """Bits per dimension of `pixel_levels`-level data (2**num_bits by default) preprocessed to [0, 1]."""
         if not self.num_bits:
             raise ValueError("bits_per_dim needs image data: this model was built with num_bits=None")
         from tfp_flows.datasets import bits_per_dim  # noqa: PLC0415 (datasets is optional at import time)
 
-        return bits_per_dim(log_prob, self.num_dims, num_levels=2 ** self.num_bits)
+        return bits_per_dim(log_prob, self.num_dims, num_levels=self.pixel_levels)
 
     # ----------------------------------------------------------------------------------------------------
     # Keras integration.

@@ -245,7 +245,7 @@ class FlowPlusPlus(FlowModel):
                              "'uniform'; this model models continuous data (dequantization=None)")
         x = self._check_data(x)
         batch_shape = tf.shape(x)[: tf.rank(x) - 3]
-        x_disc = quantize(tf.reshape(x, (-1,) + self.event_shape), self.num_bits)   # conv nets need rank 4
+        x_disc = quantize(tf.reshape(x, (-1,) + self.event_shape), self.pixel_levels)   # conv nets need rank 4
         if self.dequantization == "variational":
             u, log_q = self.dequantizer.sample_and_log_prob(x_disc, seed=seed)
         else:
@@ -253,7 +253,7 @@ class FlowPlusPlus(FlowModel):
             u = (tf.random.uniform(shape, dtype=x_disc.dtype) if seed is None else
                  tf.random.stateless_uniform(shape, seed=stateless_seed(seed), dtype=x_disc.dtype))
             log_q = tf.zeros(shape[:1], x_disc.dtype)
-        x_continuous = x_disc + u / tf.constant(2.0 ** self.num_bits, x_disc.dtype)
+        x_continuous = x_disc + u / tf.constant(float(self.pixel_levels), x_disc.dtype)
         return tf.reshape(self.log_prob(x_continuous) - log_q, batch_shape)
 
     def call(self, x, training=False):
@@ -266,9 +266,9 @@ class FlowPlusPlus(FlowModel):
     def initialize_from_data(self, x):
         """ActNorm's data-dependent init on dequantized data (variational: x_disc + u / 2^b with u ~ q)."""
         if self.dequantization == "variational":
-            x_disc = quantize(self._check_data(x), self.num_bits)
+            x_disc = quantize(self._check_data(x), self.pixel_levels)
             u, _ = self.dequantizer.sample_and_log_prob(x_disc, seed=0)
-            x = x_disc + u / tf.constant(2.0 ** self.num_bits, x_disc.dtype)
+            x = x_disc + u / tf.constant(float(self.pixel_levels), x_disc.dtype)
         return super().initialize_from_data(x)
 
     # ----------------------------------------------------------------------------------------------------

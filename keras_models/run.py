@@ -46,6 +46,7 @@ DEFAULTS = {
     "jit_compile": False,
     "strategy": "default",
     "validation_batches": 8,
+    "restore_best": True,
     "num_plot_samples": 2000,
     "verbose": 1,
 }
@@ -133,6 +134,8 @@ def resolve_config(config):
 
 def _model_args(config, info):
     args = dict(TOY_MODEL_ARGS.get(config["preset"], {})) if len(info.event_shape) == 1 else {}
+    if info.is_8bit_image and info.num_levels != 256:
+        args["pixel_levels"] = info.num_levels  # digits: 17 levels, for bits/dim and dequantization
     args.update(config["model_args"] or {})
     return args
 
@@ -250,7 +253,7 @@ def train(config=None, resume=None):
     initial_epoch = training.backed_up_epoch(os.path.join(run_dir, "backup"))
     first_batch, train_ds, validation = _datasets(config, strategy, initial_epoch * config["steps_per_epoch"],
                                                   check_finite=model.nan_policy == "raise")
-    callbacks = training.default_callbacks(run_dir, chief=chief)
+    callbacks = training.default_callbacks(run_dir, chief=chief, best=bool(config["restore_best"]))
     callbacks.append(EpochSummary(config["epochs"]))
     stop_reason = None
     try:
@@ -264,6 +267,7 @@ def train(config=None, resume=None):
     history = getattr(getattr(model, "history", None), "history", None) or {}
     stop_reason = stop_reason or training.stop_reason(callbacks) or "completed"
     completed = stop_reason == "completed"
+    best = _restore_best_epoch(model, callbacks, run_dir, chief) if completed else None
     # Validation with NaN weights says nothing; every worker takes the same branch (same weights).
     evaluation = model.evaluate(validation, return_dict=True, verbose=0) if completed else {}
     metrics = {
@@ -276,6 +280,9 @@ def train(config=None, resume=None):
         "device": _device(),
         "num_replicas": strategy.num_replicas_in_sync,
         "stop_reason": stop_reason,
+        # Which weights the metrics, model.keras and the export hold (EarlyStopping's restore_best_weights).
+        "weights": (f"best validation epoch ({best})" if best else "last epoch"),
+        "best_epoch": best,
         "preset": config["preset"],
         "dataset": config["dataset"],
     }
@@ -297,6 +304,17 @@ def train(config=None, resume=None):
         training.atomic_write_json(os.path.join(run_dir, "metrics.json"), metrics)
     result["model"] = model
     return result
+
+
+def _restore_best_epoch(model, callbacks, run_dir, chief):
+    """Load the best validation epoch's weights (BestEpochCheckpoint) and make model.keras hold them."""
+    for callback in callbacks:
+        if isinstance(callback, training.BestEpochCheckpoint):
+            epoch = callback.restore(model)
+            if epoch is not None and chief:
+                training.save_model_atomically(model, os.path.join(run_dir, "model.keras"))
+            return epoch
+    return None
 
 
 def _kl_gap(model, dataset, validation):

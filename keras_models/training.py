@@ -257,14 +257,70 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         self.write_dir = None
 
 
-def default_callbacks(run_dir, backup=True, tensorboard=True, checkpoint=True, chief=None):
+BEST_WEIGHTS_FILE = "best.weights.h5"
+BEST_STATE_FILE = "best.json"
+
+
+def read_best_state(folder):
+    """{"epoch": n, "val_loss": v} of the best validation epoch saved in `folder`, or None."""
+    path = os.path.join(folder, BEST_STATE_FILE)
+    if not os.path.isfile(path) or not os.path.isfile(os.path.join(folder, BEST_WEIGHTS_FILE)):
+        return None
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+class BestEpochCheckpoint(keras.callbacks.ModelCheckpoint):
+    """Keras' `ModelCheckpoint(monitor="val_loss", save_best_only=True, save_weights_only=True)`, made crash-safe.
+
+    The weights of the best validation epoch so far go to `folder/best.weights.h5` through a temporary file and a
+    rename, then `folder/best.json` ({"epoch", "val_loss"}) is replaced atomically. The best value survives a
+    resume: a new callback on the same folder starts from it (Keras' `initial_value_threshold`), so a run
+    killed and resumed keeps the same best epoch as one never interrupted. `restore(model)` loads the best
+    weights at the end of training (what `EarlyStopping(restore_best_weights=True)` does, without stopping
+    early and without holding the weights only in memory). Only the chief writes (`chief=False`: nothing).
+    """
+
+    def __init__(self, folder, chief=True, monitor="val_loss"):
+        self.folder = folder
+        state = read_best_state(folder)
+        super().__init__(os.path.join(folder, BEST_WEIGHTS_FILE), monitor=monitor, save_best_only=True,
+                         save_weights_only=True, mode="min",
+                         initial_value_threshold=None if state is None else float(state["val_loss"]))
+        self.chief = bool(chief)
+        self.best_epoch = None if state is None else int(state["epoch"])
+
+    def _save_model(self, epoch, batch, logs):
+        if not self._should_save_model(epoch, batch, logs, self.filepath):
+            return
+        self.best_epoch = epoch + 1
+        if not self.chief:
+            return
+        _save_through_temporary(lambda tmp: self.model.save_weights(tmp, overwrite=True), self.filepath,
+                                suffix=".weights.h5")
+        atomic_write_json(os.path.join(self.folder, BEST_STATE_FILE),
+                          {"epoch": self.best_epoch, "val_loss": float(self.best)})
+
+    def restore(self, model):
+        """Load the best epoch's weights into `model`; returns that epoch (None when none was saved)."""
+        if read_best_state(self.folder) is None:
+            return None
+        model.load_weights(self.filepath)
+        return self.best_epoch
+
+
+def default_callbacks(run_dir, backup=True, tensorboard=True, checkpoint=True, chief=None, best=False):
     """NaN guard, BackupAndRestore (resume after a crash), TensorBoard and an atomic checkpoint in `run_dir`.
 
     `chief` (default: `is_chief()` from TF_CONFIG): only the chief writes; every worker still checks for
-    non-finite losses and weights, so that all of them stop together.
+    non-finite losses and weights, so that all of them stop together. `best=True` adds a `BestEpochCheckpoint`
+    (the best validation epoch's weights in `run_dir/best/`), before the backup so that a kill between the two
+    never leaves a backup newer than the best it knows of.
     """
     chief = is_chief() if chief is None else bool(chief)
     callbacks = [NaNGuard()]
+    if best:
+        callbacks.append(BestEpochCheckpoint(os.path.join(run_dir, "best"), chief=chief))
     if backup:
         callbacks.append(AtomicBackupAndRestore(os.path.join(run_dir, "backup"), chief=chief,
                                                 delete_checkpoint=False))

@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 
 from tfp_flows.datasets import dataset_info, digits_split, list_datasets, make_dataset, toy_split
+from tfp_flows.datasets.digits_builder import digits_levels_to_uint8
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +38,7 @@ def test_list_and_info():
                                                                                           256)
     assert cifar.num_dims == 32 * 32 * 3 and cifar.needs_download
     assert dataset_info("digits").num_dims == 64 and not dataset_info("digits").needs_download
+    assert dataset_info("digits").num_levels == 17
 
 
 def test_toy_shapes_dtypes_and_cardinality():
@@ -92,10 +94,10 @@ def test_digits_uniform_dequantization(data_dir):
     assert int(ds.cardinality()) == 1297 // 64
     x = np.concatenate(_batches(ds)).astype(np.float64)
     assert x.min() >= 0.0 and x.max() < 1.0
-    pixels = np.floor(x * 256.0)
-    levels = set(np.floor(np.arange(17) * 255 / 16 + 0.5))
-    assert set(np.unique(pixels)) <= levels  # the pixel is recovered exactly from x
-    noise = x * 256.0 - pixels
+    # Digits are dequantized at their own 17 levels: x = (level + u) / 17, level = the scikit-learn count 0..16.
+    levels = np.floor(x * 17.0)
+    assert set(np.unique(levels)) == set(range(17))
+    noise = x * 17.0 - levels
     assert abs(noise.mean() - 0.5) < 0.01 and abs(noise.std() - np.sqrt(1 / 12)) < 0.01  # U[0, 1)
     # Same pixels, fresh noise, in the next epoch; same noise for the same seed.
     again = np.concatenate(_batches(make_dataset("digits", batch_size=64, seed=0, data_dir=data_dir)))
@@ -109,9 +111,10 @@ def test_digits_without_dequantization_gives_bin_centres(data_dir):
                       dtype=tf.float64)
     x = np.concatenate(_batches(ds))
     assert x.dtype == np.float64 and x.shape == (250, 8, 8, 1)
-    pixels = x * 256.0 - 0.5
-    np.testing.assert_array_equal(pixels, np.round(pixels))
-    np.testing.assert_array_equal(_sorted_rows(pixels.astype(np.uint8)), _sorted_rows(digits_split("test")[0]))
+    levels = x * 17.0 - 0.5
+    np.testing.assert_array_equal(levels, np.round(levels))
+    # The level of every pixel, mapped back to the 8-bit scale, is the stored pixel (the map is one to one).
+    np.testing.assert_array_equal(_sorted_rows(digits_levels_to_uint8(levels)), _sorted_rows(digits_split("test")[0]))
 
 
 def test_per_replica_batching_and_sharding_with_input_context():
@@ -134,7 +137,7 @@ def test_image_pipelines_draw_different_noise(data_dir):
         context = tf.distribute.InputContext(2, pipeline, 2)
         ds = make_dataset("digits", batch_size=8, num_examples=8, shuffle=False, data_dir=data_dir,
                           input_context=context)
-        batches.append(next(iter(ds)).numpy() * 256.0 % 1.0)
+        batches.append(next(iter(ds)).numpy() * 17.0 % 1.0)
     assert not np.allclose(batches[0], batches[1])
 
 

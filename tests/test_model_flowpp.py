@@ -137,7 +137,7 @@ def test_elbo_lower_bounds_the_discrete_log_likelihood(trained_image_model):
     tiled = np.repeat(x, draws, axis=0)
     elbo = model.dequantization_elbo(tiled, seed=7).numpy().reshape(len(x), draws)
     u = np.random.default_rng(1).uniform(size=(len(x) * 4 * draws,) + x.shape[1:]).astype(np.float32)
-    log_p = model.log_prob(quantize(np.repeat(x, 4 * draws, axis=0), 8) + u / 256.0).numpy()
+    log_p = model.log_prob(quantize(np.repeat(x, 4 * draws, axis=0), 256) + u / 256.0).numpy()
     log_likelihood = tf.reduce_logsumexp(log_p.reshape(len(x), -1), axis=1).numpy() - np.log(4 * draws)
     assert np.all(np.isfinite(elbo)) and np.all(np.isfinite(log_likelihood))
     assert np.all(elbo.mean(axis=1) <= log_likelihood + 0.05), (elbo.mean(axis=1), log_likelihood)
@@ -148,7 +148,7 @@ def test_elbo_lower_bounds_the_discrete_log_likelihood(trained_image_model):
 
 def test_elbo_is_log_p_of_the_dequantized_point_minus_log_q(trained_image_model):
     """ELBO sample = log p(x + u / 256) - log q(u | x) for the same draw u (the 1/256 enters once, through x)."""
-    model, x = trained_image_model, quantize(tf.constant(DISCRETE[:8]), 8)
+    model, x = trained_image_model, quantize(tf.constant(DISCRETE[:8]), 256)
     u, log_q = model.dequantizer.sample_and_log_prob(x, seed=9)
     expected = model.log_prob(x + u / 256.0) - log_q
     np.testing.assert_allclose(model.dequantization_elbo(DISCRETE[:8], seed=9).numpy(), expected.numpy(),
@@ -157,7 +157,7 @@ def test_elbo_is_log_p_of_the_dequantized_point_minus_log_q(trained_image_model)
 
 
 def test_dequantizer_noise_lies_in_the_unit_interval_and_depends_on_x(trained_image_model):
-    x = quantize(tf.constant(DISCRETE[:16]), 8)
+    x = quantize(tf.constant(DISCRETE[:16]), 256)
     u, log_q = trained_image_model.dequantizer.sample_and_log_prob(x, seed=4)
     assert np.all((u.numpy() > 0.0) & (u.numpy() < 1.0))
     assert np.all(np.isfinite(log_q.numpy()))
@@ -237,4 +237,4 @@ def test_bad_arguments_raise_clear_errors(event_shape, kwargs, match):
 def test_quantize_maps_every_encoding_to_pixel_over_256():
     pixels = np.arange(256, dtype=np.float32)
     for encoded in (pixels / 256, (pixels + 0.5) / 256, (pixels + 0.999) / 256, pixels / 255):
-        np.testing.assert_array_equal(quantize(tf.constant(encoded.astype(np.float32)), 8).numpy(), pixels / 256)
+        np.testing.assert_array_equal(quantize(tf.constant(encoded.astype(np.float32)), 256).numpy(), pixels / 256)

