@@ -38,9 +38,10 @@ class _MAF(_Fresh, tfb.MaskedAutoregressiveFlow):
     pass
 
 
-def _mlp(hidden_units, output_units):
-    return keras.Sequential([keras.layers.Dense(u, activation="relu") for u in hidden_units]
-                            + [keras.layers.Dense(output_units)])
+def _mlp(hidden_units, output_units, zero_init=False):
+    """Keras' defaults throughout; `zero_init` zeroes the last kernel (the usual fix when the default blows up)."""
+    last = keras.layers.Dense(output_units, kernel_initializer="zeros") if zero_init else keras.layers.Dense(output_units)
+    return keras.Sequential([keras.layers.Dense(u, activation="relu") for u in hidden_units] + [last])
 
 
 class _PlainFlow(keras.Model):
@@ -88,11 +89,14 @@ def _permutations(event_size, num_couplings, kind, seed):
 class PlainRealNVP(_PlainFlow):
     """K x [tfb.RealNVP, tfb.Permute] with Keras-default MLPs and unbounded log-scales."""
 
+    params_per_entry = 2  # (shift, log_scale) for each transformed entry
+
     def __init__(self, event_size, num_couplings=8, hidden_units=(512, 512), permutation="reverse", seed=0,
-                 **kwargs):
+                 zero_init=False, **kwargs):
         super().__init__(event_size, **kwargs)
         self.num_masked = event_size // 2
-        self.networks = [_mlp(hidden_units, 2 * (event_size - self.num_masked)) for _ in range(num_couplings)]
+        self.networks = [_mlp(hidden_units, self.params_per_entry * (event_size - self.num_masked), zero_init)
+                         for _ in range(num_couplings)]
         for network in self.networks:
             network.build((None, self.num_masked))
         self.permutations = _permutations(event_size, num_couplings, permutation, seed)
@@ -114,12 +118,10 @@ class PlainNICE(PlainRealNVP):
     """K x [additive tfb.RealNVP (log_scale None), tfb.Permute], a learned tfb.Scale, logistic base."""
 
     base = "logistic"
+    params_per_entry = 1  # the shift alone
 
     def __init__(self, event_size, num_couplings=4, hidden_units=(512, 512), **kwargs):
         super().__init__(event_size, num_couplings, hidden_units, **kwargs)
-        self.networks = [_mlp(hidden_units, event_size - self.num_masked) for _ in range(num_couplings)]
-        for network in self.networks:
-            network.build((None, self.num_masked))
         self.log_scale = self.add_weight(name="log_scale", shape=(event_size,), initializer="zeros")
 
     def _coupling(self, network):
