@@ -186,6 +186,31 @@ def test_nan_data_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, mon
     assert not list(tmp_path.rglob(".tmp-*"))
 
 
+def _unit_scale_make_dataset(original):
+    """Two moons squashed into (0, 1) (the support of 8-bit data), pushed out of it from POISON_FROM_STEP on."""
+    def make_dataset(name, split="train", *args, **kwargs):
+        dataset = original(name, split, *args, **kwargs).map(tf.sigmoid)
+        if split != "train" or not kwargs.get("repeat"):
+            return dataset
+
+        def push_out(step, batch):
+            return tf.where(step >= POISON_FROM_STEP, batch - 0.5, batch)
+
+        return dataset.enumerate().map(push_out)
+    return make_dataset
+
+
+def test_data_outside_the_support_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.setattr(tfp_flows.datasets, "make_dataset", _unit_scale_make_dataset(tfp_flows.datasets.make_dataset))
+    run_dir, metrics = _train_in_process(tmp_path, preset="nice",
+                                         model_args={"num_couplings": 2, "hidden_units": [8, 8], "num_bits": 8})
+    assert re.search(r"^input data outside the model's support: `x` \(a batch read from the dataset\) holds values "
+                     r"outside the model's support \[0, 1\]; received values in \[-0\.\d+, 0\.\d+\]",
+                     metrics["stop_reason"]), metrics["stop_reason"]
+    _assert_kept_the_epoch_1_checkpoint(run_dir)
+    assert not (tmp_path / "exports").exists() and "export_path" not in metrics
+
+
 def test_a_diverging_learning_rate_stops_at_the_first_nan_and_saves_nothing_bad(tmp_path):
     run_dir, metrics = _train_in_process(tmp_path, learning_rate=1e30, epochs=2)
     assert metrics["stop_reason"].startswith("non-finite loss"), metrics["stop_reason"]
