@@ -1,9 +1,11 @@
-"""Fault tolerance: a SIGKILLed run resumes exactly, NaN stops a run without harming what was saved, and every
-write is atomic.
+"""Fault tolerance: a SIGKILLed run resumes exactly (density estimation and variational inference), NaN stops a
+run without harming what was saved, a failed backup (disk full, read-only folder) keeps the previous one and
+says so, and every write is atomic.
 
 Resuming is explicit: `tfp-flows train --resume RUN_DIR` (the same run folder, so the same config.json and
 backup/). Re-running the original command starts a new, timestamped run folder from scratch, by design.
 """
+import errno
 import json
 import os
 import pathlib
@@ -230,6 +232,88 @@ def test_a_diverging_learning_rate_stops_at_the_first_nan_and_saves_nothing_bad(
     assert not (run_dir / "model.keras").exists()  # no epoch ended with finite weights
     assert training.backed_up_epoch(str(run_dir / "backup")) == 0
     assert not (tmp_path / "exports").exists()
+
+
+# ------------------------------------------------------------------------------------------------------------
+# A backup that cannot be written (disk full, read-only folder): the previous one stays and the error says so.
+def _backups_done(folder):
+    return os.path.basename(folder) == "backup" and training.backed_up_epoch(folder) >= 1
+
+
+def _disk_full_while_writing_the_weights(monkeypatch, original):
+    def save_weights(model, filepath, *args, **kwargs):
+        original(model, filepath, *args, **kwargs)
+        if _backups_done(os.path.dirname(filepath)):
+            with open(filepath, "r+b") as handle:  # the disk filled up halfway through the file
+                handle.truncate(os.path.getsize(filepath) // 2)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), filepath)
+    monkeypatch.setattr(keras.Model, "save_weights", save_weights)
+    return errno.ENOSPC, "epoch-000002.weights.h5", "No space left on device"
+
+
+def _disk_full_while_writing_the_state(monkeypatch, original):
+    write_json = training.atomic_write_json
+
+    def atomic_write_json(path, obj):
+        if os.path.basename(path) == training.BACKUP_STATE_FILE and _backups_done(os.path.dirname(path)):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+        write_json(path, obj)
+    monkeypatch.setattr(training, "atomic_write_json", atomic_write_json)
+    return errno.ENOSPC, training.BACKUP_STATE_FILE, "No space left on device"
+
+
+def _run_folder_made_read_only(monkeypatch, original):
+    mkstemp = training.tempfile.mkstemp
+
+    def read_only_after_the_first_backup(*args, dir=None, **kwargs):  # noqa: A002 (tempfile's own name)
+        run_dir = os.path.dirname(os.path.abspath(dir))
+        if _backups_done(os.path.join(run_dir, "backup")) or _backups_done(dir):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), dir)
+        return mkstemp(*args, dir=dir, **kwargs)
+    monkeypatch.setattr(training.tempfile, "mkstemp", read_only_after_the_first_backup)
+    return errno.EROFS, "epoch-000002.weights.h5", "Read-only file system"
+
+
+@pytest.mark.parametrize("fault", [_disk_full_while_writing_the_weights, _disk_full_while_writing_the_state,
+                                   _run_folder_made_read_only], ids=["disk-full-weights", "disk-full-state",
+                                                                     "read-only-folder"])
+def test_a_backup_that_cannot_be_written_keeps_the_previous_one_and_says_why(tmp_path, monkeypatch, capsys, fault):
+    from keras_models import cli  # noqa: PLC0415
+
+    snapshots = []  # the model's weights at each backup, as the backup saw them
+    original = keras.Model.save_weights
+
+    def recording(model, filepath, *args, **kwargs):
+        snapshots.append([np.array(w) for w in model.weights])
+        original(model, filepath, *args, **kwargs)
+    monkeypatch.setattr(keras.Model, "save_weights", recording)
+    error_number, failed_file, cause = fault(monkeypatch, recording)
+
+    code = cli.main(["train", "--epochs", "3", "--steps-per-epoch", "5", "--batch-size", "64", "--model-args",
+                     json.dumps({"num_couplings": 2, "hidden_units": [8, 8]}), "--no-export", "--quiet",
+                     "--run-dir", str(tmp_path / "runs")])
+
+    message = capsys.readouterr().err.strip().splitlines()[-1]
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    backup = run_dir / "backup"
+    assert code == 1, message
+    assert re.fullmatch(
+        rf"tfp-flows train: error: \[Errno {error_number}\] could not back up epoch 2: writing "
+        rf"'{re.escape(str(backup / failed_file))}' failed \({cause}\); the previous backup \(epoch 1, "
+        rf"epoch-000001.weights.h5\) in '{re.escape(str(backup))}' is intact: .*--resume\)", message), message
+    # The previous backup is whole: state.json names it, nothing half-written is left, its weights load back.
+    assert training.backed_up_epoch(str(backup)) == 1
+    assert sorted(p.name for p in backup.iterdir()) == ["epoch-000001.weights.h5", "state.json"]
+    assert not list(tmp_path.rglob(".tmp-*"))
+    config = run.resolve_config(json.loads((run_dir / "config.json").read_text()))
+    model = run.build_model(config["preset"], (2,), **run._model_args(config, tfp_flows.datasets.dataset_info(
+        config["dataset"])))
+    model.compile(optimizer=run.make_optimizer(config))
+    model.optimizer.build(model.trainable_variables)
+    model.load_weights(str(backup / "epoch-000001.weights.h5"))
+    assert int(model.optimizer.iterations.numpy()) == 5
+    for value, expected in zip(model.weights, snapshots[0], strict=True):
+        np.testing.assert_array_equal(np.asarray(value), expected)
 
 
 # ------------------------------------------------------------------------------------------------------------
