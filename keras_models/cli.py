@@ -260,6 +260,10 @@ def main(argv=None):
         # Bad input: one clear line, usage-style exit code, no traceback.
         print(f"tfp-flows {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:
+        # The machine, not the input: a full disk or a read-only folder (the message says what was kept).
+        print(f"tfp-flows {args.command}: error: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

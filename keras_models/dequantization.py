@@ -36,6 +36,7 @@ import tensorflow_probability as tfp
 import keras
 
 import tfp_flows
+from keras_models.flow_model import OutOfSupportError
 from keras_models.layers.attention import GatedConvAttentionNet
 
 tfb = tfp.bijectors
@@ -52,6 +53,18 @@ def quantize(x, num_levels):
     levels = tf.constant(float(num_levels), x.dtype)
     pixels = tf.clip_by_value(tf.floor(x * levels), tf.zeros([], x.dtype), levels - 1.0)
     return pixels / levels
+
+
+def _check_unit_interval(value, arg_name, expected):
+    """Eager calls only: the finite values of `value` lie in [0, 1] (NaN, and traced code, are the model's
+    business: `FlowModel.nan_policy` and `FlowModel.support`)."""
+    if not tf.executing_eagerly():
+        return
+    values = value.numpy()
+    finite = values[np.isfinite(values)]
+    if finite.size and (finite.min() < 0 or finite.max() > 1):
+        raise OutOfSupportError(f"VariationalDequantizer: `{arg_name}` must lie in [0, 1] ({expected}); received "
+                                f"values in [{finite.min():.6g}, {finite.max():.6g}]")
 
 
 def stateless_seed(seed):
@@ -75,6 +88,9 @@ class _ConditionalAffineShiftAndLogScale:
 @keras.saving.register_keras_serializable(package="tfp_flows")
 class VariationalDequantizer(keras.layers.Layer):
     """q(u | x) for image data x of shape [H, W, C] on the [0, 1] scale; all weights are Keras weights.
+
+    x (and u in `log_prob`) must lie in [0, 1]: eager calls raise `OutOfSupportError` otherwise (inside
+    `FlowPlusPlus`, the model checks its data against `FlowModel.support` before it gets here).
 
     Args:
       num_couplings: conditional affine couplings (checkerboard masks of alternating parity; Flow++ used 4).
@@ -135,6 +151,7 @@ class VariationalDequantizer(keras.layers.Layer):
         `seed`: an int or pair for a reproducible draw; None uses the layer's seed generator (fresh every call).
         """
         x = tf.convert_to_tensor(x, self.compute_dtype)
+        _check_unit_interval(x, "x", "discrete data pixel / 2^b")
         shape = tf.shape(x)
         if seed is None:
             eps = keras.random.normal(shape, dtype=x.dtype, seed=self.seed_generator)
@@ -154,6 +171,8 @@ class VariationalDequantizer(keras.layers.Layer):
         """log q(u | x) per example, for u in (0, 1)^D (the density direction of the same flow)."""
         x = tf.convert_to_tensor(x, self.compute_dtype)
         u = tf.convert_to_tensor(u, self.compute_dtype)
+        _check_unit_interval(x, "x", "discrete data pixel / 2^b")
+        _check_unit_interval(u, "u", "dequantization noise")
         bijector = self.bijector(x)
         eps = bijector.inverse(u)
         log_base = tf.reduce_sum(self._base(x.dtype).log_prob(eps), axis=[-3, -2, -1])

@@ -16,6 +16,16 @@ the compiled train step, so it also holds under `jit_compile=True`, where XLA dr
 returns NaN for them); "propagate" checks nothing (NaN reaches the loss, where `TerminateOnNaN` stops a run).
 Inside your own `tf.function` nothing is checked: map `check_finite_batches` over your dataset instead.
 
+Data outside the model's support (`support`, a closed interval (low, high) for every value, or None for the whole
+real line) gets the same treatment where its density is taken: "raise" answers it with an `OutOfSupportError` (a
+ValueError naming the argument, the expected interval and the range of values received) from `log_prob`/`model(x)`
+at once and in the `fit`/`evaluate` pipeline, so `fit` never takes a step on such a batch (`encode` and
+`decode` are maps, checked for finite values only); "omit" leaves such examples out like non-finite ones;
+"propagate" checks nothing. The support is the data domain of the first flow step (the logit preprocessing of
+RealNVP's and Flow++'s image models: [0, 1]) and, for b-bit data (`num_bits`), [0, 1], the scale on which
+`bits_per_dim` is defined (x = (pixel + u) / 2^b, as `make_dataset` gives): image presets take data in [0, 1],
+not the [-0.5, 0.5] of TFP's and Glow's own code (Glow centres by x - 0.5 itself).
+
 Distribution: build and compile the model under `strategy.scope()`; the loss is the global-batch mean (each
 replica's mean divided by the number of replicas, so the summed gradients are the single-device gradients);
 ActNorm's data-dependent init runs once from one global batch, before any replica takes a step.
@@ -43,10 +53,17 @@ tfd = tfp.distributions
 BASE_DISTRIBUTIONS = ("normal", "logistic")
 NAN_POLICIES = ("raise", "omit", "propagate")
 _NON_FINITE_MARKER = "holds NaN or infinity"
+_OUT_OF_SUPPORT_MARKER = "holds values outside the model's support"
+_OUT_OF_SUPPORT_END = "or rescale the data)"
+UNIT_INTERVAL = (0.0, 1.0)
 
 
 class NonFiniteInputError(ValueError):
     """Data with NaN or infinity handed to a model with `nan_policy="raise"`."""
+
+
+class OutOfSupportError(ValueError):
+    """Data outside the model's `support` (e.g. images not on the [0, 1] scale) with `nan_policy="raise"`."""
 
 
 def _non_finite_message(arg_name, where):
@@ -60,18 +77,79 @@ def _finite_rows(x, event_rank):
     return tf.reduce_all(tf.math.is_finite(x), axis=list(range(-event_rank, 0)))
 
 
-def check_finite_batches(dataset, arg_name="x"):
-    """`dataset` with every float tensor checked for NaN/inf (`tf.debugging.check_numerics`) as it is read.
+def _format_number(value):
+    return f"{float(value):.6g}"
 
-    The check runs in the tf.data pipeline, not in the (possibly XLA-compiled) train step; a bad batch stops
+
+def _interval_text(support):
+    return f"[{_format_number(support[0])}, {_format_number(support[1])}]"
+
+
+def _support_hint(support):
+    if tuple(support) == UNIT_INTERVAL:
+        return "data on the [0, 1] scale, as make_dataset gives ((pixel + u) / 256)"
+    return f"every value in {_interval_text(support)}"
+
+
+def _out_of_support_prefix(arg_name, where, support):
+    where = f" {where}" if where else ""
+    return f"`{arg_name}`{where} {_OUT_OF_SUPPORT_MARKER} {_interval_text(support)}"
+
+
+def _out_of_support_suffix(support):
+    return (f"; expected {_support_hint(support)} (nan_policy='raise'; pass nan_policy='omit' to leave such "
+            f"examples out, {_OUT_OF_SUPPORT_END}")
+
+
+def out_of_support_error(x, support, arg_name="x", event_rank=1, where=""):
+    """An `OutOfSupportError` describing the finite values of `x` outside the closed interval `support`, or None.
+
+    `x` is an array or eager tensor [batch..., *event] (the event is the last `event_rank` axes); the message
+    names `arg_name`, the expected interval, the range of the values received and the offending examples.
+    """
+    if support is None:
+        return None
+    values = np.asarray(x)
+    low, high = support
+    outside = np.isfinite(values) & ((values < low) | (values > high))
+    if not outside.any():
+        return None
+    finite = values[np.isfinite(values)]
+    rows = outside.reshape(values.shape[:values.ndim - event_rank] + (-1,)).any(axis=-1)
+    where_bad = [index[0] if len(index) == 1 else tuple(index) for index in np.argwhere(rows).tolist()]
+    return OutOfSupportError(
+        f"{_out_of_support_prefix(arg_name, where, support)}; received values in "
+        f"[{_format_number(finite.min())}, {_format_number(finite.max())}], in {len(where_bad)} example(s), "
+        f"at batch index(es) {where_bad[:5]}{_out_of_support_suffix(support)}")
+
+
+def check_finite_batches(dataset, arg_name="x", support=None):
+    """`dataset` with every float tensor checked for NaN/inf (`tf.debugging.check_numerics`) as it is read,
+    and, given a `support` (low, high), the data (x, the element's first tensor) for values outside that interval.
+
+    The checks run in the tf.data pipeline, not in the (possibly XLA-compiled) train step; a bad batch stops
     iteration with `tf.errors.InvalidArgumentError` naming `arg_name`, which `FlowModel.fit` turns into a
-    `NonFiniteInputError`. Use it inside `distribute_datasets_from_function` input functions.
+    `NonFiniteInputError` or an `OutOfSupportError`. Use it inside `distribute_datasets_from_function` input
+    functions (with `support=model.support`).
     """
     message = _non_finite_message(arg_name, "(a batch read from the dataset)")
+    where = "(a batch read from the dataset)"
+
+    def check_support(t):
+        low, high = tf.constant(support[0], t.dtype), tf.constant(support[1], t.dtype)
+        smallest, largest = tf.reduce_min(t), tf.reduce_max(t)  # finite: check_numerics ran first
+        text = tf.strings.format(
+            _out_of_support_prefix(arg_name, where, support) + "; received values in [{}, {}]"
+            + _out_of_support_suffix(support), (smallest, largest))
+        inside = tf.logical_and(smallest >= low, largest <= high)  # an empty batch passes (inf >= low)
+        with tf.control_dependencies([tf.debugging.Assert(inside, [text])]):
+            return tf.identity(t)
 
     def check(*element):
         checked = tf.nest.map_structure(
             lambda t: tf.debugging.check_numerics(t, message) if t.dtype.is_floating else t, element)
+        if support is not None and tf.is_tensor(checked[0]) and checked[0].dtype.is_floating:
+            checked = (check_support(checked[0]),) + tuple(checked[1:])  # x only: not targets or sample weights
         return checked if len(checked) > 1 else checked[0]
 
     return dataset.map(check, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -99,7 +177,8 @@ class FlowModel(keras.Model):
       pixel_levels: the number L of values a pixel takes, when it is not 2**num_bits: the data reach the model
         as (level + u) / L and `bits_per_dim` counts -log2 P per pixel of those L-level data (scikit-learn's
         digits: 17 levels, `dataset_info("digits").num_levels`). Default None: 2**num_bits.
-      nan_policy: what non-finite data does: "raise" (default), "omit" or "propagate" (module docstring).
+      nan_policy: what non-finite data, and data outside `support`, does: "raise" (default), "omit" or
+        "propagate" (module docstring).
     """
 
     def __init__(self, event_shape, base_distribution="normal", num_bits=None, nan_policy="raise", pixel_levels=None,
@@ -161,6 +240,22 @@ class FlowModel(keras.Model):
         return int(np.prod(self.event_shape))
 
     @property
+    def support(self):
+        """(low, high): the closed interval every value of an example must lie in; None for the whole real line.
+
+        The data domain the first flow step declares (`data_support`: [0, 1] for the logit preprocessing),
+        intersected with [0, 1] for b-bit data (`num_bits`), the scale `bits_per_dim` is defined on. Override
+        it in a subclass whose data domain is bounded some other way.
+        """
+        bounds = [UNIT_INTERVAL] if self.num_bits else []
+        first = getattr(self.flow_layers[0], "data_support", None) if self.flow_layers else None
+        if first is not None:
+            bounds.append(tuple(float(b) for b in first))
+        if not bounds:
+            return None
+        return (max(low for low, _ in bounds), min(high for _, high in bounds))
+
+    @property
     def bijector(self):
         """The flow f: latent -> data, as a `tfb.Chain` of the layers' bijectors (built from current weights)."""
         return tfb.Chain([layer.bijector() for layer in self.flow_layers], name="flow_bijector")
@@ -199,35 +294,61 @@ class FlowModel(keras.Model):
                                  f"(event shape {event_shape}); received shape {shape.as_list()}")
         return tf.cast(x, self.compute_dtype)
 
-    def _check_finite(self, x, arg_name="x"):
-        """Apply `nan_policy` "raise" to eager tensors (traced code is left alone: see the module docstring)."""
+    def _check_values(self, x, arg_name="x", support=None):
+        """Apply `nan_policy` "raise" to eager tensors (traced code is left alone: see the module docstring):
+        non-finite values, then values outside `support` (None: not checked, as for latents)."""
         if self.nan_policy == "raise" and tf.executing_eagerly():
             bad = tf.logical_not(_finite_rows(x, len(self.event_shape)))
             if bool(tf.reduce_any(bad)):
                 where = [index[0] if len(index) == 1 else tuple(index) for index in tf.where(bad).numpy().tolist()]
                 raise NonFiniteInputError(_non_finite_message(arg_name, "") + f"; received {len(where)} such "
                                           f"example(s), at batch index(es) {where[:5]}")
+            error = out_of_support_error(x, support, arg_name, len(self.event_shape))
+            if error is not None:
+                raise error
         return x
 
-    def _checked(self, x, arg_name="x", event_shape=None):
-        return self._check_finite(self._check_data(x, arg_name, event_shape), arg_name)
+    def _checked(self, x, arg_name="x", event_shape=None, support=None):
+        """`x` checked for dtype, shape and finite values, and against `support` when given (data whose density
+        is taken: pass `support=self.support`)."""
+        return self._check_values(self._check_data(x, arg_name, event_shape), arg_name, support)
+
+    def _valid_rows(self, x):
+        """Batch-shaped bool: True for examples that are finite and inside `support` (what "omit" keeps)."""
+        rank = len(self.event_shape)
+        keep = _finite_rows(x, rank)
+        if self.support is not None:
+            low, high = (tf.constant(b, x.dtype) for b in self.support)
+            inside = tf.logical_and(x >= low, x <= high)
+            keep = tf.logical_and(keep, tf.reduce_all(inside, axis=list(range(-rank, 0))))
+        return keep
+
+    def _fill_invalid(self, x, keep):
+        """`x` with the examples `keep` rejects replaced by a harmless value inside `support` (0 clipped into it)."""
+        mask = tf.reshape(keep, tf.concat([tf.shape(keep), tf.ones([len(self.event_shape)], tf.int32)], 0))
+        fill = 0.0 if self.support is None else min(max(0.0, self.support[0]), self.support[1])
+        return tf.where(mask, x, tf.fill(tf.shape(x), tf.constant(fill, x.dtype)))
 
     def log_prob(self, x):
-        """log p(x) in nats, one value per example; x is [batch, *event_shape]."""
-        x = self._checked(x)
+        """log p(x) in nats, one value per example; x is [batch, *event_shape] inside `support`."""
+        x = self._checked(x, support=self.support)
         if self.nan_policy == "omit":
             return self._log_prob_omitting(x)
         return self.distribution.log_prob(x)
 
     def _log_prob_omitting(self, x):
-        """log p(x), NaN for examples with a non-finite value, which never reach the flow (nor its gradients)."""
-        keep = _finite_rows(x, len(self.event_shape))
-        mask = tf.reshape(keep, tf.concat([tf.shape(keep), tf.ones([len(self.event_shape)], tf.int32)], 0))
-        log_prob = self.distribution.log_prob(tf.where(mask, x, tf.zeros_like(x)))
+        """log p(x), NaN for examples with a non-finite value or a value outside `support`, which never reach the
+        flow (nor its gradients)."""
+        keep = self._valid_rows(x)
+        log_prob = self.distribution.log_prob(self._fill_invalid(x, keep))
         return tf.where(keep, log_prob, tf.constant(np.nan, log_prob.dtype))
 
     def encode(self, x):
-        """Data -> latent: z = f^{-1}(x), x of shape [batch, *event_shape]."""
+        """Data -> latent: z = f^{-1}(x), x of shape [batch, *event_shape].
+
+        Not checked against `support`: the model's own samples may lie just outside it (Glow's density lives on
+        all of R^D; the logit's forward image is slightly wider than [0, 1]), and round trips must work.
+        """
         return self.bijector.inverse(self._checked(x))
 
     def decode(self, z):
@@ -273,7 +394,7 @@ class FlowModel(keras.Model):
         """[batch] weights: 1 for examples in the loss, 0 for those "omit" leaves out (None: all count)."""
         if self.nan_policy != "omit" or x is None:
             return None
-        return tf.cast(_finite_rows(tf.cast(x, y_pred.dtype), len(self.event_shape)), y_pred.dtype)
+        return tf.cast(self._valid_rows(tf.cast(x, y_pred.dtype)), y_pred.dtype)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """Mean negative log-likelihood of the batch, scaled so replicas' gradients sum to the global mean."""
@@ -334,11 +455,12 @@ class FlowModel(keras.Model):
         """Run every layer's data-dependent initialisation from a real batch `x` (data side), once.
 
         Layers are visited from the data side, each seeing the batch as the layers before it transform it.
-        Under `nan_policy="omit"` the examples with non-finite values are left out first.
+        Under `nan_policy="omit"` the examples with non-finite values or values outside `support` are left out
+        first.
         """
-        h = self._checked(x)
+        h = self._checked(x, support=self.support)
         if self.nan_policy == "omit":
-            h = tf.boolean_mask(h, _finite_rows(h, len(self.event_shape)))
+            h = tf.boolean_mask(h, self._valid_rows(h))
         for layer in self.flow_layers:
             layer.initialize_from_data(h)
             h = layer.bijector().inverse(h)
@@ -367,20 +489,29 @@ class FlowModel(keras.Model):
         if self.nan_policy != "raise" or x is None:
             return x
         if isinstance(x, tf.data.Dataset):
-            return check_finite_batches(x, arg_name)
+            return check_finite_batches(x, arg_name, support=self.support)
         if isinstance(x, (np.ndarray, tf.Tensor)) and (x.dtype.kind == "f" if isinstance(x, np.ndarray)
                                                         else x.dtype.is_floating):
             if not bool(np.all(np.isfinite(np.asarray(x)))):
                 raise NonFiniteInputError(_non_finite_message(arg_name, "(an array)"))
+            error = out_of_support_error(x, self.support, arg_name, len(self.event_shape), where="(an array)")
+            if error is not None:
+                raise error
         return x  # distributed datasets: map check_finite_batches in the input function (keras_models.run does)
 
     @staticmethod
-    def _as_non_finite_input_error(error):
-        """A NonFiniteInputError for an InvalidArgumentError raised by `check_finite_batches`, else None."""
-        message = str(getattr(error, "message", error))
+    def _as_input_error(error):
+        """A NonFiniteInputError or OutOfSupportError for an InvalidArgumentError raised by
+        `check_finite_batches`, else None."""
+        # tf.debugging.Assert prints its string data escaped (model\'s): undo that first.
+        message = str(getattr(error, "message", error)).replace("\\'", "'")
         found = re.search(r"`\w+` \(a batch read from the dataset\) " + re.escape(_NON_FINITE_MARKER) + r"[^\n]*",
                           message)
-        return NonFiniteInputError(found.group(0)) if found else None
+        if found:
+            return NonFiniteInputError(found.group(0))
+        found = re.search(r"`\w+` \(a batch read from the dataset\) " + re.escape(_OUT_OF_SUPPORT_MARKER) + r".*?"
+                          + re.escape(_OUT_OF_SUPPORT_END), message, flags=re.DOTALL)
+        return OutOfSupportError(found.group(0)) if found else None
 
     def fit(self, x=None, *args, **kwargs):
         x = self._guard_input(x, "x")
@@ -394,7 +525,7 @@ class FlowModel(keras.Model):
         try:
             return super().fit(x, *args, **kwargs)
         except tf.errors.InvalidArgumentError as error:
-            clear = self._as_non_finite_input_error(error)
+            clear = self._as_input_error(error)
             if clear is None:
                 raise
             raise clear from None
@@ -404,7 +535,7 @@ class FlowModel(keras.Model):
         try:
             return super().evaluate(x, *args, **kwargs)
         except tf.errors.InvalidArgumentError as error:
-            clear = self._as_non_finite_input_error(error)
+            clear = self._as_input_error(error)
             if clear is None:
                 raise
             raise clear from None

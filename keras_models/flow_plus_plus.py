@@ -28,7 +28,8 @@ Data contract (`dequantization`):
   "variational" (default for images): x is the DISCRETE data pixel / 2^b, without noise
       (`tfp_flows.datasets.make_dataset(..., dequantize=None)`); the model draws u itself. Inputs are quantized
       first, x_disc = min(floor(x 2^b), 2^b - 1) / 2^b, so pixel / (2^b - 1) and already-noisy (pixel + u) / 2^b
-      inputs land on the same discrete values. `call` (so `fit`/`evaluate`) returns a one-sample ELBO estimate
+      inputs land on the same discrete values (data outside [0, 1] is checked, never clipped in: see
+      `FlowModel.support`). `call` (so `fit`/`evaluate`) returns a one-sample ELBO estimate
       per example; `nll` and `bits_per_dim` are then upper bounds for the discrete data.
   "uniform": x already carries uniform noise, (pixel + u) / 2^b, u ~ U[0, 1) (`make_dataset(...,
       dequantize="uniform")`); `call` is `log_prob`. The ablation of Flow++'s Table 2.
@@ -243,7 +244,11 @@ class FlowPlusPlus(FlowModel):
         if self.dequantization is None:
             raise ValueError("dequantization_elbo needs a model built with dequantization='variational' or "
                              "'uniform'; this model models continuous data (dequantization=None)")
-        x = self._check_data(x)
+        # Checked before quantizing: quantize clips, which would hide data outside [0, 1] (`support`).
+        x = self._checked(x, support=self.support)
+        keep = self._valid_rows(x) if self.nan_policy == "omit" else None
+        if keep is not None:
+            x = self._fill_invalid(x, keep)  # left out below; a NaN here would poison q's gradients
         batch_shape = tf.shape(x)[: tf.rank(x) - 3]
         x_disc = quantize(tf.reshape(x, (-1,) + self.event_shape), self.pixel_levels)   # conv nets need rank 4
         if self.dequantization == "variational":
@@ -254,7 +259,8 @@ class FlowPlusPlus(FlowModel):
                  tf.random.stateless_uniform(shape, seed=stateless_seed(seed), dtype=x_disc.dtype))
             log_q = tf.zeros(shape[:1], x_disc.dtype)
         x_continuous = x_disc + u / tf.constant(float(self.pixel_levels), x_disc.dtype)
-        return tf.reshape(self.log_prob(x_continuous) - log_q, batch_shape)
+        elbo = tf.reshape(self.log_prob(x_continuous) - log_q, batch_shape)
+        return elbo if keep is None else tf.where(keep, elbo, tf.constant(np.nan, elbo.dtype))
 
     def call(self, x, training=False):
         """Variational: the per-example ELBO estimate (so `fit` maximises the dequantization bound); else log p."""
@@ -266,7 +272,10 @@ class FlowPlusPlus(FlowModel):
     def initialize_from_data(self, x):
         """ActNorm's data-dependent init on dequantized data (variational: x_disc + u / 2^b with u ~ q)."""
         if self.dequantization == "variational":
-            x_disc = quantize(self._check_data(x), self.pixel_levels)
+            x = self._checked(x, support=self.support)
+            if self.nan_policy == "omit":
+                x = tf.boolean_mask(x, self._valid_rows(x))
+            x_disc = quantize(x, self.pixel_levels)
             u, _ = self.dequantizer.sample_and_log_prob(x_disc, seed=0)
             x = x_disc + u / tf.constant(float(self.pixel_levels), x_disc.dtype)
         return super().initialize_from_data(x)

@@ -27,7 +27,7 @@ import tensorflow as tf
 import keras
 
 from keras_models import plots, training
-from keras_models.flow_model import NonFiniteInputError, check_finite_batches
+from keras_models.flow_model import NonFiniteInputError, OutOfSupportError, check_finite_batches
 from keras_models.presets import build_model, preset_class
 
 DEFAULTS = {
@@ -161,7 +161,7 @@ def _train_stream(config, start_step, input_context=None):
     return make_dataset(config["dataset"], repeat=True, initial_epoch=data_epoch, **common).skip(offset)
 
 
-def _datasets(config, strategy, start_step=0, check_finite=True):
+def _datasets(config, strategy, start_step=0, check_finite=True, support=None):
     """(first global batch for ActNorm, training data from `start_step`, validation data)."""
     from tfp_flows.datasets import make_dataset  # noqa: PLC0415
 
@@ -169,8 +169,8 @@ def _datasets(config, strategy, start_step=0, check_finite=True):
     if strategy.num_replicas_in_sync > 1:
         def replica_stream(ctx):
             stream = _train_stream(config, start_step, ctx)
-            # FlowModel.fit cannot reach inside a distributed dataset: check for NaN/inf here (nan_policy).
-            return check_finite_batches(stream) if check_finite else stream
+            # FlowModel.fit cannot reach inside a distributed dataset: check NaN/inf and support here (nan_policy).
+            return check_finite_batches(stream, support=support) if check_finite else stream
 
         train_ds = strategy.distribute_datasets_from_function(replica_stream)
     else:
@@ -252,7 +252,7 @@ def train(config=None, resume=None):
     # A resumed run continues the data stream where its backup stopped (see the module docstring).
     initial_epoch = training.backed_up_epoch(os.path.join(run_dir, "backup"))
     first_batch, train_ds, validation = _datasets(config, strategy, initial_epoch * config["steps_per_epoch"],
-                                                  check_finite=model.nan_policy == "raise")
+                                                  check_finite=model.nan_policy == "raise", support=model.support)
     callbacks = training.default_callbacks(run_dir, chief=chief, best=bool(config["restore_best"]))
     callbacks.append(EpochSummary(config["epochs"]))
     stop_reason = None
@@ -264,6 +264,8 @@ def train(config=None, resume=None):
                   validation_data=validation, callbacks=callbacks, verbose=config["verbose"])
     except NonFiniteInputError as error:
         stop_reason = f"non-finite input data: {error}"
+    except OutOfSupportError as error:
+        stop_reason = f"input data outside the model's support: {error}"
     history = getattr(getattr(model, "history", None), "history", None) or {}
     stop_reason = stop_reason or training.stop_reason(callbacks) or "completed"
     completed = stop_reason == "completed"

@@ -41,13 +41,17 @@ def train_variational(config, run_dir, start):
     chief = is_chief()
     callbacks = training.default_callbacks(run_dir, checkpoint=False, tensorboard=chief)
     callbacks.append(EpochSummary(config["epochs"]))
+    # A resumed run (--resume) restores the backup, sampler state included, and continues after its epoch.
+    initial_epoch = training.backed_up_epoch(os.path.join(run_dir, "backup"))
     history = model.fit(epochs=config["epochs"], steps_per_epoch=config["steps_per_epoch"], callbacks=callbacks,
                         verbose=config["verbose"])
     reason = training.stop_reason(callbacks) or "completed"
+    elbos = history.history.get("elbo") or [float("nan")]
     metrics = {
-        "train_elbo": float(history.history["elbo"][-1]),
+        "train_elbo": float(elbos[-1]) if np.isfinite(elbos[-1]) else None,
         "elbo_10k_samples": float(model.elbo(10_000, seed=config["seed"])),
-        "epochs": len(history.history["elbo"]),
+        "epochs": initial_epoch + len(history.history.get("elbo", [])),
+        "resumed_from_epoch": initial_epoch,
         "steps": int(model.optimizer.iterations.numpy()),
         "wall_time_s": round(time.time() - start, 2),
         "device": _device(),

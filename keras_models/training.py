@@ -182,7 +182,8 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     then older weight files are deleted: a SIGKILL at any moment leaves one complete, consistent backup. (Keras'
     own callback rewrites `latest.weights.h5` in place and the epoch afterwards, so a kill in between resumes
     from a torn file or with the wrong epoch.) An epoch cut short (TerminateOnNaN) or ending with non-finite
-    weights is not backed up.
+    weights is not backed up. A write that fails (disk full, read-only folder) leaves the previous backup as it
+    was and stops `fit` with an OSError (same errno) naming the file, the cause and the backup that is left.
 
     A `fit` that starts with a backup present restores it and continues at epoch n (so `fit(epochs=E)` runs
     E - n more epochs). Multi-worker runs: every worker restores from `backup_dir` (the chief's, on storage all
@@ -233,13 +234,39 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     def _write(self, epoch):
         weights_name = f"epoch-{epoch:06d}.weights.h5"
         weights_path = os.path.join(self.write_dir, weights_name)
-        _save_through_temporary(lambda tmp: self.model.save_weights(tmp, overwrite=True), weights_path,
-                                suffix=".weights.h5")
-        atomic_write_json(os.path.join(self.write_dir, BACKUP_STATE_FILE), {"epoch": epoch, "weights": weights_name})
+        state_path = os.path.join(self.write_dir, BACKUP_STATE_FILE)
+        target = weights_path
+        try:
+            _save_through_temporary(lambda tmp: self.model.save_weights(tmp, overwrite=True), weights_path,
+                                    suffix=".weights.h5")
+            target = state_path
+            atomic_write_json(state_path, {"epoch": epoch, "weights": weights_name})
+        except OSError as error:
+            raise self._write_failed(error, epoch, target, weights_path) from error
         for stale in glob.glob(os.path.join(glob.escape(self.write_dir), "*.weights.h5")):
             if os.path.basename(stale) != weights_name:
                 os.remove(stale)
         self._remove_stale_temporaries()
+
+    def _write_failed(self, error, epoch, target, weights_path):
+        """The OSError to raise when backing up `epoch` failed writing `target` (disk full, read-only, ...).
+
+        It keeps `error`'s errno and names the file, the cause and the backup that is left: the temporary file
+        is gone and state.json still names the previous, complete weights."""
+        try:
+            previous = read_backup_state(self.write_dir)
+        except (OSError, ValueError):
+            previous = None
+        if target != weights_path and (previous is None or previous["weights"] != os.path.basename(weights_path)):
+            try:
+                os.remove(weights_path)  # in place, but state.json could not name it: nothing ever will
+            except OSError:
+                pass
+        kept = (f"the previous backup (epoch {previous['epoch']}, {previous['weights']}) in {self.write_dir!r} is "
+                "intact: free some space or make the folder writable, then resume from it (tfp-flows train --resume)"
+                if previous else f"there is no previous backup in {self.write_dir!r}")
+        cause = error.strerror or str(error)
+        return OSError(error.errno, f"could not back up epoch {epoch}: writing {target!r} failed ({cause}); {kept}")
 
     def _remove_stale_temporaries(self):
         """Temporary files of writes a kill interrupted (this process is the only writer of `write_dir`)."""

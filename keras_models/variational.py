@@ -27,6 +27,8 @@ import keras
 
 from keras_models.flow_model import FlowModel, _seed_pair
 
+_SAMPLER_STATE = "sampler_seed_state"
+
 
 def _energy_target(name, event_shape):
     from tfp_flows.datasets.energies import get_energy  # noqa: PLC0415 (datasets is optional at import time)
@@ -48,7 +50,8 @@ class VariationalFlow(keras.Model):
         name of a 2-D test energy "U1".."U4" (log p~ = -U). A callable must be registered with
         `keras.saving.register_keras_serializable` for the model to be saved.
       batch_size: Monte-Carlo samples per step when `fit` builds its own dataset (default 256).
-      seed: seed of the sampler (a Keras `SeedGenerator`, saved with the model).
+      seed: seed of the sampler (a Keras `SeedGenerator`; its state is saved with the model's weights, so a fit
+        resumed from a backup draws the samples an uninterrupted one would).
     """
 
     def __init__(self, flow, target_log_prob="U1", batch_size=256, seed=None, **kwargs):
@@ -140,6 +143,17 @@ class VariationalFlow(keras.Model):
                                  "(received steps_per_epoch=None)")
             x = self.sample_dataset()
         return super().fit(x, *args, **kwargs)
+
+    # Keras saves no SeedGenerator state (it is not a KerasSaveable): without this, a run resumed from a backup
+    # restarts the sampler and ends with other weights than the uninterrupted run.
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        store[_SAMPLER_STATE] = self.seed_generator.state
+
+    def load_own_variables(self, store):
+        super().load_own_variables({key: store[key] for key in store.keys() if key != _SAMPLER_STATE})
+        if _SAMPLER_STATE in store:  # files written before the state was saved restore without it
+            self.seed_generator.state.assign(store[_SAMPLER_STATE])
 
     def get_config(self):
         config = super().get_config()

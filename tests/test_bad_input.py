@@ -14,9 +14,11 @@ import pytest
 import tensorflow as tf
 
 import tfp_flows
-from keras_models import FlowModel, RealNVP, run
-from keras_models.flow_model import NonFiniteInputError
-from keras_models.presets import preset_class
+from keras_models import (MAF, NICE, FlowModel, FlowPlusPlus, Glow, PlanarFlow, PReLUFlow, RadialFlow, RealNVP,
+                          run)
+from keras_models.dequantization import VariationalDequantizer
+from keras_models.flow_model import NonFiniteInputError, OutOfSupportError, check_finite_batches
+from keras_models.presets import PRESETS, preset_class
 from tfp_flows.datasets import dataset_info, make_dataset
 
 InvalidArgument = tf.errors.InvalidArgumentError
@@ -31,12 +33,35 @@ def model():
     return flow
 
 
+@functools.lru_cache(maxsize=None)
+def unit_model():
+    """A tiny compiled model of 8-bit data scaled to [0, 1] (num_bits=8): its support is [0, 1]."""
+    flow = NICE((2,), num_couplings=2, hidden_units=(4,), num_bits=8)
+    flow.compile(optimizer="adam")
+    return flow
+
+
+@functools.lru_cache(maxsize=None)
+def dequantizer():
+    layer = VariationalDequantizer(num_couplings=1, hidden_channels=4)
+    layer.build((None, 2, 2, 1))
+    return layer
+
+
 def points(*rows):
     return np.array(rows, dtype=np.float32)
 
 
 def fit(x, **kwargs):
     return model().fit(x, epochs=1, verbose=0, **kwargs)
+
+
+def fit_unit(x, **kwargs):
+    return unit_model().fit(x, epochs=1, verbose=0, **kwargs)
+
+
+def read_all(dataset):
+    return list(dataset.as_numpy_iterator())
 
 
 def dataset(*batches):
@@ -118,6 +143,40 @@ CASES = [
      NonFiniteInputError, r"`validation_data` \(a batch read from the dataset\) holds NaN or infinity"),
     ("evaluate_dataset_with_nan", lambda tmp: model().evaluate(dataset(points([NAN, 0.0], [1.0, 1.0])), verbose=0),
      NonFiniteInputError, r"`x` \(a batch read from the dataset\) holds NaN or infinity"),
+    # Data outside the model's support (nan_policy="raise"): image presets and b-bit data take [0, 1].
+    ("log_prob_outside_the_support",
+     lambda tmp: unit_model().log_prob(points([0.5, 0.5], [-0.5, 0.5], [0.0, 1.25])), OutOfSupportError,
+     r"`x` holds values outside the model's support \[0, 1\]; received values in \[-0.5, 1.25\], in 2 example\(s\), "
+     r"at batch index\(es\) \[1, 2\]; expected data on the \[0, 1\] scale, as make_dataset gives "
+     r"\(\(pixel \+ u\) / 256\)"),
+    ("call_outside_the_support", lambda tmp: unit_model()(points([2.0, 0.5])), OutOfSupportError,
+     r"`x` holds values outside the model's support \[0, 1\]; received values in \[0.5, 2\]"),
+    ("fit_array_outside_the_support", lambda tmp: fit_unit(points([0.5, 0.5], [0.5, -3.0])), OutOfSupportError,
+     r"`x` \(an array\) holds values outside the model's support \[0, 1\]; received values in \[-3, 0.5\], in 1 "
+     r"example\(s\), at batch index\(es\) \[1\]"),
+    ("fit_dataset_outside_the_support_in_a_later_batch",
+     lambda tmp: fit_unit(dataset(np.full([4, 2], 0.5), points([-0.5, 0.5], [0.25, 0.5]))), OutOfSupportError,
+     r"`x` \(a batch read from the dataset\) holds values outside the model's support \[0, 1\]; received values in "
+     r"\[-0.5, 0.5\]; expected data on the \[0, 1\] scale.*pass nan_policy='omit' to leave such examples out"),
+    ("fit_validation_data_outside_the_support",
+     lambda tmp: fit_unit(dataset(np.full([2, 2], 0.5)), validation_data=dataset(points([1.5, 0.5], [0.5, 0.5]))),
+     OutOfSupportError, r"`validation_data` \(a batch read from the dataset\) holds values outside the model's "
+     r"support \[0, 1\]; received values in \[0.5, 1.5\]"),
+    ("evaluate_dataset_outside_the_support",
+     lambda tmp: unit_model().evaluate(dataset(points([0.5, 0.5], [0.5, -0.25])), verbose=0), OutOfSupportError,
+     r"`x` \(a batch read from the dataset\) holds values outside the model's support \[0, 1\]"),
+    ("pipeline_check_outside_the_support",
+     lambda tmp: read_all(check_finite_batches(dataset(points([0.5, 2.0], [0.5, 0.5])), "x", support=(0.0, 1.0))),
+     InvalidArgument, r"`x` \(a batch read from the dataset\) holds values outside the model\\?'s support \[0, 1\]; "
+                      r"received values in \[0.5, 2\]"),
+    ("dequantizer_data_outside_the_unit_interval",
+     lambda tmp: dequantizer().sample_and_log_prob(np.full([1, 2, 2, 1], -0.5, np.float32), seed=0),
+     OutOfSupportError, r"VariationalDequantizer: `x` must lie in \[0, 1\] \(discrete data pixel / 2\^b\); received "
+                        r"values in \[-0.5, -0.5\]"),
+    ("dequantizer_noise_outside_the_unit_interval",
+     lambda tmp: dequantizer().log_prob(np.full([1, 2, 2, 1], 1.5, np.float32), np.zeros([1, 2, 2, 1], np.float32)),
+     OutOfSupportError, r"VariationalDequantizer: `u` must lie in \[0, 1\] \(dequantization noise\); received values "
+                        r"in \[1.5, 1.5\]"),
     ("fit_dictionaries", lambda tmp: FlowModelWithActNorm().fit(
         tf.data.Dataset.from_tensor_slices({"x": np.ones([4, 2], np.float32)}).batch(2), verbose=0), TypeError,
      r"FlowModel.fit takes x alone .*received a dictionary with keys \['x'\]"),
@@ -285,3 +344,108 @@ def test_nan_policy_omit_leaves_bad_examples_out_and_propagate_lets_them_through
     assert not np.isfinite(propagated[3:]).any()
     np.testing.assert_allclose(propagated[:3], expected, rtol=1e-6)
     assert RealNVP.from_config(omit.get_config()).nan_policy == "omit"
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Support: every preset says what data it takes. Image presets (and b-bit data, num_bits) take [0, 1]: the scale of
+# make_dataset and of bits_per_dim, not the [-0.5, 0.5] of TFP's and Glow's own code; vectors take the real line.
+TINY_FLOWPP = dict(num_couplings=1, hidden_channels=4, num_blocks=0, dequantizer_couplings=1, dequantizer_channels=4)
+SUPPORTS = {  # id: (build, support)
+    "prelu-8bit": (lambda: PReLUFlow((2,), num_layers=1, num_bits=8), (0.0, 1.0)),
+    "nice-8bit": (lambda: NICE((2,), num_couplings=2, hidden_units=(4,), num_bits=8), (0.0, 1.0)),
+    "maf-8bit": (lambda: MAF((2,), num_layers=1, hidden_units=(4,), num_bits=8), (0.0, 1.0)),
+    "planar-8bit": (lambda: PlanarFlow((2,), num_layers=1, num_bits=8), (0.0, 1.0)),
+    "radial-8bit": (lambda: RadialFlow((2,), num_layers=1, num_bits=8), (0.0, 1.0)),
+    "realnvp-image": (lambda: RealNVP((4, 4, 1), width=4, num_blocks=0, num_scales=1), (0.0, 1.0)),
+    "realnvp-image-continuous": (lambda: RealNVP((4, 4, 1), width=4, num_blocks=0, num_scales=1, num_bits=None),
+                                 (0.0, 1.0)),  # the logit alone bounds it
+    "glow-image": (lambda: Glow((4, 4, 1), num_levels=1, num_steps=1, hidden_channels=4), (0.0, 1.0)),
+    "flowpp-variational": (lambda: FlowPlusPlus((4, 4, 1), **TINY_FLOWPP), (0.0, 1.0)),
+    "flowpp-uniform": (lambda: FlowPlusPlus((4, 4, 1), dequantization="uniform", **TINY_FLOWPP), (0.0, 1.0)),
+    "flowpp-image-continuous": (lambda: FlowPlusPlus((4, 4, 1), dequantization=None, **TINY_FLOWPP), (0.0, 1.0)),
+    "realnvp-vector": (lambda: RealNVP((2,), num_couplings=2, hidden_units=(4,)), None),
+    "glow-vector": (lambda: Glow((2,), num_steps=1, hidden_channels=4), None),
+    "flowpp-vector": (lambda: FlowPlusPlus((2,), num_couplings=1, hidden_channels=4, num_blocks=1), None),
+}
+
+
+def test_every_preset_has_a_support_case():
+    covered = {build().__class__ for build, support in SUPPORTS.values() if support is not None}
+    assert covered == set(PRESETS.values())
+
+
+@pytest.mark.parametrize("build, support", SUPPORTS.values(), ids=SUPPORTS.keys())
+def test_every_preset_checks_its_support(build, support):
+    flow = build()
+    assert flow.support == support
+    size = int(np.prod(flow.event_shape))
+    centred = np.linspace(-0.5, 0.5, 2 * size, dtype=np.float32).reshape((2,) + flow.event_shape)  # row 1 is >= 0
+    if support is None:
+        assert np.all(np.isfinite(flow.log_prob(centred).numpy()))
+        return
+    # model(x) too: Flow++'s dequantization quantizes (clips) its input, which would hide such data.
+    for call in (flow.log_prob, flow):
+        with pytest.raises(OutOfSupportError, match=r"`x` holds values outside the model's support \[0, 1\]; received "
+                                                    r"values in \[-0.5, 0.5\], in 1 example\(s\), at batch index"
+                                                    r"\(es\) \[0\]"):
+            call(centred)
+    ends = np.resize(np.array([0.0, 1.0], np.float32), (2,) + flow.event_shape)  # the closed interval's ends
+    assert np.all(np.isfinite(flow.log_prob(ends).numpy()))
+
+
+def test_encode_and_decode_are_maps_not_checked_against_the_support():
+    """A model's own samples may fall just outside its support (Glow's density lives on R^D): they still encode."""
+    flow = Glow((4, 4, 1), num_levels=1, num_steps=1, hidden_channels=4)
+    assert flow.support == (0.0, 1.0)
+    x = np.resize(np.array([-0.25, 1.25], np.float32), (2, 4, 4, 1))
+    z = flow.encode(x)
+    np.testing.assert_allclose(flow.decode(z).numpy(), x, atol=1e-5)
+
+
+def test_fit_takes_no_step_on_data_outside_the_support():
+    flow = NICE((2,), num_couplings=2, hidden_units=(4,), num_bits=8)
+    flow.compile(optimizer="adam")
+    before = [np.array(w) for w in flow.trainable_weights]
+    with pytest.raises(OutOfSupportError, match=r"`x` \(a batch read from the dataset\) holds values outside"):
+        flow.fit(dataset(points([0.5, 1.5], [0.5, 0.5]), np.full([4, 2], 0.5)), epochs=1, verbose=0)
+    for value, expected in zip(flow.trainable_weights, before):
+        np.testing.assert_array_equal(np.asarray(value), expected)
+
+
+def test_nan_policy_omit_leaves_examples_outside_the_support_out():
+    rng = np.random.default_rng(0)
+    clean = rng.uniform(size=(3, 4, 4, 1)).astype(np.float32)
+    outside = np.stack([np.full((4, 4, 1), -0.5), np.full((4, 4, 1), 1.5)]).astype(np.float32)
+    dirty = np.concatenate([clean, outside])
+    omit = RealNVP((4, 4, 1), width=4, num_blocks=0, num_scales=1, actnorm=True, nan_policy="omit")
+    raising = RealNVP((4, 4, 1), width=4, num_blocks=0, num_scales=1, actnorm=True)
+    raising.set_weights(omit.get_weights())
+    omit.initialize_from_data(dirty)          # ActNorm's init sees the clean examples only
+    raising.initialize_from_data(clean)
+    for value, expected in zip(omit.get_weights(), raising.get_weights()):
+        np.testing.assert_allclose(value, expected, rtol=1e-6)
+    expected = raising.log_prob(clean).numpy()
+    log_prob = omit.log_prob(dirty).numpy()
+    np.testing.assert_allclose(log_prob[:3], expected, rtol=1e-5)
+    assert np.isnan(log_prob[3:]).all()
+    with tf.GradientTape() as tape:
+        loss = omit.compute_loss(x=tf.constant(dirty))
+    np.testing.assert_allclose(loss.numpy(), -expected.mean(), rtol=1e-5)
+    gradients = tape.gradient(loss, omit.trainable_weights)
+    assert all(np.all(np.isfinite(g.numpy())) for g in gradients if g is not None)
+
+
+def test_flow_plus_plus_omits_data_its_dequantizer_would_have_clipped():
+    """Variational dequantization quantizes (clips) its input: out-of-support data must be left out, not clipped in;
+    a NaN example must not poison the dequantizer's gradients either."""
+    flow = FlowPlusPlus((4, 4, 1), nan_policy="omit", seed=0, **TINY_FLOWPP)
+    clean = (np.arange(32).reshape(2, 4, 4, 1) / 256.0).astype(np.float32)
+    dirty = np.concatenate([clean, np.full((1, 4, 4, 1), -0.5, np.float32), np.full((1, 4, 4, 1), NAN, np.float32)])
+    with tf.GradientTape() as tape:
+        elbo = flow(tf.constant(dirty))
+        loss = flow.compute_loss(x=tf.constant(dirty), y_pred=elbo)
+    elbo = elbo.numpy()
+    assert np.isfinite(elbo[:2]).all() and np.isnan(elbo[2:]).all()
+    np.testing.assert_allclose(loss.numpy(), -elbo[:2].mean(), rtol=1e-5)
+    gradients = tape.gradient(loss, flow.trainable_weights)
+    assert gradients and all(g is not None and np.all(np.isfinite(g.numpy())) for g in gradients)

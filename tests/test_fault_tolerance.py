@@ -1,9 +1,11 @@
-"""Fault tolerance: a SIGKILLed run resumes exactly, NaN stops a run without harming what was saved, and every
-write is atomic.
+"""Fault tolerance: a SIGKILLed run resumes exactly (density estimation and variational inference), NaN stops a
+run without harming what was saved, a failed backup (disk full, read-only folder) keeps the previous one and
+says so, and every write is atomic.
 
 Resuming is explicit: `tfp-flows train --resume RUN_DIR` (the same run folder, so the same config.json and
 backup/). Re-running the original command starts a new, timestamped run folder from scratch, by design.
 """
+import errno
 import json
 import os
 import pathlib
@@ -28,6 +30,16 @@ EPOCHS, STEPS = 4, 40
 TRAIN_ARGS = ["train", "--epochs", str(EPOCHS), "--steps-per-epoch", str(STEPS), "--batch-size", "32", "--seed", "3",
               "--model-args", json.dumps({"num_couplings": 2, "hidden_units": [8, 8], "actnorm": True}),
               "--no-export", "--quiet", "--run-dir", "runs"]
+# Variational inference samples its own data: the sampler's state must come back with the backup. Its steps are
+# cheap (about 3 ms): 100 keep an epoch well beyond the pause before the kill, so the kill lands inside one.
+VI_STEPS = 100
+VI_TRAIN_ARGS = ["train", "--preset", "planar", "--dataset", "U2", "--epochs", str(EPOCHS), "--steps-per-epoch",
+                 str(VI_STEPS), "--batch-size", "32", "--seed", "3", "--model-args", json.dumps({"num_layers": 2}),
+                 "--no-export", "--quiet", "--run-dir", "runs"]
+KILLED_RUNS = {  # id: (command line, steps per epoch, the training metric in metrics.json, pause before the kill)
+    "density-realnvp-two_moons": (TRAIN_ARGS, STEPS, "train_nll", 0.2),
+    "vi-planar-U2": (VI_TRAIN_ARGS, VI_STEPS, "train_elbo", 0.1),
+}
 
 
 def _env():
@@ -58,13 +70,13 @@ def _only_run_dir(cwd):
     return dirs[0] if len(dirs) == 1 else None
 
 
-def _kill_after_first_backup(process, cwd):
-    """SIGKILL `process` in the epoch after its first backup; the backup's epoch count."""
+def _kill_after_first_backup(process, cwd, pause_s=0.2):
+    """SIGKILL `process` `pause_s` into the epoch after its first backup."""
     deadline = time.time() + TIMEOUT_S
     while time.time() < deadline and process.poll() is None:
         run_dir = _only_run_dir(cwd)
         if run_dir is not None and (run_dir / "backup" / training.BACKUP_STATE_FILE).is_file():
-            time.sleep(0.2)  # into the next epoch's steps
+            time.sleep(pause_s)  # into the next epoch's steps
             break
         time.sleep(0.02)
     assert process.poll() is None, "the run ended before it could be killed:\n" + process.communicate()[1][-3000:]
@@ -82,13 +94,15 @@ def _weights(path):
     return [(w.path.split("/", 1)[0], np.asarray(w)) for w in model.weights]
 
 
-def test_a_killed_run_resumes_at_its_last_backup_and_ends_like_an_uninterrupted_one(tmp_path):
+@pytest.mark.parametrize("train_args, steps, metric, pause_s", KILLED_RUNS.values(), ids=KILLED_RUNS.keys())
+def test_a_killed_run_resumes_at_its_last_backup_and_ends_like_an_uninterrupted_one(tmp_path, train_args, steps,
+                                                                                   metric, pause_s):
     reference_dir, victim_dir = tmp_path / "uninterrupted", tmp_path / "killed"
     reference_dir.mkdir()
     victim_dir.mkdir()
-    reference, victim = _start(TRAIN_ARGS, reference_dir), _start(TRAIN_ARGS, victim_dir)
+    reference, victim = _start(train_args, reference_dir), _start(train_args, victim_dir)
     try:
-        killed_stdout = _kill_after_first_backup(victim, victim_dir)
+        killed_stdout = _kill_after_first_backup(victim, victim_dir, pause_s)
         reference_stdout = _finish(reference)
     finally:
         for process in (reference, victim):
@@ -110,8 +124,8 @@ def test_a_killed_run_resumes_at_its_last_backup_and_ends_like_an_uninterrupted_
     assert metrics["stop_reason"] == reference_metrics["stop_reason"] == "completed"
     assert metrics["resumed_from_epoch"] == backed_up and reference_metrics["resumed_from_epoch"] == 0
     assert metrics["epochs"] == reference_metrics["epochs"] == EPOCHS
-    assert metrics["steps"] == reference_metrics["steps"] == EPOCHS * STEPS
-    np.testing.assert_allclose(metrics["train_nll"], reference_metrics["train_nll"], rtol=1e-5)
+    assert metrics["steps"] == reference_metrics["steps"] == EPOCHS * steps
+    np.testing.assert_allclose(metrics[metric], reference_metrics[metric], rtol=1e-5)
     assert "epoch 1/" in reference_stdout
 
     resumed, uninterrupted = _weights(run_dir / "model.keras"), _weights(_only_run_dir(reference_dir) / "model.keras")
@@ -186,6 +200,31 @@ def test_nan_data_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, mon
     assert not list(tmp_path.rglob(".tmp-*"))
 
 
+def _unit_scale_make_dataset(original):
+    """Two moons squashed into (0, 1) (the support of 8-bit data), pushed out of it from POISON_FROM_STEP on."""
+    def make_dataset(name, split="train", *args, **kwargs):
+        dataset = original(name, split, *args, **kwargs).map(tf.sigmoid)
+        if split != "train" or not kwargs.get("repeat"):
+            return dataset
+
+        def push_out(step, batch):
+            return tf.where(step >= POISON_FROM_STEP, batch - 0.5, batch)
+
+        return dataset.enumerate().map(push_out)
+    return make_dataset
+
+
+def test_data_outside_the_support_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.setattr(tfp_flows.datasets, "make_dataset", _unit_scale_make_dataset(tfp_flows.datasets.make_dataset))
+    run_dir, metrics = _train_in_process(tmp_path, preset="nice",
+                                         model_args={"num_couplings": 2, "hidden_units": [8, 8], "num_bits": 8})
+    assert re.search(r"^input data outside the model's support: `x` \(a batch read from the dataset\) holds values "
+                     r"outside the model's support \[0, 1\]; received values in \[-0\.\d+, 0\.\d+\]",
+                     metrics["stop_reason"]), metrics["stop_reason"]
+    _assert_kept_the_epoch_1_checkpoint(run_dir)
+    assert not (tmp_path / "exports").exists() and "export_path" not in metrics
+
+
 def test_a_diverging_learning_rate_stops_at_the_first_nan_and_saves_nothing_bad(tmp_path):
     run_dir, metrics = _train_in_process(tmp_path, learning_rate=1e30, epochs=2)
     assert metrics["stop_reason"].startswith("non-finite loss"), metrics["stop_reason"]
@@ -193,6 +232,88 @@ def test_a_diverging_learning_rate_stops_at_the_first_nan_and_saves_nothing_bad(
     assert not (run_dir / "model.keras").exists()  # no epoch ended with finite weights
     assert training.backed_up_epoch(str(run_dir / "backup")) == 0
     assert not (tmp_path / "exports").exists()
+
+
+# ------------------------------------------------------------------------------------------------------------
+# A backup that cannot be written (disk full, read-only folder): the previous one stays and the error says so.
+def _backups_done(folder):
+    return os.path.basename(folder) == "backup" and training.backed_up_epoch(folder) >= 1
+
+
+def _disk_full_while_writing_the_weights(monkeypatch, original):
+    def save_weights(model, filepath, *args, **kwargs):
+        original(model, filepath, *args, **kwargs)
+        if _backups_done(os.path.dirname(filepath)):
+            with open(filepath, "r+b") as handle:  # the disk filled up halfway through the file
+                handle.truncate(os.path.getsize(filepath) // 2)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), filepath)
+    monkeypatch.setattr(keras.Model, "save_weights", save_weights)
+    return errno.ENOSPC, "epoch-000002.weights.h5", "No space left on device"
+
+
+def _disk_full_while_writing_the_state(monkeypatch, original):
+    write_json = training.atomic_write_json
+
+    def atomic_write_json(path, obj):
+        if os.path.basename(path) == training.BACKUP_STATE_FILE and _backups_done(os.path.dirname(path)):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+        write_json(path, obj)
+    monkeypatch.setattr(training, "atomic_write_json", atomic_write_json)
+    return errno.ENOSPC, training.BACKUP_STATE_FILE, "No space left on device"
+
+
+def _run_folder_made_read_only(monkeypatch, original):
+    mkstemp = training.tempfile.mkstemp
+
+    def read_only_after_the_first_backup(*args, dir=None, **kwargs):  # noqa: A002 (tempfile's own name)
+        run_dir = os.path.dirname(os.path.abspath(dir))
+        if _backups_done(os.path.join(run_dir, "backup")) or _backups_done(dir):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), dir)
+        return mkstemp(*args, dir=dir, **kwargs)
+    monkeypatch.setattr(training.tempfile, "mkstemp", read_only_after_the_first_backup)
+    return errno.EROFS, "epoch-000002.weights.h5", "Read-only file system"
+
+
+@pytest.mark.parametrize("fault", [_disk_full_while_writing_the_weights, _disk_full_while_writing_the_state,
+                                   _run_folder_made_read_only], ids=["disk-full-weights", "disk-full-state",
+                                                                     "read-only-folder"])
+def test_a_backup_that_cannot_be_written_keeps_the_previous_one_and_says_why(tmp_path, monkeypatch, capsys, fault):
+    from keras_models import cli  # noqa: PLC0415
+
+    snapshots = []  # the model's weights at each backup, as the backup saw them
+    original = keras.Model.save_weights
+
+    def recording(model, filepath, *args, **kwargs):
+        snapshots.append([np.array(w) for w in model.weights])
+        original(model, filepath, *args, **kwargs)
+    monkeypatch.setattr(keras.Model, "save_weights", recording)
+    error_number, failed_file, cause = fault(monkeypatch, recording)
+
+    code = cli.main(["train", "--epochs", "3", "--steps-per-epoch", "5", "--batch-size", "64", "--model-args",
+                     json.dumps({"num_couplings": 2, "hidden_units": [8, 8]}), "--no-export", "--quiet",
+                     "--run-dir", str(tmp_path / "runs")])
+
+    message = capsys.readouterr().err.strip().splitlines()[-1]
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    backup = run_dir / "backup"
+    assert code == 1, message
+    assert re.fullmatch(
+        rf"tfp-flows train: error: \[Errno {error_number}\] could not back up epoch 2: writing "
+        rf"'{re.escape(str(backup / failed_file))}' failed \({cause}\); the previous backup \(epoch 1, "
+        rf"epoch-000001.weights.h5\) in '{re.escape(str(backup))}' is intact: .*--resume\)", message), message
+    # The previous backup is whole: state.json names it, nothing half-written is left, its weights load back.
+    assert training.backed_up_epoch(str(backup)) == 1
+    assert sorted(p.name for p in backup.iterdir()) == ["epoch-000001.weights.h5", "state.json"]
+    assert not list(tmp_path.rglob(".tmp-*"))
+    config = run.resolve_config(json.loads((run_dir / "config.json").read_text()))
+    model = run.build_model(config["preset"], (2,), **run._model_args(config, tfp_flows.datasets.dataset_info(
+        config["dataset"])))
+    model.compile(optimizer=run.make_optimizer(config))
+    model.optimizer.build(model.trainable_variables)
+    model.load_weights(str(backup / "epoch-000001.weights.h5"))
+    assert int(model.optimizer.iterations.numpy()) == 5
+    for value, expected in zip(model.weights, snapshots[0], strict=True):
+        np.testing.assert_array_equal(np.asarray(value), expected)
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -38,7 +38,14 @@ class LogitTransform(tfb.Bijector):
     Event shape: elementwise (`forward_min_event_ndims=0`). `alpha` in (0, 1/2) is usually a Python float
     (a fixed preprocessing constant; 1e-6 as in FFJORD, RealNVP used 0.05 on CIFAR-10) and may be a tensor; a
     statically known `alpha` outside (0, 1/2) raises ValueError at once, otherwise `validate_args=True` asserts
-    it. With `validate_args=True` the inverse also asserts that the data lies in [0, 1].
+    it.
+
+    The inverse expects data x in [0, 1] (images on the [0, 1] scale, e.g. (pixel + u) / 256; not the [-0.5, 0.5]
+    of TFP's and Glow's own preprocessing). With `validate_args=True` it asserts so (InvalidArgumentError naming
+    the argument); without, data below -alpha / (1 - 2 alpha) or above 1 + alpha / (1 - 2 alpha) gives NaN and
+    data just outside [0, 1] a finite but meaningless value, so validate your data or keep `validate_args=True`
+    in your own chains (`keras_models` presets check their data against `FlowModel.support` instead, which also
+    holds under XLA).
 
     Example:
         >>> import tensorflow as tf

@@ -14,11 +14,16 @@ class BijectorLayer(keras.layers.Layer):
     event shape is known, so every weight exists right after construction and `.keras` files reload without
     a dummy call) and implement `bijector()`, returning a `tfp.bijectors.Bijector` whose forward maps the
     latent side to the data side. `event_shape` is the shape of one example on this step's data side.
+    A step whose inverse is made for a bounded domain only says so in `data_support`.
 
     Layers with data-dependent initialisation (ActNorm) override `initialize_from_data(x)`, where `x` is a real
     batch on this step's data side; the fact that it ran is stored in a weight, so it never runs twice (after a
     reload or a resume either).
     """
+
+    # The closed interval (low, high) every value on this step's data side must lie in, or None (the real line):
+    # a model takes its `support` from its first step (the logit preprocessing declares [0, 1]).
+    data_support = None
 
     def bijector(self):
         raise NotImplementedError(f"{type(self).__name__} must implement bijector()")

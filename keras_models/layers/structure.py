@@ -39,7 +39,14 @@ class SqueezeLayer(BijectorLayer):
 
 
 class LogitLayer(BijectorLayer):
-    """Preprocessing of [0, 1] data to R: z = logit(alpha + (1 - 2 alpha) x) (RealNVP sec. 4.1)."""
+    """Preprocessing of [0, 1] data to R: z = logit(alpha + (1 - 2 alpha) x) (RealNVP sec. 4.1).
+
+    It is made for data in [0, 1] (just outside, the density is finite but meaningless; below -alpha / (1 - 2
+    alpha) or above 1 + alpha / (1 - 2 alpha) the inverse is NaN): `data_support` says so, and a `FlowModel`
+    starting with this step checks the data whose density it takes against it (`FlowModel.support`).
+    """
+
+    data_support = (0.0, 1.0)
 
     def __init__(self, alpha=0.05, **kwargs):
         super().__init__(**kwargs)
@@ -67,6 +74,10 @@ class SequentialFlow(BijectorLayer):
             shape = step.output_event_shape(shape)
         self._output_shape = shape
         self.built = True
+
+    @property
+    def data_support(self):
+        return self.steps[0].data_support if self.steps else None
 
     def output_event_shape(self, event_shape):
         shape = tuple(event_shape)
