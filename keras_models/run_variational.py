@@ -17,8 +17,9 @@ from keras_models.presets import VARIATIONAL_PRESETS, build_model
 from keras_models.variational import VariationalFlow
 
 VI_MODEL_ARGS = {"planar": {"num_layers": 16}, "radial": {"num_layers": 16},
-                 "realnvp": {"num_couplings": 6, "hidden_units": [64, 64]},
-                 "maf": {"num_layers": 4, "hidden_units": [64, 64]},
+                 # No ActNorm in VI: there is no data to initialise it from (it would stay a learned affine).
+                 "realnvp": {"num_couplings": 6, "hidden_units": [64, 64], "actnorm": False},
+                 "maf": {"num_layers": 4, "hidden_units": [64, 64], "actnorm": False},
                  "nice": {"num_couplings": 4, "hidden_units": [64, 64]}}
 
 
