@@ -20,87 +20,23 @@ Keep the best epoch, e.g. `keras.callbacks.EarlyStopping(monitor="nll", patience
 
 Example:
     >>> from keras_models import PReLUFlow
+    >>> from tfp_flows.datasets import make_dataset
+    >>> banana = make_dataset("prelu", split="train", batch_size=64).take(2)
     >>> model = PReLUFlow(event_shape=(2,), num_layers=6)
     >>> model.compile(optimizer="adam")
-    >>> model.fit(dataset_of_banana_points, epochs=1)
-    >>> model.sample(3).shape
+    >>> history = model.fit(banana, epochs=1, verbose=0)
+    >>> model.sample(3, seed=0).shape
     TensorShape([3, 2])
 """
 import numpy as np
-import tensorflow as tf
-import tensorflow_probability as tfp
 
 import keras
 
-import tfp_flows
-from keras_models.flow_model import FlowModel
+from keras_models.core.flow_model import FlowModel
 from keras_models.layers.actnorm import ActNormLayer
-from keras_models.layers.base import BijectorLayer
 from keras_models.layers.permute import PermuteLayer
-
-tfb = tfp.bijectors
-
-_DIAGONAL_FLOOR = 1e-5
-
-
-def _softplus_inverse(y):
-    return float(np.log(np.expm1(y)))
-
-
-class LowerTriangularAffineLayer(BijectorLayer):
-    """h -> L h + b with L lower-triangular and a positive diagonal; starts near the identity.
-
-    Weights: `shift` [D], `diagonal` [D] (raw, through softplus) and, for D > 1, `strictly_lower` [D (D - 1) / 2]
-    (small random values, so the layers of a stack start different from each other).
-    """
-
-    def build(self, input_shape):
-        size = int(input_shape[-1])
-        self.size = size
-        self.shift = self.add_weight(name="shift", shape=(size,), initializer="zeros")
-        self.diagonal = self.add_weight(name="diagonal", shape=(size,),
-                                        initializer=keras.initializers.Constant(_softplus_inverse(1.0)))
-        self.strictly_lower = None
-        if size > 1:
-            self.strictly_lower = self.add_weight(name="strictly_lower", shape=(size * (size - 1) // 2,),
-                                                  initializer=keras.initializers.RandomNormal(stddev=0.1))
-        self.built = True
-
-    def scale_tril(self):
-        diagonal = tf.math.softplus(self.diagonal.value) + _DIAGONAL_FLOOR
-        scale = tf.linalg.diag(diagonal)
-        if self.strictly_lower is not None:
-            # fill_triangular gives a (D-1)x(D-1) lower triangle; one row above and one column to the right
-            # of zeros make it the strictly lower part of a DxD matrix.
-            lower = tfp.math.fill_triangular(self.strictly_lower.value)
-            scale = scale + tf.pad(lower, [[1, 0], [0, 1]])
-        return scale
-
-    def bijector(self):
-        return tfb.Chain([tfb.Shift(self.shift.value), tfb.ScaleMatvecTriL(self.scale_tril())], name="affine_tril")
-
-
-class PReLULayer(BijectorLayer):
-    """Elementwise PReLU with one learned slope per dimension, alpha = min_alpha + softplus(raw) > 0."""
-
-    def __init__(self, min_alpha=0.01, initial_alpha=0.9, **kwargs):
-        super().__init__(**kwargs)
-        if not 0 < min_alpha < initial_alpha:
-            raise ValueError(f"`min_alpha` and `initial_alpha` must satisfy 0 < min_alpha < initial_alpha; "
-                             f"received {min_alpha!r} and {initial_alpha!r}")
-        self.min_alpha, self.initial_alpha = min_alpha, initial_alpha
-
-    def build(self, input_shape):
-        self.raw_alpha = self.add_weight(
-            name="raw_alpha", shape=(int(input_shape[-1]),),
-            initializer=keras.initializers.Constant(_softplus_inverse(self.initial_alpha - self.min_alpha)))
-        self.built = True
-
-    def alpha(self):
-        return self.min_alpha + tf.math.softplus(self.raw_alpha.value)
-
-    def bijector(self):
-        return tfp_flows.PReLU(alpha=self.alpha())
+from keras_models.layers.prelu import PReLULayer
+from keras_models.layers.scale_matvec_tril import LowerTriangularAffineLayer
 
 
 @keras.saving.register_keras_serializable(package="tfp_flows")

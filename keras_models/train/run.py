@@ -1,11 +1,11 @@
 """One training run end to end: data, model, `fit` with callbacks, metrics, figures and a SavedModel export.
 
 `train(config)` is what `tfp-flows train` calls; `config` is a plain dict whose keys mirror the command-line
-flags (see `DEFAULTS`). Each run writes `runs/<name>-<timestamp>/` with config.json, metrics.json, model.keras,
+flags (see `config.DEFAULTS`). Each run writes `runs/<name>-<timestamp>/` with config.json, metrics.json, model.keras,
 tensorboard/, backup/ (for --resume) and PNG figures, then exports to `saved_models/<name>/<version>/`.
 
 Resuming (`train(resume=run_dir)`, `tfp-flows train --resume RUN_DIR`): the configuration comes from the run's
-config.json, the weights and optimizer state from backup/ (`training.AtomicBackupAndRestore`, written at every
+config.json, the weights and optimizer state from backup/ (`callbacks.AtomicBackupAndRestore`, written at every
 epoch end), and the data stream continues at the first step after the backup (make_dataset's epoch sequence,
 a pure function of (seed, data epoch), entered at the right epoch and batch): the resumed run ends with the
 weights an uninterrupted run would have had.
@@ -13,7 +13,7 @@ weights an uninterrupted run would have had.
 Distribution (`strategy`): "mirrored" (all local GPUs), "multiworker" (TF_CONFIG names the cluster; every
 worker runs the same command) or "default". The model is built and compiled under `strategy.scope()`, ActNorm
 is initialised from one global batch (the same on every worker), and each replica reads its own slice of every
-global batch through `distribute_datasets_from_function`. Only the chief (`training.is_chief`) writes the run
+global batch through `distribute_datasets_from_function`. Only the chief (`distribute.is_chief`) writes the run
 folder and the export; the other workers back up into private temporary folders.
 """
 import datetime
@@ -26,114 +26,20 @@ import tensorflow as tf
 
 import keras
 
-from keras_models import plots, training
-from keras_models.flow_model import NonFiniteInputError, OutOfSupportError, check_finite_batches
-from keras_models.presets import build_model, preset_class
-
-DEFAULTS = {
-    "preset": "realnvp",
-    "dataset": "two_moons",
-    "epochs": 12,
-    "steps_per_epoch": 200,
-    "batch_size": 256,
-    "learning_rate": 2e-3,
-    "seed": 0,
-    "model_args": {},
-    "run_dir": "runs",
-    "name": None,
-    "export_dir": "saved_models",
-    "export": True,
-    "jit_compile": False,
-    "strategy": "default",
-    "validation_batches": 8,
-    "restore_best": True,
-    "num_plot_samples": 2000,
-    "verbose": 1,
-}
-
-# Small, fast architectures for the 2-D toy problems (the presets' own defaults target real data).
-TOY_MODEL_ARGS = {
-    "realnvp": {"num_couplings": 6, "hidden_units": [64, 64]},
-    "nice": {"num_couplings": 4, "hidden_units": [64, 64]},
-    "maf": {"num_layers": 4, "hidden_units": [64, 64]},
-    "glow": {"num_steps": 6, "hidden_channels": 64},
-    "flowpp": {"num_couplings": 4, "num_components": 4, "hidden_channels": 64},
-}
-
-
-def _device():
-    gpus = tf.config.list_physical_devices("GPU")
-    return f"{len(gpus)} GPU(s): " + ", ".join(g.name for g in gpus) if gpus else "CPU"
-
-
-class EpochSummary(keras.callbacks.Callback):
-    """One line per epoch after Keras' progress bar: the metrics and the epoch's wall time."""
-
-    def __init__(self, epochs):
-        super().__init__()
-        self.epochs = epochs
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.time()
-
-    def on_epoch_end(self, epoch, logs=None):
-        shown = ", ".join(f"{k} {v:.4f}" for k, v in sorted((logs or {}).items()) if k != "learning_rate")
-        print(f"epoch {epoch + 1}/{self.epochs}: {shown} ({time.time() - self._start:.1f} s)", flush=True)
-
-
-def make_optimizer(config):
-    """Adam with a cosine-decayed learning rate over the whole run and gradient clipping (no NaN from a spike)."""
-    schedule = keras.optimizers.schedules.CosineDecay(
-        config["learning_rate"], decay_steps=config["epochs"] * config["steps_per_epoch"], alpha=0.05)
-    return keras.optimizers.Adam(schedule, clipnorm=10.0)
-
-
-def make_strategy(name):
-    """The tf.distribute strategy for --strategy default|mirrored|multiworker."""
-    if name == "default":
-        return tf.distribute.get_strategy()
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    if name == "multiworker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    raise ValueError(f"unknown strategy {name!r}; expected one of ['default', 'mirrored', 'multiworker']")
-
-
-is_chief = training.is_chief  # only the chief writes checkpoints, figures and exports (TF_CONFIG decides)
-
-
-def _is_energy(name):
-    from tfp_flows.datasets.energies import ENERGIES  # noqa: PLC0415
-
-    return str(name).lower() in ENERGIES
-
-
-def resolve_config(config):
-    """Defaults filled in, names checked, and a run name chosen."""
-    unknown = sorted(set(config) - set(DEFAULTS))
-    if unknown:
-        raise ValueError(f"unknown configuration keys {unknown}; expected keys among {sorted(DEFAULTS)}")
-    resolved = dict(DEFAULTS, **{k: v for k, v in config.items() if v is not None or k == "name"})
-    preset_class(resolved["preset"])  # raises with the valid names
-    if not _is_energy(resolved["dataset"]):
-        from tfp_flows.datasets import list_datasets  # noqa: PLC0415
-
-        if resolved["dataset"] not in list_datasets():
-            from tfp_flows.datasets.energies import ENERGIES  # noqa: PLC0415
-
-            raise ValueError(f"unknown dataset {resolved['dataset']!r}; expected one of "
-                             f"{sorted(list_datasets()) + sorted(name.upper() for name in ENERGIES)}")
-    for key in ("epochs", "steps_per_epoch", "batch_size"):
-        if not isinstance(resolved[key], int) or resolved[key] < 1:
-            raise ValueError(f"`{key}` must be a positive int; received {resolved[key]!r}")
-    if not resolved["learning_rate"] > 0:
-        raise ValueError(f"`learning_rate` must be > 0; received {resolved['learning_rate']!r}")
-    resolved["name"] = resolved["name"] or f"{resolved['preset']}-{str(resolved['dataset']).lower()}"
-    return resolved
+from keras_models.core.io import atomic_write_json, save_model_atomically
+from keras_models.core.nan_policy import NonFiniteInputError, OutOfSupportError, check_finite_batches
+from keras_models.flows.presets import build_model, preset
+from keras_models.train import callbacks as train_callbacks
+from keras_models.train import plots
+from keras_models.train.common import EpochSummary, device, finite_or_none, last_metric, make_optimizer
+from keras_models.train.config import DEFAULTS, is_energy, resolve_config  # noqa: F401 (DEFAULTS: the documented keys)
+from keras_models.train.distribute import is_chief, make_strategy
+from keras_models.train.variational import train_variational
 
 
 def _model_args(config, info):
-    args = dict(TOY_MODEL_ARGS.get(config["preset"], {})) if len(info.event_shape) == 1 else {}
+    # Small, fast architectures for the 2-D toy problems (the presets' own defaults target real data).
+    args = dict(preset(config["preset"]).toy_args) if len(info.event_shape) == 1 else {}
     if info.is_8bit_image and info.num_levels != 256:
         args["pixel_levels"] = info.num_levels  # digits: 17 levels, for bits/dim and dequantization
     args.update(config["model_args"] or {})
@@ -234,10 +140,8 @@ def train(config=None, resume=None):
         run_dir = os.path.join(config["run_dir"], f"{config['name']}-{stamp}")
     chief = is_chief()
     if chief:
-        training.atomic_write_json(os.path.join(run_dir, "config.json"), config)
-    if _is_energy(config["dataset"]):
-        from keras_models.run_variational import train_variational  # noqa: PLC0415
-
+        atomic_write_json(os.path.join(run_dir, "config.json"), config)
+    if is_energy(config["dataset"]):
         return train_variational(config, run_dir, start)
 
     from tfp_flows.datasets import dataset_info  # noqa: PLC0415
@@ -250,10 +154,10 @@ def train(config=None, resume=None):
         model.compile(optimizer=make_optimizer(config),
                       jit_compile=bool(config["jit_compile"]))
     # A resumed run continues the data stream where its backup stopped (see the module docstring).
-    initial_epoch = training.backed_up_epoch(os.path.join(run_dir, "backup"))
+    initial_epoch = train_callbacks.backed_up_epoch(os.path.join(run_dir, "backup"))
     first_batch, train_ds, validation = _datasets(config, strategy, initial_epoch * config["steps_per_epoch"],
                                                   check_finite=model.nan_policy == "raise", support=model.support)
-    callbacks = training.default_callbacks(run_dir, chief=chief, best=bool(config["restore_best"]))
+    callbacks = train_callbacks.default_callbacks(run_dir, chief=chief, best=bool(config["restore_best"]))
     callbacks.append(EpochSummary(config["epochs"]))
     stop_reason = None
     try:
@@ -267,19 +171,19 @@ def train(config=None, resume=None):
     except OutOfSupportError as error:
         stop_reason = f"input data outside the model's support: {error}"
     history = getattr(getattr(model, "history", None), "history", None) or {}
-    stop_reason = stop_reason or training.stop_reason(callbacks) or "completed"
+    stop_reason = stop_reason or train_callbacks.stop_reason(callbacks) or "completed"
     completed = stop_reason == "completed"
     best = _restore_best_epoch(model, callbacks, run_dir, chief) if completed else None
     # Validation with NaN weights says nothing; every worker takes the same branch (same weights).
     evaluation = model.evaluate(validation, return_dict=True, verbose=0) if completed else {}
     metrics = {
-        "train_nll": _last(history, "nll"),
-        "validation_nll": _finite_or_none(evaluation.get("nll")),
+        "train_nll": last_metric(history, "nll"),
+        "validation_nll": finite_or_none(evaluation.get("nll")),
         "epochs": initial_epoch + len(history.get("loss", [])),
         "resumed_from_epoch": initial_epoch,
         "steps": int(model.optimizer.iterations.numpy()),
         "wall_time_s": round(time.time() - start, 2),
-        "device": _device(),
+        "device": device(),
         "num_replicas": strategy.num_replicas_in_sync,
         "stop_reason": stop_reason,
         # Which weights the metrics, model.keras and the export hold (EarlyStopping's restore_best_weights).
@@ -289,8 +193,8 @@ def train(config=None, resume=None):
         "dataset": config["dataset"],
     }
     if model.num_bits:
-        metrics["train_bits_per_dim"] = _last(history, "bits_per_dim")
-        metrics["validation_bits_per_dim"] = _finite_or_none(evaluation.get("bits_per_dim"))
+        metrics["train_bits_per_dim"] = last_metric(history, "bits_per_dim")
+        metrics["validation_bits_per_dim"] = finite_or_none(evaluation.get("bits_per_dim"))
     if completed:
         metrics.update(_kl_gap(model, config["dataset"], validation))
     result = {"run_dir": run_dir, "metrics": metrics}
@@ -299,11 +203,11 @@ def train(config=None, resume=None):
             validation_points = _collect_points(validation, config["num_plot_samples"])
             result["figures"] = _figures(model, run_dir, validation_points, history, info)
             if config["export"]:
-                from keras_models.export import export_saved_model  # noqa: PLC0415
+                from keras_models.serving.export import export_saved_model  # noqa: PLC0415
 
                 metrics["export_path"] = export_saved_model(model, base_dir=config["export_dir"],
                                                             name=config["name"])
-        training.atomic_write_json(os.path.join(run_dir, "metrics.json"), metrics)
+        atomic_write_json(os.path.join(run_dir, "metrics.json"), metrics)
     result["model"] = model
     return result
 
@@ -311,10 +215,10 @@ def train(config=None, resume=None):
 def _restore_best_epoch(model, callbacks, run_dir, chief):
     """Load the best validation epoch's weights (BestEpochCheckpoint) and make model.keras hold them."""
     for callback in callbacks:
-        if isinstance(callback, training.BestEpochCheckpoint):
+        if isinstance(callback, train_callbacks.BestEpochCheckpoint):
             epoch = callback.restore(model)
             if epoch is not None and chief:
-                training.save_model_atomically(model, os.path.join(run_dir, "model.keras"))
+                save_model_atomically(model, os.path.join(run_dir, "model.keras"))
             return epoch
     return None
 
@@ -328,14 +232,6 @@ def _kl_gap(model, dataset, validation):
     density = synthetic.get_density(dataset)
     gaps = [density.log_prob(tf.cast(batch, tf.float64)).numpy() - model.log_prob(batch).numpy().astype(np.float64)
             for batch in validation]
-    return {"validation_kl_gap": _finite_or_none(float(np.mean(np.concatenate(gaps))))}
+    return {"validation_kl_gap": finite_or_none(float(np.mean(np.concatenate(gaps))))}
 
 
-def _finite_or_none(value):
-    """A float for metrics.json (strict JSON has no NaN): None when missing or not finite."""
-    return float(value) if value is not None and np.isfinite(value) else None
-
-
-def _last(history, key):
-    values = history.get(key)
-    return _finite_or_none(values[-1]) if values else None

@@ -14,69 +14,22 @@ appendix: alpha = softplus(raw_alpha), beta = -alpha + softplus(raw_beta). Every
 (planar: u chosen so that u_hat = 0; radial: beta = 0), so an untrained model is its base distribution.
 
 Example:
+    >>> import numpy as np
     >>> from keras_models import PlanarFlow
-    >>> model = PlanarFlow(event_shape=(2,), num_layers=16)
+    >>> points = np.random.default_rng(0).normal(size=(64, 2)).astype("float32")
+    >>> model = PlanarFlow(event_shape=(2,), num_layers=4)
     >>> model.compile(optimizer="adam")
-    >>> model.fit(dataset_of_points, epochs=1)           # density estimation by maximum likelihood
-    >>> model.sample(3).shape
+    >>> history = model.fit(points, batch_size=32, epochs=1, verbose=0)   # density estimation (max. likelihood)
+    >>> model.sample(3, seed=0).shape
     TensorShape([3, 2])
 """
 import numpy as np
-import tensorflow as tf
 
 import keras
 
-import tfp_flows
-from keras_models.flow_model import FlowModel
-from keras_models.layers.base import BijectorLayer
-
-# w . u = log(e - 1) gives m(w . u) = softplus(w . u) - 1 = 0, hence u_hat = 0: the planar step is the identity.
-_IDENTITY_W_DOT_U = float(np.log(np.expm1(1.0)))
-
-
-class PlanarLayer(BijectorLayer):
-    """Owns w [D], u [D] and b [] of one planar step; w ~ N(0, w_stddev^2), u set so the step starts as identity."""
-
-    def __init__(self, w_stddev=1.0, **kwargs):
-        super().__init__(**kwargs)
-        self.w_stddev = w_stddev
-
-    def build(self, input_shape):
-        size = int(input_shape[-1])
-        self.w = self.add_weight(name="w", shape=(size,),
-                                 initializer=keras.initializers.RandomNormal(stddev=self.w_stddev))
-        w = keras.ops.convert_to_numpy(self.w).astype(np.float64)
-        u = _IDENTITY_W_DOT_U * w / max(float(np.sum(w * w)), 1e-12)
-        self.u = self.add_weight(name="u", shape=(size,), initializer=keras.initializers.Constant(u))
-        self.b = self.add_weight(name="b", shape=(), initializer="zeros")
-        self.built = True
-
-    def bijector(self):
-        return tfp_flows.Planar(w=self.w.value, u=self.u.value, b=self.b.value)
-
-
-class RadialLayer(BijectorLayer):
-    """Owns z0 [D], raw_alpha [] and raw_beta [] of one radial step; alpha > 0, beta >= -alpha by construction."""
-
-    def __init__(self, z0_stddev=1.0, **kwargs):
-        super().__init__(**kwargs)
-        self.z0_stddev = z0_stddev
-
-    def build(self, input_shape):
-        self.z0 = self.add_weight(name="z0", shape=(int(input_shape[-1]),),
-                                  initializer=keras.initializers.RandomNormal(stddev=self.z0_stddev))
-        # Equal raw values give beta = -alpha + alpha = 0: the identity.
-        self.raw_alpha = self.add_weight(name="raw_alpha", shape=(), initializer="zeros")
-        self.raw_beta = self.add_weight(name="raw_beta", shape=(), initializer="zeros")
-        self.built = True
-
-    def alpha_beta(self):
-        alpha = tf.math.softplus(self.raw_alpha.value)
-        return alpha, -alpha + tf.math.softplus(self.raw_beta.value)
-
-    def bijector(self):
-        alpha, beta = self.alpha_beta()
-        return tfp_flows.Radial(z0=self.z0.value, alpha=alpha, beta=beta)
+from keras_models.core.flow_model import FlowModel
+from keras_models.layers.planar import PlanarLayer
+from keras_models.layers.radial import RadialLayer
 
 
 class _StackedFlow(FlowModel):

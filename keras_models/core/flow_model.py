@@ -32,14 +32,15 @@ ActNorm's data-dependent init runs once from one global batch, before any replic
 
 Example:
     >>> from keras_models import RealNVP
+    >>> from tfp_flows.datasets import make_dataset
+    >>> dataset_of_points = make_dataset("two_moons", split="train", batch_size=64).take(2)   # x alone
     >>> model = RealNVP(event_shape=(2,), num_couplings=4, hidden_units=(32, 32))
     >>> model.compile(optimizer="adam")
-    >>> model.fit(dataset_of_points, epochs=1)          # a tf.data.Dataset of x alone
+    >>> history = model.fit(dataset_of_points, epochs=1, verbose=0)
     >>> model.sample(5, temperature=0.7, seed=1).shape
     TensorShape([5, 2])
 """
 import math
-import re
 
 import numpy as np
 import tensorflow as tf
@@ -47,115 +48,17 @@ import tensorflow_probability as tfp
 
 import keras
 
+from keras_models.core.nan_policy import (NAN_POLICIES, UNIT_INTERVAL, NonFiniteInputError,
+                                          finite_rows, non_finite_message, check_finite_batches, input_error_from,
+                                          out_of_support_error)
+
 tfb = tfp.bijectors
 tfd = tfp.distributions
 
 BASE_DISTRIBUTIONS = ("normal", "logistic")
-NAN_POLICIES = ("raise", "omit", "propagate")
-_NON_FINITE_MARKER = "holds NaN or infinity"
-_OUT_OF_SUPPORT_MARKER = "holds values outside the model's support"
-_OUT_OF_SUPPORT_END = "or rescale the data)"
-UNIT_INTERVAL = (0.0, 1.0)
 
 
-class NonFiniteInputError(ValueError):
-    """Data with NaN or infinity handed to a model with `nan_policy="raise"`."""
-
-
-class OutOfSupportError(ValueError):
-    """Data outside the model's `support` (e.g. images not on the [0, 1] scale) with `nan_policy="raise"`."""
-
-
-def _non_finite_message(arg_name, where):
-    where = f" {where}" if where else ""
-    return (f"`{arg_name}`{where} {_NON_FINITE_MARKER}; expected finite values (nan_policy='raise'; pass "
-            f"nan_policy='omit' to leave such examples out, or clean the data)")
-
-
-def _finite_rows(x, event_rank):
-    """Batch-shaped bool: True where every value of the example (the last `event_rank` axes) is finite."""
-    return tf.reduce_all(tf.math.is_finite(x), axis=list(range(-event_rank, 0)))
-
-
-def _format_number(value):
-    return f"{float(value):.6g}"
-
-
-def _interval_text(support):
-    return f"[{_format_number(support[0])}, {_format_number(support[1])}]"
-
-
-def _support_hint(support):
-    if tuple(support) == UNIT_INTERVAL:
-        return "data on the [0, 1] scale, as make_dataset gives ((pixel + u) / 256)"
-    return f"every value in {_interval_text(support)}"
-
-
-def _out_of_support_prefix(arg_name, where, support):
-    where = f" {where}" if where else ""
-    return f"`{arg_name}`{where} {_OUT_OF_SUPPORT_MARKER} {_interval_text(support)}"
-
-
-def _out_of_support_suffix(support):
-    return (f"; expected {_support_hint(support)} (nan_policy='raise'; pass nan_policy='omit' to leave such "
-            f"examples out, {_OUT_OF_SUPPORT_END}")
-
-
-def out_of_support_error(x, support, arg_name="x", event_rank=1, where=""):
-    """An `OutOfSupportError` describing the finite values of `x` outside the closed interval `support`, or None.
-
-    `x` is an array or eager tensor [batch..., *event] (the event is the last `event_rank` axes); the message
-    names `arg_name`, the expected interval, the range of the values received and the offending examples.
-    """
-    if support is None:
-        return None
-    values = np.asarray(x)
-    low, high = support
-    outside = np.isfinite(values) & ((values < low) | (values > high))
-    if not outside.any():
-        return None
-    finite = values[np.isfinite(values)]
-    rows = outside.reshape(values.shape[:values.ndim - event_rank] + (-1,)).any(axis=-1)
-    where_bad = [index[0] if len(index) == 1 else tuple(index) for index in np.argwhere(rows).tolist()]
-    return OutOfSupportError(
-        f"{_out_of_support_prefix(arg_name, where, support)}; received values in "
-        f"[{_format_number(finite.min())}, {_format_number(finite.max())}], in {len(where_bad)} example(s), "
-        f"at batch index(es) {where_bad[:5]}{_out_of_support_suffix(support)}")
-
-
-def check_finite_batches(dataset, arg_name="x", support=None):
-    """`dataset` with every float tensor checked for NaN/inf (`tf.debugging.check_numerics`) as it is read,
-    and, given a `support` (low, high), the data (x, the element's first tensor) for values outside that interval.
-
-    The checks run in the tf.data pipeline, not in the (possibly XLA-compiled) train step; a bad batch stops
-    iteration with `tf.errors.InvalidArgumentError` naming `arg_name`, which `FlowModel.fit` turns into a
-    `NonFiniteInputError` or an `OutOfSupportError`. Use it inside `distribute_datasets_from_function` input
-    functions (with `support=model.support`).
-    """
-    message = _non_finite_message(arg_name, "(a batch read from the dataset)")
-    where = "(a batch read from the dataset)"
-
-    def check_support(t):
-        low, high = tf.constant(support[0], t.dtype), tf.constant(support[1], t.dtype)
-        smallest, largest = tf.reduce_min(t), tf.reduce_max(t)  # finite: check_numerics ran first
-        text = tf.strings.format(
-            _out_of_support_prefix(arg_name, where, support) + "; received values in [{}, {}]"
-            + _out_of_support_suffix(support), (smallest, largest))
-        inside = tf.logical_and(smallest >= low, largest <= high)  # an empty batch passes (inf >= low)
-        with tf.control_dependencies([tf.debugging.Assert(inside, [text])]):
-            return tf.identity(t)
-
-    def check(*element):
-        checked = tf.nest.map_structure(
-            lambda t: tf.debugging.check_numerics(t, message) if t.dtype.is_floating else t, element)
-        if support is not None and tf.is_tensor(checked[0]) and checked[0].dtype.is_floating:
-            checked = (check_support(checked[0]),) + tuple(checked[1:])  # x only: not targets or sample weights
-        return checked if len(checked) > 1 else checked[0]
-
-    return dataset.map(check, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-
-
-def _seed_pair(seed):
+def seed_pair(seed):
     """A stateless [2] int32 seed from None, an int or a pair (None: a fresh random draw)."""
     if seed is None:
         return None
@@ -298,10 +201,10 @@ class FlowModel(keras.Model):
         """Apply `nan_policy` "raise" to eager tensors (traced code is left alone: see the module docstring):
         non-finite values, then values outside `support` (None: not checked, as for latents)."""
         if self.nan_policy == "raise" and tf.executing_eagerly():
-            bad = tf.logical_not(_finite_rows(x, len(self.event_shape)))
+            bad = tf.logical_not(finite_rows(x, len(self.event_shape)))
             if bool(tf.reduce_any(bad)):
                 where = [index[0] if len(index) == 1 else tuple(index) for index in tf.where(bad).numpy().tolist()]
-                raise NonFiniteInputError(_non_finite_message(arg_name, "") + f"; received {len(where)} such "
+                raise NonFiniteInputError(non_finite_message(arg_name, "") + f"; received {len(where)} such "
                                           f"example(s), at batch index(es) {where[:5]}")
             error = out_of_support_error(x, support, arg_name, len(self.event_shape))
             if error is not None:
@@ -316,7 +219,7 @@ class FlowModel(keras.Model):
     def _valid_rows(self, x):
         """Batch-shaped bool: True for examples that are finite and inside `support` (what "omit" keeps)."""
         rank = len(self.event_shape)
-        keep = _finite_rows(x, rank)
+        keep = finite_rows(x, rank)
         if self.support is not None:
             low, high = (tf.constant(b, x.dtype) for b in self.support)
             inside = tf.logical_and(x >= low, x <= high)
@@ -371,7 +274,7 @@ class FlowModel(keras.Model):
             raise TypeError(f"`temperature` must be a finite number >= 0; received {temperature!r}")
         if isinstance(temperature, (int, float, np.number)) and not (temperature >= 0 and math.isfinite(temperature)):
             raise ValueError(f"`temperature` must be a finite number >= 0; received {temperature!r}")
-        z = self.base_distribution().sample(num_samples, seed=_seed_pair(seed))
+        z = self.base_distribution().sample(num_samples, seed=seed_pair(seed))
         if not (isinstance(temperature, (int, float, np.number)) and temperature == 1):
             z = z * tf.cast(temperature, z.dtype)  # skipped at T = 1 (a Python number): z * 1 == z exactly
         return self.bijector.forward(z)
@@ -493,25 +396,11 @@ class FlowModel(keras.Model):
         if isinstance(x, (np.ndarray, tf.Tensor)) and (x.dtype.kind == "f" if isinstance(x, np.ndarray)
                                                         else x.dtype.is_floating):
             if not bool(np.all(np.isfinite(np.asarray(x)))):
-                raise NonFiniteInputError(_non_finite_message(arg_name, "(an array)"))
+                raise NonFiniteInputError(non_finite_message(arg_name, "(an array)"))
             error = out_of_support_error(x, self.support, arg_name, len(self.event_shape), where="(an array)")
             if error is not None:
                 raise error
-        return x  # distributed datasets: map check_finite_batches in the input function (keras_models.run does)
-
-    @staticmethod
-    def _as_input_error(error):
-        """A NonFiniteInputError or OutOfSupportError for an InvalidArgumentError raised by
-        `check_finite_batches`, else None."""
-        # tf.debugging.Assert prints its string data escaped (model\'s): undo that first.
-        message = str(getattr(error, "message", error)).replace("\\'", "'")
-        found = re.search(r"`\w+` \(a batch read from the dataset\) " + re.escape(_NON_FINITE_MARKER) + r"[^\n]*",
-                          message)
-        if found:
-            return NonFiniteInputError(found.group(0))
-        found = re.search(r"`\w+` \(a batch read from the dataset\) " + re.escape(_OUT_OF_SUPPORT_MARKER) + r".*?"
-                          + re.escape(_OUT_OF_SUPPORT_END), message, flags=re.DOTALL)
-        return OutOfSupportError(found.group(0)) if found else None
+        return x  # distributed datasets: map check_finite_batches in the input function (keras_models.train.run does)
 
     def fit(self, x=None, *args, **kwargs):
         x = self._guard_input(x, "x")
@@ -525,7 +414,7 @@ class FlowModel(keras.Model):
         try:
             return super().fit(x, *args, **kwargs)
         except tf.errors.InvalidArgumentError as error:
-            clear = self._as_input_error(error)
+            clear = input_error_from(error)
             if clear is None:
                 raise
             raise clear from None
@@ -535,7 +424,7 @@ class FlowModel(keras.Model):
         try:
             return super().evaluate(x, *args, **kwargs)
         except tf.errors.InvalidArgumentError as error:
-            clear = self._as_input_error(error)
+            clear = input_error_from(error)
             if clear is None:
                 raise
             raise clear from None

@@ -34,12 +34,16 @@ for vectors, Glow's sigmoid scale floored at exp(-2). H and W must be divisible 
 
 Example:
     >>> from keras_models import Glow
+    >>> from tfp_flows.datasets import make_dataset
+    >>> images = make_dataset("digits", split="train", batch_size=32).take(2)   # [32, 8, 8, 1] in [0, 1]
     >>> model = Glow(event_shape=(8, 8, 1), num_levels=2, num_steps=2, hidden_channels=16)
     >>> model.compile(optimizer="adam")
-    >>> model.fit(dataset_of_images, epochs=1)   # tf.data of [N, 8, 8, 1] in [0, 1]; reports bits_per_dim
+    >>> sorted(model.fit(images, epochs=1, verbose=0).history)
+    ['bits_per_dim', 'loss', 'nll']
     >>> model.sample(4, temperature=0.7, seed=1).shape
     TensorShape([4, 8, 8, 1])
-    >>> model.interpolate(x1, x2, num_steps=5).shape                       # x1, x2 of shape [8, 8, 1]
+    >>> x1, x2 = next(iter(images))[:2]                                        # two images [8, 8, 1]
+    >>> model.interpolate(x1, x2, num_steps=5).shape
     TensorShape([5, 8, 8, 1])
 """
 import numpy as np
@@ -49,7 +53,7 @@ import keras
 
 import tfp_flows
 from tfp_flows.affine_coupling import checked_log_scale_limit
-from keras_models.flow_model import FlowModel
+from keras_models.core.flow_model import FlowModel
 from keras_models.layers import (ActNormLayer, AffineCouplingLayer, ChannelSliceLayer, InvertibleConv1x1Layer,
                                  SequentialFlow, SqueezeLayer, glow_conv, mlp)
 from keras_models.layers.shift import ShiftLayer

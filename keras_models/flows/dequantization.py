@@ -36,8 +36,8 @@ import tensorflow_probability as tfp
 import keras
 
 import tfp_flows
-from keras_models.flow_model import OutOfSupportError
-from keras_models.layers.attention import GatedConvAttentionNet
+from keras_models.core.nan_policy import OutOfSupportError
+from keras_models.layers.networks.attention import GatedConvAttentionNet
 
 tfb = tfp.bijectors
 tfd = tfp.distributions

@@ -1,10 +1,13 @@
-"""Coupling layers: own a conditioner network and build tfp_flows' coupling bijectors from it per call."""
+"""`CouplingLayer`: what every coupling layer shares, a mask and a conditioner network built to its blocks.
+
+The subclasses build tfp_flows' coupling bijectors from the conditioner per call: `AffineCouplingLayer`
+(affine_coupling.py), `AdditiveCouplingLayer` (additive_coupling.py), `MixtureCouplingLayer`
+(logistic_mixture_coupling.py).
+"""
 import numpy as np
 
-
-import tfp_flows
 from keras_models.layers.base import BijectorLayer
-from keras_models.layers.conditioners import MaskedConditioner
+from keras_models.layers.networks.conditioners import MaskedConditioner
 
 
 class CouplingLayer(BijectorLayer):
@@ -35,39 +38,3 @@ class CouplingLayer(BijectorLayer):
         self.built = True
 
 
-class _OnlyOutput:
-    """`AdditiveCoupling`'s `shift_fn`: the conditioner's single parameter, keeping its `block_split`."""
-
-    def __init__(self, conditioner):
-        self.conditioner = conditioner
-        self.block_split = conditioner.block_split
-
-    def __call__(self, x):
-        return self.conditioner(x)[0]
-
-
-class AffineCouplingLayer(CouplingLayer):
-    """RealNVP / Glow affine coupling: y = x * exp(s) + t on mask = 0, with a bounded log-scale."""
-
-    def __init__(self, mask, network_fn, log_scale_bound="tanh", log_scale_limit=2.0, **kwargs):
-        super().__init__(mask, network_fn, **kwargs)
-        self.log_scale_bound, self.log_scale_limit = log_scale_bound, log_scale_limit
-
-    def bijector(self):
-        return tfp_flows.AffineCoupling(self.mask, self._shift_and_log_scale, log_scale_bound=self.log_scale_bound,
-                                        log_scale_limit=self.log_scale_limit)
-
-    @property
-    def _shift_and_log_scale(self):
-        """`shift_and_log_scale_fn` of the bijectors (also `SplitPriorLayer`'s): the conditioner itself, for its
-        `block_split` (which a bound method could not carry)."""
-        return self.conditioner
-
-
-class AdditiveCouplingLayer(CouplingLayer):
-    """NICE additive coupling: y = x + t(x * mask) on mask = 0 (volume preserving)."""
-
-    param_trailing_shapes = ((),)
-
-    def bijector(self):
-        return tfp_flows.AdditiveCoupling(self.mask, _OnlyOutput(self.conditioner))

@@ -26,7 +26,7 @@ blocks; the paper used 8 blocks of 64 features on CIFAR-10, the small defaults h
 Example:
     >>> import numpy as np, tensorflow as tf
     >>> from keras_models import RealNVP
-    >>> vectors = RealNVP(event_shape=(2,), num_couplings=8, hidden_units=(512, 512))
+    >>> vectors = RealNVP(event_shape=(2,), num_couplings=8, hidden_units=(64, 64))
     >>> rng = np.random.default_rng(0)
     >>> images = ((rng.integers(0, 256, (64, 8, 8, 1)) + rng.uniform(size=(64, 8, 8, 1))) / 256).astype("float32")
     >>> model = RealNVP(event_shape=(8, 8, 1), width=32, num_blocks=1)     # 2 scales for 8 x 8 images
@@ -40,10 +40,10 @@ import numpy as np
 import keras
 
 from tfp_flows import masks
-from keras_models.flow_model import FlowModel
+from keras_models.core.flow_model import FlowModel
 from keras_models.layers import (ActNormLayer, AffineCouplingLayer, ChannelSliceLayer, LogitLayer, ResidualConvNet,
                                  SequentialFlow, SqueezeLayer, mlp)
-from keras_models.nice import _check_couplings_and_units
+from tfp_flows.validation import check_int, check_positive_ints
 
 MIN_FINAL_SIZE = 4  # default num_scales: squeeze while the next scale's height and width stay >= this
 
@@ -94,7 +94,8 @@ class RealNVP(FlowModel):
             raise ValueError(f"RealNVP: `event_shape` must be (D,) for vectors or (H, W, C) for images; received "
                              f"{event_shape!r}")
         is_image = len(shape) == 3
-        num_couplings, hidden_units = _check_couplings_and_units(num_couplings, hidden_units)
+        num_couplings = check_int(num_couplings, "num_couplings")
+        hidden_units = check_positive_ints(hidden_units, "hidden_units")
         super().__init__(shape, base_distribution=base_distribution, num_bits=num_bits if is_image else None,
                          **kwargs)
         self.num_couplings, self.hidden_units, self.activation = num_couplings, hidden_units, activation

@@ -23,49 +23,14 @@ Example:
     >>> model.sample(3, seed=0).shape
     TensorShape([3, 2])
 """
-import numpy as np
-import tensorflow_probability as tfp
-
 import keras
 
 from tfp_flows import masks
-from keras_models.flow_model import FlowModel
-from keras_models.layers import AdditiveCouplingLayer, BijectorLayer, mlp
+from keras_models.core.flow_model import FlowModel
+from keras_models.layers import AdditiveCouplingLayer, DiagonalScaleLayer, mlp
+from tfp_flows.validation import check_int, check_positive_ints, check_vector_event_shape
 
-tfb = tfp.bijectors
-
-
-class DiagonalScaleLayer(BijectorLayer):
-    """NICE's diagonal scaling (Dinh et al. 2015, sec. 3.3): h = exp(S) * x in the density direction.
-
-    Owns `log_scale` S of the event shape, initialised to zero (the identity). The bijector runs latent ->
-    data, so it is `tfb.Scale(log_scale=-S)`: forward x = exp(-S) * h, inverse log-det sum_i S_i.
-    """
-
-    def build(self, input_shape):
-        self.log_scale = self.add_weight(name="log_scale", shape=tuple(input_shape[1:]), initializer="zeros")
-        self.built = True
-
-    def bijector(self):
-        return tfb.Scale(log_scale=-self.log_scale.value)
-
-
-def _check_couplings_and_units(num_couplings, hidden_units):
-    if isinstance(num_couplings, bool) or not isinstance(num_couplings, (int, np.integer)) or num_couplings < 1:
-        raise ValueError(f"`num_couplings` must be an int >= 1; received {num_couplings!r}")
-    units = tuple(hidden_units) if np.ndim(hidden_units) else None
-    if not units or not all(isinstance(u, (int, np.integer)) and not isinstance(u, bool) and u > 0 for u in units):
-        raise ValueError(f"`hidden_units` must be a non-empty sequence of positive ints; received {hidden_units!r}")
-    return int(num_couplings), tuple(int(u) for u in units)
-
-
-def _check_vector_event(event_shape, model_name):
-    """(D,) with D >= 2, or a ValueError that says how to use the model on images."""
-    shape = tuple(event_shape) if np.ndim(event_shape) else (event_shape,)
-    if len(shape) != 1 or not isinstance(shape[0], (int, np.integer)) or shape[0] < 2:
-        raise ValueError(f"{model_name} models vectors: `event_shape` must be (D,) with D >= 2; received "
-                         f"{event_shape!r} (flatten images to (H * W * C,) first, as NICE did on MNIST)")
-    return (int(shape[0]),)
+VECTOR_EVENT_HINT = "flatten images to (H * W * C,) first, as NICE did on MNIST"
 
 
 @keras.saving.register_keras_serializable(package="tfp_flows")
@@ -87,8 +52,9 @@ class NICE(FlowModel):
 
     def __init__(self, event_shape, num_couplings=4, hidden_units=(512, 512), activation="relu",
                  base_distribution="logistic", num_bits=None, **kwargs):
-        event_shape = _check_vector_event(event_shape, "NICE")
-        num_couplings, hidden_units = _check_couplings_and_units(num_couplings, hidden_units)
+        event_shape = check_vector_event_shape(event_shape, "NICE", hint=VECTOR_EVENT_HINT)
+        num_couplings = check_int(num_couplings, "num_couplings")
+        hidden_units = check_positive_ints(hidden_units, "hidden_units")
         super().__init__(event_shape, base_distribution=base_distribution, num_bits=num_bits, **kwargs)
         self.num_couplings, self.hidden_units, self.activation = num_couplings, hidden_units, activation
         dtype = self.dtype_policy

@@ -12,40 +12,37 @@ import numpy as np
 
 import keras
 
-from keras_models import plots, training
-from keras_models.presets import VARIATIONAL_PRESETS, build_model
-from keras_models.variational import VariationalFlow
-
-VI_MODEL_ARGS = {"planar": {"num_layers": 16}, "radial": {"num_layers": 16},
-                 "realnvp": {"num_couplings": 6, "hidden_units": [64, 64]},
-                 "maf": {"num_layers": 4, "hidden_units": [64, 64]},
-                 "nice": {"num_couplings": 4, "hidden_units": [64, 64]}}
-
+from keras_models.core.io import atomic_write_json, save_model_atomically
+from keras_models.flows.presets import VARIATIONAL_PRESETS, build_model, preset
+from keras_models.flows.variational import VariationalFlow
+from keras_models.train import callbacks as train_callbacks
+from keras_models.train import plots
+from keras_models.train.common import EpochSummary, device, make_optimizer
+from keras_models.train.distribute import is_chief
 
 def train_variational(config, run_dir, start):
     """Fit `config["preset"]` to the energy `config["dataset"]`; returns what `run.train` returns."""
-    from keras_models.run import EpochSummary, _device, is_chief, make_optimizer  # noqa: PLC0415 (run imports this module)
     from tfp_flows.datasets.energies import get_energy  # noqa: PLC0415
 
-    preset = config["preset"]
-    if preset not in VARIATIONAL_PRESETS:
-        raise ValueError(f"preset {preset!r} cannot do variational inference on {config['dataset']!r}; "
+    entry = preset(config["preset"])
+    if entry.vi_args is None:
+        raise ValueError(f"preset {config['preset']!r} cannot do variational inference on {config['dataset']!r}; "
                          f"expected one of {list(VARIATIONAL_PRESETS)}")
     keras.utils.set_random_seed(config["seed"])
-    args = dict(VI_MODEL_ARGS.get(preset, {}), **(config["model_args"] or {}))
-    flow = build_model(preset, (2,), **args)
+    args = dict(entry.vi_args, **(config["model_args"] or {}))
+    flow = build_model(entry.name, (2,), **args)
     model = VariationalFlow(flow, target_log_prob=config["dataset"].upper(), batch_size=config["batch_size"],
                             seed=config["seed"])
     model.compile(optimizer=make_optimizer(config),
                   jit_compile=bool(config["jit_compile"]))
     chief = is_chief()
-    callbacks = training.default_callbacks(run_dir, checkpoint=False, tensorboard=chief)
+    callbacks = train_callbacks.default_callbacks(run_dir, checkpoint=False, tensorboard=chief)
     callbacks.append(EpochSummary(config["epochs"]))
     # A resumed run (--resume) restores the backup, sampler state included, and continues after its epoch.
-    initial_epoch = training.backed_up_epoch(os.path.join(run_dir, "backup"))
+    initial_epoch = train_callbacks.backed_up_epoch(os.path.join(run_dir, "backup"))
     history = model.fit(epochs=config["epochs"], steps_per_epoch=config["steps_per_epoch"], callbacks=callbacks,
                         verbose=config["verbose"])
-    reason = training.stop_reason(callbacks) or "completed"
+    reason = train_callbacks.stop_reason(callbacks) or "completed"
     elbos = history.history.get("elbo") or [float("nan")]
     metrics = {
         "train_elbo": float(elbos[-1]) if np.isfinite(elbos[-1]) else None,
@@ -54,15 +51,15 @@ def train_variational(config, run_dir, start):
         "resumed_from_epoch": initial_epoch,
         "steps": int(model.optimizer.iterations.numpy()),
         "wall_time_s": round(time.time() - start, 2),
-        "device": _device(),
+        "device": device(),
         "stop_reason": reason,
-        "preset": preset,
+        "preset": config["preset"],
         "dataset": config["dataset"],
     }
     result = {"run_dir": run_dir, "metrics": metrics, "model": model}
     if chief:
         if reason == "completed":
-            training.save_model_atomically(flow, os.path.join(run_dir, "model.keras"))
+            save_model_atomically(flow, os.path.join(run_dir, "model.keras"))
         energy = get_energy(config["dataset"])
         samples = model.sample(config["num_plot_samples"], seed=1).numpy()
         result["figures"] = {
@@ -72,8 +69,8 @@ def train_variational(config, run_dir, start):
                                              limits=[(-4.0, 4.0), (-4.0, 4.0)], title="fitted q"),
         }
         if config["export"] and reason == "completed":
-            from keras_models.export import export_saved_model  # noqa: PLC0415
+            from keras_models.serving.export import export_saved_model  # noqa: PLC0415
 
             metrics["export_path"] = export_saved_model(flow, base_dir=config["export_dir"], name=config["name"])
-        training.atomic_write_json(os.path.join(run_dir, "metrics.json"), metrics)
+        atomic_write_json(os.path.join(run_dir, "metrics.json"), metrics)
     return result

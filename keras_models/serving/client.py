@@ -1,19 +1,22 @@
-"""gRPC requests to a TF Serving server that serves an export of `keras_models.export`.
+"""gRPC requests to a TF Serving server that serves an export of `keras_models.serving.export`.
 
 Builds `PredictRequest`s for each signature (`log_prob`, `bits_per_dim`, `sample`, `encode`, `decode`) with
 `tf.make_tensor_proto`, in the dtypes the signatures declare, and decodes `PredictResponse`s into NumPy arrays
 with `tf.make_ndarray`. Needs the optional `tensorflow-serving-api` package (`pip install "tfp_flows[serving]"`),
 imported only when a request is built, so importing this module never fails.
 
-Example (a server started as in saved_models/README.md, gRPC on port 8500):
+Example (a server started as in saved_models/README.md, gRPC on port 8500, and tensorflow-serving-api installed;
+the doctests skip what needs them):
     >>> import numpy as np
-    >>> from keras_models import serving_client
-    >>> stub = serving_client.prediction_stub("localhost:8500")
-    >>> request = serving_client.log_prob_request("realnvp-two_moons", np.array([[0.5, 0.25]], np.float32))
-    >>> serving_client.decode_response(stub.Predict(request, timeout=10.0))["log_prob"].shape
+    >>> from keras_models.serving import client as serving_client
+    >>> stub = serving_client.prediction_stub("localhost:8500")   # doctest: +SKIP
+    >>> x = np.array([[0.5, 0.25]], np.float32)
+    >>> request = serving_client.log_prob_request("realnvp-two_moons", x)  # doctest: +SKIP
+    >>> serving_client.decode_response(stub.Predict(request, timeout=10.0))["log_prob"].shape  # doctest: +SKIP
     (1,)
-    >>> request = serving_client.sample_request("realnvp-two_moons", num_samples=4, temperature=0.7, seed=(1, 2))
-    >>> serving_client.decode_response(stub.Predict(request, timeout=10.0))["samples"].shape
+    >>> request = serving_client.sample_request("realnvp-two_moons", num_samples=4, temperature=0.7,  # doctest: +SKIP
+    ...                                         seed=(1, 2))
+    >>> serving_client.decode_response(stub.Predict(request, timeout=10.0))["samples"].shape  # doctest: +SKIP
     (4, 2)
 """
 import numpy as np

@@ -1,4 +1,4 @@
-"""Training plumbing shared by the command line and users: Keras callbacks, atomic writes, NaN refusal.
+"""Keras callbacks for training runs: atomic checkpoints and backups, NaN refusal, the best epoch, stop reasons.
 
 Everything here is the Keras ecosystem (BackupAndRestore, TensorBoard, TerminateOnNaN) plus what it lacks for
 flows that must be deployable: checkpoints and backups are written atomically (temporary file + rename, so a
@@ -8,7 +8,8 @@ multi-worker run only the chief writes where everyone reads.
 Resuming: `AtomicBackupAndRestore` backs up the model and optimizer at the end of every epoch; a new `fit`
 with the same callback (the same `backup_dir`) restores them and continues at the next epoch. For the same
 result as an uninterrupted run, the data must continue where it stopped too: `backed_up_epoch(backup_dir)`
-says where, before the dataset is built (`keras_models.run` skips the batches already seen).
+says where, before the dataset is built (`keras_models.train.run` skips the batches already seen). The atomic
+writes themselves are `keras_models.core.io`'s.
 """
 import glob
 import json
@@ -20,90 +21,9 @@ import numpy as np
 
 import keras
 
-
-def non_finite_weights(model):
-    """Paths of the weights (trainable or not) holding NaN or infinity."""
-    bad = []
-    for weight in model.weights:
-        value = keras.ops.convert_to_numpy(weight)
-        if np.issubdtype(value.dtype, np.floating) and not np.all(np.isfinite(value)):
-            bad.append(weight.path)
-    return bad
-
-
-def is_chief(tf_config=None):
-    """True unless TF_CONFIG makes this process a non-chief worker (only the chief writes files).
-
-    The chief is task "chief", or worker 0 when the cluster has no "chief" job (MultiWorkerMirroredStrategy's
-    rule). Without TF_CONFIG every process is its own chief.
-    """
-    config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}") if tf_config is None else tf_config
-    task = config.get("task", {})
-    task_type = task.get("type", "chief")
-    if task_type == "chief":
-        return True
-    return task_type == "worker" and int(task.get("index", 0)) == 0 and "chief" not in config.get("cluster", {})
-
-
-def _temporary_prefix(path):
-    return f".tmp-{os.path.basename(path)}."
-
-
-def remove_stale_temporaries(path):
-    """Remove temporary files a killed writer of `path` left beside it (only one process writes `path`)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    for stale in glob.glob(os.path.join(glob.escape(folder), glob.escape(_temporary_prefix(path)) + "*")):
-        try:
-            os.remove(stale)
-        except OSError:
-            pass
-
-
-def atomic_write_text(path, text):
-    """Write `text` to `path` through a temporary file in the same folder and an atomic rename."""
-    def write(tmp):
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(text)
-
-    _save_through_temporary(write, path, suffix="")
-
-
-def atomic_write_json(path, obj):
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
-
-
-def _json_default(value):
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
-
-
-def save_model_atomically(model, path):
-    """`model.save(path)` through a temporary `.keras` file and a rename; refuses non-finite weights."""
-    bad = non_finite_weights(model)
-    if bad:
-        raise ValueError(f"refusing to save {path}: non-finite weights in {bad[:5]}"
-                         f"{' and more' if len(bad) > 5 else ''}")
-    _save_through_temporary(model.save, path, suffix=".keras")
-
-
-def _save_through_temporary(save, path, suffix):
-    """`save(temporary)` in `path`'s folder, fsync, then an atomic rename onto `path`."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=_temporary_prefix(path), suffix=suffix)
-    os.close(fd)
-    try:
-        save(tmp)
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+from keras_models.core.io import (atomic_write_json, non_finite_weights, remove_stale_temporaries,
+                                  save_model_atomically, save_through_temporary)
+from keras_models.train.distribute import is_chief
 
 
 class AtomicCheckpoint(keras.callbacks.Callback):
@@ -237,7 +157,7 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         state_path = os.path.join(self.write_dir, BACKUP_STATE_FILE)
         target = weights_path
         try:
-            _save_through_temporary(lambda tmp: self.model.save_weights(tmp, overwrite=True), weights_path,
+            save_through_temporary(lambda tmp: self.model.save_weights(tmp, overwrite=True), weights_path,
                                     suffix=".weights.h5")
             target = state_path
             atomic_write_json(state_path, {"epoch": epoch, "weights": weights_name})
@@ -323,7 +243,7 @@ class BestEpochCheckpoint(keras.callbacks.ModelCheckpoint):
         self.best_epoch = epoch + 1
         if not self.chief:
             return
-        _save_through_temporary(lambda tmp: self.model.save_weights(tmp, overwrite=True), self.filepath,
+        save_through_temporary(lambda tmp: self.model.save_weights(tmp, overwrite=True), self.filepath,
                                 suffix=".weights.h5")
         atomic_write_json(os.path.join(self.folder, BEST_STATE_FILE),
                           {"epoch": self.best_epoch, "val_loss": float(self.best)})

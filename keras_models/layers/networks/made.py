@@ -57,8 +57,11 @@ class MADE(keras.layers.Layer):
         leaves it unbounded.
 
     Example:
+        >>> import tensorflow as tf
         >>> made = MADE(event_size=3, hidden_units=(16,))
-        >>> shift, log_scale = made(tf.random.normal([5, 3]))   # both [5, 3]; zeros until trained
+        >>> shift, log_scale = made(tf.random.normal([5, 3]))   # zeros until trained
+        >>> shift.shape, log_scale.shape
+        (TensorShape([5, 3]), TensorShape([5, 3]))
     """
 
     def __init__(self, event_size, hidden_units=(256, 256), activation="relu", log_scale_limit=2.0, **kwargs):

@@ -13,13 +13,14 @@ Example:
     >>> from keras_models.layers import mlp
     >>> layer = MixtureCouplingLayer(masks.half(2), lambda units: mlp((8,), units), num_components=3)
     >>> layer.build((None, 2))
-    >>> z = layer.bijector().inverse(tf.constant([[0.1, -0.3]]))   # the identity at initialisation
+    >>> layer.bijector().inverse(tf.constant([[0.1, -0.3]])).numpy().round(4)   # the identity at initialisation
+    array([[ 0.1, -0.3]], dtype=float32)
 """
 import numpy as np
 
 
 import tfp_flows
-from keras_models.layers.couplings import CouplingLayer
+from keras_models.layers.coupling import CouplingLayer
 
 
 class MixtureCouplingLayer(CouplingLayer):

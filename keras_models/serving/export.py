@@ -24,13 +24,15 @@ nothing Keras-specific is serialised. It is written to a hidden temporary folder
 renamed into place, so TF Serving, which polls `<name>/`, never sees a half-written version.
 
 Example:
+    >>> import os, tempfile
     >>> import tensorflow as tf
     >>> from keras_models import RealNVP
-    >>> from keras_models.export import export_saved_model, load_serving_model
-    >>> model = RealNVP(event_shape=(2,), num_couplings=4, hidden_units=(32, 32), name="moons")
-    >>> export_saved_model(model, base_dir="saved_models")
-    'saved_models/moons/1'
-    >>> served = load_serving_model("saved_models/moons")              # newest version
+    >>> from keras_models.serving.export import export_saved_model, load_serving_model
+    >>> model = RealNVP(event_shape=(2,), num_couplings=2, hidden_units=(8,), name="moons")
+    >>> base_dir = tempfile.mkdtemp()                                   # "saved_models" in a project
+    >>> os.path.relpath(export_saved_model(model, base_dir=base_dir), base_dir)
+    'moons/1'
+    >>> served = load_serving_model(os.path.join(base_dir, "moons"))   # newest version
     >>> served.signatures["log_prob"](x=tf.zeros([3, 2]))["log_prob"].shape
     TensorShape([3])
 """
@@ -42,6 +44,8 @@ import tempfile
 
 import numpy as np
 import tensorflow as tf
+
+from keras_models.core.io import atomic_write_text, non_finite_weights
 
 SAVED_MODEL_FILE = "saved_model.pb"
 MODELS_CONFIG_FILE = "models.config"
@@ -64,8 +68,6 @@ def export_saved_model(model, base_dir="saved_models", name=None, version=None):
     Refuses non-finite weights (ValueError) and never overwrites an existing version (FileExistsError).
     `base_dir/models.config` is refreshed afterwards unless someone else wrote it (see `write_models_config`).
     """
-    from keras_models.training import non_finite_weights  # noqa: PLC0415 (keeps this module light to import)
-
     name = _check_name(model.name if name is None else name)
     bad = non_finite_weights(model)
     if bad:
@@ -100,8 +102,10 @@ def export_distribution(distribution, event_shape, path, num_bits=None):
         >>> flow = tfp.distributions.TransformedDistribution(
         ...     tfp.distributions.Sample(tfp.distributions.Normal(0., 1.), [2]),
         ...     tfp.bijectors.Chain([tfp_flows.PReLU(alpha=0.5), tfp.bijectors.Shift([1., -1.])]))
-        >>> export_distribution(flow, event_shape=(2,), path="saved_models/prelu/1")
-        'saved_models/prelu/1'
+        >>> import os, tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "prelu", "1")       # "saved_models/prelu/1" in a project
+        >>> export_distribution(flow, event_shape=(2,), path=path) == path
+        True
     """
     import tensorflow_probability as tfp  # noqa: PLC0415
 
@@ -188,8 +192,6 @@ def write_models_config(base_dir="saved_models", model_base_path="/models", path
 
     Returns the path written. Each entry serves the model's newest version (TF Serving's default policy).
     """
-    from keras_models.training import atomic_write_text  # noqa: PLC0415
-
     if not os.path.isdir(base_dir):
         raise FileNotFoundError(errno.ENOENT, "no exports folder at this path", os.fspath(base_dir))
     names = [entry for entry in sorted(os.listdir(base_dir))

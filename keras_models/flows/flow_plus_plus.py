@@ -39,11 +39,14 @@ Data contract (`dequantization`):
 act on the continuous data. Decoding and sampling invert the mixture CDFs by a root solve (slower than encoding).
 
 Example:
+    >>> import numpy as np
     >>> from keras_models import FlowPlusPlus
-    >>> model = FlowPlusPlus((8, 8, 1), num_components=4, num_couplings=(2, 1, 1), hidden_channels=16,
+    >>> pixels = np.random.default_rng(0).integers(0, 256, size=(32, 8, 8, 1))
+    >>> discrete_images = (pixels / 256).astype("float32")                # pixel / 256, no noise
+    >>> model = FlowPlusPlus((8, 8, 1), num_components=2, num_couplings=(1, 1, 0), hidden_channels=8,
     ...                      use_attention=True, num_heads=2)            # variational dequantization
     >>> model.compile(optimizer="adam")
-    >>> model.fit(discrete_images, epochs=1)                              # pixel / 256, no noise
+    >>> history = model.fit(discrete_images, batch_size=16, epochs=1, verbose=0)
     >>> model.sample(4, temperature=0.8, seed=0).shape
     TensorShape([4, 8, 8, 1])
     >>> moons = FlowPlusPlus((2,), num_components=4, num_couplings=4, hidden_channels=32)   # 2-D data
@@ -54,11 +57,11 @@ import tensorflow as tf
 import keras
 
 from tfp_flows import masks
-from keras_models.dequantization import VariationalDequantizer, quantize, stateless_seed
-from keras_models.flow_model import FlowModel
+from keras_models.flows.dequantization import VariationalDequantizer, quantize, stateless_seed
+from keras_models.core.flow_model import FlowModel
 from keras_models.layers import ActNormLayer, InvertibleConv1x1Layer, LogitLayer, SqueezeLayer, mlp
-from keras_models.layers.attention import GatedConvAttentionNet
-from keras_models.layers.mixture_coupling import MixtureCouplingLayer
+from keras_models.layers.networks.attention import GatedConvAttentionNet
+from keras_models.layers.logistic_mixture_coupling import MixtureCouplingLayer
 
 DEQUANTIZATIONS = ("variational", "uniform", None)
 IMAGE_COUPLINGS = (4, 2, 3)   # Flow++ CIFAR-10: checkerboard x4, squeeze, channel x2, checkerboard x3

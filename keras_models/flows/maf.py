@@ -17,49 +17,23 @@ pass where TFP's class runs two.
 
 Example:
     >>> from keras_models import MAF
+    >>> from tfp_flows.datasets import make_dataset
+    >>> points = make_dataset("two_moons", split="train", batch_size=64).take(2)   # tf.data of [64, 2] points
     >>> model = MAF(event_shape=(2,), num_layers=5, hidden_units=(64, 64))
     >>> model.compile(optimizer="adam")
-    >>> model.fit(dataset_of_points, epochs=1)           # a tf.data.Dataset of [batch, 2] points
-    >>> model.sample(3).shape
+    >>> history = model.fit(points, epochs=1, verbose=0)
+    >>> model.sample(3, seed=0).shape
     TensorShape([3, 2])
 """
 import numpy as np
-import tensorflow_probability as tfp
 
 import keras
 
-from keras_models.flow_model import FlowModel
-from keras_models.layers.base import BijectorLayer
-from keras_models.layers.made import MADE
+from keras_models.core.flow_model import FlowModel
+from keras_models.layers.masked_autoregressive import MaskedAutoregressiveLayer
 from keras_models.layers.permute import PermuteLayer
-from tfp_flows.masked_autoregressive import OnePassMaskedAutoregressiveFlow
-
-tfb = tfp.bijectors
 
 PERMUTATIONS = ("reverse", "random")
-
-
-class MaskedAutoregressiveLayer(BijectorLayer):
-    """Owns one MADE; its bijector is `tfb.MaskedAutoregressiveFlow` (or its inverse, the IAF step)."""
-
-    def __init__(self, hidden_units, activation="relu", log_scale_limit=2.0, inverse_autoregressive=False,
-                 **kwargs):
-        super().__init__(**kwargs)
-        self.hidden_units, self.activation = tuple(hidden_units), activation
-        self.log_scale_limit, self.inverse_autoregressive = log_scale_limit, inverse_autoregressive
-        self.made = None
-
-    def build(self, input_shape):
-        self.made = MADE(int(input_shape[-1]), self.hidden_units, self.activation, self.log_scale_limit,
-                         dtype=self.dtype_policy, name="made")
-        self.made.build(input_shape)
-        self.built = True
-
-    def bijector(self):
-        # TFP's MaskedAutoregressiveFlow whose density direction runs the MADE once, not twice (tfp_flows docs);
-        # every instance has its own cache entries, so steps rebuilt per call never share them across graphs.
-        maf = OnePassMaskedAutoregressiveFlow(shift_and_log_scale_fn=self.made, name="maf")
-        return tfb.Invert(maf, name="iaf") if self.inverse_autoregressive else maf
 
 
 @keras.saving.register_keras_serializable(package="tfp_flows")
