@@ -17,7 +17,7 @@
      the conditioner pads the parameters to full width (`_pad_to_event`) for `_restrict` to slice them back.
      As-is, the coupling hands the conditioner its pass-through block and takes back the transformed block's
      parameters (`block_split`, tfp_flows/coupling.py). A ratio above 1 is what the block path saves.
-   - MAF, "two MADE passes per step": `keras_models.maf` builds TFP's own `tfb.MaskedAutoregressiveFlow`
+   - MAF, "two MADE passes per step": `keras_models.MAF` builds TFP's own `tfb.MaskedAutoregressiveFlow`
      (whose `_inverse` and `_inverse_log_det_jacobian` each run the network) instead of
      `tfp_flows.OnePassMaskedAutoregressiveFlow` (one pass, the log-det kept in TFP's cache).
    The patched models compute the same numbers (checked); the ratio says what the change costs or saves.
@@ -38,9 +38,9 @@ import tensorflow_probability as tfp  # noqa: E402
 import keras  # noqa: E402
 
 import keras_models  # noqa: E402
-import keras_models.maf  # noqa: E402 (the module whose bijector class a what-if swaps)
-from keras_models.layers.conditioners import MaskedConditioner  # noqa: E402
-from keras_models.layers.made import MADE  # noqa: E402
+import keras_models.layers.masked_autoregressive  # noqa: E402 (the module whose bijector class a what-if swaps)
+from keras_models.layers.networks.conditioners import MaskedConditioner  # noqa: E402
+from keras_models.layers.networks.made import MADE  # noqa: E402
 from harness import time_alternating  # noqa: E402
 import tfp_peers  # noqa: E402
 
@@ -144,7 +144,7 @@ def what_if_timings():
                       [(MaskedConditioner, "block_split", property(lambda self: None))])
     x = tf.constant(rng.normal(size=(128, 64)).astype(np.float32))
     _timed_experiment("MAF D=64, two MADE passes per step (TFP's own class)", keras_models.MAF(event_shape=(64,)),
-                      x, [(keras_models.maf, "OnePassMaskedAutoregressiveFlow", _TwoPassMAF)])
+                      x, [(keras_models.layers.masked_autoregressive, "OnePassMaskedAutoregressiveFlow", _TwoPassMAF)])
 
 
 if __name__ == "__main__":

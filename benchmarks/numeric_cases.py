@@ -24,7 +24,7 @@ import keras
 
 import tfp_flows
 from tfp_flows import masks
-from keras_models.layers.mixture_coupling import MixtureCouplingLayer
+from keras_models.layers.logistic_mixture_coupling import MixtureCouplingLayer
 from harness import Record, ratio, time_alternating
 from speed_cases import Call, _min_note, compiled
 

@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 
 import keras  # noqa: E402
 from keras_models import Glow  # noqa: E402
-from keras_models.plots import image_grid  # noqa: E402
+from keras_models.train.plots import image_grid  # noqa: E402
 from tfp_flows.datasets import dataset_info, make_dataset  # noqa: E402
 
 TEMPERATURES = (1.0, 0.7, 0.5)

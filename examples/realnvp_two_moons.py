@@ -26,7 +26,7 @@ import tensorflow as tf
 
 import keras
 from keras_models import RealNVP
-from keras_models.plots import plot_density_2d
+from keras_models.train.plots import plot_density_2d
 from tfp_flows.datasets import get_density, make_dataset
 
 

@@ -4,15 +4,15 @@ Each preset is a `FlowModel` whose Keras layers own every weight and rebuild tfp
 `model.distribution` is a plain `tfd.TransformedDistribution` usable in any TFP program.
 """
 from keras_models import _backend  # noqa: F401  (TensorFlow backend, before anything imports keras)
-from keras_models.flow_model import FlowModel
-from keras_models.flow_plus_plus import FlowPlusPlus
-from keras_models.glow import Glow
-from keras_models.maf import IAF, MAF
-from keras_models.nice import NICE
-from keras_models.planar_radial import PlanarFlow, RadialFlow
-from keras_models.prelu_flow import PReLUFlow
-from keras_models.realnvp import RealNVP
-from keras_models.variational import VariationalFlow
+from keras_models.core.flow_model import FlowModel
+from keras_models.flows.flow_plus_plus import FlowPlusPlus
+from keras_models.flows.glow import Glow
+from keras_models.flows.maf import IAF, MAF
+from keras_models.flows.nice import NICE
+from keras_models.flows.planar_radial import PlanarFlow, RadialFlow
+from keras_models.flows.prelu_flow import PReLUFlow
+from keras_models.flows.realnvp import RealNVP
+from keras_models.flows.variational import VariationalFlow
 
 __all__ = ["FlowModel", "FlowPlusPlus", "Glow", "IAF", "MAF", "NICE", "PReLUFlow", "PlanarFlow", "RadialFlow", "RealNVP",
            "VariationalFlow"]

@@ -123,7 +123,7 @@ def build_parser():
 
 
 def _train(args, parser):
-    from keras_models import run  # noqa: PLC0415
+    from keras_models.train import run  # noqa: PLC0415
 
     if args.resume:
         if not os.path.isfile(os.path.join(args.resume, "config.json")):
@@ -166,7 +166,7 @@ def _evaluate(args):
     if args.max_batches:
         data = data.take(args.max_batches)
     if os.path.isfile(os.path.join(args.model, "saved_model.pb")) or _is_serving_dir(args.model):
-        from keras_models.export import load_serving_model  # noqa: PLC0415
+        from keras_models.serving.export import load_serving_model  # noqa: PLC0415
 
         log_prob = load_serving_model(args.model).signatures["log_prob"]
         dtype = log_prob.structured_input_signature[1]["x"].dtype  # float64 exports take float64 data
@@ -191,8 +191,8 @@ def _sample(args):
     import numpy as np  # noqa: PLC0415
     import tensorflow as tf  # noqa: PLC0415
 
-    from keras_models import plots  # noqa: PLC0415
-    from keras_models.export import load_serving_model  # noqa: PLC0415
+    from keras_models.train import plots  # noqa: PLC0415
+    from keras_models.serving.export import load_serving_model  # noqa: PLC0415
 
     loaded = load_serving_model(args.model)
     out = loaded.signatures["sample"](num_samples=tf.constant(args.num_samples, tf.int32),
@@ -224,7 +224,7 @@ def _scatter(points, path):
 
 
 def _export(args):
-    from keras_models.export import export_saved_model  # noqa: PLC0415
+    from keras_models.serving.export import export_saved_model  # noqa: PLC0415
 
     model = _load_checkpoint(args.model)
     path = export_saved_model(model, base_dir=args.export_dir, name=args.name, version=args.version)
@@ -233,7 +233,7 @@ def _export(args):
 
 
 def _list():
-    from keras_models.presets import PRESETS  # noqa: PLC0415
+    from keras_models.flows.presets import PRESETS  # noqa: PLC0415
     from tfp_flows.datasets import list_datasets  # noqa: PLC0415
     from tfp_flows.datasets.energies import ENERGIES  # noqa: PLC0415
 

@@ -14,11 +14,11 @@ import pytest
 import tensorflow as tf
 
 import tfp_flows
-from keras_models import (MAF, NICE, FlowModel, FlowPlusPlus, Glow, PlanarFlow, PReLUFlow, RadialFlow, RealNVP,
-                          run)
-from keras_models.dequantization import VariationalDequantizer
-from keras_models.flow_model import NonFiniteInputError, OutOfSupportError, check_finite_batches
-from keras_models.presets import PRESETS, preset_class
+from keras_models import MAF, NICE, FlowModel, FlowPlusPlus, Glow, PlanarFlow, PReLUFlow, RadialFlow, RealNVP
+from keras_models.core import NonFiniteInputError, OutOfSupportError, check_finite_batches
+from keras_models.flows.dequantization import VariationalDequantizer
+from keras_models.flows.presets import PRESETS, preset_class
+from keras_models.train import run
 from tfp_flows.datasets import dataset_info, make_dataset
 
 InvalidArgument = tf.errors.InvalidArgumentError
@@ -96,13 +96,13 @@ def nan_weights_model():
 
 
 def load_serving_model(path):
-    from keras_models.export import load_serving_model as load  # noqa: PLC0415
+    from keras_models.serving.export import load_serving_model as load  # noqa: PLC0415
 
     return load(path)
 
 
 def export_saved_model(*args, **kwargs):
-    from keras_models.export import export_saved_model as export  # noqa: PLC0415
+    from keras_models.serving.export import export_saved_model as export  # noqa: PLC0415
 
     return export(*args, **kwargs)
 
@@ -371,7 +371,7 @@ SUPPORTS = {  # id: (build, support)
 
 def test_every_preset_has_a_support_case():
     covered = {build().__class__ for build, support in SUPPORTS.values() if support is not None}
-    assert covered == set(PRESETS.values())
+    assert covered == {entry.model for entry in PRESETS.values()}
 
 
 @pytest.mark.parametrize("build, support", SUPPORTS.values(), ids=SUPPORTS.keys())

@@ -7,7 +7,9 @@ import numpy as np
 from keras_models import _backend  # noqa: F401
 import keras
 
-from keras_models import RealNVP, run, training
+from keras_models import RealNVP
+from keras_models.train import callbacks as training
+from keras_models.train import run
 
 
 def _model():

@@ -22,7 +22,7 @@ from tensorflow.python.framework import op_def_registry
 
 import tfp_flows
 from keras_models import FlowPlusPlus, Glow, RealNVP
-from keras_models.export import export_distribution, export_saved_model
+from keras_models.serving.export import export_distribution, export_saved_model
 
 tfb, tfd = tfp.bijectors, tfp.distributions
 

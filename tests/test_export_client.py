@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_models import RealNVP, serving_client
-from keras_models.export import export_saved_model, load_serving_model
+from keras_models import RealNVP
+from keras_models.serving import client as serving_client
+from keras_models.serving.export import export_saved_model, load_serving_model
 
 MODEL_NAME = "realnvp-two_moons"  # the name the README uses
 README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "saved_models", "README.md")

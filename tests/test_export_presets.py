@@ -11,8 +11,8 @@ import pytest
 import tensorflow as tf
 
 from keras_models import NICE, FlowPlusPlus, Glow, MAF, PlanarFlow, PReLUFlow, RadialFlow, RealNVP
-from keras_models.export import export_saved_model, load_serving_model
-from keras_models.maf import IAF
+from keras_models.serving.export import export_saved_model, load_serving_model
+from keras_models.flows.maf import IAF
 from test_export import assert_servable_graph
 
 TOLERANCE = dict(rtol=1e-5, atol=1e-5)

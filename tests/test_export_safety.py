@@ -15,7 +15,7 @@ import tensorflow as tf
 from tensorflow.python.lib.io import file_io
 
 from keras_models import RealNVP
-from keras_models.export import (MODELS_CONFIG_FILE, export_distribution, export_saved_model, list_versions,
+from keras_models.serving.export import (MODELS_CONFIG_FILE, export_distribution, export_saved_model, list_versions,
                                  load_serving_model, write_models_config)
 
 X = np.random.default_rng(0).normal(size=(4, 2)).astype(np.float32)
@@ -75,7 +75,7 @@ def test_a_version_taken_meanwhile_moves_an_automatic_export_to_the_next_one(tmp
         calls.append(model_dir)
         return [] if len(calls) == 1 else real_list_versions(model_dir)
 
-    monkeypatch.setattr("keras_models.export.list_versions", stale_first_view)
+    monkeypatch.setattr("keras_models.serving.export.list_versions", stale_first_view)
     assert export_saved_model(model, base_dir=str(tmp_path)) == str(tmp_path / "flow" / "2")
     assert _entries(tmp_path / "flow") == ["1", "2"]
 
@@ -104,7 +104,7 @@ def test_an_export_killed_midway_leaves_no_version_folder(tmp_path):
         import numpy as np
         from tensorflow.python.lib.io import file_io
         from keras_models import RealNVP
-        from keras_models.export import export_saved_model
+        from keras_models.serving.export import export_saved_model
         def die(path, contents, *args, **kwargs):
             os.kill(os.getpid(), signal.SIGKILL)
         file_io.atomic_write_string_to_file = die

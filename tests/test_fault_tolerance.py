@@ -23,7 +23,9 @@ from keras_models import _backend  # noqa: F401
 import keras
 
 import tfp_flows.datasets
-from keras_models import RealNVP, run, training
+from keras_models import RealNVP
+from keras_models.train import callbacks as training
+from keras_models.train import run
 
 TIMEOUT_S = 300
 EPOCHS, STEPS = 4, 40

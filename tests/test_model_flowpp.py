@@ -12,7 +12,7 @@ from sklearn.datasets import load_digits, make_moons
 
 import model_checks
 from keras_models import FlowPlusPlus
-from keras_models.dequantization import VariationalDequantizer, quantize
+from keras_models.flows.dequantization import VariationalDequantizer, quantize
 
 tfd = tfp.distributions
 

@@ -7,8 +7,8 @@ from sklearn.datasets import make_moons
 
 import keras
 import model_checks as checks
-from keras_models.layers.made import MADE
-from keras_models.maf import IAF, MAF
+from keras_models.layers.networks.made import MADE
+from keras_models.flows.maf import IAF, MAF
 
 tfb = tfp.bijectors
 tfd = tfp.distributions

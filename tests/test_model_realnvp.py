@@ -11,7 +11,7 @@ from sklearn.datasets import load_digits, make_moons
 import model_checks
 from keras_models import RealNVP
 from keras_models.layers import ActNormLayer, AffineCouplingLayer, ChannelSliceLayer, SequentialFlow
-from keras_models.realnvp import default_num_scales
+from keras_models.flows.realnvp import default_num_scales
 
 
 def two_moons(n=1000, seed=0):

@@ -5,7 +5,7 @@ import tensorflow as tf
 
 import keras
 from keras_models import PlanarFlow, RadialFlow, VariationalFlow
-from keras_models.maf import IAF  # not (yet) exported by keras_models.__init__
+from keras_models.flows.maf import IAF  # not (yet) exported by keras_models.__init__
 from tfp_flows.datasets.energies import u1
 
 

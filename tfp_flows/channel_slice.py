@@ -10,7 +10,8 @@ Example:
     >>> import tensorflow as tf, tensorflow_probability as tfp
     >>> from tfp_flows.channel_slice import ChannelSlice
     >>> b = ChannelSlice(tfp.bijectors.Scale(2.0), num_channels=1, event_ndims=1)
-    >>> b.forward(tf.constant([[1.0, 1.0]]))   # [[2., 1.]]
+    >>> b.forward(tf.constant([[1.0, 1.0]])).numpy()
+    array([[2., 1.]], dtype=float32)
 """
 import tensorflow as tf
 from tfp_flows.one_pass import OnePassBijector

@@ -20,10 +20,14 @@ layers rebuild the bijector around the same network on every call, and a cache h
 would hand back a tensor from a dead graph (DESIGN.md).
 
 Example:
-    >>> made = tfb.AutoregressiveNetwork(params=2, hidden_units=[16])   # or keras_models.layers.made.MADE
+    >>> import tensorflow as tf, tensorflow_probability as tfp
+    >>> from tfp_flows import OnePassMaskedAutoregressiveFlow
+    >>> made = tfp.bijectors.AutoregressiveNetwork(params=2, hidden_units=[16])   # or keras_models.layers.MADE
     >>> maf = OnePassMaskedAutoregressiveFlow(shift_and_log_scale_fn=made)
     >>> y = tf.random.normal([4, 3])
     >>> x, ildj = maf.inverse(y), maf.inverse_log_det_jacobian(y, event_ndims=1)   # one pass of `made`
+    >>> x.shape, ildj.shape
+    (TensorShape([4, 3]), TensorShape([4]))
 """
 import tensorflow_probability as tfp
 from tensorflow_probability.python.internal import cache_util

@@ -3,10 +3,79 @@
 Static problems (wrong rank, wrong trailing dimensions, integer dtypes) raise `ValueError`/`TypeError` at once,
 whatever `validate_args` says; value checks that need the data (positivity, domain) become
 `tf.debugging` assertions only when `validate_args=True`, as everywhere in TFP.
+
+Python arguments (counts, sizes, shapes) are checked by `check_int`, `check_positive_ints` and
+`check_vector_event_shape`, used by the bijectors and by keras_models alike. `bool` is never an int here
+(`True` would otherwise pass as 1):
+
+>>> check_int(3, "num_layers")
+3
+>>> check_int(True, "num_layers")
+Traceback (most recent call last):
+...
+ValueError: `num_layers` must be an int >= 1; received True
+>>> check_positive_ints([64, 64], "hidden_units")
+(64, 64)
 """
+import numbers
+
+import numpy as np
 import tensorflow as tf
 
-__all__ = ["check_float_dtype", "check_event_shape", "assert_in_unit_interval"]
+__all__ = ["check_float_dtype", "check_event_shape", "assert_in_unit_interval", "check_int", "check_positive_ints",
+           "check_vector_event_shape", "is_int"]
+
+
+def is_int(value):
+    """True for Python and NumPy integers, False for `bool` (and everything else)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def check_int(value, arg_name, minimum=1, maximum=None, owner=None, allow_none=False):
+    """`value` as an int, or a ValueError naming `arg_name`, the range expected and the value received.
+
+    Args:
+      value: the argument.
+      arg_name: its name, as the caller spells it.
+      minimum: smallest value allowed (default 1); None for no lower bound.
+      maximum: largest value allowed; None (default) for no upper bound.
+      owner: a prefix for the message (the class or bijector name), or None.
+      allow_none: whether None passes (and is returned as None).
+    """
+    if value is None and allow_none:
+        return None
+    in_range = is_int(value) and (minimum is None or value >= minimum) and (maximum is None or value <= maximum)
+    if not in_range:
+        if minimum is not None and maximum is not None:
+            expected = f"an int in [{minimum}, {maximum}]"
+        elif minimum is not None:
+            expected = f"an int >= {minimum}"
+        elif maximum is not None:
+            expected = f"an int <= {maximum}"
+        else:
+            expected = "an int"
+        expected = f"None or {expected}" if allow_none else expected
+        prefix = f"{owner}: " if owner else ""
+        raise ValueError(f"{prefix}`{arg_name}` must be {expected}; received {value!r}")
+    return int(value)
+
+
+def check_positive_ints(values, arg_name, owner=None):
+    """A non-empty sequence of positive ints (layer widths, a shape) as a tuple, or a ValueError."""
+    items = tuple(values) if np.ndim(values) else ()
+    if not items or not all(is_int(v) and v > 0 for v in items):
+        prefix = f"{owner}: " if owner else ""
+        raise ValueError(f"{prefix}`{arg_name}` must be a non-empty sequence of positive ints; received {values!r}")
+    return tuple(int(v) for v in items)
+
+
+def check_vector_event_shape(event_shape, owner, min_size=2, hint=""):
+    """`(D,)` with D >= `min_size`, or a ValueError naming `owner`; `hint` says what to do instead."""
+    shape = tuple(event_shape) if np.ndim(event_shape) else (event_shape,)
+    if len(shape) != 1 or not is_int(shape[0]) or shape[0] < min_size:
+        raise ValueError(f"{owner} models vectors: `event_shape` must be (D,) with D >= {min_size}; received "
+                         f"{event_shape!r}{f' ({hint})' if hint else ''}")
+    return (int(shape[0]),)
 
 
 def check_float_dtype(x, arg_name):

@@ -4,6 +4,8 @@ Keras 3 does not track `tf.Variable`s held inside TFP objects, so a flow's weigh
 each layer builds its bijector from them on every call (`layer.bijector()`): nothing trainable lives inside a
 TFP object, and every gradient reaches `model.trainable_weights`.
 """
+import numpy as np
+
 import keras
 
 
@@ -39,3 +41,8 @@ class BijectorLayer(keras.layers.Layer):
     def call(self, x):
         """Data -> latent (the density direction), so the layer can be used like any Keras layer."""
         return self.bijector().inverse(x)
+
+
+def softplus_inverse(y):
+    """x with softplus(x) = y (y > 0): the raw initial value of a weight passed through softplus."""
+    return float(np.log(np.expm1(y)))

@@ -30,7 +30,7 @@ Example:
 import keras
 
 import tfp_flows
-from keras_models.layers.couplings import AffineCouplingLayer
+from keras_models.layers.affine_coupling import AffineCouplingLayer
 
 
 def zero_conv(output_channels, kernel_size=3, name=None, dtype=None):

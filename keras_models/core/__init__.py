@@ -1,0 +1,9 @@
+"""The model core: `FlowModel` (the maths and its Keras hooks), the NaN/support policy and atomic model files.
+
+Imports tensorflow, tensorflow_probability and keras only; everything else in keras_models builds on it, and it
+imports nothing of theirs.
+"""
+from keras_models.core.flow_model import FlowModel
+from keras_models.core.nan_policy import NonFiniteInputError, OutOfSupportError, check_finite_batches
+
+__all__ = ["FlowModel", "NonFiniteInputError", "OutOfSupportError", "check_finite_batches"]

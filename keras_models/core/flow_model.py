@@ -1,0 +1,436 @@
+"""`FlowModel`: a normalizing flow as a Keras 3 model, trained by maximum likelihood with `fit`.
+
+log p(x) = log p_Z(f^{-1}(x)) + log|det d f^{-1}(x) / dx|          (change of variables; Dinh et al. 2015)
+
+The flow f (latent -> data) is a `tfp.bijectors.Chain` rebuilt on every call from the weights of the model's
+`flow_layers` (ordered from the data side to the latent side); `distribution` is the
+`tfd.TransformedDistribution(base, f)` it defines, usable in any TFP program. `compile(optimizer)` needs no
+loss: the loss is the mean negative log-likelihood, reported as `nll` (nats per example) and, for 8-bit image
+data, `bits_per_dim` on the 8-bit scale (every preprocessing Jacobian counted, so a uniform model scores 8).
+
+Non-finite data (`nan_policy`, the names of scipy.stats): "raise" (default) answers NaN or infinity in data handed
+to `log_prob`/`encode`/`decode`/`model(x)` with a `NonFiniteInputError` (a ValueError) at once when called
+eagerly, and in `fit`/`evaluate` checks every batch in the tf.data input pipeline (`check_finite_batches`), off
+the compiled train step, so it also holds under `jit_compile=True`, where XLA drops `tf.debugging` checks;
+"omit" leaves examples with any non-finite value out of the loss, the metrics and ActNorm's init (`log_prob`
+returns NaN for them); "propagate" checks nothing (NaN reaches the loss, where `TerminateOnNaN` stops a run).
+Inside your own `tf.function` nothing is checked: map `check_finite_batches` over your dataset instead.
+
+Data outside the model's support (`support`, a closed interval (low, high) for every value, or None for the whole
+real line) gets the same treatment where its density is taken: "raise" answers it with an `OutOfSupportError` (a
+ValueError naming the argument, the expected interval and the range of values received) from `log_prob`/`model(x)`
+at once and in the `fit`/`evaluate` pipeline, so `fit` never takes a step on such a batch (`encode` and
+`decode` are maps, checked for finite values only); "omit" leaves such examples out like non-finite ones;
+"propagate" checks nothing. The support is the data domain of the first flow step (the logit preprocessing of
+RealNVP's and Flow++'s image models: [0, 1]) and, for b-bit data (`num_bits`), [0, 1], the scale on which
+`bits_per_dim` is defined (x = (pixel + u) / 2^b, as `make_dataset` gives): image presets take data in [0, 1],
+not the [-0.5, 0.5] of TFP's and Glow's own code (Glow centres by x - 0.5 itself).
+
+Distribution: build and compile the model under `strategy.scope()`; the loss is the global-batch mean (each
+replica's mean divided by the number of replicas, so the summed gradients are the single-device gradients);
+ActNorm's data-dependent init runs once from one global batch, before any replica takes a step.
+
+Example:
+    >>> from keras_models import RealNVP
+    >>> from tfp_flows.datasets import make_dataset
+    >>> dataset_of_points = make_dataset("two_moons", split="train", batch_size=64).take(2)   # x alone
+    >>> model = RealNVP(event_shape=(2,), num_couplings=4, hidden_units=(32, 32))
+    >>> model.compile(optimizer="adam")
+    >>> history = model.fit(dataset_of_points, epochs=1, verbose=0)
+    >>> model.sample(5, temperature=0.7, seed=1).shape
+    TensorShape([5, 2])
+"""
+import math
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+import keras
+
+from keras_models.core.nan_policy import (NAN_POLICIES, UNIT_INTERVAL, NonFiniteInputError,
+                                          finite_rows, non_finite_message, check_finite_batches, input_error_from,
+                                          out_of_support_error)
+
+tfb = tfp.bijectors
+tfd = tfp.distributions
+
+BASE_DISTRIBUTIONS = ("normal", "logistic")
+
+
+def seed_pair(seed):
+    """A stateless [2] int32 seed from None, an int or a pair (None: a fresh random draw)."""
+    if seed is None:
+        return None
+    seed = tf.convert_to_tensor(seed)
+    if seed.shape.rank == 0:
+        return tf.stack([tf.cast(seed, tf.int32), tf.constant(0, tf.int32)])
+    return tf.cast(tf.reshape(seed, [2]), tf.int32)
+
+
+@keras.saving.register_keras_serializable(package="tfp_flows")
+class FlowModel(keras.Model):
+    """Base class of every preset. Subclasses create their `BijectorLayer`s and call `_set_flow_layers`.
+
+    Args:
+      event_shape: shape of one example, e.g. `(2,)` or `(32, 32, 3)`.
+      base_distribution: "normal" (standard normal) or "logistic" (standard logistic, as in NICE).
+      num_bits: for 8-bit image data preprocessed to [0, 1] as (pixel + u) / 256, the bit depth (8) used to
+        report `bits_per_dim`; None for continuous data.
+      pixel_levels: the number L of values a pixel takes, when it is not 2**num_bits: the data reach the model
+        as (level + u) / L and `bits_per_dim` counts -log2 P per pixel of those L-level data (scikit-learn's
+        digits: 17 levels, `dataset_info("digits").num_levels`). Default None: 2**num_bits.
+      nan_policy: what non-finite data, and data outside `support`, does: "raise" (default), "omit" or
+        "propagate" (module docstring).
+    """
+
+    def __init__(self, event_shape, base_distribution="normal", num_bits=None, nan_policy="raise", pixel_levels=None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        event_shape = tuple(event_shape) if np.ndim(event_shape) else (event_shape,)
+        if not event_shape or not all(isinstance(d, (int, np.integer)) and d > 0 for d in event_shape):
+            raise ValueError(f"`event_shape` must be a non-empty tuple of positive ints; received {event_shape!r}")
+        if base_distribution not in BASE_DISTRIBUTIONS:
+            raise ValueError(f"`base_distribution` must be one of {BASE_DISTRIBUTIONS}; "
+                             f"received {base_distribution!r}")
+        if num_bits is not None and not (isinstance(num_bits, int) and 1 <= num_bits <= 16):
+            raise ValueError(f"`num_bits` must be None or an int in [1, 16]; received {num_bits!r}")
+        if pixel_levels is not None and (num_bits is None or isinstance(pixel_levels, bool)
+                                         or not isinstance(pixel_levels, (int, np.integer)) or pixel_levels < 2):
+            raise ValueError(f"`pixel_levels` must be None or an int >= 2, for image data (num_bits set); received "
+                             f"pixel_levels={pixel_levels!r} with num_bits={num_bits!r}")
+        if nan_policy not in NAN_POLICIES:
+            raise ValueError(f"`nan_policy` must be one of {NAN_POLICIES}; received {nan_policy!r}")
+        self.nan_policy = nan_policy
+        self.event_shape = tuple(int(d) for d in event_shape)
+        self.base_distribution_name = base_distribution
+        self.num_bits = num_bits
+        self.pixel_levels = None if num_bits is None else int(pixel_levels or 2 ** num_bits)
+        self.flow_layers = []
+        self.nll_tracker = keras.metrics.Mean(name="nll")
+        self.bits_per_dim_tracker = keras.metrics.Mean(name="bits_per_dim") if num_bits else None
+
+    # ----------------------------------------------------------------------------------------------------
+    # Construction helpers for subclasses.
+    def _set_flow_layers(self, flow_layers):
+        """Register the steps (data side first) and create their weights now that shapes are known."""
+        self.flow_layers = list(flow_layers)
+        shape = self.event_shape
+        for layer in self.flow_layers:
+            if not layer.built:
+                layer.build((None,) + tuple(shape))
+            shape = layer.output_event_shape(shape)
+        self.latent_shape = tuple(shape)
+        self.built = True
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(event_shape=list(self.event_shape), base_distribution=self.base_distribution_name,
+                      num_bits=self.num_bits, nan_policy=self.nan_policy,
+                      pixel_levels=None if self.pixel_levels == 2 ** (self.num_bits or 0) else self.pixel_levels)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["event_shape"] = tuple(config["event_shape"])
+        return cls(**config)
+
+    # ----------------------------------------------------------------------------------------------------
+    # The distribution, rebuilt from the weights on every call (never cached across traces).
+    @property
+    def num_dims(self):
+        return int(np.prod(self.event_shape))
+
+    @property
+    def support(self):
+        """(low, high): the closed interval every value of an example must lie in; None for the whole real line.
+
+        The data domain the first flow step declares (`data_support`: [0, 1] for the logit preprocessing),
+        intersected with [0, 1] for b-bit data (`num_bits`), the scale `bits_per_dim` is defined on. Override
+        it in a subclass whose data domain is bounded some other way.
+        """
+        bounds = [UNIT_INTERVAL] if self.num_bits else []
+        first = getattr(self.flow_layers[0], "data_support", None) if self.flow_layers else None
+        if first is not None:
+            bounds.append(tuple(float(b) for b in first))
+        if not bounds:
+            return None
+        return (max(low for low, _ in bounds), min(high for _, high in bounds))
+
+    @property
+    def bijector(self):
+        """The flow f: latent -> data, as a `tfb.Chain` of the layers' bijectors (built from current weights)."""
+        return tfb.Chain([layer.bijector() for layer in self.flow_layers], name="flow_bijector")
+
+    def base_distribution(self):
+        """The base p_Z over the latent event shape."""
+        dtype = self.compute_dtype
+        zero, one = tf.zeros([], dtype), tf.ones([], dtype)
+        base = tfd.Normal(zero, one) if self.base_distribution_name == "normal" else tfd.Logistic(zero, one)
+        return tfd.Sample(base, sample_shape=self.latent_shape, name="base")
+
+    @property
+    def distribution(self):
+        """`tfd.TransformedDistribution(base, bijector)`: a plain TFP distribution over the data."""
+        return tfd.TransformedDistribution(self.base_distribution(), self.bijector, name="flow")
+
+    # ----------------------------------------------------------------------------------------------------
+    # Public maths.
+    def _check_data(self, x, arg_name="x", event_shape=None):
+        """`x` as a tensor of the model's dtype, after checking its dtype and (static) shape [..., *event]."""
+        event_shape = self.event_shape if event_shape is None else tuple(event_shape)
+        try:
+            x = tf.convert_to_tensor(x)
+        except (TypeError, ValueError) as error:
+            raise TypeError(f"`{arg_name}` must be a float tensor or array of shape [batch, "
+                            f"{', '.join(map(str, event_shape))}]; received {type(x).__name__}: {error}") from None
+        if not x.dtype.is_floating:
+            raise TypeError(f"`{arg_name}` must be floating point (cast integer pixels with the dataset "
+                            f"pipeline, e.g. make_dataset); received dtype {x.dtype.name}")
+        shape = x.shape
+        rank = len(event_shape)
+        if shape.rank is not None:
+            trailing = shape.as_list()[shape.rank - rank:] if shape.rank >= rank else None
+            if shape.rank < rank + 1 or any(t is not None and t != e for t, e in zip(trailing, event_shape)):
+                raise ValueError(f"`{arg_name}` must have shape [batch, {', '.join(map(str, event_shape))}] "
+                                 f"(event shape {event_shape}); received shape {shape.as_list()}")
+        return tf.cast(x, self.compute_dtype)
+
+    def _check_values(self, x, arg_name="x", support=None):
+        """Apply `nan_policy` "raise" to eager tensors (traced code is left alone: see the module docstring):
+        non-finite values, then values outside `support` (None: not checked, as for latents)."""
+        if self.nan_policy == "raise" and tf.executing_eagerly():
+            bad = tf.logical_not(finite_rows(x, len(self.event_shape)))
+            if bool(tf.reduce_any(bad)):
+                where = [index[0] if len(index) == 1 else tuple(index) for index in tf.where(bad).numpy().tolist()]
+                raise NonFiniteInputError(non_finite_message(arg_name, "") + f"; received {len(where)} such "
+                                          f"example(s), at batch index(es) {where[:5]}")
+            error = out_of_support_error(x, support, arg_name, len(self.event_shape))
+            if error is not None:
+                raise error
+        return x
+
+    def _checked(self, x, arg_name="x", event_shape=None, support=None):
+        """`x` checked for dtype, shape and finite values, and against `support` when given (data whose density
+        is taken: pass `support=self.support`)."""
+        return self._check_values(self._check_data(x, arg_name, event_shape), arg_name, support)
+
+    def _valid_rows(self, x):
+        """Batch-shaped bool: True for examples that are finite and inside `support` (what "omit" keeps)."""
+        rank = len(self.event_shape)
+        keep = finite_rows(x, rank)
+        if self.support is not None:
+            low, high = (tf.constant(b, x.dtype) for b in self.support)
+            inside = tf.logical_and(x >= low, x <= high)
+            keep = tf.logical_and(keep, tf.reduce_all(inside, axis=list(range(-rank, 0))))
+        return keep
+
+    def _fill_invalid(self, x, keep):
+        """`x` with the examples `keep` rejects replaced by a harmless value inside `support` (0 clipped into it)."""
+        mask = tf.reshape(keep, tf.concat([tf.shape(keep), tf.ones([len(self.event_shape)], tf.int32)], 0))
+        fill = 0.0 if self.support is None else min(max(0.0, self.support[0]), self.support[1])
+        return tf.where(mask, x, tf.fill(tf.shape(x), tf.constant(fill, x.dtype)))
+
+    def log_prob(self, x):
+        """log p(x) in nats, one value per example; x is [batch, *event_shape] inside `support`."""
+        x = self._checked(x, support=self.support)
+        if self.nan_policy == "omit":
+            return self._log_prob_omitting(x)
+        return self.distribution.log_prob(x)
+
+    def _log_prob_omitting(self, x):
+        """log p(x), NaN for examples with a non-finite value or a value outside `support`, which never reach the
+        flow (nor its gradients)."""
+        keep = self._valid_rows(x)
+        log_prob = self.distribution.log_prob(self._fill_invalid(x, keep))
+        return tf.where(keep, log_prob, tf.constant(np.nan, log_prob.dtype))
+
+    def encode(self, x):
+        """Data -> latent: z = f^{-1}(x), x of shape [batch, *event_shape].
+
+        Not checked against `support`: the model's own samples may lie just outside it (Glow's density lives on
+        all of R^D; the logit's forward image is slightly wider than [0, 1]), and round trips must work.
+        """
+        return self.bijector.inverse(self._checked(x))
+
+    def decode(self, z):
+        """Latent -> data: x = f(z), z of shape [batch, *latent_shape]."""
+        return self.bijector.forward(self._checked(z, "z", self.latent_shape))
+
+    def sample(self, num_samples, temperature=1.0, seed=None):
+        """Draw `num_samples` examples, with the base scaled by `temperature` (Glow's T; 1.0 = the model).
+
+        `seed` (an int or a pair of ints) makes the draw reproducible through stateless random ops.
+        """
+        if isinstance(num_samples, (bool, np.bool_)) or not (
+                isinstance(num_samples, (int, np.integer))
+                or (tf.is_tensor(num_samples) and num_samples.dtype.is_integer)):
+            raise TypeError(f"`num_samples` must be a positive int; received {num_samples!r} of type "
+                            f"{type(num_samples).__name__}")
+        if isinstance(num_samples, (int, np.integer)) and num_samples <= 0:
+            raise ValueError(f"`num_samples` must be a positive int; received {num_samples!r}")
+        if isinstance(temperature, (bool, np.bool_, str)):
+            raise TypeError(f"`temperature` must be a finite number >= 0; received {temperature!r}")
+        if isinstance(temperature, (int, float, np.number)) and not (temperature >= 0 and math.isfinite(temperature)):
+            raise ValueError(f"`temperature` must be a finite number >= 0; received {temperature!r}")
+        z = self.base_distribution().sample(num_samples, seed=seed_pair(seed))
+        if not (isinstance(temperature, (int, float, np.number)) and temperature == 1):
+            z = z * tf.cast(temperature, z.dtype)  # skipped at T = 1 (a Python number): z * 1 == z exactly
+        return self.bijector.forward(z)
+
+    def bits_per_dim(self, log_prob):
+        """Bits per dimension of `pixel_levels`-level data (2**num_bits by default) preprocessed to [0, 1]."""
+        if not self.num_bits:
+            raise ValueError("bits_per_dim needs image data: this model was built with num_bits=None")
+        from tfp_flows.datasets import bits_per_dim  # noqa: PLC0415 (datasets is optional at import time)
+
+        return bits_per_dim(log_prob, self.num_dims, num_levels=self.pixel_levels)
+
+    # ----------------------------------------------------------------------------------------------------
+    # Keras integration.
+    def call(self, x, training=False):
+        del training
+        return self.log_prob(x)
+
+    def _kept_examples(self, x, y_pred):
+        """[batch] weights: 1 for examples in the loss, 0 for those "omit" leaves out (None: all count)."""
+        if self.nan_policy != "omit" or x is None:
+            return None
+        return tf.cast(self._valid_rows(tf.cast(x, y_pred.dtype)), y_pred.dtype)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """Mean negative log-likelihood of the batch, scaled so replicas' gradients sum to the global mean."""
+        if y_pred is None:
+            y_pred = self(x, training=training)
+        kept = self._kept_examples(x, y_pred)
+        if kept is None:
+            nll = -tf.reduce_mean(y_pred)
+        else:
+            nll = -tf.reduce_sum(tf.where(kept > 0, y_pred, tf.zeros_like(y_pred))) / tf.maximum(
+                tf.reduce_sum(kept), 1.0)
+        losses = [nll] + [tf.cast(loss, nll.dtype) for loss in self.losses]
+        total = tf.add_n(losses)
+        num_replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        return total / num_replicas if num_replicas > 1 else total
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        kept = self._kept_examples(x, y_pred)
+        if kept is not None:
+            y_pred = tf.where(kept > 0, y_pred, tf.zeros_like(y_pred))
+        self.nll_tracker.update_state(-y_pred, sample_weight=kept)
+        if self.bits_per_dim_tracker is not None:
+            self.bits_per_dim_tracker.update_state(self.bits_per_dim(y_pred), sample_weight=kept)
+        results = super().compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        if _is_multi_worker(tf.distribute.get_strategy()):
+            # Keras 3 reduces each step's logs across workers with strategy.reduce("MEAN", value, axis=0), which
+            # fails on scalars (tensorflow/tensorflow#72388); a [1]-shaped value reduces to the replicas' mean.
+            results = tf.nest.map_structure(lambda v: tf.reshape(v, [1]) if v.shape.rank == 0 else v, results)
+        return results
+
+    @property
+    def metrics(self):
+        trackers = [self.nll_tracker] + ([self.bits_per_dim_tracker] if self.bits_per_dim_tracker else [])
+        return super().metrics + trackers
+
+    def compile(self, optimizer="adam", **kwargs):
+        if kwargs.get("loss") is not None:
+            raise ValueError("FlowModel.compile takes no `loss`: the loss is the negative log-likelihood; "
+                             f"received loss={kwargs['loss']!r}")
+        kwargs.pop("loss", None)
+        super().compile(optimizer=optimizer, **kwargs)
+
+    def compile_from_config(self, config):
+        """Restore the compiled state of a `.keras` file (the optimizer and its slots) despite our `compile`."""
+        config = keras.saving.deserialize_keras_object(config)
+        config.pop("loss", None)
+        self.compile(**config)
+        if self.optimizer is not None and self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    # ----------------------------------------------------------------------------------------------------
+    # Data-dependent initialisation (ActNorm), run once from the first real batch.
+    def _layers_needing_init(self):
+        return [layer for layer in self._flatten_layers(include_self=False)
+                if getattr(layer, "needs_initialization", lambda: False)()]
+
+    def initialize_from_data(self, x):
+        """Run every layer's data-dependent initialisation from a real batch `x` (data side), once.
+
+        Layers are visited from the data side, each seeing the batch as the layers before it transform it.
+        Under `nan_policy="omit"` the examples with non-finite values or values outside `support` are left out
+        first.
+        """
+        h = self._checked(x, support=self.support)
+        if self.nan_policy == "omit":
+            h = tf.boolean_mask(h, self._valid_rows(h))
+        for layer in self.flow_layers:
+            layer.initialize_from_data(h)
+            h = layer.bijector().inverse(h)
+        return h
+
+    def _first_global_batch(self, x):
+        """The first batch of `x` (array, tf.data.Dataset or distributed dataset) as one global batch."""
+        if isinstance(x, tf.data.Dataset):
+            x = next(iter(x.take(1)))
+        elif isinstance(x, tf.distribute.DistributedDataset):
+            # Each replica holds a slice of the global batch: gather them (across workers too), in order.
+            x = self.distribute_strategy.gather(next(iter(x)), axis=0)
+        if isinstance(x, (tuple, list)):
+            x = x[0]
+        if isinstance(x, dict):
+            raise TypeError("FlowModel.fit takes x alone (tensors, arrays or a dataset of tensors); received a "
+                            f"dictionary with keys {sorted(x)}")
+        return x
+
+    def _maybe_initialize(self, x):
+        if self._layers_needing_init():
+            self.initialize_from_data(self._first_global_batch(x))
+
+    def _guard_input(self, x, arg_name):
+        """Apply `nan_policy` "raise" to what `fit`/`evaluate` read: datasets get a pipeline check."""
+        if self.nan_policy != "raise" or x is None:
+            return x
+        if isinstance(x, tf.data.Dataset):
+            return check_finite_batches(x, arg_name, support=self.support)
+        if isinstance(x, (np.ndarray, tf.Tensor)) and (x.dtype.kind == "f" if isinstance(x, np.ndarray)
+                                                        else x.dtype.is_floating):
+            if not bool(np.all(np.isfinite(np.asarray(x)))):
+                raise NonFiniteInputError(non_finite_message(arg_name, "(an array)"))
+            error = out_of_support_error(x, self.support, arg_name, len(self.event_shape), where="(an array)")
+            if error is not None:
+                raise error
+        return x  # distributed datasets: map check_finite_batches in the input function (keras_models.train.run does)
+
+    def fit(self, x=None, *args, **kwargs):
+        x = self._guard_input(x, "x")
+        if kwargs.get("validation_data") is not None:
+            kwargs["validation_data"] = self._guard_input(kwargs["validation_data"], "validation_data")
+        self._maybe_initialize(x)
+        # Creating the optimizer's slots before the first step avoids a second trace of the train step.
+        if self.optimizer is not None and not self.optimizer.built:
+            with self.distribute_strategy.scope():
+                self.optimizer.build(self.trainable_variables)
+        try:
+            return super().fit(x, *args, **kwargs)
+        except tf.errors.InvalidArgumentError as error:
+            clear = input_error_from(error)
+            if clear is None:
+                raise
+            raise clear from None
+
+    def evaluate(self, x=None, *args, **kwargs):
+        x = self._guard_input(x, "x")
+        try:
+            return super().evaluate(x, *args, **kwargs)
+        except tf.errors.InvalidArgumentError as error:
+            clear = input_error_from(error)
+            if clear is None:
+                raise
+            raise clear from None
+
+
+def _is_multi_worker(strategy):
+    extended = getattr(strategy, "extended", None)
+    in_multi_worker_mode = getattr(extended, "_in_multi_worker_mode", None)
+    return bool(in_multi_worker_mode and in_multi_worker_mode())

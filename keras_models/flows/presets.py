@@ -1,0 +1,73 @@
+"""The registry of presets: one `Preset` entry per model family, read by the command line and the runs.
+
+An entry names the preset, its `FlowModel` class and the constructor arguments a run adds for 2-D toy densities
+(`toy_args`: the classes' own defaults target real data) and for variational inference on the energies U1-U4
+(`vi_args`; None: the preset does not do VI). Adding a preset is one module in `keras_models/flows/` and one entry
+here; `tfp-flows list`, `tfp-flows train --preset`, the toy and VI defaults and the suite's every-preset checks
+all read this table.
+
+>>> preset("RealNVP").toy_args
+{'num_couplings': 6, 'hidden_units': [64, 64]}
+>>> sorted(VARIATIONAL_PRESETS)
+['maf', 'nice', 'planar', 'radial', 'realnvp']
+"""
+import dataclasses
+
+from keras_models.flows.flow_plus_plus import FlowPlusPlus
+from keras_models.flows.glow import Glow
+from keras_models.flows.maf import MAF
+from keras_models.flows.nice import NICE
+from keras_models.flows.planar_radial import PlanarFlow, RadialFlow
+from keras_models.flows.prelu_flow import PReLUFlow
+from keras_models.flows.realnvp import RealNVP
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """One preset: `name` (as typed after --preset), `model` (its FlowModel class), run defaults, other names."""
+
+    name: str
+    model: type
+    toy_args: dict = dataclasses.field(default_factory=dict)
+    vi_args: dict = None
+    aliases: tuple = ()
+
+
+PRESETS = {entry.name: entry for entry in (
+    Preset("prelu", PReLUFlow, aliases=("preluflow",)),
+    Preset("nice", NICE, toy_args={"num_couplings": 4, "hidden_units": [64, 64]},
+           vi_args={"num_couplings": 4, "hidden_units": [64, 64]}),
+    # No ActNorm in VI: there is no data to initialise it from (it would stay a learned affine).
+    Preset("realnvp", RealNVP, toy_args={"num_couplings": 6, "hidden_units": [64, 64]},
+           vi_args={"num_couplings": 6, "hidden_units": [64, 64], "actnorm": False}),
+    Preset("maf", MAF, toy_args={"num_layers": 4, "hidden_units": [64, 64]},
+           vi_args={"num_layers": 4, "hidden_units": [64, 64], "actnorm": False}),
+    Preset("glow", Glow, toy_args={"num_steps": 6, "hidden_channels": 64}),
+    Preset("flowpp", FlowPlusPlus, toy_args={"num_couplings": 4, "num_components": 4, "hidden_channels": 64},
+           aliases=("flowplusplus",)),
+    Preset("planar", PlanarFlow, vi_args={"num_layers": 16}),
+    Preset("radial", RadialFlow, vi_args={"num_layers": 16}),
+)}
+
+# Presets that also fit an unnormalised target by reverse KL (VariationalFlow) when the "dataset" is an energy.
+VARIATIONAL_PRESETS = tuple(name for name, entry in PRESETS.items() if entry.vi_args is not None)
+
+
+def preset(name):
+    """The `Preset` entry for a name (case, "-", "_" and "+" ignored: "Flow++", "flow_plus_plus"); ValueError
+    listing the valid names otherwise."""
+    key = str(name).lower().replace("-", "").replace("_", "").replace("+", "p")
+    for entry in PRESETS.values():
+        if key == entry.name or key in entry.aliases:
+            return entry
+    raise ValueError(f"unknown preset {name!r}; expected one of {sorted(PRESETS)}")
+
+
+def preset_class(name):
+    """The FlowModel subclass for a preset name; ValueError listing the valid names otherwise."""
+    return preset(name).model
+
+
+def build_model(name, event_shape, **kwargs):
+    """Construct the preset `name` for events of `event_shape`, passing `kwargs` to its constructor."""
+    return preset_class(name)(tuple(event_shape), **kwargs)

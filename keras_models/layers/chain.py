@@ -1,0 +1,44 @@
+"""`SequentialFlow`: a sequence of steps whose bijector is their `tfb.Chain` (a multi-scale level, a Glow step)."""
+import tensorflow_probability as tfp
+
+from keras_models.layers.base import BijectorLayer
+
+tfb = tfp.bijectors
+
+
+class SequentialFlow(BijectorLayer):
+    """A sequence of steps, data side first; its bijector is their `tfb.Chain` (forward: latent -> data)."""
+
+    def __init__(self, steps, **kwargs):
+        super().__init__(**kwargs)
+        self.steps = list(steps)
+
+    def build(self, input_shape):
+        shape = tuple(input_shape[1:])
+        for step in self.steps:
+            if not step.built:
+                step.build((None,) + shape)
+            shape = step.output_event_shape(shape)
+        self._output_shape = shape
+        self.built = True
+
+    @property
+    def data_support(self):
+        return self.steps[0].data_support if self.steps else None
+
+    def output_event_shape(self, event_shape):
+        shape = tuple(event_shape)
+        for step in self.steps:
+            shape = step.output_event_shape(shape)
+        return shape
+
+    def initialize_from_data(self, x):
+        for step in self.steps:
+            step.initialize_from_data(x)
+            x = step.bijector().inverse(x)
+
+    def bijector(self):
+        # A short name: TFP nests every sub-bijector's scope under it, and long names bloat exported graphs.
+        return tfb.Chain([step.bijector() for step in self.steps], name="seq")
+
+

@@ -1,0 +1,392 @@
+"""SavedModels for TF Serving: `log_prob`, `bits_per_dim`, `sample`, `encode` and `decode` signatures.
+
+Layout (TF Serving's; it serves the highest integer version and ignores every other name):
+
+    saved_models/<name>/<version>/saved_model.pb, variables/        version = 1, 2, 3, ...
+    saved_models/models.config                                      model_config_list for --model_config_file
+
+Signatures (x: data, z: latent; every dtype fixed, the batch dimension free; T = the model's float dtype):
+
+    serving_default, log_prob   x [None, *event_shape] T            -> log_prob [None] T (nats)
+    bits_per_dim (image models) x [None, *event_shape] T            -> bits_per_dim [None] T
+    sample                      num_samples [] int32, temperature [] float32, seed [2] int32
+                                                                    -> samples [num_samples, *event_shape] T
+    encode                      x [None, *event_shape] T            -> z [None, *latent_shape] T   (z = f^-1(x))
+    decode                      z [None, *latent_shape] T           -> x [None, *event_shape] T    (x = f(z))
+
+`sample` draws z ~ p_Z with stateless random ops keyed by `seed` and returns f(temperature * z) (Glow's
+temperature, Kingma & Dhariwal 2018 sec. 5), so one seed gives the same samples in every process and on
+every replica of a server. The graphs hold only core TensorFlow ops (TFP's maths is traced into ordinary
+ops), so the export loads with TensorFlow alone: no tensorflow_probability, keras or this project.
+
+The export is a plain `tf.Module` that tracks the variables the traced functions read, not the Keras model:
+nothing Keras-specific is serialised. It is written to a hidden temporary folder beside the target and
+renamed into place, so TF Serving, which polls `<name>/`, never sees a half-written version.
+
+Example:
+    >>> import os, tempfile
+    >>> import tensorflow as tf
+    >>> from keras_models import RealNVP
+    >>> from keras_models.serving.export import export_saved_model, load_serving_model
+    >>> model = RealNVP(event_shape=(2,), num_couplings=2, hidden_units=(8,), name="moons")
+    >>> base_dir = tempfile.mkdtemp()                                   # "saved_models" in a project
+    >>> os.path.relpath(export_saved_model(model, base_dir=base_dir), base_dir)
+    'moons/1'
+    >>> served = load_serving_model(os.path.join(base_dir, "moons"))   # newest version
+    >>> served.signatures["log_prob"](x=tf.zeros([3, 2]))["log_prob"].shape
+    TensorShape([3])
+"""
+import errno
+import os
+import re
+import shutil
+import tempfile
+
+import numpy as np
+import tensorflow as tf
+
+from keras_models.core.io import atomic_write_text, non_finite_weights
+
+SAVED_MODEL_FILE = "saved_model.pb"
+MODELS_CONFIG_FILE = "models.config"
+MODELS_CONFIG_MARKER = "# Written by keras_models.export.write_models_config"
+_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_TEMPORARY_PREFIX = ".tmp-export-"
+
+
+# --------------------------------------------------------------------------------------------------------
+# Public API.
+def export_saved_model(model, base_dir="saved_models", name=None, version=None):
+    """Write `model` (a `FlowModel`) as `base_dir/<name>/<version>/` and return that path.
+
+    Args:
+      model: a `keras_models.FlowModel` (any preset).
+      base_dir: TF Serving's model base folder (created if missing).
+      name: model name, the folder under `base_dir` (letters, digits, `.`, `_`, `-`); default `model.name`.
+      version: positive int, or None for one more than the highest version present (1 for a new model).
+
+    Refuses non-finite weights (ValueError) and never overwrites an existing version (FileExistsError).
+    `base_dir/models.config` is refreshed afterwards unless someone else wrote it (see `write_models_config`).
+    """
+    name = _check_name(model.name if name is None else name)
+    bad = non_finite_weights(model)
+    if bad:
+        raise ValueError(f"refusing to export model {name!r}: non-finite weights (NaN or inf) in "
+                         f"{bad[:5]}{' and more' if len(bad) > 5 else ''}")
+    functions = _ServingFunctions(
+        log_prob=model.log_prob, encode=model.encode, decode=model.decode,
+        sample=lambda n, temperature, seed: model.sample(n, temperature=temperature, seed=seed),
+        bits_per_dim=(lambda x: model.bits_per_dim(model.log_prob(x))) if model.num_bits else None,
+        event_shape=model.event_shape, latent_shape=model.latent_shape, dtype=tf.as_dtype(model.compute_dtype))
+    model_dir = os.path.join(base_dir, name)
+    path = _save_new_version(functions, model_dir, version, extra_variables=[_tf_variable(w) for w in model.weights])
+    _refresh_models_config(base_dir)
+    return path
+
+
+def export_distribution(distribution, event_shape, path, num_bits=None):
+    """Export a `tfd.TransformedDistribution` (our bijectors, TFP's, or both) with the same signatures.
+
+    Args:
+      distribution: a `tfd.TransformedDistribution` with a scalar batch shape; sampling scales the base's
+        sample by `temperature` (Glow's temperature when the base is centred) before the bijector's forward.
+      event_shape: the data's event shape, e.g. (2,) or (8, 8, 1).
+      path: the SavedModel folder to create, e.g. `saved_models/my-flow/1` (must not exist; written atomically).
+      num_bits: bit depth of image data in [0, 1] to add the `bits_per_dim` signature; None: no such signature.
+
+    Every variable the signatures read (found by tracing, wherever it lives: a TFP bijector, a Keras layer used as
+    a conditioner) is stored with the graphs.
+
+    Example:
+        >>> import tensorflow_probability as tfp, tfp_flows
+        >>> flow = tfp.distributions.TransformedDistribution(
+        ...     tfp.distributions.Sample(tfp.distributions.Normal(0., 1.), [2]),
+        ...     tfp.bijectors.Chain([tfp_flows.PReLU(alpha=0.5), tfp.bijectors.Shift([1., -1.])]))
+        >>> import os, tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "prelu", "1")       # "saved_models/prelu/1" in a project
+        >>> export_distribution(flow, event_shape=(2,), path=path) == path
+        True
+    """
+    import tensorflow_probability as tfp  # noqa: PLC0415
+
+    # Duck-typed: TFP hands back a private `_TransformedDistribution` when a part is not a CompositeTensor.
+    if not (isinstance(distribution, tfp.distributions.Distribution) and hasattr(distribution, "bijector")
+            and hasattr(distribution, "distribution")):
+        raise TypeError(f"`distribution` must be a tfd.TransformedDistribution; received {type(distribution).__name__}")
+    event_shape = _check_event_shape(event_shape)
+    if distribution.event_shape.is_fully_defined() and tuple(distribution.event_shape.as_list()) != event_shape:
+        raise ValueError(f"`event_shape` {event_shape} does not match the distribution's event shape "
+                         f"{distribution.event_shape.as_list()}")
+    if distribution.batch_shape.rank != 0:
+        raise ValueError(f"`distribution` must have a scalar batch shape (one flow); received batch shape "
+                         f"{distribution.batch_shape}")
+    if num_bits is not None and (isinstance(num_bits, bool) or not isinstance(num_bits, int) or num_bits < 1):
+        raise ValueError(f"`num_bits` must be None or a positive int; received {num_bits!r}")
+    bijector, base = distribution.bijector, distribution.distribution
+    latent_shape = tuple(int(d) for d in bijector.inverse_event_shape(event_shape))
+    dtype = tf.as_dtype(distribution.dtype)
+
+    def sample(n, temperature, seed):
+        z = base.sample(n, seed=seed)
+        return bijector.forward(z * tf.cast(temperature, z.dtype))
+
+    def bits(x):
+        from tfp_flows.datasets import bits_per_dim  # noqa: PLC0415
+
+        return bits_per_dim(distribution.log_prob(x), int(np.prod(event_shape)), num_levels=2 ** num_bits)
+
+    functions = _ServingFunctions(log_prob=distribution.log_prob, encode=bijector.inverse, decode=bijector.forward,
+                                  sample=sample, bits_per_dim=bits if num_bits else None, event_shape=event_shape,
+                                  latent_shape=latent_shape, dtype=dtype)
+    path = os.fspath(path)
+    if os.path.lexists(path):
+        raise FileExistsError(errno.EEXIST, "refusing to overwrite an existing export", path)
+    return _save_atomically(functions, path, extra_variables=distribution.variables)
+
+
+def load_serving_model(path):
+    """Load `path`: a SavedModel folder, or a model folder `<base>/<name>` (its highest integer version).
+
+    Returns the object `tf.saved_model.load` returns; call `.signatures["log_prob"](x=batch)["log_prob"]`.
+    Raises FileNotFoundError for a missing path or a folder without versions, ValueError for a corrupt one.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(errno.ENOENT, "no SavedModel or model folder at this path", path)
+    if not os.path.isdir(path):
+        raise ValueError(f"{path!r} is a file; expected a SavedModel folder or a model folder <base>/<name>")
+    target = path
+    if not os.path.isfile(os.path.join(path, SAVED_MODEL_FILE)):
+        versions = list_versions(path)
+        if not versions:
+            raise FileNotFoundError(errno.ENOENT, f"neither a SavedModel (no {SAVED_MODEL_FILE}) nor a model folder "
+                                    "with integer version subfolders", path)
+        target = os.path.join(path, versions[-1][1])
+        if not os.path.isfile(os.path.join(target, SAVED_MODEL_FILE)):
+            raise ValueError(f"the newest version folder {target!r} holds no {SAVED_MODEL_FILE}: an incomplete or "
+                             "corrupt export (TF Serving would fail on it too); remove it or load an older version")
+    try:
+        return tf.saved_model.load(target)
+    except Exception as err:  # TF raises many types (DecodeError, OSError, NotFoundError, ...): name the path.
+        raise ValueError(f"cannot load the SavedModel at {target!r} (corrupt or incomplete export): "
+                         f"{type(err).__name__}: {err}") from err
+
+
+def list_versions(model_dir):
+    """`[(version, folder_name), ...]` of `model_dir`'s integer-named subfolders, lowest version first."""
+    if not os.path.isdir(model_dir):
+        return []
+    entries = [(int(entry), entry) for entry in os.listdir(model_dir)
+               if entry.isascii() and entry.isdigit() and os.path.isdir(os.path.join(model_dir, entry))]
+    return sorted(entries)
+
+
+def write_models_config(base_dir="saved_models", model_base_path="/models", path=None):
+    """Write TF Serving's `models.config` (a `ModelServerConfig` text proto) listing every model in `base_dir`.
+
+    Args:
+      base_dir: folder of `<name>/<version>/` exports.
+      model_base_path: where `base_dir` appears to the server: "/models" for the official container with
+        `-v "$PWD/saved_models:/models"`; None for `base_dir`'s absolute path on this machine.
+      path: output file (default `base_dir/models.config`), written atomically.
+
+    Returns the path written. Each entry serves the model's newest version (TF Serving's default policy).
+    """
+    if not os.path.isdir(base_dir):
+        raise FileNotFoundError(errno.ENOENT, "no exports folder at this path", os.fspath(base_dir))
+    names = [entry for entry in sorted(os.listdir(base_dir))
+             if _NAME_PATTERN.fullmatch(entry)
+             and any(os.path.isfile(os.path.join(base_dir, entry, v, SAVED_MODEL_FILE))
+                     for _, v in list_versions(os.path.join(base_dir, entry)))]
+    if not names:
+        raise ValueError(f"no exported models under {base_dir!r} (expected <name>/<integer version>/"
+                         f"{SAVED_MODEL_FILE})")
+    root = os.path.abspath(base_dir) if model_base_path is None else str(model_base_path).rstrip("/")
+    lines = [MODELS_CONFIG_MARKER + f" from {os.fspath(base_dir)!r}; edit freely (then it is left alone).",
+             "model_config_list {"]
+    for name in names:
+        lines += ["  config {", f"    name: {_proto_string(name)}",
+                  f"    base_path: {_proto_string(root + '/' + name)}", '    model_platform: "tensorflow"', "  }"]
+    lines.append("}")
+    path = os.path.join(base_dir, MODELS_CONFIG_FILE) if path is None else path
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    os.chmod(path, 0o644)  # the temporary file was private; a server running as another user must read it
+    return path
+
+
+# --------------------------------------------------------------------------------------------------------
+# The traced functions and the module that carries them.
+class _ServingFunctions:
+    """The signature functions, traced once with fixed input signatures (dtypes and shapes, batch free)."""
+
+    def __init__(self, log_prob, encode, decode, sample, bits_per_dim, event_shape, latent_shape, dtype):
+        x_spec = tf.TensorSpec([None, *event_shape], dtype, name="x")
+        z_spec = tf.TensorSpec([None, *latent_shape], dtype, name="z")
+        sample_specs = [tf.TensorSpec([], tf.int32, name="num_samples"),
+                        tf.TensorSpec([], tf.float32, name="temperature"),
+                        tf.TensorSpec([2], tf.int32, name="seed")]
+
+        def log_prob_fn(x):
+            return {"log_prob": log_prob(x)}
+
+        def encode_fn(x):
+            return {"z": encode(x)}
+
+        def decode_fn(z):
+            return {"x": decode(z)}
+
+        def sample_fn(num_samples, temperature, seed):
+            # Bad requests fail with InvalidArgument (TF Serving answers 400), not a silent empty or NaN batch.
+            checks = [tf.debugging.assert_positive(num_samples, message="`num_samples` must be >= 1"),
+                      tf.debugging.assert_non_negative(temperature, message="`temperature` must be >= 0"),
+                      tf.debugging.assert_all_finite(temperature, message="`temperature` must be finite")]
+            with tf.control_dependencies(checks):
+                return {"samples": sample(tf.identity(num_samples), tf.identity(temperature), seed)}
+
+        self.functions = {
+            "log_prob": tf.function(log_prob_fn, input_signature=[x_spec]),
+            "sample": tf.function(sample_fn, input_signature=sample_specs),
+            "encode": tf.function(encode_fn, input_signature=[x_spec]),
+            "decode": tf.function(decode_fn, input_signature=[z_spec]),
+        }
+        if bits_per_dim is not None:
+            self.functions["bits_per_dim"] = tf.function(lambda x: {"bits_per_dim": bits_per_dim(x)},
+                                                         input_signature=[x_spec])
+
+    def module(self, extra_variables=()):
+        """A `tf.Module` holding every variable the traced functions read, and the signatures to save with it."""
+        concrete = {key: fn.get_concrete_function() for key, fn in self.functions.items()}
+        signatures = dict(concrete, serving_default=concrete["log_prob"])
+        # Only the signatures are saved: also attaching the tf.functions as attributes would store every
+        # graph twice (double the size and the save time) for no gain to TF Serving.
+        module = tf.Module()
+        module.flow_variables = _unique([v for fn in concrete.values() for v in fn.variables]
+                                        + [v for v in extra_variables if isinstance(v, tf.Variable)])
+        return module, signatures
+
+
+def _tf_variable(weight):
+    """The `tf.Variable` behind a Keras 3 variable (the TensorFlow backend keeps it in `.value`)."""
+    value = getattr(weight, "value", weight)
+    return value if isinstance(value, tf.Variable) else weight
+
+
+def _unique(variables):
+    seen, unique = set(), []
+    for variable in variables:
+        if id(variable) not in seen:
+            seen.add(id(variable))
+            unique.append(variable)
+    return unique
+
+
+# --------------------------------------------------------------------------------------------------------
+# Writing: a temporary folder beside the target, then one rename.
+def _save_new_version(functions, model_dir, version, extra_variables=()):
+    if version is not None and (isinstance(version, bool) or not isinstance(version, (int, np.integer))
+                                or version < 1):
+        raise ValueError(f"`version` must be None or a positive int (TF Serving's integer versions); "
+                         f"received {version!r}")
+    os.makedirs(model_dir, exist_ok=True)
+    present = list_versions(model_dir)
+    if version is not None and any(v == int(version) for v, _ in present):
+        existing = os.path.join(model_dir, next(entry for v, entry in present if v == int(version)))
+        raise FileExistsError(errno.EEXIST, "refusing to overwrite an existing version", existing)
+    next_version = int(version) if version is not None else (present[-1][0] + 1 if present else 1)
+    return _save_atomically(functions, os.path.join(model_dir, str(next_version)), extra_variables,
+                            auto_increment=version is None)
+
+
+def _save_atomically(functions, target, extra_variables=(), auto_increment=False):
+    """Save into a hidden temporary folder beside `target`, then rename it to `target` (never overwriting)."""
+    parent = os.path.dirname(os.path.abspath(target))
+    os.makedirs(parent, exist_ok=True)
+    module, signatures = functions.module(extra_variables)
+    temporary = tempfile.mkdtemp(dir=parent, prefix=_TEMPORARY_PREFIX)
+    try:
+        tf.saved_model.save(module, temporary, signatures=signatures)
+        _sync_tree(temporary)
+        os.chmod(temporary, 0o755)  # mkdtemp makes it private; a server running as another user must read it
+        while True:
+            try:
+                _rename_no_replace(temporary, target)
+                break
+            except FileExistsError:
+                if not auto_increment:
+                    raise
+                # Another exporter took this version meanwhile: take the next one.
+                target = os.path.join(os.path.dirname(target), str(int(os.path.basename(target)) + 1))
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    _sync_directory(parent)
+    return target
+
+
+def _rename_no_replace(source, target):
+    # os.rename replaces an EMPTY target folder silently, so check first; a non-empty one (a finished export
+    # racing with us) makes rename fail with ENOTEMPTY/EEXIST, reported the same way.
+    if os.path.lexists(target):
+        raise FileExistsError(errno.EEXIST, "refusing to overwrite an existing version", target)
+    try:
+        os.rename(source, target)
+    except OSError as err:
+        if err.errno in (errno.EEXIST, errno.ENOTEMPTY):
+            raise FileExistsError(errno.EEXIST, "refusing to overwrite an existing version", target) from err
+        raise
+
+
+def _sync_tree(folder):
+    """fsync every file and folder, so the rename never publishes files whose data a crash could lose."""
+    for root, _, files in os.walk(folder):
+        for name in files:
+            fd = os.open(os.path.join(root, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        _sync_directory(root)
+
+
+def _sync_directory(folder):
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return  # some platforms (Windows) cannot open folders; the rename is still atomic there
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _refresh_models_config(base_dir):
+    """Rewrite `models.config` when it is missing or was written by `write_models_config` (never a user's)."""
+    path = os.path.join(base_dir, MODELS_CONFIG_FILE)
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as handle:
+            if not handle.readline().startswith(MODELS_CONFIG_MARKER):
+                return
+    write_models_config(base_dir)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Checks.
+def _check_name(name):
+    if not isinstance(name, str) or not _NAME_PATTERN.fullmatch(name) or name.isdigit():
+        raise ValueError(f"`name` must be a folder name of letters, digits, '.', '_' or '-', starting with a "
+                         f"letter or digit and not all digits; received {name!r}")
+    return name
+
+
+def _check_event_shape(event_shape):
+    shape = tuple(event_shape) if np.ndim(event_shape) else (event_shape,)
+    if not shape or not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d > 0 for d in shape):
+        raise ValueError(f"`event_shape` must be a non-empty tuple of positive ints; received {event_shape!r}")
+    return tuple(int(d) for d in shape)
+
+
+def _proto_string(text):
+    """A text-format protobuf string literal."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -1,0 +1,48 @@
+"""What the density run (train/run.py) and the variational run (train/variational.py) share.
+
+The optimizer and its schedule, the one-line epoch summary, the device description for metrics.json, and the
+conversion of metrics to strict JSON. Both runs import this module; neither imports the other's internals.
+"""
+import time
+
+import numpy as np
+import tensorflow as tf
+
+import keras
+
+
+def device():
+    gpus = tf.config.list_physical_devices("GPU")
+    return f"{len(gpus)} GPU(s): " + ", ".join(g.name for g in gpus) if gpus else "CPU"
+
+
+class EpochSummary(keras.callbacks.Callback):
+    """One line per epoch after Keras' progress bar: the metrics and the epoch's wall time."""
+
+    def __init__(self, epochs):
+        super().__init__()
+        self.epochs = epochs
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in sorted((logs or {}).items()) if k != "learning_rate")
+        print(f"epoch {epoch + 1}/{self.epochs}: {shown} ({time.time() - self._start:.1f} s)", flush=True)
+
+
+def make_optimizer(config):
+    """Adam with a cosine-decayed learning rate over the whole run and gradient clipping (no NaN from a spike)."""
+    schedule = keras.optimizers.schedules.CosineDecay(
+        config["learning_rate"], decay_steps=config["epochs"] * config["steps_per_epoch"], alpha=0.05)
+    return keras.optimizers.Adam(schedule, clipnorm=10.0)
+
+
+def finite_or_none(value):
+    """A float for metrics.json (strict JSON has no NaN): None when missing or not finite."""
+    return float(value) if value is not None and np.isfinite(value) else None
+
+
+def last_metric(history, key):
+    values = history.get(key)
+    return finite_or_none(values[-1]) if values else None

@@ -1,0 +1,238 @@
+"""One training run end to end: data, model, `fit` with callbacks, metrics, figures and a SavedModel export.
+
+`train(config)` is what `tfp-flows train` calls; `config` is a plain dict whose keys mirror the command-line
+flags (see `config.DEFAULTS`). Each run writes `runs/<name>-<timestamp>/` with config.json, metrics.json, model.keras,
+tensorboard/, backup/ (for --resume) and PNG figures, then exports to `saved_models/<name>/<version>/`.
+
+Resuming (`train(resume=run_dir)`, `tfp-flows train --resume RUN_DIR`): the configuration comes from the run's
+config.json, the weights and optimizer state from backup/ (`callbacks.AtomicBackupAndRestore`, written at every
+epoch end), and the data stream continues at the first step after the backup (make_dataset's epoch sequence,
+a pure function of (seed, data epoch), entered at the right epoch and batch): the resumed run ends with the
+weights an uninterrupted run would have had.
+
+Distribution (`strategy`): "mirrored" (all local GPUs), "multiworker" (TF_CONFIG names the cluster; every
+worker runs the same command) or "default". The model is built and compiled under `strategy.scope()`, ActNorm
+is initialised from one global batch (the same on every worker), and each replica reads its own slice of every
+global batch through `distribute_datasets_from_function`. Only the chief (`distribute.is_chief`) writes the run
+folder and the export; the other workers back up into private temporary folders.
+"""
+import datetime
+import json
+import os
+import time
+
+import numpy as np
+import tensorflow as tf
+
+import keras
+
+from keras_models.core.io import atomic_write_json, save_model_atomically
+from keras_models.core.nan_policy import NonFiniteInputError, OutOfSupportError, check_finite_batches
+from keras_models.flows.presets import build_model, preset
+from keras_models.train import callbacks as train_callbacks
+from keras_models.train import plots
+from keras_models.train.common import EpochSummary, device, finite_or_none, last_metric, make_optimizer
+from keras_models.train.config import DEFAULTS, is_energy, resolve_config  # noqa: F401 (DEFAULTS: the documented keys)
+from keras_models.train.distribute import is_chief, make_strategy
+from keras_models.train.variational import train_variational
+
+
+def _model_args(config, info):
+    # Small, fast architectures for the 2-D toy problems (the presets' own defaults target real data).
+    args = dict(preset(config["preset"]).toy_args) if len(info.event_shape) == 1 else {}
+    if info.is_8bit_image and info.num_levels != 256:
+        args["pixel_levels"] = info.num_levels  # digits: 17 levels, for bits/dim and dequantization
+    args.update(config["model_args"] or {})
+    return args
+
+
+def _train_stream(config, start_step, input_context=None):
+    """Training batches from global step `start_step` on (per replica when `input_context` is given).
+
+    make_dataset(repeat=True) is the endless sequence of data epochs, each shuffled by (seed, epoch): enter it
+    at the data epoch and batch where step `start_step` falls, so a resumed run reads what an uninterrupted
+    one would have read. Each global step takes one batch per replica from its input pipeline.
+    """
+    from tfp_flows.datasets import make_dataset  # noqa: PLC0415
+
+    common = dict(split="train", batch_size=config["batch_size"], seed=config["seed"], shuffle=True,
+                  drop_remainder=True, input_context=input_context)
+    replicas_per_pipeline = 1 if input_context is None else (input_context.num_replicas_in_sync
+                                                             // input_context.num_input_pipelines)
+    batches_done = start_step * replicas_per_pipeline
+    if batches_done == 0:
+        return make_dataset(config["dataset"], repeat=True, **common)
+    batches_per_epoch = int(make_dataset(config["dataset"], repeat=False, **common).cardinality())
+    data_epoch, offset = divmod(batches_done, batches_per_epoch)
+    return make_dataset(config["dataset"], repeat=True, initial_epoch=data_epoch, **common).skip(offset)
+
+
+def _datasets(config, strategy, start_step=0, check_finite=True, support=None):
+    """(first global batch for ActNorm, training data from `start_step`, validation data)."""
+    from tfp_flows.datasets import make_dataset  # noqa: PLC0415
+
+    first_batch = next(iter(_train_stream(config, 0).take(1)))
+    if strategy.num_replicas_in_sync > 1:
+        def replica_stream(ctx):
+            stream = _train_stream(config, start_step, ctx)
+            # FlowModel.fit cannot reach inside a distributed dataset: check NaN/inf and support here (nan_policy).
+            return check_finite_batches(stream, support=support) if check_finite else stream
+
+        train_ds = strategy.distribute_datasets_from_function(replica_stream)
+    else:
+        train_ds = _train_stream(config, start_step)
+    validation = make_dataset(config["dataset"], split="validation", batch_size=config["batch_size"],
+                              seed=config["seed"], shuffle=False, drop_remainder=True, repeat=False)
+    return first_batch, train_ds, validation.take(config["validation_batches"])
+
+
+def _collect_points(dataset, limit):
+    points = []
+    for batch in dataset:
+        points.append(batch.numpy())
+        if sum(len(p) for p in points) >= limit:
+            break
+    return np.concatenate(points)[:limit]
+
+
+def _figures(model, run_dir, validation_points, history, info):
+    paths = {"training_curve": plots.plot_training_curve(history, os.path.join(run_dir, "training_curve.png"))}
+    if len(model.event_shape) == 1 and model.event_shape[0] == 2:
+        samples = model.sample(2000, seed=1).numpy()
+        paths["density"] = plots.plot_density_2d(lambda p: model.log_prob(p).numpy(),
+                                                 os.path.join(run_dir, "density.png"),
+                                                 data=validation_points, samples=samples)
+    elif len(model.event_shape) == 3:
+        rows = [model.sample(16, temperature=t, seed=2).numpy() for t in (1.0, 0.7)]
+        paths["samples"] = plots.plot_images(rows, os.path.join(run_dir, "samples.png"),
+                                             titles=["samples, T = 1.0", "samples, T = 0.7"])
+        z = model.encode(validation_points[:2]).numpy()
+        weights = np.linspace(0.0, 1.0, 8).reshape(-1, *([1] * z[0].ndim)).astype(np.float32)
+        strip = model.decode((1.0 - weights) * z[0] + weights * z[1]).numpy()
+        paths["interpolation"] = plots.plot_images([strip], os.path.join(run_dir, "interpolation.png"),
+                                                   titles=["latent interpolation"])
+    _write_tensorboard_images(run_dir, paths)
+    return paths
+
+
+def _write_tensorboard_images(run_dir, paths):
+    writer = tf.summary.create_file_writer(os.path.join(run_dir, "tensorboard", "figures"))
+    with writer.as_default():
+        for name, path in paths.items():
+            image = tf.io.decode_png(tf.io.read_file(path), channels=3)
+            tf.summary.image(name, image[tf.newaxis], step=0)
+    writer.flush()
+
+
+def train(config=None, resume=None):
+    """Train, evaluate, plot and export one run; returns a dict of what was written where."""
+    start = time.time()
+    if resume:
+        run_dir = os.fspath(resume)
+        if not os.path.isfile(os.path.join(run_dir, "config.json")):
+            raise ValueError(f"`resume` must be a run folder holding config.json (runs/<name>-<timestamp>); "
+                             f"received {run_dir!r}")
+        with open(os.path.join(run_dir, "config.json"), encoding="utf-8") as handle:
+            config = resolve_config(json.load(handle))
+    else:
+        config = resolve_config(config or {})
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        run_dir = os.path.join(config["run_dir"], f"{config['name']}-{stamp}")
+    chief = is_chief()
+    if chief:
+        atomic_write_json(os.path.join(run_dir, "config.json"), config)
+    if is_energy(config["dataset"]):
+        return train_variational(config, run_dir, start)
+
+    from tfp_flows.datasets import dataset_info  # noqa: PLC0415
+
+    keras.utils.set_random_seed(config["seed"])
+    info = dataset_info(config["dataset"])
+    strategy = make_strategy(config["strategy"])
+    with strategy.scope():
+        model = build_model(config["preset"], info.event_shape, **_model_args(config, info))
+        model.compile(optimizer=make_optimizer(config),
+                      jit_compile=bool(config["jit_compile"]))
+    # A resumed run continues the data stream where its backup stopped (see the module docstring).
+    initial_epoch = train_callbacks.backed_up_epoch(os.path.join(run_dir, "backup"))
+    first_batch, train_ds, validation = _datasets(config, strategy, initial_epoch * config["steps_per_epoch"],
+                                                  check_finite=model.nan_policy == "raise", support=model.support)
+    callbacks = train_callbacks.default_callbacks(run_dir, chief=chief, best=bool(config["restore_best"]))
+    callbacks.append(EpochSummary(config["epochs"]))
+    stop_reason = None
+    try:
+        with strategy.scope():
+            # ActNorm's data-dependent init sees one global batch, the same on every worker, before any step.
+            model._maybe_initialize(first_batch)
+        model.fit(train_ds, epochs=config["epochs"], steps_per_epoch=config["steps_per_epoch"],
+                  validation_data=validation, callbacks=callbacks, verbose=config["verbose"])
+    except NonFiniteInputError as error:
+        stop_reason = f"non-finite input data: {error}"
+    except OutOfSupportError as error:
+        stop_reason = f"input data outside the model's support: {error}"
+    history = getattr(getattr(model, "history", None), "history", None) or {}
+    stop_reason = stop_reason or train_callbacks.stop_reason(callbacks) or "completed"
+    completed = stop_reason == "completed"
+    steps_trained = int(model.optimizer.iterations.numpy())  # before the best epoch's optimizer state comes back
+    best = _restore_best_epoch(model, callbacks, run_dir, chief) if completed else None
+    # Validation with NaN weights says nothing; every worker takes the same branch (same weights).
+    evaluation = model.evaluate(validation, return_dict=True, verbose=0) if completed else {}
+    metrics = {
+        "train_nll": last_metric(history, "nll"),
+        "validation_nll": finite_or_none(evaluation.get("nll")),
+        "epochs": initial_epoch + len(history.get("loss", [])),
+        "resumed_from_epoch": initial_epoch,
+        "steps": steps_trained,
+        "wall_time_s": round(time.time() - start, 2),
+        "device": device(),
+        "num_replicas": strategy.num_replicas_in_sync,
+        "stop_reason": stop_reason,
+        # Which weights the metrics, model.keras and the export hold (EarlyStopping's restore_best_weights).
+        "weights": (f"best validation epoch ({best})" if best else "last epoch"),
+        "best_epoch": best,
+        "preset": config["preset"],
+        "dataset": config["dataset"],
+    }
+    if model.num_bits:
+        metrics["train_bits_per_dim"] = last_metric(history, "bits_per_dim")
+        metrics["validation_bits_per_dim"] = finite_or_none(evaluation.get("bits_per_dim"))
+    if completed:
+        metrics.update(_kl_gap(model, config["dataset"], validation))
+    result = {"run_dir": run_dir, "metrics": metrics}
+    if chief:
+        if completed:
+            validation_points = _collect_points(validation, config["num_plot_samples"])
+            result["figures"] = _figures(model, run_dir, validation_points, history, info)
+            if config["export"]:
+                from keras_models.serving.export import export_saved_model  # noqa: PLC0415
+
+                metrics["export_path"] = export_saved_model(model, base_dir=config["export_dir"],
+                                                            name=config["name"])
+        atomic_write_json(os.path.join(run_dir, "metrics.json"), metrics)
+    result["model"] = model
+    return result
+
+
+def _restore_best_epoch(model, callbacks, run_dir, chief):
+    """Load the best validation epoch's weights (BestEpochCheckpoint) and make model.keras hold them."""
+    for callback in callbacks:
+        if isinstance(callback, train_callbacks.BestEpochCheckpoint):
+            epoch = callback.restore(model)
+            if epoch is not None and chief:
+                save_model_atomically(model, os.path.join(run_dir, "model.keras"))
+            return epoch
+    return None
+
+
+def _kl_gap(model, dataset, validation):
+    """E_p[log p(x) - log q(x)] on the validation batches, for datasets whose true density is known (0 = exact)."""
+    from tfp_flows.datasets import synthetic  # noqa: PLC0415
+
+    if dataset not in synthetic.DENSITIES:
+        return {}
+    density = synthetic.get_density(dataset)
+    gaps = [density.log_prob(tf.cast(batch, tf.float64)).numpy() - model.log_prob(batch).numpy().astype(np.float64)
+            for batch in validation]
+    return {"validation_kl_gap": finite_or_none(float(np.mean(np.concatenate(gaps))))}
+
+
