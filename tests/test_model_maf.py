@@ -119,19 +119,23 @@ def _tfp_made_like(made):
 
 
 def test_maf_equals_a_hand_composed_tfp_chain_with_tfp_made():
-    """Same weights in TFP's AutoregressiveNetwork + tfb.MaskedAutoregressiveFlow + tfb.Permute: same log_prob."""
+    """Same weights in TFP's AutoregressiveNetwork + tfb.MaskedAutoregressiveFlow + tfb.Permute, and each ActNorm
+    as tfb.Shift after tfb.Scale (x = z exp(log_scale) + loc): same log_prob."""
     model = MAF(event_shape=(4,), num_layers=3, hidden_units=(8, 8))
     randomize(model, seed=6)
     layers = []  # data side first, like model.flow_layers
     for layer in model.flow_layers:
         if hasattr(layer, "made"):
             layers.append(tfb.MaskedAutoregressiveFlow(shift_and_log_scale_fn=_tfp_made_like(layer.made)))
+        elif hasattr(layer, "log_scale"):
+            layers.append(tfb.Chain([tfb.Shift(layer.loc.numpy()), tfb.Scale(log_scale=layer.log_scale.numpy())]))
         else:
             layers.append(tfb.Permute(permutation=np.arange(4)[::-1].tolist()))
     reference = tfd.TransformedDistribution(tfd.Sample(tfd.Normal(0.0, 1.0), [4]), tfb.Chain(layers))
     x = np.random.default_rng(7).normal(size=[16, 4]).astype(np.float32)
     np.testing.assert_allclose(model.log_prob(x).numpy(), reference.log_prob(x).numpy(), rtol=1e-5, atol=1e-5)
     assert sum(isinstance(b, tfb.Permute) for b in layers) == 2
+    assert sum(isinstance(b, tfb.Chain) for b in layers) == 3  # MAF's default: an ActNorm before every step
 
 
 def test_iaf_is_the_inverse_of_a_maf_with_its_steps_in_reverse_order():
