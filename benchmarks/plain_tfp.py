@@ -2,7 +2,8 @@
 
 Nothing here copies our choices: Keras' default initialisers (Glorot-uniform kernels, zero biases, also in the
 last layer), unbounded log-scales handed straight to TFP, `tfb.Permute` between couplings, TFP's own bijectors
-for every step. Weights live in Keras 3 layers (or tf_keras ones for `tfb.AutoregressiveNetwork`), bijectors are
+for every step. `zero_init=True` zeroes the last layer's kernel, the fix a user reaches for when the default
+overflows at the first step (several unbounded affine couplings compound; seen here on most data sets). Weights live in Keras 3 layers (or tf_keras ones for `tfb.AutoregressiveNetwork`), bijectors are
 rebuilt from them on every call (DESIGN.md: Keras 3 does not track variables inside TFP objects).
 
 - `PlainRealNVP(D, K, hidden)`: K x [`tfb.RealNVP(num_masked=D // 2)` with an MLP returning (shift, log_scale),
@@ -135,13 +136,13 @@ class PlainNICE(PlainRealNVP):
 class PlainGlow2D(_PlainFlow):
     """K x [ActNorm (Shift, Scale), ScaleMatvecLU, tfb.RealNVP] on vectors, data-initialised ActNorm."""
 
-    def __init__(self, event_size, num_steps=8, hidden_units=(64, 64), seed=0, **kwargs):
+    def __init__(self, event_size, num_steps=8, hidden_units=(64, 64), seed=0, zero_init=False, **kwargs):
         super().__init__(event_size, **kwargs)
         self.num_masked = event_size // 2
         rng = np.random.default_rng(seed)
         self.networks, self.locs, self.log_scales, self.lower_uppers, self.perms = [], [], [], [], []
         for k in range(num_steps):
-            network = _mlp(hidden_units, 2 * (event_size - self.num_masked))
+            network = _mlp(hidden_units, 2 * (event_size - self.num_masked), zero_init)
             network.build((None, self.num_masked))
             self.networks.append(network)
             self.locs.append(self.add_weight(name=f"loc_{k}", shape=(event_size,), initializer="zeros"))
@@ -185,27 +186,29 @@ class PlainGlow2D(_PlainFlow):
 class PlainMAF:
     """K x tfb.MaskedAutoregressiveFlow(tfb.AutoregressiveNetwork), reversals between; GradientTape steps."""
 
-    def __init__(self, event_size, num_layers=5, hidden_units=(256, 256), learning_rate=1e-3):
+    def __init__(self, event_size, num_layers=5, hidden_units=(256, 256), zero_init=False):
         self.networks = [tfb.AutoregressiveNetwork(params=2, event_shape=[event_size], hidden_units=list(hidden_units),
                                                    activation="relu") for _ in range(num_layers)]
         steps = []
         for i, network in enumerate(self.networks):
             network.build((None, event_size))
+            if zero_init:  # the last Dense layer of TFP's (private) Sequential
+                last = network._network.layers[-1]  # noqa: SLF001
+                last.kernel.assign(tf.zeros_like(last.kernel))
             if i:
                 steps.append(tfb.Permute(tf.range(event_size - 1, -1, -1)))
             steps.append(_MAF(shift_and_log_scale_fn=lambda x, network=network: tf.unstack(network(x), axis=-1)))
         base = tfd.Sample(tfd.Normal(0.0, 1.0), [event_size])
         self.distribution = tfd.TransformedDistribution(base, tfb.Chain(steps[::-1]))
         self.variables = [v for network in self.networks for v in network.trainable_variables]
-        self.learning_rate = learning_rate
 
     def log_prob(self, x):
         return self.distribution.log_prob(x)
 
-    def fit(self, dataset, steps, optimizer):
+    def fit(self, dataset, steps, optimizer, jit_compile=True):
         optimizer.build(self.variables)
 
-        @tf.function(jit_compile=True)
+        @tf.function(jit_compile=jit_compile)
         def step(x):
             with tf.GradientTape() as tape:
                 loss = -tf.reduce_mean(self.distribution.log_prob(x))

@@ -5,9 +5,9 @@ Models with Variational Dequantization and Architecture Design", Table 2's dequa
 for continuous data can only model discrete pixels x after noise u is added; both variants train a lower bound
 on the discrete log-likelihood,
 
-    log P(x) >= E_{u ~ q(u|x)} [ log p(x + u / 256) - log q(u | x) ] - D log 256,
+    log P(x) >= E_{u ~ q(u|x)} [ log p(x + u / L) - log q(u | x) ] - D log L,      L = 17 levels for digits
 
-with q uniform (log q = 0: the usual (pixel + u) / 256 data) or q a learned conditional flow (variational
+with q uniform (log q = 0: the usual (level + u) / L data) or q a learned conditional flow (variational
 dequantization). Any q is a valid bound; a learned q can put the noise where the flow's density is smooth, so
 the bound gets tighter. Both runs use the same `keras_models.FlowPlusPlus` (logistic-mixture couplings, gated
 conv conditioners), the same seed and the same number of steps. The script prints the test bits/dim of each
@@ -31,7 +31,7 @@ import numpy as np  # noqa: E402
 
 import keras  # noqa: E402
 from keras_models import FlowPlusPlus  # noqa: E402
-from tfp_flows.datasets import make_dataset  # noqa: E402
+from tfp_flows.datasets import dataset_info, make_dataset  # noqa: E402
 
 # The data each variant trains on: uniform noise in the pipeline, or the discrete pixel / 256 (q adds the noise).
 PIPELINE_NOISE = {"uniform": "uniform", "variational": None}
@@ -44,7 +44,8 @@ def train(dequantization, quick):
     size = (dict(num_couplings=1, hidden_channels=4, num_blocks=1, dequantizer_couplings=1, dequantizer_channels=4)
             if quick else dict(num_couplings=(2, 1, 2), hidden_channels=32, num_blocks=1))
     epochs, steps = (2, 2) if quick else (75, 20)
-    model = FlowPlusPlus((8, 8, 1), num_components=4, dequantization=dequantization, seed=0, **size)
+    model = FlowPlusPlus((8, 8, 1), num_components=4, dequantization=dequantization, seed=0,
+                         pixel_levels=dataset_info("digits").num_levels, **size)
     learning_rate = keras.optimizers.schedules.CosineDecay(3e-3, decay_steps=epochs * steps, alpha=0.05)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), steps_per_execution=steps)
     noise = PIPELINE_NOISE[dequantization]

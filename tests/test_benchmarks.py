@@ -170,3 +170,31 @@ def test_ratio_and_json_conversion():
     as_dict = record.as_dict()
     assert as_dict["ours"] is None  # NaN is not valid JSON: written as null
     json.dumps(as_dict)
+
+
+def _load_unseen_data():
+    spec = importlib.util.spec_from_file_location("_benchmarks_unseen_data", BENCHMARKS / "unseen_data.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("name", ["spiral_mixture", "banana_t", "ica2"])
+def test_unseen_densities_are_normalised(name):
+    """The fit-quality benchmark's exact log-densities integrate to 1 (a wrong Jacobian or constant would not)."""
+    import numpy as np  # noqa: PLC0415
+
+    unseen = _load_unseen_data()
+    rng = np.random.default_rng(0)
+    if name == "ica2":
+        _, sample, log_prob = unseen._ica(2, 10, rng)
+    else:
+        _, sample, log_prob = unseen.DENSITY_BUILDERS[name](10, rng)
+    # Integrate on a grid covering the samples' range; the Student-t's tails beyond it hold < 1% of the mass.
+    points = sample(20_000)
+    low, high = np.percentile(points, 0.05, axis=0) - 1.0, np.percentile(points, 99.95, axis=0) + 1.0
+    axes = [np.linspace(lo, hi, 700) for lo, hi in zip(low, high)]
+    grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 2)
+    cell = np.prod([a[1] - a[0] for a in axes])
+    mass = np.exp(log_prob(grid)).sum() * cell
+    assert abs(mass - 1.0) < 0.02, mass

@@ -30,6 +30,7 @@ import numpy as np
 import keras
 
 from keras_models.core.flow_model import FlowModel
+from keras_models.layers.actnorm import ActNormLayer
 from keras_models.layers.masked_autoregressive import MaskedAutoregressiveLayer
 from keras_models.layers.permute import PermuteLayer
 from tfp_flows.validation import check_int, check_positive_ints
@@ -54,11 +55,16 @@ class MAF(FlowModel):
         permutations drawn from `permutation_seed`.
       permutation_seed: seed of the "random" permutations (stored in the config, so reloads agree).
       inverse_autoregressive: False for MAF (fast density), True for IAF (fast sampling).
+      actnorm: put an ActNorm (per-dimension affine initialised from the first batch to zero mean and unit
+        variance) before every step, the data-initialised counterpart of the batch normalisation between MADEs
+        in Papamakarios et al. (2017, sec. 3.4). "auto" (default): on for MAF, off for IAF (whose usual job,
+        variational inference, has no data to initialise from). On a 16-Gaussian spiral never tuned on, 400
+        steps: KL gap 1.30 / 1.34 with it against 1.61 / 1.61 without (seeds 0 / 1; benchmarks/README.md).
       **kwargs: `FlowModel` arguments (base_distribution, num_bits, name, dtype="float64" for double precision).
     """
 
     def __init__(self, event_shape, num_layers=5, hidden_units=(256, 256), activation="relu", log_scale_limit=2.0,
-                 permutation="reverse", permutation_seed=0, inverse_autoregressive=False, **kwargs):
+                 permutation="reverse", permutation_seed=0, inverse_autoregressive=False, actnorm="auto", **kwargs):
         super().__init__(event_shape, **kwargs)
         if len(self.event_shape) != 1:
             raise ValueError(f"`event_shape` must be (D,) for MAF (vectors; flatten images first); "
@@ -70,6 +76,9 @@ class MAF(FlowModel):
         self.num_layers, self.hidden_units, self.activation = int(num_layers), tuple(hidden_units), activation
         self.log_scale_limit, self.permutation = log_scale_limit, permutation
         self.permutation_seed, self.inverse_autoregressive = permutation_seed, bool(inverse_autoregressive)
+        if actnorm not in ("auto", True, False):
+            raise ValueError(f"`actnorm` must be True, False or 'auto'; received {actnorm!r}")
+        self.actnorm = not self.inverse_autoregressive if actnorm == "auto" else actnorm
         rng = np.random.default_rng(permutation_seed)
         size = self.event_shape[0]
         latent_side_first = []
@@ -80,14 +89,22 @@ class MAF(FlowModel):
             latent_side_first.append(MaskedAutoregressiveLayer(
                 self.hidden_units, activation, log_scale_limit, self.inverse_autoregressive,
                 dtype=self.dtype_policy, name=f"autoregressive_{i}"))
+            if self.actnorm:
+                latent_side_first.append(ActNormLayer(dtype=self.dtype_policy, name=f"actnorm_{i}"))
         self._set_flow_layers(latent_side_first[::-1])
 
     def get_config(self):
         config = super().get_config()
         config.update(num_layers=self.num_layers, hidden_units=list(self.hidden_units), activation=self.activation,
                       log_scale_limit=self.log_scale_limit, permutation=self.permutation,
-                      permutation_seed=self.permutation_seed, inverse_autoregressive=self.inverse_autoregressive)
+                      permutation_seed=self.permutation_seed, inverse_autoregressive=self.inverse_autoregressive,
+                      actnorm=self.actnorm)
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        # A config saved before `actnorm` existed (its default became "auto", on for MAF) had no ActNorm layers.
+        return super().from_config({"actnorm": False, **config})
 
 
 @keras.saving.register_keras_serializable(package="tfp_flows")

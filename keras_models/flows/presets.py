@@ -37,10 +37,11 @@ PRESETS = {entry.name: entry for entry in (
     Preset("prelu", PReLUFlow, aliases=("preluflow",)),
     Preset("nice", NICE, toy_args={"num_couplings": 4, "hidden_units": [64, 64]},
            vi_args={"num_couplings": 4, "hidden_units": [64, 64]}),
+    # No ActNorm in VI: there is no data to initialise it from (it would stay a learned affine).
     Preset("realnvp", RealNVP, toy_args={"num_couplings": 6, "hidden_units": [64, 64]},
-           vi_args={"num_couplings": 6, "hidden_units": [64, 64]}),
+           vi_args={"num_couplings": 6, "hidden_units": [64, 64], "actnorm": False}),
     Preset("maf", MAF, toy_args={"num_layers": 4, "hidden_units": [64, 64]},
-           vi_args={"num_layers": 4, "hidden_units": [64, 64]}),
+           vi_args={"num_layers": 4, "hidden_units": [64, 64], "actnorm": False}),
     Preset("glow", Glow, toy_args={"num_steps": 6, "hidden_channels": 64}),
     Preset("flowpp", FlowPlusPlus, toy_args={"num_couplings": 4, "num_components": 4, "hidden_channels": 64},
            aliases=("flowplusplus",)),

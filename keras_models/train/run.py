@@ -173,6 +173,7 @@ def train(config=None, resume=None):
     history = getattr(getattr(model, "history", None), "history", None) or {}
     stop_reason = stop_reason or train_callbacks.stop_reason(callbacks) or "completed"
     completed = stop_reason == "completed"
+    steps_trained = int(model.optimizer.iterations.numpy())  # before the best epoch's optimizer state comes back
     best = _restore_best_epoch(model, callbacks, run_dir, chief) if completed else None
     # Validation with NaN weights says nothing; every worker takes the same branch (same weights).
     evaluation = model.evaluate(validation, return_dict=True, verbose=0) if completed else {}
@@ -181,7 +182,7 @@ def train(config=None, resume=None):
         "validation_nll": finite_or_none(evaluation.get("nll")),
         "epochs": initial_epoch + len(history.get("loss", [])),
         "resumed_from_epoch": initial_epoch,
-        "steps": int(model.optimizer.iterations.numpy()),
+        "steps": steps_trained,
         "wall_time_s": round(time.time() - start, 2),
         "device": device(),
         "num_replicas": strategy.num_replicas_in_sync,
