@@ -1,14 +1,14 @@
 """Argument checks for the datasets package: errors name the argument, what was expected and what came."""
-import numbers
-
 import tensorflow as tf
+
+from tfp_flows.validation import is_int
 
 __all__ = ["check_positive_int", "check_points_2d", "check_choice"]
 
 
 def check_positive_int(value, arg_name):
     """Return `value` as an int, or raise TypeError/ValueError naming `arg_name`."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+    if not is_int(value):
         raise TypeError(f"`{arg_name}` must be a positive int; received {value!r} of type {type(value).__name__}")
     if value <= 0:
         raise ValueError(f"`{arg_name}` must be a positive int; received {value}")

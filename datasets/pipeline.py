@@ -56,8 +56,6 @@ Example:
     >>> ds.element_spec
     TensorSpec(shape=(128, 2), dtype=tf.float32, name=None)
 """
-import numbers
-
 import numpy as np
 import tensorflow as tf
 
@@ -66,6 +64,7 @@ from tfp_flows.datasets.digits_builder import uint8_to_levels
 from tfp_flows.datasets.registry import dataset_info
 from tfp_flows.datasets.tfds_loading import load_tfds_split
 from tfp_flows.datasets.toy_builder import toy_split
+from tfp_flows.validation import is_int
 
 __all__ = ["make_dataset"]
 
@@ -158,7 +157,7 @@ def make_dataset(name, split="train", batch_size=128, *, shuffle=True, seed=0, d
 
 
 def _check_int(value, arg_name, minimum=None):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+    if not is_int(value):
         raise TypeError(f"`{arg_name}` must be an int; received {value!r} of type {type(value).__name__}")
     if minimum is not None and value < minimum:
         raise ValueError(f"`{arg_name}` must be >= {minimum}; received {value}")

@@ -1,6 +1,4 @@
 """Activation normalization (ActNorm) from Glow (Kingma & Dhariwal 2018, sec. 3.1), and its data-dependent init."""
-import numbers
-
 import numpy as np
 import tensorflow as tf
 from tensorflow_probability import bijectors as tfb
@@ -203,8 +201,7 @@ def actnorm_initial_parameters(x, epsilon=1e-6):
         >>> x = tf.random.normal([64, 4, 4, 3], mean=5.0, stddev=3.0)
         >>> z = ActNorm(*actnorm_initial_parameters(x)).inverse(x)  # mean ~0, std ~1 per channel
     """
-    if (isinstance(epsilon, bool) or not isinstance(epsilon, numbers.Real) or not epsilon > 0
-            or epsilon == float("inf")):
+    if not validation.is_real(epsilon) or not 0 < epsilon < float("inf"):
         raise ValueError(f"`epsilon` must be a finite number > 0; received {epsilon!r}")
     x = tf.convert_to_tensor(x)
     validation.check_float_dtype(x, "x")

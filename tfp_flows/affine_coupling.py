@@ -1,11 +1,11 @@
 """Affine coupling with a bounded log-scale (RealNVP: Dinh, Sohl-Dickstein & Bengio 2017; Glow: Kingma & Dhariwal 2018)."""
 import math
-import numbers
 
 import tensorflow as tf
 
 from tfp_flows.additive_coupling import checked_conditioner_output
 from tfp_flows.coupling import MaskedCoupling
+from tfp_flows.validation import is_real
 
 __all__ = ["AffineCoupling", "LOG_SCALE_BOUNDS", "MAX_SIGMOID_LIMIT", "checked_log_scale_limit"]
 
@@ -16,8 +16,7 @@ MAX_SIGMOID_LIMIT = 60.0  # largest finite c of the sigmoid floor: exp(-c) stays
 def checked_log_scale_limit(log_scale_limit, log_scale_bound):
     """`log_scale_limit` as a float, or ValueError naming it: a finite number > 0; with the "sigmoid" bound at
     most MAX_SIGMOID_LIMIT, or math.inf (no floor)."""
-    if (isinstance(log_scale_limit, bool) or not isinstance(log_scale_limit, numbers.Real)
-            or math.isnan(log_scale_limit) or log_scale_limit <= 0
+    if (not is_real(log_scale_limit) or math.isnan(log_scale_limit) or log_scale_limit <= 0
             or (math.isinf(log_scale_limit) and log_scale_bound != "sigmoid")):
         raise ValueError(f"`log_scale_limit` must be a finite number > 0 (or math.inf with log_scale_bound="
                          f"'sigmoid'); received {log_scale_limit!r} with log_scale_bound={log_scale_bound!r}")

@@ -101,7 +101,7 @@ class MaskedCoupling(OnePassBijector):
         if declared is None:
             return False
         if (not isinstance(declared, (tuple, list)) or len(declared) != 2
-                or not isinstance(declared[0], (int, np.integer)) or isinstance(declared[0], bool)):
+                or not validation.is_int(declared[0])):
             raise ValueError(f"{name}: the conditioner's `block_split` must be None or (split index, pass-through "
                              f"first?) as returned by `last_axis_split`; received {declared!r}")
         declared = (int(declared[0]), bool(declared[1]))

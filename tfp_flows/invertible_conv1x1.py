@@ -8,6 +8,7 @@ from tensorflow_probability.python.internal import parameter_properties
 from tensorflow_probability.python.internal import prefer_static as ps
 from tensorflow_probability.python.internal import tensor_util
 
+from tfp_flows import validation
 from tfp_flows.actnorm import (assert_channels, assert_finite_parameter, broadcast_over_positions, channel_count,
                                check_channels)
 
@@ -215,8 +216,7 @@ def random_rotation_lower_upper(channels, seed=None, dtype=np.float32):
       (lower_upper [C, C] of `dtype`, permutation [C] int32), NumPy arrays for `InvertibleConv1x1` or
       `tfb.ScaleMatvecLU`.
     """
-    if isinstance(channels, bool) or not isinstance(channels, (int, np.integer)) or channels < 1:
-        raise ValueError(f"`channels` must be an integer >= 1; received {channels!r}")
+    channels = validation.check_int(channels, "channels")
     dtype = np.dtype(dtype)
     if not np.issubdtype(dtype, np.floating):
         raise ValueError(f"`dtype` must be a floating-point dtype; received {dtype.name}")

@@ -38,6 +38,7 @@ import tensorflow as tf
 from tfp_flows.additive_coupling import checked_conditioner_output
 from tfp_flows.coupling import MaskedCoupling
 from tfp_flows.logistic_mixture_cdf import check_component_shapes, invert_mixture_logit_cdf, mixture_logit_cdf
+from tfp_flows.validation import check_int
 
 __all__ = ["LogisticMixtureCoupling", "MIN_LOG_SCALE"]
 
@@ -90,10 +91,8 @@ class LogisticMixtureCoupling(MaskedCoupling):
         if not callable(params_fn):
             raise TypeError("`params_fn` must be callable (x_masked -> (a, b, logits, locs, log_scales)); "
                             f"received {type(params_fn).__name__}")
-        if isinstance(num_components, bool) or not isinstance(num_components, int) or num_components < 1:
-            raise ValueError(f"`num_components` must be an integer >= 1; received {num_components!r}")
         self._params_fn = params_fn
-        self._num_components = num_components
+        self._num_components = check_int(num_components, "num_components")
         super().__init__(mask=mask, validate_args=validate_args, parameters=parameters, name=name,
                          conditioner=params_fn)
 

@@ -16,20 +16,9 @@ Example:
            [0., 1.]], dtype=float32)
 """
 import numpy as np
+from tfp_flows.validation import check_int
 
 __all__ = ["half", "checkerboard", "channel"]
-
-
-def _check_parity(parity):
-    if isinstance(parity, bool) or parity not in (0, 1):
-        raise ValueError(f"`parity` must be 0 or 1; received {parity!r}")
-    return int(parity)
-
-
-def _check_size(value, arg_name, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"`{arg_name}` must be an integer >= {minimum}; received {value!r}")
-    return int(value)
 
 
 def half(event_size, parity=0):
@@ -41,8 +30,8 @@ def half(event_size, parity=0):
     Raises:
       ValueError: `event_size` < 2 (a coupling needs both parts) or `parity` not in {0, 1}.
     """
-    event_size = _check_size(event_size, "event_size", 2)
-    parity = _check_parity(parity)
+    event_size = check_int(event_size, "event_size", minimum=2)
+    parity = check_int(parity, "parity", minimum=0, maximum=1)
     mask = (np.arange(event_size) < event_size // 2).astype(np.float32)
     return 1.0 - mask if parity else mask
 
@@ -55,10 +44,10 @@ def checkerboard(height, width, channels, parity=0):
     Raises:
       ValueError: a non-positive size, a 1x1 image (no checkerboard exists), or `parity` not in {0, 1}.
     """
-    height = _check_size(height, "height", 1)
-    width = _check_size(width, "width", 1)
-    channels = _check_size(channels, "channels", 1)
-    parity = _check_parity(parity)
+    height = check_int(height, "height", minimum=1)
+    width = check_int(width, "width", minimum=1)
+    channels = check_int(channels, "channels", minimum=1)
+    parity = check_int(parity, "parity", minimum=0, maximum=1)
     if height * width < 2:
         raise ValueError(f"a checkerboard mask needs at least 2 pixels; received height={height}, width={width}")
     rows, cols = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
@@ -74,8 +63,8 @@ def channel(height, width, channels, parity=0):
     Raises:
       ValueError: a non-positive height or width, `channels` < 2, or `parity` not in {0, 1}.
     """
-    height = _check_size(height, "height", 1)
-    width = _check_size(width, "width", 1)
-    channels = _check_size(channels, "channels", 2)
+    height = check_int(height, "height", minimum=1)
+    width = check_int(width, "width", minimum=1)
+    channels = check_int(channels, "channels", minimum=2)
     row = half(channels, parity)
     return np.broadcast_to(row, (height, width, channels)).astype(np.float32)

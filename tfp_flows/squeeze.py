@@ -13,10 +13,11 @@ with the channel order of `tf.nn.space_to_depth`: the f x f block at (i, j) beco
 Written with reshape/transpose over a flattened batch, so any number of batch dimensions (including none)
 works, unlike the rank-4-only `tf.nn.space_to_depth`.
 """
-import numpy as np
 import tensorflow as tf
 from tensorflow_probability import bijectors as tfb
 from tensorflow_probability.python.internal import prefer_static as ps
+
+from tfp_flows import validation
 
 __all__ = ["Squeeze"]
 
@@ -49,9 +50,7 @@ class Squeeze(tfb.Bijector):
           name: name scope of the ops.
         """
         parameters = dict(locals())
-        if isinstance(factor, bool) or not isinstance(factor, (int, np.integer)) or factor < 1:
-            raise ValueError(f"Squeeze: argument `factor` must be a Python int >= 1; received {factor!r}")
-        self._factor = int(factor)
+        self._factor = validation.check_int(factor, "factor", owner="Squeeze")
         with tf.name_scope(name) as name:
             super().__init__(
                 forward_min_event_ndims=3,

@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 __all__ = ["check_float_dtype", "check_event_shape", "assert_in_unit_interval", "check_int", "check_positive_ints",
-           "check_vector_event_shape", "is_int"]
+           "check_vector_event_shape", "is_int", "is_real"]
 
 
 def is_int(value):
@@ -31,7 +31,12 @@ def is_int(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
-def check_int(value, arg_name, minimum=1, maximum=None, owner=None, allow_none=False):
+def is_real(value):
+    """True for Python and NumPy real numbers (ints included), False for `bool` and everything else."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def check_int(value, arg_name, minimum=1, maximum=None, owner=None, allow_none=False, hint=""):
     """`value` as an int, or a ValueError naming `arg_name`, the range expected and the value received.
 
     Args:
@@ -41,6 +46,7 @@ def check_int(value, arg_name, minimum=1, maximum=None, owner=None, allow_none=F
       maximum: largest value allowed; None (default) for no upper bound.
       owner: a prefix for the message (the class or bijector name), or None.
       allow_none: whether None passes (and is returned as None).
+      hint: a few words appended to the message in parentheses (why the range), or "".
     """
     if value is None and allow_none:
         return None
@@ -56,7 +62,7 @@ def check_int(value, arg_name, minimum=1, maximum=None, owner=None, allow_none=F
             expected = "an int"
         expected = f"None or {expected}" if allow_none else expected
         prefix = f"{owner}: " if owner else ""
-        raise ValueError(f"{prefix}`{arg_name}` must be {expected}; received {value!r}")
+        raise ValueError(f"{prefix}`{arg_name}` must be {expected}; received {value!r}{f' ({hint})' if hint else ''}")
     return int(value)
 
 

@@ -51,6 +51,7 @@ import keras
 from keras_models.core.nan_policy import (NAN_POLICIES, UNIT_INTERVAL, NonFiniteInputError,
                                           finite_rows, non_finite_message, check_finite_batches, input_error_from,
                                           out_of_support_error)
+from tfp_flows.validation import check_int, check_positive_ints, is_int
 
 tfb = tfp.bijectors
 tfd = tfp.distributions
@@ -87,16 +88,12 @@ class FlowModel(keras.Model):
     def __init__(self, event_shape, base_distribution="normal", num_bits=None, nan_policy="raise", pixel_levels=None,
                  **kwargs):
         super().__init__(**kwargs)
-        event_shape = tuple(event_shape) if np.ndim(event_shape) else (event_shape,)
-        if not event_shape or not all(isinstance(d, (int, np.integer)) and d > 0 for d in event_shape):
-            raise ValueError(f"`event_shape` must be a non-empty tuple of positive ints; received {event_shape!r}")
+        event_shape = check_positive_ints(tuple(event_shape) if np.ndim(event_shape) else (event_shape,), "event_shape")
         if base_distribution not in BASE_DISTRIBUTIONS:
             raise ValueError(f"`base_distribution` must be one of {BASE_DISTRIBUTIONS}; "
                              f"received {base_distribution!r}")
-        if num_bits is not None and not (isinstance(num_bits, int) and 1 <= num_bits <= 16):
-            raise ValueError(f"`num_bits` must be None or an int in [1, 16]; received {num_bits!r}")
-        if pixel_levels is not None and (num_bits is None or isinstance(pixel_levels, bool)
-                                         or not isinstance(pixel_levels, (int, np.integer)) or pixel_levels < 2):
+        check_int(num_bits, "num_bits", minimum=1, maximum=16, allow_none=True)
+        if pixel_levels is not None and (num_bits is None or not is_int(pixel_levels) or pixel_levels < 2):
             raise ValueError(f"`pixel_levels` must be None or an int >= 2, for image data (num_bits set); received "
                              f"pixel_levels={pixel_levels!r} with num_bits={num_bits!r}")
         if nan_policy not in NAN_POLICIES:
@@ -263,12 +260,10 @@ class FlowModel(keras.Model):
 
         `seed` (an int or a pair of ints) makes the draw reproducible through stateless random ops.
         """
-        if isinstance(num_samples, (bool, np.bool_)) or not (
-                isinstance(num_samples, (int, np.integer))
-                or (tf.is_tensor(num_samples) and num_samples.dtype.is_integer)):
+        if not (is_int(num_samples) or (tf.is_tensor(num_samples) and num_samples.dtype.is_integer)):
             raise TypeError(f"`num_samples` must be a positive int; received {num_samples!r} of type "
                             f"{type(num_samples).__name__}")
-        if isinstance(num_samples, (int, np.integer)) and num_samples <= 0:
+        if is_int(num_samples) and num_samples <= 0:
             raise ValueError(f"`num_samples` must be a positive int; received {num_samples!r}")
         if isinstance(temperature, (bool, np.bool_, str)):
             raise TypeError(f"`temperature` must be a finite number >= 0; received {temperature!r}")

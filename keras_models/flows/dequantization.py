@@ -38,6 +38,7 @@ import keras
 import tfp_flows
 from keras_models.core.nan_policy import OutOfSupportError
 from keras_models.layers.networks.attention import GatedConvAttentionNet
+from tfp_flows.validation import check_int
 
 tfb = tfp.bijectors
 tfd = tfp.distributions
@@ -101,9 +102,8 @@ class VariationalDequantizer(keras.layers.Layer):
 
     def __init__(self, num_couplings=2, hidden_channels=16, num_blocks=1, seed=None, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(num_couplings, bool) or not isinstance(num_couplings, (int, np.integer)) or num_couplings < 1:
-            raise ValueError(f"`num_couplings` must be an int >= 1; received {num_couplings!r}")
-        self.num_couplings, self.hidden_channels, self.num_blocks = int(num_couplings), int(hidden_channels), num_blocks
+        self.num_couplings = check_int(num_couplings, "num_couplings")
+        self.hidden_channels, self.num_blocks = check_int(hidden_channels, "hidden_channels"), num_blocks
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
 

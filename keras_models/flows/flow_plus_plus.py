@@ -62,22 +62,11 @@ from keras_models.core.flow_model import FlowModel
 from keras_models.layers import ActNormLayer, InvertibleConv1x1Layer, LogitLayer, SqueezeLayer, mlp
 from keras_models.layers.networks.attention import GatedConvAttentionNet
 from keras_models.layers.logistic_mixture_coupling import MixtureCouplingLayer
+from tfp_flows.validation import check_int, is_int
 
 DEQUANTIZATIONS = ("variational", "uniform", None)
 IMAGE_COUPLINGS = (4, 2, 3)   # Flow++ CIFAR-10: checkerboard x4, squeeze, channel x2, checkerboard x3
 VECTOR_COUPLINGS = 6
-
-
-def _count(value, arg_name):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f"`{arg_name}` must be a non-negative int; received {value!r}")
-    return int(value)
-
-
-def _positive(value, arg_name):
-    if _count(value, arg_name) < 1:
-        raise ValueError(f"`{arg_name}` must be an int >= 1; received {value!r}")
-    return int(value)
 
 
 @keras.saving.register_keras_serializable(package="tfp_flows")
@@ -128,10 +117,10 @@ class FlowPlusPlus(FlowModel):
         if dequantization is not None and num_bits is None:
             num_bits = 8
         super().__init__(event_shape, base_distribution=base_distribution, num_bits=num_bits, **kwargs)
-        self.num_components = _positive(num_components, "num_components")
-        self.hidden_channels = _positive(hidden_channels, "hidden_channels")
-        self.num_blocks = _count(num_blocks, "num_blocks")
-        self.use_attention, self.num_heads = bool(use_attention), _positive(num_heads, "num_heads")
+        self.num_components = check_int(num_components, "num_components")
+        self.hidden_channels = check_int(hidden_channels, "hidden_channels")
+        self.num_blocks = check_int(num_blocks, "num_blocks", minimum=0)
+        self.use_attention, self.num_heads = bool(use_attention), check_int(num_heads, "num_heads")
         if self.use_attention and (not is_image or self.hidden_channels % self.num_heads):
             raise ValueError("`use_attention` needs image events and `num_heads` dividing `hidden_channels`; received "
                              f"event shape {self.event_shape}, hidden_channels={hidden_channels}, num_heads={num_heads}")
@@ -139,14 +128,14 @@ class FlowPlusPlus(FlowModel):
             raise ValueError(f"`logit_alpha` must lie in (0, 0.5); received {logit_alpha!r}")
         self.logit_alpha = float(logit_alpha)
         self.dequantization = dequantization
-        self.dequantizer_couplings = _positive(dequantizer_couplings, "dequantizer_couplings")
-        self.dequantizer_channels = _positive(dequantizer_channels, "dequantizer_channels")
+        self.dequantizer_couplings = check_int(dequantizer_couplings, "dequantizer_couplings")
+        self.dequantizer_channels = check_int(dequantizer_channels, "dequantizer_channels")
         self.seed = seed
         if is_image:
             self.num_couplings = self._image_couplings(num_couplings)
             flow_layers = self._image_layers()
         else:
-            self.num_couplings = _positive(VECTOR_COUPLINGS if num_couplings is None else num_couplings,
+            self.num_couplings = check_int(VECTOR_COUPLINGS if num_couplings is None else num_couplings,
                                            "num_couplings")
             flow_layers = self._vector_layers()
         self.dequantizer = None
@@ -162,12 +151,12 @@ class FlowPlusPlus(FlowModel):
     def _image_couplings(self, num_couplings):
         if num_couplings is None:
             num_couplings = IMAGE_COUPLINGS
-        if isinstance(num_couplings, (int, np.integer)) and not isinstance(num_couplings, bool):
+        if is_int(num_couplings):
             num_couplings = (num_couplings, 0, 0)
         if not isinstance(num_couplings, (tuple, list)) or len(num_couplings) != 3:
             raise ValueError("`num_couplings` must be an int or a triple (full-resolution checkerboard, squeezed "
                              f"channel, squeezed checkerboard) for images; received {num_couplings!r}")
-        counts = tuple(_count(n, "num_couplings") for n in num_couplings)
+        counts = tuple(check_int(n, "num_couplings", minimum=0) for n in num_couplings)
         height, width, channels = self.event_shape
         if sum(counts) < 1:
             raise ValueError(f"`num_couplings` must contain at least one coupling; received {num_couplings!r}")

@@ -33,6 +33,7 @@ from keras_models.core.flow_model import FlowModel
 from keras_models.layers.actnorm import ActNormLayer
 from keras_models.layers.masked_autoregressive import MaskedAutoregressiveLayer
 from keras_models.layers.permute import PermuteLayer
+from tfp_flows.validation import check_int, check_positive_ints
 
 PERMUTATIONS = ("reverse", "random")
 
@@ -68,8 +69,8 @@ class MAF(FlowModel):
         if len(self.event_shape) != 1:
             raise ValueError(f"`event_shape` must be (D,) for MAF (vectors; flatten images first); "
                              f"received {self.event_shape}")
-        if not isinstance(num_layers, (int, np.integer)) or num_layers < 1:
-            raise ValueError(f"`num_layers` must be a positive int; received {num_layers!r}")
+        num_layers = check_int(num_layers, "num_layers")
+        hidden_units = check_positive_ints(hidden_units, "hidden_units")
         if permutation not in PERMUTATIONS:
             raise ValueError(f"`permutation` must be one of {PERMUTATIONS}; received {permutation!r}")
         self.num_layers, self.hidden_units, self.activation = int(num_layers), tuple(hidden_units), activation
@@ -99,6 +100,11 @@ class MAF(FlowModel):
                       permutation_seed=self.permutation_seed, inverse_autoregressive=self.inverse_autoregressive,
                       actnorm=self.actnorm)
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        # A config saved before `actnorm` existed (its default became "auto", on for MAF) had no ActNorm layers.
+        return super().from_config({"actnorm": False, **config})
 
 
 @keras.saving.register_keras_serializable(package="tfp_flows")

@@ -23,13 +23,12 @@ Example:
     >>> model.sample(3, seed=0).shape
     TensorShape([3, 2])
 """
-import numpy as np
-
 import keras
 
 from keras_models.core.flow_model import FlowModel
 from keras_models.layers.planar import PlanarLayer
 from keras_models.layers.radial import RadialLayer
+from tfp_flows.validation import check_int
 
 
 class _StackedFlow(FlowModel):
@@ -42,9 +41,7 @@ class _StackedFlow(FlowModel):
         super().__init__(event_shape, **kwargs)
         if len(self.event_shape) != 1:
             raise ValueError(f"`event_shape` must be (D,) for {type(self).__name__}; received {self.event_shape}")
-        if not isinstance(num_layers, (int, np.integer)) or num_layers < 1:
-            raise ValueError(f"`num_layers` must be a positive int; received {num_layers!r}")
-        self.num_layers = int(num_layers)
+        self.num_layers = check_int(num_layers, "num_layers")
         steps = [self.layer_class(dtype=self.dtype_policy, name=f"{self.layer_name}_{i}")
                  for i in range(self.num_layers)]
         self._set_flow_layers(steps[::-1])  # steps[0] acts first on the base sample: it is the latent-side end

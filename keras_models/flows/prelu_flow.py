@@ -37,6 +37,7 @@ from keras_models.layers.actnorm import ActNormLayer
 from keras_models.layers.permute import PermuteLayer
 from keras_models.layers.prelu import PReLULayer
 from keras_models.layers.scale_matvec_tril import LowerTriangularAffineLayer
+from tfp_flows.validation import check_int
 
 
 @keras.saving.register_keras_serializable(package="tfp_flows")
@@ -60,9 +61,8 @@ class PReLUFlow(FlowModel):
         super().__init__(event_shape, **kwargs)
         if len(self.event_shape) != 1:
             raise ValueError(f"`event_shape` must be (D,) for PReLUFlow; received {self.event_shape}")
-        if not isinstance(num_layers, (int, np.integer)) or num_layers < 1:
-            raise ValueError(f"`num_layers` must be a positive int; received {num_layers!r}")
-        self.num_layers, self.min_alpha, self.initial_alpha = int(num_layers), min_alpha, initial_alpha
+        self.num_layers = check_int(num_layers, "num_layers")
+        self.min_alpha, self.initial_alpha = min_alpha, initial_alpha
         self.reverse_dimensions = bool(reverse_dimensions)
         size = self.event_shape[0]
         latent_side_first = []

@@ -44,7 +44,7 @@ from tfp_flows.affine_coupling import checked_log_scale_limit
 from keras_models.core.flow_model import FlowModel
 from keras_models.layers import (ActNormLayer, AffineCouplingLayer, ChannelSliceLayer, LogitLayer, ResidualConvNet,
                                  SequentialFlow, SqueezeLayer, mlp)
-from tfp_flows.validation import check_int, check_positive_ints
+from tfp_flows.validation import check_int, check_positive_ints, is_real
 
 MIN_FINAL_SIZE = 4  # default num_scales: squeeze while the next scale's height and width stay >= this
 
@@ -55,12 +55,6 @@ def default_num_scales(height, width):
     while height % 2 == 0 and width % 2 == 0 and min(height, width) // 2 >= MIN_FINAL_SIZE:
         height, width, scales = height // 2, width // 2, scales + 1
     return scales
-
-
-def _positive_int(value, arg_name, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"`{arg_name}` must be an int >= {minimum}; received {value!r}")
-    return int(value)
 
 
 @keras.saving.register_keras_serializable(package="tfp_flows")
@@ -110,16 +104,16 @@ class RealNVP(FlowModel):
             raise ValueError(f"`actnorm` must be True, False or 'auto'; received {actnorm!r}")
         self.actnorm = not is_image if actnorm == "auto" else actnorm
         self.log_scale_limit = checked_log_scale_limit(log_scale_limit, "tanh")
-        self.width = _positive_int(width, "width")
-        self.num_blocks = _positive_int(num_blocks, "num_blocks", minimum=0)
-        if isinstance(logit_alpha, bool) or not isinstance(logit_alpha, (int, float)) or not 0 < logit_alpha < 0.5:
+        self.width = check_int(width, "width")
+        self.num_blocks = check_int(num_blocks, "num_blocks", minimum=0)
+        if not is_real(logit_alpha) or not 0 < logit_alpha < 0.5:
             raise ValueError(f"`logit_alpha` must be a number in (0, 0.5); received {logit_alpha!r}")
         self.logit_alpha = float(logit_alpha)
         self.num_scales = num_scales
         if is_image:
             height, width_px, _ = self.event_shape
             self.num_scales = (default_num_scales(height, width_px) if num_scales is None
-                               else _positive_int(num_scales, "num_scales"))
+                               else check_int(num_scales, "num_scales"))
             self._check_image_scales(self.event_shape, self.num_scales)
             layers = [LogitLayer(alpha=self.logit_alpha, dtype=self.dtype_policy, name="logit")]
             layers += self._image_scale(self.event_shape, 1, self.num_scales)

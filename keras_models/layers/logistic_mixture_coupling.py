@@ -16,11 +16,9 @@ Example:
     >>> layer.bijector().inverse(tf.constant([[0.1, -0.3]])).numpy().round(4)   # the identity at initialisation
     array([[ 0.1, -0.3]], dtype=float32)
 """
-import numpy as np
-
-
 import tfp_flows
 from keras_models.layers.coupling import CouplingLayer
+from tfp_flows.validation import check_int
 
 
 class MixtureCouplingLayer(CouplingLayer):
@@ -39,9 +37,7 @@ class MixtureCouplingLayer(CouplingLayer):
     """
 
     def __init__(self, mask, network_fn, num_components, **kwargs):
-        if isinstance(num_components, bool) or not isinstance(num_components, (int, np.integer)) or num_components < 1:
-            raise ValueError(f"`num_components` must be an int >= 1; received {num_components!r}")
-        k = int(num_components)
+        k = check_int(num_components, "num_components")
         super().__init__(mask, network_fn, param_trailing_shapes=((), (), (k,), (k,), (k,)), **kwargs)
         self.num_components = k
 

@@ -18,6 +18,7 @@ import tensorflow_probability as tfp
 
 
 from keras_models.layers.base import BijectorLayer
+from tfp_flows.validation import is_real
 
 tfb = tfp.bijectors
 
@@ -27,7 +28,7 @@ class ShiftLayer(BijectorLayer):
 
     def __init__(self, shift, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(shift, bool) or not isinstance(shift, (int, float)) or not math.isfinite(shift):
+        if not is_real(shift) or not math.isfinite(shift):
             raise ValueError(f"ShiftLayer: `shift` must be a finite number; received {shift!r}")
         self.shift = float(shift)
 

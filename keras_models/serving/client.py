@@ -21,6 +21,7 @@ the doctests skip what needs them):
 """
 import numpy as np
 import tensorflow as tf
+from tfp_flows.validation import check_int
 
 _INSTALL_HINT = ('keras_models.serving_client needs the optional package tensorflow-serving-api: '
                  'pip install "tfp_flows[serving]" (or pip install tensorflow-serving-api)')
@@ -47,9 +48,7 @@ def predict_request(model_name, signature_name, inputs, version=None):
     request.model_spec.name = model_name
     request.model_spec.signature_name = signature_name
     if version is not None:
-        if isinstance(version, bool) or not isinstance(version, (int, np.integer)) or version < 1:
-            raise ValueError(f"`version` must be None or a positive int; received {version!r}")
-        request.model_spec.version.value = int(version)
+        request.model_spec.version.value = check_int(version, "version", allow_none=True)
     for name, value in inputs.items():
         request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
     return request
@@ -85,8 +84,7 @@ def decode_request(model_name, z, dtype=np.float32, version=None):
 
 def sample_request(model_name, num_samples, temperature=1.0, seed=(0, 0), version=None):
     """`num_samples` draws at `temperature`; the same `seed` (an int or a pair of ints) gives the same samples."""
-    if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) or num_samples < 1:
-        raise ValueError(f"`num_samples` must be a positive int; received {num_samples!r}")
+    check_int(num_samples, "num_samples")
     if not (np.isfinite(temperature) and temperature >= 0):
         raise ValueError(f"`temperature` must be a finite number >= 0; received {temperature!r}")
     seed = np.asarray(seed).reshape(-1)

@@ -46,6 +46,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_models.core.io import atomic_write_text, non_finite_weights
+from tfp_flows.validation import check_int, check_positive_ints
 
 SAVED_MODEL_FILE = "saved_model.pb"
 MODELS_CONFIG_FILE = "models.config"
@@ -120,8 +121,7 @@ def export_distribution(distribution, event_shape, path, num_bits=None):
     if distribution.batch_shape.rank != 0:
         raise ValueError(f"`distribution` must have a scalar batch shape (one flow); received batch shape "
                          f"{distribution.batch_shape}")
-    if num_bits is not None and (isinstance(num_bits, bool) or not isinstance(num_bits, int) or num_bits < 1):
-        raise ValueError(f"`num_bits` must be None or a positive int; received {num_bits!r}")
+    check_int(num_bits, "num_bits", allow_none=True)
     bijector, base = distribution.bijector, distribution.distribution
     latent_shape = tuple(int(d) for d in bijector.inverse_event_shape(event_shape))
     dtype = tf.as_dtype(distribution.dtype)
@@ -283,10 +283,7 @@ def _unique(variables):
 # --------------------------------------------------------------------------------------------------------
 # Writing: a temporary folder beside the target, then one rename.
 def _save_new_version(functions, model_dir, version, extra_variables=()):
-    if version is not None and (isinstance(version, bool) or not isinstance(version, (int, np.integer))
-                                or version < 1):
-        raise ValueError(f"`version` must be None or a positive int (TF Serving's integer versions); "
-                         f"received {version!r}")
+    check_int(version, "version", allow_none=True, hint="TF Serving's integer versions")
     os.makedirs(model_dir, exist_ok=True)
     present = list_versions(model_dir)
     if version is not None and any(v == int(version) for v, _ in present):
@@ -381,10 +378,7 @@ def _check_name(name):
 
 
 def _check_event_shape(event_shape):
-    shape = tuple(event_shape) if np.ndim(event_shape) else (event_shape,)
-    if not shape or not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d > 0 for d in shape):
-        raise ValueError(f"`event_shape` must be a non-empty tuple of positive ints; received {event_shape!r}")
-    return tuple(int(d) for d in shape)
+    return check_positive_ints(event_shape if np.ndim(event_shape) else (event_shape,), "event_shape")
 
 
 def _proto_string(text):

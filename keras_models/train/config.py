@@ -1,5 +1,6 @@
 """A run's configuration: the keys `tfp-flows train` flags and config files mirror, checked and defaulted."""
 from keras_models.flows.presets import preset_class
+from tfp_flows.validation import check_int
 
 DEFAULTS = {
     "preset": "realnvp",
@@ -45,8 +46,7 @@ def resolve_config(config):
             raise ValueError(f"unknown dataset {resolved['dataset']!r}; expected one of "
                              f"{sorted(list_datasets()) + sorted(name.upper() for name in ENERGIES)}")
     for key in ("epochs", "steps_per_epoch", "batch_size"):
-        if not isinstance(resolved[key], int) or resolved[key] < 1:
-            raise ValueError(f"`{key}` must be a positive int; received {resolved[key]!r}")
+        check_int(resolved[key], key)
     if not resolved["learning_rate"] > 0:
         raise ValueError(f"`learning_rate` must be > 0; received {resolved['learning_rate']!r}")
     resolved["name"] = resolved["name"] or f"{resolved['preset']}-{str(resolved['dataset']).lower()}"

@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 import keras
+from tfp_flows.validation import check_int, check_positive_ints
 
 __all__ = ["MADE", "MaskedKernel", "made_degrees", "made_masks"]
 
@@ -66,11 +67,7 @@ class MADE(keras.layers.Layer):
 
     def __init__(self, event_size, hidden_units=(256, 256), activation="relu", log_scale_limit=2.0, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(event_size, (int, np.integer)) or event_size < 1:
-            raise ValueError(f"`event_size` must be a positive int; received {event_size!r}")
-        hidden_units = tuple(int(u) for u in hidden_units)
-        if any(u < 1 for u in hidden_units):
-            raise ValueError(f"`hidden_units` must be positive ints; received {hidden_units!r}")
+        event_size, hidden_units = check_int(event_size, "event_size"), check_positive_ints(hidden_units, "hidden_units")
         if log_scale_limit is not None and not log_scale_limit > 0:
             raise ValueError(f"`log_scale_limit` must be None or > 0; received {log_scale_limit!r}")
         self.event_size = int(event_size)
