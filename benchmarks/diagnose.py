@@ -66,7 +66,7 @@ def conditioner_passes(size=16, steps=4):
     x = tf.constant(np.random.default_rng(0).normal(size=(8, size)).astype(np.float32))
     ours_nvp = keras_models.RealNVP(event_shape=(size,), num_couplings=steps, hidden_units=(32,), actnorm=False)
     theirs_nvp = tfp_peers.TFPRealNVPModel(size, steps, (32,))
-    ours_maf = keras_models.MAF(event_shape=(size,), num_layers=steps, hidden_units=(32,))
+    ours_maf = keras_models.MAF(event_shape=(size,), num_layers=steps, hidden_units=(32,), actnorm=False)
     theirs_maf = tfp_peers.tfp_maf(size, steps, (32,))
     rows = [
         ("RealNVP", "ours", count_calls(keras.Sequential, lambda: tf.function(ours_nvp.log_prob)(x))),
@@ -143,7 +143,7 @@ def what_if_timings():
                       keras_models.RealNVP(event_shape=(784,), actnorm=False), x,
                       [(MaskedConditioner, "block_split", property(lambda self: None))])
     x = tf.constant(rng.normal(size=(128, 64)).astype(np.float32))
-    _timed_experiment("MAF D=64, two MADE passes per step (TFP's own class)", keras_models.MAF(event_shape=(64,)),
+    _timed_experiment("MAF D=64, two MADE passes per step (TFP's own class)", keras_models.MAF(event_shape=(64,), actnorm=False),
                       x, [(keras_models.layers.masked_autoregressive, "OnePassMaskedAutoregressiveFlow", _TwoPassMAF)])
 
 

@@ -140,7 +140,9 @@ def maf_case(mode, xla, device):
     dim, batch = size["event_size"], size["batch"]
     x = tf.constant(np.random.default_rng(1).normal(size=(batch, dim)).astype(np.float32))
 
-    ours = keras_models.MAF(event_shape=(dim,), num_layers=size["num_layers"], hidden_units=size["hidden_units"])
+    # No ActNorm (on by default for MAF): TFP's MAF has none, and the two compute the same function.
+    ours = keras_models.MAF(event_shape=(dim,), num_layers=size["num_layers"], hidden_units=size["hidden_units"],
+                            actnorm=False)
     ours.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE))
     theirs = tfp_peers.tfp_maf(dim, size["num_layers"], size["hidden_units"])
     n_ours, n_theirs = _num_weights(ours.trainable_weights), _num_weights(theirs.trainable_variables)

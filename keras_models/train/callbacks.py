@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 
 import numpy as np
 
@@ -238,15 +239,24 @@ class BestEpochCheckpoint(keras.callbacks.ModelCheckpoint):
         self.best_epoch = None if state is None else int(state["epoch"])
 
     def _save_model(self, epoch, batch, logs):
+        previous = (self.best, self.best_epoch)
         if not self._should_save_model(epoch, batch, logs, self.filepath):
             return
         self.best_epoch = epoch + 1
         if not self.chief:
             return
-        save_through_temporary(lambda tmp: self.model.save_weights(tmp, overwrite=True), self.filepath,
-                                suffix=".weights.h5")
-        atomic_write_json(os.path.join(self.folder, BEST_STATE_FILE),
-                          {"epoch": self.best_epoch, "val_loss": float(self.best)})
+        try:
+            save_through_temporary(lambda tmp: self.model.save_weights(tmp, overwrite=True), self.filepath,
+                                   suffix=".weights.h5")
+            atomic_write_json(os.path.join(self.folder, BEST_STATE_FILE),
+                              {"epoch": self.best_epoch, "val_loss": float(self.best)})
+        except OSError as error:
+            # Not fatal: the backup is what a run cannot go on without (it stops the run and says why); here the
+            # previous best stays on disk, and so in memory, so that restore() and metrics.json agree.
+            self.best, self.best_epoch = previous
+            warnings.warn(f"could not save epoch {epoch + 1} as the best epoch in {self.folder!r} "
+                          f"({error.strerror or error}); keeping the previous best (epoch {self.best_epoch})",
+                          stacklevel=2)
 
     def restore(self, model):
         """Load the best epoch's weights into `model`; returns that epoch (None when none was saved)."""
@@ -261,16 +271,17 @@ def default_callbacks(run_dir, backup=True, tensorboard=True, checkpoint=True, c
 
     `chief` (default: `is_chief()` from TF_CONFIG): only the chief writes; every worker still checks for
     non-finite losses and weights, so that all of them stop together. `best=True` adds a `BestEpochCheckpoint`
-    (the best validation epoch's weights in `run_dir/best/`), before the backup so that a kill between the two
-    never leaves a backup newer than the best it knows of.
+    (the best validation epoch's weights in `run_dir/best/`) after the backup, so that a run folder that can no
+    longer be written fails first where the backup's error explains what is left. (A kill in the instant
+    between the two writes resumes after that epoch without having compared it: a known, narrow gap.)
     """
     chief = is_chief() if chief is None else bool(chief)
     callbacks = [NaNGuard()]
-    if best:
-        callbacks.append(BestEpochCheckpoint(os.path.join(run_dir, "best"), chief=chief))
     if backup:
         callbacks.append(AtomicBackupAndRestore(os.path.join(run_dir, "backup"), chief=chief,
                                                 delete_checkpoint=False))
+    if best:
+        callbacks.append(BestEpochCheckpoint(os.path.join(run_dir, "best"), chief=chief))
     if tensorboard and chief:
         callbacks.append(keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"), write_graph=False))
     if checkpoint:
