@@ -44,7 +44,8 @@ def _contenders(size, hidden, ours_args=None):
 
     Each plain build comes in the two forms a user ends up with: Keras' default initialisation throughout (TFP's
     own examples), and, because that often overflows at the first step once several unbounded affine couplings
-    compound, the same with a zero-initialised last layer. "Theirs" is the better of the two on each seed.
+    compound, the same with a zero-initialised last layer. "Theirs" is the one with the better median over
+    seeds (`best_variant`).
     """
     plain = lambda build: {"keras-default-init": lambda: build(False), "zero-init": lambda: build(True)}  # noqa: E731
     extra = dict(ours_args or {})
@@ -115,7 +116,8 @@ def _score(model, data, points, log_prob_fn):
 
 
 def run_fit(name, model_name, seed, quick, data=None, ours_args=None, plain=True):
-    """{"ours": (test, train, seconds), "theirs": ...} for one data set, model and seed."""
+    """{"ours": (test, train, seconds), "variants": {plain variant: (test, train, seconds)}} for one data set,
+    model and seed."""
     data = data or unseen_data.build(name, seed, num_train=QUICK["num_train"] if quick else 10_000,
                                      num_test=QUICK["num_test"] if quick else 20_000)
     budget = dict(BUDGETS[name], **({"hidden": QUICK["hidden"]} if quick else {}))
@@ -142,18 +144,63 @@ def run_fit(name, model_name, seed, quick, data=None, ours_args=None, plain=True
     result = {"ours": fit_and_score(ours), "variants": {}}
     for variant, build in plain_variants.items():
         result["variants"][variant] = fit_and_score(build)
-    if not plain:
-        result["theirs"], result["theirs_variant"] = (float("nan"),) * 3, None
-        return result
-    finite = {k: v for k, v in result["variants"].items() if np.isfinite(v[0])}
-    best = min(finite, key=lambda k: finite[k][0]) if finite else next(iter(result["variants"]))
-    result["theirs"], result["theirs_variant"] = result["variants"][best], best
     return result
 
 
 def _median(values):
     """Median over seeds, a failed fit (NaN or infinite score) counting as the worst: +inf."""
     return statistics.median([v if np.isfinite(v) else math.inf for v in values])
+
+
+def best_variant(variants):
+    """The plain variant (per-seed dicts variant -> test score) with the lowest median over seeds, or None.
+
+    One variant for all seeds of a data set, as a user would settle on one build; taking the better variant
+    seed by seed would hand the plain side the minimum of two noisy draws on every seed.
+    """
+    if not variants or not variants[0]:
+        return None
+    return min(variants[0], key=lambda k: _median([v[k] for v in variants]))
+
+
+def make_row(name, model_name, seeds, ours, variants, variants_train, plain=True):
+    """One comparison: `ours` [(test, train)] per seed, `variants` / `variants_train` [{variant: score}]."""
+    variant = best_variant(variants) if plain else None
+    theirs = [v[variant] if variant else math.nan for v in variants]
+    theirs_train = [v.get(variant, math.nan) if variant else math.nan for v in (variants_train or [{}] * len(seeds))]
+    row = dict(data=name, model=model_name, seeds=list(seeds),
+               metric="bits/dim" if name in unseen_data.IMAGE_BUILDERS else "KL gap (nats)",
+               ours=[o[0] for o in ours], ours_train=[o[1] for o in ours], theirs=theirs, theirs_train=theirs_train,
+               theirs_variant=variant, variants=variants, variants_train=variants_train)
+    row["ours_median"], row["theirs_median"] = _median(row["ours"]), _median(theirs)
+    if not plain:
+        row["verdict"] = "(ours only)"
+    elif row["ours_median"] <= row["theirs_median"] + TOLERANCE and np.isfinite(row["ours_median"]):
+        row["verdict"] = "ours >= plain"
+    else:
+        row["verdict"] = "LOSES"
+    return row
+
+
+def print_table(rows):
+    print("\n| data | model | metric | ours: median (min-max) | plain TFP: median (min-max), variant | "
+          "train (ours / plain) | verdict |\n|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['data']} | {r['model']} | {r['metric']} | {r['ours_median']:.4f} ({min(r['ours']):.4f}-"
+              f"{max(r['ours']):.4f}) | {r['theirs_median']:.4f} ({min(r['theirs']):.4f}-{max(r['theirs']):.4f}), "
+              f"{r['theirs_variant']} | {_median(r['ours_train']):.4f} / {_median(r['theirs_train']):.4f} | "
+              f"{r['verdict']} |")
+
+
+def table_from_files(paths):
+    """Rows of earlier runs' JSON files (one per data set, say), re-judged with `make_row`; ([rows], [losses])."""
+    rows = []
+    for path in paths:
+        with open(path, encoding="utf-8") as handle:
+            for r in json.load(handle)["rows"]:
+                rows.append(make_row(r["data"], r["model"], r["seeds"], list(zip(r["ours"], r["ours_train"])),
+                                     r["variants"], r.get("variants_train"), r["verdict"] != "(ours only)"))
+    return rows, [f"{r['data']} {r['model']}" for r in rows if r["verdict"] == "LOSES"]
 
 
 def applicable(model_name, name):
@@ -172,7 +219,15 @@ def main(argv=None):
     parser.add_argument("--no-plain", dest="plain", action="store_false",
                         help="train ours only (studies of our own settings; no verdict)")
     parser.add_argument("--out", default=None)
+    parser.add_argument("--table", nargs="+", metavar="JSON", default=None,
+                        help="print the table of earlier runs' result files (e.g. one per data set) and exit")
     args = parser.parse_args(argv)
+    if args.table:
+        rows, losses = table_from_files(args.table)
+        print_table(rows)
+        if losses:
+            print(f"FAIL: ours loses on the median: {losses}", file=sys.stderr)
+        return 1 if losses else 0
     names = args.data or (QUICK["data"] if args.quick else unseen_data.NAMES)
     args.models = args.models or list(QUICK["models"] if args.quick else ("RealNVP", "NICE", "MAF", "Glow-2D"))
     mode = "quick" if args.quick else "full"
@@ -180,7 +235,6 @@ def main(argv=None):
     start = time.perf_counter()
     rows, losses = [], []
     for name in names:
-        metric = "bits/dim" if name in unseen_data.IMAGE_BUILDERS else "KL gap (nats)"
         for model_name in args.models:
             if not applicable(model_name, name):
                 continue
@@ -188,33 +242,17 @@ def main(argv=None):
             for seed in args.seeds:
                 fit = run_fit(name, model_name, seed, args.quick, ours_args=args.ours_args, plain=args.plain)
                 fits.append(fit)
-                (ot, otr, osec), (tt, ttr, tsec) = fit["ours"], fit["theirs"]
-                others = ", ".join(f"{k} {v[0]:.4f}" for k, v in fit["variants"].items())
-                print(f"  {name} {model_name} seed {seed}: ours {ot:.4f} (train {otr:.4f}, {osec:.0f} s), "
-                      f"plain TFP {tt:.4f} (train {ttr:.4f}, {tsec:.0f} s; {others})", flush=True)
-            ours = [f["ours"][0] for f in fits]
-            theirs = [f["theirs"][0] for f in fits]
-            row = dict(data=name, model=model_name, metric=metric, seeds=args.seeds,
-                       ours=ours, theirs=theirs, ours_median=_median(ours), theirs_median=_median(theirs),
-                       ours_train=[f["ours"][1] for f in fits], theirs_train=[f["theirs"][1] for f in fits],
-                       theirs_variants=[f["theirs_variant"] for f in fits],
-                       variants=[{k: v[0] for k, v in f["variants"].items()} for f in fits])
-            if not args.plain:
-                row["verdict"] = "(ours only)"
-            elif row["ours_median"] <= row["theirs_median"] + TOLERANCE and np.isfinite(row["ours_median"]):
-                row["verdict"] = "ours >= plain"
-            else:
-                row["verdict"] = "LOSES"
+                ot, otr, osec = fit["ours"]
+                others = ", ".join(f"{k} {v[0]:.4f} (train {v[1]:.4f}, {v[2]:.0f} s)" for k, v in fit["variants"].items())
+                print(f"  {name} {model_name} seed {seed}: ours {ot:.4f} (train {otr:.4f}, {osec:.0f} s); "
+                      f"plain TFP: {others or '-'}", flush=True)
+            row = make_row(name, model_name, args.seeds, [f["ours"][:2] for f in fits],
+                           [{k: v[0] for k, v in f["variants"].items()} for f in fits],
+                           [{k: v[1] for k, v in f["variants"].items()} for f in fits], args.plain)
             rows.append(row)
             if row["verdict"] == "LOSES":
                 losses.append(f"{name} {model_name}")
-    print("\n| data | model | metric | ours: median (min-max) | plain TFP: median (min-max) | train (ours / plain) | "
-          "verdict |\n|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['data']} | {r['model']} | {r['metric']} | {r['ours_median']:.4f} ({min(r['ours']):.4f}-"
-              f"{max(r['ours']):.4f}) | {r['theirs_median']:.4f} ({min(r['theirs']):.4f}-{max(r['theirs']):.4f}) | "
-              f"{_median(r['ours_train']):.4f} / {_median(r['theirs_train']):.4f} | "
-              f"{r['verdict']} |")
+    print_table(rows)
     wall = time.perf_counter() - start
     with open(out, "w", encoding="utf-8") as handle:
         json.dump({"mode": mode, "seeds": args.seeds, "wall_seconds": round(wall, 1), "rows": rows,

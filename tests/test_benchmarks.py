@@ -198,3 +198,21 @@ def test_unseen_densities_are_normalised(name):
     cell = np.prod([a[1] - a[0] for a in axes])
     mass = np.exp(log_prob(grid)).sum() * cell
     assert abs(mass - 1.0) < 0.02, mass
+
+
+def test_plain_side_is_one_variant_chosen_by_median(tmp_path, monkeypatch):
+    """vs_plain_tfp judges ours against ONE plain variant per data set (the better median), not the per-seed
+    minimum of two noisy draws; a failed fit (NaN) counts as the worst; --table exits 1 when ours loses."""
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the module puts benchmarks/ on sys.path: undo afterwards
+    spec = importlib.util.spec_from_file_location("_benchmarks_vs_plain", BENCHMARKS / "vs_plain_tfp.py")
+    vs_plain = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(vs_plain)
+    variants = [{"a": 1.0, "b": 3.0}, {"a": 1.0, "b": 0.5}, {"a": 1.0, "b": 0.5}, {"a": 1.0, "b": math.nan}]
+    ours = [(0.9, 0.8)] * 4  # beats variant "a" everywhere; the per-seed minimum (1.0, 0.5, 0.5, 1.0) would win
+    row = vs_plain.make_row("spiral_mixture", "RealNVP", [0, 1, 2, 3], ours, variants, None)
+    assert row["theirs_variant"] == "a" and row["theirs_median"] == 1.0 and row["verdict"] == "ours >= plain"
+    losing = vs_plain.make_row("spiral_mixture", "MAF", [0, 1, 2, 3], [(1.5, 1.0)] * 4, variants, None)
+    assert losing["verdict"] == "LOSES"
+    path = tmp_path / "rows.json"
+    path.write_text(json.dumps({"rows": [row, losing]}))
+    assert vs_plain.main(["--table", str(path)]) == 1
