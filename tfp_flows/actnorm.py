@@ -9,6 +9,7 @@ from tensorflow_probability.python.internal import prefer_static as ps
 from tensorflow_probability.python.internal import tensor_util
 
 from tfp_flows import validation
+from tfp_flows.instance_cache import InstanceKeyedCache
 
 __all__ = ["ActNorm", "actnorm_initial_parameters"]
 
@@ -71,7 +72,7 @@ def assert_channels(x, param, arg_name, param_name, bijector_name):
         return tf.identity(x)
 
 
-class ActNorm(tfb.Bijector):
+class ActNorm(InstanceKeyedCache, tfb.Bijector):
     """Per-channel affine map with learned location and log-scale (Glow's ActNorm).
 
     Forward (latent -> data), per channel c on the last axis:
@@ -121,12 +122,6 @@ class ActNorm(tfb.Bijector):
             self._channels = scale_channels if scale_channels is not None else loc_channels
             super().__init__(forward_min_event_ndims=1, is_constant_jacobian=True, dtype=dtype,
                              validate_args=validate_args, parameters=parameters, name=name)
-
-    # TFP shares its cache between instances with equal parameters; built from Python lists inside a Keras
-    # call, two instances would then trade tensors across traced graphs (see DESIGN.md). Each instance keys
-    # its own cache entries (the entries hold the instance, so the id cannot be reused while they live).
-    def _get_parameterization(self):
-        return id(self)
 
     @classmethod
     def _parameter_properties(cls, dtype, num_classes=None):
