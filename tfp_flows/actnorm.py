@@ -196,8 +196,7 @@ def actnorm_initial_parameters(x, epsilon=1e-6):
         >>> x = tf.random.normal([64, 4, 4, 3], mean=5.0, stddev=3.0)
         >>> z = ActNorm(*actnorm_initial_parameters(x)).inverse(x)  # mean ~0, std ~1 per channel
     """
-    if not validation.is_real(epsilon) or not 0 < epsilon < float("inf"):
-        raise ValueError(f"`epsilon` must be a finite number > 0; received {epsilon!r}")
+    validation.check_number(epsilon, "epsilon", minimum=0, strict=True)
     x = tf.convert_to_tensor(x)
     validation.check_float_dtype(x, "x")
     if x.shape.rank is None or x.shape.rank < 2:

@@ -4,9 +4,9 @@ Static problems (wrong rank, wrong trailing dimensions, integer dtypes) raise `V
 whatever `validate_args` says; value checks that need the data (positivity, domain) become
 `tf.debugging` assertions only when `validate_args=True`, as everywhere in TFP.
 
-Python arguments (counts, sizes, shapes) are checked by `check_int`, `check_positive_ints` and
-`check_vector_event_shape`, used by the bijectors and by keras_models alike. `bool` is never an int here
-(`True` would otherwise pass as 1):
+Python arguments (counts, sizes, shapes, tolerances, choices, callables) are checked by `check_int`,
+`check_positive_ints`, `check_vector_event_shape`, `check_number`, `check_one_of` and `check_callable`, used by
+the bijectors and by keras_models alike. `bool` is never a number here (`True` would otherwise pass as 1):
 
 >>> check_int(3, "num_layers")
 3
@@ -16,14 +16,21 @@ Traceback (most recent call last):
 ValueError: `num_layers` must be an int >= 1; received True
 >>> check_positive_ints([64, 64], "hidden_units")
 (64, 64)
+>>> check_number(0.0, "epsilon", minimum=0, strict=True)
+Traceback (most recent call last):
+...
+ValueError: `epsilon` must be a finite number > 0; received 0.0
+>>> check_one_of("sigmoid", "log_scale_bound", ("tanh", "sigmoid", None))
+'sigmoid'
 """
+import math
 import numbers
 
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["check_float_dtype", "check_event_shape", "assert_in_unit_interval", "check_int", "check_positive_ints",
-           "check_vector_event_shape", "is_int", "is_real"]
+__all__ = ["check_float_dtype", "check_event_shape", "assert_in_unit_interval", "check_callable", "check_int",
+           "check_number", "check_one_of", "check_positive_ints", "check_vector_event_shape", "is_int", "is_real"]
 
 
 def is_int(value):
@@ -64,6 +71,46 @@ def check_int(value, arg_name, minimum=1, maximum=None, owner=None, allow_none=F
         prefix = f"{owner}: " if owner else ""
         raise ValueError(f"{prefix}`{arg_name}` must be {expected}; received {value!r}{f' ({hint})' if hint else ''}")
     return int(value)
+
+
+def check_number(value, arg_name, minimum=None, strict=False, allow_inf=False, owner=None, hint=""):
+    """`value` as a float, or a ValueError naming `arg_name`, the range expected and the value received.
+
+    Args:
+      value: the argument: a Python or NumPy real number (not `bool`, not NaN).
+      arg_name: its name, as the caller spells it.
+      minimum: smallest value allowed; None (default) for no lower bound.
+      strict: whether `minimum` itself is excluded (> rather than >=).
+      allow_inf: whether +inf passes (otherwise the number must be finite).
+      owner: a prefix for the message (the class or bijector name), or None.
+      hint: a few words appended to the message in parentheses, or "".
+    """
+    ok = is_real(value) and (math.isfinite(value) or (allow_inf and value == math.inf))
+    ok = ok and (minimum is None or (value > minimum if strict else value >= minimum))
+    if not ok:
+        expected = "a finite number"
+        if minimum is not None:
+            expected += f" {'>' if strict else '>='} {minimum}"
+        expected += " or math.inf" if allow_inf else ""
+        prefix = f"{owner}: " if owner else ""
+        raise ValueError(f"{prefix}`{arg_name}` must be {expected}; received {value!r}{f' ({hint})' if hint else ''}")
+    return float(value)
+
+
+def check_one_of(value, arg_name, choices, owner=None):
+    """`value` if it is one of `choices`, else a ValueError naming `arg_name`, the choices and the value."""
+    if value not in choices:
+        prefix = f"{owner}: " if owner else ""
+        raise ValueError(f"{prefix}`{arg_name}` must be one of {choices}; received {value!r}")
+    return value
+
+
+def check_callable(value, arg_name, signature, owner=None):
+    """`value` if callable, else a TypeError naming `arg_name`, the `signature` expected and the type received."""
+    if not callable(value):
+        prefix = f"{owner}: " if owner else ""
+        raise TypeError(f"{prefix}`{arg_name}` must be callable ({signature}); received {type(value).__name__}")
+    return value
 
 
 def check_positive_ints(values, arg_name, owner=None):
