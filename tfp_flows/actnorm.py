@@ -3,7 +3,6 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_probability import bijectors as tfb
 from tensorflow_probability.python.internal import assert_util
-from tensorflow_probability.python.internal import dtype_util
 from tensorflow_probability.python.internal import parameter_properties
 from tensorflow_probability.python.internal import prefer_static as ps
 from tensorflow_probability.python.internal import tensor_util
@@ -63,6 +62,14 @@ def assert_finite_parameter(param, message):
     return assert_util.assert_equal(tf.reduce_all(tf.math.is_finite(param)), True, message=message)
 
 
+def checked_channels(x, channels, param, arg_name, param_name, bijector_name, validate_args):
+    """`x` after `check_channels`, and with `validate_args` behind `assert_channels` (both name `param_name`)."""
+    check_channels(x, channels, arg_name, param_name, bijector_name)
+    if validate_args:
+        return assert_channels(x, param, arg_name, param_name, bijector_name)
+    return x
+
+
 def assert_channels(x, param, arg_name, param_name, bijector_name):
     """`x` behind a run-time assertion that its last axis matches `param`'s (for `validate_args=True`)."""
     assertion = assert_util.assert_equal(
@@ -109,11 +116,7 @@ class ActNorm(InstanceKeyedCache, tfb.Bijector):
     def __init__(self, loc, log_scale, validate_args=False, name="actnorm"):
         parameters = dict(locals())
         with tf.name_scope(name) as name:
-            dtype = dtype_util.common_dtype([loc, log_scale], dtype_hint=tf.float32)
-            self._loc = tensor_util.convert_nonref_to_tensor(loc, dtype=dtype, name="loc")
-            self._log_scale = tensor_util.convert_nonref_to_tensor(log_scale, dtype=dtype, name="log_scale")
-            if not dtype_util.is_floating(dtype):
-                raise TypeError(f"ActNorm: `loc` and `log_scale` must be floating point; received {dtype.name}")
+            dtype, (self._loc, self._log_scale) = validation.float_parameters("ActNorm", loc=loc, log_scale=log_scale)
             loc_channels = channel_count(self._loc, "loc", 1, "ActNorm")
             scale_channels = channel_count(self._log_scale, "log_scale", 1, "ActNorm")
             if loc_channels is not None and scale_channels is not None and loc_channels != scale_channels:
@@ -142,10 +145,8 @@ class ActNorm(InstanceKeyedCache, tfb.Bijector):
         return self._channels
 
     def _checked(self, x, arg_name):
-        check_channels(x, self._channels, arg_name, "log_scale", self.name)
-        if self.validate_args:
-            return assert_channels(x, self._log_scale, arg_name, "log_scale", self.name)
-        return x
+        return checked_channels(x, self._channels, self._log_scale, arg_name, "log_scale", self.name,
+                                self.validate_args)
 
     def _forward(self, x):
         x = self._checked(x, "x")

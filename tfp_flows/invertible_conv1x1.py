@@ -9,9 +9,9 @@ from tensorflow_probability.python.internal import prefer_static as ps
 from tensorflow_probability.python.internal import tensor_util
 
 from tfp_flows import validation
+from tfp_flows.actnorm import (assert_finite_parameter, broadcast_over_positions, channel_count, check_channels,
+                               checked_channels)
 from tfp_flows.instance_cache import InstanceKeyedCache
-from tfp_flows.actnorm import (assert_channels, assert_finite_parameter, broadcast_over_positions, channel_count,
-                               check_channels)
 
 __all__ = ["InvertibleConv1x1", "random_rotation_lower_upper"]
 
@@ -105,10 +105,8 @@ class InvertibleConv1x1(InstanceKeyedCache, tfb.Bijector):
         return self._channels
 
     def _checked(self, x, arg_name):
-        check_channels(x, self._channels, arg_name, "lower_upper", self.name)
-        if self.validate_args:
-            return assert_channels(x, self._lower_upper, arg_name, "lower_upper", self.name)
-        return x
+        return checked_channels(x, self._channels, self._lower_upper, arg_name, "lower_upper", self.name,
+                                self.validate_args)
 
     def _factors(self):
         """(L with a unit diagonal, U, permutation) as tensors."""

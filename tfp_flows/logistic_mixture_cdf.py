@@ -58,11 +58,11 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 from tensorflow_probability import bijectors as tfb
-from tensorflow_probability.python.internal import dtype_util
 from tensorflow_probability.python.internal import parameter_properties
 from tensorflow_probability.python.internal import prefer_static as ps
 from tensorflow_probability.python.internal import tensor_util
 
+from tfp_flows import validation
 from tfp_flows.implicit_root import implicit_root
 
 __all__ = ["LogisticMixtureCDF", "MAX_ITERATIONS", "mixture_logit_cdf", "invert_mixture_logit_cdf"]
@@ -393,13 +393,8 @@ class LogisticMixtureCDF(tfb.Bijector):
     def __init__(self, logits, locs, log_scales, validate_args=False, name="logistic_mixture_cdf"):
         parameters = dict(locals())
         with tf.name_scope(name) as name:
-            dtype = dtype_util.common_dtype([logits, locs, log_scales], dtype_hint=tf.float32)
-            if not dtype_util.is_floating(dtype):
-                raise TypeError(f"LogisticMixtureCDF: `logits`, `locs` and `log_scales` must be floating-point "
-                                f"(float32 or float64); received dtype {tf.as_dtype(dtype).name}")
-            self._logits = tensor_util.convert_nonref_to_tensor(logits, dtype=dtype, name="logits")
-            self._locs = tensor_util.convert_nonref_to_tensor(locs, dtype=dtype, name="locs")
-            self._log_scales = tensor_util.convert_nonref_to_tensor(log_scales, dtype=dtype, name="log_scales")
+            dtype, (self._logits, self._locs, self._log_scales) = validation.float_parameters(
+                "LogisticMixtureCDF", logits=logits, locs=locs, log_scales=log_scales)
             check_component_shapes(self._named_parameters())
             super().__init__(forward_min_event_ndims=0, validate_args=validate_args, parameters=parameters,
                              dtype=dtype, name=name)

@@ -93,11 +93,7 @@ class Planar(tfb.Bijector):
         """
         parameters = dict(locals())
         with tf.name_scope(name) as name:
-            dtype = dtype_util.common_dtype([w, u, b], dtype_hint=tf.float32)
-            validation.check_float_dtype(tf.zeros([], dtype), "w, u, b")
-            self._w = tensor_util.convert_nonref_to_tensor(w, dtype=dtype, name="w")
-            self._u = tensor_util.convert_nonref_to_tensor(u, dtype=dtype, name="u")
-            self._b = tensor_util.convert_nonref_to_tensor(b, dtype=dtype, name="b")
+            dtype, (self._w, self._u, self._b) = validation.float_parameters(w=w, u=u, b=b)
             for arg_name, param in (("w", self._w), ("u", self._u)):
                 if param.shape.rank == 0:
                     raise ValueError(f"Planar: `{arg_name}` must have shape [..., D] (rank >= 1); received a scalar")

@@ -28,9 +28,12 @@ import numbers
 
 import numpy as np
 import tensorflow as tf
+from tensorflow_probability.python.internal import dtype_util
+from tensorflow_probability.python.internal import tensor_util
 
 __all__ = ["check_float_dtype", "check_event_shape", "assert_in_unit_interval", "check_callable", "check_int",
-           "check_number", "check_one_of", "check_positive_ints", "check_vector_event_shape", "is_int", "is_real"]
+           "check_number", "check_one_of", "check_positive_ints", "check_vector_event_shape", "float_parameters", "is_int",
+           "is_real"]
 
 
 def is_int(value):
@@ -131,11 +134,27 @@ def check_vector_event_shape(event_shape, owner, min_size=2, hint=""):
     return (int(shape[0]),)
 
 
-def check_float_dtype(x, arg_name):
+def check_float_dtype(x, arg_name, owner=None):
     """Raise TypeError unless `x` has a floating-point dtype."""
     dtype = tf.as_dtype(getattr(x, "dtype", tf.float32))
     if not dtype.is_floating:
-        raise TypeError(f"`{arg_name}` must have a floating-point dtype (float32 or float64); received {dtype.name}")
+        prefix = f"{owner}: " if owner else ""
+        raise TypeError(f"{prefix}`{arg_name}` must have a floating-point dtype (float32 or float64); received "
+                        f"{dtype.name}")
+
+
+def float_parameters(owner=None, **params):
+    """(dtype, [tensors]): a bijector's parameters in their common floating-point dtype, in the order given.
+
+    The dtype is TFP's `dtype_util.common_dtype` of the values (float32 for Python numbers); a non-float one
+    raises TypeError naming all of them. Each value goes through `tensor_util.convert_nonref_to_tensor`, so
+    `tf.Variable`s and `DeferredTensor`s stay as they are (read at every call) and the rest become tensors
+    named after their argument. Call it inside the bijector's name scope.
+    """
+    dtype = dtype_util.common_dtype(list(params.values()), dtype_hint=tf.float32)
+    check_float_dtype(tf.zeros([], dtype), ", ".join(params), owner)
+    return dtype, [tensor_util.convert_nonref_to_tensor(value, dtype=dtype, name=name)
+                   for name, value in params.items()]
 
 
 def check_event_shape(x, event_shape, arg_name, bijector_name):
