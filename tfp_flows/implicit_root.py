@@ -1,7 +1,8 @@
 """`implicit_root`: a root found by an iterative search, with gradients from the implicit function theorem.
 
 A search returns x* with f(x*, theta) = 0. Where df/dx != 0 this defines x* = x*(theta), and the implicit
-function theorem (e.g. Krantz & Parks 2002, "The Implicit Function Theorem", thm. 1.3.1) gives
+function theorem (Krantz & Parks 2002, "The Implicit Function Theorem"; used for root solves in Blondel et
+al. 2022, "Efficient and Modular Implicit Differentiation") gives
 
     dx*/dtheta = -(df/dtheta) / (df/dx)      at (x*, theta),
 
