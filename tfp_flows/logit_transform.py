@@ -78,12 +78,8 @@ class LogitTransform(tfb.Bijector):
                 # precision, and no tensor is created at construction.
                 dtype = None
                 self._alpha = float(alpha)
-            super().__init__(
-                forward_min_event_ndims=0,
-                validate_args=validate_args,
-                dtype=dtype,
-                parameters=parameters,
-                name=name)
+            super().__init__(forward_min_event_ndims=0, validate_args=validate_args, dtype=dtype,
+                             parameters=parameters, name=name)
 
     @property
     def alpha(self):

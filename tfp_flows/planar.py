@@ -99,12 +99,8 @@ class Planar(tfb.Bijector):
                     raise ValueError(f"Planar: `{arg_name}` must have shape [..., D] (rank >= 1); received a scalar")
             event_size = tf.compat.dimension_value(self._w.shape[-1])
             validation.check_event_shape(self._u, [event_size], "u", "Planar")
-            super().__init__(
-                forward_min_event_ndims=1,
-                validate_args=validate_args,
-                dtype=dtype,
-                parameters=parameters,
-                name=name)
+            super().__init__(forward_min_event_ndims=1, validate_args=validate_args, dtype=dtype,
+                             parameters=parameters, name=name)
 
     @property
     def w(self):

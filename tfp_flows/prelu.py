@@ -51,12 +51,8 @@ class PReLU(tfb.Bijector):
         parameters = dict(locals())
         with tf.name_scope(name) as name:
             dtype, (self._alpha,) = validation.float_parameters(alpha=alpha)
-            super().__init__(
-                forward_min_event_ndims=0,
-                validate_args=validate_args,
-                dtype=dtype,
-                parameters=parameters,
-                name=name)
+            super().__init__(forward_min_event_ndims=0, validate_args=validate_args, dtype=dtype,
+                             parameters=parameters, name=name)
 
     @property
     def alpha(self):

@@ -74,12 +74,8 @@ class Radial(tfb.Bijector):
             dtype, (self._z0, self._alpha, self._beta) = validation.float_parameters(z0=z0, alpha=alpha, beta=beta)
             if self._z0.shape.rank == 0:
                 raise ValueError("Radial: `z0` must have shape [..., D] (rank >= 1); received a scalar")
-            super().__init__(
-                forward_min_event_ndims=1,
-                validate_args=validate_args,
-                dtype=dtype,
-                parameters=parameters,
-                name=name)
+            super().__init__(forward_min_event_ndims=1, validate_args=validate_args, dtype=dtype,
+                             parameters=parameters, name=name)
 
     @property
     def z0(self):
