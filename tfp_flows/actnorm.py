@@ -3,12 +3,12 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_probability import bijectors as tfb
 from tensorflow_probability.python.internal import assert_util
-from tensorflow_probability.python.internal import dtype_util
 from tensorflow_probability.python.internal import parameter_properties
 from tensorflow_probability.python.internal import prefer_static as ps
 from tensorflow_probability.python.internal import tensor_util
 
 from tfp_flows import validation
+from tfp_flows.instance_cache import InstanceKeyedCache
 
 __all__ = ["ActNorm", "actnorm_initial_parameters"]
 
@@ -62,6 +62,14 @@ def assert_finite_parameter(param, message):
     return assert_util.assert_equal(tf.reduce_all(tf.math.is_finite(param)), True, message=message)
 
 
+def checked_channels(x, channels, param, arg_name, param_name, bijector_name, validate_args):
+    """`x` after `check_channels`, and with `validate_args` behind `assert_channels` (both name `param_name`)."""
+    check_channels(x, channels, arg_name, param_name, bijector_name)
+    if validate_args:
+        return assert_channels(x, param, arg_name, param_name, bijector_name)
+    return x
+
+
 def assert_channels(x, param, arg_name, param_name, bijector_name):
     """`x` behind a run-time assertion that its last axis matches `param`'s (for `validate_args=True`)."""
     assertion = assert_util.assert_equal(
@@ -71,7 +79,7 @@ def assert_channels(x, param, arg_name, param_name, bijector_name):
         return tf.identity(x)
 
 
-class ActNorm(tfb.Bijector):
+class ActNorm(InstanceKeyedCache, tfb.Bijector):
     """Per-channel affine map with learned location and log-scale (Glow's ActNorm).
 
     Forward (latent -> data), per channel c on the last axis:
@@ -108,11 +116,7 @@ class ActNorm(tfb.Bijector):
     def __init__(self, loc, log_scale, validate_args=False, name="actnorm"):
         parameters = dict(locals())
         with tf.name_scope(name) as name:
-            dtype = dtype_util.common_dtype([loc, log_scale], dtype_hint=tf.float32)
-            self._loc = tensor_util.convert_nonref_to_tensor(loc, dtype=dtype, name="loc")
-            self._log_scale = tensor_util.convert_nonref_to_tensor(log_scale, dtype=dtype, name="log_scale")
-            if not dtype_util.is_floating(dtype):
-                raise TypeError(f"ActNorm: `loc` and `log_scale` must be floating point; received {dtype.name}")
+            dtype, (self._loc, self._log_scale) = validation.float_parameters("ActNorm", loc=loc, log_scale=log_scale)
             loc_channels = channel_count(self._loc, "loc", 1, "ActNorm")
             scale_channels = channel_count(self._log_scale, "log_scale", 1, "ActNorm")
             if loc_channels is not None and scale_channels is not None and loc_channels != scale_channels:
@@ -121,12 +125,6 @@ class ActNorm(tfb.Bijector):
             self._channels = scale_channels if scale_channels is not None else loc_channels
             super().__init__(forward_min_event_ndims=1, is_constant_jacobian=True, dtype=dtype,
                              validate_args=validate_args, parameters=parameters, name=name)
-
-    # TFP shares its cache between instances with equal parameters; built from Python lists inside a Keras
-    # call, two instances would then trade tensors across traced graphs (see DESIGN.md). Each instance keys
-    # its own cache entries (the entries hold the instance, so the id cannot be reused while they live).
-    def _get_parameterization(self):
-        return id(self)
 
     @classmethod
     def _parameter_properties(cls, dtype, num_classes=None):
@@ -147,10 +145,8 @@ class ActNorm(tfb.Bijector):
         return self._channels
 
     def _checked(self, x, arg_name):
-        check_channels(x, self._channels, arg_name, "log_scale", self.name)
-        if self.validate_args:
-            return assert_channels(x, self._log_scale, arg_name, "log_scale", self.name)
-        return x
+        return checked_channels(x, self._channels, self._log_scale, arg_name, "log_scale", self.name,
+                                self.validate_args)
 
     def _forward(self, x):
         x = self._checked(x, "x")
@@ -201,8 +197,7 @@ def actnorm_initial_parameters(x, epsilon=1e-6):
         >>> x = tf.random.normal([64, 4, 4, 3], mean=5.0, stddev=3.0)
         >>> z = ActNorm(*actnorm_initial_parameters(x)).inverse(x)  # mean ~0, std ~1 per channel
     """
-    if not validation.is_real(epsilon) or not 0 < epsilon < float("inf"):
-        raise ValueError(f"`epsilon` must be a finite number > 0; received {epsilon!r}")
+    validation.check_number(epsilon, "epsilon", minimum=0, strict=True)
     x = tf.convert_to_tensor(x)
     validation.check_float_dtype(x, "x")
     if x.shape.rank is None or x.shape.rank < 2:

@@ -1,6 +1,7 @@
 """NICE's additive coupling (Dinh, Krueger & Bengio 2015, "NICE: Non-linear Independent Components Estimation")."""
 import tensorflow as tf
 
+from tfp_flows import validation
 from tfp_flows.coupling import MaskedCoupling
 
 __all__ = ["AdditiveCoupling"]
@@ -48,9 +49,7 @@ class AdditiveCoupling(MaskedCoupling):
 
     def __init__(self, mask, shift_fn, validate_args=False, name="additive_coupling"):
         parameters = dict(locals())
-        if not callable(shift_fn):
-            raise TypeError(f"`shift_fn` must be callable (x_masked -> shift); received {type(shift_fn).__name__}")
-        self._shift_fn = shift_fn
+        self._shift_fn = validation.check_callable(shift_fn, "shift_fn", "x_masked -> shift")
         super().__init__(mask=mask, validate_args=validate_args, parameters=parameters, name=name,
                          conditioner=shift_fn)
 

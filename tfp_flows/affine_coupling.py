@@ -3,9 +3,9 @@ import math
 
 import tensorflow as tf
 
+from tfp_flows import validation
 from tfp_flows.additive_coupling import checked_conditioner_output
 from tfp_flows.coupling import MaskedCoupling
-from tfp_flows.validation import is_real
 
 __all__ = ["AffineCoupling", "LOG_SCALE_BOUNDS", "MAX_SIGMOID_LIMIT", "checked_log_scale_limit"]
 
@@ -16,14 +16,14 @@ MAX_SIGMOID_LIMIT = 60.0  # largest finite c of the sigmoid floor: exp(-c) stays
 def checked_log_scale_limit(log_scale_limit, log_scale_bound):
     """`log_scale_limit` as a float, or ValueError naming it: a finite number > 0; with the "sigmoid" bound at
     most MAX_SIGMOID_LIMIT, or math.inf (no floor)."""
-    if (not is_real(log_scale_limit) or math.isnan(log_scale_limit) or log_scale_limit <= 0
-            or (math.isinf(log_scale_limit) and log_scale_bound != "sigmoid")):
-        raise ValueError(f"`log_scale_limit` must be a finite number > 0 (or math.inf with log_scale_bound="
-                         f"'sigmoid'); received {log_scale_limit!r} with log_scale_bound={log_scale_bound!r}")
-    if log_scale_bound == "sigmoid" and MAX_SIGMOID_LIMIT < log_scale_limit < math.inf:
+    sigmoid = log_scale_bound == "sigmoid"
+    limit = validation.check_number(
+        log_scale_limit, "log_scale_limit", minimum=0, strict=True, allow_inf=sigmoid,
+        hint=f"with log_scale_bound={log_scale_bound!r}" + ("" if sigmoid else "; math.inf only with 'sigmoid'"))
+    if sigmoid and MAX_SIGMOID_LIMIT < limit < math.inf:
         raise ValueError(f"`log_scale_limit` of the sigmoid bound must be <= {MAX_SIGMOID_LIMIT} (a floor "
                          f"exp(-c) that float32 represents) or math.inf for no floor; received {log_scale_limit!r}")
-    return float(log_scale_limit)
+    return limit
 
 
 class AffineCoupling(MaskedCoupling):
@@ -78,13 +78,9 @@ class AffineCoupling(MaskedCoupling):
     def __init__(self, mask, shift_and_log_scale_fn, log_scale_bound="tanh", log_scale_limit=2.0,
                  validate_args=False, name="affine_coupling"):
         parameters = dict(locals())
-        if not callable(shift_and_log_scale_fn):
-            raise TypeError("`shift_and_log_scale_fn` must be callable (x_masked -> (shift, log_scale)); "
-                            f"received {type(shift_and_log_scale_fn).__name__}")
-        if log_scale_bound not in LOG_SCALE_BOUNDS:
-            raise ValueError(f"`log_scale_bound` must be one of {LOG_SCALE_BOUNDS}; received {log_scale_bound!r}")
-        self._shift_and_log_scale_fn = shift_and_log_scale_fn
-        self._log_scale_bound = log_scale_bound
+        self._shift_and_log_scale_fn = validation.check_callable(
+            shift_and_log_scale_fn, "shift_and_log_scale_fn", "x_masked -> (shift, log_scale)")
+        self._log_scale_bound = validation.check_one_of(log_scale_bound, "log_scale_bound", LOG_SCALE_BOUNDS)
         self._log_scale_limit = checked_log_scale_limit(log_scale_limit, log_scale_bound)
         super().__init__(mask=mask, validate_args=validate_args, parameters=parameters, name=name,
                          conditioner=shift_and_log_scale_fn)

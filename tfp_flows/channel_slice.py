@@ -14,6 +14,8 @@ Example:
     array([[2., 1.]], dtype=float32)
 """
 import tensorflow as tf
+
+from tfp_flows import validation
 from tfp_flows.one_pass import OnePassBijector
 
 __all__ = ["ChannelSlice"]
@@ -29,10 +31,8 @@ class ChannelSlice(OnePassBijector):
     """
 
     def __init__(self, bijector, num_channels, event_ndims, validate_args=False, name="channel_slice"):
-        if not isinstance(num_channels, int) or num_channels < 1:
-            raise ValueError(f"ChannelSlice: `num_channels` must be a positive int; received {num_channels!r}")
-        if not isinstance(event_ndims, int) or event_ndims < 1:
-            raise ValueError(f"ChannelSlice: `event_ndims` must be an int >= 1; received {event_ndims!r}")
+        num_channels = validation.check_int(num_channels, "num_channels", owner="ChannelSlice")
+        event_ndims = validation.check_int(event_ndims, "event_ndims", owner="ChannelSlice")
         parameters = dict(locals())
         self._bijector = bijector
         self._num_channels = num_channels

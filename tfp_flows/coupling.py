@@ -60,6 +60,69 @@ def last_axis_split(mask):
     return None
 
 
+class _MultiplyLayout:
+    """Any 0/1 mask: the conditioner sees x * mask; y = mask * x + (1 - mask) * g(x); log-dets masked."""
+
+    def __init__(self, mask_value):
+        self._mask_value = mask_value
+        self.param_event_shape = list(mask_value.shape)
+
+    def _mask(self, dtype):
+        return tf.constant(self._mask_value, dtype=dtype)
+
+    def split(self, x):
+        """(pass-through part, transformed part, conditioner input)."""
+        return x, x, x * self._mask(x.dtype)
+
+    def restrict(self, param, extra):
+        return param
+
+    def merge(self, x_pass, y_trans):
+        mask = self._mask(x_pass.dtype)
+        return mask * x_pass + (1.0 - mask) * y_trans
+
+    def mask_log_det(self, elementwise):
+        return elementwise * (1.0 - self._mask(elementwise.dtype))
+
+
+class _SliceLayout:
+    """A mask of two contiguous blocks along the last axis (`last_axis_split`): slice and concatenate.
+
+    With `block_conditioner` the conditioner gets the pass-through block and returns the transformed block's
+    parameters; otherwise it gets the full event shape (zeros where transformed) and its parameters are sliced.
+    """
+
+    def __init__(self, mask_value, split, block_conditioner):
+        self._index, self._pass_first = split
+        self._block_conditioner = block_conditioner
+        event_shape = list(mask_value.shape)
+        size = event_shape[-1]
+        self._begin, self._end = (self._index, size) if self._pass_first else (0, self._index)
+        self.param_event_shape = (event_shape[:-1] + [self._end - self._begin] if block_conditioner
+                                  else event_shape)
+
+    def split(self, x):
+        """(pass-through block, transformed block, conditioner input)."""
+        index = self._index
+        x_pass, x_trans = (x[..., :index], x[..., index:]) if self._pass_first else (x[..., index:], x[..., :index])
+        if self._block_conditioner:
+            return x_pass, x_trans, x_pass
+        zeros = tf.zeros_like(x_trans)
+        return x_pass, x_trans, tf.concat([x_pass, zeros] if self._pass_first else [zeros, x_pass], axis=-1)
+
+    def restrict(self, param, extra):
+        """The part of a conditioner output that acts on the transformed block."""
+        if self._block_conditioner:
+            return param
+        return param[(Ellipsis, slice(self._begin, self._end)) + (slice(None),) * extra]
+
+    def merge(self, x_pass, y_trans):
+        return tf.concat([x_pass, y_trans] if self._pass_first else [y_trans, x_pass], axis=-1)
+
+    def mask_log_det(self, elementwise):
+        return elementwise
+
+
 class MaskedCoupling(OnePassBijector):
     """Base class: subclasses implement the elementwise transform of the masked-out entries.
 
@@ -73,6 +136,10 @@ class MaskedCoupling(OnePassBijector):
     Parameters handed to `_transform`/`_untransform` are already restricted to the transformed block.
     Conditioner outputs must have the input's batch shape and the expected event shape (then any trailing
     parameter axes): a static mismatch raises ValueError naming the conditioner output.
+
+    The mask and the conditioner fix one layout at construction: `_SliceLayout` for a two-block mask (the
+    conditioner given the pass-through block or the full shape), `_MultiplyLayout` for any other mask; one
+    code path (`_run`) then splits, conditions, transforms and merges through it.
     """
 
     def __init__(self, mask, validate_args, parameters, name, conditioner=None):
@@ -91,26 +158,11 @@ class MaskedCoupling(OnePassBijector):
                              f"received all {int(mask_value.flat[0])}")
         self._mask_value = mask_value.astype(np.float32)
         self._split = last_axis_split(mask_value)
-        self._block_conditioner = self._declares_blocks(conditioner, name)
+        self._block_conditioner = _declares_blocks(conditioner, self._split, name)
+        self._layout = (_MultiplyLayout(self._mask_value) if self._split is None
+                        else _SliceLayout(self._mask_value, self._split, self._block_conditioner))
         super().__init__(forward_min_event_ndims=mask_value.ndim, validate_args=validate_args,
                          parameters=parameters, name=name)
-
-    def _declares_blocks(self, conditioner, name):
-        """Whether `conditioner` takes the pass-through block (its `block_split` is this mask's split)."""
-        declared = getattr(conditioner, "block_split", None)
-        if declared is None:
-            return False
-        if (not isinstance(declared, (tuple, list)) or len(declared) != 2
-                or not validation.is_int(declared[0])):
-            raise ValueError(f"{name}: the conditioner's `block_split` must be None or (split index, pass-through "
-                             f"first?) as returned by `last_axis_split`; received {declared!r}")
-        declared = (int(declared[0]), bool(declared[1]))
-        if declared != self._split:
-            mask_split = ("is not two contiguous blocks along its last axis" if self._split is None
-                          else f"has block_split {self._split}")
-            raise ValueError(f"{name}: the conditioner declares block_split {declared} but the mask {mask_split}: "
-                             "a block conditioner must be built for the coupling's own mask")
-        return True
 
     @classmethod
     def _parameter_properties(cls, dtype, num_classes=None):
@@ -128,27 +180,6 @@ class MaskedCoupling(OnePassBijector):
     def _check_input(self, x, arg_name):
         validation.check_float_dtype(x, arg_name)
         validation.check_event_shape(x, self._mask_value.shape, arg_name, self.name)
-
-    def _mask(self, dtype):
-        return tf.constant(self._mask_value, dtype=dtype)
-
-    def _blocks(self, x):
-        """(pass-through block, transformed block), sliced from the last axis of a two-block mask."""
-        index, pass_first = self._split
-        if pass_first:
-            return x[..., :index], x[..., index:]
-        return x[..., index:], x[..., :index]
-
-    def _split_input(self, x):
-        """(pass-through block, transformed block, conditioner input of the full event shape)."""
-        if self._split is not None:
-            x_pass, x_trans = self._blocks(x)
-            _, pass_first = self._split
-            zeros = tf.zeros_like(x_trans)
-            conditioner_input = tf.concat([x_pass, zeros] if pass_first else [zeros, x_pass], axis=-1)
-            return x_pass, x_trans, conditioner_input
-        mask = self._mask(x.dtype)
-        return x, x, x * mask
 
     def _check_param_shape(self, param, input_rank, index, event_shape):
         """The number of trailing parameter axes of `param`, after checking its event shape statically.
@@ -168,52 +199,16 @@ class MaskedCoupling(OnePassBijector):
                     f"trailing parameter axes); received shape {param.shape.as_list()}")
         return extra
 
-    def _restrict(self, param, input_rank, index):
-        """The part of a full-event-shaped parameter that acts on the transformed block."""
-        event_shape = list(self._mask_value.shape)
-        extra = self._check_param_shape(param, input_rank, index, event_shape)
-        if self._split is None:
-            return param
-        split_index, pass_first = self._split
-        size = event_shape[-1]
-        begin, end = (split_index, size) if pass_first else (0, split_index)
-        return param[(Ellipsis, slice(begin, end)) + (slice(None),) * extra]
-
-    def _block_params(self, x_pass, input_rank):
-        """A block conditioner's parameters, checked to have the transformed block's event shape."""
-        split_index, pass_first = self._split
-        size = self._mask_value.shape[-1]
-        block_shape = list(self._mask_value.shape[:-1]) + [size - split_index if pass_first else split_index]
-        params = self._conditioner_params(x_pass)
-        for i, param in enumerate(params):
-            self._check_param_shape(param, input_rank, i, block_shape)
-        return tuple(params)
-
-    def _merge(self, x_pass, y_trans, x_full):
-        if self._split is not None:
-            _, pass_first = self._split
-            return tf.concat([x_pass, y_trans] if pass_first else [y_trans, x_pass], axis=-1)
-        mask = self._mask(x_full.dtype)
-        return mask * x_full + (1.0 - mask) * y_trans
-
-    def _reduce_log_det(self, elementwise, dtype):
-        event_axes = list(range(-self._mask_value.ndim, 0))
-        if self._split is None:
-            elementwise = elementwise * (1.0 - self._mask(dtype))
-        return tf.reduce_sum(elementwise, axis=event_axes)
-
     def _run(self, x, direction):
-        if self._block_conditioner:
-            # The conditioner takes the pass-through block and returns the transformed block's parameters.
-            x_pass, x_trans = self._blocks(x)
-            params = self._block_params(x_pass, x.shape.rank)
-        else:
-            x_pass, x_trans, conditioner_input = self._split_input(x)
-            params = tuple(self._restrict(p, x.shape.rank, i)
-                           for i, p in enumerate(self._conditioner_params(conditioner_input)))
+        layout = self._layout
+        x_pass, x_trans, conditioner_input = layout.split(x)
+        params = tuple(
+            layout.restrict(p, self._check_param_shape(p, x.shape.rank, i, layout.param_event_shape))
+            for i, p in enumerate(self._conditioner_params(conditioner_input)))
         step = self._transform if direction == "forward" else self._untransform
         y_trans, log_det = step(x_trans, params)
-        return self._merge(x_pass, y_trans, x), self._reduce_log_det(log_det, x.dtype)
+        event_axes = list(range(-self._mask_value.ndim, 0))
+        return layout.merge(x_pass, y_trans), tf.reduce_sum(layout.mask_log_det(log_det), axis=event_axes)
 
     def _forward_and_log_det(self, x):
         self._check_input(x, "x")
@@ -231,3 +226,25 @@ class MaskedCoupling(OnePassBijector):
 
     def _untransform(self, y, params):
         raise NotImplementedError
+
+
+def _declares_blocks(conditioner, split, name):
+    """Whether `conditioner` takes the pass-through block: its `block_split` is the mask's `split`.
+
+    `block_split` is the conditioner's declaration (see the module docstring); None or absent means the
+    full-shape contract. A declaration that is malformed or disagrees with the mask raises ValueError.
+    """
+    declared = getattr(conditioner, "block_split", None)
+    if declared is None:
+        return False
+    if (not isinstance(declared, (tuple, list)) or len(declared) != 2
+            or not validation.is_int(declared[0])):
+        raise ValueError(f"{name}: the conditioner's `block_split` must be None or (split index, pass-through "
+                         f"first?) as returned by `last_axis_split`; received {declared!r}")
+    declared = (int(declared[0]), bool(declared[1]))
+    if declared != split:
+        mask_split = ("is not two contiguous blocks along its last axis" if split is None
+                      else f"has block_split {split}")
+        raise ValueError(f"{name}: the conditioner declares block_split {declared} but the mask {mask_split}: "
+                         "a block conditioner must be built for the coupling's own mask")
+    return True

@@ -9,13 +9,14 @@ from tensorflow_probability.python.internal import prefer_static as ps
 from tensorflow_probability.python.internal import tensor_util
 
 from tfp_flows import validation
-from tfp_flows.actnorm import (assert_channels, assert_finite_parameter, broadcast_over_positions, channel_count,
-                               check_channels)
+from tfp_flows.actnorm import (assert_finite_parameter, broadcast_over_positions, channel_count, check_channels,
+                               checked_channels)
+from tfp_flows.instance_cache import InstanceKeyedCache
 
 __all__ = ["InvertibleConv1x1", "random_rotation_lower_upper"]
 
 
-class InvertibleConv1x1(tfb.Bijector):
+class InvertibleConv1x1(InstanceKeyedCache, tfb.Bijector):
     """A learned linear map W over the channel (last) axis, the same at every position: Glow's 1x1 convolution.
 
     W is stored through its pivoted LU factorisation, in the packed convention of `tf.linalg.lu` and
@@ -79,12 +80,6 @@ class InvertibleConv1x1(tfb.Bijector):
                              f"`lower_upper` [..., C, C]; received shape {self._permutation.shape.as_list()}")
         return channels if channels is not None else perm_channels
 
-    # TFP shares its cache between instances with equal parameters; built from Python lists inside a Keras
-    # call, two instances would then trade tensors across traced graphs (see DESIGN.md). Each instance keys
-    # its own cache entries (the entries hold the instance, so the id cannot be reused while they live).
-    def _get_parameterization(self):
-        return id(self)
-
     @classmethod
     def _parameter_properties(cls, dtype, num_classes=None):
         return {
@@ -110,10 +105,8 @@ class InvertibleConv1x1(tfb.Bijector):
         return self._channels
 
     def _checked(self, x, arg_name):
-        check_channels(x, self._channels, arg_name, "lower_upper", self.name)
-        if self.validate_args:
-            return assert_channels(x, self._lower_upper, arg_name, "lower_upper", self.name)
-        return x
+        return checked_channels(x, self._channels, self._lower_upper, arg_name, "lower_upper", self.name,
+                                self.validate_args)
 
     def _factors(self):
         """(L with a unit diagonal, U, permutation) as tensors."""

@@ -38,7 +38,8 @@ Numerics:
     method.
   * Gradients of the forward (with respect to z and to the parameters) come from the implicit function
     theorem, dx/dz = 1 / (dz/dx), dx/dtheta = -(d logit F / dtheta) / (dz/dx), not from differentiating the
-    search loop. They are first-order exact; second derivatives through the search are not supported.
+    search loop (`tfp_flows.implicit_root`, the technique shared with planar's inverse). They are first-order
+    exact; second derivatives through the search are not supported.
 
 Event shape: scalar (`forward_min_event_ndims=0`). The parameters carry a trailing axis of K components;
 x and z have the parameters' shape without that axis (any shape that broadcasts with it).
@@ -57,10 +58,12 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 from tensorflow_probability import bijectors as tfb
-from tensorflow_probability.python.internal import dtype_util
 from tensorflow_probability.python.internal import parameter_properties
 from tensorflow_probability.python.internal import prefer_static as ps
 from tensorflow_probability.python.internal import tensor_util
+
+from tfp_flows import validation
+from tfp_flows.implicit_root import implicit_root
 
 __all__ = ["LogisticMixtureCDF", "MAX_ITERATIONS", "mixture_logit_cdf", "invert_mixture_logit_cdf"]
 
@@ -286,32 +289,9 @@ def _newton_loop(constants, state, steps, max_iterations, stop_count):
     return result[0], list(result[1:])
 
 
-def _root_with_implicit_gradient(max_iterations):
-    """The search wrapped with implicit-function-theorem gradients (the loop itself is never differentiated)."""
-
-    @tf.custom_gradient
-    def root(z, log_weights, locs, log_scales):
-        x = tf.stop_gradient(_search(z, log_weights, locs, log_scales, max_iterations)[0])
-
-        def grad(dx):
-            # G(x) = log F - log(1 - F). With r = softmax(log pi + log sigmoid(u)) (the CDF's responsibilities)
-            # and q = softmax(log pi + log sigmoid(-u)) (the survival function's):
-            #   dG/du_k = w_k = r_k sigmoid(-u_k) + q_k sigmoid(u_k),  dG/dx = sum_k w_k / s_k,
-            #   dG/dlog pi_k = r_k - q_k,  dG/dmu_k = -w_k / s_k,  dG/dlog s_k = -w_k u_k.
-            inverse_scales = tf.math.exp(-log_scales)
-            u = (x[..., tf.newaxis] - locs) * inverse_scales
-            softplus_u = tf.math.softplus(u)
-            r = tf.math.softmax(log_weights + u - softplus_u, axis=-1)
-            q = tf.math.softmax(log_weights - softplus_u, axis=-1)
-            w = r * tf.math.exp(-softplus_u) + q * tf.math.exp(u - softplus_u)
-            dz_dx = tf.reduce_sum(w * inverse_scales, axis=-1)
-            dx_dz = dx / dz_dx
-            g = dx_dz[..., tf.newaxis]
-            return dx_dz, -g * (r - q), g * w * inverse_scales, g * w * u
-
-        return x, grad
-
-    return root
+def _latent_error(x, z, log_weights, locs, log_scales):
+    """The residual of the root search, logit(F(x)) - z; its gradients at the root give the implicit gradients."""
+    return mixture_logit_cdf(x, log_weights, locs, log_scales)[0] - z
 
 
 def invert_mixture_logit_cdf(z, log_weights, locs, log_scales, max_iterations=None):
@@ -326,13 +306,14 @@ def invert_mixture_logit_cdf(z, log_weights, locs, log_scales, max_iterations=No
     """
     if max_iterations is None:
         max_iterations = MAX_ITERATIONS.get(tf.as_dtype(z.dtype), 40)
-    # Broadcast everything to [..., K] first: the custom gradient then returns full-shaped gradients, and
+    # Broadcast everything to [..., K] first: the implicit gradient then returns full-shaped gradients, and
     # autodiff of the broadcasts sums them back to each parameter's own shape.
     shape = ps.broadcast_shape(ps.shape(log_weights), ps.broadcast_shape(ps.shape(locs), ps.shape(log_scales)))
     shape = ps.broadcast_shape(shape, ps.concat([ps.shape(z), [1]], axis=0))
     z = tf.broadcast_to(z, shape[:-1])
     log_weights, locs, log_scales = (tf.broadcast_to(p, shape) for p in (log_weights, locs, log_scales))
-    return _root_with_implicit_gradient(max_iterations)(z, log_weights, locs, log_scales)
+    return implicit_root(lambda *params: _search(*params, max_iterations)[0], _latent_error,
+                         z, log_weights, locs, log_scales)
 
 
 def check_component_shapes(named_params, num_components=None, validate_args=False, owner="LogisticMixtureCDF"):
@@ -412,13 +393,8 @@ class LogisticMixtureCDF(tfb.Bijector):
     def __init__(self, logits, locs, log_scales, validate_args=False, name="logistic_mixture_cdf"):
         parameters = dict(locals())
         with tf.name_scope(name) as name:
-            dtype = dtype_util.common_dtype([logits, locs, log_scales], dtype_hint=tf.float32)
-            if not dtype_util.is_floating(dtype):
-                raise TypeError(f"LogisticMixtureCDF: `logits`, `locs` and `log_scales` must be floating-point "
-                                f"(float32 or float64); received dtype {tf.as_dtype(dtype).name}")
-            self._logits = tensor_util.convert_nonref_to_tensor(logits, dtype=dtype, name="logits")
-            self._locs = tensor_util.convert_nonref_to_tensor(locs, dtype=dtype, name="locs")
-            self._log_scales = tensor_util.convert_nonref_to_tensor(log_scales, dtype=dtype, name="log_scales")
+            dtype, (self._logits, self._locs, self._log_scales) = validation.float_parameters(
+                "LogisticMixtureCDF", logits=logits, locs=locs, log_scales=log_scales)
             check_component_shapes(self._named_parameters())
             super().__init__(forward_min_event_ndims=0, validate_args=validate_args, parameters=parameters,
                              dtype=dtype, name=name)

@@ -35,10 +35,10 @@ Example:
 """
 import tensorflow as tf
 
+from tfp_flows import validation
 from tfp_flows.additive_coupling import checked_conditioner_output
 from tfp_flows.coupling import MaskedCoupling
 from tfp_flows.logistic_mixture_cdf import check_component_shapes, invert_mixture_logit_cdf, mixture_logit_cdf
-from tfp_flows.validation import check_int
 
 __all__ = ["LogisticMixtureCoupling", "MIN_LOG_SCALE"]
 
@@ -88,11 +88,9 @@ class LogisticMixtureCoupling(MaskedCoupling):
 
     def __init__(self, mask, params_fn, num_components, validate_args=False, name="logistic_mixture_coupling"):
         parameters = dict(locals())
-        if not callable(params_fn):
-            raise TypeError("`params_fn` must be callable (x_masked -> (a, b, logits, locs, log_scales)); "
-                            f"received {type(params_fn).__name__}")
-        self._params_fn = params_fn
-        self._num_components = check_int(num_components, "num_components")
+        self._params_fn = validation.check_callable(params_fn, "params_fn",
+                                                    "x_masked -> (a, b, logits, locs, log_scales)")
+        self._num_components = validation.check_int(num_components, "num_components")
         super().__init__(mask=mask, validate_args=validate_args, parameters=parameters, name=name,
                          conditioner=params_fn)
 

@@ -72,20 +72,14 @@ class LogitTransform(tfb.Bijector):
                                                         & (np.asarray(static_alpha) < 0.5)):
                 raise ValueError(f"LogitTransform: argument `alpha` must lie in (0, 0.5); received {static_alpha}")
             if tf.is_tensor(alpha) or tensor_util.is_ref(alpha) or np.ndim(alpha) > 0:
-                dtype = dtype_util.common_dtype([alpha], dtype_hint=tf.float32)
-                validation.check_float_dtype(tf.zeros([], dtype), "alpha")
-                self._alpha = tensor_util.convert_nonref_to_tensor(alpha, dtype=dtype, name="alpha")
+                dtype, (self._alpha,) = validation.float_parameters(alpha=alpha)
             else:
                 # A Python number stays one: it follows the dtype of each input (float32 or float64) at full
                 # precision, and no tensor is created at construction.
                 dtype = None
                 self._alpha = float(alpha)
-            super().__init__(
-                forward_min_event_ndims=0,
-                validate_args=validate_args,
-                dtype=dtype,
-                parameters=parameters,
-                name=name)
+            super().__init__(forward_min_event_ndims=0, validate_args=validate_args, dtype=dtype,
+                             parameters=parameters, name=name)
 
     @property
     def alpha(self):

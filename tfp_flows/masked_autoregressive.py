@@ -6,8 +6,8 @@ One MAF step (Papamakarios, Pavlakou & Murray 2017; Germain et al. 2015 for the 
 Both the inverse and its log-det come from the same network output. TFP's class computes them in two methods
 that each call the network (masked_autoregressive.py, `_inverse` and `_inverse_log_det_jacobian`), so
 `log_prob` runs it twice per step. This subclass runs it once: the inverse stores its log-det as an attribute
-of the (y, x) pair in TFP's cache (`BijectorCacheWithGreedyAttrs`, as `tfp_flows.one_pass` and TFP's FFJORD
-do), and `inverse_log_det_jacobian` of the same tensor reads it back: `log_prob` asks for the inverse first,
+of the (y, x) pair in TFP's cache (`tfp_flows.instance_cache.OnePassCache`, as `tfp_flows.one_pass` and TFP's
+FFJORD do), and `inverse_log_det_jacobian` of the same tensor reads it back: `log_prob` asks for the inverse first,
 then the log-det, and pays one pass. On a cache miss (a fresh tensor, or the log-det asked first) the log-det
 runs a pass of its own. Values are those of `tfb.MaskedAutoregressiveFlow` exactly: the same `bijector_fn`
 (Shift then Scale) computes them.
@@ -15,7 +15,7 @@ runs a pass of its own. Values are those of `tfb.MaskedAutoregressiveFlow` exact
 The forward (sampling) direction is TFP's own: D sequential network passes. Its log-det, as in TFP, is
 -ildj(y) at the output y, which costs one more pass.
 
-Instances never share TFP's cache with other instances (`_get_parameterization` is the instance's id): Keras
+Instances never share TFP's cache with other instances (`OnePassCache` keys it by the instance's id): Keras
 layers rebuild the bijector around the same network on every call, and a cache hit across traced graphs
 would hand back a tensor from a dead graph (DESIGN.md).
 
@@ -30,19 +30,14 @@ Example:
     (TensorShape([4, 3]), TensorShape([4]))
 """
 import tensorflow_probability as tfp
-from tensorflow_probability.python.internal import cache_util
+
+from tfp_flows.instance_cache import OnePassCache
 
 __all__ = ["OnePassMaskedAutoregressiveFlow"]
 
 
-class OnePassMaskedAutoregressiveFlow(tfp.bijectors.MaskedAutoregressiveFlow):
+class OnePassMaskedAutoregressiveFlow(OnePassCache, tfp.bijectors.MaskedAutoregressiveFlow):
     """`tfb.MaskedAutoregressiveFlow` (same arguments) whose inverse and its log-det share one network pass."""
-
-    _cache = cache_util.BijectorCacheWithGreedyAttrs(
-        forward_name="_augmented_forward", inverse_name="_augmented_inverse")
-
-    def _get_parameterization(self):
-        return id(self)
 
     def _augmented_forward(self, x, **kwargs):
         return super()._forward(x, **kwargs), None  # TFP's D-pass loop; no log-det comes out of it
@@ -59,7 +54,4 @@ class OnePassMaskedAutoregressiveFlow(tfp.bijectors.MaskedAutoregressiveFlow):
         # Reached only when the cache holds no log-det for `y`: a fresh tensor, the log-det asked before the
         # inverse, or `y` the output of `forward(x)` (whose loop gives none). One pass; its x is not kept (TFP's
         # cache holds an entry only while its output tensor lives), so `inverse(y)` asked later runs another.
-        attrs = self._cache.inverse_attributes(y, **kwargs)
-        if "ildj" not in attrs:
-            attrs.update(self._augmented_inverse(y, **kwargs)[1])
-        return attrs["ildj"]
+        return self._cached_ildj(y, **kwargs)

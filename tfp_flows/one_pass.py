@@ -4,25 +4,18 @@ TFP evaluates `inverse(y)` and `inverse_log_det_jacobian(y)` through separate me
 whole multi-scale level) that would run every conditioner twice in `log_prob`. Subclasses implement
 `_forward_and_log_det(x) -> (y, fldj)` and `_inverse_and_log_det(y) -> (x, ildj)`; the log-det is stored as
 an attribute of the forward/inverse call in TFP's cache (as TFP's own FFJORD does), so the log-det methods
-reuse it when called on the same tensor.
-
-Instances never share TFP's cache with other instances: Keras layers rebuild bijectors from the same Python
-callables on every call, and a cache hit across traced graphs would return a tensor from a dead graph.
+reuse it when called on the same tensor. The cache and the per-instance identity (instances never share
+TFP's cache) come from `tfp_flows.instance_cache.OnePassCache`.
 """
 from tensorflow_probability import bijectors as tfb
-from tensorflow_probability.python.internal import cache_util
+
+from tfp_flows.instance_cache import OnePassCache
 
 __all__ = ["OnePassBijector"]
 
 
-class OnePassBijector(tfb.Bijector):
+class OnePassBijector(OnePassCache, tfb.Bijector):
     """Implements TFP's four transformation methods from `_forward_and_log_det` / `_inverse_and_log_det`."""
-
-    _cache = cache_util.BijectorCacheWithGreedyAttrs(
-        forward_name="_augmented_forward", inverse_name="_augmented_inverse")
-
-    def _get_parameterization(self):
-        return id(self)
 
     def _forward_and_log_det(self, x):
         raise NotImplementedError
@@ -45,13 +38,7 @@ class OnePassBijector(tfb.Bijector):
         return self._augmented_inverse(y)[0]
 
     def _forward_log_det_jacobian(self, x):
-        attrs = self._cache.forward_attributes(x)
-        if "ildj" not in attrs:
-            attrs.update(self._augmented_forward(x)[1])
-        return -attrs["ildj"]
+        return self._cached_fldj(x)
 
     def _inverse_log_det_jacobian(self, y):
-        attrs = self._cache.inverse_attributes(y)
-        if "ildj" not in attrs:
-            attrs.update(self._augmented_inverse(y)[1])
-        return attrs["ildj"]
+        return self._cached_ildj(y)

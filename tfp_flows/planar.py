@@ -10,7 +10,8 @@ condition for f to be invertible; it is applied inside the bijector, so any `u` 
 Exact inverse: writing a = w . z, the forward pass gives w . y = a + (w . u_hat) tanh(a + b), a strictly
 increasing 1-D equation in a (slope 1 + (w . u_hat) sech^2 > 0). Its root lies within |w . u_hat| of w . y,
 which gives a guaranteed bracket for `tfp.math.find_root_chandrupatla` (fixed iteration budget, so it compiles
-under XLA); then z = y - u_hat tanh(a + b).
+under XLA); then z = y - u_hat tanh(a + b). Gradients of a come from the implicit function theorem,
+da/dtheta = -(dg/dtheta) / (dg/da) at the root (`tfp_flows.implicit_root`), not from the search loop.
 """
 import numpy as np
 import tensorflow as tf
@@ -22,6 +23,7 @@ from tensorflow_probability.python.internal import parameter_properties
 from tensorflow_probability.python.internal import tensor_util
 
 from tfp_flows import validation
+from tfp_flows.implicit_root import implicit_root
 
 __all__ = ["Planar"]
 
@@ -33,6 +35,30 @@ _MAX_ROOT_ITERATIONS = 100
 def _tiny(dtype):
     """The smallest positive normal number of `dtype`."""
     return tf.constant(np.finfo(dtype_util.as_numpy_dtype(dtype)).tiny, dtype)
+
+
+def _projection_residual(a, w_dot_y, b, one_plus_c):
+    """g(a) = a + c tanh(a + b) - w . y, c = w . u_hat = one_plus_c - 1: zero at a = w . inverse(y)."""
+    return a + (one_plus_c - 1.0) * tf.tanh(a + b) - w_dot_y
+
+
+def _solve_projection_root(w_dot_y, b, one_plus_c):
+    """The root of `_projection_residual` by Chandrupatla's method inside a guaranteed bracket."""
+    c = one_plus_c - 1.0
+    # The root is within |c| of w . y; widening by 1 makes the end values strictly of opposite signs
+    # (g(w.y - |c| - 1) <= -1 < 0 < 1 <= g(w.y + |c| + 1)) even when c = 0.
+    half_width = tf.abs(c) + 1.0
+    eps = dtype_util.eps(w_dot_y.dtype)
+    return tfp.math.find_root_chandrupatla(
+        lambda a: _projection_residual(a, w_dot_y, b, one_plus_c),
+        low=w_dot_y - half_width,
+        high=w_dot_y + half_width,
+        position_tolerance=eps * (tf.abs(w_dot_y) + half_width),
+        # A zero value tolerance can stall under XLA, whose tanh is not bit-identical to the eager one: the
+        # bracket collapses without an exact zero and the search ends in NaN. g is evaluated to about
+        # eps * (|w.y| + |c| + 1), so no smaller residual is meaningful anyway.
+        value_tolerance=eps * (tf.abs(w_dot_y) + tf.abs(c) + 1.0),
+        max_iterations=_MAX_ROOT_ITERATIONS).estimated_root
 
 
 class Planar(tfb.Bijector):
@@ -67,22 +93,14 @@ class Planar(tfb.Bijector):
         """
         parameters = dict(locals())
         with tf.name_scope(name) as name:
-            dtype = dtype_util.common_dtype([w, u, b], dtype_hint=tf.float32)
-            validation.check_float_dtype(tf.zeros([], dtype), "w, u, b")
-            self._w = tensor_util.convert_nonref_to_tensor(w, dtype=dtype, name="w")
-            self._u = tensor_util.convert_nonref_to_tensor(u, dtype=dtype, name="u")
-            self._b = tensor_util.convert_nonref_to_tensor(b, dtype=dtype, name="b")
+            dtype, (self._w, self._u, self._b) = validation.float_parameters(w=w, u=u, b=b)
             for arg_name, param in (("w", self._w), ("u", self._u)):
                 if param.shape.rank == 0:
                     raise ValueError(f"Planar: `{arg_name}` must have shape [..., D] (rank >= 1); received a scalar")
             event_size = tf.compat.dimension_value(self._w.shape[-1])
             validation.check_event_shape(self._u, [event_size], "u", "Planar")
-            super().__init__(
-                forward_min_event_ndims=1,
-                validate_args=validate_args,
-                dtype=dtype,
-                parameters=parameters,
-                name=name)
+            super().__init__(forward_min_event_ndims=1, validate_args=validate_args, dtype=dtype,
+                             parameters=parameters, name=name)
 
     @property
     def w(self):
@@ -139,31 +157,13 @@ class Planar(tfb.Bijector):
     def _solve_projection(self, y, w, b, one_plus_c):
         """a = w . z from y: the root of g(a) = a + c tanh(a + b) - w . y, with implicit-function gradients."""
         w_dot_y = tf.reduce_sum(w * y, axis=-1)
-        c = one_plus_c - 1.0
-        w_dot_y, b, c = [tf.broadcast_to(t, tf.broadcast_dynamic_shape(
-            tf.shape(w_dot_y), tf.broadcast_dynamic_shape(tf.shape(b), tf.shape(c)))) for t in (w_dot_y, b, c)]
-        # The root is within |c| of w . y; widening by 1 makes the end values strictly of opposite signs
-        # (g(w.y - |c| - 1) <= -1 < 0 < 1 <= g(w.y + |c| + 1)) even when c = 0.
-        half_width = tf.stop_gradient(tf.abs(c) + 1.0)
-        center, b_const, c_const = (tf.stop_gradient(t) for t in (w_dot_y, b, c))
-        eps = dtype_util.eps(y.dtype)
-        root = tfp.math.find_root_chandrupatla(
-            lambda a: a + c_const * tf.tanh(a + b_const) - center,
-            low=center - half_width,
-            high=center + half_width,
-            position_tolerance=eps * (tf.abs(center) + half_width),
-            # A zero value tolerance can stall under XLA, whose tanh is not bit-identical to the eager one: the
-            # bracket collapses without an exact zero and the search ends in NaN. g is evaluated to about
-            # eps * (|w.y| + |c| + 1), so no smaller residual is meaningful anyway.
-            value_tolerance=eps * (tf.abs(center) + tf.abs(c_const) + 1.0),
-            max_iterations=_MAX_ROOT_ITERATIONS).estimated_root
-        root = tf.stop_gradient(root)
-        # Implicit function theorem: da/dtheta = -(dg/dtheta) / (dg/da) at the root. Adding the Newton
-        # correction minus its own value leaves the root unchanged but carries exactly this gradient.
-        tanh = tf.tanh(root + b)
-        slope = tf.stop_gradient(self._slope(tanh, one_plus_c))
-        correction = -(root + c * tanh - w_dot_y) / slope
-        return root + (correction - tf.stop_gradient(correction))
+        shape = tf.broadcast_dynamic_shape(tf.shape(w_dot_y), tf.broadcast_dynamic_shape(tf.shape(b),
+                                                                                         tf.shape(one_plus_c)))
+        w_dot_y, b, one_plus_c = (tf.broadcast_to(t, shape) for t in (w_dot_y, b, one_plus_c))
+        # Implicit function theorem (`tfp_flows.implicit_root`): da/dtheta = -(dg/dtheta) / (dg/da) at the root,
+        # with dg/da = 1 + c sech^2 from `_slope`, free of the cancellation autodiff would have near c = -1.
+        return implicit_root(_solve_projection_root, _projection_residual, w_dot_y, b, one_plus_c,
+                             slope=lambda a, w_dot_y, b, one_plus_c: self._slope(tf.tanh(a + b), one_plus_c))
 
     def _inverse(self, y):
         w, u_hat, b, one_plus_c = self._params()

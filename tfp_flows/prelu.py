@@ -50,15 +50,9 @@ class PReLU(tfb.Bijector):
         """
         parameters = dict(locals())
         with tf.name_scope(name) as name:
-            dtype = dtype_util.common_dtype([alpha], dtype_hint=tf.float32)
-            validation.check_float_dtype(tf.zeros([], dtype), "alpha")
-            self._alpha = tensor_util.convert_nonref_to_tensor(alpha, dtype=dtype, name="alpha")
-            super().__init__(
-                forward_min_event_ndims=0,
-                validate_args=validate_args,
-                dtype=dtype,
-                parameters=parameters,
-                name=name)
+            dtype, (self._alpha,) = validation.float_parameters(alpha=alpha)
+            super().__init__(forward_min_event_ndims=0, validate_args=validate_args, dtype=dtype,
+                             parameters=parameters, name=name)
 
     @property
     def alpha(self):

@@ -71,19 +71,11 @@ class Radial(tfb.Bijector):
         """
         parameters = dict(locals())
         with tf.name_scope(name) as name:
-            dtype = dtype_util.common_dtype([z0, alpha, beta], dtype_hint=tf.float32)
-            validation.check_float_dtype(tf.zeros([], dtype), "z0, alpha, beta")
-            self._z0 = tensor_util.convert_nonref_to_tensor(z0, dtype=dtype, name="z0")
-            self._alpha = tensor_util.convert_nonref_to_tensor(alpha, dtype=dtype, name="alpha")
-            self._beta = tensor_util.convert_nonref_to_tensor(beta, dtype=dtype, name="beta")
+            dtype, (self._z0, self._alpha, self._beta) = validation.float_parameters(z0=z0, alpha=alpha, beta=beta)
             if self._z0.shape.rank == 0:
                 raise ValueError("Radial: `z0` must have shape [..., D] (rank >= 1); received a scalar")
-            super().__init__(
-                forward_min_event_ndims=1,
-                validate_args=validate_args,
-                dtype=dtype,
-                parameters=parameters,
-                name=name)
+            super().__init__(forward_min_event_ndims=1, validate_args=validate_args, dtype=dtype,
+                             parameters=parameters, name=name)
 
     @property
     def z0(self):

@@ -4,9 +4,9 @@ Static problems (wrong rank, wrong trailing dimensions, integer dtypes) raise `V
 whatever `validate_args` says; value checks that need the data (positivity, domain) become
 `tf.debugging` assertions only when `validate_args=True`, as everywhere in TFP.
 
-Python arguments (counts, sizes, shapes) are checked by `check_int`, `check_positive_ints` and
-`check_vector_event_shape`, used by the bijectors and by keras_models alike. `bool` is never an int here
-(`True` would otherwise pass as 1):
+Python arguments (counts, sizes, shapes, tolerances, choices, callables) are checked by `check_int`,
+`check_positive_ints`, `check_vector_event_shape`, `check_number`, `check_one_of` and `check_callable`, used by
+the bijectors and by keras_models alike. `bool` is never a number here (`True` would otherwise pass as 1):
 
 >>> check_int(3, "num_layers")
 3
@@ -16,14 +16,24 @@ Traceback (most recent call last):
 ValueError: `num_layers` must be an int >= 1; received True
 >>> check_positive_ints([64, 64], "hidden_units")
 (64, 64)
+>>> check_number(0.0, "epsilon", minimum=0, strict=True)
+Traceback (most recent call last):
+...
+ValueError: `epsilon` must be a finite number > 0; received 0.0
+>>> check_one_of("sigmoid", "log_scale_bound", ("tanh", "sigmoid", None))
+'sigmoid'
 """
+import math
 import numbers
 
 import numpy as np
 import tensorflow as tf
+from tensorflow_probability.python.internal import dtype_util
+from tensorflow_probability.python.internal import tensor_util
 
-__all__ = ["check_float_dtype", "check_event_shape", "assert_in_unit_interval", "check_int", "check_positive_ints",
-           "check_vector_event_shape", "is_int", "is_real"]
+__all__ = ["check_float_dtype", "check_event_shape", "assert_in_unit_interval", "check_callable", "check_int",
+           "check_number", "check_one_of", "check_positive_ints", "check_vector_event_shape", "float_parameters", "is_int",
+           "is_real"]
 
 
 def is_int(value):
@@ -66,6 +76,46 @@ def check_int(value, arg_name, minimum=1, maximum=None, owner=None, allow_none=F
     return int(value)
 
 
+def check_number(value, arg_name, minimum=None, strict=False, allow_inf=False, owner=None, hint=""):
+    """`value` as a float, or a ValueError naming `arg_name`, the range expected and the value received.
+
+    Args:
+      value: the argument: a Python or NumPy real number (not `bool`, not NaN).
+      arg_name: its name, as the caller spells it.
+      minimum: smallest value allowed; None (default) for no lower bound.
+      strict: whether `minimum` itself is excluded (> rather than >=).
+      allow_inf: whether +inf passes (otherwise the number must be finite).
+      owner: a prefix for the message (the class or bijector name), or None.
+      hint: a few words appended to the message in parentheses, or "".
+    """
+    ok = is_real(value) and (math.isfinite(value) or (allow_inf and value == math.inf))
+    ok = ok and (minimum is None or (value > minimum if strict else value >= minimum))
+    if not ok:
+        expected = "a finite number"
+        if minimum is not None:
+            expected += f" {'>' if strict else '>='} {minimum}"
+        expected += " or math.inf" if allow_inf else ""
+        prefix = f"{owner}: " if owner else ""
+        raise ValueError(f"{prefix}`{arg_name}` must be {expected}; received {value!r}{f' ({hint})' if hint else ''}")
+    return float(value)
+
+
+def check_one_of(value, arg_name, choices, owner=None):
+    """`value` if it is one of `choices`, else a ValueError naming `arg_name`, the choices and the value."""
+    if value not in choices:
+        prefix = f"{owner}: " if owner else ""
+        raise ValueError(f"{prefix}`{arg_name}` must be one of {choices}; received {value!r}")
+    return value
+
+
+def check_callable(value, arg_name, signature, owner=None):
+    """`value` if callable, else a TypeError naming `arg_name`, the `signature` expected and the type received."""
+    if not callable(value):
+        prefix = f"{owner}: " if owner else ""
+        raise TypeError(f"{prefix}`{arg_name}` must be callable ({signature}); received {type(value).__name__}")
+    return value
+
+
 def check_positive_ints(values, arg_name, owner=None):
     """A non-empty sequence of positive ints (layer widths, a shape) as a tuple, or a ValueError."""
     items = tuple(values) if np.ndim(values) else ()
@@ -84,11 +134,27 @@ def check_vector_event_shape(event_shape, owner, min_size=2, hint=""):
     return (int(shape[0]),)
 
 
-def check_float_dtype(x, arg_name):
+def check_float_dtype(x, arg_name, owner=None):
     """Raise TypeError unless `x` has a floating-point dtype."""
     dtype = tf.as_dtype(getattr(x, "dtype", tf.float32))
     if not dtype.is_floating:
-        raise TypeError(f"`{arg_name}` must have a floating-point dtype (float32 or float64); received {dtype.name}")
+        prefix = f"{owner}: " if owner else ""
+        raise TypeError(f"{prefix}`{arg_name}` must have a floating-point dtype (float32 or float64); received "
+                        f"{dtype.name}")
+
+
+def float_parameters(owner=None, **params):
+    """(dtype, [tensors]): a bijector's parameters in their common floating-point dtype, in the order given.
+
+    The dtype is TFP's `dtype_util.common_dtype` of the values (float32 for Python numbers); a non-float one
+    raises TypeError naming all of them. Each value goes through `tensor_util.convert_nonref_to_tensor`, so
+    `tf.Variable`s and `DeferredTensor`s stay as they are (read at every call) and the rest become tensors
+    named after their argument. Call it inside the bijector's name scope.
+    """
+    dtype = dtype_util.common_dtype(list(params.values()), dtype_hint=tf.float32)
+    check_float_dtype(tf.zeros([], dtype), ", ".join(params), owner)
+    return dtype, [tensor_util.convert_nonref_to_tensor(value, dtype=dtype, name=name)
+                   for name, value in params.items()]
 
 
 def check_event_shape(x, event_shape, arg_name, bijector_name):

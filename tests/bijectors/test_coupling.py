@@ -1,25 +1,130 @@
-"""The block-conditioner protocol of the couplings (`block_split`, tfp_flows/coupling.py): a conditioner that
+"""The shared mechanics of the masked couplings (tfp_flows/coupling.py): the slicing and
+multiplicative mask paths agree, trailing parameter axes, one conditioner pass per log_prob, shape errors.
+
+The block-conditioner protocol of the couplings (`block_split`, tfp_flows/coupling.py): a conditioner that
 declares its mask's split gets the pass-through block and returns the transformed block's parameters; the
 result is identical to the full-shape contract (`fn(x * mask)` -> full-shape parameters), which plain callables
 keep; mismatched declarations are refused; the Keras coupling layers use the block path and compute exactly
-what the full-width path computes (to rounding), with and without XLA."""
+what the full-width path computes (to rounding), with and without XLA.
+"""
+
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_probability as tfp
 
 import keras_models
-from bijector_cases.couplings import BlockConditioner
+from bijector_cases.couplings import BlockConditioner, ConvConditioner, DenseConditioner, ShiftOnly
+from coupling_support import assert_same_bijection, forced_multiplicative, fresh, normal
 from keras_models.layers import AdditiveCouplingLayer, AffineCouplingLayer, MaskedConditioner, MixtureCouplingLayer, mlp
 from tfp_flows import AdditiveCoupling, AffineCoupling, LogisticMixtureCoupling, coupling, masks
 
 
-def fresh(x, dtype=tf.float32):
-    """A new tensor (defeats TFP's cache, so every inverse is really computed)."""
-    return tf.constant(np.asarray(x), dtype=dtype)
+# --- The slicing and the multiplicative mask paths -----------------------------------------------------------
+
+def test_half_and_channel_masks_take_the_slicing_path_and_checkerboard_does_not():
+    assert coupling.last_axis_split(masks.half(6)) == (3, True)
+    assert coupling.last_axis_split(masks.half(7, parity=1)) == (3, False)
+    assert coupling.last_axis_split(masks.channel(2, 3, 4, parity=1)) == (2, False)
+    assert coupling.last_axis_split(masks.checkerboard(2, 2, 4)) is None
 
 
-def normal(shape, seed):
-    return np.random.default_rng(seed).normal(size=shape).astype(np.float32)
+@pytest.mark.parametrize("mask,shape,make_conditioner", [
+    (masks.half(6), (4, 6), lambda: DenseConditioner(6, 2, tf.float32, seed=17)),
+    (masks.half(5, parity=1), (4, 5), lambda: DenseConditioner(5, 2, tf.float32, seed=18)),
+    (masks.channel(2, 2, 4, parity=1), (3, 2, 2, 4), lambda: ConvConditioner(4, 2, tf.float32, seed=19)),
+], ids=["half", "half-odd-parity1", "channel-parity1"])
+@pytest.mark.parametrize("bound", ["tanh", "sigmoid", None])
+def test_slicing_and_multiplicative_paths_agree(monkeypatch, mask, shape, make_conditioner, bound):
+    conditioner = make_conditioner()
+    sliced = AffineCoupling(mask, conditioner, log_scale_bound=bound)
+    multiplied = forced_multiplicative(monkeypatch, lambda: AffineCoupling(mask, conditioner, log_scale_bound=bound))
+    assert sliced._split is not None and multiplied._split is None  # the two paths really differ
+    assert_same_bijection(multiplied, sliced, normal(shape, 20), event_ndims=len(mask.shape), rtol=1e-6, atol=1e-6)
+
+
+def test_additive_slicing_and_multiplicative_paths_agree(monkeypatch):
+    shift_fn = ShiftOnly(ConvConditioner(4, 1, tf.float32, seed=21))
+    mask = masks.channel(2, 2, 4)
+    sliced = AdditiveCoupling(mask, shift_fn)
+    multiplied = forced_multiplicative(monkeypatch, lambda: AdditiveCoupling(mask, shift_fn))
+    assert_same_bijection(multiplied, sliced, normal((2, 2, 2, 4), 22), event_ndims=3, rtol=1e-6, atol=1e-6)
+
+
+class ComponentShiftCoupling(coupling.MaskedCoupling):
+    """A test coupling whose parameter has a trailing component axis (as the mixture coupling's do):
+    y = x + sum_k shift[..., k] * (k + 1) on the transformed entries."""
+
+    def __init__(self, mask, num_components=3):
+        self._num_components = num_components
+        super().__init__(mask=mask, validate_args=False, parameters=dict(mask=mask), name="component_shift")
+
+    def _conditioner_params(self, x_masked):
+        k = tf.range(1, self._num_components + 1, dtype=x_masked.dtype)
+        return (tf.math.sin(x_masked[..., tf.newaxis] * k + tf.reduce_sum(x_masked, -1, keepdims=True)[..., None]),)
+
+    def _transform(self, x, params):
+        k = tf.range(1, self._num_components + 1, dtype=x.dtype)
+        return x + tf.reduce_sum(params[0] * k, axis=-1), tf.zeros_like(x)
+
+    def _untransform(self, y, params):
+        k = tf.range(1, self._num_components + 1, dtype=y.dtype)
+        return y - tf.reduce_sum(params[0] * k, axis=-1), tf.zeros_like(y)
+
+
+@pytest.mark.parametrize("shape", [(5,), (3, 5), (2, 3, 5)], ids=["unbatched", "batch3", "batch2x3"])
+@pytest.mark.parametrize("parity", [0, 1])
+def test_parameters_with_trailing_axes_are_sliced_on_the_event_axis(monkeypatch, shape, parity):
+    mask = masks.half(5, parity)
+    sliced = ComponentShiftCoupling(mask)
+    multiplied = forced_multiplicative(monkeypatch, lambda: ComponentShiftCoupling(mask))
+    assert sliced._split is not None
+    x = normal(shape, 24)
+    assert_same_bijection(multiplied, sliced, x, event_ndims=1, rtol=1e-6, atol=1e-6)
+    y = sliced.forward(fresh(x)).numpy()
+    np.testing.assert_array_equal(y[..., mask == 1], x[..., mask == 1])
+    assert np.all(np.abs(y[..., mask == 0] - x[..., mask == 0]) > 0)
+
+
+# --- The conditioner is run once per log_prob ----------------------------------------------------------------
+
+def test_log_prob_runs_the_conditioner_once():
+    calls = []
+    conditioner = DenseConditioner(4, 2, tf.float32, seed=27)
+
+    def counting(x):
+        calls.append(1)
+        return conditioner(x)
+
+    flow = tfp.distributions.TransformedDistribution(
+        tfp.distributions.MultivariateNormalDiag(tf.zeros(4)), AffineCoupling(masks.half(4), counting))
+    log_prob = flow.log_prob(fresh(normal((3, 4), 28)))
+    assert np.all(np.isfinite(log_prob))
+    assert len(calls) == 1
+
+
+# --- Errors that name the argument ----------------------------------------------------------------------------
+
+def test_coupling_rejects_input_of_the_wrong_event_shape():
+    bijector = AffineCoupling(masks.half(4), lambda x: (x, x))
+    with pytest.raises(ValueError, match="`x`.*event shape \\[4\\]"):
+        bijector.forward(tf.zeros([2, 5]))
+    with pytest.raises(ValueError, match="`y`"):
+        bijector.inverse(tf.zeros([2, 3]))
+
+
+def test_coupling_rejects_conditioner_output_of_the_wrong_shape():
+    bijector = AffineCoupling(masks.half(4), lambda x: (x[..., :1], x))
+    with pytest.raises(ValueError, match="conditioner output 0"):
+        bijector.forward(tf.zeros([2, 4]))
+    with pytest.raises(ValueError, match="pair"):
+        AffineCoupling(masks.half(4), lambda x: x).forward(tf.zeros([2, 4]))
+
+
+def test_coupling_validate_args_rejects_non_finite_conditioner_output():
+    bijector = AffineCoupling(masks.half(4), lambda x: (x, x / 0.0), validate_args=True)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="shift_and_log_scale_fn"):
+        bijector.forward(tf.ones([1, 4]))
 
 
 class Recording:

@@ -1,8 +1,8 @@
 """OnePassMaskedAutoregressiveFlow: TFP's MaskedAutoregressiveFlow, same numbers, one network pass for density.
 
-The conformance kit (tests/test_conformance.py, registry cases in bijector_cases/autoregressive.py) checks the
-invariants; this file checks agreement with TFP's own class, the number of network passes, gradients, and
-TFP's cache pitfalls (DESIGN.md).
+The conformance kit (tests/bijectors/test_conformance.py, registry cases in bijector_cases/autoregressive.py)
+checks the invariants; this file checks agreement with TFP's own class, the number of network passes,
+gradients, and TFP's cache pitfalls (DESIGN.md).
 """
 import numpy as np
 import pytest

@@ -1,24 +1,31 @@
-"""LogisticMixtureCDF and LogisticMixtureCoupling (Flow++): inversion accuracy against an independent float64
+"""LogisticMixtureCDF (Flow++): inversion accuracy against an independent float64
 bisection, densities against tfd.MixtureSameFamily, the K = 1 reduction, XLA, implicit gradients against finite
-differences, the coupling's two mask paths and its hand-assembled equivalent, and argument errors."""
-from unittest import mock
+differences, argument errors, and property tests.
+
+Invariants per example: values, log-dets and gradients are finite; round trips hold in both directions through
+fresh tensors; fldj(z) == -ildj(f(z)); in float64 the inverse log-det equals the mixture's log-density minus
+the standard logistic's (tfd.MixtureSameFamily as the closed-form reference).
+
+Tolerances are backward errors: float arithmetic on u_k = (x - mu_k) / s_k carries an absolute error of about
+eps * (|x| + |mu_k|) / s_k, which no algorithm can beat, so the latent tolerance grows with that quantity; a
+data-space error is the latent error divided by dz/dx (large only where the CDF is flat and x is ill-defined).
+Generated parameters: up to 6 components, |logits| <= 10, |locs| <= 20, log_scales in [-4, 3].
+"""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
+from hypothesis import given
+from hypothesis import strategies as st
 
-from bijector_cases.mixtures import MixtureConditioner
-from tfp_flows import LogisticMixtureCDF, LogisticMixtureCoupling, coupling, masks
+from mixture_support import SETTINGS, assert_finite, floats, fresh, magnitudes
+from tfp_flows import LogisticMixtureCDF
 from tfp_flows import logistic_mixture_cdf as lmc
+
 
 tfb = tfp.bijectors
 tfd = tfp.distributions
-
-
-def fresh(x, dtype=tf.float32):
-    """A new tensor (defeats TFP's cache, so every inverse is really computed)."""
-    return tf.constant(np.asarray(x), dtype=dtype)
 
 
 # --- An independent float64 reference (NumPy only) ---------------------------------------------------------
@@ -56,6 +63,7 @@ def make_bijector(params, dtype=tf.float32, **kwargs):
 
 
 LATENT_GRID = np.concatenate([np.linspace(-20.0, 20.0, 401), [-60.0, -40.0, -30.0, 30.0, 40.0, 60.0]])
+
 
 DRAWS = [(seed, k, loc_spread, scale_spread)
          for seed, (k, loc_spread, scale_spread) in enumerate(
@@ -366,94 +374,6 @@ def test_variables_and_deferred_tensors_are_used_not_copied():
     assert not LogisticMixtureCDF([0.0], [0.0], [0.0]).variables  # no variables of its own
 
 
-# --- The coupling ------------------------------------------------------------------------------------------------
-
-def _forced_multiplicative(make):
-    with mock.patch.object(coupling, "last_axis_split", lambda mask: None):
-        return make()
-
-
-@pytest.mark.parametrize("mask", [masks.half(6), masks.half(7, parity=1)], ids=["half", "half-odd-parity1"])
-def test_coupling_slicing_and_multiplicative_paths_agree(mask):
-    conditioner = MixtureConditioner(mask.shape, 3, tf.float32, seed=51)
-    sliced = LogisticMixtureCoupling(mask, conditioner, 3)
-    multiplied = _forced_multiplicative(lambda: LogisticMixtureCoupling(mask, conditioner, 3))
-    assert sliced._split is not None and multiplied._split is None  # the two paths really differ
-    x = np.random.default_rng(52).logistic(size=(4, mask.size)).astype(np.float32) * 2
-    for method in ("forward", "inverse"):
-        np.testing.assert_allclose(getattr(multiplied, method)(fresh(x)), getattr(sliced, method)(fresh(x)),
-                                   rtol=1e-5, atol=1e-5, err_msg=method)
-        log_det = f"{method}_log_det_jacobian"
-        np.testing.assert_allclose(getattr(multiplied, log_det)(fresh(x), event_ndims=1),
-                                   getattr(sliced, log_det)(fresh(x), event_ndims=1), rtol=1e-5, atol=1e-5,
-                                   err_msg=log_det)
-
-
-def test_coupling_equals_a_hand_assembled_elementwise_map():
-    """Flow++ eq. (7) assembled from LogisticMixtureCDF and TFP's Shift/Scale on the transformed half."""
-    mask = masks.half(6)
-    conditioner = MixtureConditioner(mask.shape, 4, tf.float64, seed=61)
-    ours = LogisticMixtureCoupling(mask, conditioner, 4)
-    data = np.random.default_rng(62).logistic(size=(5, 6)) * 2
-    a_raw, b, logits, locs, log_scales = (t[:, 3:] for t in conditioner(fresh(data * mask, tf.float64)))
-    a = tf.tanh(a_raw)
-    mixture = LogisticMixtureCDF(logits, locs, tf.maximum(log_scales, tf.constant(-7.0, tf.float64)))
-    # Density direction: z = exp(a) logit(F(x)) + b on the transformed half.
-    density = tfb.Chain([tfb.Shift(b), tfb.Scale(tf.exp(a)), tfb.Invert(mixture)])
-    z = ours.inverse(fresh(data, tf.float64)).numpy()
-    np.testing.assert_allclose(z[:, :3], data[:, :3])
-    np.testing.assert_allclose(z[:, 3:], density.forward(data[:, 3:]), rtol=1e-10, atol=1e-10)
-    np.testing.assert_allclose(ours.inverse_log_det_jacobian(fresh(data, tf.float64), event_ndims=1),
-                               density.forward_log_det_jacobian(data[:, 3:], event_ndims=1), rtol=1e-10)
-    # Sampling direction: the same map inverted.
-    np.testing.assert_allclose(ours.forward(fresh(z, tf.float64)).numpy()[:, 3:], data[:, 3:], rtol=1e-9, atol=1e-9)
-    np.testing.assert_allclose(ours.forward_log_det_jacobian(fresh(z, tf.float64), event_ndims=1),
-                               density.inverse_log_det_jacobian(z[:, 3:], event_ndims=1), rtol=1e-9)
-
-
-def _constant_params_fn(a_raw, b, log_scale, num_components=1):
-    """A conditioner that ignores its input: every transformed entry gets the same logistic mixture."""
-    def params_fn(x):
-        ones = tf.ones_like(x)
-        k = tf.ones(tf.concat([tf.shape(x), [num_components]], axis=0), x.dtype)
-        return a_raw * ones, b * ones, 0.0 * k, 0.0 * k, log_scale * k
-    return params_fn
-
-
-@pytest.mark.parametrize("a_raw,expected_log_scale", [(1e6, 1.0), (-1e6, -1.0), (0.3, np.tanh(0.3))])
-def test_coupling_scale_is_tanh_bounded(a_raw, expected_log_scale):
-    """With one standard logistic component the coupling is affine: z = exp(tanh(a_raw)) x + b."""
-    coupling_ = LogisticMixtureCoupling(masks.half(4), _constant_params_fn(a_raw, 0.5, 0.0), 1)
-    x = np.array([[0.1, 0.2, -3.0, 40.0]], np.float32)
-    z = coupling_.inverse(fresh(x)).numpy()
-    np.testing.assert_allclose(z[:, 2:], np.exp(expected_log_scale) * x[:, 2:] + 0.5, rtol=1e-5)
-    np.testing.assert_allclose(coupling_.inverse_log_det_jacobian(fresh(x), event_ndims=1),
-                               [2 * expected_log_scale], rtol=1e-5)
-
-
-def test_coupling_floors_log_scales_at_minus_7():
-    x = np.array([[0.1, 0.2, -1e-4, 2e-3]], np.float32)
-    floored = LogisticMixtureCoupling(masks.half(4), _constant_params_fn(0.0, 0.0, -50.0), 1)
-    at_floor = LogisticMixtureCoupling(masks.half(4), _constant_params_fn(0.0, 0.0, -7.0), 1)
-    np.testing.assert_allclose(floored.inverse(fresh(x)), at_floor.inverse(fresh(x)))
-    np.testing.assert_allclose(floored.inverse(fresh(x)).numpy()[:, 2:], x[:, 2:] * np.exp(7.0), rtol=1e-5)
-
-
-def test_coupling_xla_matches_eager():
-    mask = masks.checkerboard(2, 4, 2)
-    coupling_ = LogisticMixtureCoupling(mask, MixtureConditioner(mask.shape, 3, tf.float32, seed=71), 3)
-    z = fresh(np.random.default_rng(72).logistic(size=(3, 2, 4, 2)) * 2)
-
-    @tf.function(jit_compile=True)
-    def sample_direction(t):
-        return coupling_.forward(t), coupling_.forward_log_det_jacobian(t, event_ndims=3)
-
-    x_xla, fldj_xla = sample_direction(z)
-    np.testing.assert_allclose(x_xla, coupling_.forward(tf.identity(z)), rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(fldj_xla, coupling_.forward_log_det_jacobian(tf.identity(z), event_ndims=3),
-                               rtol=1e-4, atol=1e-4)
-
-
 # --- Errors that name the argument -------------------------------------------------------------------------------
 
 def test_mismatched_component_axes_raise():
@@ -492,30 +412,105 @@ def test_validate_args_checks_dynamic_component_axes_and_finiteness():
         bijector.forward(tf.constant([0.5]))
 
 
-@pytest.mark.parametrize("num_components", [0, -1, 2.0, True])
-def test_coupling_rejects_bad_num_components(num_components):
-    with pytest.raises(ValueError, match="num_components"):
-        LogisticMixtureCoupling(masks.half(4), _constant_params_fn(0.0, 0.0, 0.0), num_components)
+tfd = tfp.distributions
+DTYPES = {"float32": tf.float32, "float64": tf.float64}
 
 
-def test_coupling_rejects_non_callable_params_fn():
-    with pytest.raises(TypeError, match="params_fn"):
-        LogisticMixtureCoupling(masks.half(4), "not a function", 2)
+def _vectors(size, elements):
+    return st.lists(elements, min_size=size, max_size=size).map(np.array)
 
 
-def test_coupling_names_a_wrong_component_axis():
-    coupling_ = LogisticMixtureCoupling(masks.half(4), _constant_params_fn(0.0, 0.0, 0.0, num_components=3), 2)
-    with pytest.raises(ValueError, match="`logits` must have num_components=2"):
-        coupling_.inverse(tf.zeros([1, 4]))
+@st.composite
+def mixtures(draw):
+    k = draw(st.integers(1, 6))
+    return (draw(_vectors(k, floats(-10.0, 10.0))), draw(_vectors(k, floats(-20.0, 20.0))),
+            draw(_vectors(k, floats(-4.0, 3.0))))
 
 
-def test_coupling_names_a_wrong_number_of_outputs():
-    coupling_ = LogisticMixtureCoupling(masks.half(4), lambda x: (x, x, x, x), 2)
-    with pytest.raises(ValueError, match="5 tensors"):
-        coupling_.inverse(tf.zeros([1, 4]))
+def _tensor(value, dtype):
+    return tf.constant(np.asarray(value), dtype)
 
 
-def test_coupling_validate_args_rejects_non_finite_conditioner_outputs():
-    coupling_ = LogisticMixtureCoupling(masks.half(4), _constant_params_fn(np.nan, 0.0, 0.0), 1, validate_args=True)
-    with pytest.raises(tf.errors.InvalidArgumentError, match="non-finite a"):
-        coupling_.inverse(tf.zeros([1, 4]))
+def _latent_tolerance(z, x, params, dtype):
+    """Backward-error bound on |logit F(x) - z| for float evaluation of F at x (see the module docstring)."""
+    eps = np.finfo(dtype.as_numpy_dtype).eps
+    _, locs, log_scales = params
+    conditioning = (np.abs(x) + np.abs(locs).max()) * np.exp(-log_scales.min())
+    return 3.0 * eps ** 0.75 + 64.0 * eps * (np.abs(z) + conditioning)
+
+
+def _finite_gradients(bijector, inputs, direction):
+    variables = list(bijector.trainable_variables)
+    with tf.GradientTape() as tape:
+        tape.watch(inputs)
+        if direction == "forward":
+            objective = bijector.forward(inputs) + bijector.forward_log_det_jacobian(inputs, event_ndims=0)
+        else:
+            objective = bijector.inverse(inputs) + bijector.inverse_log_det_jacobian(inputs, event_ndims=0)
+    for name, grad in zip(["input"] + [v.name for v in variables], tape.gradient(objective, [inputs] + variables)):
+        if grad is not None:
+            assert_finite(f"{direction} gradient w.r.t. {name}", tf.convert_to_tensor(grad))
+
+
+@SETTINGS
+@given(params=mixtures(), z=_vectors(6, magnitudes(200.0)), dtype_name=st.sampled_from(sorted(DTYPES)))
+def test_sampling_direction_round_trips(params, z, dtype_name):
+    dtype = DTYPES[dtype_name]
+    bijector = LogisticMixtureCDF(*(tf.Variable(p, dtype=dtype) for p in params), validate_args=True)
+    x = bijector.forward(_tensor(z, dtype)).numpy()
+    fldj = bijector.forward_log_det_jacobian(_tensor(z, dtype), event_ndims=0).numpy()
+    z_back = bijector.inverse(_tensor(x, dtype)).numpy()
+    ildj = bijector.inverse_log_det_jacobian(_tensor(x, dtype), event_ndims=0).numpy()
+    for what, value in (("forward", x), ("fldj", fldj), ("inverse", z_back), ("ildj", ildj)):
+        assert_finite(what, value)
+    z = z.astype(dtype.as_numpy_dtype)
+    error = np.abs(z_back - z)
+    tolerance = _latent_tolerance(z, x, params, dtype)
+    assert np.all(error <= tolerance), f"z -> x -> z errors {error} above {tolerance} at z = {z}"
+    np.testing.assert_allclose(fldj, -ildj, rtol=1e-5, atol=1e-5, err_msg="fldj(z) != -ildj(f(z))")
+    _finite_gradients(bijector, _tensor(z, dtype), "forward")
+
+
+@SETTINGS
+@given(params=mixtures(), x=_vectors(6, magnitudes(1e3)), dtype_name=st.sampled_from(sorted(DTYPES)))
+def test_density_direction_round_trips_and_matches_the_mixture(params, x, dtype_name):
+    dtype = DTYPES[dtype_name]
+    bijector = LogisticMixtureCDF(*(tf.Variable(p, dtype=dtype) for p in params), validate_args=True)
+    z = bijector.inverse(_tensor(x, dtype)).numpy()
+    ildj = bijector.inverse_log_det_jacobian(_tensor(x, dtype), event_ndims=0).numpy()
+    x_back = bijector.forward(_tensor(z, dtype)).numpy()
+    for what, value in (("inverse", z), ("ildj", ildj), ("forward", x_back)):
+        assert_finite(what, value)
+    x = x.astype(dtype.as_numpy_dtype)
+    eps = np.finfo(dtype.as_numpy_dtype).eps
+    # A latent error maps to the data side divided by dz/dx = exp(ildj).
+    tolerance = (2.0 * _latent_tolerance(z, x, params, dtype) * np.exp(-ildj.astype(np.float64))
+                 + 8.0 * eps * np.abs(x) + eps ** 0.75)
+    error = np.abs(x_back - x)
+    assert np.all(error <= tolerance), f"x -> z -> x errors {error} above {tolerance} at x = {x}"
+    if dtype == tf.float64:
+        logits, locs, log_scales = params
+        mixture = tfd.MixtureSameFamily(tfd.Categorical(logits=logits), tfd.Logistic(locs, np.exp(log_scales)))
+        expected = mixture.log_prob(x).numpy() - tfd.Logistic(np.float64(0.0), 1.0).log_prob(z).numpy()
+        np.testing.assert_allclose(ildj, expected, rtol=1e-9, atol=1e-7, err_msg="ildj != log mixture - log logistic")
+    _finite_gradients(bijector, _tensor(x, dtype), "inverse")
+
+
+@SETTINGS
+@given(params=mixtures(), bad=st.sampled_from([np.nan, np.inf, -np.inf]), which=st.sampled_from([0, 1, 2]),
+       index=st.integers(0, 5))
+def test_non_finite_parameters_raise_instead_of_returning_nan(params, bad, which, index):
+    params = [np.array(p) for p in params]
+    params[which][index % params[which].size] = bad
+    bijector = LogisticMixtureCDF(*(tf.Variable(p, dtype=tf.float32) for p in params), validate_args=True)
+    name = ["logits", "locs", "log_scales"][which]
+    if name == "logits" and bad == -np.inf:
+        # A logit of -inf drops that component: still a valid mixture unless every component is dropped.
+        if np.all(params[0] == -np.inf):
+            return
+        x = bijector.forward(tf.constant([0.0, 3.0, -40.0]))
+        assert_finite("forward with a dropped component", x)
+        assert_finite("inverse with a dropped component", bijector.inverse(tf.constant(x.numpy())))
+        return
+    with pytest.raises(tf.errors.InvalidArgumentError, match=f"`{name}` must be"):
+        bijector.forward(tf.constant([0.0, 3.0]))
