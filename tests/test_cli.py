@@ -148,3 +148,23 @@ def test_bad_names_exit_2_with_one_clear_line_and_no_traceback(tmp_path, args, m
     assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
     assert message in result.stderr, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
+
+
+def test_evaluate_reports_bits_per_dim_on_the_datas_own_levels(tmp_path, capsys):
+    """Digits hold 17 grey levels: `evaluate` counts bits/dim on that scale, as training's metric does,
+    bits/dim = (NLL / D + ln 17) / ln 2 (not ln 256, which would add 3.9 bits/dim)."""
+    import keras  # noqa: PLC0415
+
+    from keras_models import RealNVP  # noqa: PLC0415
+    from keras_models.cli import main  # noqa: PLC0415
+
+    model = RealNVP(event_shape=(8, 8, 1), width=4, num_blocks=0, pixel_levels=17)
+    model(np.full((1, 8, 8, 1), 0.5, np.float32))
+    path = tmp_path / "model.keras"
+    keras.saving.save_model(model, path)
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(path), "--dataset", "digits", "--split", "test",
+                 "--max-batches", "1", "--batch-size", "16"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["examples"] == 16
+    np.testing.assert_allclose(report["bits_per_dim"], (report["nll"] / 64 + np.log(17)) / np.log(2), rtol=1e-5)
