@@ -107,6 +107,9 @@ def test_variational_inference_run_on_an_energy(tmp_path):
     run_dir = _only_run_dir(tmp_path / "runs")
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["stop_reason"] == "completed" and np.isfinite(metrics["train_elbo"])
+    # log Z by importance sampling from q: U2 has no finite log Z, so only the estimate's own consistency is checked
+    assert metrics["log_z_num_samples"] == 100_000 and 1.0 <= metrics["ess"] <= metrics["log_z_num_samples"]
+    assert metrics["log_z"] >= metrics["elbo_10k_samples"] - 0.1 and 0.0 <= metrics["log_z_standard_error"] < 1.0
     assert (tmp_path / "saved_models" / "planar-u2" / "1" / "saved_model.pb").is_file()
     assert_real_image(run_dir / "density.png")
 

@@ -14,6 +14,21 @@ whose leading size is the number of samples drawn for that step; `fit()` with no
 itself (`sample_dataset()`: `batch_size` samples per step, repeated forever) and therefore needs
 `steps_per_epoch`. The loss is -ELBO (mean over the step's samples); the metric `elbo` reports the ELBO.
 
+`objective="iw-elbo"` with `num_importance_samples=K` trains on the importance-weighted bound instead
+(Burda, Grosse & Salakhutdinov 2016, "Importance weighted autoencoders", section 3 and theorem 1):
+
+    L_K(q) = E[log (1/K) sum_k p~(z_k) / q(z_k)],   z_1..z_K ~ q independently
+    ELBO = L_1 <= L_K <= L_{K+1} <= log Z,          L_K -> log Z as K -> infinity (if p~/q is bounded)
+
+Each of a step's N batch elements draws its own K samples (N * K draws a step); the estimate of one element is
+`reduce_logsumexp(log w) - log K` over its K log-weights log w = log p~(z) - log q(z), the semantics of
+`tfp.vi.monte_carlo_variational_loss(..., sample_size=N, importance_sample_size=K)` with reparametrised
+gradients. The metrics `elbo` (mean log w over all N * K draws) and `iw_elbo` (mean of the N estimates of L_K)
+come from the same samples; the loss is minus the chosen objective.
+
+`estimate_log_normalizer(num_samples)` estimates log Z itself by importance sampling with q as the proposal,
+with its standard error and the effective sample size of the weights (method docstring).
+
 Example:
     >>> from keras_models import PlanarFlow, VariationalFlow
     >>> vi = VariationalFlow(PlanarFlow(event_shape=(2,), num_layers=4), target_log_prob="U1", batch_size=64)
@@ -21,14 +36,60 @@ Example:
     >>> history = vi.fit(epochs=1, steps_per_epoch=5, verbose=0)  # train longer: history.history["elbo"] goes up
     >>> vi.sample(1000, seed=0).shape                               # approximately from exp(-U1)
     TensorShape([1000, 2])
+    >>> estimate = vi.estimate_log_normalizer(10_000, seed=0)     # log_z, standard_error, ess, num_samples, elbo
+    >>> estimate.num_samples, estimate.ess <= estimate.num_samples
+    (10000, True)
 """
+import collections
+import math
+
 import tensorflow as tf
+import tensorflow_probability as tfp
 
 import keras
 
 from keras_models.core.flow_model import FlowModel, seed_pair
+from tfp_flows.validation import check_int, check_one_of
 
 _SAMPLER_STATE = "sampler_seed_state"
+OBJECTIVES = ("elbo", "iw-elbo")
+
+LogNormalizerEstimate = collections.namedtuple("LogNormalizerEstimate",
+                                               ["log_z", "standard_error", "ess", "num_samples", "elbo"])
+LogNormalizerEstimate.__doc__ = """What `VariationalFlow.estimate_log_normalizer` returns (Python floats; an int
+`num_samples`): the estimate of log Z, its standard error, the effective sample size of the importance weights,
+the number of draws and the ELBO (mean log-weight) of the same draws."""
+
+
+def iw_elbo_terms(log_weights):
+    """log (1/K) sum_k exp(log_weights[..., k]): the importance-weighted bound's estimate per row of [N, K].
+
+    With K = 1 it is the log-weight itself, the ELBO's term (Burda et al. 2016, section 3; module docstring).
+    """
+    num_importance_samples = tf.cast(tf.shape(log_weights)[-1], log_weights.dtype)
+    return tf.reduce_logsumexp(log_weights, axis=-1) - tf.math.log(num_importance_samples)
+
+
+def summarise_importance_weights(log_sum_w, log_sum_w2, num_samples):
+    """log Z, its standard error and the ESS from log sum w and log sum w^2 over N draws (float64 scalars).
+
+        log Z_hat = log sum w - log N
+        ESS = (sum w)^2 / sum w^2 = 1 / sum wbar^2,      wbar = w / sum w   (Kong 1992; Owen 2013, ch. 9)
+        SE[log Z_hat] ~ SE[Z_hat] / Z_hat = sqrt(var(w) / N) / mean(w) = sqrt((N sum wbar^2 - 1) / (N - 1))
+    by the delta method, var(w) the sample variance (N - 1 in its denominator). Everything is computed from
+    log sum wbar^2 = log sum w^2 - 2 log sum w, so no weight is ever exponentiated unnormalised.
+    """
+    log_sum_wbar2 = log_sum_w2 - 2.0 * log_sum_w
+    relative_variance = tf.maximum(tf.math.expm1(math.log(num_samples) + log_sum_wbar2), 0.0)  # N sum wbar^2 - 1
+    return (float(log_sum_w - math.log(num_samples)),
+            float(tf.sqrt(relative_variance / (num_samples - 1))),
+            float(tf.exp(-log_sum_wbar2)))
+
+
+def _chunk_sizes(num_samples, chunk_size):
+    """[chunk_size, ..., rest]: the draws of `num_samples` split so that at most `chunk_size` are held at once."""
+    full, rest = divmod(num_samples, chunk_size)
+    return [chunk_size] * full + ([rest] if rest else [])
 
 
 def _energy_target(name, event_shape):
@@ -41,6 +102,17 @@ def _energy_target(name, event_shape):
     return lambda z: -energy(z)
 
 
+def _check_objective(objective, num_importance_samples):
+    """(objective, K) checked: a known objective, K an int >= 1, and K = 1 unless the objective is "iw-elbo"."""
+    check_one_of(objective, "objective", OBJECTIVES, owner="VariationalFlow")
+    num_importance_samples = check_int(num_importance_samples, "num_importance_samples", minimum=1,
+                                       owner="VariationalFlow")
+    if objective == "elbo" and num_importance_samples > 1:
+        raise ValueError(f"VariationalFlow: `num_importance_samples` must be 1 with objective='elbo' (use "
+                         f"objective='iw-elbo' for K > 1); received {num_importance_samples!r}")
+    return objective, num_importance_samples
+
+
 @keras.saving.register_keras_serializable(package="tfp_flows")
 class VariationalFlow(keras.Model):
     """q = `flow.distribution`, trained to maximise the ELBO against `target_log_prob` (module docstring).
@@ -50,12 +122,17 @@ class VariationalFlow(keras.Model):
       target_log_prob: the unnormalised log density log p~(z) as a callable [N, *event_shape] -> [N], or the
         name of a 2-D test energy "U1".."U4" (log p~ = -U). A callable must be registered with
         `keras.saving.register_keras_serializable` for the model to be saved.
-      batch_size: Monte-Carlo samples per step when `fit` builds its own dataset (default 256).
+      batch_size: Monte-Carlo samples per step when `fit` builds its own dataset (default 256); with
+        `objective="iw-elbo"`, the number of batch elements, each of which draws `num_importance_samples`.
+      objective: "elbo" (default) or "iw-elbo", the importance-weighted bound L_K (module docstring).
+      num_importance_samples: K, an int >= 1 (default 1) for "iw-elbo". K > 1 with "elbo" is an error, not
+        ignored: the ELBO has no K, and a silently unused K would look like the tighter bound was trained.
       seed: seed of the sampler (a Keras `SeedGenerator`; its state is saved with the model's weights, so a fit
         resumed from a backup draws the samples an uninterrupted one would).
     """
 
-    def __init__(self, flow, target_log_prob="U1", batch_size=256, seed=None, **kwargs):
+    def __init__(self, flow, target_log_prob="U1", batch_size=256, seed=None, objective="elbo",
+                 num_importance_samples=1, **kwargs):
         super().__init__(**kwargs)
         if not isinstance(flow, FlowModel):
             raise TypeError(f"`flow` must be a keras_models.FlowModel; received {type(flow).__name__}")
@@ -68,11 +145,13 @@ class VariationalFlow(keras.Model):
         else:
             raise TypeError(f"`target_log_prob` must be a callable or an energy name 'U1'..'U4'; "
                             f"received {target_log_prob!r}")
+        self.objective, self.num_importance_samples = _check_objective(objective, num_importance_samples)
         self.flow = flow
         self.target_log_prob = target_log_prob
         self.batch_size, self.seed = batch_size, seed
         self.seed_generator = keras.random.SeedGenerator(seed, name="sampler_seed")
         self.elbo_tracker = keras.metrics.Mean(name="elbo")
+        self.iw_elbo_tracker = keras.metrics.Mean(name="iw_elbo")
         self.built = True
 
     # ----------------------------------------------------------------------------------------------------
@@ -97,37 +176,98 @@ class VariationalFlow(keras.Model):
         """A Monte-Carlo estimate of the ELBO from `num_samples` draws (pass `seed` to reproduce it)."""
         return tf.reduce_mean(self.elbo_terms(num_samples, seed=seed))
 
+    def log_weights(self, num_samples, num_importance_samples=None, seed=None):
+        """[num_samples, K] log-weights log p~(z) - log q(z) of num_samples * K draws (K: the model's by default).
+
+        Row n holds draws n*K .. n*K + K - 1 of one batch of draws, as `tfp.vi.monte_carlo_variational_loss`
+        groups them.
+        """
+        k = self.num_importance_samples if num_importance_samples is None else check_int(
+            num_importance_samples, "num_importance_samples", minimum=1, owner="VariationalFlow.log_weights")
+        return tf.reshape(self.elbo_terms(num_samples * k, seed=seed), [-1, k])
+
+    def iw_elbo(self, num_samples=1024, num_importance_samples=None, seed=None):
+        """A Monte-Carlo estimate of L_K (module docstring): the mean over `num_samples` groups of K draws."""
+        return tf.reduce_mean(iw_elbo_terms(self.log_weights(num_samples, num_importance_samples, seed=seed)))
+
+    def estimate_log_normalizer(self, num_samples, seed=None, chunk_size=65536):
+        """log Z of the target by importance sampling from q, with its standard error and effective sample size.
+
+            Z_hat = (1/N) sum_n w_n,   w_n = p~(z_n) / q(z_n),   z_n ~ q
+        is unbiased for Z (and consistent while q > 0 wherever p~ > 0); log Z_hat is consistent, biased low by
+        about SE^2 / 2 (Jensen). The standard error (delta method) and ESS = (sum w)^2 / sum w^2 are computed from
+        normalised weights (`summarise_importance_weights`); an ESS far below N warns that q misses mass of p~
+        and the standard error itself is then unreliable (Owen 2013, "Monte Carlo theory, methods and examples",
+        ch. 9). A NaN log-weight makes the estimate NaN rather than being dropped.
+
+        Args:
+          num_samples: N, an int >= 2 (a standard error needs two draws).
+          seed: an int or a pair for a reproducible estimate (stateless draws), or None.
+          chunk_size: at most this many draws are held at once (default 65536), so N may exceed memory.
+
+        Returns:
+          a `LogNormalizerEstimate(log_z, standard_error, ess, num_samples, elbo)`.
+        """
+        num_samples = check_int(num_samples, "num_samples", minimum=2, owner="estimate_log_normalizer",
+                                hint="a standard error needs two draws")
+        sizes = _chunk_sizes(num_samples, check_int(chunk_size, "chunk_size", owner="estimate_log_normalizer"))
+        seeds = [None] * len(sizes) if seed is None else tf.unstack(
+            tfp.random.split_seed(seed_pair(seed), n=len(sizes)))
+        sums = [self._log_weight_sums(size, chunk_seed) for size, chunk_seed in zip(sizes, seeds)]
+        log_sum_w, log_sum_w2, sum_log_w = (tf.stack(column) for column in zip(*sums))
+        log_z, standard_error, ess = summarise_importance_weights(
+            tf.reduce_logsumexp(log_sum_w), tf.reduce_logsumexp(log_sum_w2), num_samples)
+        return LogNormalizerEstimate(log_z, standard_error, ess, num_samples,
+                                     float(tf.reduce_sum(sum_log_w)) / num_samples)
+
+    def _log_weight_sums(self, num_samples, seed):
+        """log sum w, log sum w^2 and sum log w over one chunk of draws, in float64."""
+        log_w = tf.cast(self.elbo_terms(num_samples, seed=seed), tf.float64)
+        return tf.reduce_logsumexp(log_w), tf.reduce_logsumexp(2.0 * log_w), tf.reduce_sum(log_w)
+
     # ----------------------------------------------------------------------------------------------------
     # Keras integration.
     def _next_seed(self):
         return tf.cast(self.seed_generator.next(), tf.int32)
 
     def call(self, x, training=False):
-        """Per-sample ELBO terms; the leading size of the dummy batch `x` is the number of samples."""
+        """Log-weights: [N] (K = 1, the ELBO's terms) or [N, K]; N is the leading size of the dummy batch `x`."""
         del training
-        return self.elbo_terms(tf.shape(tf.nest.flatten(x)[0])[0], seed=self._next_seed())
+        num_samples = tf.shape(tf.nest.flatten(x)[0])[0]
+        if self.num_importance_samples == 1:
+            return self.elbo_terms(num_samples, seed=self._next_seed())
+        return self.log_weights(num_samples, seed=self._next_seed())
+
+    def _grouped(self, y_pred):
+        """`call`'s log-weights as [N, K]."""
+        return tf.reshape(y_pred, [-1, self.num_importance_samples])
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        """-ELBO, the reverse KL up to the constant log Z; scaled so replicas' gradients sum to the mean."""
+        """Minus the objective: -ELBO (the reverse KL up to the constant log Z) or -L_K; scaled so replicas'
+        gradients sum to the mean."""
         if y_pred is None:
             y_pred = self(x, training=training)
-        loss = -tf.reduce_mean(y_pred)
+        if self.objective == "iw-elbo":
+            loss = -tf.reduce_mean(iw_elbo_terms(self._grouped(y_pred)))
+        else:
+            loss = -tf.reduce_mean(y_pred)
         losses = [loss] + [tf.cast(extra, loss.dtype) for extra in self.losses]
         total = tf.add_n(losses)
         num_replicas = tf.distribute.get_strategy().num_replicas_in_sync
         return total / num_replicas if num_replicas > 1 else total
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
-        self.elbo_tracker.update_state(y_pred)
+        self.elbo_tracker.update_state(tf.reshape(y_pred, [-1]))
+        self.iw_elbo_tracker.update_state(iw_elbo_terms(self._grouped(y_pred)))
         return super().compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
     @property
     def metrics(self):
-        return super().metrics + [self.elbo_tracker]
+        return super().metrics + [self.elbo_tracker, self.iw_elbo_tracker]
 
     def compile(self, optimizer="adam", **kwargs):
         if kwargs.get("loss") is not None:
-            raise ValueError("VariationalFlow.compile takes no `loss`: the loss is -ELBO; "
+            raise ValueError("VariationalFlow.compile takes no `loss`: the loss is minus the objective; "
                              f"received loss={kwargs['loss']!r}")
         kwargs.pop("loss", None)
         super().compile(optimizer=optimizer, **kwargs)
@@ -162,11 +302,13 @@ class VariationalFlow(keras.Model):
         config.update(flow=keras.saving.serialize_keras_object(self.flow),
                       target_log_prob=target if isinstance(target, str)
                       else keras.saving.serialize_keras_object(target),
-                      batch_size=self.batch_size, seed=self.seed)
+                      batch_size=self.batch_size, seed=self.seed, objective=self.objective,
+                      num_importance_samples=self.num_importance_samples)
         return config
 
     @classmethod
     def from_config(cls, config):
+        """The inverse of `get_config`; files saved before `objective` existed load with its defaults."""
         config = dict(config)
         config["flow"] = keras.saving.deserialize_keras_object(config["flow"])
         if not isinstance(config["target_log_prob"], str):
