@@ -167,7 +167,9 @@ def make_row(name, model_name, seeds, ours, variants, variants_train, plain=True
     """One comparison: `ours` [(test, train)] per seed, `variants` / `variants_train` [{variant: score}]."""
     variant = best_variant(variants) if plain else None
     theirs = [v[variant] if variant else math.nan for v in variants]
-    theirs_train = [v.get(variant, math.nan) if variant else math.nan for v in (variants_train or [{}] * len(seeds))]
+    # Result files written before 2026-12-04 kept no training-split scores of the plain variants: None then.
+    theirs_train = None if variants_train is None else [v.get(variant, math.nan) if variant else math.nan
+                                                          for v in variants_train]
     row = dict(data=name, model=model_name, seeds=list(seeds),
                metric="bits/dim" if name in unseen_data.IMAGE_BUILDERS else "KL gap (nats)",
                ours=[o[0] for o in ours], ours_train=[o[1] for o in ours], theirs=theirs, theirs_train=theirs_train,
@@ -188,7 +190,8 @@ def print_table(rows):
     for r in rows:
         print(f"| {r['data']} | {r['model']} | {r['metric']} | {r['ours_median']:.4f} ({min(r['ours']):.4f}-"
               f"{max(r['ours']):.4f}) | {r['theirs_median']:.4f} ({min(r['theirs']):.4f}-{max(r['theirs']):.4f}), "
-              f"{r['theirs_variant']} | {_median(r['ours_train']):.4f} / {_median(r['theirs_train']):.4f} | "
+              f"{r['theirs_variant']} | {_median(r['ours_train']):.4f} / "
+              f"{'-' if r['theirs_train'] is None else format(_median(r['theirs_train']), '.4f')} | "
               f"{r['verdict']} |")
 
 
