@@ -49,8 +49,8 @@ import tensorflow_probability as tfp
 import keras
 
 from keras_models.core.nan_policy import (NAN_POLICIES, UNIT_INTERVAL, NonFiniteInputError,
-                                          finite_rows, non_finite_message, check_finite_batches, input_error_from,
-                                          out_of_support_error)
+                                          finite_rows, non_finite_message, check_finite_batches, out_of_support_error,
+                                          raised_input_errors)
 from tfp_flows.validation import check_int, check_positive_ints, is_int
 
 tfb = tfp.bijectors
@@ -406,23 +406,24 @@ class FlowModel(keras.Model):
         if self.optimizer is not None and not self.optimizer.built:
             with self.distribute_strategy.scope():
                 self.optimizer.build(self.trainable_variables)
-        try:
-            return super().fit(x, *args, **kwargs)
-        except tf.errors.InvalidArgumentError as error:
-            clear = input_error_from(error)
-            if clear is None:
-                raise
-            raise clear from None
+        return _reraising_input_errors(super().fit, x, *args, **kwargs)
 
     def evaluate(self, x=None, *args, **kwargs):
         x = self._guard_input(x, "x")
-        try:
-            return super().evaluate(x, *args, **kwargs)
-        except tf.errors.InvalidArgumentError as error:
-            clear = input_error_from(error)
-            if clear is None:
-                raise
-            raise clear from None
+        return _reraising_input_errors(super().evaluate, x, *args, **kwargs)
+
+
+def _reraising_input_errors(run, *args, **kwargs):
+    """`run(*args, **kwargs)` (Keras' fit or evaluate), with an `InvalidArgumentError` that carried one of
+    `check_finite_batches`' errors replaced by that error object (`raised_input_errors`); others pass as they are."""
+    raised_input_errors.clear()
+    try:
+        return run(*args, **kwargs)
+    except tf.errors.InvalidArgumentError:
+        ours = raised_input_errors.take()
+        if ours is None:
+            raise
+        raise ours from None
 
 
 def _is_multi_worker(strategy):

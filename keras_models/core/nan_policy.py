@@ -4,23 +4,15 @@ The policy (`nan_policy`, the names of scipy.stats) is "raise" (default), "omit"
 `FlowModel` docstring (core/flow_model.py) says what each does where. This module holds the pieces that are not
 the model's maths: the two errors (both `ValueError`s whose messages name the argument, the expected values and
 those received), `out_of_support_error` for eager data, and `check_finite_batches`, the tf.data check that
-runs in the input pipeline (so it also holds under XLA, which drops `tf.debugging` checks in a compiled step).
+runs in the input pipeline (so it also holds under XLA, which drops `tf.debugging` checks in a compiled step) and
+hands its error objects to `fit`/`evaluate` through `raised_input_errors`.
 """
-import re
+import threading
 
 import numpy as np
 import tensorflow as tf
 
 NAN_POLICIES = ("raise", "omit", "propagate")
-
-
-_NON_FINITE_MARKER = "holds NaN or infinity"
-
-
-_OUT_OF_SUPPORT_MARKER = "holds values outside the model's support"
-
-
-_OUT_OF_SUPPORT_END = "or rescale the data)"
 
 
 UNIT_INTERVAL = (0.0, 1.0)
@@ -36,7 +28,7 @@ class OutOfSupportError(ValueError):
 
 def non_finite_message(arg_name, where):
     where = f" {where}" if where else ""
-    return (f"`{arg_name}`{where} {_NON_FINITE_MARKER}; expected finite values (nan_policy='raise'; pass "
+    return (f"`{arg_name}`{where} holds NaN or infinity; expected finite values (nan_policy='raise'; pass "
             f"nan_policy='omit' to leave such examples out, or clean the data)")
 
 
@@ -61,12 +53,12 @@ def _support_hint(support):
 
 def _out_of_support_prefix(arg_name, where, support):
     where = f" {where}" if where else ""
-    return f"`{arg_name}`{where} {_OUT_OF_SUPPORT_MARKER} {_interval_text(support)}"
+    return f"`{arg_name}`{where} holds values outside the model's support {_interval_text(support)}"
 
 
 def _out_of_support_suffix(support):
     return (f"; expected {_support_hint(support)} (nan_policy='raise'; pass nan_policy='omit' to leave such "
-            f"examples out, {_OUT_OF_SUPPORT_END}")
+            f"examples out, or rescale the data)")
 
 
 def out_of_support_error(x, support, arg_name="x", event_rank=1, where=""):
@@ -92,50 +84,72 @@ def out_of_support_error(x, support, arg_name="x", event_rank=1, where=""):
 
 
 def check_finite_batches(dataset, arg_name="x", support=None):
-    """`dataset` with every float tensor checked for NaN/inf (`tf.debugging.check_numerics`) as it is read,
-    and, given a `support` (low, high), the data (x, the element's first tensor) for values outside that interval.
+    """`dataset` with every float tensor checked for NaN/inf as it is read, and, given a `support` (low, high),
+    the data (x, the element's first tensor) for values outside that interval.
 
-    The checks run in the tf.data pipeline, not in the (possibly XLA-compiled) train step; a bad batch stops
-    iteration with `tf.errors.InvalidArgumentError` naming `arg_name`, which `FlowModel.fit` turns into a
-    `NonFiniteInputError` or an `OutOfSupportError`. Use it inside `distribute_datasets_from_function` input
-    functions (with `support=model.support`).
+    The checks run in the tf.data pipeline, not in the (possibly XLA-compiled) train step. A good batch passes
+    through pure TensorFlow ops; a bad one takes a `tf.cond` branch into Python (`tf.py_function`), which builds
+    the `NonFiniteInputError` or `OutOfSupportError` naming `arg_name`, records the object in `raised_input_errors`
+    and raises it. tf.data delivers it as a `tf.errors.InvalidArgumentError` (a ValueError raised in Python),
+    and `FlowModel.fit`/`evaluate` re-raise the recorded error object itself: no error text is parsed. Use it
+    inside `distribute_datasets_from_function` input functions (with `support=model.support`).
     """
-    message = non_finite_message(arg_name, "(a batch read from the dataset)")
     where = "(a batch read from the dataset)"
 
-    def check_support(t):
-        low, high = tf.constant(support[0], t.dtype), tf.constant(support[1], t.dtype)
-        smallest, largest = tf.reduce_min(t), tf.reduce_max(t)  # finite: check_numerics ran first
-        text = tf.strings.format(
-            _out_of_support_prefix(arg_name, where, support) + "; received values in [{}, {}]"
-            + _out_of_support_suffix(support), (smallest, largest))
-        inside = tf.logical_and(smallest >= low, largest <= high)  # an empty batch passes (inf >= low)
-        with tf.control_dependencies([tf.debugging.Assert(inside, [text])]):
-            return tf.identity(t)
+    def raise_input_error(x, finite):
+        if not bool(finite):
+            error = NonFiniteInputError(non_finite_message(arg_name, where))
+        else:
+            values = np.asarray(x)
+            error = OutOfSupportError(
+                f"{_out_of_support_prefix(arg_name, where, support)}; received values in "
+                f"[{_format_number(values.min())}, {_format_number(values.max())}]{_out_of_support_suffix(support)}")
+        raised_input_errors.record(error)
+        raise error
 
     def check(*element):
-        checked = tf.nest.map_structure(
-            lambda t: tf.debugging.check_numerics(t, message) if t.dtype.is_floating else t, element)
-        if support is not None and tf.is_tensor(checked[0]) and checked[0].dtype.is_floating:
-            checked = (check_support(checked[0]),) + tuple(checked[1:])  # x only: not targets or sample weights
+        floats = [t for t in tf.nest.flatten(element) if t.dtype.is_floating]
+        x = element[0] if tf.is_tensor(element[0]) and element[0].dtype.is_floating else None  # not y, weights
+        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(t)) for t in floats]) if floats else tf.constant(True)
+        good = finite
+        if support is not None and x is not None:
+            inside = tf.logical_and(tf.reduce_all(x >= tf.constant(support[0], x.dtype)),
+                                    tf.reduce_all(x <= tf.constant(support[1], x.dtype)))
+            good = tf.logical_and(finite, inside)
+        passed = tf.cond(good, lambda: tf.constant(True), lambda: tf.py_function(
+            raise_input_error, [x if x is not None else tf.zeros([0]), finite], Tout=tf.bool))
+        with tf.control_dependencies([passed]):
+            checked = tf.nest.map_structure(tf.identity, element)
         return checked if len(checked) > 1 else checked[0]
 
     return dataset.map(check, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
-def input_error_from(error):
-    """A NonFiniteInputError or OutOfSupportError for an InvalidArgumentError raised by `check_finite_batches`,
-    else None.
+class _RaisedInputErrors:
+    """The input errors `check_finite_batches` raised since the last `take`: how `FlowModel.fit`/`evaluate` know
+    that an `InvalidArgumentError` from tf.data is one of ours, and get our error object back.
 
-    tf.data turns the pipeline's assertion into an `InvalidArgumentError` whose message carries ours among
-    TensorFlow's own lines; the markers above find it there.
+    A process-wide record (tf.data runs the check on its own threads, not the caller's): `fit` and `evaluate`
+    clear it before they start reading and take the first error recorded when reading fails.
     """
-    # tf.debugging.Assert prints its string data escaped (model\'s): undo that first.
-    message = str(getattr(error, "message", error)).replace("\\'", "'")
-    found = re.search(r"`\w+` \(a batch read from the dataset\) " + re.escape(_NON_FINITE_MARKER) + r"[^\n]*",
-                      message)
-    if found:
-        return NonFiniteInputError(found.group(0))
-    found = re.search(r"`\w+` \(a batch read from the dataset\) " + re.escape(_OUT_OF_SUPPORT_MARKER) + r".*?"
-                      + re.escape(_OUT_OF_SUPPORT_END), message, flags=re.DOTALL)
-    return OutOfSupportError(found.group(0)) if found else None
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._errors = []
+
+    def record(self, error):
+        with self._lock:
+            self._errors.append(error)
+
+    def clear(self):
+        with self._lock:
+            self._errors.clear()
+
+    def take(self):
+        """The first error recorded since the last `clear`/`take` (None if there is none); clears the record."""
+        with self._lock:
+            errors, self._errors = self._errors, []
+        return errors[0] if errors else None
+
+
+raised_input_errors = _RaisedInputErrors()
