@@ -93,8 +93,9 @@ class FlowModel(keras.Model):
             raise ValueError(f"`base_distribution` must be one of {BASE_DISTRIBUTIONS}; "
                              f"received {base_distribution!r}")
         check_int(num_bits, "num_bits", minimum=1, maximum=16, allow_none=True)
-        if pixel_levels is not None and (num_bits is None or not is_int(pixel_levels) or pixel_levels < 2):
-            raise ValueError(f"`pixel_levels` must be None or an int >= 2, for image data (num_bits set); received "
+        check_int(pixel_levels, "pixel_levels", minimum=2, allow_none=True)
+        if pixel_levels is not None and num_bits is None:
+            raise ValueError(f"`pixel_levels` must be None for continuous data (num_bits=None); received "
                              f"pixel_levels={pixel_levels!r} with num_bits={num_bits!r}")
         if nan_policy not in NAN_POLICIES:
             raise ValueError(f"`nan_policy` must be one of {NAN_POLICIES}; received {nan_policy!r}")
@@ -261,10 +262,10 @@ class FlowModel(keras.Model):
         `seed` (an int or a pair of ints) makes the draw reproducible through stateless random ops.
         """
         if not (is_int(num_samples) or (tf.is_tensor(num_samples) and num_samples.dtype.is_integer)):
-            raise TypeError(f"`num_samples` must be a positive int; received {num_samples!r} of type "
+            raise TypeError(f"`num_samples` must be an int >= 1; received {num_samples!r} of type "
                             f"{type(num_samples).__name__}")
-        if is_int(num_samples) and num_samples <= 0:
-            raise ValueError(f"`num_samples` must be a positive int; received {num_samples!r}")
+        if is_int(num_samples):
+            check_int(num_samples, "num_samples")
         if isinstance(temperature, (bool, np.bool_, str)):
             raise TypeError(f"`temperature` must be a finite number >= 0; received {temperature!r}")
         if isinstance(temperature, (int, float, np.number)) and not (temperature >= 0 and math.isfinite(temperature)):

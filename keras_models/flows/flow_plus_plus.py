@@ -62,7 +62,7 @@ from keras_models.core.flow_model import FlowModel
 from keras_models.layers import ActNormLayer, InvertibleConv1x1Layer, LogitLayer, SqueezeLayer, mlp
 from keras_models.layers.networks.attention import GatedConvAttentionNet
 from keras_models.layers.logistic_mixture_coupling import MixtureCouplingLayer
-from tfp_flows.validation import check_int, is_int
+from tfp_flows.validation import check_int, check_vector_event_shape, is_int
 
 DEQUANTIZATIONS = ("variational", "uniform", None)
 IMAGE_COUPLINGS = (4, 2, 3)   # Flow++ CIFAR-10: checkerboard x4, squeeze, channel x2, checkerboard x3
@@ -212,9 +212,8 @@ class FlowPlusPlus(FlowModel):
         return layers
 
     def _vector_layers(self):
-        (size,) = self.event_shape
-        if size < 2:
-            raise ValueError(f"`event_shape` (D,) needs D >= 2 for couplings; received {self.event_shape}")
+        (size,) = check_vector_event_shape(self.event_shape, "FlowPlusPlus",
+                                           hint="a coupling splits the D values in two")
         hidden = (self.hidden_channels,) * self.num_blocks
         layers = []
         for i in range(self.num_couplings):

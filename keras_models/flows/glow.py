@@ -58,7 +58,7 @@ from keras_models.layers import (ActNormLayer, AffineCouplingLayer, ChannelSlice
                                  SequentialFlow, SqueezeLayer, glow_conv, mlp)
 from keras_models.layers.shift import ShiftLayer
 from keras_models.layers.split_prior import SplitPriorLayer
-from tfp_flows.validation import check_int
+from tfp_flows.validation import check_int, check_vector_event_shape
 
 IMAGE_CENTRE_SHIFT = -0.5  # Glow: x in [0, 1] -> x - 0.5
 LOG_SCALE_LIMIT = 2.0  # coupling scale floor exp(-2) ~ 0.135: see the module docstring
@@ -110,9 +110,7 @@ class Glow(FlowModel):
             if num_levels not in (None, 1):
                 raise ValueError(f"Glow: vector events have a single level (no squeeze or split): `num_levels` "
                                  f"must be None or 1 for event_shape={self.event_shape}; received {num_levels!r}")
-            if self.event_shape[0] < 2:
-                raise ValueError(f"Glow: vector events need D >= 2 for a coupling; received event_shape="
-                                 f"{self.event_shape}")
+            check_vector_event_shape(self.event_shape, "Glow", hint="a coupling splits the D values in two")
             flow_layers = self._steps(self.event_shape)
             self.num_levels = 1
         self._set_flow_layers(flow_layers)

@@ -44,7 +44,7 @@ from tfp_flows.affine_coupling import checked_log_scale_limit
 from keras_models.core.flow_model import FlowModel
 from keras_models.layers import (ActNormLayer, AffineCouplingLayer, ChannelSliceLayer, LogitLayer, ResidualConvNet,
                                  SequentialFlow, SqueezeLayer, mlp)
-from tfp_flows.validation import check_int, check_positive_ints, is_real
+from tfp_flows.validation import check_int, check_positive_ints, check_vector_event_shape, is_real
 
 MIN_FINAL_SIZE = 4  # default num_scales: squeeze while the next scale's height and width stay >= this
 
@@ -118,8 +118,7 @@ class RealNVP(FlowModel):
             layers = [LogitLayer(alpha=self.logit_alpha, dtype=self.dtype_policy, name="logit")]
             layers += self._image_scale(self.event_shape, 1, self.num_scales)
         else:
-            if self.event_shape[0] < 2:
-                raise ValueError(f"RealNVP: vector `event_shape` must be (D,) with D >= 2; received {event_shape!r}")
+            check_vector_event_shape(self.event_shape, "RealNVP", hint="a coupling splits the D values in two")
             layers = self._vector_flow(self.event_shape[0])
         self._set_flow_layers(layers)
 

@@ -136,8 +136,7 @@ class VariationalFlow(keras.Model):
         super().__init__(**kwargs)
         if not isinstance(flow, FlowModel):
             raise TypeError(f"`flow` must be a keras_models.FlowModel; received {type(flow).__name__}")
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"`batch_size` must be a positive int; received {batch_size!r}")
+        batch_size = check_int(batch_size, "batch_size", owner="VariationalFlow")
         if isinstance(target_log_prob, str):
             self.target_fn = _energy_target(target_log_prob, flow.event_shape)
         elif callable(target_log_prob):
