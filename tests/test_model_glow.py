@@ -1,5 +1,6 @@
-"""Glow preset (Kingma & Dhariwal 2018): the preset checklist of tests/model_checks.py on tiny images and vectors,
-ActNorm's one-time data-dependent initialisation, temperature, latent interpolation and the architecture."""
+"""Glow preset (Kingma & Dhariwal 2018): fits on digits and a banana, ActNorm's one-time data-dependent
+initialisation, temperature, latent interpolation and the architecture (the shared checklist runs in
+tests/test_model_checklist.py)."""
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -10,9 +11,7 @@ from keras_models import Glow
 from keras_models.layers import (ActNormLayer, AffineCouplingLayer, ChannelSliceLayer, InvertibleConv1x1Layer,
                                  SequentialFlow, SqueezeLayer)
 from keras_models.layers.split_prior import SplitPriorLayer
-from model_checks import (assert_bijector_conforms, assert_every_weight_trains, assert_fit_beats_gaussian,
-                          assert_jit_compile_trains, assert_keras_round_trip, assert_sample_encode_decode,
-                          dataset_of)
+from model_checks import assert_fit_beats_gaussian, dataset_of
 
 DIGITS_SHAPE = (8, 8, 1)
 
@@ -109,7 +108,7 @@ def fitted_vector_glow():
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# The preset checklist.
+# Fits.
 def test_image_glow_fits_digits_better_than_a_gaussian(fitted_image_glow, digits):
     model, nll, baseline = fitted_image_glow
     assert nll < baseline
@@ -121,48 +120,6 @@ def test_vector_glow_fits_a_banana_better_than_a_gaussian(fitted_vector_glow):
     model, _, nll, baseline = fitted_vector_glow
     assert nll < baseline
     assert model.num_bits is None and "bits_per_dim" not in [m.name for m in model.metrics]
-
-
-@pytest.mark.parametrize("make_model, make_data", [(_small_image_glow, lambda: _small_images(64)),
-                                                   (_vector_glow, lambda: _banana(64))], ids=["image", "vector"])
-def test_every_weight_trains(make_model, make_data):
-    assert_every_weight_trains(make_model(), make_data())  # the image model's includes its split prior
-
-
-def test_sample_encode_decode(fitted_image_glow, fitted_vector_glow, digits):
-    assert_sample_encode_decode(fitted_image_glow[0], digits[:16])
-    model, x, _, _ = fitted_vector_glow
-    assert_sample_encode_decode(model, x[:16])
-
-
-def test_keras_round_trip(fitted_image_glow, fitted_vector_glow, digits, tmp_path):
-    model = fitted_image_glow[0]
-    reloaded = assert_keras_round_trip(model, digits[:16], tmp_path)
-    assert isinstance(reloaded, Glow) and reloaded.get_config() == model.get_config()
-    np.testing.assert_allclose(reloaded.sample(3, temperature=0.7, seed=4).numpy(),
-                               model.sample(3, temperature=0.7, seed=4).numpy(), atol=1e-5)
-    vector_model, x, _, _ = fitted_vector_glow
-    assert_keras_round_trip(vector_model, x[:16], tmp_path)
-
-
-@pytest.mark.parametrize("make_model, make_data", [(_small_image_glow, lambda: _small_images(32)),
-                                                   (lambda: _vector_glow(2), lambda: _banana(32))],
-                         ids=["image", "vector"])
-def test_jit_compile_trains(make_model, make_data):
-    assert_jit_compile_trains(make_model(), make_data())
-
-
-def test_whole_image_bijector_conforms_with_its_jacobian():
-    model = _small_image_glow()  # event size 32: the autodiff Jacobian is cheap
-    x = _small_images(3)
-    model.initialize_from_data(_small_images(64, seed=1))
-    _perturb_weights(model)
-    assert_bijector_conforms(model, x, check_jacobian=True)
-
-
-def test_whole_vector_bijector_conforms_with_its_jacobian(fitted_vector_glow):
-    model, x, _, _ = fitted_vector_glow
-    assert_bijector_conforms(model, x[:8], check_jacobian=True)
 
 
 # ---------------------------------------------------------------------------------------------------------------

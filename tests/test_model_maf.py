@@ -1,4 +1,5 @@
-"""MAF / IAF: the preset checklist on two moons, agreement with TFP's own MADE, and the IAF = MAF^-1 relation."""
+"""MAF / IAF: the fit on two moons, agreement with TFP's own MADE, and the IAF = MAF^-1 relation (the shared
+checklist runs in tests/test_model_checklist.py)."""
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -40,45 +41,6 @@ def trained():
 def test_fit_beats_the_gaussian_baseline_on_two_moons(trained):
     _, _, nll, baseline = trained
     assert nll < baseline - 0.2
-
-
-@pytest.mark.parametrize("model_class", [MAF, IAF])
-def test_every_weight_trains_and_none_hides_in_tfp(model_class):
-    keras.utils.set_random_seed(1)
-    checks.assert_every_weight_trains(model_class(event_shape=(2,), **TINY), moons(128))
-
-
-def test_sample_encode_decode(trained):
-    model, x, _, _ = trained
-    checks.assert_sample_encode_decode(model, x[:32])
-
-
-@pytest.mark.parametrize("model_class, kwargs", [(MAF, dict(permutation="random")), (IAF, {})])
-def test_keras_round_trip(model_class, kwargs, tmp_path):
-    model = model_class(event_shape=(3,), **SMALL, **kwargs)
-    randomize(model)
-    x = np.random.default_rng(1).normal(size=[16, 3]).astype(np.float32)
-    reloaded = checks.assert_keras_round_trip(model, x, tmp_path)
-    assert type(reloaded) is model_class
-    assert [p.permutation.tolist() for p in reloaded.flow_layers if hasattr(p, "permutation")] == \
-        [p.permutation.tolist() for p in model.flow_layers if hasattr(p, "permutation")]
-
-
-@pytest.mark.parametrize("model_class", [MAF, IAF])
-def test_jit_compile_trains(model_class):
-    keras.utils.set_random_seed(2)
-    checks.assert_jit_compile_trains(model_class(event_shape=(2,), **TINY), moons(128))
-
-
-def test_whole_bijector_conforms(trained):
-    model, x, _, _ = trained
-    checks.assert_bijector_conforms(model, x[:8])
-
-
-def test_iaf_bijector_conforms():
-    model = IAF(event_shape=(3,), **TINY)
-    randomize(model)
-    checks.assert_bijector_conforms(model, np.random.default_rng(4).normal(size=[8, 3]).astype(np.float32))
 
 
 def made_jacobians(made, x):

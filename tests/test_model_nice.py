@@ -1,4 +1,5 @@
-"""NICE preset: the shared model checklist on two moons, NICE's scaling layer, float64, argument checks."""
+"""NICE preset: the fit on two moons, NICE's scaling layer, float64, argument checks (the shared checklist runs in
+tests/test_model_checklist.py)."""
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -24,11 +25,6 @@ def small_nice(**kwargs):
     return NICE(event_shape=(2,), num_couplings=4, hidden_units=(32, 32), **kwargs)
 
 
-def tiny_nice(**kwargs):
-    """Enough for the structural checks (both mask parities), cheap to trace and compile with XLA."""
-    return NICE(event_shape=(2,), num_couplings=2, hidden_units=(16,), **kwargs)
-
-
 def perturb(model, scale=0.3, seed=1):
     """Noise added to every weight, so no coupling is the identity (a fresh model's output layers are zero)."""
     rng = np.random.default_rng(seed)
@@ -39,29 +35,6 @@ def perturb(model, scale=0.3, seed=1):
 
 def test_fit_beats_a_gaussian_on_two_moons():
     model_checks.assert_fit_beats_gaussian(small_nice(), MOONS, steps=300, learning_rate=1e-2)
-
-
-def test_every_weight_trains_and_none_hides_in_the_bijector():
-    model_checks.assert_every_weight_trains(tiny_nice(), MOONS[:256])
-
-
-def test_sample_encode_decode():
-    model_checks.assert_sample_encode_decode(perturb(small_nice()), MOONS[:64])
-
-
-def test_keras_round_trip_keeps_log_prob_and_architecture(tmp_path):
-    model = perturb(small_nice(base_distribution="normal", activation="tanh"))
-    reloaded = model_checks.assert_keras_round_trip(model, MOONS[:64], tmp_path)
-    assert isinstance(reloaded, NICE)
-    assert reloaded.get_config() == model.get_config()
-
-
-def test_jit_compile_trains():
-    model_checks.assert_jit_compile_trains(tiny_nice(), MOONS[:256])
-
-
-def test_whole_bijector_conforms():
-    model_checks.assert_bijector_conforms(perturb(tiny_nice()), MOONS[:16])
 
 
 @pytest.mark.parametrize("base, base_dist", [("logistic", tfd.Logistic(0.0, 1.0)), ("normal", tfd.Normal(0.0, 1.0))])

@@ -1,4 +1,5 @@
-"""PlanarFlow / RadialFlow: the preset checklist on two moons (density estimation through the exact inverses)."""
+"""PlanarFlow / RadialFlow: fits on two moons (density estimation through the exact inverses) and their
+parametrisations; the shared checklist runs in tests/test_model_checklist.py."""
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -30,38 +31,6 @@ def trained(request):
 def test_fit_beats_the_gaussian_baseline_on_two_moons(trained):
     _, _, nll, baseline = trained
     assert nll < baseline - 0.15
-
-
-@pytest.mark.parametrize("model_class", MODELS)
-def test_every_weight_trains_and_none_hides_in_tfp(model_class):
-    keras.utils.set_random_seed(1)
-    checks.assert_every_weight_trains(model_class(event_shape=(2,), num_layers=4), moons(128))
-
-
-def test_sample_and_exact_encode_decode(trained):
-    model, x, _, _ = trained
-    checks.assert_sample_encode_decode(model, x[:32], atol=1e-5)  # both inverses are exact, not iterative fits
-
-
-def test_keras_round_trip(trained, tmp_path):
-    model, x, _, _ = trained
-    checks.assert_keras_round_trip(model, x[:32], tmp_path)
-
-
-@pytest.mark.parametrize("model_class", MODELS)
-def test_jit_compile_trains(model_class):
-    keras.utils.set_random_seed(2)
-    checks.assert_jit_compile_trains(model_class(event_shape=(2,), num_layers=2), moons(128))
-
-
-@pytest.mark.parametrize("model_class", MODELS)
-def test_whole_bijector_conforms(model_class):
-    """On a small stack with random weights (every step far from the identity; a deep one compiles slowly)."""
-    model = model_class(event_shape=(2,), num_layers=3)
-    rng = np.random.default_rng(5)
-    for weight in model.trainable_weights:
-        weight.assign(rng.normal(size=weight.shape).astype(np.float32))
-    checks.assert_bijector_conforms(model, moons(8))
 
 
 @pytest.mark.parametrize("model_class", MODELS)

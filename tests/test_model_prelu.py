@@ -1,4 +1,5 @@
-"""PReLUFlow: the TFP custom-bijector tutorial model, through the preset checklist and its own structure."""
+"""PReLUFlow: the TFP custom-bijector tutorial model: its fit and its own structure (the shared checklist runs in
+tests/test_model_checklist.py)."""
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -34,32 +35,6 @@ def trained():
 def test_fit_beats_the_gaussian_baseline_on_the_tutorial_banana(trained):
     _, _, nll, baseline = trained
     assert nll < baseline - 0.15
-
-
-def test_every_weight_trains_and_none_hides_in_tfp():
-    keras.utils.set_random_seed(1)
-    checks.assert_every_weight_trains(PReLUFlow(event_shape=(2,), num_layers=3), banana(256))
-
-
-def test_sample_encode_decode(trained):
-    model, x, _, _ = trained
-    checks.assert_sample_encode_decode(model, x[:32])
-
-
-def test_keras_round_trip(trained, tmp_path):
-    model, x, _, _ = trained
-    reloaded = checks.assert_keras_round_trip(model, x[:32], tmp_path)
-    assert not reloaded._layers_needing_init()  # the ActNorm's data init is stored, never repeated
-
-
-def test_jit_compile_trains():
-    keras.utils.set_random_seed(2)
-    checks.assert_jit_compile_trains(PReLUFlow(event_shape=(2,), num_layers=3), banana(256))
-
-
-def test_whole_bijector_conforms(trained):
-    model, x, _, _ = trained
-    checks.assert_bijector_conforms(model, x[:8])
 
 
 def test_one_affine_layer_is_exactly_a_gaussian_with_that_cholesky_factor():

@@ -1,5 +1,5 @@
-"""RealNVP preset: the shared model checklist for vectors (two moons) and images (8x8 digits), bounded
-log-scales, ActNorm initialisation, the multi-scale structure, the exact density at initialisation, float64."""
+"""RealNVP preset: fits on two moons and 8x8 digits, bounded log-scales, ActNorm initialisation, the multi-scale
+structure, the exact density at initialisation, float64 (the shared checklist runs in tests/test_model_checklist.py)."""
 import math
 
 import numpy as np
@@ -34,11 +34,6 @@ def small_vector_model(**kwargs):
     return RealNVP(event_shape=(2,), num_couplings=4, hidden_units=(32, 32), **kwargs)
 
 
-def tiny_vector_model(**kwargs):
-    """Enough for the structural checks (both mask parities), cheap to trace and compile with XLA."""
-    return RealNVP(event_shape=(2,), num_couplings=2, hidden_units=(16,), **kwargs)
-
-
 def tiny_image_model(event_shape=(8, 8, 1), **kwargs):
     return RealNVP(event_shape=event_shape, width=8, num_blocks=1, **kwargs)
 
@@ -68,30 +63,6 @@ def couplings_of(model):
 # Vector data.
 def test_fit_beats_a_gaussian_on_two_moons():
     model_checks.assert_fit_beats_gaussian(small_vector_model(), MOONS, steps=300, learning_rate=3e-3)
-
-
-def test_every_weight_trains_and_none_hides_in_the_bijector():
-    # With ActNorm, so its data-initialised loc and log-scale are among the weights that must train.
-    model_checks.assert_every_weight_trains(tiny_vector_model(actnorm=True), MOONS[:256])
-
-
-def test_sample_encode_decode():
-    model_checks.assert_sample_encode_decode(perturb(small_vector_model(actnorm=True)), MOONS[:64])
-
-
-def test_keras_round_trip_keeps_log_prob_and_architecture(tmp_path):
-    model = perturb(small_vector_model(actnorm=True, base_distribution="logistic", activation="tanh"))
-    reloaded = model_checks.assert_keras_round_trip(model, MOONS[:64], tmp_path)
-    assert isinstance(reloaded, RealNVP)
-    assert reloaded.get_config() == model.get_config()
-
-
-def test_jit_compile_trains():
-    model_checks.assert_jit_compile_trains(tiny_vector_model(), MOONS[:256])
-
-
-def test_whole_bijector_conforms():
-    model_checks.assert_bijector_conforms(perturb(tiny_vector_model(actnorm=True)), MOONS[:16])
 
 
 def test_log_scales_stay_bounded_whatever_the_weights():
@@ -174,14 +145,6 @@ def test_image_fit_trains_every_weight_and_beats_the_uniform_density_in_bits_per
     assert bits[-1] < 8.0, bits
     held_in_bits = float(model.bits_per_dim(model.log_prob(x)).numpy().mean())
     assert held_in_bits < 8.0, held_in_bits
-
-
-def test_image_sample_encode_decode_round_trip_and_conformance(tmp_path):
-    model = perturb(tiny_image_model(event_shape=(4, 4, 1), num_scales=2), scale=0.05)
-    x = DIGITS[:8, 2:6, 2:6, :]
-    model_checks.assert_sample_encode_decode(model, x)
-    model_checks.assert_keras_round_trip(model, x, tmp_path)
-    model_checks.assert_bijector_conforms(model, x[:2])
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -1,0 +1,128 @@
+"""The registry of model cases: per preset of `keras_models.flows.presets.PRESETS`, a small model and data for it.
+
+`tests/test_model_checklist.py` runs every check of `tests/model_checks.py` over every case (as
+`tests/bijector_cases` does for bijectors, and zuko's tests/test_flows.py over its flows); what is unique to one
+preset stays in its own `tests/test_model_<preset>.py`. A preset without a case fails
+`test_every_preset_has_a_case`. A case:
+
+  - `make(**overrides)`: a small model (cheap to trace and compile with XLA; both mask parities);
+  - `data(n, seed)`: n examples inside the model's support, as a float32 array;
+  - `perturb`: the scale of the noise added to every weight for the read-only checks, so that no step is the
+    identity (a fresh model's last conditioner layers are zero); `replace=True` draws the weights instead;
+  - `skip`: checks this case leaves out, each with the reason (where it is covered instead);
+  - `jit_overrides`: constructor arguments for the XLA check only (a shorter compile);
+  - `after_reload(model, reloaded)`: preset-specific comparisons after the `.keras` round trip.
+"""
+import dataclasses
+
+import numpy as np
+from sklearn.datasets import load_digits, make_moons
+
+from keras_models import IAF, MAF, NICE, FlowPlusPlus, Glow, PlanarFlow, PReLUFlow, RadialFlow, RealNVP
+
+CHECKS = ("every_weight_trains", "log_prob", "sample_encode_decode", "keras_round_trip", "jit_compile_trains",
+          "bijector_conforms")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelCase:
+    id: str
+    preset: str                      # its name in PRESETS, or None for a class no preset names (IAF)
+    make: callable
+    data: callable
+    perturb: float = 0.3
+    replace: bool = False
+    atol: float = 1e-4               # encode/decode round trip
+    skip: dict = dataclasses.field(default_factory=dict)
+    jit_overrides: dict = dataclasses.field(default_factory=dict)
+    after_reload: callable = None
+
+    def __str__(self):
+        return self.id
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Data (each in the support of the models that take it).
+def moons(n, seed=0):
+    return make_moons(n, noise=0.05, random_state=seed)[0].astype(np.float32)
+
+
+def normal_3d(n, seed=0):
+    return np.random.default_rng(seed).normal(size=[n, 3]).astype(np.float32)
+
+
+def banana(n, seed=0):
+    """The TFP tutorial's density: x2 ~ N(0, 4^2), x1 ~ N(x2^2 / 4, 1)."""
+    rng = np.random.default_rng(seed)
+    x2 = 4.0 * rng.normal(size=n)
+    x1 = x2 ** 2 / 4.0 + rng.normal(size=n)
+    return np.stack([x1, x2], axis=1).astype(np.float32)
+
+
+def two_channel_images(n, seed=0):
+    """[n, 4, 4, 2] values in [0, 1] whose two channels have different means and spreads."""
+    u = np.random.default_rng(seed).uniform(size=(n, 4, 4, 2))
+    return (u * [1.0, 0.3] + [0.0, 0.6]).astype(np.float32)
+
+
+def digits_4x4(n, seed=0):
+    """scikit-learn's digits (levels 0..16) on the 8-bit scale, their centre 4x4 crop, dequantised to [0, 1]."""
+    pixels = np.round(load_digits().images[:n, 2:6, 2:6, np.newaxis] * (255.0 / 16.0))
+    return ((pixels + np.random.default_rng(seed).uniform(size=pixels.shape)) / 256.0).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Preset-specific comparisons after a `.keras` round trip.
+def same_permutations(model, reloaded):
+    def permutations(m):
+        return [p.permutation.tolist() for p in m.flow_layers if hasattr(p, "permutation")]
+    assert permutations(reloaded) == permutations(model)
+
+
+def same_dequantization_elbo(model, reloaded):
+    """q(u | x)'s weights travel with the file too."""
+    x = digits_4x4(8, seed=5)
+    np.testing.assert_allclose(reloaded.dequantization_elbo(x, seed=2).numpy(),
+                               model.dequantization_elbo(x, seed=2).numpy(), rtol=1e-6, atol=1e-5)
+
+
+def _flowpp_image(**kwargs):
+    # One coupling per kind: checkerboard at full resolution, squeeze, channel mask on [2, 2, 4], unsqueeze.
+    options = dict(num_components=2, num_couplings=(1, 1, 0), hidden_channels=8, num_blocks=1, use_attention=True,
+                   num_heads=2, dequantizer_couplings=2, dequantizer_channels=8, seed=0)
+    options.update(kwargs)
+    return FlowPlusPlus((4, 4, 1), **options)
+
+
+CASES = [
+    ModelCase("nice", "nice", lambda **kw: NICE((2,), num_couplings=2, hidden_units=(16,), base_distribution="normal",
+                                                activation="tanh", **kw), moons),
+    # With ActNorm, so its data-initialised loc and log-scale are among the weights that must train.
+    ModelCase("realnvp-vector", "realnvp",
+              lambda **kw: RealNVP((2,), num_couplings=2, hidden_units=(16,), actnorm=True,
+                                   base_distribution="logistic", activation="tanh", **kw), moons),
+    ModelCase("realnvp-image", "realnvp",
+              lambda **kw: RealNVP((4, 4, 1), width=8, num_blocks=1, num_scales=2, **kw), digits_4x4, perturb=0.05,
+              skip={"every_weight_trains": "test_model_realnvp.py's image fit trains every weight (bits/dim)",
+                    "jit_compile_trains": "the vector case compiles the same couplings"}),
+    ModelCase("maf", "maf", lambda **kw: MAF((3,), num_layers=3, hidden_units=(16, 16), permutation="random", **kw),
+              normal_3d, replace=True, after_reload=same_permutations),
+    ModelCase("iaf", None, lambda **kw: IAF((3,), num_layers=2, hidden_units=(8,), **kw), normal_3d, replace=True,
+              after_reload=same_permutations),
+    ModelCase("glow-image", "glow", lambda **kw: Glow((4, 4, 2), num_levels=2, num_steps=1, hidden_channels=4, seed=0,
+                                                      **kw), two_channel_images, perturb=0.05),
+    ModelCase("glow-vector", "glow", lambda **kw: Glow((2,), num_steps=2, hidden_channels=16, seed=0, **kw), banana,
+              perturb=0.05),
+    ModelCase("flowpp-vector", "flowpp",
+              lambda **kw: FlowPlusPlus((2,), num_components=4, num_couplings=2, hidden_channels=32, num_blocks=1,
+                                        **kw), moons, perturb=0.2, replace=True,
+              skip={"jit_compile_trains": "the image case compiles the same mixture couplings"}),
+    ModelCase("flowpp-image", "flowpp", _flowpp_image, digits_4x4, perturb=0.2, replace=True,
+              skip={"every_weight_trains": "test_model_flowpp.py's trained_image_model fixture checks it"},
+              jit_overrides=dict(num_couplings=1, dequantizer_couplings=1), after_reload=same_dequantization_elbo),
+    ModelCase("planar", "planar", lambda **kw: PlanarFlow((2,), num_layers=3, **kw), moons, perturb=0.5,
+              replace=True, atol=1e-5),
+    ModelCase("radial", "radial", lambda **kw: RadialFlow((2,), num_layers=3, **kw), moons, perturb=0.5,
+              replace=True, atol=1e-5),
+    ModelCase("prelu", "prelu", lambda **kw: PReLUFlow((2,), num_layers=3, **kw), banana),
+]

@@ -1,0 +1,90 @@
+"""The model checklist (tests/model_checks.py) over every case of the registry tests/model_cases.py.
+
+One test per behaviour, parametrised over the cases (ids: the case names); a case's `skip` says where a check it
+leaves out is covered instead. Read-only checks share one perturbed model per case (no step is the identity).
+"""
+import functools
+
+import numpy as np
+import pytest
+
+import keras
+import model_checks
+from keras_models.flows.presets import PRESETS
+from model_cases import CASES, CHECKS
+
+CASE_BY_ID = {case.id: case for case in CASES}
+
+
+def cases_for(check):
+    return [pytest.param(case, id=case.id, marks=[pytest.mark.skip(reason=case.skip[check])] if check in case.skip
+                         else []) for case in CASES]
+
+
+def sizes(model, vectors, images):
+    return images if len(model.event_shape) == 3 else vectors
+
+
+@functools.lru_cache(maxsize=None)
+def perturbed(case_id):
+    """The case's model, ActNorm initialised from a real batch, then every weight moved off its initial value."""
+    case = CASE_BY_ID[case_id]
+    keras.utils.set_random_seed(0)
+    model = case.make()
+    if model._layers_needing_init():
+        model.initialize_from_data(case.data(64, seed=1))
+    rng = np.random.default_rng(1)
+    for weight in model.trainable_weights:
+        noise = rng.normal(scale=case.perturb, size=weight.shape).astype(weight.dtype)
+        weight.assign(noise if case.replace else np.asarray(weight) + noise)
+    return model
+
+
+def test_every_preset_has_a_case():
+    covered = {case.preset for case in CASES}
+    missing = sorted(set(PRESETS) - covered)
+    assert not missing, f"presets without a case in tests/model_cases.py: {missing}"
+    for case in CASES:
+        assert set(case.skip) <= set(CHECKS), (case.id, case.skip)
+        if case.preset is not None:
+            assert isinstance(perturbed(case.id), PRESETS[case.preset].model), case.id
+
+
+@pytest.mark.parametrize("case", cases_for("every_weight_trains"))
+def test_every_weight_trains_and_none_hides_in_the_bijector(case):
+    keras.utils.set_random_seed(1)
+    model = case.make()
+    model_checks.assert_every_weight_trains(model, case.data(sizes(model, 128, 64)))
+
+
+@pytest.mark.parametrize("case", cases_for("log_prob"))
+def test_log_prob_is_one_finite_value_per_example(case):
+    model = perturbed(case.id)
+    model_checks.assert_log_prob_per_example(model, case.data(sizes(model, 32, 8), seed=2))
+
+
+@pytest.mark.parametrize("case", cases_for("sample_encode_decode"))
+def test_sample_encode_decode(case):
+    model = perturbed(case.id)
+    model_checks.assert_sample_encode_decode(model, case.data(sizes(model, 32, 8), seed=3), atol=case.atol)
+
+
+@pytest.mark.parametrize("case", cases_for("keras_round_trip"))
+def test_keras_round_trip(case, tmp_path):
+    model = perturbed(case.id)
+    reloaded = model_checks.assert_keras_round_trip(model, case.data(sizes(model, 32, 8), seed=4), tmp_path)
+    if case.after_reload is not None:
+        case.after_reload(model, reloaded)
+
+
+@pytest.mark.parametrize("case", cases_for("jit_compile_trains"))
+def test_jit_compile_trains(case):
+    keras.utils.set_random_seed(2)
+    model = case.make(**case.jit_overrides)
+    model_checks.assert_jit_compile_trains(model, case.data(sizes(model, 128, 64)))
+
+
+@pytest.mark.parametrize("case", cases_for("bijector_conforms"))
+def test_whole_bijector_conforms(case):
+    model = perturbed(case.id)
+    model_checks.assert_bijector_conforms(model, case.data(sizes(model, 8, 2), seed=5))
