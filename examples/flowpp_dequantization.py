@@ -21,15 +21,13 @@ Run:   python examples/flowpp_dequantization.py     (--quick: a few steps; --out
 Time:  about 3.5 min on 2 CPU cores (--quick: about 15 s).
 Writes: <out>/flowpp_dequantization.png
 """
-import argparse
-import os
-
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+import _common  # noqa: E402
 import keras  # noqa: E402
 from keras_models import FlowPlusPlus  # noqa: E402
 from keras_models.train.plots import image_grid  # noqa: E402
@@ -63,11 +61,7 @@ def train(dequantization, quick):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=os.path.join("examples", "figures"), help="folder for the PNG")
-    parser.add_argument("--quick", action="store_true", help="a tiny budget (seconds), for tests")
-    args = parser.parse_args()
-    os.makedirs(args.out, exist_ok=True)
+    args = _common.parse_args(__doc__)
 
     results = {name: train(name, args.quick) for name in PIPELINE_NOISE}
     for name, (_, test_bits, _) in results.items():
@@ -95,9 +89,7 @@ def main():
     axes[2].set_title("variational: samples, T = 0.7")
     axes[2].axis("off")
     fig.tight_layout()
-    path = os.path.join(args.out, "flowpp_dequantization.png")
-    fig.savefig(path, dpi=90)
-    print(f"wrote {path}")
+    _common.save_figure(fig, args.out, "flowpp_dequantization.png", dpi=90)
 
 
 if __name__ == "__main__":

@@ -16,15 +16,13 @@ Run:   python examples/glow_digits.py               (--quick: a few steps; --out
 Time:  about 1.7 min on 2 CPU cores (--quick: about 15 s).
 Writes: <out>/glow_digits.png (rows: samples at T = 1.0, 0.7, 0.5; an interpolation between two test digits)
 """
-import argparse
-import os
-
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+import _common  # noqa: E402
 import keras  # noqa: E402
 from keras_models import Glow  # noqa: E402
 from keras_models.train.plots import image_grid  # noqa: E402
@@ -36,12 +34,7 @@ DRAWS = 500  # samples drawn per temperature (to report how many overflow)
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=os.path.join("examples", "figures"), help="folder for the PNG")
-    parser.add_argument("--quick", action="store_true", help="a tiny budget (seconds), for tests")
-    args = parser.parse_args()
-    os.makedirs(args.out, exist_ok=True)
-    keras.utils.set_random_seed(0)
+    args = _common.parse_args(__doc__)
 
     epochs, steps, width = (1, 3, 4) if args.quick else (60, 20, 64)
     model = Glow(event_shape=(8, 8, 1), num_levels=2, num_steps=2 if args.quick else 8, hidden_channels=width,
@@ -74,9 +67,7 @@ def main():
         ax.set_title(title, fontsize=10)
         ax.axis("off")
     fig.tight_layout()
-    path = os.path.join(args.out, "glow_digits.png")
-    fig.savefig(path, dpi=80)
-    print(f"wrote {path}")
+    _common.save_figure(fig, args.out, "glow_digits.png")
 
 
 if __name__ == "__main__":

@@ -16,9 +16,6 @@ Run:   python examples/planar_radial_vi.py          (--quick: a few steps; --out
 Time:  about 1.8 min on 2 CPU cores (--quick: about 15 s).
 Writes: <out>/planar_radial_vi.png
 """
-import argparse
-import os
-
 import matplotlib
 
 matplotlib.use("Agg")
@@ -26,6 +23,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+import _common  # noqa: E402
 import keras  # noqa: E402
 from keras_models import PlanarFlow, RadialFlow, VariationalFlow  # noqa: E402
 from tfp_flows.datasets.energies import PLOT_LIMITS, get_energy  # noqa: E402
@@ -46,13 +44,9 @@ def fit_q(flow_class, energy, num_layers, steps):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=os.path.join("examples", "figures"), help="folder for the PNG")
-    parser.add_argument("--quick", action="store_true", help="a tiny budget (seconds), for tests")
-    parser.add_argument("--num-layers", type=int, default=16, help="flow steps K (the paper shows 2, 8, 32)")
-    args = parser.parse_args()
+    args = _common.parse_args(__doc__, lambda parser: parser.add_argument(
+        "--num-layers", type=int, default=16, help="flow steps K (the paper shows 2, 8, 32)"))
     tf.get_logger().setLevel("ERROR")  # eight models, eight traces: the retracing warning is expected
-    os.makedirs(args.out, exist_ok=True)
     num_layers, steps, resolution = (2, 5, 40) if args.quick else (args.num_layers, 1000, 100)
 
     (x0, x1), (y0, y1) = PLOT_LIMITS
@@ -74,9 +68,7 @@ def main():
             ax.set_xticks([])
             ax.set_yticks([])
     fig.tight_layout()
-    path = os.path.join(args.out, "planar_radial_vi.png")
-    fig.savefig(path, dpi=80)
-    print(f"wrote {path}")
+    _common.save_figure(fig, args.out, "planar_radial_vi.png")
 
 
 if __name__ == "__main__":

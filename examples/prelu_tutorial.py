@@ -18,12 +18,12 @@ Run:   python examples/prelu_tutorial.py            (--quick: a few steps; --out
 Time:  about 10 s on 2 CPU cores (--quick: about 8 s).
 Writes: <out>/prelu_tutorial.png
 """
-import argparse
 import os
 
 import numpy as np
 import tensorflow as tf
 
+import _common
 import keras
 from keras_models import PReLUFlow
 from keras_models.train.plots import plot_density_2d
@@ -31,13 +31,7 @@ from tfp_flows.datasets import get_density, make_dataset
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=os.path.join("examples", "figures"), help="folder for the PNG")
-    parser.add_argument("--quick", action="store_true", help="a tiny budget (seconds), for tests")
-    args = parser.parse_args()
-    os.makedirs(args.out, exist_ok=True)
-    keras.utils.set_random_seed(0)
-
+    args = _common.parse_args(__doc__)
     epochs, steps = (1, 5) if args.quick else (20, 20)
     train = make_dataset("prelu", "train", batch_size=256, repeat=True)
     validation = make_dataset("prelu", "validation", batch_size=1000, shuffle=False)
@@ -58,10 +52,9 @@ def main():
     print(f"test NLL (nats): PReLU flow {flow_nll:.3f}, best Gaussian {gauss_nll:.3f}, true density "
           f"{true_nll:.3f}; KL gap of the flow {flow_nll - true_nll:.3f}")
 
-    path = plot_density_2d(model.log_prob, os.path.join(args.out, "prelu_tutorial.png"), data=x[:2000],
-                           samples=model.sample(2000, seed=1), limits=density.plot_limits,
-                           title="learned density (PReLU flow)")
-    print(f"wrote {path}")
+    _common.wrote(plot_density_2d(model.log_prob, os.path.join(args.out, "prelu_tutorial.png"), data=x[:2000],
+                                  samples=model.sample(2000, seed=1), limits=density.plot_limits,
+                                  title="learned density (PReLU flow)"))
 
 
 def gaussian_nll(x):

@@ -18,12 +18,12 @@ Run:   python examples/realnvp_two_moons.py         (--quick: a few steps; --out
 Time:  about 20 s on 2 CPU cores (--quick: about 10 s).
 Writes: <out>/realnvp_two_moons.png
 """
-import argparse
 import os
 
 import numpy as np
 import tensorflow as tf
 
+import _common
 import keras
 from keras_models import RealNVP
 from keras_models.train.plots import plot_density_2d
@@ -31,13 +31,7 @@ from tfp_flows.datasets import get_density, make_dataset
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=os.path.join("examples", "figures"), help="folder for the PNG")
-    parser.add_argument("--quick", action="store_true", help="a tiny budget (seconds), for tests")
-    args = parser.parse_args()
-    os.makedirs(args.out, exist_ok=True)
-    keras.utils.set_random_seed(0)
-
+    args = _common.parse_args(__doc__)
     epochs, steps, width = (1, 5, 8) if args.quick else (10, 400, 64)
     model = RealNVP(event_shape=(2,), num_couplings=8, hidden_units=(width, width))
     learning_rate = keras.optimizers.schedules.CosineDecay(2e-3, decay_steps=epochs * steps, alpha=0.02)
@@ -52,10 +46,9 @@ def main():
     print(f"test NLL {-np.mean(model.log_prob(x)):.4f} nats; true density's {-np.mean(density.log_prob(x)):.4f}")
     print(f"KL gap E_p[log p - log q] = {gaps.mean():.4f} +- {gaps.std() / np.sqrt(gaps.size):.4f} nats")
 
-    path = plot_density_2d(model.log_prob, os.path.join(args.out, "realnvp_two_moons.png"), data=x[:2000],
-                           samples=model.sample(2000, seed=1), limits=density.plot_limits,
-                           title="learned density (RealNVP)")
-    print(f"wrote {path}")
+    _common.wrote(plot_density_2d(model.log_prob, os.path.join(args.out, "realnvp_two_moons.png"), data=x[:2000],
+                                  samples=model.sample(2000, seed=1), limits=density.plot_limits,
+                                  title="learned density (RealNVP)"))
 
 
 if __name__ == "__main__":
