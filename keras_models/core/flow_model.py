@@ -59,6 +59,16 @@ tfd = tfp.distributions
 BASE_DISTRIBUTIONS = ("normal", "logistic")
 
 
+def without_loss(compile_kwargs, owner, loss):
+    """`compile_kwargs` without `loss=None`, for a model that defines its own loss (`loss` says which, in words:
+    "minus the objective"); a ValueError naming `owner`, the loss and the value received when a loss is passed."""
+    kwargs = dict(compile_kwargs)
+    if kwargs.pop("loss", None) is not None:
+        raise ValueError(f"{owner}.compile takes no `loss`: the loss is {loss}; received "
+                         f"loss={compile_kwargs['loss']!r}")
+    return kwargs
+
+
 def seed_pair(seed):
     """A stateless [2] int32 seed from None, an int or a pair (None: a fresh random draw)."""
     if seed is None:
@@ -330,11 +340,7 @@ class FlowModel(keras.Model):
         return super().metrics + trackers
 
     def compile(self, optimizer="adam", **kwargs):
-        if kwargs.get("loss") is not None:
-            raise ValueError("FlowModel.compile takes no `loss`: the loss is the negative log-likelihood; "
-                             f"received loss={kwargs['loss']!r}")
-        kwargs.pop("loss", None)
-        super().compile(optimizer=optimizer, **kwargs)
+        super().compile(optimizer=optimizer, **without_loss(kwargs, "FlowModel", "the negative log-likelihood"))
 
     def compile_from_config(self, config):
         """Restore the compiled state of a `.keras` file (the optimizer and its slots) despite our `compile`."""

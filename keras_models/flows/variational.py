@@ -48,7 +48,7 @@ import tensorflow_probability as tfp
 
 import keras
 
-from keras_models.core.flow_model import FlowModel, seed_pair
+from keras_models.core.flow_model import FlowModel, seed_pair, without_loss
 from tfp_flows.validation import check_int, check_one_of
 
 _SAMPLER_STATE = "sampler_seed_state"
@@ -265,11 +265,7 @@ class VariationalFlow(keras.Model):
         return super().metrics + [self.elbo_tracker, self.iw_elbo_tracker]
 
     def compile(self, optimizer="adam", **kwargs):
-        if kwargs.get("loss") is not None:
-            raise ValueError("VariationalFlow.compile takes no `loss`: the loss is minus the objective; "
-                             f"received loss={kwargs['loss']!r}")
-        kwargs.pop("loss", None)
-        super().compile(optimizer=optimizer, **kwargs)
+        super().compile(optimizer=optimizer, **without_loss(kwargs, "VariationalFlow", "minus the objective"))
 
     def sample_dataset(self):
         """The dataset `fit()` uses by default: dummy batches of `batch_size` zeros, repeated forever."""
