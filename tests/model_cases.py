@@ -11,7 +11,10 @@ preset stays in its own `tests/test_model_<preset>.py`. A preset without a case 
     identity (a fresh model's last conditioner layers are zero); `replace=True` draws the weights instead;
   - `skip`: checks this case leaves out, each with the reason (where it is covered instead);
   - `jit_overrides`: constructor arguments for the XLA check only (a shorter compile);
-  - `after_reload(model, reloaded)`: preset-specific comparisons after the `.keras` round trip.
+  - `after_reload(model, reloaded)`: preset-specific comparisons after the `.keras` round trip;
+  - `support`: the `support` of `make()` (None: the real line); `unit_interval`: constructor arguments that bound
+    an unbounded case to [0, 1] (b-bit data: num_bits=8), or None where its data cannot be b-bit
+    (tests/test_bad_input.py checks both, and that every preset has a bounded case).
 """
 import dataclasses
 
@@ -36,6 +39,8 @@ class ModelCase:
     skip: dict = dataclasses.field(default_factory=dict)
     jit_overrides: dict = dataclasses.field(default_factory=dict)
     after_reload: callable = None
+    support: tuple = None
+    unit_interval: dict = None
 
     def __str__(self):
         return self.id
@@ -96,33 +101,35 @@ def _flowpp_image(**kwargs):
 
 CASES = [
     ModelCase("nice", "nice", lambda **kw: NICE((2,), num_couplings=2, hidden_units=(16,), base_distribution="normal",
-                                                activation="tanh", **kw), moons),
+                                                activation="tanh", **kw), moons, unit_interval={"num_bits": 8}),
     # With ActNorm, so its data-initialised loc and log-scale are among the weights that must train.
     ModelCase("realnvp-vector", "realnvp",
               lambda **kw: RealNVP((2,), num_couplings=2, hidden_units=(16,), actnorm=True,
                                    base_distribution="logistic", activation="tanh", **kw), moons),
     ModelCase("realnvp-image", "realnvp",
               lambda **kw: RealNVP((4, 4, 1), width=8, num_blocks=1, num_scales=2, **kw), digits_4x4, perturb=0.05,
+              support=(0.0, 1.0),
               skip={"every_weight_trains": "test_model_realnvp.py's image fit trains every weight (bits/dim)",
                     "jit_compile_trains": "the vector case compiles the same couplings"}),
     ModelCase("maf", "maf", lambda **kw: MAF((3,), num_layers=3, hidden_units=(16, 16), permutation="random", **kw),
-              normal_3d, replace=True, after_reload=same_permutations),
+              normal_3d, replace=True, after_reload=same_permutations, unit_interval={"num_bits": 8}),
     ModelCase("iaf", None, lambda **kw: IAF((3,), num_layers=2, hidden_units=(8,), **kw), normal_3d, replace=True,
-              after_reload=same_permutations),
+              after_reload=same_permutations, unit_interval={"num_bits": 8}),
     ModelCase("glow-image", "glow", lambda **kw: Glow((4, 4, 2), num_levels=2, num_steps=1, hidden_channels=4, seed=0,
-                                                      **kw), two_channel_images, perturb=0.05),
+                                                      **kw), two_channel_images, perturb=0.05, support=(0.0, 1.0)),
     ModelCase("glow-vector", "glow", lambda **kw: Glow((2,), num_steps=2, hidden_channels=16, seed=0, **kw), banana,
-              perturb=0.05),
+              perturb=0.05, unit_interval={"num_bits": 8}),
     ModelCase("flowpp-vector", "flowpp",
               lambda **kw: FlowPlusPlus((2,), num_components=4, num_couplings=2, hidden_channels=32, num_blocks=1,
                                         **kw), moons, perturb=0.2, replace=True,
               skip={"jit_compile_trains": "the image case compiles the same mixture couplings"}),
     ModelCase("flowpp-image", "flowpp", _flowpp_image, digits_4x4, perturb=0.2, replace=True,
               skip={"every_weight_trains": "test_model_flowpp.py's trained_image_model fixture checks it"},
-              jit_overrides=dict(num_couplings=1, dequantizer_couplings=1), after_reload=same_dequantization_elbo),
+              jit_overrides=dict(num_couplings=1, dequantizer_couplings=1), after_reload=same_dequantization_elbo,
+              support=(0.0, 1.0)),
     ModelCase("planar", "planar", lambda **kw: PlanarFlow((2,), num_layers=3, **kw), moons, perturb=0.5,
-              replace=True, atol=1e-5),
+              replace=True, atol=1e-5, unit_interval={"num_bits": 8}),
     ModelCase("radial", "radial", lambda **kw: RadialFlow((2,), num_layers=3, **kw), moons, perturb=0.5,
-              replace=True, atol=1e-5),
-    ModelCase("prelu", "prelu", lambda **kw: PReLUFlow((2,), num_layers=3, **kw), banana),
+              replace=True, atol=1e-5, unit_interval={"num_bits": 8}),
+    ModelCase("prelu", "prelu", lambda **kw: PReLUFlow((2,), num_layers=3, **kw), banana, unit_interval={"num_bits": 8}),
 ]
