@@ -131,5 +131,6 @@ CASES = [
               replace=True, atol=1e-5, unit_interval={"num_bits": 8}),
     ModelCase("radial", "radial", lambda **kw: RadialFlow((2,), num_layers=3, **kw), moons, perturb=0.5,
               replace=True, atol=1e-5, unit_interval={"num_bits": 8}),
-    ModelCase("prelu", "prelu", lambda **kw: PReLUFlow((2,), num_layers=3, **kw), banana, unit_interval={"num_bits": 8}),
+    ModelCase("prelu", "prelu", lambda **kw: PReLUFlow((2,), num_layers=3, **kw), banana,
+              unit_interval={"num_bits": 8}),
 ]
