@@ -5,7 +5,8 @@
 preset stays in its own `tests/test_model_<preset>.py`. A preset without a case fails
 `test_every_preset_has_a_case`. A case:
 
-  - `make(**overrides)`: a small model (cheap to trace and compile with XLA; both mask parities);
+  - `make(**overrides)`: a small model (cheap to trace and compile with XLA; both mask parities), a
+    `functools.partial` of the class, so any argument can be overridden;
   - `data(n, seed)`: n examples inside the model's support, as a float32 array;
   - `perturb`: the scale of the noise added to every weight for the read-only checks, so that no step is the
     identity (a fresh model's last conditioner layers are zero); `replace=True` draws the weights instead;
@@ -14,9 +15,12 @@ preset stays in its own `tests/test_model_<preset>.py`. A preset without a case 
   - `after_reload(model, reloaded)`: preset-specific comparisons after the `.keras` round trip;
   - `support`: the `support` of `make()` (None: the real line); `unit_interval`: constructor arguments that bound
     an unbounded case to [0, 1] (b-bit data: num_bits=8), or None where its data cannot be b-bit
-    (tests/test_bad_input.py checks both, and that every preset has a bounded case).
+    (tests/test_bad_input.py checks both, and that every preset has a bounded case);
+  - `export`: the overrides of the instance tests/test_export_presets.py exports (None: this case is not
+    exported; every preset has one exported case).
 """
 import dataclasses
+from functools import partial
 
 import numpy as np
 from sklearn.datasets import load_digits, make_moons
@@ -41,6 +45,7 @@ class ModelCase:
     after_reload: callable = None
     support: tuple = None
     unit_interval: dict = None
+    export: dict = None
 
     def __str__(self):
         return self.id
@@ -91,46 +96,42 @@ def same_dequantization_elbo(model, reloaded):
                                model.dequantization_elbo(x, seed=2).numpy(), rtol=1e-6, atol=1e-5)
 
 
-def _flowpp_image(**kwargs):
-    # One coupling per kind: checkerboard at full resolution, squeeze, channel mask on [2, 2, 4], unsqueeze.
-    options = dict(num_components=2, num_couplings=(1, 1, 0), hidden_channels=8, num_blocks=1, use_attention=True,
-                   num_heads=2, dequantizer_couplings=2, dequantizer_channels=8, seed=0)
-    options.update(kwargs)
-    return FlowPlusPlus((4, 4, 1), **options)
-
+B_BIT = {"num_bits": 8}
 
 CASES = [
-    ModelCase("nice", "nice", lambda **kw: NICE((2,), num_couplings=2, hidden_units=(16,), base_distribution="normal",
-                                                activation="tanh", **kw), moons, unit_interval={"num_bits": 8}),
+    ModelCase("nice", "nice", partial(NICE, (2,), num_couplings=2, hidden_units=(16,), base_distribution="normal",
+                                      activation="tanh"), moons, unit_interval=B_BIT,
+              export=dict(hidden_units=(8,), base_distribution="logistic", activation="relu")),
     # With ActNorm, so its data-initialised loc and log-scale are among the weights that must train.
-    ModelCase("realnvp-vector", "realnvp",
-              lambda **kw: RealNVP((2,), num_couplings=2, hidden_units=(16,), actnorm=True,
-                                   base_distribution="logistic", activation="tanh", **kw), moons),
-    ModelCase("realnvp-image", "realnvp",
-              lambda **kw: RealNVP((4, 4, 1), width=8, num_blocks=1, num_scales=2, **kw), digits_4x4, perturb=0.05,
-              support=(0.0, 1.0),
+    ModelCase("realnvp-vector", "realnvp", partial(RealNVP, (2,), num_couplings=2, hidden_units=(16,), actnorm=True,
+                                                   base_distribution="logistic", activation="tanh"), moons),
+    ModelCase("realnvp-image", "realnvp", partial(RealNVP, (4, 4, 1), width=8, num_blocks=1, num_scales=2),
+              digits_4x4, perturb=0.05, support=(0.0, 1.0), export=dict(width=4, num_scales=1),
               skip={"every_weight_trains": "test_model_realnvp.py's image fit trains every weight (bits/dim)",
                     "jit_compile_trains": "the vector case compiles the same couplings"}),
-    ModelCase("maf", "maf", lambda **kw: MAF((3,), num_layers=3, hidden_units=(16, 16), permutation="random", **kw),
-              normal_3d, replace=True, after_reload=same_permutations, unit_interval={"num_bits": 8}),
-    ModelCase("iaf", None, lambda **kw: IAF((3,), num_layers=2, hidden_units=(8,), **kw), normal_3d, replace=True,
-              after_reload=same_permutations, unit_interval={"num_bits": 8}),
-    ModelCase("glow-image", "glow", lambda **kw: Glow((4, 4, 2), num_levels=2, num_steps=1, hidden_channels=4, seed=0,
-                                                      **kw), two_channel_images, perturb=0.05, support=(0.0, 1.0)),
-    ModelCase("glow-vector", "glow", lambda **kw: Glow((2,), num_steps=2, hidden_channels=16, seed=0, **kw), banana,
-              perturb=0.05, unit_interval={"num_bits": 8}),
-    ModelCase("flowpp-vector", "flowpp",
-              lambda **kw: FlowPlusPlus((2,), num_components=4, num_couplings=2, hidden_channels=32, num_blocks=1,
-                                        **kw), moons, perturb=0.2, replace=True,
+    ModelCase("maf", "maf", partial(MAF, (3,), num_layers=3, hidden_units=(16, 16), permutation="random"),
+              normal_3d, replace=True, after_reload=same_permutations, unit_interval=B_BIT,
+              export=dict(num_layers=2, hidden_units=(8,), permutation="reverse")),
+    ModelCase("iaf", None, partial(IAF, (3,), num_layers=2, hidden_units=(8,)), normal_3d, replace=True,
+              after_reload=same_permutations, unit_interval=B_BIT, export={}),
+    ModelCase("glow-image", "glow", partial(Glow, (4, 4, 2), num_levels=2, num_steps=1, hidden_channels=4, seed=0),
+              two_channel_images, perturb=0.05, support=(0.0, 1.0)),
+    ModelCase("glow-vector", "glow", partial(Glow, (2,), num_steps=2, hidden_channels=16, seed=0), banana,
+              perturb=0.05, unit_interval=B_BIT, export=dict(hidden_channels=8)),
+    ModelCase("flowpp-vector", "flowpp", partial(FlowPlusPlus, (2,), num_components=4, num_couplings=2,
+                                                 hidden_channels=32, num_blocks=1), moons, perturb=0.2, replace=True,
               skip={"jit_compile_trains": "the image case compiles the same mixture couplings"}),
-    ModelCase("flowpp-image", "flowpp", _flowpp_image, digits_4x4, perturb=0.2, replace=True,
+    # One coupling per kind: checkerboard at full resolution, squeeze, channel mask on [2, 2, 4], unsqueeze.
+    ModelCase("flowpp-image", "flowpp", partial(FlowPlusPlus, (4, 4, 1), num_components=2, num_couplings=(1, 1, 0),
+                                                hidden_channels=8, num_blocks=1, use_attention=True, num_heads=2,
+                                                dequantizer_couplings=2, dequantizer_channels=8, seed=0),
+              digits_4x4, perturb=0.2, replace=True, support=(0.0, 1.0), after_reload=same_dequantization_elbo,
               skip={"every_weight_trains": "test_model_flowpp.py's trained_image_model fixture checks it"},
-              jit_overrides=dict(num_couplings=1, dequantizer_couplings=1), after_reload=same_dequantization_elbo,
-              support=(0.0, 1.0)),
-    ModelCase("planar", "planar", lambda **kw: PlanarFlow((2,), num_layers=3, **kw), moons, perturb=0.5,
-              replace=True, atol=1e-5, unit_interval={"num_bits": 8}),
-    ModelCase("radial", "radial", lambda **kw: RadialFlow((2,), num_layers=3, **kw), moons, perturb=0.5,
-              replace=True, atol=1e-5, unit_interval={"num_bits": 8}),
-    ModelCase("prelu", "prelu", lambda **kw: PReLUFlow((2,), num_layers=3, **kw), banana,
-              unit_interval={"num_bits": 8}),
+              jit_overrides=dict(num_couplings=1, dequantizer_couplings=1),
+              export=dict(num_couplings=1, hidden_channels=4, dequantizer_couplings=1, dequantizer_channels=4)),
+    ModelCase("planar", "planar", partial(PlanarFlow, (2,), num_layers=3), moons, perturb=0.5, replace=True,
+              atol=1e-5, unit_interval=B_BIT, export={}),
+    ModelCase("radial", "radial", partial(RadialFlow, (2,), num_layers=3), moons, perturb=0.5, replace=True,
+              atol=1e-5, unit_interval=B_BIT, export={}),
+    ModelCase("prelu", "prelu", partial(PReLUFlow, (2,), num_layers=3), banana, unit_interval=B_BIT, export={}),
 ]

@@ -6,30 +6,21 @@ that a process without TFP, Keras or this project gives the same answers); every
 A preset that cannot be constructed yet is skipped with the reason (its own test module reports it); a preset
 that constructs but does not export fails.
 """
+import functools
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_models import NICE, FlowPlusPlus, Glow, MAF, PlanarFlow, PReLUFlow, RadialFlow, RealNVP
+from keras_models import RealNVP
 from keras_models.serving.export import export_saved_model, load_serving_model
-from keras_models.flows.maf import IAF
+from model_cases import CASES
 from test_export import assert_servable_graph
 
 TOLERANCE = dict(rtol=1e-5, atol=1e-5)
-PRESETS = {
-    "prelu": lambda: PReLUFlow((2,), num_layers=3),
-    "nice": lambda: NICE((2,), num_couplings=2, hidden_units=(8,)),
-    "realnvp-image": lambda: RealNVP((4, 4, 1), width=4, num_blocks=1, num_scales=1),
-    "realnvp-float64": lambda: RealNVP((2,), num_couplings=2, hidden_units=(8,), dtype="float64"),
-    "maf": lambda: MAF((3,), num_layers=2, hidden_units=(8,)),
-    "iaf": lambda: IAF((3,), num_layers=2, hidden_units=(8,)),
-    "glow-vector": lambda: Glow((2,), num_steps=2, hidden_channels=8, seed=0),
-    "flowpp-image": lambda: FlowPlusPlus((4, 4, 1), num_components=2, num_couplings=1, hidden_channels=4,
-                                         num_blocks=1, use_attention=True, num_heads=2, dequantizer_couplings=1,
-                                         dequantizer_channels=4, seed=0),
-    "planar": lambda: PlanarFlow((2,), num_layers=3),
-    "radial": lambda: RadialFlow((2,), num_layers=3),
-}
+# One instance per preset from the model cases (tests/model_cases.py), plus double precision once.
+PRESETS = {case.id: functools.partial(case.make, **case.export) for case in CASES if case.export is not None}
+PRESETS["realnvp-float64"] = lambda: RealNVP((2,), num_couplings=2, hidden_units=(8,), dtype="float64")
 
 
 def _build(key):

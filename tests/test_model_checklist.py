@@ -44,6 +44,8 @@ def test_every_preset_has_a_case():
     covered = {case.preset for case in CASES}
     missing = sorted(set(PRESETS) - covered)
     assert not missing, f"presets without a case in tests/model_cases.py: {missing}"
+    exported = {case.preset for case in CASES if case.export is not None}
+    assert exported >= set(PRESETS), f"presets no case exports: {sorted(set(PRESETS) - exported)}"
     for case in CASES:
         assert set(case.skip) <= set(CHECKS), (case.id, case.skip)
         if case.preset is not None:
