@@ -4,6 +4,7 @@ Each preset is a `FlowModel` whose Keras layers own every weight and rebuild tfp
 `model.distribution` is a plain `tfd.TransformedDistribution` usable in any TFP program.
 """
 from keras_models import _backend  # noqa: F401  (TensorFlow backend, before anything imports keras)
+from keras_models.core.base_distributions import BaseDistribution, GaussianMixtureBase
 from keras_models.core.flow_model import FlowModel
 from keras_models.flows.flow_plus_plus import FlowPlusPlus
 from keras_models.flows.glow import Glow
@@ -14,5 +15,5 @@ from keras_models.flows.prelu_flow import PReLUFlow
 from keras_models.flows.realnvp import RealNVP
 from keras_models.flows.variational import VariationalFlow
 
-__all__ = ["FlowModel", "FlowPlusPlus", "Glow", "IAF", "MAF", "NICE", "PReLUFlow", "PlanarFlow", "RadialFlow", "RealNVP",
-           "VariationalFlow"]
+__all__ = ["BaseDistribution", "FlowModel", "FlowPlusPlus", "GaussianMixtureBase", "Glow", "IAF", "MAF", "NICE",
+           "PReLUFlow", "PlanarFlow", "RadialFlow", "RealNVP", "VariationalFlow"]

@@ -48,6 +48,7 @@ import tensorflow_probability as tfp
 
 import keras
 
+from keras_models.core.base_distributions import check_base_distribution, resolve_base_distribution
 from keras_models.core.nan_policy import (NAN_POLICIES, UNIT_INTERVAL, NonFiniteInputError,
                                           finite_rows, non_finite_message, check_finite_batches, input_error_from,
                                           out_of_support_error)
@@ -55,8 +56,6 @@ from tfp_flows.validation import check_int, check_positive_ints, is_int
 
 tfb = tfp.bijectors
 tfd = tfp.distributions
-
-BASE_DISTRIBUTIONS = ("normal", "logistic")
 
 
 def seed_pair(seed):
@@ -75,7 +74,10 @@ class FlowModel(keras.Model):
 
     Args:
       event_shape: shape of one example, e.g. `(2,)` or `(32, 32, 3)`.
-      base_distribution: "normal" (standard normal) or "logistic" (standard logistic, as in NICE).
+      base_distribution: the base p_Z: "normal" (standard normal, default), "logistic" (standard logistic, as
+        in NICE), "gmm" (a trainable Gaussian mixture, `GaussianMixtureBase()`), a `BaseDistribution` layer
+        (`GaussianMixtureBase(num_components=4)`) or any `tfd.Distribution` over the latent event shape (not
+        savable to `.keras`); see `keras_models.core.base_distributions`.
       num_bits: for 8-bit image data preprocessed to [0, 1] as (pixel + u) / 256, the bit depth (8) used to
         report `bits_per_dim`; None for continuous data.
       pixel_levels: the number L of values a pixel takes, when it is not 2**num_bits: the data reach the model
@@ -89,9 +91,8 @@ class FlowModel(keras.Model):
                  **kwargs):
         super().__init__(**kwargs)
         event_shape = check_positive_ints(tuple(event_shape) if np.ndim(event_shape) else (event_shape,), "event_shape")
-        if base_distribution not in BASE_DISTRIBUTIONS:
-            raise ValueError(f"`base_distribution` must be one of {BASE_DISTRIBUTIONS}; "
-                             f"received {base_distribution!r}")
+        self.base_distribution_name, self.base_layer, self._user_base = resolve_base_distribution(
+            base_distribution, self.dtype_policy)
         check_int(num_bits, "num_bits", minimum=1, maximum=16, allow_none=True)
         if pixel_levels is not None and (num_bits is None or not is_int(pixel_levels) or pixel_levels < 2):
             raise ValueError(f"`pixel_levels` must be None or an int >= 2, for image data (num_bits set); received "
@@ -100,7 +101,6 @@ class FlowModel(keras.Model):
             raise ValueError(f"`nan_policy` must be one of {NAN_POLICIES}; received {nan_policy!r}")
         self.nan_policy = nan_policy
         self.event_shape = tuple(int(d) for d in event_shape)
-        self.base_distribution_name = base_distribution
         self.num_bits = num_bits
         self.pixel_levels = None if num_bits is None else int(pixel_levels or 2 ** num_bits)
         self.flow_layers = []
@@ -118,11 +118,23 @@ class FlowModel(keras.Model):
                 layer.build((None,) + tuple(shape))
             shape = layer.output_event_shape(shape)
         self.latent_shape = tuple(shape)
+        if self.base_layer is not None and not self.base_layer.built:
+            self.base_layer.build((None,) + self.latent_shape)
+        if self._user_base is not None:
+            check_base_distribution(self._user_base.distribution, self.latent_shape, self.compute_dtype)
         self.built = True
 
     def get_config(self):
+        if self._user_base is not None:
+            raise ValueError("cannot serialise a FlowModel whose `base_distribution` is a tfd.Distribution "
+                             f"({type(self._user_base.distribution).__name__}): expected a named base "
+                             "('normal', 'logistic', 'gmm') or a BaseDistribution layer for get_config / .keras "
+                             "files; export_saved_model still works")
+        base = self.base_distribution_name
+        if base is None:
+            base = keras.saving.serialize_keras_object(self.base_layer)
         config = super().get_config()
-        config.update(event_shape=list(self.event_shape), base_distribution=self.base_distribution_name,
+        config.update(event_shape=list(self.event_shape), base_distribution=base,
                       num_bits=self.num_bits, nan_policy=self.nan_policy,
                       pixel_levels=None if self.pixel_levels == 2 ** (self.num_bits or 0) else self.pixel_levels)
         return config
@@ -161,7 +173,11 @@ class FlowModel(keras.Model):
         return tfb.Chain([layer.bijector() for layer in self.flow_layers], name="flow_bijector")
 
     def base_distribution(self):
-        """The base p_Z over the latent event shape."""
+        """The base p_Z over the latent event shape (built from the base layer's current weights, if any)."""
+        if self.base_layer is not None:
+            return self.base_layer.distribution()
+        if self._user_base is not None:
+            return self._user_base.distribution
         dtype = self.compute_dtype
         zero, one = tf.zeros([], dtype), tf.ones([], dtype)
         base = tfd.Normal(zero, one) if self.base_distribution_name == "normal" else tfd.Logistic(zero, one)
@@ -387,6 +403,8 @@ class FlowModel(keras.Model):
         for layer in self.flow_layers:
             layer.initialize_from_data(h)
             h = layer.bijector().inverse(h)
+        if self.base_layer is not None:
+            self.base_layer.initialize_from_data(h)  # k-means of the encoded batch (GaussianMixtureBase)
         return h
 
     def _first_global_batch(self, x):
