@@ -7,6 +7,7 @@ import tensorflow_probability as tfp
 
 import keras
 
+import model_checks
 from keras_models import RealNVP
 from keras_models.core.base_distributions import GaussianMixtureBase
 
@@ -35,8 +36,9 @@ def test_a_gaussian_mixture_base_trains_reloads_and_a_user_distribution_is_used_
     model = RealNVP((2,), num_couplings=2, hidden_units=(8,), base_distribution=GaussianMixtureBase(num_components=3))
     assert len(model.base_layer.trainable_weights) == 3 and model.base_layer.needs_initialization()
     x = np.random.default_rng(0).normal(size=(64, 2)).astype(np.float32)
-    model.compile(optimizer="adam")
-    model.fit(x, epochs=1, batch_size=32, verbose=0)       # k-means of the encoded first batch, then two steps
+    model.compile(optimizer="adam", jit_compile=True)      # forced: Keras' "auto" is off on CPU
+    model.fit(x, epochs=1, batch_size=32, verbose=0)       # k-means of the encoded first batch, then two XLA steps
+    assert model.jit_compile is True
     assert not model.base_layer.needs_initialization()
     assert all(np.all(np.isfinite(w.numpy())) for w in model.base_layer.weights)
     path = str(tmp_path / "gmm.keras")
@@ -66,6 +68,13 @@ def test_bad_base_distributions_are_named():
         GaussianMixtureBase(num_components=0)
     with pytest.raises(TypeError, match="base_distribution"):
         RealNVP(**small, base_distribution=3)
+
+
+def test_a_gaussian_mixture_base_passes_the_model_checks():
+    x = np.random.default_rng(2).normal(size=(64, 2)).astype(np.float32)
+    model = RealNVP((2,), num_couplings=2, hidden_units=(8,), base_distribution="gmm")
+    model_checks.assert_every_weight_trains(model, x)           # logits, locs and log-scales included
+    model_checks.assert_sample_encode_decode(model, x)     # (XLA training: the round-trip test above)
 
 
 def _four_gaussians(n, seed):
