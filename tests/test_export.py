@@ -32,6 +32,8 @@ TOLERANCE = dict(rtol=1e-5, atol=1e-5)
 # call id: (num_samples, temperature, seed)
 SAMPLE_CALLS = {"sample_a": (5, 0.7, [3, 4]), "sample_a_again": (5, 0.7, [3, 4]), "sample_b": (5, 0.7, [4, 3]),
                 "sample_t0": (2, 0.0, [3, 4])}
+# The sample_and_log_prob signature is called with these: its samples must be `sample`'s for the same inputs.
+SAMPLE_AND_LOG_PROB_CALLS = ("sample_a",)
 # Stateful ops that are fine in a served graph: variable reads, asserts, control flow, the checkpoint machinery.
 ALLOWED_STATEFUL_OPS = {"Assert", "CheckNumerics", "DisableCopyOnRead", "If", "While", "NoOp", "ReadVariableOp",
                         "StatefulPartitionedCall", "VarHandleOp"}
@@ -86,6 +88,12 @@ def _expected(flow, x):
         else:
             samples = bijector.forward(flow.distribution.sample(n, seed=tf.constant(seed, tf.int32)) * temperature)
         expected[f"{call}/samples"] = samples
+        if call in SAMPLE_AND_LOG_PROB_CALLS:
+            expected[f"{call}_and_log_prob/samples"] = samples
+            # The model's density at the samples (also at temperature != 1): the hand-composed flow's reference
+            # goes through the inverse, the models' is their own one-pass method.
+            expected[f"{call}_and_log_prob/log_prob"] = (flow.sample_and_log_prob(n, temperature, seed)[1]
+                                                         if is_model else flow.log_prob(samples))
     return {key: np.asarray(value) for key, value in expected.items()}, (z.numpy() * 0.9).astype(np.float32)
 
 
@@ -119,6 +127,8 @@ def exports(tmp_path_factory):
             calls.append({"id": call, "signature": "sample", "inputs": {
                 "num_samples": npy(f"{call}-n", np.int32(n)), "temperature": npy(f"{call}-t", np.float32(temperature)),
                 "seed": npy(f"{call}-seed", np.array(seed, np.int32))}})
+            if call in SAMPLE_AND_LOG_PROB_CALLS:
+                calls.append(dict(calls[-1], id=f"{call}_and_log_prob", signature="sample_and_log_prob"))
         manifest["models"].append({"key": key, "path": paths[key], "calls": calls})
     manifest_path = root / "manifest.json"
     manifest_path.write_text(json.dumps(manifest))
@@ -166,7 +176,7 @@ def test_reload_without_tfp_keras_or_our_packages(exports, blocked_runs):
         assert report["blocked_still_none"], report
         assert report["loaded_modules"] == [], report["loaded_modules"]
         for key in exports["paths"]:
-            expected = {"decode", "encode", "log_prob", "sample", "serving_default"}
+            expected = {"decode", "encode", "log_prob", "sample", "sample_and_log_prob", "serving_default"}
             if key == "glow":
                 expected.add("bits_per_dim")
             assert set(report["signatures"][key]) == expected, (key, report["signatures"][key])
@@ -208,6 +218,9 @@ def test_saved_model_cli_shows_every_signature_with_dtypes_and_shapes(exports):
         "decode": ({"z": ("DT_FLOAT", image)}, {"x": ("DT_FLOAT", image)}),
         "sample": ({"num_samples": ("DT_INT32", "()"), "temperature": ("DT_FLOAT", "()"),
                     "seed": ("DT_INT32", "(2)")}, {"samples": ("DT_FLOAT", image)}),
+        "sample_and_log_prob": ({"num_samples": ("DT_INT32", "()"), "temperature": ("DT_FLOAT", "()"),
+                                 "seed": ("DT_INT32", "(2)")},
+                                {"samples": ("DT_FLOAT", image), "log_prob": ("DT_FLOAT", "(-1)")}),
     }
     for name, (inputs, outputs) in expected.items():
         block = re.search(rf"signature_def\['{name}'\]:\n(.*?)Method name is: (\S+)", text, re.S)

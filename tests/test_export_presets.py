@@ -46,7 +46,7 @@ def test_preset_exports_and_every_signature_matches(key, tmp_path):
     model, x = _build(key)
     path = export_saved_model(model, base_dir=str(tmp_path), name=key)
     signatures = load_serving_model(path).signatures
-    expected_names = {"serving_default", "log_prob", "sample", "encode", "decode"} | (
+    expected_names = {"serving_default", "log_prob", "sample", "sample_and_log_prob", "encode", "decode"} | (
         {"bits_per_dim"} if model.num_bits else set())
     assert set(signatures) == expected_names
     dtype = tf.as_dtype(model.compute_dtype)
@@ -73,4 +73,8 @@ def test_preset_exports_and_every_signature_matches(key, tmp_path):
     np.testing.assert_array_equal(first, signatures["sample"](**sample_inputs)["samples"].numpy())
     np.testing.assert_allclose(first, model.sample(3, temperature=0.8, seed=[5, 9]).numpy(), **TOLERANCE)
     assert first.shape == (3,) + model.event_shape
+    both = signatures["sample_and_log_prob"](**sample_inputs)
+    np.testing.assert_allclose(both["samples"].numpy(), first, **TOLERANCE)
+    np.testing.assert_allclose(both["log_prob"].numpy(),
+                               model.sample_and_log_prob(3, temperature=0.8, seed=[5, 9])[1].numpy(), **TOLERANCE)
     assert_servable_graph(path)

@@ -48,6 +48,7 @@ import tensorflow_probability as tfp
 
 import keras
 
+from keras_models.core.base_distributions import check_base_distribution, resolve_base_distribution
 from keras_models.core.nan_policy import (NAN_POLICIES, UNIT_INTERVAL, NonFiniteInputError,
                                           finite_rows, non_finite_message, check_finite_batches, out_of_support_error,
                                           raised_input_errors)
@@ -55,8 +56,6 @@ from tfp_flows.validation import check_int, check_positive_ints, is_int
 
 tfb = tfp.bijectors
 tfd = tfp.distributions
-
-BASE_DISTRIBUTIONS = ("normal", "logistic")
 
 
 def without_loss(compile_kwargs, owner, loss):
@@ -85,7 +84,10 @@ class FlowModel(keras.Model):
 
     Args:
       event_shape: shape of one example, e.g. `(2,)` or `(32, 32, 3)`.
-      base_distribution: "normal" (standard normal) or "logistic" (standard logistic, as in NICE).
+      base_distribution: the base p_Z: "normal" (standard normal, default), "logistic" (standard logistic, as
+        in NICE), "gmm" (a trainable Gaussian mixture, `GaussianMixtureBase()`), a `BaseDistribution` layer
+        (`GaussianMixtureBase(num_components=4)`) or any `tfd.Distribution` over the latent event shape (not
+        savable to `.keras`); see `keras_models.core.base_distributions`.
       num_bits: for 8-bit image data preprocessed to [0, 1] as (pixel + u) / 256, the bit depth (8) used to
         report `bits_per_dim`; None for continuous data.
       pixel_levels: the number L of values a pixel takes, when it is not 2**num_bits: the data reach the model
@@ -99,9 +101,8 @@ class FlowModel(keras.Model):
                  **kwargs):
         super().__init__(**kwargs)
         event_shape = check_positive_ints(tuple(event_shape) if np.ndim(event_shape) else (event_shape,), "event_shape")
-        if base_distribution not in BASE_DISTRIBUTIONS:
-            raise ValueError(f"`base_distribution` must be one of {BASE_DISTRIBUTIONS}; "
-                             f"received {base_distribution!r}")
+        self.base_distribution_name, self.base_layer, self._user_base = resolve_base_distribution(
+            base_distribution, self.dtype_policy)
         check_int(num_bits, "num_bits", minimum=1, maximum=16, allow_none=True)
         check_int(pixel_levels, "pixel_levels", minimum=2, allow_none=True)
         if pixel_levels is not None and num_bits is None:
@@ -111,7 +112,6 @@ class FlowModel(keras.Model):
             raise ValueError(f"`nan_policy` must be one of {NAN_POLICIES}; received {nan_policy!r}")
         self.nan_policy = nan_policy
         self.event_shape = tuple(int(d) for d in event_shape)
-        self.base_distribution_name = base_distribution
         self.num_bits = num_bits
         self.pixel_levels = None if num_bits is None else int(pixel_levels or 2 ** num_bits)
         self.flow_layers = []
@@ -129,11 +129,23 @@ class FlowModel(keras.Model):
                 layer.build((None,) + tuple(shape))
             shape = layer.output_event_shape(shape)
         self.latent_shape = tuple(shape)
+        if self.base_layer is not None and not self.base_layer.built:
+            self.base_layer.build((None,) + self.latent_shape)
+        if self._user_base is not None:
+            check_base_distribution(self._user_base.distribution, self.latent_shape, self.compute_dtype)
         self.built = True
 
     def get_config(self):
+        if self._user_base is not None:
+            raise ValueError("cannot serialise a FlowModel whose `base_distribution` is a tfd.Distribution "
+                             f"({type(self._user_base.distribution).__name__}): expected a named base "
+                             "('normal', 'logistic', 'gmm') or a BaseDistribution layer for get_config / .keras "
+                             "files; export_saved_model still works")
+        base = self.base_distribution_name
+        if base is None:
+            base = keras.saving.serialize_keras_object(self.base_layer)
         config = super().get_config()
-        config.update(event_shape=list(self.event_shape), base_distribution=self.base_distribution_name,
+        config.update(event_shape=list(self.event_shape), base_distribution=base,
                       num_bits=self.num_bits, nan_policy=self.nan_policy,
                       pixel_levels=None if self.pixel_levels == 2 ** (self.num_bits or 0) else self.pixel_levels)
         return config
@@ -172,7 +184,11 @@ class FlowModel(keras.Model):
         return tfb.Chain([layer.bijector() for layer in self.flow_layers], name="flow_bijector")
 
     def base_distribution(self):
-        """The base p_Z over the latent event shape."""
+        """The base p_Z over the latent event shape (built from the base layer's current weights, if any)."""
+        if self.base_layer is not None:
+            return self.base_layer.distribution()
+        if self._user_base is not None:
+            return self._user_base.distribution
         dtype = self.compute_dtype
         zero, one = tf.zeros([], dtype), tf.ones([], dtype)
         base = tfd.Normal(zero, one) if self.base_distribution_name == "normal" else tfd.Logistic(zero, one)
@@ -271,6 +287,31 @@ class FlowModel(keras.Model):
 
         `seed` (an int or a pair of ints) makes the draw reproducible through stateless random ops.
         """
+        return self.bijector.forward(self._tempered_latent(num_samples, temperature, seed))
+
+    def sample_and_log_prob(self, num_samples, temperature=1.0, seed=None):
+        """`(x, log_prob)`: `sample(num_samples, temperature, seed)` and the model's log p(x), in one pass.
+
+            z = T * z0,  z0 ~ p_Z;      x = f(z);      log p(x) = log p_Z(z) - log|det df(z)/dz|
+
+        (the change of variables read in the sampling direction, Papamakarios et al. 2021, "Normalizing flows
+        for probabilistic modeling and inference", sec. 2.1): only the forward pass and its log-determinant, no
+        inverse, as TFP's `experimental_sample_and_log_prob`, zuko's `rsample_and_log_prob` and distrax's
+        `sample_and_log_prob` do. Equal to `log_prob(x)` up to float rounding.
+
+        At `temperature` T != 1 the value is still the MODEL's density at the returned x (what `log_prob(x)`
+        gives), not the density of the tempered sampler (which would add -D log T and use p_Z(z / T)): the
+        number a caller scoring or importance-weighting the samples against the model needs. Same seed, same
+        samples as `sample`.
+        """
+        z = self._tempered_latent(num_samples, temperature, seed)
+        bijector = self.bijector
+        x = bijector.forward(z)
+        log_det = bijector.forward_log_det_jacobian(z, event_ndims=len(self.latent_shape))
+        return x, self.base_distribution().log_prob(z) - log_det
+
+    def _tempered_latent(self, num_samples, temperature, seed):
+        """z = temperature * z0 with z0 ~ p_Z, [num_samples, *latent_shape], after checking the arguments."""
         if not (is_int(num_samples) or (tf.is_tensor(num_samples) and num_samples.dtype.is_integer)):
             raise TypeError(f"`num_samples` must be an int >= 1; received {num_samples!r} of type "
                             f"{type(num_samples).__name__}")
@@ -283,7 +324,7 @@ class FlowModel(keras.Model):
         z = self.base_distribution().sample(num_samples, seed=seed_pair(seed))
         if not (isinstance(temperature, (int, float, np.number)) and temperature == 1):
             z = z * tf.cast(temperature, z.dtype)  # skipped at T = 1 (a Python number): z * 1 == z exactly
-        return self.bijector.forward(z)
+        return z
 
     def bits_per_dim(self, log_prob):
         """Bits per dimension of `pixel_levels`-level data (2**num_bits by default) preprocessed to [0, 1]."""
@@ -369,6 +410,8 @@ class FlowModel(keras.Model):
         for layer in self.flow_layers:
             layer.initialize_from_data(h)
             h = layer.bijector().inverse(h)
+        if self.base_layer is not None:
+            self.base_layer.initialize_from_data(h)  # k-means of the encoded batch (GaussianMixtureBase)
         return h
 
     def _first_global_batch(self, x):

@@ -1,4 +1,4 @@
-"""SavedModels for TF Serving: `log_prob`, `bits_per_dim`, `sample`, `encode` and `decode` signatures.
+"""SavedModels for TF Serving: `log_prob`, `bits_per_dim`, `sample`, `sample_and_log_prob`, `encode`, `decode`.
 
 Layout (TF Serving's; it serves the highest integer version and ignores every other name):
 
@@ -11,12 +11,15 @@ Signatures (x: data, z: latent; every dtype fixed, the batch dimension free; T =
     bits_per_dim (image models) x [None, *event_shape] T            -> bits_per_dim [None] T
     sample                      num_samples [] int32, temperature [] float32, seed [2] int32
                                                                     -> samples [num_samples, *event_shape] T
+    sample_and_log_prob         the inputs of `sample`              -> samples (as `sample`), log_prob [num_samples] T
     encode                      x [None, *event_shape] T            -> z [None, *latent_shape] T   (z = f^-1(x))
     decode                      z [None, *latent_shape] T           -> x [None, *event_shape] T    (x = f(z))
 
 `sample` draws z ~ p_Z with stateless random ops keyed by `seed` and returns f(temperature * z) (Glow's
 temperature, Kingma & Dhariwal 2018 sec. 5), so one seed gives the same samples in every process and on
-every replica of a server. The graphs hold only core TensorFlow ops (TFP's maths is traced into ordinary
+every replica of a server. `sample_and_log_prob` returns the same samples with the model's log-density at
+them (log p_Z(z) - log|det df/dz|, one forward pass, no inverse; at temperature != 1 still the model's density,
+not the tempered sampler's). The graphs hold only core TensorFlow ops (TFP's maths is traced into ordinary
 ops), so the export loads with TensorFlow alone: no tensorflow_probability, keras or this project.
 
 The export is a plain `tf.Module` that tracks the variables the traced functions read, not the Keras model:
@@ -77,6 +80,8 @@ def export_saved_model(model, base_dir="saved_models", name=None, version=None):
     functions = _ServingFunctions(
         log_prob=model.log_prob, encode=model.encode, decode=model.decode,
         sample=lambda n, temperature, seed: model.sample(n, temperature=temperature, seed=seed),
+        sample_and_log_prob=lambda n, temperature, seed: model.sample_and_log_prob(n, temperature=temperature,
+                                                                                   seed=seed),
         bits_per_dim=(lambda x: model.bits_per_dim(model.log_prob(x))) if model.num_bits else None,
         event_shape=model.event_shape, latent_shape=model.latent_shape, dtype=tf.as_dtype(model.compute_dtype))
     model_dir = os.path.join(base_dir, name)
@@ -130,13 +135,19 @@ def export_distribution(distribution, event_shape, path, num_bits=None):
         z = base.sample(n, seed=seed)
         return bijector.forward(z * tf.cast(temperature, z.dtype))
 
+    def sample_and_log_prob(n, temperature, seed):
+        z = base.sample(n, seed=seed) * tf.cast(temperature, dtype)
+        log_det = bijector.forward_log_det_jacobian(z, event_ndims=len(latent_shape))
+        return bijector.forward(z), base.log_prob(z) - log_det
+
     def bits(x):
         from tfp_flows.datasets import bits_per_dim  # noqa: PLC0415
 
         return bits_per_dim(distribution.log_prob(x), int(np.prod(event_shape)), num_levels=2 ** num_bits)
 
     functions = _ServingFunctions(log_prob=distribution.log_prob, encode=bijector.inverse, decode=bijector.forward,
-                                  sample=sample, bits_per_dim=bits if num_bits else None, event_shape=event_shape,
+                                  sample=sample, sample_and_log_prob=sample_and_log_prob,
+                                  bits_per_dim=bits if num_bits else None, event_shape=event_shape,
                                   latent_shape=latent_shape, dtype=dtype)
     path = os.fspath(path)
     if os.path.lexists(path):
@@ -219,7 +230,8 @@ def write_models_config(base_dir="saved_models", model_base_path="/models", path
 class _ServingFunctions:
     """The signature functions, traced once with fixed input signatures (dtypes and shapes, batch free)."""
 
-    def __init__(self, log_prob, encode, decode, sample, bits_per_dim, event_shape, latent_shape, dtype):
+    def __init__(self, log_prob, encode, decode, sample, bits_per_dim, event_shape, latent_shape, dtype,
+                 sample_and_log_prob=None):
         x_spec = tf.TensorSpec([None, *event_shape], dtype, name="x")
         z_spec = tf.TensorSpec([None, *latent_shape], dtype, name="z")
         sample_specs = [tf.TensorSpec([], tf.int32, name="num_samples"),
@@ -235,13 +247,22 @@ class _ServingFunctions:
         def decode_fn(z):
             return {"x": decode(z)}
 
-        def sample_fn(num_samples, temperature, seed):
+        def checked_sample_inputs(num_samples, temperature):
             # Bad requests fail with InvalidArgument (TF Serving answers 400), not a silent empty or NaN batch.
             checks = [tf.debugging.assert_positive(num_samples, message="`num_samples` must be >= 1"),
                       tf.debugging.assert_non_negative(temperature, message="`temperature` must be >= 0"),
                       tf.debugging.assert_all_finite(temperature, message="`temperature` must be finite")]
             with tf.control_dependencies(checks):
-                return {"samples": sample(tf.identity(num_samples), tf.identity(temperature), seed)}
+                return tf.identity(num_samples), tf.identity(temperature)
+
+        def sample_fn(num_samples, temperature, seed):
+            num_samples, temperature = checked_sample_inputs(num_samples, temperature)
+            return {"samples": sample(num_samples, temperature, seed)}
+
+        def sample_and_log_prob_fn(num_samples, temperature, seed):
+            num_samples, temperature = checked_sample_inputs(num_samples, temperature)
+            samples, log_prob = sample_and_log_prob(num_samples, temperature, seed)
+            return {"samples": samples, "log_prob": log_prob}
 
         self.functions = {
             "log_prob": tf.function(log_prob_fn, input_signature=[x_spec]),
@@ -249,6 +270,8 @@ class _ServingFunctions:
             "encode": tf.function(encode_fn, input_signature=[x_spec]),
             "decode": tf.function(decode_fn, input_signature=[z_spec]),
         }
+        if sample_and_log_prob is not None:
+            self.functions["sample_and_log_prob"] = tf.function(sample_and_log_prob_fn, input_signature=sample_specs)
         if bits_per_dim is not None:
             self.functions["bits_per_dim"] = tf.function(lambda x: {"bits_per_dim": bits_per_dim(x)},
                                                          input_signature=[x_spec])
