@@ -5,15 +5,14 @@ import tensorflow_probability as tfp
 
 
 from keras_models.layers.base import BijectorLayer
+from tfp_flows.instance_cache import InstanceKeyedCache
 
 tfb = tfp.bijectors
 
 
-class _FreshPermute(tfb.Permute):
-    # A Permute built with equal parameters on every Keras call would share TFP's forward/inverse cache across
-    # traced graphs (DESIGN.md): make every instance distinct.
-    def _get_parameterization(self):
-        return id(self)
+class _FreshPermute(InstanceKeyedCache, tfb.Permute):
+    """A Permute built with equal parameters on every Keras call would share TFP's forward/inverse cache across
+    traced graphs (DESIGN.md): every instance gets its own entries."""
 
 
 class PermuteLayer(BijectorLayer):
