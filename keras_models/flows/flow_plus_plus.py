@@ -87,7 +87,8 @@ class FlowPlusPlus(FlowModel):
       num_bits: bit depth b of image data (default 8 when dequantizing); None for continuous data.
       logit_alpha: the logit preprocessing's alpha in (0, 1/2) (images only).
       dequantizer_couplings, dequantizer_channels: size of q(u | x) (Flow++: 4 mixture couplings, 96 channels).
-      base_distribution: "normal" or "logistic".
+      base_distribution: "normal" (default) or "logistic", or any base `FlowModel` takes ("gmm", a
+        `BaseDistribution` layer, a `tfd.Distribution` over the latent).
       seed: seeds the 1x1 convolutions' initial rotations and the dequantization noise generator.
       **kwargs: `keras.Model` arguments, e.g. `name`, `dtype="float64"` (reaches every sub-layer).
     """

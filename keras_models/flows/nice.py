@@ -43,7 +43,8 @@ class NICE(FlowModel):
       hidden_units: widths of each coupling's ReLU MLP m_k. Default (512, 512); the paper used five hidden
         layers of 1000 units on MNIST: `hidden_units=(1000,) * 5`.
       activation: hidden activation of the MLPs (the paper: ReLU).
-      base_distribution: "logistic" (the paper's choice, sec. 3.4) or "normal".
+      base_distribution: "logistic" (the paper's choice, sec. 3.4), "normal", or any base `FlowModel` takes ("gmm",
+        a `BaseDistribution` layer, a `tfd.Distribution` over the latent).
       num_bits: for data preprocessed from `num_bits`-bit integers to [0, 1], reports `bits_per_dim`.
       **kwargs: `keras.Model` arguments, e.g. `name`, `dtype="float64"` (reaches every sub-layer).
 

@@ -83,7 +83,8 @@ class RealNVP(FlowModel):
       log_scale_limit: c of each coupling's log-scale bound s = c tanh(r / c) (default 2.0). Larger fits
         faster but generalises worse: on 784-D MNIST vectors without ActNorm, c = 2 / 3 / 4 / 8 gave 6.03 /
         4.28 / 4.23 / diverging test bits/dim (benchmarks/README.md).
-      base_distribution: "normal" (default, as in the paper) or "logistic".
+      base_distribution: "normal" (default, as in the paper), "logistic", or any base `FlowModel` takes ("gmm",
+        a `BaseDistribution` layer, a `tfd.Distribution` over the latent).
       **kwargs: `keras.Model` arguments, e.g. `name`, `dtype="float64"` (reaches every sub-layer).
     """
 
