@@ -45,7 +45,7 @@ def _mlp(hidden_units, output_units, zero_init=False):
     return keras.Sequential([keras.layers.Dense(u, activation="relu") for u in hidden_units] + [last])
 
 
-class _PlainFlow(keras.Model):
+class KerasFlow(keras.Model):
     """A Keras 3 model whose `distribution` is rebuilt per call; loss = mean NLL (like `FlowModel`)."""
 
     base = "normal"
@@ -65,6 +65,9 @@ class _PlainFlow(keras.Model):
 
     def log_prob(self, x):
         return self.distribution.log_prob(x)
+
+    def sample(self, num_samples, seed=None):
+        return self.distribution.sample(num_samples, seed=seed)
 
     def call(self, x, training=False):
         del training
@@ -87,7 +90,7 @@ def _permutations(event_size, num_couplings, kind, seed):
     return [rng.permutation(event_size) for _ in range(num_couplings)]
 
 
-class PlainRealNVP(_PlainFlow):
+class PlainRealNVP(KerasFlow):
     """K x [tfb.RealNVP, tfb.Permute] with Keras-default MLPs and unbounded log-scales."""
 
     params_per_entry = 2  # (shift, log_scale) for each transformed entry
@@ -133,7 +136,7 @@ class PlainNICE(PlainRealNVP):
         return tfb.Chain([super().flow(), tfb.Scale(log_scale=-self.log_scale)])
 
 
-class PlainGlow2D(_PlainFlow):
+class PlainGlow2D(KerasFlow):
     """K x [ActNorm (Shift, Scale), ScaleMatvecLU, tfb.RealNVP] on vectors, data-initialised ActNorm."""
 
     def __init__(self, event_size, num_steps=8, hidden_units=(64, 64), seed=0, zero_init=False, **kwargs):

@@ -21,6 +21,7 @@ import tensorflow_probability as tfp
 import keras
 
 from keras_models.layers import mlp
+from plain_tfp import KerasFlow  # the Keras 3 model around a TFP flow, shared with the fit-quality builds
 
 tfb = tfp.bijectors
 tfd = tfp.distributions
@@ -44,15 +45,15 @@ class _FreshMAF(tfb.MaskedAutoregressiveFlow):
         return id(self)
 
 
-class TFPRealNVPModel(keras.Model):
+class TFPRealNVPModel(KerasFlow):
     """`num_couplings` x `tfb.RealNVP` over [D] vectors with Keras 3 MLP conditioners; trains with `fit`.
 
-    `call(x)` returns log p(x); the loss is the mean negative log-likelihood, like `FlowModel`.
+    `call(x)` returns log p(x); the loss is the mean negative log-likelihood, like `FlowModel` (`KerasFlow`).
     """
 
     def __init__(self, event_size, num_couplings=8, hidden_units=(512, 512), **kwargs):
-        super().__init__(**kwargs)
-        self.event_size, self.num_couplings, self.hidden_units = event_size, num_couplings, tuple(hidden_units)
+        super().__init__(event_size, **kwargs)
+        self.num_couplings, self.hidden_units = num_couplings, tuple(hidden_units)
         self.num_pass = [event_size // 2 if k % 2 == 0 else event_size - event_size // 2
                          for k in range(num_couplings)]
         self.networks = []
@@ -75,25 +76,8 @@ class TFPRealNVPModel(keras.Model):
                      for k, network in enumerate(self.networks)]
         return tfb.Chain(couplings)
 
-    @property
-    def distribution(self):
-        base = tfd.Sample(tfd.Normal(tf.zeros([]), tf.ones([])), [self.event_size])
-        return tfd.TransformedDistribution(base, self.bijector)
-
-    def log_prob(self, x):
-        return self.distribution.log_prob(x)
-
-    def sample(self, num_samples, seed=None):
-        return self.distribution.sample(num_samples, seed=seed)
-
-    def call(self, x, training=False):
-        del training
-        return self.log_prob(x)
-
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        if y_pred is None:
-            y_pred = self(x, training=training)
-        return -tf.reduce_mean(y_pred)
+    def flow(self):
+        return self.bijector
 
 
 class TFPFlow:
