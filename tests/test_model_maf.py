@@ -83,7 +83,7 @@ def _tfp_made_like(made):
 def test_maf_equals_a_hand_composed_tfp_chain_with_tfp_made():
     """Same weights in TFP's AutoregressiveNetwork + tfb.MaskedAutoregressiveFlow + tfb.Permute, and each ActNorm
     as tfb.Shift after tfb.Scale (x = z exp(log_scale) + loc): same log_prob."""
-    model = MAF(event_shape=(4,), num_layers=3, hidden_units=(8, 8), actnorm=True)
+    model = MAF(event_shape=(4,), num_layers=3, hidden_units=(8, 8))
     randomize(model, seed=6)
     layers = []  # data side first, like model.flow_layers
     for layer in model.flow_layers:
@@ -97,7 +97,7 @@ def test_maf_equals_a_hand_composed_tfp_chain_with_tfp_made():
     x = np.random.default_rng(7).normal(size=[16, 4]).astype(np.float32)
     np.testing.assert_allclose(model.log_prob(x).numpy(), reference.log_prob(x).numpy(), rtol=1e-5, atol=1e-5)
     assert sum(isinstance(b, tfb.Permute) for b in layers) == 2
-    assert sum(isinstance(b, tfb.Chain) for b in layers) == 3  # actnorm=True: an ActNorm before every step
+    assert sum(isinstance(b, tfb.Chain) for b in layers) == 3  # MAF's default: an ActNorm before every step
 
 
 def test_iaf_is_the_inverse_of_a_maf_with_its_steps_in_reverse_order():
@@ -106,7 +106,7 @@ def test_iaf_is_the_inverse_of_a_maf_with_its_steps_in_reverse_order():
     So with the steps' weights copied in reverse order, log q_IAF(x) = log N(g(x)) + log|det dg/dx| with g the
     MAF's forward (sampling) map.
     """
-    maf = MAF(event_shape=(3,), **SMALL)  # the same steps as the IAF's (neither has ActNorm by default)
+    maf = MAF(event_shape=(3,), actnorm=False, **SMALL)  # the same steps as the IAF's (which has no ActNorm)
     randomize(maf, seed=8)
     iaf = IAF(event_shape=(3,), **SMALL)
     maf_steps = [layer for layer in maf.flow_layers if hasattr(layer, "made")]

@@ -57,16 +57,16 @@ class MAF(FlowModel):
       inverse_autoregressive: False for MAF (fast density), True for IAF (fast sampling).
       actnorm: put an ActNorm (per-dimension affine initialised from the first batch to zero mean and unit
         variance) before every step, the data-initialised counterpart of the batch normalisation between MADEs
-        in Papamakarios et al. (2017, sec. 3.4). Default False; "auto": on for MAF, off for IAF (whose usual
-        job, variational inference, has no data to initialise from). ActNorm speeds up the first few hundred
-        steps (16-Gaussian spiral, 400 steps: KL gap 1.30 / 1.34 with it, 1.61 / 1.61 without) but fits held-out
-        data worse at full budgets (median of 3 seeds, held-out KL gap or bits/dim, with / without: spiral
-        0.93 / 0.80, 64-D digits 8.08 / 5.99; banana and 8-D ICA within 0.015 either way; benchmarks/README.md).
+        in Papamakarios et al. (2017, sec. 3.4). "auto" (default): on for MAF, off for IAF (whose usual job,
+        variational inference, has no data to initialise from). A trade-off at full budgets (median of 3 seeds,
+        held-out KL gap or bits/dim, with / without; benchmarks/README.md): 784-D MNIST vectors 3.44 / 5.08,
+        8-D ICA 0.66 / 0.67, heavy-tailed 2-D 0.021 / 0.025, but a 16-Gaussian spiral 0.93 / 0.80 and 64-D
+        digits at 8 bits 8.08 / 5.99 (it scales pixels near-constant in training by 1/std).
       **kwargs: `FlowModel` arguments (base_distribution, num_bits, name, dtype="float64" for double precision).
     """
 
     def __init__(self, event_shape, num_layers=5, hidden_units=(256, 256), activation="relu", log_scale_limit=2.0,
-                 permutation="reverse", permutation_seed=0, inverse_autoregressive=False, actnorm=False, **kwargs):
+                 permutation="reverse", permutation_seed=0, inverse_autoregressive=False, actnorm="auto", **kwargs):
         super().__init__(event_shape, **kwargs)
         if len(self.event_shape) != 1:
             raise ValueError(f"`event_shape` must be (D,) for MAF (vectors; flatten images first); "
@@ -105,7 +105,7 @@ class MAF(FlowModel):
 
     @classmethod
     def from_config(cls, config):
-        # A config saved before `actnorm` existed had no ActNorm layers (configs since then store it resolved).
+        # A config saved before `actnorm` existed (its default became "auto", on for MAF) had no ActNorm layers.
         return super().from_config({"actnorm": False, **config})
 
 
