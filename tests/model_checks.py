@@ -12,6 +12,14 @@ from tfp_flows.testing import assert_bijector_invariants
 tfd = tfp.distributions
 
 
+def perturb(model, scale=0.3, seed=1):
+    """Noise added to every trainable weight, so no coupling is the identity (fresh models' output layers are zero)."""
+    rng = np.random.default_rng(seed)
+    for weight in model.trainable_weights:
+        weight.assign(weight.numpy() + rng.normal(scale=scale, size=weight.shape).astype(weight.dtype))
+    return model
+
+
 def dataset_of(x, batch_size=64, seed=0):
     """A shuffled, repeated tf.data pipeline of x alone (no labels), as fit expects."""
     x = np.asarray(x, np.float32)

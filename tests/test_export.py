@@ -23,6 +23,7 @@ from tensorflow.python.framework import op_def_registry
 import tfp_flows
 from keras_models import FlowPlusPlus, Glow, RealNVP
 from keras_models.serving.export import export_distribution, export_saved_model
+import model_checks
 
 tfb, tfd = tfp.bijectors, tfp.distributions
 
@@ -41,26 +42,18 @@ CHECKPOINT_OPS = {"AssignVariableOp", "MergeV2Checkpoints", "RestoreV2", "SaveV2
 PYTHON_CALLBACK_OPS = {"PyFunc", "PyFuncStateless", "EagerPyFunc"}
 
 
-def _perturb(model, scale, seed):
-    """Random trainable weights, so no coupling is the identity (fresh models start with zero output layers)."""
-    rng = np.random.default_rng(seed)
-    for weight in model.trainable_weights:
-        weight.assign(weight.numpy() + rng.normal(scale=scale, size=weight.shape).astype(weight.dtype))
-    return model
-
-
 def _models():
     rng = np.random.default_rng(0)
     points = rng.normal(size=(6, 2)).astype(np.float32)
     images = rng.uniform(size=(6, 8, 8, 1)).astype(np.float32)
 
-    realnvp = _perturb(RealNVP((2,), num_couplings=2, hidden_units=(8,), name="realnvp"), 0.3, 1)
+    realnvp = model_checks.perturb(RealNVP((2,), num_couplings=2, hidden_units=(8,), name="realnvp"), 0.3, 1)
     glow = Glow((8, 8, 1), num_levels=2, num_steps=1, hidden_channels=4, seed=0, name="glow")
     glow.initialize_from_data(rng.uniform(size=(32, 8, 8, 1)).astype(np.float32))
-    _perturb(glow, 0.05, 2)
+    model_checks.perturb(glow, 0.05, 2)
     flowpp = FlowPlusPlus((2,), num_components=2, num_couplings=2, hidden_channels=8, num_blocks=1, name="flowpp")
     flowpp.initialize_from_data(rng.normal(size=(32, 2)).astype(np.float32))
-    _perturb(flowpp, 0.2, 3)
+    model_checks.perturb(flowpp, 0.2, 3)
 
     # A flow composed by hand from our bijectors and TFP's, with its own variables (no Keras anywhere).
     shift = tf.Variable([0.5, -0.25, 1.0], name="shift")

@@ -25,14 +25,6 @@ def small_nice(**kwargs):
     return NICE(event_shape=(2,), num_couplings=4, hidden_units=(32, 32), **kwargs)
 
 
-def perturb(model, scale=0.3, seed=1):
-    """Noise added to every weight, so no coupling is the identity (a fresh model's output layers are zero)."""
-    rng = np.random.default_rng(seed)
-    for weight in model.trainable_weights:
-        weight.assign(weight.numpy() + rng.normal(scale=scale, size=weight.shape).astype(weight.dtype))
-    return model
-
-
 def test_fit_beats_a_gaussian_on_two_moons():
     model_checks.assert_fit_beats_gaussian(small_nice(), MOONS, steps=300, learning_rate=1e-2)
 
@@ -51,7 +43,7 @@ def test_diagonal_scale_gives_nice_log_likelihood(base, base_dist):
 
 
 def test_float64_option_reaches_every_weight_and_agrees_with_float32():
-    model32 = perturb(small_nice())
+    model32 = model_checks.perturb(small_nice())
     model64 = small_nice(dtype="float64")
     assert all(w.dtype == "float64" for w in model64.weights)
     model64.set_weights([w.astype(np.float64) for w in model32.get_weights()])

@@ -38,14 +38,6 @@ def tiny_image_model(event_shape=(8, 8, 1), **kwargs):
     return RealNVP(event_shape=event_shape, width=8, num_blocks=1, **kwargs)
 
 
-def perturb(model, scale=0.3, seed=1):
-    """Noise added to every weight, so no coupling is the identity (a fresh model's output layers are zero)."""
-    rng = np.random.default_rng(seed)
-    for weight in model.trainable_weights:
-        weight.assign(weight.numpy() + rng.normal(scale=scale, size=weight.shape).astype(weight.dtype))
-    return model
-
-
 def couplings_of(model):
     """The affine coupling layers, data side first, looking inside factor-outs and sub-sequences."""
     def walk(layers):
@@ -67,7 +59,7 @@ def test_fit_beats_a_gaussian_on_two_moons():
 
 def test_log_scales_stay_bounded_whatever_the_weights():
     """Each coupling's log-det is a sum of tanh-bounded log-scales: |log det| <= 2 per transformed entry."""
-    model = perturb(small_vector_model(), scale=5.0)
+    model = model_checks.perturb(small_vector_model(), scale=5.0)
     x = tf.constant(MOONS[:128])
     largest = 0.0
     for coupling in couplings_of(model):  # D = 2: each coupling transforms one entry
@@ -79,7 +71,7 @@ def test_log_scales_stay_bounded_whatever_the_weights():
 
 
 def test_actnorm_standardises_its_input_from_the_first_batch():
-    model = perturb(small_vector_model(actnorm=True))
+    model = model_checks.perturb(small_vector_model(actnorm=True))
     model.initialize_from_data(MOONS[:512])
     h = tf.constant(MOONS[:512])
     for layer in model.flow_layers:
@@ -91,7 +83,7 @@ def test_actnorm_standardises_its_input_from_the_first_batch():
 
 
 def test_float64_option_reaches_every_weight_and_agrees_with_float32():
-    model32 = perturb(small_vector_model())
+    model32 = model_checks.perturb(small_vector_model())
     model64 = small_vector_model(dtype="float64")
     assert all(w.dtype == "float64" for w in model64.weights)
     model64.set_weights([w.astype(np.float64) for w in model32.get_weights()])
