@@ -260,3 +260,21 @@ def test_bad_log_normalizer_arguments_are_named():
         vi.estimate_log_normalizer(1)
     with pytest.raises(ValueError, match="`chunk_size` must be an int >= 1; received 0"):
         vi.estimate_log_normalizer(10, chunk_size=0)
+
+
+def test_a_mixture_base_trains_its_weights_only_when_reparameterised():
+    """A categorical draw has no gradient: the ELBO would leave the mixture weights where they start."""
+    from keras_models.core.base_distributions import GaussianMixtureBase
+
+    def flow(reparameterize):
+        base = GaussianMixtureBase(num_components=2, kmeans_init=False, reparameterize=reparameterize)
+        return PlanarFlow(event_shape=(2,), num_layers=1, base_distribution=base)
+
+    with pytest.raises(ValueError, match=r"`base_distribution` must be fully reparameterised.*NOT_REPARAMETERIZED"):
+        VariationalFlow(flow(False), target_log_prob="U1")
+    vi = VariationalFlow(flow(True), target_log_prob="U1")
+    with tf.GradientTape() as tape:
+        loss = -vi.elbo(256, seed=0)
+    logits = vi.flow.base_layer.logits
+    grad = tape.gradient(loss, logits.value)
+    assert grad is not None and np.all(np.isfinite(grad)) and np.any(np.abs(grad) > 1e-6), grad

@@ -94,18 +94,23 @@ class GaussianMixtureBase(BaseDistribution):
     plus one. It runs once; the non-trainable flag `initialized` is saved, so a reloaded model never redoes it.
     A batch with fewer points than K keeps the random initialisation (with a warning).
 
-    Sampling draws the component index from a categorical, so a sample's gradient reaches `locs` and
-    `log_scales` but not `logits` (TFP's `MixtureSameFamily` without reparameterisation): maximum-likelihood
-    training (`fit`) is unaffected; a variational objective does not learn the mixture weights.
+    Sampling: by default the component index is drawn from a categorical, so a sample's gradient reaches
+    `locs` and `log_scales` but not `logits`; maximum-likelihood training (`fit`) never needs it. With
+    `reparameterize=True` samples carry implicit reparameterisation gradients for every weight (Figurnov et al.
+    2018, "Implicit reparameterization gradients", through TFP's `MixtureSameFamily(reparameterize=True)`: the
+    distributional transform by per-dimension conditional CDFs of the diagonal components), which variational
+    inference needs to learn the mixture weights; it costs a K x D CDF pass and a gradient solve per sample,
+    so it is off unless asked for (`VariationalFlow` refuses a mixture base without it).
 
     Args:
       num_components: K >= 1.
       kmeans_init: whether the first batch initialises the mixture by k-means (see above).
       min_scale: floor of the k-means initial scales (> 0).
       seed: seed of the random initial locations and of k-means.
+      reparameterize: whether samples are reparameterised in every weight, `logits` included (see above).
     """
 
-    def __init__(self, num_components=8, kmeans_init=True, min_scale=1e-2, seed=0, **kwargs):
+    def __init__(self, num_components=8, kmeans_init=True, min_scale=1e-2, seed=0, reparameterize=False, **kwargs):
         kwargs.setdefault("name", "base_distribution")
         super().__init__(**kwargs)
         self.num_components = check_int(num_components, "num_components", minimum=1, owner="GaussianMixtureBase")
@@ -114,6 +119,9 @@ class GaussianMixtureBase(BaseDistribution):
         self.kmeans_init = bool(kmeans_init)
         self.min_scale = check_number(min_scale, "min_scale", minimum=0, strict=True, owner="GaussianMixtureBase")
         self.seed = check_int(seed, "seed", minimum=0, owner="GaussianMixtureBase")
+        if not isinstance(reparameterize, (bool, np.bool_)):
+            raise ValueError(f"GaussianMixtureBase: `reparameterize` must be True or False; received {reparameterize!r}")
+        self.reparameterize = bool(reparameterize)
 
     def build(self, input_shape):
         super().build(input_shape)
@@ -126,10 +134,11 @@ class GaussianMixtureBase(BaseDistribution):
                                            initializer="zeros" if self.kmeans_init else "ones")
 
     def distribution(self):
-        mixture = tfd.MixtureSameFamily(
-            tfd.Categorical(logits=self.logits.value),
-            tfd.MultivariateNormalDiag(loc=self.locs.value, scale_diag=tf.exp(self.log_scales.value)),
-            name="gaussian_mixture")
+        # Independent(Normal) rather than MultivariateNormalDiag (the same density): TFP's implicit
+        # reparameterisation of a mixture needs components that factorise into scalar distributions.
+        components = tfd.Independent(tfd.Normal(self.locs.value, tf.exp(self.log_scales.value)), 1)
+        mixture = tfd.MixtureSameFamily(tfd.Categorical(logits=self.logits.value), components,
+                                        reparameterize=self.reparameterize, name="gaussian_mixture")
         if len(self.latent_shape) == 1:
             return mixture
         flat = [int(np.prod(self.latent_shape))]
@@ -165,7 +174,7 @@ class GaussianMixtureBase(BaseDistribution):
     def get_config(self):
         config = super().get_config()
         config.update(num_components=self.num_components, kmeans_init=self.kmeans_init, min_scale=self.min_scale,
-                      seed=self.seed)
+                      seed=self.seed, reparameterize=self.reparameterize)
         return config
 
 

@@ -113,6 +113,18 @@ def _check_objective(objective, num_importance_samples):
     return objective, num_importance_samples
 
 
+def _check_reparameterized(flow):
+    """A ValueError unless q's base samples are reparameterised: the ELBO's gradient reaches q's weights only
+    through the sample path (a categorical draw in a mixture base would silently leave its weights untrained)."""
+    base = flow.base_distribution()
+    if base.reparameterization_type != tfp.distributions.FULLY_REPARAMETERIZED:
+        raise ValueError(
+            f"VariationalFlow: the flow's `base_distribution` must be fully reparameterised, since the ELBO's "
+            f"gradient reaches its weights only through the samples; received {type(base).__name__} with "
+            f"{base.reparameterization_type} (for a mixture base use "
+            f"GaussianMixtureBase(reparameterize=True, kmeans_init=False))")
+
+
 @keras.saving.register_keras_serializable(package="tfp_flows")
 class VariationalFlow(keras.Model):
     """q = `flow.distribution`, trained to maximise the ELBO against `target_log_prob` (module docstring).
@@ -145,6 +157,7 @@ class VariationalFlow(keras.Model):
             raise TypeError(f"`target_log_prob` must be a callable or an energy name 'U1'..'U4'; "
                             f"received {target_log_prob!r}")
         self.objective, self.num_importance_samples = _check_objective(objective, num_importance_samples)
+        _check_reparameterized(flow)
         self.flow = flow
         self.target_log_prob = target_log_prob
         self.batch_size, self.seed = batch_size, seed
