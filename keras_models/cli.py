@@ -226,11 +226,15 @@ def _export(args):
 
 def _list():
     from keras_models.flows.presets import PRESETS  # noqa: PLC0415
-    from tfp_flows.datasets import list_datasets  # noqa: PLC0415
+    from tfp_flows.datasets import dataset_info, list_datasets  # noqa: PLC0415
     from tfp_flows.datasets.energies import ENERGIES  # noqa: PLC0415
 
     print("presets:  " + ", ".join(sorted(PRESETS)))
     print("datasets: " + ", ".join(sorted(list_datasets())))
+    # The context shape is the one-hot condition c that make_dataset(..., conditional=True) pairs with x.
+    labelled = [(name, dataset_info(name).context_shape) for name in sorted(list_datasets())
+                if dataset_info(name).context_shape is not None]
+    print("conditional datasets (context shape of c): " + ", ".join(f"{name} {shape}" for name, shape in labelled))
     print("energies (variational inference with planar/radial/...): " + ", ".join(sorted(name.upper() for name in ENERGIES)))
     return 0
 

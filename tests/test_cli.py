@@ -99,6 +99,8 @@ def test_list_names_presets_and_datasets(tmp_path):
     out = tfp_flows("list", cwd=tmp_path).stdout
     for name in ("realnvp", "glow", "flowpp", "maf", "planar", "two_moons", "digits", "U1"):
         assert name in out, out
+    assert "conditional datasets (context shape of c): cifar10 (10,), digits (10,), eight_gaussians (8,), " \
+           "mnist (10,), two_moons (2,)" in out, out
 
 
 def test_variational_inference_run_on_an_energy(tmp_path):
