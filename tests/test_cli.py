@@ -104,11 +104,15 @@ def test_list_names_presets_and_datasets(tmp_path):
 
 
 def test_variational_inference_run_on_an_energy(tmp_path):
-    tfp_flows("train", "--preset", "planar", "--dataset", "U2", "--epochs", "1", "--steps-per-epoch", "5",
-              "--batch-size", "64", "--quiet", cwd=tmp_path)
+    # The objective from a config file, K from its flag: both routes reach VariationalFlow and metrics.json.
+    (tmp_path / "vi.yaml").write_text("objective: iw-elbo\n")
+    tfp_flows("train", "--config", "vi.yaml", "--preset", "planar", "--dataset", "U2", "--epochs", "1",
+              "--steps-per-epoch", "5", "--batch-size", "64", "--num-importance-samples", "4", "--quiet", cwd=tmp_path)
     run_dir = _only_run_dir(tmp_path / "runs")
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["stop_reason"] == "completed" and np.isfinite(metrics["train_elbo"])
+    assert (metrics["objective"], metrics["num_importance_samples"]) == ("iw-elbo", 4)
+    assert metrics["train_iw_elbo"] >= metrics["train_elbo"]  # L_4 >= L_1 on the same draws (Jensen)
     # log Z by importance sampling from q: U2 has no finite log Z, so only the estimate's own consistency is checked
     assert metrics["log_z_num_samples"] == 100_000 and 1.0 <= metrics["ess"] <= metrics["log_z_num_samples"]
     assert metrics["log_z"] >= metrics["elbo_10k_samples"] - 0.1 and 0.0 <= metrics["log_z_standard_error"] < 1.0
@@ -146,6 +150,7 @@ def test_bad_flags_give_a_usage_error_and_exit_code_2(capsys, args, message):
 @pytest.mark.parametrize("args, message", [
     (["train", "--preset", "no-such-flow"], "unknown preset"),
     (["train", "--dataset", "no-such-data"], "unknown dataset"),
+    (["train", "--objective", "iw-elbo"], "`objective` (--objective) applies only to variational inference"),
     (["sample", "--model", "nowhere/at/all"], "nowhere"),
 ])
 def test_bad_names_exit_2_with_one_clear_line_and_no_traceback(tmp_path, args, message):
