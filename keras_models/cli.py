@@ -4,6 +4,7 @@
     tfp-flows train --preset glow --dataset digits --epochs 20
     tfp-flows train --preset planar --dataset U2      # variational inference on a 2-D energy
     tfp-flows train --preset radial --dataset U1 --objective iw-elbo --num-importance-samples 8
+    tfp-flows train --preset glow --dataset digits --conditional   # class-conditional: one sample row per digit
     tfp-flows train --config run.yaml                 # keys mirror the flags (model_args, epochs, ...)
     tfp-flows train --resume runs/realnvp-two_moons-20261123-101500
     tfp-flows evaluate --model runs/<run>/model.keras --dataset two_moons --split test
@@ -87,6 +88,8 @@ def build_parser():
     train.add_argument("--strategy", choices=["default", "mirrored", "multiworker"])
     train.add_argument("--quiet", dest="verbose", action="store_const", const=0, default=None)
     train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last backup")
+    train.add_argument("--conditional", action="store_true", default=None,
+                       help="train p(x | c) with c the one-hot label (datasets with a context shape, `tfp-flows list`)")
     train.add_argument("--objective", choices=["elbo", "iw-elbo"],
                        help="variational inference (--dataset U1..U4) only: the bound trained on (default elbo)")
     train.add_argument("--num-importance-samples", type=_positive_int, metavar="K",

@@ -1,9 +1,15 @@
 """A run's configuration: the keys `tfp-flows train` flags and config files mirror, checked and defaulted.
 
+`conditional` trains p(x | c) on `make_dataset(..., conditional=True)`'s (x, c) pairs: it needs a dataset with
+a `context_shape` (labels) and a preset whose constructor takes `context_shape` (checked on its signature, through
+**kwargs up the class hierarchy), and says which is missing otherwise.
+
 `objective` and `num_importance_samples` belong to variational inference (`--dataset U1`..`U4`): they become
 `VariationalFlow(objective=..., num_importance_samples=...)` and default there to "elbo" and 1; a
 density-estimation run refuses them rather than silently ignoring them.
 """
+import inspect
+
 from keras_models.flows.presets import preset_class
 from keras_models.flows.variational import OBJECTIVES
 from tfp_flows.validation import check_int, check_one_of
@@ -27,6 +33,7 @@ DEFAULTS = {
     "restore_best": True,
     "num_plot_samples": 2000,
     "verbose": 1,
+    "conditional": False,
     # Variational inference only (None: not given; a VI run then uses "elbo" and 1).
     "objective": None,
     "num_importance_samples": None,
@@ -57,6 +64,7 @@ def resolve_config(config):
             raise ValueError(f"unknown dataset {resolved['dataset']!r}; expected one of "
                              f"{sorted(list_datasets()) + sorted(name.upper() for name in ENERGIES)}")
     _resolve_variational_keys(resolved)
+    _check_conditional(resolved)
     for key in ("epochs", "steps_per_epoch", "batch_size"):
         check_int(resolved[key], key)
     if not resolved["learning_rate"] > 0:
@@ -82,3 +90,37 @@ def _resolve_variational_keys(resolved):
         raise ValueError(f"`num_importance_samples` > 1 needs objective 'iw-elbo' (--objective iw-elbo); received "
                          f"num_importance_samples={k} with objective 'elbo'")
     resolved["objective"], resolved["num_importance_samples"] = objective, k
+
+
+def takes_keyword(cls, name):
+    """Whether `cls(...)` accepts the keyword argument `name`: named by its `__init__`, or passed on through
+    `**kwargs` to a base class whose `__init__` names it."""
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass) or klass is object:
+            continue
+        parameters = inspect.signature(vars(klass)["__init__"]).parameters
+        if name in parameters:
+            return True
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+            return False
+    return False
+
+
+def _check_conditional(resolved):
+    """`conditional` needs labelled data and a preset that takes `context_shape`; each refusal says which."""
+    conditional = resolved["conditional"]
+    if not isinstance(conditional, bool):
+        raise TypeError(f"`conditional` must be true or false; received {conditional!r}")
+    if not conditional:
+        return
+    from tfp_flows.datasets import dataset_info, list_datasets  # noqa: PLC0415
+
+    labelled = [name for name in list_datasets() if dataset_info(name).context_shape is not None]
+    dataset = resolved["dataset"]
+    if is_energy(dataset) or dataset_info(dataset).context_shape is None:
+        raise ValueError(f"`conditional` (--conditional) needs a dataset with labels (a context_shape); "
+                         f"{dataset!r} has none. Expected one of {labelled}")
+    model_class = preset_class(resolved["preset"])
+    if not takes_keyword(model_class, "context_shape"):
+        raise ValueError(f"`conditional` (--conditional) needs a preset whose constructor takes `context_shape`; "
+                         f"preset {resolved['preset']!r} ({model_class.__name__}) does not")
