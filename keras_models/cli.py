@@ -242,7 +242,8 @@ def _list():
     # The context shape is the one-hot condition c that make_dataset(..., conditional=True) pairs with x.
     labelled = [(name, dataset_info(name).context_shape) for name in sorted(list_datasets())
                 if dataset_info(name).context_shape is not None]
-    print("conditional datasets (context shape of c): " + ", ".join(f"{name} {shape}" for name, shape in labelled))
+    print("conditional datasets (context shape of c): "
+          + ", ".join(f"{name} {shape}" for name, shape in labelled))
     print("energies (variational inference with planar/radial/...): " + ", ".join(sorted(name.upper() for name in ENERGIES)))
     return 0
 

@@ -196,7 +196,8 @@ def test_conditional_run_needs_a_preset_that_takes_context_shape(monkeypatch):
         def __init__(self, event_shape, width=4):
             super().__init__(event_shape)
 
-    assert run_config.takes_keyword(PassesItOn, "context_shape") and not run_config.takes_keyword(Closed, "context_shape")
+    assert run_config.takes_keyword(PassesItOn, "context_shape")
+    assert not run_config.takes_keyword(Closed, "context_shape")
     monkeypatch.setattr(run_config, "preset_class", lambda name: Closed)
     with pytest.raises(ValueError, match=r"needs a preset whose constructor takes `context_shape`; preset 'realnvp' "
                                          r"\(Closed\) does not"):
