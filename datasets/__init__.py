@@ -5,10 +5,14 @@ top-level `datasets`, which belongs to Hugging Face). Importing it registers two
 `tfp_flows_toy/<density>` (one config per 2-D density) and `tfp_flows_digits` (scikit-learn's 8x8 digits).
 
 Main entry points:
-- `make_dataset(name, split, batch_size, ...)`: a `tf.data.Dataset` of x alone for `FlowModel.fit`.
-- `dataset_info(name)`, `list_datasets()`: event shape, 8-bit flag and D of each dataset.
+- `make_dataset(name, split, batch_size, ...)`: a `tf.data.Dataset` of x alone for `FlowModel.fit`, or of
+  (x, c) pairs with `conditional=True` (c one-hot: the image's label, the toy point's class).
+- `dataset_info(name)`, `list_datasets()`: event shape, 8-bit flag, D and context shape of each dataset.
 - `bits_per_dim(log_prob, num_dims, ...)`: bits/dim on the 8-bit scale with every Jacobian counted.
 - `get_density(name)` / `DENSITIES`: 2-D samplers with their true `log_prob`.
+- `get_conditional_density(name)` / `CONDITIONAL_DENSITIES`: two_moons and eight_gaussians as p(x | c), c the
+  one-hot class that made each point, with the true `log_prob(x, c)` (what `make_dataset(..., conditional=True)`
+  yields for them).
 - `energies.ENERGIES`: Rezende & Mohamed's U1-U4 for variational inference.
 
 Example:
@@ -18,6 +22,7 @@ Example:
     TensorShape([256, 2])
 """
 from tfp_flows.datasets import energies
+from tfp_flows.datasets.conditional import CONDITIONAL_DENSITIES, ConditionalToyDensity, get_conditional_density
 from tfp_flows.datasets.bits import bits_per_dim
 from tfp_flows.datasets.digits_builder import DIGITS_SPLIT_SIZES, TfpFlowsDigits, digits_split
 from tfp_flows.datasets.energies import ENERGIES, get_energy
@@ -25,9 +30,11 @@ from tfp_flows.datasets.pipeline import make_dataset
 from tfp_flows.datasets.registry import FlowDatasetInfo, dataset_info, list_datasets
 from tfp_flows.datasets.synthetic import DENSITIES, ToyDensity, get_density
 from tfp_flows.datasets.tfds_loading import DatasetNotPreparedError, load_tfds_split
-from tfp_flows.datasets.toy_builder import TOY_SPLIT_SIZES, TfpFlowsToy, ToyConfig, toy_split
+from tfp_flows.datasets.toy_builder import TOY_SPLIT_SIZES, TfpFlowsToy, ToyConfig, toy_labelled_split, toy_split
 
 __all__ = [
+    "CONDITIONAL_DENSITIES",
+    "ConditionalToyDensity",
     "DENSITIES",
     "DIGITS_SPLIT_SIZES",
     "DatasetNotPreparedError",
@@ -42,10 +49,12 @@ __all__ = [
     "dataset_info",
     "digits_split",
     "energies",
+    "get_conditional_density",
     "get_density",
     "get_energy",
     "list_datasets",
     "load_tfds_split",
     "make_dataset",
+    "toy_labelled_split",
     "toy_split",
 ]

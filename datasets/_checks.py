@@ -1,9 +1,10 @@
 """Argument checks for the datasets package: errors name the argument, what was expected and what came."""
+import numpy as np
 import tensorflow as tf
 
 from tfp_flows.validation import is_int
 
-__all__ = ["check_positive_int", "check_points_2d", "check_choice"]
+__all__ = ["check_positive_int", "check_points_2d", "check_choice", "check_classes", "check_one_hot"]
 
 
 def check_positive_int(value, arg_name):
@@ -35,3 +36,37 @@ def check_choice(value, choices, arg_name):
     if value not in choices:
         raise ValueError(f"`{arg_name}` must be one of {sorted(map(str, choices))}; received {value!r}")
     return value
+
+
+def check_classes(classes, num_samples, num_classes, arg_name):
+    """`classes` as an int64 array [num_samples] of values in 0..num_classes-1 (an int is repeated), or raise
+    TypeError/ValueError naming `arg_name`."""
+    array = np.asarray(classes)
+    if not np.issubdtype(array.dtype, np.integer):
+        raise TypeError(f"`{arg_name}` must hold integer class indices; received dtype {array.dtype}")
+    if array.ndim == 0:
+        array = np.full(num_samples, array)
+    if array.shape != (num_samples,):
+        raise ValueError(f"`{arg_name}` must be an int or have shape [{num_samples}]; received shape {array.shape}")
+    if array.size and (array.min() < 0 or array.max() >= num_classes):
+        raise ValueError(f"`{arg_name}` must lie in 0..{num_classes - 1}; received values from {array.min()} "
+                         f"to {array.max()}")
+    return array.astype(np.int64)
+
+
+def check_one_hot(c, num_classes, dtype, arg_name="c"):
+    """`c` as a tensor [..., num_classes] of `dtype`; its values are checked to be one-hot rows when eager
+    (a traced function cannot look at them). Raises TypeError/ValueError naming `arg_name`."""
+    c = tf.convert_to_tensor(c)
+    if not (c.dtype.is_floating or c.dtype.is_integer):
+        raise TypeError(f"`{arg_name}` must be a numeric one-hot tensor; received dtype {c.dtype.name}")
+    if c.shape.rank == 0 or (c.shape[-1] is not None and c.shape[-1] != num_classes):
+        raise ValueError(f"`{arg_name}` must be one-hot with shape [..., {num_classes}]; received shape {c.shape}")
+    c = tf.cast(c, dtype)
+    if tf.executing_eagerly():
+        rows = c.numpy().reshape(-1, num_classes)
+        bad = ~(np.all((rows == 0) | (rows == 1), axis=-1) & (rows.sum(axis=-1) == 1))
+        if bad.any():
+            raise ValueError(f"`{arg_name}` must be one-hot (each row one 1, the rest 0); received the row "
+                             f"{rows[np.argmax(bad)].tolist()}")
+    return c

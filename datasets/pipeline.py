@@ -1,4 +1,4 @@
-"""`make_dataset`: a `tf.data.Dataset` of x alone (float, no labels), ready for `FlowModel.fit`.
+"""`make_dataset`: a `tf.data.Dataset` of x alone (float, no labels), or of (x, c) pairs, ready for `FlowModel.fit`.
 
 The pipeline, per input pipeline (one unless a `tf.distribute.InputContext` is given):
 
@@ -46,6 +46,14 @@ i mod num_input_pipelines) and batched per replica (`input_context.get_per_repli
     >>> ds = strategy.distribute_datasets_from_function(
     ...     lambda ctx: make_dataset("two_moons", batch_size=256, input_context=ctx))
 
+Conditional data (`conditional=True`, for flows p(x | c)): each batch is (x, c) with c the float one-hot
+[batch, K] code of each example's class (`dataset_info(name).context_shape` = (K,)): the image's label for
+digits, mnist and cifar10, the generating class for the conditional toys (two_moons: the moon; eight_gaussians:
+the component; see `conditional`). One-hot, because a flow's conditioner network takes a vector context and
+an integer label would impose an order and a distance between classes that they do not have. The x are the
+very x of the unconditional dataset with the same arguments (same examples, order and noise): the labels are
+gathered with the same indices.
+
 Sources: toy densities are generated in memory (`toy_builder.toy_split`, the same points as the TFDS builder,
 data seed 0: `seed` here only drives shuffling); digits go through the local TFDS builder (prepared in
 `data_dir` on first use); mnist and cifar10 through `tfds.load`, raising `DatasetNotPreparedError` with the
@@ -55,6 +63,8 @@ Example:
     >>> ds = make_dataset("two_moons", batch_size=128, seed=1)
     >>> ds.element_spec
     TensorSpec(shape=(128, 2), dtype=tf.float32, name=None)
+    >>> make_dataset("two_moons", batch_size=128, conditional=True).element_spec[1]
+    TensorSpec(shape=(128, 2), dtype=tf.float32, name=None)
 """
 import numpy as np
 import tensorflow as tf
@@ -62,8 +72,9 @@ import tensorflow as tf
 from tfp_flows.datasets import _checks
 from tfp_flows.datasets.digits_builder import uint8_to_levels
 from tfp_flows.datasets.registry import dataset_info
+from tfp_flows.datasets.registry import list_datasets as _list_datasets
 from tfp_flows.datasets.tfds_loading import load_tfds_split
-from tfp_flows.datasets.toy_builder import toy_split
+from tfp_flows.datasets.toy_builder import toy_labelled_split, toy_split
 from tfp_flows.validation import is_int
 
 __all__ = ["make_dataset"]
@@ -74,8 +85,8 @@ _INT64_MAX = 2**63 - 1
 
 def make_dataset(name, split="train", batch_size=128, *, shuffle=True, seed=0, dequantize="uniform",
                  drop_remainder=None, repeat=False, initial_epoch=0, num_examples=None, data_dir=None,
-                 input_context=None, dtype=tf.float32, download=False):
-    """A batched, shuffled, dequantized `tf.data.Dataset` of x alone for dataset `name`.
+                 input_context=None, dtype=tf.float32, download=False, conditional=False):
+    """A batched, shuffled, dequantized `tf.data.Dataset` of x alone, or (x, c), for dataset `name`.
 
     Args:
       name: one of `list_datasets()`.
@@ -94,9 +105,13 @@ def make_dataset(name, split="train", batch_size=128, *, shuffle=True, seed=0, d
       input_context: a `tf.distribute.InputContext` (from `distribute_datasets_from_function`).
       dtype: tf.float32 or tf.float64.
       download: allow TFDS to download mnist / cifar10 (network).
+      conditional: yield (x, c) pairs, c the one-hot class [batch, K] in `dtype` (the module docstring says
+        why one-hot), for the datasets whose `dataset_info(name).context_shape` is (K,); the x are those of
+        `conditional=False`.
 
     Returns:
-      `tf.data.Dataset` of float tensors [batch, *event_shape].
+      `tf.data.Dataset` of float tensors [batch, *event_shape], or with `conditional=True` of pairs
+      ([batch, *event_shape], [batch, K]).
     """
     info = dataset_info(name)
     batch_size = _checks.check_positive_int(batch_size, "batch_size")
@@ -112,6 +127,12 @@ def make_dataset(name, split="train", batch_size=128, *, shuffle=True, seed=0, d
         raise TypeError(f"`input_context` must be a tf.distribute.InputContext or None; received "
                         f"{type(input_context).__name__}")
     drop_remainder = bool(shuffle) if drop_remainder is None else bool(drop_remainder)
+    if not isinstance(conditional, bool):
+        raise TypeError(f"`conditional` must be a bool; received {conditional!r}")
+    if conditional and info.context_shape is None:
+        conditional_names = [n for n in _list_datasets() if dataset_info(n).context_shape is not None]
+        raise ValueError(f"`conditional=True` needs a dataset with labels (a context_shape); {name!r} has none. "
+                         f"Expected one of {conditional_names}")
 
     num_pipelines, pipeline_id = 1, 0
     per_replica_batch = batch_size
@@ -119,8 +140,8 @@ def make_dataset(name, split="train", batch_size=128, *, shuffle=True, seed=0, d
         num_pipelines, pipeline_id = input_context.num_input_pipelines, input_context.input_pipeline_id
         per_replica_batch = input_context.get_per_replica_batch_size(batch_size)
 
-    examples = _load_split(info, split, data_dir, download, num_examples)[:num_examples]
-    examples = examples[pipeline_id::num_pipelines]
+    examples, labels = _load_split(info, split, data_dir, download, num_examples, with_labels=conditional)
+    examples = examples[:num_examples][pipeline_id::num_pipelines]
     size = len(examples)
     if size == 0 or (drop_remainder and size < per_replica_batch):
         raise ValueError(
@@ -128,6 +149,8 @@ def make_dataset(name, split="train", batch_size=128, *, shuffle=True, seed=0, d
             f"{per_replica_batch} (drop_remainder={drop_remainder}); pass a smaller `batch_size`, more "
             f"`num_examples` or drop_remainder=False")
     examples = tf.constant(examples)
+    if conditional:
+        labels = tf.constant(labels[:num_examples][pipeline_id::num_pipelines])
     preprocess = _preprocessor(info, dequantize, dtype)
 
     def one_epoch(epoch_key):
@@ -138,7 +161,11 @@ def make_dataset(name, split="train", batch_size=128, *, shuffle=True, seed=0, d
 
         def load_batch(index, rows):
             noise_key = tf.random.experimental.stateless_fold_in(key, index)
-            return preprocess(tf.gather(examples, rows), noise_key)
+            x = preprocess(tf.gather(examples, rows), noise_key)
+            if not conditional:
+                return x
+            # c gathered with the same rows, so x is exactly the unconditional dataset's batch.
+            return x, tf.one_hot(tf.gather(labels, rows), info.context_shape[0], dtype=dtype)
 
         batches = tf.data.Dataset.from_tensor_slices(order).batch(per_replica_batch, drop_remainder=drop_remainder)
         return batches.enumerate().map(load_batch, num_parallel_calls=tf.data.AUTOTUNE)
@@ -164,10 +191,11 @@ def _check_int(value, arg_name, minimum=None):
     return int(value)
 
 
-def _load_split(info, split, data_dir, download, num_examples=None):
-    """The split (at least its first `num_examples`) as a NumPy array: float32 [N, 2] or uint8 [N, H, W, C]."""
+def _load_split(info, split, data_dir, download, num_examples=None, with_labels=False):
+    """(examples, labels) of the split (at least its first `num_examples`) as NumPy arrays: float32 [N, 2] or
+    uint8 [N, H, W, C], and int64 [N] class indices when `with_labels` (else None)."""
     if not info.is_8bit_image:
-        return toy_split(info.name, split)
+        return toy_labelled_split(info.name, split) if with_labels else (toy_split(info.name, split), None)
     if split not in info.splits and "[" not in str(split):
         raise ValueError(f"`split` must be one of {list(info.splits)} (or a TFDS slice of them) for "
                          f"{info.name!r}; received {split!r}")
@@ -176,11 +204,16 @@ def _load_split(info, split, data_dir, download, num_examples=None):
     # Read only what is used: "train" with num_examples=100 becomes the TFDS slice "train[:100]".
     tfds_split = split if num_examples is None or "[" in str(split) else f"{split}[:{num_examples}]"
     examples = load_tfds_split(info.tfds_name, tfds_split, data_dir=data_dir, download=allow_download)
-    images = examples.map(lambda example: example["image"], num_parallel_calls=tf.data.AUTOTUNE)
-    chunks = list(images.batch(8192).as_numpy_iterator())
+    if not with_labels:
+        images = examples.map(lambda example: example["image"], num_parallel_calls=tf.data.AUTOTUNE)
+        chunks = list(images.batch(8192).as_numpy_iterator())
+        return (np.concatenate(chunks) if chunks else np.zeros((0, *info.event_shape), np.uint8)), None
+    pairs = examples.map(lambda example: (example["image"], tf.cast(example["label"], tf.int64)),
+                         num_parallel_calls=tf.data.AUTOTUNE)
+    chunks = list(pairs.batch(8192).as_numpy_iterator())
     if not chunks:
-        return np.zeros((0, *info.event_shape), np.uint8)
-    return np.concatenate(chunks)
+        return np.zeros((0, *info.event_shape), np.uint8), np.zeros((0,), np.int64)
+    return np.concatenate([images for images, _ in chunks]), np.concatenate([labels for _, labels in chunks])
 
 
 def _preprocessor(info, dequantize, dtype):

@@ -7,17 +7,24 @@
 - mnist: [28, 28, 1] 8-bit images; train / test; TFDS, prepare once with `tfds build mnist`.
 - cifar10: [32, 32, 3] 8-bit images; train / test; TFDS, prepare once with `tfds build cifar10`.
 
+`context_shape` is the shape of the condition c that `make_dataset(name, conditional=True)` pairs with each
+x: (10,) for the labelled images (digits, mnist, cifar10: the class), (2,) for two_moons (the moon), (8,) for
+eight_gaussians (the component); None for the toys whose points carry no class (checkerboard, rings,
+pinwheel, prelu).
+
 Example:
     >>> from tfp_flows.datasets import dataset_info, list_datasets
     >>> dataset_info("digits").num_dims, dataset_info("digits").is_8bit_image, dataset_info("digits").num_levels
     (64, True, 17)
     >>> "two_moons" in list_datasets()
     True
+    >>> dataset_info("two_moons").context_shape, dataset_info("rings").context_shape
+    ((2,), None)
 """
 import dataclasses
 import math
 
-from tfp_flows.datasets import synthetic
+from tfp_flows.datasets import conditional, synthetic
 from tfp_flows.datasets.digits_builder import DIGITS_LEVELS, DIGITS_SPLIT_SIZES
 from tfp_flows.datasets.toy_builder import TOY_SPLITS
 
@@ -39,6 +46,9 @@ class FlowDatasetInfo:
       num_levels: how many values a pixel takes: 256 for 8-bit images, 17 for digits (their 17 grey levels,
         stored on the 8-bit scale), None for continuous data. `make_dataset` dequantizes at this quantisation,
         x = (level + u) / num_levels, and `bits_per_dim(..., num_levels=...)` counts bits per pixel of it.
+      context_shape: shape of the one-hot condition c that `make_dataset(..., conditional=True)` yields with
+        each x, (K,) for K classes; None when the data have no labels (no conditional version).
+      class_names: the name of each of the K classes (row titles of conditional sample figures), or None.
     """
 
     name: str
@@ -48,6 +58,8 @@ class FlowDatasetInfo:
     tfds_name: str
     needs_download: bool = False
     levels: int = 256
+    context_shape: tuple = None
+    class_names: tuple = None
 
     @property
     def num_dims(self):
@@ -58,13 +70,25 @@ class FlowDatasetInfo:
         return self.levels if self.is_8bit_image else None
 
 
+def _toy_info(name):
+    labelled = conditional.CONDITIONAL_DENSITIES.get(name)
+    return FlowDatasetInfo(name, (2,), False, TOY_SPLITS, f"tfp_flows_toy/{name}",
+                           context_shape=labelled.context_shape if labelled else None,
+                           class_names=labelled.class_names if labelled else None)
+
+
+_DIGIT_NAMES = tuple(str(digit) for digit in range(10))
+# CIFAR-10's label order (batches.meta.txt of Krizhevsky's release, which TFDS reads for its names).
+_CIFAR10_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
 _INFOS = {
-    **{name: FlowDatasetInfo(name, (2,), False, TOY_SPLITS, f"tfp_flows_toy/{name}")
-       for name in synthetic.DENSITIES},
+    **{name: _toy_info(name) for name in synthetic.DENSITIES},
     "digits": FlowDatasetInfo("digits", (8, 8, 1), True, tuple(DIGITS_SPLIT_SIZES), "tfp_flows_digits",
-                              levels=DIGITS_LEVELS),
-    "mnist": FlowDatasetInfo("mnist", (28, 28, 1), True, ("train", "test"), "mnist", needs_download=True),
-    "cifar10": FlowDatasetInfo("cifar10", (32, 32, 3), True, ("train", "test"), "cifar10", needs_download=True),
+                              levels=DIGITS_LEVELS, context_shape=(10,), class_names=_DIGIT_NAMES),
+    "mnist": FlowDatasetInfo("mnist", (28, 28, 1), True, ("train", "test"), "mnist", needs_download=True,
+                             context_shape=(10,), class_names=_DIGIT_NAMES),
+    "cifar10": FlowDatasetInfo("cifar10", (32, 32, 3), True, ("train", "test"), "cifar10", needs_download=True,
+                               context_shape=(10,), class_names=_CIFAR10_NAMES),
 }
 
 

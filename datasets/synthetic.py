@@ -43,8 +43,8 @@ from tfp_flows.datasets import _checks
 from tfp_flows.datasets.mixture import GaussianMixture2D, curve_quadrature
 
 __all__ = [
-    "ToyDensity", "TwoMoons", "EightGaussians", "Checkerboard", "Rings", "Pinwheel", "PReLUTutorial",
-    "DENSITIES", "get_density",
+    "ToyDensity", "ClassMixtureDensity", "TwoMoons", "EightGaussians", "Checkerboard", "Rings", "Pinwheel",
+    "PReLUTutorial", "DENSITIES", "get_density",
 ]
 
 
@@ -93,34 +93,86 @@ class ToyDensity(abc.ABC):
         return f"{type(self).__name__}()"
 
 
-def _equal_curve_mixture(curves, latent_log_density, lo, hi, noise):
-    """A `GaussianMixture2D` for x = c_k(t) + noise * eps with k uniform over `curves` and t ~ pi on [lo, hi]."""
-    centers, log_weights = [], []
+class ClassMixtureDensity(ToyDensity):
+    """A toy density that is an equal mixture of `num_classes` parts, the class k being how a point was made.
+
+    k ~ U{0, ..., K-1}, x ~ p(x | k), so p(x) = (1/K) sum_k p(x | k). Subclasses set `num_classes`,
+    `class_names` and `class_mixtures` (K `GaussianMixture2D`s, the k-th evaluating p(x | k)) and implement
+    `_sample_given_class(classes, rng)`; `sample` draws the classes first, then the points, so the points
+    `sample` returns are exactly those of `sample_with_classes` for the same seed
+    (`conditional.ConditionalToyDensity` builds p(x | c) on this).
+    """
+
+    num_classes = None
+    class_names = None
+    class_mixtures = None
+
+    def sample_with_classes(self, num_samples, seed=0, dtype=np.float32, classes=None):
+        """(points [n, 2] of `dtype`, classes int64 [n]): the classes drawn uniformly, or the `classes` given.
+
+        With `classes=None` the points equal `sample(num_samples, seed)` point for point.
+        """
+        num_samples = _checks.check_positive_int(num_samples, "num_samples")
+        rng = np.random.default_rng(seed)
+        if classes is None:
+            classes = rng.integers(0, self.num_classes, size=num_samples)
+        else:
+            classes = _checks.check_classes(classes, num_samples, self.num_classes, "classes")
+        return self._sample_given_class(classes, rng).astype(dtype), classes.astype(np.int64)
+
+    def class_log_prob(self, x):
+        """log p(x | k) for every class k: x [..., 2] -> [..., K], in the dtype of x."""
+        x = _checks.check_points_2d(x, "x")
+        return tf.stack([mixture.log_prob(x) for mixture in self.class_mixtures], axis=-1)
+
+    def _sample(self, num_samples, rng):
+        # The same draws as sample_with_classes: classes first, then the points given them.
+        return self._sample_given_class(rng.integers(0, self.num_classes, size=num_samples), rng)
+
+    @abc.abstractmethod
+    def _sample_given_class(self, classes, rng):
+        """float64 array [len(classes), 2], point i drawn from p(x | classes[i])."""
+
+
+def _curve_mixtures(curves, latent_log_density, lo, hi, noise):
+    """One `GaussianMixture2D` per curve: p(x | k) for x = c_k(t) + noise * eps, t ~ pi on [lo, hi]."""
+    mixtures = []
     for curve in curves:
         curve_centers, curve_log_weights = curve_quadrature(curve, latent_log_density, lo, hi,
                                                             max_panel_length=noise)
-        centers.append(curve_centers)
-        # Each curve gets exactly its share 1/K, whatever the quadrature error in its own normalisation.
-        log_weights.append(curve_log_weights - np.logaddexp.reduce(curve_log_weights) - math.log(len(curves)))
-    return GaussianMixture2D(np.concatenate(centers), np.concatenate(log_weights), noise)
+        mixtures.append(GaussianMixture2D(curve_centers, curve_log_weights, noise))  # normalised to 1
+    return mixtures
 
 
-class TwoMoons(ToyDensity):
+def _equal_mixture_of(mixtures):
+    """The `GaussianMixture2D` (1/K) sum_k p_k(x) of K mixtures with one common scale."""
+    # Each part gets exactly its share 1/K, whatever the quadrature error in its own normalisation.
+    log_share = math.log(len(mixtures))
+    return GaussianMixture2D(np.concatenate([m.centers for m in mixtures]),
+                             np.concatenate([m.log_weights - log_share for m in mixtures]), mixtures[0].scale)
+
+
+class TwoMoons(ClassMixtureDensity):
     """Two interleaved half circles (sklearn's `make_moons` geometry, scaled and shifted as in FFJORD).
 
     x = c_k(t) + noise * eps, k ~ U{0, 1}, t ~ U(0, pi), eps ~ N(0, I_2), with
     c_0(t) = 2 (cos t, sin t) + (-1, -0.2) and c_1(t) = 2 (1 - cos t, 0.5 - sin t) + (-1, -0.2).
     p(x) = 1/2 sum_k (1/pi) integral_0^pi N(x; c_k(t), noise^2 I) dt, evaluated by quadrature over t.
+    Class k: the moon, p(x | k) = (1/pi) integral_0^pi N(x; c_k(t), noise^2 I) dt (`class_mixtures[k]`).
     """
 
     name = "two_moons"
     limits = ((-4.5, 4.5), (-3.0, 3.5))
     plot_limits = ((-3.5, 3.5), (-2.0, 2.5))
 
+    num_classes = 2
+    class_names = ("upper moon", "lower moon")
+
     def __init__(self, noise=0.2):
         self.noise = float(noise)
-        self._mixture = _equal_curve_mixture([self._upper, self._lower], lambda t: np.zeros_like(t), 0.0,
-                                             math.pi, self.noise)
+        self.class_mixtures = _curve_mixtures([self._upper, self._lower], lambda t: np.zeros_like(t), 0.0,
+                                              math.pi, self.noise)
+        self._mixture = _equal_mixture_of(self.class_mixtures)
 
     @staticmethod
     def _upper(t):
@@ -130,36 +182,38 @@ class TwoMoons(ToyDensity):
     def _lower(t):
         return np.stack([2.0 * (1.0 - np.cos(t)) - 1.0, 2.0 * (0.5 - np.sin(t)) - 0.2], axis=-1)
 
-    def _sample(self, num_samples, rng):
-        component = rng.integers(0, 2, size=num_samples)
-        t = rng.uniform(0.0, math.pi, size=num_samples)
+    def _sample_given_class(self, component, rng):
+        t = rng.uniform(0.0, math.pi, size=len(component))
         points = np.where(component[:, None] == 0, self._upper(t), self._lower(t))
-        return points + self.noise * rng.standard_normal((num_samples, 2))
+        return points + self.noise * rng.standard_normal((len(component), 2))
 
     def _log_prob(self, x):
         return self._mixture.log_prob(x)
 
 
-class EightGaussians(ToyDensity):
+class EightGaussians(ClassMixtureDensity):
     """Equal mixture of 8 isotropic Gaussians N(mu_k, scale^2 I), mu_k = radius (cos(k pi/4), sin(k pi/4)).
 
     FFJORD's version: radius 4 / sqrt(2) = 2.83, scale 0.5 / sqrt(2) = 0.354 (FFJORD divides by 1.414).
-    p(x) = (1/8) sum_k N(x; mu_k, scale^2 I), exact.
+    p(x) = (1/8) sum_k N(x; mu_k, scale^2 I), exact. Class k: the component, p(x | k) = N(x; mu_k, scale^2 I).
     """
 
     name = "eight_gaussians"
     limits = ((-5.5, 5.5), (-5.5, 5.5))
     plot_limits = ((-4.0, 4.0), (-4.0, 4.0))
+    num_classes = 8
+    class_names = tuple(f"{45 * k} deg" for k in range(8))  # the angle of the component's centre
 
     def __init__(self, radius=2.0 * math.sqrt(2.0), scale=0.5 / math.sqrt(2.0)):
         self.radius, self.scale = float(radius), float(scale)
         angles = np.arange(8) * (math.pi / 4.0)
         self.centers = self.radius * np.stack([np.cos(angles), np.sin(angles)], axis=-1)
+        self.class_mixtures = [GaussianMixture2D(center[np.newaxis], np.zeros(1), self.scale)
+                               for center in self.centers]
         self._mixture = GaussianMixture2D(self.centers, np.zeros(8), self.scale)
 
-    def _sample(self, num_samples, rng):
-        component = rng.integers(0, 8, size=num_samples)
-        return self.centers[component] + self.scale * rng.standard_normal((num_samples, 2))
+    def _sample_given_class(self, component, rng):
+        return self.centers[component] + self.scale * rng.standard_normal((len(component), 2))
 
     def _log_prob(self, x):
         return self._mixture.log_prob(x)
@@ -243,7 +297,8 @@ class Pinwheel(ToyDensity):
         self.noise, self.truncation = float(noise), float(truncation)
         self.s_range = (1.0 - truncation * radial_std, 1.0 + truncation * radial_std)
         curves = [self._arm(k) for k in range(self.num_arms)]
-        self._mixture = _equal_curve_mixture(curves, self._latent_log_density, *self.s_range, self.noise)
+        self._mixture = _equal_mixture_of(_curve_mixtures(curves, self._latent_log_density, *self.s_range,
+                                                           self.noise))
 
     def _arm(self, k):
         def curve(s):

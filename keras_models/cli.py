@@ -3,6 +3,8 @@
     tfp-flows train                                   # RealNVP on two moons, about a minute on 2 CPU cores
     tfp-flows train --preset glow --dataset digits --epochs 20
     tfp-flows train --preset planar --dataset U2      # variational inference on a 2-D energy
+    tfp-flows train --preset radial --dataset U1 --objective iw-elbo --num-importance-samples 8
+    tfp-flows train --preset glow --dataset digits --conditional   # class-conditional: one sample row per digit
     tfp-flows train --config run.yaml                 # keys mirror the flags (model_args, epochs, ...)
     tfp-flows train --resume runs/realnvp-two_moons-20261123-101500
     tfp-flows evaluate --model runs/<run>/model.keras --dataset two_moons --split test
@@ -86,6 +88,12 @@ def build_parser():
     train.add_argument("--strategy", choices=["default", "mirrored", "multiworker"])
     train.add_argument("--quiet", dest="verbose", action="store_const", const=0, default=None)
     train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last backup")
+    train.add_argument("--conditional", action="store_true", default=None,
+                       help="train p(x | c) with c the one-hot label (datasets with a context shape, `tfp-flows list`)")
+    train.add_argument("--objective", choices=["elbo", "iw-elbo"],
+                       help="variational inference (--dataset U1..U4) only: the bound trained on (default elbo)")
+    train.add_argument("--num-importance-samples", type=_positive_int, metavar="K",
+                       help="variational inference only: K samples per estimate of the iw-elbo (default 1)")
 
     evaluate = commands.add_parser("evaluate", help="NLL (and bits/dim) of a checkpoint or export on a split")
     evaluate.add_argument("--model", required=True, help="a .keras checkpoint, a run folder or a SavedModel")
@@ -226,11 +234,16 @@ def _export(args):
 
 def _list():
     from keras_models.flows.presets import PRESETS  # noqa: PLC0415
-    from tfp_flows.datasets import list_datasets  # noqa: PLC0415
+    from tfp_flows.datasets import dataset_info, list_datasets  # noqa: PLC0415
     from tfp_flows.datasets.energies import ENERGIES  # noqa: PLC0415
 
     print("presets:  " + ", ".join(sorted(PRESETS)))
     print("datasets: " + ", ".join(sorted(list_datasets())))
+    # The context shape is the one-hot condition c that make_dataset(..., conditional=True) pairs with x.
+    labelled = [(name, dataset_info(name).context_shape) for name in sorted(list_datasets())
+                if dataset_info(name).context_shape is not None]
+    print("conditional datasets (context shape of c): "
+          + ", ".join(f"{name} {shape}" for name, shape in labelled))
     print("energies (variational inference with planar/radial/...): " + ", ".join(sorted(name.upper() for name in ENERGIES)))
     return 0
 

@@ -256,6 +256,15 @@ CASES = [
      r"`epochs` must be an int >= 1; received 0"),
     ("config_unknown_key", lambda tmp: run.resolve_config({"epochz": 3}), ValueError,
      r"unknown configuration keys \['epochz'\]; expected keys among \["),
+    ("config_conditional_without_labels", lambda tmp: run.resolve_config({"dataset": "rings", "conditional": True}),
+     ValueError, r"`conditional` \(--conditional\) needs a dataset with labels \(a context_shape\); 'rings' has "
+                 r"none. Expected one of \[.*'digits'.*'two_moons'\]"),
+    ("config_conditional_not_bool", lambda tmp: run.resolve_config({"conditional": "yes"}), TypeError,
+     r"`conditional` must be true or false; received 'yes'"),
+    ("config_iw_elbo_k_with_elbo", lambda tmp: run.resolve_config(
+        {"dataset": "U1", "preset": "planar", "num_importance_samples": 4}), ValueError,
+     r"`num_importance_samples` > 1 needs objective 'iw-elbo' \(--objective iw-elbo\); received "
+     r"num_importance_samples=4 with objective 'elbo'"),
     ("resume_without_config", lambda tmp: run.train(resume=str(tmp)), ValueError,
      r"`resume` must be a run folder holding config.json .*; received '.*'"),
     # make_dataset arguments.

@@ -9,7 +9,7 @@ import tensorflow_datasets as tfds
 import tfp_flows.datasets  # noqa: F401  (registers the builders)
 from tfp_flows.datasets import synthetic
 from tfp_flows.datasets.digits_builder import DIGITS_SPLIT_SIZES, digits_levels_to_uint8, digits_split
-from tfp_flows.datasets.toy_builder import TOY_SPLIT_SIZES, ToyConfig, toy_split
+from tfp_flows.datasets.toy_builder import TOY_SPLIT_SIZES, ToyConfig, toy_labelled_split, toy_split
 
 
 def _sorted_rows(points):
@@ -32,13 +32,21 @@ def test_builders_are_registered_under_documented_names():
     assert {"tfp_flows_toy", "tfp_flows_digits"} <= set(tfds.list_builders())
     configs = {config.name for config in tfds.builder_cls("tfp_flows_toy").BUILDER_CONFIGS}
     assert configs == set(synthetic.DENSITIES)
+    assert str(tfds.builder_cls("tfp_flows_toy").VERSION) == "1.1.0"
+    labelled = {name for name in configs if "label" in tfds.builder("tfp_flows_toy", config=name).info.features}
+    assert labelled == {"two_moons", "eight_gaussians"}
 
 
 def test_toy_config_loads_with_documented_split_sizes_and_same_points_as_toy_split(data_dir):
     for split, size in TOY_SPLIT_SIZES.items():
-        x = _load_all("tfp_flows_toy/two_moons", split, data_dir, "x")
+        data = _load_all("tfp_flows_toy/two_moons", split, data_dir, None)
+        x = data["x"]
         assert x.shape == (size, 2) and x.dtype == np.float32
         np.testing.assert_array_equal(_sorted_rows(x), _sorted_rows(toy_split("two_moons", split)))
+        # Since 1.1.0 each point carries the moon that made it (the same pairs as toy_labelled_split).
+        points, labels = toy_labelled_split("two_moons", split)
+        np.testing.assert_array_equal(_sorted_rows(np.column_stack([x, data["label"]])),
+                                      _sorted_rows(np.column_stack([points, labels])))
     # Splits are different draws.
     assert not np.array_equal(toy_split("two_moons", "validation"), toy_split("two_moons", "test"))
 

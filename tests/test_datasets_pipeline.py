@@ -1,4 +1,5 @@
-"""make_dataset: shapes, dtypes, ranges, dequantization, seeded shuffling, epochs, remainders, sharding, errors."""
+"""make_dataset: shapes, dtypes, ranges, dequantization, seeded shuffling, epochs, remainders, sharding, errors,
+and conditional (x, c) pairs."""
 import os
 import subprocess
 import sys
@@ -8,7 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfp_flows.datasets import dataset_info, digits_split, list_datasets, make_dataset, toy_split
+from tfp_flows.datasets import (dataset_info, digits_split, list_datasets, make_dataset, toy_labelled_split,
+                                toy_split)
 from tfp_flows.datasets.digits_builder import digits_levels_to_uint8
 
 
@@ -19,7 +21,7 @@ def data_dir(tmp_path_factory):
 
 def _batches(ds, count=None):
     ds = ds if count is None else ds.take(count)
-    return [batch.numpy() for batch in ds]
+    return [tf.nest.map_structure(lambda tensor: tensor.numpy(), batch) for batch in ds]
 
 
 def _sorted_rows(points):
@@ -39,6 +41,13 @@ def test_list_and_info():
     assert cifar.num_dims == 32 * 32 * 3 and cifar.needs_download
     assert dataset_info("digits").num_dims == 64 and not dataset_info("digits").needs_download
     assert dataset_info("digits").num_levels == 17
+    contexts = {name: dataset_info(name).context_shape for name in names}
+    assert contexts == {"two_moons": (2,), "eight_gaussians": (8,), "checkerboard": None, "rings": None,
+                        "pinwheel": None, "prelu": None, "digits": (10,), "mnist": (10,), "cifar10": (10,)}
+    for name in names:
+        info = dataset_info(name)
+        assert (info.class_names is None) == (info.context_shape is None)
+        assert info.class_names is None or len(info.class_names) == info.context_shape[0]
 
 
 def test_toy_shapes_dtypes_and_cardinality():
@@ -117,6 +126,47 @@ def test_digits_without_dequantization_gives_bin_centres(data_dir):
     np.testing.assert_array_equal(_sorted_rows(digits_levels_to_uint8(levels)), _sorted_rows(digits_split("test")[0]))
 
 
+def test_conditional_toy_pairs_each_point_with_its_generating_class():
+    points, labels = toy_labelled_split("two_moons", "validation")
+    np.testing.assert_array_equal(points, toy_split("two_moons", "validation"))
+    ordered = make_dataset("two_moons", "validation", batch_size=4096, shuffle=False, conditional=True,
+                           dtype=tf.float64)
+    assert ordered.element_spec == (tf.TensorSpec([None, 2], tf.float64), tf.TensorSpec([None, 2], tf.float64))
+    x, c = (np.concatenate(parts) for parts in zip(*_batches(ordered)))
+    np.testing.assert_array_equal(x, points)
+    np.testing.assert_array_equal(c, np.eye(2)[labels])
+    # Shuffled, batched and sharded: the x are exactly the unconditional dataset's, the c still follow them.
+    context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=1, num_replicas_in_sync=2)
+    common = dict(batch_size=64, num_examples=1000, seed=3, input_context=context)
+    pairs = _batches(make_dataset("two_moons", conditional=True, **common))
+    plain = _batches(make_dataset("two_moons", **common))
+    np.testing.assert_array_equal(np.stack([x for x, _ in pairs]), np.stack(plain))
+    train_points, train_labels = toy_labelled_split("two_moons", "train")
+    lookup = {point.tobytes(): label for point, label in zip(train_points[:1000], train_labels[:1000])}
+    for x, c in pairs:
+        assert c.shape == (32, 2) and c.dtype == np.float32
+        np.testing.assert_array_equal(c.argmax(axis=-1), [lookup[point.tobytes()] for point in x])
+
+
+def test_conditional_digits_carry_the_label_of_each_image(data_dir):
+    ds = make_dataset("digits", "test", batch_size=50, shuffle=False, dequantize=None, data_dir=data_dir,
+                      conditional=True)
+    assert ds.element_spec[1] == tf.TensorSpec([None, 10], tf.float32)
+    pairs = _batches(ds)
+    plain = _batches(make_dataset("digits", "test", batch_size=50, shuffle=False, dequantize=None,
+                                  data_dir=data_dir))
+    np.testing.assert_array_equal(np.concatenate([x for x, _ in pairs]), np.concatenate(plain))
+    images, labels = digits_split("test")
+    lookup = {}
+    for image, label in zip(images, labels):
+        lookup.setdefault(image.tobytes(), set()).add(int(label))
+    for x, c in pairs:
+        pixels = digits_levels_to_uint8(x.astype(np.float64) * 17.0 - 0.5)
+        assert np.all(c.sum(axis=-1) == 1)
+        for image, label in zip(pixels, c.argmax(axis=-1)):
+            assert int(label) in lookup[image.tobytes()]
+
+
 def test_per_replica_batching_and_sharding_with_input_context():
     shards = []
     for pipeline in range(2):
@@ -175,6 +225,8 @@ def test_distribute_datasets_from_function_under_mirrored_strategy(tmp_path):
     (dict(name="two_moons", num_examples=10, batch_size=64, drop_remainder=False,
           input_context=tf.distribute.InputContext(16, 15, 1)), ValueError, "0 examples"),
     (dict(name="two_moons", initial_epoch=-1), ValueError, "initial_epoch"),
+    (dict(name="rings", conditional=True), ValueError, r"`conditional=True` needs .*'rings' has none.*two_moons"),
+    (dict(name="two_moons", conditional="yes"), TypeError, "`conditional` must be a bool"),
 ])
 def test_bad_arguments_raise_clear_errors(kwargs, error, pattern):
     kwargs = {"batch_size": 8, **kwargs}

@@ -21,8 +21,11 @@ def limits_of(points, margin=0.15):
 
 
 def plot_density_2d(log_prob_fn, path, data=None, samples=None, target_log_prob_fn=None, limits=None,
-                    resolution=150, title="learned density"):
-    """Heat map of exp(log_prob_fn) on a grid beside the data, the samples and (for VI) the target."""
+                    resolution=150, title="learned density", data_classes=None, sample_classes=None):
+    """Heat map of exp(log_prob_fn) on a grid beside the data, the samples and (for VI) the target.
+
+    `data_classes` / `sample_classes` (int arrays, optional) colour each point by its class (conditional runs).
+    """
     reference = samples if data is None else data
     limits = limits or limits_of(np.asarray(reference))
     xx, yy, points = _grid(limits, resolution)
@@ -30,15 +33,20 @@ def plot_density_2d(log_prob_fn, path, data=None, samples=None, target_log_prob_
     if target_log_prob_fn is not None:
         target = np.asarray(target_log_prob_fn(points)).reshape(xx.shape)
         panels.insert(0, ("target exp(-U)", np.exp(target - target.max())))
-    scatters = [(name, pts) for name, pts in (("data", data), ("samples", samples)) if pts is not None]
+    scatters = [(name, pts, classes) for name, pts, classes in (("data", data, data_classes),
+                                                                ("samples", samples, sample_classes))
+                if pts is not None]
     fig, axes = plt.subplots(1, len(panels) + len(scatters), figsize=(4 * (len(panels) + len(scatters)), 4))
     axes = np.atleast_1d(axes)
     for ax, (name, values) in zip(axes, panels):
         ax.imshow(values, origin="lower", extent=[*limits[0], *limits[1]], aspect="auto", cmap="viridis")
         ax.set_title(name)
-    for ax, (name, pts) in zip(axes[len(panels):], scatters):
+    for ax, (name, pts, classes) in zip(axes[len(panels):], scatters):
         pts = np.asarray(pts)
-        ax.scatter(pts[:, 0], pts[:, 1], s=2, alpha=0.5)
+        if classes is None:
+            ax.scatter(pts[:, 0], pts[:, 1], s=2, alpha=0.5)
+        else:
+            ax.scatter(pts[:, 0], pts[:, 1], s=2, alpha=0.5, c=np.asarray(classes), cmap="tab10", vmin=0, vmax=9)
         ax.set_xlim(*limits[0])
         ax.set_ylim(*limits[1])
         ax.set_title(name)
@@ -80,6 +88,31 @@ def plot_images(rows, path, titles=None, columns=8):
             ax.set_title(titles[i])
     fig.tight_layout()
     fig.savefig(path, dpi=100)  # a one-row strip is then 115 px tall
+    plt.close(fig)
+    return path
+
+
+def plot_image_rows(rows, path, row_labels, title=None):
+    """One grid with a row of images per entry of `rows` (e.g. samples of one class each), labelled on the left.
+
+    Every row holds the same number of [H, W, C] images in [0, 1]; `row_labels` names each row (a class name).
+    """
+    columns = len(rows[0])
+    canvas = image_grid(np.concatenate([np.asarray(images)[:columns] for images in rows]), columns)
+    height = canvas.shape[0] / len(rows)
+    width = columns * 0.8
+    fig, ax = plt.subplots(figsize=(width + 1.2, width * canvas.shape[0] / canvas.shape[1] + (0.4 if title else 0.1)))
+    ax.imshow(canvas.squeeze(-1) if canvas.shape[-1] == 1 else canvas, cmap="gray", vmin=0, vmax=1,
+              interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks((np.arange(len(rows)) + 0.5) * height - 0.5, labels=[str(label) for label in row_labels])
+    ax.tick_params(length=0)
+    for side in ax.spines.values():
+        side.set_visible(False)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
 

@@ -10,6 +10,13 @@ epoch end), and the data stream continues at the first step after the backup (ma
 a pure function of (seed, data epoch), entered at the right epoch and batch): the resumed run ends with the
 weights an uninterrupted run would have had.
 
+Conditional runs (`conditional`, `--conditional`): the preset gets the dataset's `context_shape=` and trains on
+`make_dataset(..., conditional=True)`'s (x, c) pairs (c one-hot); `log_prob(x, c)` and `sample(n, c)` take the
+condition. The figures show, for 2-D data, the learned marginal (1/K) sum_k q(x | k) beside samples drawn at the
+validation contexts; for images, one row of samples per class (c fixed along a row). The interpolation strip is
+left out (it would need the encoder's context), and `validation_kl_gap` uses the true log p(x | c) where it
+exists (conditional two_moons, eight_gaussians). The unconditional path is unchanged.
+
 Distribution (`strategy`): "mirrored" (all local GPUs), "multiworker" (TF_CONFIG names the cluster; every
 worker runs the same command) or "default". The model is built and compiled under `strategy.scope()`, ActNorm
 is initialised from one global batch (the same on every worker), and each replica reads its own slice of every
@@ -42,6 +49,8 @@ def _model_args(config, info):
     args = dict(preset(config["preset"]).toy_args) if len(info.event_shape) == 1 else {}
     if info.is_8bit_image and info.num_levels != 256:
         args["pixel_levels"] = info.num_levels  # digits: 17 levels, for bits/dim and dequantization
+    if config["conditional"]:
+        args["context_shape"] = tuple(info.context_shape)  # resolve_config checked that the preset takes it
     args.update(config["model_args"] or {})
     return args
 
@@ -56,7 +65,7 @@ def _train_stream(config, start_step, input_context=None):
     from tfp_flows.datasets import make_dataset  # noqa: PLC0415
 
     common = dict(split="train", batch_size=config["batch_size"], seed=config["seed"], shuffle=True,
-                  drop_remainder=True, input_context=input_context)
+                  drop_remainder=True, input_context=input_context, **_conditional_kwargs(config))
     replicas_per_pipeline = 1 if input_context is None else (input_context.num_replicas_in_sync
                                                              // input_context.num_input_pipelines)
     batches_done = start_step * replicas_per_pipeline
@@ -65,6 +74,11 @@ def _train_stream(config, start_step, input_context=None):
     batches_per_epoch = int(make_dataset(config["dataset"], repeat=False, **common).cardinality())
     data_epoch, offset = divmod(batches_done, batches_per_epoch)
     return make_dataset(config["dataset"], repeat=True, initial_epoch=data_epoch, **common).skip(offset)
+
+
+def _conditional_kwargs(config):
+    """make_dataset's `conditional=True` for a conditional run, nothing otherwise (the unconditional call as it was)."""
+    return {"conditional": True} if config["conditional"] else {}
 
 
 def _datasets(config, strategy, start_step=0, check_finite=True, support=None):
@@ -82,20 +96,24 @@ def _datasets(config, strategy, start_step=0, check_finite=True, support=None):
     else:
         train_ds = _train_stream(config, start_step)
     validation = make_dataset(config["dataset"], split="validation", batch_size=config["batch_size"],
-                              seed=config["seed"], shuffle=False, drop_remainder=True, repeat=False)
+                              seed=config["seed"], shuffle=False, drop_remainder=True, repeat=False,
+                              **_conditional_kwargs(config))
     return first_batch, train_ds, validation.take(config["validation_batches"])
 
 
 def _collect_points(dataset, limit):
-    points = []
+    """The first `limit` examples of `dataset` as NumPy: x, or (x, c) for a conditional dataset."""
+    batches = []
     for batch in dataset:
-        points.append(batch.numpy())
-        if sum(len(p) for p in points) >= limit:
+        batches.append(tf.nest.map_structure(lambda tensor: tensor.numpy(), batch))
+        if sum(len(tf.nest.flatten(b)[0]) for b in batches) >= limit:
             break
-    return np.concatenate(points)[:limit]
+    return tf.nest.map_structure(lambda *parts: np.concatenate(parts)[:limit], *batches)
 
 
 def _figures(model, run_dir, validation_points, history, info):
+    if isinstance(validation_points, tuple):
+        return _conditional_figures(model, run_dir, validation_points, history, info)
     paths = {"training_curve": plots.plot_training_curve(history, os.path.join(run_dir, "training_curve.png"))}
     if len(model.event_shape) == 1 and model.event_shape[0] == 2:
         samples = model.sample(2000, seed=1).numpy()
@@ -111,6 +129,37 @@ def _figures(model, run_dir, validation_points, history, info):
         strip = model.decode((1.0 - weights) * z[0] + weights * z[1]).numpy()
         paths["interpolation"] = plots.plot_images([strip], os.path.join(run_dir, "interpolation.png"),
                                                    titles=["latent interpolation"])
+    _write_tensorboard_images(run_dir, paths)
+    return paths
+
+
+def _conditional_figures(model, run_dir, validation_points, history, info):
+    """A conditional run's figures: 2-D, the marginal (1/K) sum_k q(x | k) with samples at the validation
+    contexts, coloured by class; images, one row of samples per class, c fixed along the row (T = 0.7, as the
+    unconditional figure's second row)."""
+    x, c = validation_points
+    paths = {"training_curve": plots.plot_training_curve(history, os.path.join(run_dir, "training_curve.png"))}
+    num_classes = info.context_shape[0]
+    one_hots = np.eye(num_classes, dtype=c.dtype)
+    if len(model.event_shape) == 1 and model.event_shape[0] == 2:
+        def marginal_log_prob(points):
+            per_class = [model.log_prob(points, np.repeat(one_hots[k:k + 1], len(points), axis=0)).numpy()
+                         for k in range(num_classes)]
+            return np.logaddexp.reduce(np.stack(per_class), axis=0) - np.log(num_classes)
+
+        samples = model.sample(len(c), c, seed=1).numpy()
+        # Points coloured by class: samples drawn at the validation contexts should sit where those data sit.
+        paths["density"] = plots.plot_density_2d(marginal_log_prob, os.path.join(run_dir, "density.png"),
+                                                 data=x, samples=samples, data_classes=c.argmax(axis=-1),
+                                                 sample_classes=c.argmax(axis=-1),
+                                                 title="learned marginal (1/K) sum_k q(x | k)")
+    elif len(model.event_shape) == 3:
+        columns = 8
+        rows = [model.sample(columns, np.repeat(one_hots[k:k + 1], columns, axis=0), temperature=0.7,
+                             seed=[2, k]).numpy() for k in range(num_classes)]
+        paths["samples"] = plots.plot_image_rows(rows, os.path.join(run_dir, "samples.png"),
+                                                 row_labels=list(info.class_names),
+                                                 title="samples given the class (one row each), T = 0.7")
     _write_tensorboard_images(run_dir, paths)
     return paths
 
@@ -196,8 +245,11 @@ def train(config=None, resume=None):
     if model.num_bits:
         metrics["train_bits_per_dim"] = last_metric(history, "bits_per_dim")
         metrics["validation_bits_per_dim"] = finite_or_none(evaluation.get("bits_per_dim"))
+    if config["conditional"]:
+        metrics["conditional"] = True
+        metrics["context_shape"] = list(info.context_shape)
     if completed:
-        metrics.update(_kl_gap(model, config["dataset"], validation))
+        metrics.update(_kl_gap(model, config["dataset"], validation, bool(config["conditional"])))
     result = {"run_dir": run_dir, "metrics": metrics}
     if chief:
         if completed:
@@ -224,10 +276,19 @@ def _restore_best_epoch(model, callbacks, run_dir, chief):
     return None
 
 
-def _kl_gap(model, dataset, validation):
-    """E_p[log p(x) - log q(x)] on the validation batches, for datasets whose true density is known (0 = exact)."""
+def _kl_gap(model, dataset, validation, conditional=False):
+    """E_p[log p(x) - log q(x)] on the validation batches, for datasets whose true density is known (0 = exact);
+    for a conditional run E_p[log p(x | c) - log q(x | c)], the expected KL(p(. | c) || q(. | c))."""
+    from tfp_flows.datasets import conditional as conditional_densities  # noqa: PLC0415
     from tfp_flows.datasets import synthetic  # noqa: PLC0415
 
+    if conditional:
+        if dataset not in conditional_densities.CONDITIONAL_DENSITIES:
+            return {}
+        density = conditional_densities.get_conditional_density(dataset)
+        gaps = [density.log_prob(tf.cast(x, tf.float64), c).numpy()
+                - model.log_prob(x, c).numpy().astype(np.float64) for x, c in validation]
+        return {"validation_kl_gap": finite_or_none(float(np.mean(np.concatenate(gaps))))}
     if dataset not in synthetic.DENSITIES:
         return {}
     density = synthetic.get_density(dataset)

@@ -5,6 +5,9 @@ ELBO. The run folder gets the same files as a density run: config.json, metrics.
 NLL), model.keras (the flow q), TensorBoard logs, a training curve and the density figure beside the target
 energy; the flow q is exported as a SavedModel, so `tfp-flows sample` draws from the fitted posterior.
 
+`objective` ("elbo" or "iw-elbo") and `num_importance_samples` (K) come from the config (`--objective`,
+`--num-importance-samples`) and are recorded in metrics.json, with `train_iw_elbo` beside `train_elbo`.
+
 metrics.json also holds log Z estimated by importance sampling from q (`VariationalFlow.estimate_log_normalizer`):
 `log_z`, `log_z_standard_error`, `ess` (effective sample size) and `log_z_num_samples`. Only U1 has a finite
 log Z; U2-U4 do not decay along z1 (infinite mass), so for them the estimate is the mass within q's reach and a
@@ -54,7 +57,8 @@ def train_variational(config, run_dir, start):
     args = dict(entry.vi_args, **(config["model_args"] or {}))
     flow = build_model(entry.name, (2,), **args)
     model = VariationalFlow(flow, target_log_prob=config["dataset"].upper(), batch_size=config["batch_size"],
-                            seed=config["seed"])
+                            seed=config["seed"], objective=config.get("objective") or "elbo",
+                            num_importance_samples=config.get("num_importance_samples") or 1)
     model.compile(optimizer=make_optimizer(config),
                   jit_compile=bool(config["jit_compile"]))
     chief = is_chief()
@@ -66,8 +70,13 @@ def train_variational(config, run_dir, start):
                         verbose=config["verbose"])
     reason = train_callbacks.stop_reason(callbacks) or "completed"
     elbos = history.history.get("elbo") or [float("nan")]
+    iw_elbos = history.history.get("iw_elbo") or [float("nan")]
     metrics = {
+        "objective": model.objective,
+        "num_importance_samples": model.num_importance_samples,
         "train_elbo": float(elbos[-1]) if np.isfinite(elbos[-1]) else None,
+        # L_K over the last epoch's steps (equal to train_elbo when K = 1).
+        "train_iw_elbo": float(iw_elbos[-1]) if np.isfinite(iw_elbos[-1]) else None,
         "elbo_10k_samples": float(model.elbo(10_000, seed=config["seed"])),
         **log_normalizer_metrics(model, config["seed"]),
         "epochs": initial_epoch + len(history.history.get("elbo", [])),
