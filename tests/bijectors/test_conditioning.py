@@ -14,7 +14,7 @@ from bijector_cases.autoregressive import made_masks
 from tfp_flows import (ActNorm, AdditiveCoupling, AffineCoupling, ChannelSlice, OnePassMaskedAutoregressiveFlow,
                        conditional_kwargs, masks)
 from tfp_flows.conditioning import is_conditional
-from tfp_flows.testing import assert_bijector_invariants
+from tfp_flows.testing import assert_bijector_invariants, with_fixed_kwargs
 
 tfb = tfp.bijectors
 tfd = tfp.distributions
@@ -65,30 +65,6 @@ class ContextMADE(tf.Module):
         return out[..., 0], out[..., 1]
 
 
-class FixedContext(tfb.Bijector):
-    """`bijector` with its `conditional_input` held at `c`: a plain bijector the conformance kit can check."""
-
-    def __init__(self, bijector, c):
-        parameters = dict(locals())
-        self._bijector, self._c = bijector, tf.convert_to_tensor(c)
-        super().__init__(forward_min_event_ndims=1, parameters=parameters, name="fixed_context")
-
-    def _get_parameterization(self):
-        return id(self)
-
-    def _forward(self, x):
-        return self._bijector.forward(x, conditional_input=self._c)
-
-    def _inverse(self, y):
-        return self._bijector.inverse(y, conditional_input=self._c)
-
-    def _forward_log_det_jacobian(self, x):
-        return self._bijector.forward_log_det_jacobian(x, event_ndims=1, conditional_input=self._c)
-
-    def _inverse_log_det_jacobian(self, y):
-        return self._bijector.inverse_log_det_jacobian(y, event_ndims=1, conditional_input=self._c)
-
-
 def normal(shape, seed):
     return tf.constant(np.random.default_rng(seed).normal(size=shape), tf.float32)
 
@@ -107,7 +83,8 @@ MAKERS = {"affine-coupling": coupling, "maf": maf}
 @pytest.mark.parametrize("kind", sorted(MAKERS))
 def test_conformance_with_the_context_held_fixed(kind):
     bijector = MAKERS[kind](seed=1)
-    assert_bijector_invariants(FixedContext(bijector, normal((6, C), 2)), normal((6, D), 3), event_ndims=1)
+    fixed = with_fixed_kwargs(bijector, {"conditional_input": normal((6, C), 2)})
+    assert_bijector_invariants(fixed, normal((6, D), 3), event_ndims=1)
 
 
 @pytest.mark.parametrize("kind", sorted(MAKERS))
