@@ -3,6 +3,8 @@
 The shared model checks run on the conditional cases of tests/model_cases.py (round trips, `.keras`, XLA, every
 weight trains); this file checks what only a conditional model has.
 """
+import json
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -109,3 +111,43 @@ def test_unconditional_models_keep_their_weights_and_a_none_context_shape():
     widened = [(plain, wide) for plain, wide in zip(shapes, conditional_shapes) if plain != wide]
     # Only the first layer of each conditioner reads the context: 1 pass-through + 2 context inputs.
     assert widened == [((1, 8), (3, 8))] * 2, widened
+
+
+def test_conditional_gaussian_base_starts_standard_and_learns_the_context_shift():
+    from keras_models import ConditionalGaussianBase  # noqa: PLC0415
+
+    keras.utils.set_random_seed(11)
+    model = RealNVP((2,), num_couplings=1, hidden_units=(8,), actnorm=False, context_shape=(1,),
+                    base_distribution=ConditionalGaussianBase(hidden_units=(16,)))
+    x, c = two_blobs(512, seed=12)
+    standard = -np.sum(x ** 2, axis=1) / 2 - np.log(2 * np.pi)
+    np.testing.assert_allclose(model.log_prob(x, c).numpy(), standard, rtol=1e-5, atol=1e-5)  # N(0, I) at init
+    model.compile(optimizer=keras.optimizers.Adam(3e-2))
+    model.fit(tf.data.Dataset.from_tensor_slices((x, c)).batch(128).repeat(), epochs=1, steps_per_epoch=100,
+              verbose=0)
+    right = -float(tf.reduce_mean(model.log_prob(x, c)))
+    wrong = -float(tf.reduce_mean(model.log_prob(x, -c)))
+    assert wrong > right + 10.0, (right, wrong)
+    mean = model.base_layer.distribution(np.ones([1, 1], np.float32)).mean().numpy()[0]
+    assert np.all(np.abs(mean) > 1.0), mean  # the base moved its mean with c (the coupling cannot shift both dims)
+    cooled = model.sample(300, np.ones([1], np.float32), temperature=0.0, seed=13).numpy()
+    assert np.ptp(cooled, axis=0).max() < 1e-4  # T = 0: every sample is the decoded conditional mean
+    with pytest.raises(ValueError, match="use conditional_distribution"):
+        model.distribution  # noqa: B018
+
+
+def test_conditional_model_round_trips_through_a_keras_file(tmp_path):
+    from keras_models import ConditionalGaussianBase  # noqa: PLC0415
+
+    model = small_model(base_distribution=ConditionalGaussianBase(hidden_units=(4,)))
+    rng = np.random.default_rng(14)
+    for weight in model.base_layer.trainable_weights:
+        weight.assign(rng.normal(scale=0.3, size=weight.shape).astype(np.float32))
+    x, c = rng.normal(size=(5, 2)).astype(np.float32), rng.normal(size=(5, 2)).astype(np.float32)
+    model.save(tmp_path / "conditional.keras")
+    reloaded = keras.saving.load_model(tmp_path / "conditional.keras")
+    as_json = lambda config: json.loads(json.dumps(config))  # noqa: E731 (build shapes reload as lists)
+    assert as_json(reloaded.get_config()) == as_json(model.get_config()) and reloaded.context_shape == (2,)
+    np.testing.assert_allclose(reloaded.log_prob(x, c).numpy(), model.log_prob(x, c).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(reloaded.sample(5, c, seed=15).numpy(), model.sample(5, c, seed=15).numpy(),
+                               atol=1e-6)

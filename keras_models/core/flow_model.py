@@ -149,6 +149,15 @@ class FlowModel(keras.Model):
                 layer.build((None,) + tuple(shape))
             shape = layer.output_event_shape(shape)
         self.latent_shape = tuple(shape)
+        if self._base_is_conditional():
+            if self.context_shape is None:
+                raise ValueError(f"`base_distribution` {type(self.base_layer).__name__} is conditional but this "
+                                 "model is not: pass context_shape=... to the model")
+            if self.base_layer.context_shape is None:
+                self.base_layer.context_shape = self.context_shape
+            elif tuple(self.base_layer.context_shape) != self.context_shape:
+                raise ValueError(f"`base_distribution` has context_shape {tuple(self.base_layer.context_shape)} but "
+                                 f"the model's is {self.context_shape}; expected the same")
         if self.base_layer is not None and not self.base_layer.built:
             self.base_layer.build((None,) + self.latent_shape)
         if self._user_base is not None:
@@ -465,7 +474,12 @@ class FlowModel(keras.Model):
         if isinstance(temperature, (int, float, np.number)) and not (temperature >= 0 and math.isfinite(temperature)):
             raise ValueError(f"`temperature` must be a finite number >= 0; received {temperature!r}")
         if c is not None and self._base_is_conditional():
-            z = self.base_distribution(c).sample(seed=seed_pair(seed))  # batch [num_samples] from c
+            base = self.base_distribution(c)
+            z = base.sample(seed=seed_pair(seed))  # batch [num_samples] from c
+            if not (isinstance(temperature, (int, float, np.number)) and temperature == 1):
+                mean = base.mean()  # temper around the conditional mean: mu(c) + T sigma(c) eps
+                return mean + (z - mean) * tf.cast(temperature, z.dtype)
+            return z
         else:
             z = self.base_distribution().sample(num_samples, seed=seed_pair(seed))
         if not (isinstance(temperature, (int, float, np.number)) and temperature == 1):
