@@ -153,6 +153,9 @@ CASES = [
     ("conditional_fit_on_x_alone", lambda tmp: conditional_model().fit(
         tf.data.Dataset.from_tensor_slices(points([0.0, 1.0], [1.0, 0.0])).batch(2), verbose=0), ValueError,
      r"this model is conditional \(context_shape=\(3,\)\): `x` must be a dataset of \(x, c\) pairs"),
+    ("preset_without_a_conditional_form", lambda tmp: NICE((2,), num_couplings=2, hidden_units=(4,),
+                                                           context_shape=(3,)), ValueError,
+     r"NICE: `context_shape` was given but none of its steps reads a context"),
     ("unconditional_log_prob_given_c", lambda tmp: model().log_prob(points([0.0, 1.0]), contexts(1)), ValueError,
      r"`c` was given but this model is unconditional \(built without `context_shape`\); expected c=None"),
     ("unconditional_sample_given_c", lambda tmp: model().sample(2, contexts(2)), ValueError,

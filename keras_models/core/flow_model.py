@@ -149,6 +149,11 @@ class FlowModel(keras.Model):
                 layer.build((None,) + tuple(shape))
             shape = layer.output_event_shape(shape)
         self.latent_shape = tuple(shape)
+        if self.context_shape is not None and not any(
+                getattr(layer, "context_shape", None) is not None for layer in self.flow_layers
+                for layer in layer._flatten_layers(include_self=True)):
+            raise ValueError(f"{type(self).__name__}: `context_shape` was given but none of its steps reads a context "
+                             "(this preset has no conditional form); expected context_shape=None")
         if self._base_is_conditional():
             if self.context_shape is None:
                 raise ValueError(f"`base_distribution` {type(self.base_layer).__name__} is conditional but this "
