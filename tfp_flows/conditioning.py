@@ -20,7 +20,8 @@ they are all conditional; a conditional and a non-conditional part sharing a nam
 TFP's routing, and raise a ValueError naming the name.
 
 Which bijectors are conditional: instances of `ConditionalBijector` (tfp_flows' couplings and MAF declare it),
-and TFP's `tfb.MaskedAutoregressiveFlow` whose network is a conditional `tfb.AutoregressiveNetwork`.
+and any `tfb.MaskedAutoregressiveFlow` (subclasses included) whose network is a conditional
+`tfb.AutoregressiveNetwork` or declares a `context_shape`.
 
 TFP's cache keys every entry on its keyword arguments (`cache_util`, tensors by identity), so the one-pass
 caches (`tfp_flows.one_pass`, `OnePassMaskedAutoregressiveFlow`) still pay one conditioner pass per step in
@@ -68,8 +69,9 @@ def is_conditional(bijector):
     if getattr(bijector, "accepts_conditional_input", False):
         return True
     if isinstance(bijector, tfb.MaskedAutoregressiveFlow):
+        # TFP's conditional AutoregressiveNetwork, or a network declaring a context shape (keras_models' MADE).
         network = getattr(bijector, "_shift_and_log_scale_fn", None)
-        return bool(getattr(network, "_conditional", False))
+        return bool(getattr(network, "_conditional", False) or getattr(network, "context_shape", None) is not None)
     return False
 
 
