@@ -10,7 +10,7 @@ there needs no edit here:
 True
 """
 from keras_models import _backend  # noqa: F401  (TensorFlow backend, before anything imports keras)
-from keras_models.core.base_distributions import BaseDistribution, GaussianMixtureBase
+from keras_models.core.base_distributions import BaseDistribution, ConditionalGaussianBase, GaussianMixtureBase
 from keras_models.core.flow_model import FlowModel
 from keras_models.flows.maf import IAF  # a MAF variant (the inverse direction), not a preset of its own
 from keras_models.flows.presets import PRESETS
@@ -18,5 +18,5 @@ from keras_models.flows.variational import VariationalFlow
 
 globals().update({entry.model.__name__: entry.model for entry in PRESETS.values()})  # RealNVP, Glow, ...
 
-__all__ = sorted({"BaseDistribution", "FlowModel", "GaussianMixtureBase", "IAF", "VariationalFlow"}
+__all__ = sorted({"BaseDistribution", "ConditionalGaussianBase", "FlowModel", "GaussianMixtureBase", "IAF", "VariationalFlow"}
                  | {entry.model.__name__ for entry in PRESETS.values()})

@@ -18,6 +18,9 @@ preset stays in its own `tests/test_model_<preset>.py`. A preset without a case 
     (tests/test_bad_input.py checks both, and that every preset has a bounded case);
   - `export`: the overrides of the instance tests/test_export_presets.py exports (None: this case is not
     exported; every preset has one exported case).
+
+A conditional case (`context_shape=...`, `conditional=True`) has `data(n, seed)` return the pair (x, c) with c
+[n, *context_shape]: tests/model_checks.py hands c to every call.
 """
 import dataclasses
 from functools import partial
@@ -46,6 +49,7 @@ class ModelCase:
     support: tuple = None
     unit_interval: dict = None
     export: dict = None
+    conditional: bool = False        # data(n, seed) returns (x, c)
 
     def __str__(self):
         return self.id
@@ -79,6 +83,21 @@ def digits_4x4(n, seed=0):
     """scikit-learn's digits (levels 0..16) on the 8-bit scale, their centre 4x4 crop, dequantised to [0, 1]."""
     pixels = np.round(load_digits().images[:n, 2:6, 2:6, np.newaxis] * (255.0 / 16.0))
     return ((pixels + np.random.default_rng(seed).uniform(size=pixels.shape)) / 256.0).astype(np.float32)
+
+
+def with_context(data, context_size):
+    """Data paired with contexts: c [n, context_size] ~ N(0, 1), and x shifted by the first context value (so x
+    depends on c), kept in [0, 1] for images (mixed towards 0.5)."""
+    def make(n, seed=0):
+        x = data(n, seed)
+        c = np.random.default_rng(seed + 100).normal(size=(n, context_size)).astype(np.float32)
+        shift = c[:, :1].reshape((n,) + (1,) * (x.ndim - 1))
+        if x.ndim == 4:
+            x = x * 0.8 + 0.1 + 0.05 * np.tanh(shift)
+        else:
+            x = x + shift
+        return x.astype(np.float32), c
+    return make
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -129,6 +148,20 @@ CASES = [
               skip={"every_weight_trains": "test_model_flowpp.py's trained_image_model fixture checks it"},
               jit_overrides=dict(num_couplings=1, dequantizer_couplings=1),
               export=dict(num_couplings=1, hidden_channels=4, dequantizer_couplings=1, dequantizer_channels=4)),
+    # Conditional models p(x | c): couplings (vector and image), MADEs, Glow's couplings and split priors.
+    ModelCase("realnvp-vector-conditional", "realnvp", partial(RealNVP, (2,), num_couplings=2, hidden_units=(16,),
+                                                               actnorm=True, context_shape=(2,)),
+              with_context(moons, 2), conditional=True),
+    ModelCase("realnvp-image-conditional", "realnvp", partial(RealNVP, (4, 4, 1), width=4, num_blocks=1,
+                                                              num_scales=2, context_shape=(2,)),
+              with_context(digits_4x4, 2), perturb=0.05, support=(0.0, 1.0), conditional=True,
+              skip={"every_weight_trains": "the vector case trains the same conditional couplings",
+                    "jit_compile_trains": "the vector case compiles the same conditional couplings"}),
+    ModelCase("maf-conditional", "maf", partial(MAF, (3,), num_layers=2, hidden_units=(16,), context_shape=(2,)),
+              with_context(normal_3d, 2), replace=True, conditional=True),
+    ModelCase("glow-image-conditional", "glow", partial(Glow, (4, 4, 2), num_levels=2, num_steps=1,
+                                                        hidden_channels=4, seed=0, context_shape=(3,)),
+              with_context(two_channel_images, 3), perturb=0.05, support=(0.0, 1.0), conditional=True),
     ModelCase("planar", "planar", partial(PlanarFlow, (2,), num_layers=3), moons, perturb=0.5, replace=True,
               atol=1e-5, unit_interval=B_BIT, export={}),
     ModelCase("radial", "radial", partial(RadialFlow, (2,), num_layers=3), moons, perturb=0.5, replace=True,

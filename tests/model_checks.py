@@ -1,5 +1,8 @@
 """Checks every FlowModel preset must pass: tests/test_model_checklist.py runs them over every case of
 tests/model_cases.py (a new preset costs one case, not a copy of the checklist); per-preset modules reuse them.
+
+Data is an array x, or for a conditional model (`context_shape`) the pair (x, c): `split` takes it apart, and
+every check hands c on (`log_prob(x, c)`, `sample(n, c)`, datasets of (x, c) pairs).
 """
 import numpy as np
 import tensorflow as tf
@@ -7,7 +10,8 @@ import tensorflow_probability as tfp
 
 import keras
 
-from tfp_flows.testing import assert_bijector_invariants
+from tfp_flows.conditioning import conditional_kwargs
+from tfp_flows.testing import assert_bijector_invariants, with_fixed_kwargs
 
 tfd = tfp.distributions
 
@@ -20,11 +24,25 @@ def perturb(model, scale=0.3, seed=1):
     return model
 
 
+def split(data):
+    """(x, c) from a case's data: x alone (c None) or the pair (x, c) of a conditional case, as float32 tensors."""
+    if isinstance(data, tuple):
+        x, c = data
+        return tf.constant(x, tf.float32), tf.constant(c, tf.float32)
+    return tf.constant(data, tf.float32), None
+
+
+def first(c, n):
+    """The first n contexts (None stays None)."""
+    return None if c is None else c[:n]
+
+
 def dataset_of(x, batch_size=64, seed=0):
-    """A shuffled, repeated tf.data pipeline of x alone (no labels), as fit expects."""
-    x = np.asarray(x, np.float32)
-    return (tf.data.Dataset.from_tensor_slices(x).shuffle(len(x), seed=seed).batch(batch_size, drop_remainder=True)
-            .repeat())
+    """A shuffled, repeated tf.data pipeline of x alone (no labels), or of (x, c) pairs, as fit expects."""
+    slices = tuple(np.asarray(t, np.float32) for t in x) if isinstance(x, tuple) else np.asarray(x, np.float32)
+    size = len(slices[0]) if isinstance(slices, tuple) else len(slices)
+    return (tf.data.Dataset.from_tensor_slices(slices).shuffle(size, seed=seed)
+            .batch(batch_size, drop_remainder=True).repeat())
 
 
 def gaussian_baseline_nll(x):
@@ -60,23 +78,29 @@ def assert_every_weight_trains(model, x, steps=3, learning_rate=1e-2, batch_size
     assert not hidden, f"tf.Variables inside the bijector that the model does not track: {hidden}"
 
 
-def assert_sample_encode_decode(model, x, atol=1e-4):
-    """`sample` has the event shape and finite values; decode(encode(x)) returns x; seeds reproduce."""
-    samples = model.sample(7, seed=3)
+def assert_sample_encode_decode(model, data, atol=1e-4):
+    """`sample` has the event shape and finite values; decode(encode(x)) returns x; seeds reproduce. A
+    conditional model samples given contexts, and differently given other contexts."""
+    x, c = split(data)
+    samples = model.sample(7, first(c, 7), seed=3)
     assert tuple(samples.shape) == (7,) + tuple(model.event_shape)
     assert np.all(np.isfinite(samples.numpy()))
-    np.testing.assert_allclose(model.sample(7, seed=3).numpy(), samples.numpy(), rtol=0, atol=0)
-    cooler = model.sample(7, temperature=0.5, seed=3)
+    np.testing.assert_allclose(model.sample(7, first(c, 7), seed=3).numpy(), samples.numpy(), rtol=0, atol=0)
+    cooler = model.sample(7, first(c, 7), temperature=0.5, seed=3)
     assert tuple(cooler.shape) == tuple(samples.shape)
-    x = tf.constant(x, tf.float32)
-    z = model.encode(x)
-    np.testing.assert_allclose(model.decode(tf.identity(z)).numpy(), x.numpy(), atol=atol, rtol=1e-4)
+    if c is not None:
+        other = model.sample(7, tf.reverse(c[:7], [0]), seed=3)
+        assert np.max(np.abs(other.numpy() - samples.numpy())) > 1e-4, "the context does not change the samples"
+    z = model.encode(x, c) if c is not None else model.encode(x)
+    decoded = model.decode(tf.identity(z), c) if c is not None else model.decode(tf.identity(z))
+    np.testing.assert_allclose(decoded.numpy(), x.numpy(), atol=atol, rtol=1e-4)
 
 
-def assert_log_prob_per_example(model, x):
+def assert_log_prob_per_example(model, data):
     """`log_prob` gives one finite value per example (calling the model need not: Flow++ with variational
     dequantization returns its ELBO)."""
-    log_prob = model.log_prob(tf.constant(x, tf.float32)).numpy()
+    x, c = split(data)
+    log_prob = (model.log_prob(x, c) if c is not None else model.log_prob(x)).numpy()
     assert log_prob.shape == (len(x),), log_prob.shape
     assert np.all(np.isfinite(log_prob)), log_prob
 
@@ -89,10 +113,12 @@ def assert_keras_round_trip(model, x, tmp_path, atol=1e-6):
     reloaded = keras.saving.load_model(path)
     assert type(reloaded) is type(model)
     assert reloaded.get_config() == model.get_config()
-    x = tf.constant(x, tf.float32)
-    np.testing.assert_allclose(reloaded.log_prob(x).numpy(), model.log_prob(x).numpy(), atol=atol, rtol=1e-6)
-    np.testing.assert_allclose(reloaded.sample(3, temperature=0.7, seed=4).numpy(),
-                               model.sample(3, temperature=0.7, seed=4).numpy(), atol=1e-5)
+    x, c = split(x)
+    args = () if c is None else (c,)
+    np.testing.assert_allclose(reloaded.log_prob(x, *args).numpy(), model.log_prob(x, *args).numpy(), atol=atol,
+                               rtol=1e-6)
+    np.testing.assert_allclose(reloaded.sample(3, first(c, 3), temperature=0.7, seed=4).numpy(),
+                               model.sample(3, first(c, 3), temperature=0.7, seed=4).numpy(), atol=1e-5)
     if not model._layers_needing_init():
         assert not reloaded._layers_needing_init()
     return reloaded
@@ -108,8 +134,13 @@ def assert_jit_compile_trains(model, x, steps=2, batch_size=16):
 
 
 def assert_bijector_conforms(model, x, rtol=1e-3, atol=1e-3, check_jacobian=True):
-    """The model's whole bijector passes the conformance kit on a small input (latent-side points)."""
-    z = model.encode(tf.constant(x, tf.float32))
+    """The model's whole bijector passes the conformance kit on a small input (latent-side points); a
+    conditional model's at the data's contexts, held fixed."""
+    x, c = split(x)
+    z = model.encode(x) if c is None else model.encode(x, c)
     event_ndims = len(model.event_shape)
-    assert_bijector_invariants(model.bijector, tf.constant(z.numpy()), event_ndims, rtol=rtol, atol=atol,
+    bijector = model.bijector
+    if c is not None:
+        bijector = with_fixed_kwargs(bijector, conditional_kwargs(bijector, c))
+    assert_bijector_invariants(bijector, tf.constant(z.numpy()), event_ndims, rtol=rtol, atol=atol,
                                check_jacobian=check_jacobian, name=model.name)

@@ -49,6 +49,26 @@ def dequantizer():
     return layer
 
 
+@functools.lru_cache(maxsize=None)
+def conditional_model():
+    """A tiny compiled conditional 2-D RealNVP, p(x | c) with c of shape [3]."""
+    flow = RealNVP((2,), num_couplings=2, hidden_units=(4,), context_shape=(3,))
+    flow.compile(optimizer="adam")
+    return flow
+
+
+def contexts(n, size=3, dtype=np.float32):
+    return np.zeros([n, size], dtype)
+
+
+def _conditional_made():
+    from keras_models.layers.networks import MADE  # noqa: PLC0415
+
+    made = MADE(2, (4,), context_shape=(3,))
+    made.build((None, 2))
+    return made
+
+
 def points(*rows):
     return np.array(rows, dtype=np.float32)
 
@@ -110,6 +130,44 @@ def export_saved_model(*args, **kwargs):
 
 # (id, call(tmp_path), exception type, regex the message must match)
 CASES = [
+    # Conditional models p(x | c): the context is named `c`, with the expected shape.
+    ("conditional_log_prob_without_c", lambda tmp: conditional_model().log_prob(points([0.0, 1.0])), ValueError,
+     r"`c` is required: this model is conditional \(context_shape=\(3,\)\) and needs a context of shape "
+     r"\[batch, 3\]; received None"),
+    ("conditional_log_prob_c_wrong_shape", lambda tmp: conditional_model().log_prob(points([0.0, 1.0]), contexts(1, 2)),
+     ValueError, r"`c` must have shape \[batch, 3\] \(event shape \(3,\)\); received shape \[1, 2\]"),
+    ("conditional_log_prob_c_wrong_batch", lambda tmp: conditional_model().log_prob(points([0.0, 1.0]), contexts(4)),
+     ValueError, r"`c` must have shape \[batch, 3\] with the data's batch shape \[1\]; received shape \[4, 3\]"),
+    ("conditional_log_prob_c_integer", lambda tmp: conditional_model().log_prob(
+        points([0.0, 1.0]), contexts(1, dtype=np.int32)), TypeError, r"`c` must be floating point.*received dtype int32"),
+    ("conditional_log_prob_c_nan", lambda tmp: conditional_model().log_prob(points([0.0, 1.0]), np.full([1, 3], NAN)),
+     NonFiniteInputError, r"`c` holds NaN or infinity.*at batch index\(es\) \[0\]"),
+    ("conditional_sample_c_wrong_batch", lambda tmp: conditional_model().sample(5, contexts(4)), ValueError,
+     r"`c` must have shape \[5, 3\]: one context per sample \(num_samples=5\); received shape \[4, 3\]"),
+    ("conditional_sample_without_c", lambda tmp: conditional_model().sample(5), ValueError,
+     r"`c` is required: this model is conditional"),
+    ("conditional_encode_without_c", lambda tmp: conditional_model().encode(points([0.0, 1.0])), ValueError,
+     r"`c` is required"),
+    ("conditional_decode_c_wrong_shape", lambda tmp: conditional_model().decode(points([0.0, 1.0]), contexts(1, 4)),
+     ValueError, r"`c` must have shape \[batch, 3\].*received shape \[1, 4\]"),
+    ("conditional_fit_on_x_alone", lambda tmp: conditional_model().fit(
+        tf.data.Dataset.from_tensor_slices(points([0.0, 1.0], [1.0, 0.0])).batch(2), verbose=0), ValueError,
+     r"this model is conditional \(context_shape=\(3,\)\): `x` must be a dataset of \(x, c\) pairs"),
+    ("preset_without_a_conditional_form", lambda tmp: NICE((2,), num_couplings=2, hidden_units=(4,),
+                                                           context_shape=(3,)), ValueError,
+     r"NICE: `context_shape` was given but none of its steps reads a context"),
+    ("unconditional_log_prob_given_c", lambda tmp: model().log_prob(points([0.0, 1.0]), contexts(1)), ValueError,
+     r"`c` was given but this model is unconditional \(built without `context_shape`\); expected c=None"),
+    ("unconditional_sample_given_c", lambda tmp: model().sample(2, contexts(2)), ValueError,
+     r"`c` was given but this model is unconditional"),
+    ("conditioner_without_context_given_one", lambda tmp: model().bijector.forward(
+        points([0.0, 1.0]), **tfp_flows.conditional_kwargs(conditional_model().bijector, contexts(1))), ValueError,
+     r"received `conditional_input` but this network was built without `context_shape`"),
+    ("conditional_conditioner_without_context", lambda tmp: conditional_model().bijector.forward(points([0.0, 1.0])),
+     ValueError, r"needs `conditional_input` of shape \[batch, 3\]; received None"),
+    ("conditional_made_context_wrong_shape", lambda tmp: _conditional_made()(points([0.0, 1.0]), conditional_input=
+                                                                             contexts(1, 2)), ValueError,
+     r"`conditional_input` must have shape \[batch, 3\] with the input's batch shape \[1\].*received shape \[1, 2\]"),
     # FlowModel entry points: shape, rank, dtype.
     ("log_prob_wrong_event_shape", lambda tmp: model().log_prob(np.zeros([4, 3], np.float32)), ValueError,
      r"`x` must have shape \[batch, 2\] \(event shape \(2,\)\); received shape \[4, 3\]"),
@@ -369,7 +427,8 @@ SUPPORTS = {  # id: (build, support); every model case of tests/model_cases.py a
     "flowpp-uniform": (lambda: FlowPlusPlus((4, 4, 1), dequantization="uniform", **TINY_FLOWPP), (0.0, 1.0)),
     "flowpp-image-continuous": (lambda: FlowPlusPlus((4, 4, 1), dequantization=None, **TINY_FLOWPP), (0.0, 1.0)),
 }
-SUPPORTS.update({f"case-{case.id}": (case.make, case.support) for case in MODEL_CASES})
+# Conditional cases need a context besides x; their unconditional twins cover the same supports.
+SUPPORTS.update({f"case-{case.id}": (case.make, case.support) for case in MODEL_CASES if not case.conditional})
 SUPPORTS.update({f"case-{case.id}-8bit": (functools.partial(case.make, **case.unit_interval), (0.0, 1.0))
                  for case in MODEL_CASES if case.unit_interval is not None})
 

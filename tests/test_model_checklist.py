@@ -32,7 +32,8 @@ def perturbed(case_id):
     keras.utils.set_random_seed(0)
     model = case.make()
     if model._layers_needing_init():
-        model.initialize_from_data(case.data(64, seed=1))
+        data = case.data(64, seed=1)
+        model.initialize_from_data(*data) if isinstance(data, tuple) else model.initialize_from_data(data)
     rng = np.random.default_rng(1)
     for weight in model.trainable_weights:
         noise = rng.normal(scale=case.perturb, size=weight.shape).astype(weight.dtype)

@@ -9,6 +9,7 @@ from tfp_flows.actnorm import ActNorm, actnorm_initial_parameters
 from tfp_flows.additive_coupling import AdditiveCoupling
 from tfp_flows.affine_coupling import AffineCoupling
 from tfp_flows.channel_slice import ChannelSlice
+from tfp_flows.conditioning import conditional_kwargs
 from tfp_flows.invertible_conv1x1 import InvertibleConv1x1
 from tfp_flows.logistic_mixture_cdf import LogisticMixtureCDF
 from tfp_flows.logistic_mixture_coupling import LogisticMixtureCoupling
@@ -36,5 +37,6 @@ __all__ = [
     "Radial",
     "Squeeze",
     "actnorm_initial_parameters",
+    "conditional_kwargs",
     "masks",
 ]

@@ -56,14 +56,18 @@ class ChannelSlice(OnePassBijector):
         return x[..., : self._num_channels], x[..., self._num_channels:]
 
     # Output and log-det in one pass (the inner chain's own caches then serve its log-det without a rerun).
-    def _forward_and_log_det(self, x):
+    # Keyword arguments (a conditional inner chain's `bijector_kwargs`, `tfp_flows.conditioning`) go to the inner
+    # bijector unchanged, as `tfb.Invert` passes its own.
+    passes_kwargs_to_bijector = True
+
+    def _forward_and_log_det(self, x, **kwargs):
         head, tail = self._split(x)
-        y_head = self._bijector.forward(head)
-        fldj = self._bijector.forward_log_det_jacobian(head, event_ndims=self._event_ndims)
+        y_head = self._bijector.forward(head, **kwargs)
+        fldj = self._bijector.forward_log_det_jacobian(head, event_ndims=self._event_ndims, **kwargs)
         return tf.concat([y_head, tail], axis=-1), fldj
 
-    def _inverse_and_log_det(self, y):
+    def _inverse_and_log_det(self, y, **kwargs):
         head, tail = self._split(y)
-        x_head = self._bijector.inverse(head)
-        ildj = self._bijector.inverse_log_det_jacobian(head, event_ndims=self._event_ndims)
+        x_head = self._bijector.inverse(head, **kwargs)
+        ildj = self._bijector.inverse_log_det_jacobian(head, event_ndims=self._event_ndims, **kwargs)
         return tf.concat([x_head, tail], axis=-1), ildj

@@ -22,6 +22,11 @@ network gets the numbers it would have sliced out of `x * mask`. A callable with
 `block_split = None`) keeps the full-shape contract above; one declaring a split other than the mask's raises
 ValueError (it was built for another mask). `keras_models.layers.MaskedConditioner` declares it.
 
+Context (conditional couplings, `tfp_flows.conditioning`). Every method takes `conditional_input=None`: when it
+is not None, the conditioner is called as `conditioner(x_cond, conditional_input=c)`; without it exactly as
+above. Subclasses need not thread it: they call their conditioner inside `_conditioner_params(x)` as always,
+and the base hands it the context there (see `MaskedCoupling._conditioner_params_given`).
+
 Speed: with a two-block mask the coupling slices instead of multiplying, so the transform and its log-det
 touch only the transformed block. Any other mask (checkerboard, custom) takes the multiplicative path.
 """
@@ -29,6 +34,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfp_flows import validation
+from tfp_flows.conditioning import CONDITIONAL_INPUT, ConditionalBijector
 from tfp_flows.one_pass import OnePassBijector
 
 __all__ = ["MaskedCoupling", "last_axis_split"]
@@ -123,7 +129,7 @@ class _SliceLayout:
         return elementwise
 
 
-class MaskedCoupling(OnePassBijector):
+class MaskedCoupling(ConditionalBijector, OnePassBijector):
     """Base class: subclasses implement the elementwise transform of the masked-out entries.
 
     Subclasses define:
@@ -157,6 +163,7 @@ class MaskedCoupling(OnePassBijector):
             raise ValueError(f"{name}: `mask` must have both 0 (transformed) and 1 (pass-through) entries; "
                              f"received all {int(mask_value.flat[0])}")
         self._mask_value = mask_value.astype(np.float32)
+        self._conditioner = conditioner
         self._split = last_axis_split(mask_value)
         self._block_conditioner = _declares_blocks(conditioner, self._split, name)
         self._layout = (_MultiplyLayout(self._mask_value) if self._split is None
@@ -199,24 +206,50 @@ class MaskedCoupling(OnePassBijector):
                     f"trailing parameter axes); received shape {param.shape.as_list()}")
         return extra
 
-    def _run(self, x, direction):
+    def _conditioner_params_given(self, conditioner_input, conditional_input):
+        """`_conditioner_params(conditioner_input)`, with the conditioner called with `conditional_input=` if given.
+
+        Subclasses call their conditioner (the `conditioner` given to `__init__`, kept in an attribute of theirs)
+        inside `_conditioner_params`; for the length of that call every attribute of this instance that holds it
+        holds the conditioner bound to the context instead, so no subclass has to thread the context through.
+        """
+        if conditional_input is None:
+            return self._conditioner_params(conditioner_input)
+        conditioner = self._conditioner
+        names = [] if conditioner is None else [k for k, v in vars(self).items() if v is conditioner]
+        if not names:
+            raise ValueError(f"{self.name}: received `conditional_input` but this coupling has no conditioner to "
+                             "hand it to (pass `conditioner=` to MaskedCoupling.__init__)")
+
+        def bound(x_cond):
+            return conditioner(x_cond, **{CONDITIONAL_INPUT: conditional_input})
+
+        try:
+            for name in names:
+                self.__dict__[name] = bound
+            return self._conditioner_params(conditioner_input)
+        finally:
+            for name in names:
+                self.__dict__[name] = conditioner
+
+    def _run(self, x, direction, conditional_input=None):
         layout = self._layout
         x_pass, x_trans, conditioner_input = layout.split(x)
         params = tuple(
             layout.restrict(p, self._check_param_shape(p, x.shape.rank, i, layout.param_event_shape))
-            for i, p in enumerate(self._conditioner_params(conditioner_input)))
+            for i, p in enumerate(self._conditioner_params_given(conditioner_input, conditional_input)))
         step = self._transform if direction == "forward" else self._untransform
         y_trans, log_det = step(x_trans, params)
         event_axes = list(range(-self._mask_value.ndim, 0))
         return layout.merge(x_pass, y_trans), tf.reduce_sum(layout.mask_log_det(log_det), axis=event_axes)
 
-    def _forward_and_log_det(self, x):
+    def _forward_and_log_det(self, x, conditional_input=None):
         self._check_input(x, "x")
-        return self._run(x, "forward")
+        return self._run(x, "forward", conditional_input)
 
-    def _inverse_and_log_det(self, y):
+    def _inverse_and_log_det(self, y, conditional_input=None):
         self._check_input(y, "y")
-        return self._run(y, "inverse")
+        return self._run(y, "inverse", conditional_input)
 
     def _conditioner_params(self, x_masked):
         raise NotImplementedError

@@ -15,6 +15,10 @@ runs a pass of its own. Values are those of `tfb.MaskedAutoregressiveFlow` exact
 The forward (sampling) direction is TFP's own: D sequential network passes. Its log-det, as in TFP, is
 -ildj(y) at the output y, which costs one more pass.
 
+Context: `conditional_input=c` (any method) reaches the network as TFP's MAF hands it,
+`shift_and_log_scale_fn(y, conditional_input=c)` (a conditional `tfb.AutoregressiveNetwork` or
+`keras_models.layers.MADE(context_shape=...)`); TFP's cache keys on it, so `log_prob` still runs one pass per step.
+
 Instances never share TFP's cache with other instances (`OnePassCache` keys it by the instance's id): Keras
 layers rebuild the bijector around the same network on every call, and a cache hit across traced graphs
 would hand back a tensor from a dead graph (DESIGN.md).
@@ -31,12 +35,13 @@ Example:
 """
 import tensorflow_probability as tfp
 
+from tfp_flows.conditioning import ConditionalBijector
 from tfp_flows.instance_cache import OnePassCache
 
 __all__ = ["OnePassMaskedAutoregressiveFlow"]
 
 
-class OnePassMaskedAutoregressiveFlow(OnePassCache, tfp.bijectors.MaskedAutoregressiveFlow):
+class OnePassMaskedAutoregressiveFlow(ConditionalBijector, OnePassCache, tfp.bijectors.MaskedAutoregressiveFlow):
     """`tfb.MaskedAutoregressiveFlow` (same arguments) whose inverse and its log-det share one network pass."""
 
     def _augmented_forward(self, x, **kwargs):

@@ -15,6 +15,9 @@ forward domain (the latent / base side):
 `assert_dtype_agreement(make_bijector, x, event_ndims)` checks that float64 agrees with float32 to float32
 accuracy, for a factory `make_bijector(dtype) -> bijector`.
 
+`with_fixed_kwargs(bijector, kwargs)` holds a conditional bijector's keyword arguments (its `bijector_kwargs`,
+e.g. `conditional_kwargs(bijector, c)`) fixed, so the kit checks x -> f(x; c) at a fixed context c.
+
 Example:
     >>> import tensorflow as tf, tensorflow_probability as tfp
     >>> from tfp_flows.testing import assert_bijector_invariants
@@ -22,8 +25,42 @@ Example:
 """
 import numpy as np
 import tensorflow as tf
+from tensorflow_probability import bijectors as tfb
 
-__all__ = ["assert_bijector_invariants", "assert_dtype_agreement", "jacobian_log_det"]
+__all__ = ["assert_bijector_invariants", "assert_dtype_agreement", "jacobian_log_det", "with_fixed_kwargs"]
+
+
+class _FixedKwargs(tfb.Bijector):
+    """`bijector` with every method called with the same keyword arguments (see `with_fixed_kwargs`)."""
+
+    def __init__(self, bijector, kwargs):
+        parameters = dict(locals())
+        self._bijector, self._kwargs = bijector, dict(kwargs)
+        self._ndims = bijector.forward_min_event_ndims
+        super().__init__(forward_min_event_ndims=self._ndims, inverse_min_event_ndims=bijector.inverse_min_event_ndims,
+                         parameters=parameters, name="fixed_kwargs")
+
+    def _get_parameterization(self):
+        return id(self)  # never share TFP's cache with another instance (tfp_flows.instance_cache)
+
+    def _forward(self, x):
+        return self._bijector.forward(x, **self._kwargs)
+
+    def _inverse(self, y):
+        return self._bijector.inverse(y, **self._kwargs)
+
+    def _forward_log_det_jacobian(self, x):
+        return self._bijector.forward_log_det_jacobian(x, event_ndims=self._ndims, **self._kwargs)
+
+    def _inverse_log_det_jacobian(self, y):
+        return self._bijector.inverse_log_det_jacobian(y, event_ndims=self._bijector.inverse_min_event_ndims,
+                                                       **self._kwargs)
+
+
+def with_fixed_kwargs(bijector, kwargs):
+    """A bijector computing `bijector.method(..., **kwargs)` for every method: a conditional bijector at a fixed
+    context, for the invariants above (the context's batch shape must match the points')."""
+    return _FixedKwargs(bijector, kwargs)
 
 
 def _fresh(t):

@@ -4,7 +4,8 @@
 
 - "normal" (standard normal, the default) or "logistic" (standard logistic, NICE's choice);
 - "gmm": a `GaussianMixtureBase()` with its defaults (8 components, k-means initialisation);
-- a `BaseDistribution` layer instance, to configure it: `GaussianMixtureBase(num_components=4)`;
+- a `BaseDistribution` layer instance, to configure it: `GaussianMixtureBase(num_components=4)`, or for a
+  conditional model (`context_shape=...`) `ConditionalGaussianBase()`, whose mean and scale depend on c;
 - any `tfd.Distribution` whose event shape is the latent shape and whose batch shape is scalar, e.g.
   `tfd.Sample(tfd.StudentT(3., 0., 1.), [2])` for a heavy-tailed base. It holds no trainable weights (Keras
   does not track variables inside TFP objects) and cannot be written to a `.keras` file: use a named base or a
@@ -175,6 +176,66 @@ class GaussianMixtureBase(BaseDistribution):
         config = super().get_config()
         config.update(num_components=self.num_components, kmeans_init=self.kmeans_init, min_scale=self.min_scale,
                       seed=self.seed, reparameterize=self.reparameterize)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="tfp_flows")
+class ConditionalGaussianBase(BaseDistribution):
+    """A diagonal Gaussian whose mean and log-scale are a small network of the context c:
+
+        p_Z(z | c) = N(z; mu(c), diag(exp(s(c))^2)),        (mu(c), s(c)) = MLP(c)
+
+    (the learned conditional base of conditional flows, e.g. Winkler et al. 2019, "Learning likelihoods with
+    conditional normalizing flows", sec. 3: the base carries the part of p(x | c) that is a shift and scale
+    in latent space). The MLP's last layer starts at zero, so the base starts as N(0, I) for every c.
+    `distribution(c)` has batch shape [batch] for c [batch, *context_shape] and the latent event shape.
+    Sampling at temperature T draws mu(c) + T sigma(c) eps (`FlowModel.sample`).
+
+    Args:
+      hidden_units: widths of the MLP's hidden layers (default (64,)).
+      context_shape: the shape of one context; None (default) takes the model's `context_shape`.
+    """
+
+    is_conditional = True
+
+    def __init__(self, hidden_units=(64,), context_shape=None, **kwargs):
+        kwargs.setdefault("name", "base_distribution")
+        super().__init__(**kwargs)
+        self.hidden_units = tuple(check_int(u, "hidden_units", minimum=1, owner="ConditionalGaussianBase")
+                                  for u in hidden_units)
+        self.context_shape = None if context_shape is None else tuple(int(d) for d in context_shape)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        if self.context_shape is None:
+            raise ValueError("ConditionalGaussianBase: `context_shape` is unknown: use it in a model built with "
+                             "context_shape=... (or pass context_shape to the layer)")
+        size = int(np.prod(self.latent_shape))
+        dtype = self.dtype_policy
+        self.network = keras.Sequential(
+            [keras.layers.Dense(u, activation="relu", dtype=dtype) for u in self.hidden_units]
+            + [keras.layers.Dense(2 * size, kernel_initializer="zeros", bias_initializer="zeros", dtype=dtype)],
+            name="mean_and_log_scale")
+        self.network.build((None, int(np.prod(self.context_shape))))
+
+    def distribution(self, c=None):
+        if c is None:
+            raise ValueError(f"ConditionalGaussianBase: `c` is required, of shape [batch, "
+                             f"{', '.join(map(str, self.context_shape))}]; received None")
+        c = tf.convert_to_tensor(c, self.compute_dtype)
+        flat = tf.reshape(c, [-1, int(np.prod(self.context_shape))])
+        loc, log_scale = tf.split(self.network(flat), 2, axis=-1)
+        shape = tf.concat([tf.shape(flat)[:1], self.latent_shape], 0)
+        normal = tfd.Normal(tf.reshape(loc, shape), tf.exp(tf.reshape(log_scale, shape)))
+        return tfd.Independent(normal, reinterpreted_batch_ndims=len(self.latent_shape), name="conditional_gaussian")
+
+    def call(self, z, c=None):
+        return self.distribution(c).log_prob(z)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(hidden_units=list(self.hidden_units),
+                      context_shape=None if self.context_shape is None else list(self.context_shape))
         return config
 
 

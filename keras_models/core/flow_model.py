@@ -26,6 +26,19 @@ RealNVP's and Flow++'s image models: [0, 1]) and, for b-bit data (`num_bits`), [
 `bits_per_dim` is defined (x = (pixel + u) / 2^b, as `make_dataset` gives): image presets take data in [0, 1],
 not the [-0.5, 0.5] of TFP's and Glow's own code (Glow centres by x - 0.5 itself).
 
+Conditional models p(x | c) (`context_shape=...`, Winkler et al. 2019, "Learning likelihoods with
+conditional normalizing flows"): every conditioner also reads a context c of shape [batch, *context_shape],
+so log p(x | c) = log p_Z(f^{-1}(x; c)) + log|det d f^{-1}(x; c) / dx|. Then `log_prob(x, c)`, `encode(x, c)`,
+`decode(z, c)`, `model((x, c))`; `sample(n, c)` and `sample_and_log_prob(n, c)` take c of batch n (one context
+per sample) or a single context [*context_shape], broadcast to all n. `fit` takes a dataset of (x, c) pairs
+(or `fit(x_array, c_array)`); x alone still trains an unconditional model. The context reaches the bijectors
+through TFP's `bijector_kwargs` (`bijector_kwargs(c)`, `tfp_flows.conditioning.conditional_kwargs`):
+`model.distribution.log_prob(x, bijector_kwargs=model.bijector_kwargs(c))` is `model.log_prob(x, c)` (for a
+conditional base, `model.conditional_distribution(c)` instead of `model.distribution`). A conditional model
+called without c, with c of the wrong shape or dtype, or an unconditional one given c, raises a ValueError or
+TypeError naming `c`. Under nan_policy "raise" a non-finite c is refused like non-finite x; "omit" leaves such
+examples out too.
+
 Distribution: build and compile the model under `strategy.scope()`; the loss is the global-batch mean (each
 replica's mean divided by the number of replicas, so the summed gradients are the single-device gradients);
 ActNorm's data-dependent init runs once from one global batch, before any replica takes a step.
@@ -52,6 +65,7 @@ from keras_models.core.base_distributions import check_base_distribution, resolv
 from keras_models.core.nan_policy import (NAN_POLICIES, UNIT_INTERVAL, NonFiniteInputError,
                                           finite_rows, non_finite_message, check_finite_batches, out_of_support_error,
                                           raised_input_errors)
+from tfp_flows.conditioning import conditional_kwargs
 from tfp_flows.validation import check_int, check_positive_ints, is_int
 
 tfb = tfp.bijectors
@@ -95,11 +109,17 @@ class FlowModel(keras.Model):
         digits: 17 levels, `dataset_info("digits").num_levels`). Default None: 2**num_bits.
       nan_policy: what non-finite data, and data outside `support`, does: "raise" (default), "omit" or
         "propagate" (module docstring).
+      context_shape: None (default, an unconditional model p(x)), or the shape of one context c, making the model
+        p(x | c) (module docstring). Subclasses read `self.context_shape` to build conditional steps.
     """
 
     def __init__(self, event_shape, base_distribution="normal", num_bits=None, nan_policy="raise", pixel_levels=None,
-                 **kwargs):
+                 context_shape=None, **kwargs):
         super().__init__(**kwargs)
+        if context_shape is not None:
+            context_shape = check_positive_ints(
+                tuple(context_shape) if np.ndim(context_shape) else (context_shape,), "context_shape")
+        self.context_shape = None if context_shape is None else tuple(int(d) for d in context_shape)
         event_shape = check_positive_ints(tuple(event_shape) if np.ndim(event_shape) else (event_shape,), "event_shape")
         self.base_distribution_name, self.base_layer, self._user_base = resolve_base_distribution(
             base_distribution, self.dtype_policy)
@@ -129,6 +149,20 @@ class FlowModel(keras.Model):
                 layer.build((None,) + tuple(shape))
             shape = layer.output_event_shape(shape)
         self.latent_shape = tuple(shape)
+        if self.context_shape is not None and not any(
+                getattr(layer, "context_shape", None) is not None for layer in self.flow_layers
+                for layer in layer._flatten_layers(include_self=True)):
+            raise ValueError(f"{type(self).__name__}: `context_shape` was given but none of its steps reads a context "
+                             "(this preset has no conditional form); expected context_shape=None")
+        if self._base_is_conditional():
+            if self.context_shape is None:
+                raise ValueError(f"`base_distribution` {type(self.base_layer).__name__} is conditional but this "
+                                 "model is not: pass context_shape=... to the model")
+            if self.base_layer.context_shape is None:
+                self.base_layer.context_shape = self.context_shape
+            elif tuple(self.base_layer.context_shape) != self.context_shape:
+                raise ValueError(f"`base_distribution` has context_shape {tuple(self.base_layer.context_shape)} but "
+                                 f"the model's is {self.context_shape}; expected the same")
         if self.base_layer is not None and not self.base_layer.built:
             self.base_layer.build((None,) + self.latent_shape)
         if self._user_base is not None:
@@ -147,7 +181,8 @@ class FlowModel(keras.Model):
         config = super().get_config()
         config.update(event_shape=list(self.event_shape), base_distribution=base,
                       num_bits=self.num_bits, nan_policy=self.nan_policy,
-                      pixel_levels=None if self.pixel_levels == 2 ** (self.num_bits or 0) else self.pixel_levels)
+                      pixel_levels=None if self.pixel_levels == 2 ** (self.num_bits or 0) else self.pixel_levels,
+                      context_shape=None if self.context_shape is None else list(self.context_shape))
         return config
 
     @classmethod
@@ -183,9 +218,25 @@ class FlowModel(keras.Model):
         """The flow f: latent -> data, as a `tfb.Chain` of the layers' bijectors (built from current weights)."""
         return tfb.Chain([layer.bijector() for layer in self.flow_layers], name="flow_bijector")
 
-    def base_distribution(self):
-        """The base p_Z over the latent event shape (built from the base layer's current weights, if any)."""
+    @property
+    def is_conditional(self):
+        """Whether this is a conditional model p(x | c) (built with a `context_shape`)."""
+        return self.context_shape is not None
+
+    def bijector_kwargs(self, c, bijector=None):
+        """TFP's `bijector_kwargs` handing the context `c` to every conditional step of `bijector` (default: a
+        fresh `self.bijector`; its steps' names are the same on every build, so the dict fits any build)."""
+        return conditional_kwargs(self.bijector if bijector is None else bijector, c)
+
+    def _base_is_conditional(self):
+        return bool(getattr(self.base_layer, "is_conditional", False))
+
+    def base_distribution(self, c=None):
+        """The base p_Z over the latent event shape (built from the base layer's current weights, if any); for a
+        conditional base layer, p_Z(. | c) with c [batch, *context_shape]."""
         if self.base_layer is not None:
+            if self._base_is_conditional():
+                return self.base_layer.distribution(c)
             return self.base_layer.distribution()
         if self._user_base is not None:
             return self._user_base.distribution
@@ -196,8 +247,75 @@ class FlowModel(keras.Model):
 
     @property
     def distribution(self):
-        """`tfd.TransformedDistribution(base, bijector)`: a plain TFP distribution over the data."""
+        """`tfd.TransformedDistribution(base, bijector)`: a plain TFP distribution over the data.
+
+        For a conditional model, pass `bijector_kwargs=self.bijector_kwargs(c)` to its methods; with a
+        conditional base, use `conditional_distribution(c)`.
+        """
+        if self._base_is_conditional():
+            raise ValueError("this model's base distribution is conditional: use conditional_distribution(c) "
+                             "(with bijector_kwargs=bijector_kwargs(c)) instead of distribution")
         return tfd.TransformedDistribution(self.base_distribution(), self.bijector, name="flow")
+
+    def conditional_distribution(self, c):
+        """`tfd.TransformedDistribution(base given c, bijector)`; its methods take `bijector_kwargs(c)`."""
+        c = self._checked_context(c, None)
+        return tfd.TransformedDistribution(self.base_distribution(c), self.bijector, name="flow")
+
+    def _checked_context(self, c, batch_shape, arg_name="c"):
+        """`c` as a tensor of the model's dtype, after checking it is given exactly when the model is conditional,
+        its dtype and its static shape [*batch_shape, *context_shape] (batch_shape None: any leading axes)."""
+        if self.context_shape is None:
+            if c is not None:
+                raise ValueError(f"`{arg_name}` was given but this model is unconditional (built without "
+                                 f"`context_shape`); expected {arg_name}=None")
+            return None
+        expected = "[batch, " + ", ".join(map(str, self.context_shape)) + "]"
+        if c is None:
+            raise ValueError(f"`{arg_name}` is required: this model is conditional (context_shape="
+                             f"{self.context_shape}) and needs a context of shape {expected}; received None")
+        c = self._check_data(c, arg_name, self.context_shape)
+        if batch_shape is not None and c.shape.rank is not None:
+            leading = c.shape.as_list()[: c.shape.rank - len(self.context_shape)]
+            if len(leading) != len(batch_shape) or any(
+                    a is not None and b is not None and a != b for a, b in zip(leading, batch_shape)):
+                raise ValueError(f"`{arg_name}` must have shape {expected} with the data's batch shape "
+                                 f"{list(batch_shape)}; received shape {c.shape.as_list()}")
+        if self.nan_policy == "raise" and tf.executing_eagerly():
+            bad = tf.logical_not(finite_rows(c, len(self.context_shape)))
+            if bool(tf.reduce_any(bad)):
+                where = tf.where(bad).numpy()[:, 0].tolist()
+                raise NonFiniteInputError(non_finite_message(arg_name, "") + f"; received {len(where)} such "
+                                          f"context(s), at batch index(es) {where[:5]}")
+        return c
+
+    def _context_for(self, x, c, event_shape=None):
+        """The checked context for data `x` (same batch shape), or None for an unconditional model."""
+        rank = len(self.event_shape if event_shape is None else event_shape)
+        batch = x.shape.as_list()[: x.shape.rank - rank] if x.shape.rank is not None else None
+        return self._checked_context(c, batch)
+
+    def _context_for_samples(self, num_samples, c):
+        """The context for `num_samples` draws: c [num_samples, *context_shape] or one c [*context_shape]."""
+        if c is None or self.context_shape is None:
+            return self._checked_context(c, None)
+        if np.ndim(c) == len(self.context_shape):  # one context for all samples
+            c = self._checked_context(tf.convert_to_tensor(c)[None], None)
+            return tf.broadcast_to(c, tf.concat([[num_samples], tf.shape(c)[1:]], 0))
+        c = self._checked_context(c, None)
+        if c.shape.rank != len(self.context_shape) + 1:
+            raise ValueError(f"`c` must have shape [{num_samples}, {', '.join(map(str, self.context_shape))}] (one "
+                             f"context per sample) or {list(self.context_shape)} (one for all); received shape "
+                             f"{c.shape.as_list()}")
+        if is_int(num_samples) and c.shape[0] is not None and c.shape[0] != num_samples:
+            raise ValueError(f"`c` must have shape [{num_samples}, {', '.join(map(str, self.context_shape))}]: one "
+                             f"context per sample (num_samples={num_samples}); received shape {c.shape.as_list()}")
+        return c
+
+    def _flow(self, c):
+        """(bijector, its bijector_kwargs for c) built from the current weights."""
+        bijector = self.bijector
+        return bijector, ({} if c is None else conditional_kwargs(bijector, c))
 
     # ----------------------------------------------------------------------------------------------------
     # Public maths.
@@ -250,46 +368,83 @@ class FlowModel(keras.Model):
             keep = tf.logical_and(keep, tf.reduce_all(inside, axis=list(range(-rank, 0))))
         return keep
 
-    def _fill_invalid(self, x, keep):
-        """`x` with the examples `keep` rejects replaced by a harmless value inside `support` (0 clipped into it)."""
-        mask = tf.reshape(keep, tf.concat([tf.shape(keep), tf.ones([len(self.event_shape)], tf.int32)], 0))
-        fill = 0.0 if self.support is None else min(max(0.0, self.support[0]), self.support[1])
+    def _fill_invalid(self, x, keep, event_rank=None, fill=None):
+        """`x` with the examples `keep` rejects replaced by a harmless value inside `support` (0 clipped into it;
+        `fill` and `event_rank` for a context)."""
+        event_rank = len(self.event_shape) if event_rank is None else event_rank
+        mask = tf.reshape(keep, tf.concat([tf.shape(keep), tf.ones([event_rank], tf.int32)], 0))
+        if fill is None:
+            fill = 0.0 if self.support is None else min(max(0.0, self.support[0]), self.support[1])
         return tf.where(mask, x, tf.fill(tf.shape(x), tf.constant(fill, x.dtype)))
 
-    def log_prob(self, x):
-        """log p(x) in nats, one value per example; x is [batch, *event_shape] inside `support`."""
+    def log_prob(self, x, c=None):
+        """log p(x) (log p(x | c) for a conditional model) in nats, one value per example; x is
+        [batch, *event_shape] inside `support`, c [batch, *context_shape]."""
         x = self._checked(x, support=self.support)
+        c = self._context_for(x, c)
         if self.nan_policy == "omit":
-            return self._log_prob_omitting(x)
-        return self.distribution.log_prob(x)
+            return self._log_prob_omitting(x, c)
+        if c is None:
+            return self.distribution.log_prob(x)
+        return self._conditional_log_prob(x, c)
 
-    def _log_prob_omitting(self, x):
-        """log p(x), NaN for examples with a non-finite value or a value outside `support`, which never reach the
-        flow (nor its gradients)."""
+    def _conditional_log_prob(self, x, c):
+        bijector, kwargs = self._flow(c)
+        distribution = tfd.TransformedDistribution(self.base_distribution(c), bijector, name="flow")
+        return distribution.log_prob(x, bijector_kwargs=kwargs)
+
+    def _log_prob_omitting(self, x, c=None):
+        """log p(x), NaN for examples with a non-finite value or a value outside `support` (or a non-finite
+        context), which never reach the flow (nor its gradients)."""
         keep = self._valid_rows(x)
-        log_prob = self.distribution.log_prob(self._fill_invalid(x, keep))
+        if c is None:
+            log_prob = self.distribution.log_prob(self._fill_invalid(x, keep))
+        else:
+            keep = tf.logical_and(keep, finite_rows(c, len(self.context_shape)))
+            c = self._fill_invalid(c, keep, event_rank=len(self.context_shape), fill=0.0)
+            log_prob = self._conditional_log_prob(self._fill_invalid(x, keep), c)
         return tf.where(keep, log_prob, tf.constant(np.nan, log_prob.dtype))
 
-    def encode(self, x):
-        """Data -> latent: z = f^{-1}(x), x of shape [batch, *event_shape].
+    def encode(self, x, c=None):
+        """Data -> latent: z = f^{-1}(x; c), x of shape [batch, *event_shape] (c [batch, *context_shape]).
 
         Not checked against `support`: the model's own samples may lie just outside it (Glow's density lives on
         all of R^D; the logit's forward image is slightly wider than [0, 1]), and round trips must work.
         """
-        return self.bijector.inverse(self._checked(x))
+        x = self._checked(x)
+        bijector, kwargs = self._flow(self._context_for(x, c))
+        return bijector.inverse(x, **kwargs)
 
-    def decode(self, z):
-        """Latent -> data: x = f(z), z of shape [batch, *latent_shape]."""
-        return self.bijector.forward(self._checked(z, "z", self.latent_shape))
+    def decode(self, z, c=None):
+        """Latent -> data: x = f(z; c), z of shape [batch, *latent_shape] (c [batch, *context_shape])."""
+        z = self._checked(z, "z", self.latent_shape)
+        bijector, kwargs = self._flow(self._context_for(z, c, self.latent_shape))
+        return bijector.forward(z, **kwargs)
 
-    def sample(self, num_samples, temperature=1.0, seed=None):
-        """Draw `num_samples` examples, with the base scaled by `temperature` (Glow's T; 1.0 = the model).
+    def sample(self, num_samples, c=None, temperature=None, seed=None):
+        """Draw `num_samples` examples, with the base scaled by `temperature` (Glow's T; None or 1.0 = the model).
 
-        `seed` (an int or a pair of ints) makes the draw reproducible through stateless random ops.
+        `seed` (an int or a pair of ints) makes the draw reproducible through stateless random ops. A conditional
+        model draws x ~ p(x | c): c [num_samples, *context_shape] (one context per sample) or [*context_shape]
+        (one context for all). An unconditional model also takes `sample(n, temperature, seed)` positionally.
         """
-        return self.bijector.forward(self._tempered_latent(num_samples, temperature, seed))
+        c, temperature, seed = self._sample_arguments(c, temperature, seed)
+        c = self._context_for_samples(num_samples, c)
+        bijector, kwargs = self._flow(c)
+        return bijector.forward(self._tempered_latent(num_samples, temperature, seed, c), **kwargs)
 
-    def sample_and_log_prob(self, num_samples, temperature=1.0, seed=None):
+    def _sample_arguments(self, c, temperature, seed):
+        """(c, temperature, seed), keeping the signature from before `c` existed, `sample(n, temperature, seed)`,
+        for unconditional models: a scalar where `c` goes is then the temperature, and what follows, the seed.
+        `temperature=None` means 1.0."""
+        if self.context_shape is None and c is not None and not isinstance(c, (bool, str)) and np.ndim(c) == 0 \
+                and (isinstance(c, (int, float, np.number)) or tf.is_tensor(c)):
+            if seed is None and temperature is not None:
+                seed = temperature
+            return None, c, seed
+        return c, 1.0 if temperature is None else temperature, seed
+
+    def sample_and_log_prob(self, num_samples, c=None, temperature=None, seed=None):
         """`(x, log_prob)`: `sample(num_samples, temperature, seed)` and the model's log p(x), in one pass.
 
             z = T * z0,  z0 ~ p_Z;      x = f(z);      log p(x) = log p_Z(z) - log|det df(z)/dz|
@@ -302,15 +457,17 @@ class FlowModel(keras.Model):
         At `temperature` T != 1 the value is still the MODEL's density at the returned x (what `log_prob(x)`
         gives), not the density of the tempered sampler (which would add -D log T and use p_Z(z / T)): the
         number a caller scoring or importance-weighting the samples against the model needs. Same seed, same
-        samples as `sample`.
+        samples as `sample`. A conditional model takes c as `sample` does and returns log p(x | c).
         """
-        z = self._tempered_latent(num_samples, temperature, seed)
-        bijector = self.bijector
-        x = bijector.forward(z)
-        log_det = bijector.forward_log_det_jacobian(z, event_ndims=len(self.latent_shape))
-        return x, self.base_distribution().log_prob(z) - log_det
+        c, temperature, seed = self._sample_arguments(c, temperature, seed)
+        c = self._context_for_samples(num_samples, c)
+        z = self._tempered_latent(num_samples, temperature, seed, c)
+        bijector, kwargs = self._flow(c)
+        x = bijector.forward(z, **kwargs)
+        log_det = bijector.forward_log_det_jacobian(z, event_ndims=len(self.latent_shape), **kwargs)
+        return x, self.base_distribution(c).log_prob(z) - log_det
 
-    def _tempered_latent(self, num_samples, temperature, seed):
+    def _tempered_latent(self, num_samples, temperature, seed, c=None):
         """z = temperature * z0 with z0 ~ p_Z, [num_samples, *latent_shape], after checking the arguments."""
         if not (is_int(num_samples) or (tf.is_tensor(num_samples) and num_samples.dtype.is_integer)):
             raise TypeError(f"`num_samples` must be an int >= 1; received {num_samples!r} of type "
@@ -321,7 +478,15 @@ class FlowModel(keras.Model):
             raise TypeError(f"`temperature` must be a finite number >= 0; received {temperature!r}")
         if isinstance(temperature, (int, float, np.number)) and not (temperature >= 0 and math.isfinite(temperature)):
             raise ValueError(f"`temperature` must be a finite number >= 0; received {temperature!r}")
-        z = self.base_distribution().sample(num_samples, seed=seed_pair(seed))
+        if c is not None and self._base_is_conditional():
+            base = self.base_distribution(c)
+            z = base.sample(seed=seed_pair(seed))  # batch [num_samples] from c
+            if not (isinstance(temperature, (int, float, np.number)) and temperature == 1):
+                mean = base.mean()  # temper around the conditional mean: mu(c) + T sigma(c) eps
+                return mean + (z - mean) * tf.cast(temperature, z.dtype)
+            return z
+        else:
+            z = self.base_distribution().sample(num_samples, seed=seed_pair(seed))
         if not (isinstance(temperature, (int, float, np.number)) and temperature == 1):
             z = z * tf.cast(temperature, z.dtype)  # skipped at T = 1 (a Python number): z * 1 == z exactly
         return z
@@ -337,14 +502,23 @@ class FlowModel(keras.Model):
     # ----------------------------------------------------------------------------------------------------
     # Keras integration.
     def call(self, x, training=False):
+        """log p(x); for a conditional model `x` is the pair (x, c) and the result log p(x | c)."""
         del training
+        if self.context_shape is not None and isinstance(x, (tuple, list)) and len(x) == 2:
+            return self.log_prob(x[0], x[1])
         return self.log_prob(x)
 
     def _kept_examples(self, x, y_pred):
         """[batch] weights: 1 for examples in the loss, 0 for those "omit" leaves out (None: all count)."""
         if self.nan_policy != "omit" or x is None:
             return None
-        return tf.cast(self._valid_rows(tf.cast(x, y_pred.dtype)), y_pred.dtype)
+        c = None
+        if self.context_shape is not None and isinstance(x, (tuple, list)):
+            x, c = x
+        keep = self._valid_rows(tf.cast(x, y_pred.dtype))
+        if c is not None:
+            keep = tf.logical_and(keep, finite_rows(tf.cast(c, y_pred.dtype), len(self.context_shape)))
+        return tf.cast(keep, y_pred.dtype)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """Mean negative log-likelihood of the batch, scaled so replicas' gradients sum to the global mean."""
@@ -397,24 +571,33 @@ class FlowModel(keras.Model):
         return [layer for layer in self._flatten_layers(include_self=False)
                 if getattr(layer, "needs_initialization", lambda: False)()]
 
-    def initialize_from_data(self, x):
+    def initialize_from_data(self, x, c=None):
         """Run every layer's data-dependent initialisation from a real batch `x` (data side), once.
 
-        Layers are visited from the data side, each seeing the batch as the layers before it transform it.
-        Under `nan_policy="omit"` the examples with non-finite values or values outside `support` are left out
-        first.
+        Layers are visited from the data side, each seeing the batch as the layers before it transform it
+        (given the batch's contexts `c` for a conditional model). Under `nan_policy="omit"` the examples with
+        non-finite values or values outside `support` (or a non-finite context) are left out first.
         """
         h = self._checked(x, support=self.support)
+        c = self._context_for(h, c)
         if self.nan_policy == "omit":
-            h = tf.boolean_mask(h, self._valid_rows(h))
+            keep = self._valid_rows(h)
+            if c is not None:
+                keep = tf.logical_and(keep, finite_rows(c, len(self.context_shape)))
+                c = tf.boolean_mask(c, keep)
+            h = tf.boolean_mask(h, keep)
         for layer in self.flow_layers:
-            layer.initialize_from_data(h)
-            h = layer.bijector().inverse(h)
+            if c is not None and getattr(layer, "initializes_with_context", False):
+                layer.initialize_from_data(h, conditional_input=c)  # containers (SequentialFlow): steps need c
+            else:
+                layer.initialize_from_data(h)
+            bijector = layer.bijector()
+            h = bijector.inverse(h, **({} if c is None else conditional_kwargs(bijector, c)))
         if self.base_layer is not None:
             self.base_layer.initialize_from_data(h)  # k-means of the encoded batch (GaussianMixtureBase)
         return h
 
-    def _first_global_batch(self, x):
+    def _first_global_batch(self, x, with_context=False):
         """The first batch of `x` (array, tf.data.Dataset or distributed dataset) as one global batch."""
         if isinstance(x, tf.data.Dataset):
             x = next(iter(x.take(1)))
@@ -422,15 +605,44 @@ class FlowModel(keras.Model):
             # Each replica holds a slice of the global batch: gather them (across workers too), in order.
             x = self.distribute_strategy.gather(next(iter(x)), axis=0)
         if isinstance(x, (tuple, list)):
+            if with_context:
+                return tuple(x[:2])
             x = x[0]
         if isinstance(x, dict):
             raise TypeError("FlowModel.fit takes x alone (tensors, arrays or a dataset of tensors); received a "
                             f"dictionary with keys {sorted(x)}")
         return x
 
-    def _maybe_initialize(self, x):
-        if self._layers_needing_init():
+    def _maybe_initialize(self, x, c=None):
+        if not self._layers_needing_init():
+            return
+        if self.context_shape is None:
             self.initialize_from_data(self._first_global_batch(x))
+        elif c is not None:  # arrays: fit(x, c)
+            self.initialize_from_data(x, c)
+        else:
+            first = self._first_global_batch(x, with_context=True)
+            if not isinstance(first, tuple) or len(first) != 2:
+                raise ValueError(self._pairs_expected("x"))
+            self.initialize_from_data(*first)
+
+    def _pairs_expected(self, arg_name):
+        return (f"this model is conditional (context_shape={self.context_shape}): `{arg_name}` must be a dataset of "
+                f"(x, c) pairs, or arrays x with c as `y` (fit(x, c)); received x alone")
+
+    def _paired(self, x, c, arg_name):
+        """What Keras' train step reads for a conditional model: one input, the pair (x, c) (call takes it)."""
+        if isinstance(x, tf.data.Dataset):
+            spec = x.element_spec
+            if not isinstance(spec, tuple) or len(spec) != 2:
+                raise ValueError(self._pairs_expected(arg_name))
+            return x.map(lambda data, context: ((data, context),)), None
+        if isinstance(x, tuple) and len(x) == 2 and c is None:  # validation_data=(x_val, c_val)
+            x, c = x
+        if c is None:
+            raise ValueError(self._pairs_expected(arg_name))
+        self._checked_context(c, None, "c" if arg_name == "x" else f"{arg_name} context")
+        return (x, c), None
 
     def _guard_input(self, x, arg_name):
         """Apply `nan_policy` "raise" to what `fit`/`evaluate` read: datasets get a pipeline check."""
@@ -451,7 +663,17 @@ class FlowModel(keras.Model):
         x = self._guard_input(x, "x")
         if kwargs.get("validation_data") is not None:
             kwargs["validation_data"] = self._guard_input(kwargs["validation_data"], "validation_data")
-        self._maybe_initialize(x)
+        if self.context_shape is not None:
+            args, c = list(args), kwargs.pop("y", None)
+            if c is None and args:
+                c = args.pop(0)
+            self._maybe_initialize(x, c)
+            x, _ = self._paired(x, c, "x")
+            if kwargs.get("validation_data") is not None:
+                validation, _ = self._paired(kwargs["validation_data"], None, "validation_data")
+                kwargs["validation_data"] = validation if isinstance(validation, tf.data.Dataset) else (validation,)
+        else:
+            self._maybe_initialize(x)
         # Creating the optimizer's slots before the first step avoids a second trace of the train step.
         if self.optimizer is not None and not self.optimizer.built:
             with self.distribute_strategy.scope():
@@ -460,6 +682,11 @@ class FlowModel(keras.Model):
 
     def evaluate(self, x=None, *args, **kwargs):
         x = self._guard_input(x, "x")
+        if self.context_shape is not None:
+            args, c = list(args), kwargs.pop("y", None)
+            if c is None and args:
+                c = args.pop(0)
+            x, _ = self._paired(x, c, "x")
         return _reraising_input_errors(super().evaluate, x, *args, **kwargs)
 
 

@@ -78,7 +78,9 @@ class Glow(FlowModel):
       seed: seed of the 1x1 convolutions' random rotation initialisation (None: fresh randomness).
       log_scale_limit: c of the couplings' sigmoid scale floor exp(-c) (see `tfp_flows.AffineCoupling`); bounds
         how much sampling can expand per coupling. math.inf: no floor, exactly Glow's sigmoid(r + 2).
-      **kwargs: `FlowModel` / `keras.Model` arguments (`base_distribution`, `name`, ...).
+      **kwargs: `FlowModel` / `keras.Model` arguments (`base_distribution`, `name`, ...). `context_shape=`
+        makes Glow conditional, p(x | c): every coupling's conditioner and every split prior reads the context
+        (for images broadcast over H x W and appended as channels; `MaskedConditioner`).
     """
 
     def __init__(self, event_shape, num_levels=None, num_steps=8, hidden_channels=128, num_bits="auto",
@@ -135,7 +137,8 @@ class Glow(FlowModel):
         for _ in range(self.num_steps):
             steps += [ActNormLayer(dtype=dtype), InvertibleConv1x1Layer(seed=self._next_seed(), dtype=dtype),
                       AffineCouplingLayer(mask, network_fn, log_scale_bound="sigmoid",
-                                          log_scale_limit=self.log_scale_limit, dtype=dtype)]
+                                          log_scale_limit=self.log_scale_limit, context_shape=self.context_shape,
+                                          dtype=dtype)]
         return steps
 
     def _image_level(self, shape, levels_left):
@@ -145,7 +148,7 @@ class Glow(FlowModel):
         dtype = self.dtype_policy
         layers = [SqueezeLayer(dtype=dtype)] + self._steps(squeezed)
         if levels_left > 1:
-            prior = SplitPriorLayer(squeezed, dtype=dtype)
+            prior = SplitPriorLayer(squeezed, context_shape=self.context_shape, dtype=dtype)
             kept = (squeezed[0], squeezed[1], prior.num_kept_channels)
             layers += [prior, ChannelSliceLayer(self._image_level(kept, levels_left - 1), prior.num_kept_channels,
                                                 dtype=dtype)]

@@ -62,7 +62,8 @@ class MAF(FlowModel):
         held-out KL gap or bits/dim, with / without; benchmarks/README.md): 784-D MNIST vectors 3.44 / 5.08,
         8-D ICA 0.66 / 0.67, heavy-tailed 2-D 0.021 / 0.025, but a 16-Gaussian spiral 0.93 / 0.80 and 64-D
         digits at 8 bits 8.08 / 5.99 (it scales pixels near-constant in training by 1/std).
-      **kwargs: `FlowModel` arguments (base_distribution, num_bits, name, dtype="float64" for double precision).
+      **kwargs: `FlowModel` arguments (base_distribution, num_bits, name, dtype="float64" for double precision;
+        `context_shape=` for a conditional MAF p(x | c), whose MADEs read c in every hidden layer, unmasked).
     """
 
     def __init__(self, event_shape, num_layers=5, hidden_units=(256, 256), activation="relu", log_scale_limit=2.0,
@@ -90,7 +91,7 @@ class MAF(FlowModel):
                 latent_side_first.append(PermuteLayer(order, dtype=self.dtype_policy, name=f"permute_{i}"))
             latent_side_first.append(MaskedAutoregressiveLayer(
                 self.hidden_units, activation, log_scale_limit, self.inverse_autoregressive,
-                dtype=self.dtype_policy, name=f"autoregressive_{i}"))
+                context_shape=self.context_shape, dtype=self.dtype_policy, name=f"autoregressive_{i}"))
             if self.actnorm:
                 latent_side_first.append(ActNormLayer(dtype=self.dtype_policy, name=f"actnorm_{i}"))
         self._set_flow_layers(latent_side_first[::-1])

@@ -85,6 +85,9 @@ class RealNVP(FlowModel):
         4.28 / 4.23 / diverging test bits/dim (benchmarks/README.md).
       base_distribution: "normal" (default, as in the paper), "logistic", or any base `FlowModel` takes ("gmm",
         a `BaseDistribution` layer, a `tfd.Distribution` over the latent).
+      context_shape: None (default), or the shape of one context c: a conditional RealNVP p(x | c), every
+        conditioner reading c (appended to the MLP's input for vectors, broadcast over H x W as extra channels of
+        the conv nets for images; `MaskedConditioner`). `fit` then takes (x, c) pairs (`FlowModel`).
       **kwargs: `keras.Model` arguments, e.g. `name`, `dtype="float64"` (reaches every sub-layer).
     """
 
@@ -139,7 +142,7 @@ class RealNVP(FlowModel):
         for k in range(self.num_couplings):
             name = f"coupling_{k}"
             coupling = AffineCouplingLayer(masks.half(size, parity=k % 2), network_fn, dtype=dtype, name=name,
-                                           log_scale_limit=self.log_scale_limit)
+                                           log_scale_limit=self.log_scale_limit, context_shape=self.context_shape)
             layers += self._with_actnorm(coupling, name)
         return layers
 
@@ -167,7 +170,7 @@ class RealNVP(FlowModel):
         for k in range(count):
             name = f"{prefix}_{k}"
             coupling = AffineCouplingLayer(mask_fn(*shape, parity=k % 2), network_fn, dtype=dtype, name=name,
-                                           log_scale_limit=self.log_scale_limit)
+                                           log_scale_limit=self.log_scale_limit, context_shape=self.context_shape)
             layers += self._with_actnorm(coupling, name)
         return layers
 

@@ -10,8 +10,8 @@ class _OnlyOutput:
         self.conditioner = conditioner
         self.block_split = conditioner.block_split
 
-    def __call__(self, x):
-        return self.conditioner(x)[0]
+    def __call__(self, x, **kwargs):  # kwargs: the coupling's `conditional_input`, when it has one
+        return self.conditioner(x, **kwargs)[0]
 
 
 class AdditiveCouplingLayer(CouplingLayer):

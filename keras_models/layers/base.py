@@ -43,6 +43,15 @@ class BijectorLayer(keras.layers.Layer):
         return self.bijector().inverse(x)
 
 
+def initialize_step(step, x, conditional_input=None):
+    """`step.initialize_from_data(x)`, handing a container of steps (`initializes_with_context`) the batch's
+    contexts too, since its later steps see x as its conditional earlier steps transform it."""
+    if conditional_input is not None and getattr(step, "initializes_with_context", False):
+        step.initialize_from_data(x, conditional_input=conditional_input)
+    else:
+        step.initialize_from_data(x)
+
+
 def softplus_inverse(y):
     """x with softplus(x) = y (y > 0): the raw initial value of a weight passed through softplus."""
     return float(np.log(np.expm1(y)))

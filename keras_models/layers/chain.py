@@ -1,7 +1,8 @@
 """`SequentialFlow`: a sequence of steps whose bijector is their `tfb.Chain` (a multi-scale level, a Glow step)."""
 import tensorflow_probability as tfp
 
-from keras_models.layers.base import BijectorLayer
+from keras_models.layers.base import BijectorLayer, initialize_step
+from tfp_flows.conditioning import conditional_kwargs
 
 tfb = tfp.bijectors
 
@@ -32,10 +33,13 @@ class SequentialFlow(BijectorLayer):
             shape = step.output_event_shape(shape)
         return shape
 
-    def initialize_from_data(self, x):
+    initializes_with_context = True  # its steps may be conditional: FlowModel hands it the batch's contexts
+
+    def initialize_from_data(self, x, conditional_input=None):
         for step in self.steps:
-            step.initialize_from_data(x)
-            x = step.bijector().inverse(x)
+            initialize_step(step, x, conditional_input)
+            bijector = step.bijector()
+            x = bijector.inverse(x, **conditional_kwargs(bijector, conditional_input))
 
     def bijector(self):
         # A short name: TFP nests every sub-bijector's scope under it, and long names bloat exported graphs.

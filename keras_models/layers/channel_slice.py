@@ -1,6 +1,6 @@
 """`ChannelSliceLayer`: `tfp_flows.ChannelSlice`, multi-scale factor-out (an inner step on the first channels)."""
 import tfp_flows
-from keras_models.layers.base import BijectorLayer
+from keras_models.layers.base import BijectorLayer, initialize_step
 
 
 class ChannelSliceLayer(BijectorLayer):
@@ -16,8 +16,10 @@ class ChannelSliceLayer(BijectorLayer):
             self.inner.build(tuple(input_shape[:-1]) + (self.num_channels,))
         self.built = True
 
-    def initialize_from_data(self, x):
-        self.inner.initialize_from_data(x[..., : self.num_channels])
+    initializes_with_context = True  # its inner steps may be conditional
+
+    def initialize_from_data(self, x, conditional_input=None):
+        initialize_step(self.inner, x[..., : self.num_channels], conditional_input)
 
     def bijector(self):
         return tfp_flows.ChannelSlice(self.inner.bijector(), self.num_channels, event_ndims=self._event_ndims,

@@ -18,16 +18,18 @@ class CouplingLayer(BijectorLayer):
     `param_trailing_shapes` (default: the class attribute) gives the conditioner's outputs, as in
     `MaskedConditioner`. The bijectors get the conditioner itself (or `_OnlyOutput` of it), so they see its
     `block_split` and, for half and channel masks, call it on the pass-through block (`tfp_flows.coupling`).
+    `context_shape` (None: unconditional) makes the conditioner take a context (`MaskedConditioner`).
     """
 
     param_trailing_shapes = ((), ())
 
-    def __init__(self, mask, network_fn, param_trailing_shapes=None, **kwargs):
+    def __init__(self, mask, network_fn, param_trailing_shapes=None, context_shape=None, **kwargs):
         super().__init__(**kwargs)
         self.mask = np.asarray(mask, np.float32)
         shapes = self.param_trailing_shapes if param_trailing_shapes is None else param_trailing_shapes
         # The conditioner follows this layer's dtype policy (float64 models): Keras would cast inputs to float32.
-        self.conditioner = MaskedConditioner(None, self.mask, shapes, dtype=self.dtype_policy)
+        self.conditioner = MaskedConditioner(None, self.mask, shapes, context_shape=context_shape,
+                                             dtype=self.dtype_policy)
         self.conditioner.network = network_fn(self.conditioner.network_output_channels)
 
     def build(self, input_shape):

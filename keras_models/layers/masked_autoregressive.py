@@ -12,15 +12,16 @@ class MaskedAutoregressiveLayer(BijectorLayer):
     """Owns one MADE; its bijector is `tfb.MaskedAutoregressiveFlow` (or its inverse, the IAF step)."""
 
     def __init__(self, hidden_units, activation="relu", log_scale_limit=2.0, inverse_autoregressive=False,
-                 **kwargs):
+                 context_shape=None, **kwargs):
         super().__init__(**kwargs)
+        self.context_shape = context_shape  # None: unconditional; else the MADE takes `conditional_input`
         self.hidden_units, self.activation = tuple(hidden_units), activation
         self.log_scale_limit, self.inverse_autoregressive = log_scale_limit, inverse_autoregressive
         self.made = None
 
     def build(self, input_shape):
         self.made = MADE(int(input_shape[-1]), self.hidden_units, self.activation, self.log_scale_limit,
-                         dtype=self.dtype_policy, name="made")
+                         context_shape=self.context_shape, dtype=self.dtype_policy, name="made")
         self.made.build(input_shape)
         self.built = True
 

@@ -2,7 +2,9 @@
 
 Builds `PredictRequest`s for each signature (`log_prob`, `bits_per_dim`, `sample`, `encode`, `decode`) with
 `tf.make_tensor_proto`, in the dtypes the signatures declare, and decodes `PredictResponse`s into NumPy arrays
-with `tf.make_ndarray`. Needs the optional `tensorflow-serving-api` package (`pip install "tfp_flows[serving]"`),
+with `tf.make_ndarray`. A conditional model's export takes the context as one more named input: pass
+`context=` (a batch [batch, *context_shape], one row per example or sample) to any request builder. Needs the
+optional `tensorflow-serving-api` package (`pip install "tfp_flows[serving]"`),
 imported only when a request is built, so importing this module never fails.
 
 Example (a server started as in saved_models/README.md, gRPC on port 8500, and tensorflow-serving-api installed;
@@ -62,28 +64,47 @@ def _batch(value, arg_name, dtype):
     return array.astype(dtype, copy=False)
 
 
-def log_prob_request(model_name, x, dtype=np.float32, version=None):
-    """log p(x) for a batch `x` [batch, *event_shape]; `dtype` must be the export's (float64 models: np.float64)."""
-    return predict_request(model_name, "log_prob", {"x": _batch(x, "x", dtype)}, version)
+def _with_context(inputs, context, rows, dtype):
+    """`inputs` plus the named input "context" of a conditional export (None: unconditional, left out)."""
+    if context is None:
+        return inputs
+    context = _batch(context, "context", dtype)
+    if rows is not None and len(context) != rows:
+        raise ValueError(f"`context` must have one row per example or sample ({rows}); received shape "
+                         f"{list(context.shape)}")
+    return dict(inputs, context=context)
 
 
-def bits_per_dim_request(model_name, x, dtype=np.float32, version=None):
+def log_prob_request(model_name, x, dtype=np.float32, version=None, context=None):
+    """log p(x) for a batch `x` [batch, *event_shape]; `dtype` must be the export's (float64 models: np.float64).
+    A conditional model's log p(x | context) takes `context` [batch, *context_shape]."""
+    x = _batch(x, "x", dtype)
+    return predict_request(model_name, "log_prob", _with_context({"x": x}, context, len(x), dtype), version)
+
+
+def bits_per_dim_request(model_name, x, dtype=np.float32, version=None, context=None):
     """Bits per dimension of image data `x` in [0, 1] (image models only)."""
-    return predict_request(model_name, "bits_per_dim", {"x": _batch(x, "x", dtype)}, version)
+    x = _batch(x, "x", dtype)
+    return predict_request(model_name, "bits_per_dim", _with_context({"x": x}, context, len(x), dtype), version)
 
 
-def encode_request(model_name, x, dtype=np.float32, version=None):
-    """Latents z = f^{-1}(x) of a batch `x`."""
-    return predict_request(model_name, "encode", {"x": _batch(x, "x", dtype)}, version)
+def encode_request(model_name, x, dtype=np.float32, version=None, context=None):
+    """Latents z = f^{-1}(x) of a batch `x` (given `context` for a conditional model)."""
+    x = _batch(x, "x", dtype)
+    return predict_request(model_name, "encode", _with_context({"x": x}, context, len(x), dtype), version)
 
 
-def decode_request(model_name, z, dtype=np.float32, version=None):
-    """Data x = f(z) of a batch of latents `z`."""
-    return predict_request(model_name, "decode", {"z": _batch(z, "z", dtype)}, version)
+def decode_request(model_name, z, dtype=np.float32, version=None, context=None):
+    """Data x = f(z) of a batch of latents `z` (given `context` for a conditional model)."""
+    z = _batch(z, "z", dtype)
+    return predict_request(model_name, "decode", _with_context({"z": z}, context, len(z), dtype), version)
 
 
-def sample_request(model_name, num_samples, temperature=1.0, seed=(0, 0), version=None):
-    """`num_samples` draws at `temperature`; the same `seed` (an int or a pair of ints) gives the same samples."""
+def sample_request(model_name, num_samples, temperature=1.0, seed=(0, 0), version=None, context=None,
+                   dtype=np.float32, signature_name="sample"):
+    """`num_samples` draws at `temperature`; the same `seed` (an int or a pair of ints) gives the same samples.
+    A conditional model takes `context` [num_samples, *context_shape] (one context per sample; `dtype` the
+    export's). `signature_name="sample_and_log_prob"` asks for the samples' log-densities too."""
     check_int(num_samples, "num_samples")
     if not (np.isfinite(temperature) and temperature >= 0):
         raise ValueError(f"`temperature` must be a finite number >= 0; received {temperature!r}")
@@ -94,7 +115,7 @@ def sample_request(model_name, num_samples, temperature=1.0, seed=(0, 0), versio
         raise ValueError(f"`seed` must be an int or a pair of ints; received {seed.tolist()!r}")
     inputs = {"num_samples": np.int32(num_samples), "temperature": np.float32(temperature),
               "seed": seed.astype(np.int32)}
-    return predict_request(model_name, "sample", inputs, version)
+    return predict_request(model_name, signature_name, _with_context(inputs, context, num_samples, dtype), version)
 
 
 def decode_response(response):

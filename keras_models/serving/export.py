@@ -15,6 +15,10 @@ Signatures (x: data, z: latent; every dtype fixed, the batch dimension free; T =
     encode                      x [None, *event_shape] T            -> z [None, *latent_shape] T   (z = f^-1(x))
     decode                      z [None, *latent_shape] T           -> x [None, *event_shape] T    (x = f(z))
 
+Conditional models (`context_shape=...`) take one more named input in every signature, the context
+`context [None, *context_shape] T`: one row per example of `x`/`z`, or per sample (its batch must equal
+`num_samples`, else InvalidArgument), e.g. log_prob(x, context) -> log p(x | context).
+
 `sample` draws z ~ p_Z with stateless random ops keyed by `seed` and returns f(temperature * z) (Glow's
 temperature, Kingma & Dhariwal 2018 sec. 5), so one seed gives the same samples in every process and on
 every replica of a server. `sample_and_log_prob` returns the same samples with the model's log-density at
@@ -77,13 +81,24 @@ def export_saved_model(model, base_dir="saved_models", name=None, version=None):
     if bad:
         raise ValueError(f"refusing to export model {name!r}: non-finite weights (NaN or inf) in "
                          f"{bad[:5]}{' and more' if len(bad) > 5 else ''}")
-    functions = _ServingFunctions(
-        log_prob=model.log_prob, encode=model.encode, decode=model.decode,
-        sample=lambda n, temperature, seed: model.sample(n, temperature=temperature, seed=seed),
-        sample_and_log_prob=lambda n, temperature, seed: model.sample_and_log_prob(n, temperature=temperature,
-                                                                                   seed=seed),
-        bits_per_dim=(lambda x: model.bits_per_dim(model.log_prob(x))) if model.num_bits else None,
-        event_shape=model.event_shape, latent_shape=model.latent_shape, dtype=tf.as_dtype(model.compute_dtype))
+    context_shape = getattr(model, "context_shape", None)
+    if context_shape is None:
+        functions = _ServingFunctions(
+            log_prob=model.log_prob, encode=model.encode, decode=model.decode,
+            sample=lambda n, temperature, seed: model.sample(n, temperature=temperature, seed=seed),
+            sample_and_log_prob=lambda n, temperature, seed: model.sample_and_log_prob(n, temperature=temperature,
+                                                                                       seed=seed),
+            bits_per_dim=(lambda x: model.bits_per_dim(model.log_prob(x))) if model.num_bits else None,
+            event_shape=model.event_shape, latent_shape=model.latent_shape, dtype=tf.as_dtype(model.compute_dtype))
+    else:  # every signature takes the context as one more named input
+        functions = _ServingFunctions(
+            log_prob=model.log_prob, encode=model.encode, decode=model.decode,
+            sample=lambda n, temperature, seed, c: model.sample(n, c, temperature=temperature, seed=seed),
+            sample_and_log_prob=lambda n, temperature, seed, c: model.sample_and_log_prob(
+                n, c, temperature=temperature, seed=seed),
+            bits_per_dim=(lambda x, c: model.bits_per_dim(model.log_prob(x, c))) if model.num_bits else None,
+            event_shape=model.event_shape, latent_shape=model.latent_shape, dtype=tf.as_dtype(model.compute_dtype),
+            context_shape=context_shape)
     model_dir = os.path.join(base_dir, name)
     path = _save_new_version(functions, model_dir, version, extra_variables=[_tf_variable(w) for w in model.weights])
     _refresh_models_config(base_dir)
@@ -231,7 +246,11 @@ class _ServingFunctions:
     """The signature functions, traced once with fixed input signatures (dtypes and shapes, batch free)."""
 
     def __init__(self, log_prob, encode, decode, sample, bits_per_dim, event_shape, latent_shape, dtype,
-                 sample_and_log_prob=None):
+                 sample_and_log_prob=None, context_shape=None):
+        if context_shape is not None:
+            self._init_conditional(log_prob, encode, decode, sample, bits_per_dim, event_shape, latent_shape, dtype,
+                                   sample_and_log_prob, tuple(context_shape))
+            return
         x_spec = tf.TensorSpec([None, *event_shape], dtype, name="x")
         z_spec = tf.TensorSpec([None, *latent_shape], dtype, name="z")
         sample_specs = [tf.TensorSpec([], tf.int32, name="num_samples"),
@@ -275,6 +294,56 @@ class _ServingFunctions:
         if bits_per_dim is not None:
             self.functions["bits_per_dim"] = tf.function(lambda x: {"bits_per_dim": bits_per_dim(x)},
                                                          input_signature=[x_spec])
+
+    def _init_conditional(self, log_prob, encode, decode, sample, bits_per_dim, event_shape, latent_shape, dtype,
+                          sample_and_log_prob, context_shape):
+        """The signatures of a conditional model: each takes the named input `context` [None, *context_shape]."""
+        x_spec = tf.TensorSpec([None, *event_shape], dtype, name="x")
+        z_spec = tf.TensorSpec([None, *latent_shape], dtype, name="z")
+        c_spec = tf.TensorSpec([None, *context_shape], dtype, name="context")
+        sample_specs = [tf.TensorSpec([], tf.int32, name="num_samples"),
+                        tf.TensorSpec([], tf.float32, name="temperature"),
+                        tf.TensorSpec([2], tf.int32, name="seed"), c_spec]
+
+        def same_batch(data, context, what):
+            # One context per example: a mismatch fails with InvalidArgument (TF Serving answers 400).
+            check = tf.debugging.assert_equal(tf.shape(context)[0], tf.shape(data)[0],
+                                              message=f"`context` must have one row per {what}")
+            with tf.control_dependencies([check]):
+                return tf.identity(context)
+
+        def checked_sample_inputs(num_samples, temperature, context):
+            checks = [tf.debugging.assert_positive(num_samples, message="`num_samples` must be >= 1"),
+                      tf.debugging.assert_non_negative(temperature, message="`temperature` must be >= 0"),
+                      tf.debugging.assert_all_finite(temperature, message="`temperature` must be finite"),
+                      tf.debugging.assert_equal(tf.shape(context)[0], num_samples,
+                                                message="`context` must have one row per sample (num_samples rows)")]
+            with tf.control_dependencies(checks):
+                return tf.identity(num_samples), tf.identity(temperature), tf.identity(context)
+
+        def sample_fn(num_samples, temperature, seed, context):
+            num_samples, temperature, context = checked_sample_inputs(num_samples, temperature, context)
+            return {"samples": sample(num_samples, temperature, seed, context)}
+
+        def sample_and_log_prob_fn(num_samples, temperature, seed, context):
+            num_samples, temperature, context = checked_sample_inputs(num_samples, temperature, context)
+            samples, log_prob_value = sample_and_log_prob(num_samples, temperature, seed, context)
+            return {"samples": samples, "log_prob": log_prob_value}
+
+        self.functions = {
+            "log_prob": tf.function(lambda x, context: {"log_prob": log_prob(x, same_batch(x, context, "example"))},
+                                    input_signature=[x_spec, c_spec]),
+            "sample": tf.function(sample_fn, input_signature=sample_specs),
+            "encode": tf.function(lambda x, context: {"z": encode(x, same_batch(x, context, "example"))},
+                                  input_signature=[x_spec, c_spec]),
+            "decode": tf.function(lambda z, context: {"x": decode(z, same_batch(z, context, "latent"))},
+                                  input_signature=[z_spec, c_spec]),
+            "sample_and_log_prob": tf.function(sample_and_log_prob_fn, input_signature=sample_specs),
+        }
+        if bits_per_dim is not None:
+            self.functions["bits_per_dim"] = tf.function(
+                lambda x, context: {"bits_per_dim": bits_per_dim(x, same_batch(x, context, "example"))},
+                input_signature=[x_spec, c_spec])
 
     def module(self, extra_variables=()):
         """A `tf.Module` holding every variable the traced functions read, and the signatures to save with it."""

@@ -7,6 +7,14 @@ transformed block alone. `MaskedConditioner` declares it, so inside a coupling i
 pass-through entries and produces parameters for the D/2 transformed ones, with no zero-filled input or
 zero-padded output in between, as in TFP's RealNVP. Called on the full masked input it still keeps the
 full-shape contract (slicing the block out, padding the parameters with zeros).
+
+Context (conditional flows, `tfp_flows.conditioning`). Built with `context_shape`, a `MaskedConditioner` is
+called as `conditioner(x, conditional_input=c)` with c of shape [*batch, *context_shape]: c is flattened to a
+vector of prod(context_shape) values and concatenated to the network's input, on the last axis of a vector
+block, or broadcast over H x W and concatenated as channels of an image block (the conditional RealNVP/Glow of
+Winkler et al. 2019, "Learning likelihoods with conditional normalizing flows"). The network's first layer is
+built for the wider input, so it learns the context embedding; any network (`mlp`, `glow_conv`,
+`ResidualConvNet`, a split prior's conv) takes a context this way.
 """
 import numpy as np
 import tensorflow as tf
@@ -14,6 +22,61 @@ import tensorflow as tf
 import keras
 
 from tfp_flows.coupling import last_axis_split
+from tfp_flows.validation import check_positive_ints
+
+
+def checked_context_shape(context_shape, owner):
+    """`context_shape` as a tuple of positive ints, or None; a ValueError naming it otherwise."""
+    if context_shape is None:
+        return None
+    shape = tuple(context_shape) if np.ndim(context_shape) else (context_shape,)
+    return tuple(int(d) for d in check_positive_ints(shape, "context_shape", owner=owner))
+
+
+def checked_context(conditional_input, context_shape, batch_shape, owner, dtype):
+    """The context as a [N, prod(context_shape)] tensor of `dtype`, N = prod(batch_shape) of the input, after
+    checking that it is given exactly when `context_shape` is (ValueErrors name `conditional_input`).
+
+    `batch_shape` is the input's static batch shape (a list, entries may be None): the context's leading axes
+    must match it. Returns None for an unconditional network called without a context.
+    """
+    if context_shape is None:
+        if conditional_input is not None:
+            raise ValueError(f"{owner}: received `conditional_input` but this network was built without "
+                             "`context_shape` (an unconditional model); pass context_shape=... to the model to "
+                             "condition it")
+        return None
+    expected = "[batch, " + ", ".join(map(str, context_shape)) + "]"
+    if conditional_input is None:
+        raise ValueError(f"{owner}: this network is conditional (context_shape={context_shape}) and needs "
+                         f"`conditional_input` of shape {expected}; received None")
+    c = tf.convert_to_tensor(conditional_input)
+    if not c.dtype.is_floating:
+        raise TypeError(f"{owner}: `conditional_input` must be floating point of shape {expected}; received "
+                        f"dtype {c.dtype.name}")
+    rank = len(context_shape)
+    shape = c.shape
+    if shape.rank is not None:
+        trailing = shape.as_list()[shape.rank - rank:] if shape.rank >= rank else None
+        leading = shape.as_list()[: shape.rank - rank]
+        if (trailing is None or any(t is not None and t != e for t, e in zip(trailing, context_shape))
+                or len(leading) != len(batch_shape)
+                or any(a is not None and b is not None and a != b for a, b in zip(leading, batch_shape))):
+            raise ValueError(f"{owner}: `conditional_input` must have shape {expected} with the input's batch "
+                             f"shape {list(batch_shape)} (context_shape={context_shape}); received shape "
+                             f"{shape.as_list()}")
+    return tf.reshape(tf.cast(c, dtype), [-1, int(np.prod(context_shape))])
+
+
+def with_context(h, context):
+    """`h` [N, ..., channels] with `context` [N, K] appended on the last axis (broadcast over the middle axes)."""
+    if context is None:
+        return h
+    middle = h.shape.rank - 2
+    context = tf.reshape(context, tf.concat([tf.shape(context)[:1], tf.ones([middle], tf.int32),
+                                             tf.shape(context)[1:]], 0))
+    context = tf.broadcast_to(context, tf.concat([tf.shape(h)[:-1], tf.shape(context)[-1:]], 0))
+    return tf.concat([h, context], axis=-1)
 
 
 def mlp(hidden_units, output_units, activation="relu", name=None, dtype=None):
@@ -94,11 +157,15 @@ class MaskedConditioner(keras.layers.Layer):
       mask: the coupling's 0/1 mask (NumPy, event shape).
       param_trailing_shapes: one tuple per returned parameter: () for event-shaped parameters, (K,) for
         parameters with a trailing axis of K mixture components.
+      context_shape: None (unconditional), or the shape of one context c: then `call(x, conditional_input=c)`
+        needs c [*batch, *context_shape], appended to the network's input (module docstring).
     """
 
-    def __init__(self, network, mask, param_trailing_shapes=((), ()), **kwargs):
+    def __init__(self, network, mask, param_trailing_shapes=((), ()), context_shape=None, **kwargs):
         super().__init__(**kwargs)
         self.network = network
+        self.context_shape = checked_context_shape(context_shape, "MaskedConditioner")
+        self.context_size = 0 if self.context_shape is None else int(np.prod(self.context_shape))
         self.mask = np.asarray(mask, np.float32)
         self.param_trailing_shapes = [tuple(s) for s in param_trailing_shapes]
         self.split = last_axis_split(self.mask)
@@ -125,25 +192,35 @@ class MaskedConditioner(keras.layers.Layer):
         return self.trans_channels * self.output_width
 
     def build(self, input_shape=None):
-        self.network.build((None,) + self.mask.shape[:-1] + (self.pass_channels,))
+        self.network.build((None,) + self.mask.shape[:-1] + (self.pass_channels + self.context_size,))
         self.built = True
 
-    def call(self, x):
+    def _context(self, x, conditional_input):
+        """The checked context [N, K] for input `x` (None when unconditional)."""
+        if self.context_shape is None and conditional_input is None:
+            return None
+        rank = x.shape.rank
+        batch = x.shape.as_list()[: rank - self.mask.ndim] if rank is not None else []
+        return checked_context(conditional_input, self.context_shape, batch, self.name, self.compute_dtype)
+
+    def call(self, x, conditional_input=None):
+        context = self._context(x, conditional_input)
         if self.block_split is not None and x.shape.rank is not None and x.shape[-1] == self.pass_channels:
-            return self._call_on_block(x)
+            return self._call_on_block(x, context)
         event_rank = self.mask.ndim
         batch_shape = tf.shape(x)[: tf.rank(x) - event_rank]
         flat = tf.reshape(x, tf.concat([[-1], self.mask.shape], axis=0))
         if self.split is not None:
             flat = flat[..., self._pass_slice]
         params = []
-        for piece, trailing in zip(self._split_output(self.network(flat)), self.param_trailing_shapes):
+        for piece, trailing in zip(self._split_output(self.network(with_context(flat, context))),
+                                   self.param_trailing_shapes):
             if self.split is not None:
                 piece = self._pad_to_event(piece, len(trailing))
             params.append(tf.reshape(piece, tf.concat([batch_shape, self.mask.shape, trailing], 0)))
         return tuple(params)
 
-    def _call_on_block(self, x_pass):
+    def _call_on_block(self, x_pass, context=None):
         """Block form: the same network and the same slices of its output, without zeros in or out."""
         event_rank = self.mask.ndim
         # One batch axis is what the network takes: no reshape then (the usual case inside a model).
@@ -152,7 +229,7 @@ class MaskedConditioner(keras.layers.Layer):
             batch_shape = tf.shape(x_pass)[: tf.rank(x_pass) - event_rank]
             block_shape = self.mask.shape[:-1] + (self.trans_channels,)
             x_pass = tf.reshape(x_pass, (-1,) + self.mask.shape[:-1] + (self.pass_channels,))
-        params = self._split_output(self.network(x_pass))
+        params = self._split_output(self.network(with_context(x_pass, context)))
         if not one_batch_axis:
             params = [tf.reshape(piece, tf.concat([batch_shape, block_shape, trailing], 0))
                       for piece, trailing in zip(params, self.param_trailing_shapes)]

@@ -19,11 +19,18 @@ Masks (Germain et al. 2015, sec. 4; the same degrees as TFP's `AutoregressiveNet
     output mask         M_out[j, d] = 1  iff  m_L(j) < d
 so output d depends on inputs 1..d-1 only. Each output d carries (shift_d, log_scale_d), laid out as unit
 index 2 d + p (TFP's `params=2` layout); the last layer starts at zero, so a MAF step starts as the identity.
+
+Context (`context_shape`, as TFP's `AutoregressiveNetwork(conditional=True, conditional_event_shape=...,
+conditional_input_layers="all_layers")`): `call(x, conditional_input=c)` adds c V_l, an unmasked dense map of the
+flattened context, to the pre-activation of every hidden layer l (Papamakarios et al. 2017, sec. 3.4: the
+context may feed any unit, since it is not one of the autoregressive inputs). Output d then depends on
+x_1..x_{d-1} and c.
 """
 import numpy as np
 import tensorflow as tf
 
 import keras
+from keras_models.layers.networks.conditioners import checked_context, checked_context_shape
 from tfp_flows.validation import check_int, check_positive_ints
 
 __all__ = ["MADE", "MaskedKernel", "made_degrees", "made_masks"]
@@ -56,6 +63,8 @@ class MADE(keras.layers.Layer):
       activation: hidden activation (any Keras activation name or callable).
       log_scale_limit: c > 0 bounds the log-scale softly, log_scale = c tanh(raw / c) (|log_scale| < c); None
         leaves it unbounded.
+      context_shape: None (unconditional), or the shape of one context: `call(x, conditional_input=c)` then
+        needs c [*batch, *context_shape] (module docstring).
 
     Example:
         >>> import tensorflow as tf
@@ -65,8 +74,10 @@ class MADE(keras.layers.Layer):
         (TensorShape([5, 3]), TensorShape([5, 3]))
     """
 
-    def __init__(self, event_size, hidden_units=(256, 256), activation="relu", log_scale_limit=2.0, **kwargs):
+    def __init__(self, event_size, hidden_units=(256, 256), activation="relu", log_scale_limit=2.0,
+                 context_shape=None, **kwargs):
         super().__init__(**kwargs)
+        self.context_shape = checked_context_shape(context_shape, "MADE")
         event_size, hidden_units = check_int(event_size, "event_size"), check_positive_ints(hidden_units, "hidden_units")
         if log_scale_limit is not None and not log_scale_limit > 0:
             raise ValueError(f"`log_scale_limit` must be None or > 0; received {log_scale_limit!r}")
@@ -92,16 +103,28 @@ class MADE(keras.layers.Layer):
             kernel.constraint = _reassign  # the optimizer re-assigns (so masks) the kernel after every update
             self.kernels.append(kernel)
             self.biases.append(self.add_weight(name=f"bias_{i}", shape=(mask.shape[1],), initializer="zeros"))
+        self.context_kernels = []  # unmasked: the context is no autoregressive input
+        if self.context_shape is not None:
+            size = int(np.prod(self.context_shape))
+            self.context_kernels = [self.add_weight(name=f"context_kernel_{i}", shape=(size, units),
+                                                    initializer="glorot_uniform")
+                                    for i, units in enumerate(self.hidden_units)]
         self.built = True
 
-    def call(self, x):
+    def call(self, x, conditional_input=None):
         # No mask here: every kernel is stored masked (MaskedKernel), so these are plain dense layers.
         x = tf.convert_to_tensor(x, self.compute_dtype)
+        context = None
+        if conditional_input is not None or self.context_shape is not None:
+            batch = x.shape.as_list()[:-1] if x.shape.rank is not None else []
+            context = checked_context(conditional_input, self.context_shape, batch, self.name, self.compute_dtype)
         batch_shape = tf.shape(x)[:-1]
         h = tf.reshape(x, [-1, self.event_size])
         for i, (kernel, bias) in enumerate(zip(self.kernels, self.biases)):
             h = tf.matmul(h, kernel) + bias
             if i < len(self.kernels) - 1:
+                if context is not None:
+                    h = h + tf.matmul(context, self.context_kernels[i])
                 h = self.activation(h)
         h = tf.reshape(h, tf.concat([batch_shape, [self.event_size, 2]], axis=0))
         shift, raw_log_scale = h[..., 0], h[..., 1]
@@ -113,7 +136,8 @@ class MADE(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(event_size=self.event_size, hidden_units=list(self.hidden_units),
-                      activation=self._activation_config, log_scale_limit=self.log_scale_limit)
+                      activation=self._activation_config, log_scale_limit=self.log_scale_limit,
+                      context_shape=None if self.context_shape is None else list(self.context_shape))
         return config
 
 
