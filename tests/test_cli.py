@@ -233,7 +233,6 @@ def test_conditional_image_figure_draws_one_row_per_class_with_c_fixed_along_it(
     assert_real_image(paths["samples"])
 
 
-@pytest.mark.xfail(reason="needs FlowModel context_shape (branch conditioning)", strict=True)
 def test_conditional_two_moons_run_end_to_end(tmp_path):
     tfp_flows("train", "--preset", "realnvp", "--dataset", "two_moons", "--conditional", "--epochs", "1",
               "--steps-per-epoch", "3", "--batch-size", "64", "--model-args",
