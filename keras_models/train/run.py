@@ -96,7 +96,7 @@ def _datasets(config, strategy, start_step=0, check_finite=True, support=None):
     else:
         train_ds = _train_stream(config, start_step)
     validation = make_dataset(config["dataset"], split="validation", batch_size=config["batch_size"],
-                              seed=config["seed"], shuffle=False, drop_remainder=True, repeat=False,
+                              seed=config["seed"], shuffle=False, drop_remainder=False, repeat=False,
                               **_conditional_kwargs(config))
     return first_batch, train_ds, validation.take(config["validation_batches"])
 
