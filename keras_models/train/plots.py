@@ -56,15 +56,17 @@ def plot_density_2d(log_prob_fn, path, data=None, samples=None, target_log_prob_
     return path
 
 
-def image_grid(images, columns=8):
-    """Tile [N, H, W, C] images in [0, 1] into one [rows*H, columns*W, C] array."""
+def image_grid(images, columns=8, pad=0, pad_value=1.0):
+    """Tile [N, H, W, C] images in [0, 1] into one [rows*(H+pad)-pad, columns*(W+pad)-pad, C] array, with `pad`
+    pixels of `pad_value` between tiles (digits touch their 8 x 8 borders: without a gap, rows run together)."""
     images = np.clip(np.asarray(images, np.float32), 0.0, 1.0)
     n, h, w, c = images.shape
     rows = int(np.ceil(n / columns))
-    canvas = np.ones([rows * h, columns * w, c], np.float32)
+    canvas = np.full([rows * (h + pad) - pad, columns * (w + pad) - pad, c], pad_value, np.float32)
     for i, image in enumerate(images):
         r, col = divmod(i, columns)
-        canvas[r * h:(r + 1) * h, col * w:(col + 1) * w] = image
+        top, left = r * (h + pad), col * (w + pad)
+        canvas[top:top + h, left:left + w] = image
     return canvas
 
 
@@ -98,8 +100,8 @@ def plot_image_rows(rows, path, row_labels, title=None):
     Every row holds the same number of [H, W, C] images in [0, 1]; `row_labels` names each row (a class name).
     """
     columns = len(rows[0])
-    canvas = image_grid(np.concatenate([np.asarray(images)[:columns] for images in rows]), columns)
-    height = canvas.shape[0] / len(rows)
+    canvas = image_grid(np.concatenate([np.asarray(images)[:columns] for images in rows]), columns, pad=1)
+    height = (canvas.shape[0] + 1) / len(rows)  # one tile and its gap
     width = columns * 0.8
     fig, ax = plt.subplots(figsize=(width + 1.2, width * canvas.shape[0] / canvas.shape[1] + (0.4 if title else 0.1)))
     ax.imshow(canvas.squeeze(-1) if canvas.shape[-1] == 1 else canvas, cmap="gray", vmin=0, vmax=1,
