@@ -9,7 +9,7 @@ parameters theta [..., D, 3K - 1] of D rational-quadratic splines, theta_d a fun
     log|det dx/dy| = -sum_d log g'(x_d; theta_d)
 
 g is the rational-quadratic spline on [-B, B] with identity tails of `tfp_flows.rational_quadratic_coupling`
-(eq. 4-8 there); theta_d's last axis is laid out (widths [K], heights [K], derivatives [K - 1]), normalised as
+(Appendix A there); theta_d's last axis is laid out (widths [K], heights [K], derivatives [K - 1]), normalised as
 in `RationalQuadraticCoupling`. The D-pass loop is TFP's own (`tfb.MaskedAutoregressiveFlow(bijector_fn=...)`);
 the density direction and its log-det share one network pass through the cache of
 `OnePassMaskedAutoregressiveFlow`. Keyword arguments of the bijector's methods (a conditional input) reach

@@ -5,11 +5,11 @@ outside (linear tails of slope 1, sec. 3.1), whose knots come from a conditioner
 entries. In bin k, with knots (x_k, y_k), bin width w_k, height h_k, slope s_k = h_k / w_k, derivatives
 d_k, d_{k+1} at the knots (d_0 = d_K = 1 at +-B, matching the tails) and xi = (x - x_k) / w_k in [0, 1]:
 
-    g(x)  = y_k + h_k [s_k xi^2 + d_k xi (1 - xi)] / [s_k + (d_{k+1} + d_k - 2 s_k) xi (1 - xi)]        (eq. 4)
+    g(x)  = y_k + h_k [s_k xi^2 + d_k xi (1 - xi)] / [s_k + (d_{k+1} + d_k - 2 s_k) xi (1 - xi)]   (App. A.1)
     g'(x) = s_k^2 [d_{k+1} xi^2 + 2 s_k xi (1 - xi) + d_k (1 - xi)^2]
-            / [s_k + (d_{k+1} + d_k - 2 s_k) xi (1 - xi)]^2                                                 (eq. 5)
+            / [s_k + (d_{k+1} + d_k - 2 s_k) xi (1 - xi)]^2                                            (App. A.2)
 
-and the inverse is the root in [0, 1] of a quadratic in xi (eq. 6-8, Appendix A.3): both directions are closed
+and the inverse is the root in [0, 1] of a quadratic in xi (Appendix A.3): both directions are closed
 form. The spline itself is TFP's `tfb.RationalQuadraticSpline` (same formulas, its Appendix A references).
 
 Unnormalised parameters (widths w~, heights h~ [..., K], derivatives d~ [..., K - 1]) become knots as in the
@@ -110,7 +110,7 @@ class SplineSettings:
 class RationalQuadraticCoupling(MaskedCoupling):
     """Neural spline coupling: a K-bin rational-quadratic spline on [-B, B] per transformed entry.
 
-    Forward (latent -> data) and inverse are both closed form (module docstring, Durkan et al. 2019, eq. 4-8);
+    Forward (latent -> data) and inverse are both closed form (module docstring; Durkan et al. 2019, sec. 3.1 and Appendix A);
     outside [-B, B] the map is the identity and its log-det is 0.
 
     Event shape: the shape of `mask` ([D] or [H, W, C]); any leading batch shape. Half and channel masks are

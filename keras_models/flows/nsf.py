@@ -3,7 +3,7 @@
 Every step applies a monotonic rational-quadratic spline with K bins on [-B, B] to each transformed dimension,
 the identity outside (linear tails, sec. 3.1); in bin k, with xi = (x - x_k) / w_k and s_k = h_k / w_k,
 
-    g(x) = y_k + h_k [s_k xi^2 + d_k xi (1 - xi)] / [s_k + (d_{k+1} + d_k - 2 s_k) xi (1 - xi)]        (eq. 4)
+    g(x) = y_k + h_k [s_k xi^2 + d_k xi (1 - xi)] / [s_k + (d_{k+1} + d_k - 2 s_k) xi (1 - xi)]   (App. A.1)
 
 whose knots (widths, heights, interior derivatives: 3K - 1 numbers per dimension) a network computes from the
 other dimensions. Two variants (sec. 3.2 and 3.3):
