@@ -17,6 +17,8 @@ Steps are separated by a fixed permutation (`permutation`: "reverse" or "random"
 by an ActNorm (`actnorm`). Every step starts as the identity (zero last layers, derivatives offset to 1, see
 `keras_models.layers.rational_quadratic_coupling`). Data are best standardised: the splines act on [-B, B] and
 leave the rest to the tails (B = 3 by default; ActNorm, on by default, standardises from the first batch).
+The identity tails also keep the base distribution's tails: on a heavy-tailed (Student-t) banana RealNVP's
+affine couplings fit better (held-out KL gap 0.02 against 0.47 at equal steps; benchmarks/README.md).
 
 Example:
     >>> from keras_models import NSF
@@ -58,8 +60,10 @@ class NSF(FlowModel):
       min_bin_width, min_bin_height, min_derivative: the spline's floors (default 1e-3, the paper's code).
       permutation: "reverse" (default) or "random" (fixed, from `permutation_seed`) between steps.
       permutation_seed: seed of the "random" permutations (stored in the config, so reloads agree).
-      actnorm: an ActNorm (data-initialised per-dimension affine) before every step (default True): it keeps the
-        data inside the splines' [-B, B] (benchmarks/README.md, "NSF vs plain TFP splines").
+      actnorm: an ActNorm (data-initialised per-dimension affine) before every step (default True). The splines
+        leave everything outside [-B, B] to their identity tails; the ActNorms scale the data in. Full budget,
+        median of 3 seeds, held-out KL gap with / without: 16-Gaussian spiral 0.26 / 2.08, heavy-tailed banana
+        0.47 / 140 (benchmarks/README.md, "Neural spline flows").
       **kwargs: `FlowModel` arguments (base_distribution, num_bits, name, dtype="float64").
     """
 
