@@ -28,7 +28,7 @@ from functools import partial
 import numpy as np
 from sklearn.datasets import load_digits, make_moons
 
-from keras_models import IAF, MAF, NICE, FlowPlusPlus, Glow, PlanarFlow, PReLUFlow, RadialFlow, RealNVP
+from keras_models import IAF, MAF, NICE, NSF, FlowPlusPlus, Glow, PlanarFlow, PReLUFlow, RadialFlow, RealNVP
 
 CHECKS = ("every_weight_trains", "log_prob", "sample_encode_decode", "keras_round_trip", "jit_compile_trains",
           "bijector_conforms")
@@ -133,6 +133,11 @@ CASES = [
               export=dict(num_layers=2, hidden_units=(8,), permutation="reverse")),
     ModelCase("iaf", None, partial(IAF, (3,), num_layers=2, hidden_units=(8,)), normal_3d, replace=True,
               after_reload=same_permutations, unit_interval=B_BIT, export={}),
+    ModelCase("nsf-coupling", "nsf", partial(NSF, (2,), num_layers=2, hidden_units=(16,), num_bins=4, bound=2.0),
+              moons, unit_interval=B_BIT, export=dict(hidden_units=(8,), num_bins=3)),
+    ModelCase("nsf-autoregressive", "nsf", partial(NSF, (3,), variant="autoregressive", num_layers=2,
+                                                   hidden_units=(16,), num_bins=4, permutation="random"),
+              normal_3d, after_reload=same_permutations),
     ModelCase("glow-image", "glow", partial(Glow, (4, 4, 2), num_levels=2, num_steps=1, hidden_channels=4, seed=0),
               two_channel_images, perturb=0.05, support=(0.0, 1.0)),
     ModelCase("glow-vector", "glow", partial(Glow, (2,), num_steps=2, hidden_channels=16, seed=0), banana,

@@ -8,6 +8,7 @@ from tfp_flows import masks
 from tfp_flows.actnorm import ActNorm, actnorm_initial_parameters
 from tfp_flows.additive_coupling import AdditiveCoupling
 from tfp_flows.affine_coupling import AffineCoupling
+from tfp_flows.autoregressive_spline import MaskedAutoregressiveSpline
 from tfp_flows.channel_slice import ChannelSlice
 from tfp_flows.conditioning import conditional_kwargs
 from tfp_flows.invertible_conv1x1 import InvertibleConv1x1
@@ -18,6 +19,7 @@ from tfp_flows.masked_autoregressive import OnePassMaskedAutoregressiveFlow
 from tfp_flows.planar import Planar
 from tfp_flows.prelu import PReLU
 from tfp_flows.radial import Radial
+from tfp_flows.rational_quadratic_coupling import RationalQuadraticCoupling
 from tfp_flows.squeeze import Squeeze
 
 __version__ = "0.1.0"
@@ -31,10 +33,12 @@ __all__ = [
     "LogisticMixtureCDF",
     "LogisticMixtureCoupling",
     "LogitTransform",
+    "MaskedAutoregressiveSpline",
     "OnePassMaskedAutoregressiveFlow",
     "PReLU",
     "Planar",
     "Radial",
+    "RationalQuadraticCoupling",
     "Squeeze",
     "actnorm_initial_parameters",
     "conditional_kwargs",

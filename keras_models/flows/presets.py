@@ -17,6 +17,7 @@ from keras_models.flows.flow_plus_plus import FlowPlusPlus
 from keras_models.flows.glow import Glow
 from keras_models.flows.maf import MAF
 from keras_models.flows.nice import NICE
+from keras_models.flows.nsf import NSF
 from keras_models.flows.planar_radial import PlanarFlow, RadialFlow
 from keras_models.flows.prelu_flow import PReLUFlow
 from keras_models.flows.realnvp import RealNVP
@@ -42,6 +43,7 @@ PRESETS = {entry.name: entry for entry in (
            vi_args={"num_couplings": 6, "hidden_units": [64, 64], "actnorm": False}),
     Preset("maf", MAF, toy_args={"num_layers": 4, "hidden_units": [64, 64]},
            vi_args={"num_layers": 4, "hidden_units": [64, 64], "actnorm": False}),
+    Preset("nsf", NSF, toy_args={"num_layers": 4, "hidden_units": [64, 64], "num_bins": 8}),
     Preset("glow", Glow, toy_args={"num_steps": 6, "hidden_channels": 64}),
     Preset("flowpp", FlowPlusPlus, toy_args={"num_couplings": 4, "num_components": 4, "hidden_channels": 64},
            aliases=("flowplusplus",)),

@@ -8,6 +8,7 @@ import `keras_models.flows` (the presets) nor `keras_models.train`.
 from keras_models.layers.actnorm import ActNormLayer
 from keras_models.layers.additive_coupling import AdditiveCouplingLayer
 from keras_models.layers.affine_coupling import AffineCouplingLayer
+from keras_models.layers.autoregressive_spline import AutoregressiveSplineLayer, SplineMADE
 from keras_models.layers.base import BijectorLayer
 from keras_models.layers.chain import SequentialFlow
 from keras_models.layers.channel_slice import ChannelSliceLayer
@@ -21,6 +22,7 @@ from keras_models.layers.permute import PermuteLayer
 from keras_models.layers.planar import PlanarLayer
 from keras_models.layers.prelu import PReLULayer
 from keras_models.layers.radial import RadialLayer
+from keras_models.layers.rational_quadratic_coupling import RationalQuadraticCouplingLayer
 from keras_models.layers.scale import DiagonalScaleLayer
 from keras_models.layers.scale_matvec_tril import LowerTriangularAffineLayer
 from keras_models.layers.shift import ShiftLayer
@@ -28,9 +30,10 @@ from keras_models.layers.split_prior import SplitPriorLayer
 from keras_models.layers.squeeze import SqueezeLayer
 
 __all__ = [
-    "ActNormLayer", "AdditiveCouplingLayer", "AffineCouplingLayer", "BijectorLayer", "ChannelSliceLayer",
-    "CouplingLayer", "DiagonalScaleLayer", "GatedConvAttentionNet", "InvertibleConv1x1Layer", "LogitLayer",
-    "LowerTriangularAffineLayer", "MADE", "MaskedAutoregressiveLayer", "MaskedConditioner", "MixtureCouplingLayer",
-    "PReLULayer", "PermuteLayer", "PlanarLayer", "RadialLayer", "ResidualConvNet", "SequentialFlow", "ShiftLayer",
+    "ActNormLayer", "AdditiveCouplingLayer", "AffineCouplingLayer", "AutoregressiveSplineLayer", "BijectorLayer",
+    "ChannelSliceLayer", "CouplingLayer", "DiagonalScaleLayer", "GatedConvAttentionNet", "InvertibleConv1x1Layer",
+    "LogitLayer", "LowerTriangularAffineLayer", "MADE", "MaskedAutoregressiveLayer", "MaskedConditioner",
+    "MixtureCouplingLayer", "PReLULayer", "PermuteLayer", "PlanarLayer", "RadialLayer",
+    "RationalQuadraticCouplingLayer", "ResidualConvNet", "SequentialFlow", "ShiftLayer", "SplineMADE",
     "SplitPriorLayer", "SqueezeLayer", "glow_conv", "mlp",
 ]

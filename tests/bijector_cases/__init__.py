@@ -35,10 +35,10 @@ class BijectorCase:
 
 def _merge():
     from bijector_cases import (  # noqa: PLC0415 (group modules import this one)
-        autoregressive, couplings, elementwise, mixtures, structural)
+        autoregressive, couplings, elementwise, mixtures, splines, structural)
 
     merged = {}
-    for module in (elementwise, couplings, mixtures, structural, autoregressive):
+    for module in (elementwise, couplings, mixtures, structural, autoregressive, splines):
         for case_id, case in module.CASES.items():
             if case_id in merged:
                 raise ValueError(f"duplicate bijector case id {case_id!r}")

@@ -1,0 +1,103 @@
+"""`AutoregressiveSplineLayer`: owns a MADE with 3K - 1 outputs per dimension and builds
+`tfp_flows.MaskedAutoregressiveSpline` (Durkan et al. 2019, RQ-NSF (AR)) from it per call.
+
+Density (data y -> latent x): one MADE pass; sampling: D passes (TFP's MaskedAutoregressiveFlow loop).
+Initialisation at the identity: the MADE's last layer starts at zero (uniform bins), and the raw derivatives
+are offset by softplus^{-1}(1 - min_derivative) so the knot derivatives start at 1
+(`tfp_flows.rational_quadratic_coupling.identity_raw_derivative`).
+
+Example:
+    >>> import tensorflow as tf
+    >>> layer = AutoregressiveSplineLayer(hidden_units=(16,), num_bins=4)
+    >>> layer.build((None, 3))
+    >>> layer.bijector().inverse(tf.constant([[0.1, -0.3, 2.0]])).numpy().round(4)   # the identity at first
+    array([[ 0.1, -0.3,  2. ]], dtype=float32)
+"""
+import numpy as np
+import tensorflow as tf
+
+import keras
+from keras_models.layers.base import BijectorLayer
+from keras_models.layers.networks.made import MADE, made_degrees, made_masks
+from tfp_flows.autoregressive_spline import MaskedAutoregressiveSpline
+from tfp_flows.rational_quadratic_coupling import SplineSettings, identity_raw_derivative
+from tfp_flows.validation import check_int, check_positive_ints
+
+
+@keras.saving.register_keras_serializable(package="tfp_flows")
+class SplineMADE(MADE):
+    """`MADE` with `num_params` outputs per dimension: x [..., D] -> theta [..., D, num_params], theta[..., d, :]
+    a function of x_1..x_{d-1} only (unit index num_params * d + p, TFP's `params` layout); last layer at zero.
+
+    (MADE itself returns exactly two outputs per dimension, shift and log-scale; this subclass only widens the
+    output mask and the final reshape.)
+    """
+
+    def __init__(self, event_size, num_params, hidden_units=(256, 256), activation="relu", **kwargs):
+        kwargs.pop("log_scale_limit", None)
+        super().__init__(event_size, hidden_units, activation, log_scale_limit=None, **kwargs)
+        self.num_params = check_int(num_params, "num_params")
+        masks = made_masks(made_degrees(self.event_size, self.hidden_units))
+        masks[-1] = np.repeat(masks[-1], self.num_params, axis=1)
+        self.masks = masks
+
+    def call(self, x):
+        x = tf.convert_to_tensor(x, self.compute_dtype)
+        batch_shape = tf.shape(x)[:-1]
+        h = tf.reshape(x, [-1, self.event_size])
+        for i, (kernel, bias) in enumerate(zip(self.kernels, self.biases)):
+            h = tf.matmul(h, kernel) + bias
+            if i < len(self.kernels) - 1:
+                h = self.activation(h)
+        return tf.reshape(h, tf.concat([batch_shape, [self.event_size, self.num_params]], axis=0))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(num_params=self.num_params)
+        return config
+
+
+class AutoregressiveSplineLayer(BijectorLayer):
+    """Owns one `SplineMADE`; its bijector is `tfp_flows.MaskedAutoregressiveSpline` (vectors, event shape [D]).
+
+    Args:
+      hidden_units: MADE hidden widths. activation: MADE hidden activation (default "relu").
+      num_bins: K >= 2 (default 8). bound: B > 0 (default 3.0). min_bin_width, min_bin_height, min_derivative:
+        the spline's floors (default 1e-3).
+    """
+
+    def __init__(self, hidden_units, num_bins=8, bound=3.0, activation="relu", min_bin_width=1e-3,
+                 min_bin_height=1e-3, min_derivative=1e-3, **kwargs):
+        super().__init__(**kwargs)
+        settings = SplineSettings(num_bins, bound, min_bin_width, min_bin_height, min_derivative,
+                                  owner=type(self).__name__)
+        self.hidden_units, self.activation = check_positive_ints(hidden_units, "hidden_units"), activation
+        self.num_bins, self.bound = settings.num_bins, settings.bound
+        self.min_bin_width, self.min_bin_height = settings.min_bin_width, settings.min_bin_height
+        self.min_derivative = settings.min_derivative
+        k = self.num_bins
+        # Added to the raw parameters: zero on widths and heights, the identity offset on the K - 1 derivatives.
+        self._offset = np.concatenate([np.zeros(2 * k), np.full(k - 1, identity_raw_derivative(self.min_derivative))])
+        self.made = None
+
+    def build(self, input_shape):
+        self.made = SplineMADE(int(input_shape[-1]), 3 * self.num_bins - 1, self.hidden_units, self.activation,
+                               dtype=self.dtype_policy, name="made")
+        self.made.build(input_shape)
+        self.built = True
+
+    def _theta(self, y, **kwargs):
+        theta = self.made(y, **kwargs)
+        return theta + tf.constant(self._offset, theta.dtype)
+
+    def bijector(self):
+        return MaskedAutoregressiveSpline(
+            self._theta, num_bins=self.num_bins, bound=self.bound, min_bin_width=self.min_bin_width,
+            min_bin_height=self.min_bin_height, min_derivative=self.min_derivative, name="autoregressive_spline")
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(hidden_units=list(self.hidden_units), num_bins=self.num_bins, bound=self.bound,
+                      activation=self.activation, min_bin_width=self.min_bin_width,
+                      min_bin_height=self.min_bin_height, min_derivative=self.min_derivative)
+        return config
