@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 import keras
-from keras_models import MAF, RealNVP
+from keras_models import MAF, NSF, RealNVP
 
 NAN = float("nan")
 
@@ -26,6 +26,7 @@ def two_blobs(n, seed=0):
 MODELS = {
     "realnvp": lambda: RealNVP((2,), num_couplings=4, hidden_units=(32,), context_shape=(1,)),
     "maf": lambda: MAF((2,), num_layers=3, hidden_units=(32,), context_shape=(1,)),
+    "nsf": lambda: NSF((2,), num_layers=2, hidden_units=(32,), num_bins=4, context_shape=(1,)),
 }
 
 

@@ -57,8 +57,9 @@ class AdditiveCoupling(MaskedCoupling):
     def shift_fn(self):
         return self._shift_fn
 
-    def _conditioner_params(self, x_masked):
-        return (checked_conditioner_output(self._shift_fn(x_masked), self.validate_args, "shift_fn", "shift"),)
+    def _conditioner_params(self, x_masked, conditional_input=None):
+        shift = self._call_conditioner(self._shift_fn, x_masked, conditional_input)
+        return (checked_conditioner_output(shift, self.validate_args, "shift_fn", "shift"),)
 
     def _transform(self, x, params):
         (shift,) = params

@@ -97,8 +97,8 @@ class AffineCoupling(MaskedCoupling):
     def log_scale_limit(self):
         return self._log_scale_limit
 
-    def _conditioner_params(self, x_masked):
-        outputs = self._shift_and_log_scale_fn(x_masked)
+    def _conditioner_params(self, x_masked, conditional_input=None):
+        outputs = self._call_conditioner(self._shift_and_log_scale_fn, x_masked, conditional_input)
         if not isinstance(outputs, (tuple, list)) or len(outputs) != 2:
             raise ValueError("`shift_and_log_scale_fn` must return a pair (shift, log_scale); received "
                              f"{type(outputs).__name__}")

@@ -70,7 +70,8 @@ def is_conditional(bijector):
         return True
     if isinstance(bijector, tfb.MaskedAutoregressiveFlow):
         # TFP's conditional AutoregressiveNetwork, or a network declaring a context shape (keras_models' MADE).
-        network = getattr(bijector, "_shift_and_log_scale_fn", None)
+        network = (getattr(bijector, "_shift_and_log_scale_fn", None)
+                   or getattr(bijector, "conditioner", None))  # MaskedAutoregressiveSpline's network
         return bool(getattr(network, "_conditional", False) or getattr(network, "context_shape", None) is not None)
     return False
 

@@ -24,8 +24,8 @@ ValueError (it was built for another mask). `keras_models.layers.MaskedCondition
 
 Context (conditional couplings, `tfp_flows.conditioning`). Every method takes `conditional_input=None`: when it
 is not None, the conditioner is called as `conditioner(x_cond, conditional_input=c)`; without it exactly as
-above. Subclasses need not thread it: they call their conditioner inside `_conditioner_params(x)` as always,
-and the base hands it the context there (see `MaskedCoupling._conditioner_params_given`).
+above. Subclasses receive it in `_conditioner_params(x_masked, conditional_input)` and call their conditioner
+through `self._call_conditioner(fn, x_masked, conditional_input)`, which applies that rule.
 
 Speed: with a two-block mask the coupling slices instead of multiplying, so the transform and its log-det
 touch only the transformed block. Any other mask (checkerboard, custom) takes the multiplicative path.
@@ -133,7 +133,8 @@ class MaskedCoupling(ConditionalBijector, OnePassBijector):
     """Base class: subclasses implement the elementwise transform of the masked-out entries.
 
     Subclasses define:
-      `_conditioner_params(x_masked)` -> a tuple of tensors computed from the conditioner input: the masked
+      `_conditioner_params(x_masked, conditional_input)` -> a tuple of tensors computed by the conditioner
+        (called through `_call_conditioner`, so the context c reaches it only when given) from its input: the masked
         input of the full event shape, or, for a block conditioner (`conditioner` passed to `__init__`
         declares `block_split`), the pass-through block; the tensors have the matching event shape (full, or
         the transformed block's) plus any trailing parameter axes;
@@ -163,7 +164,6 @@ class MaskedCoupling(ConditionalBijector, OnePassBijector):
             raise ValueError(f"{name}: `mask` must have both 0 (transformed) and 1 (pass-through) entries; "
                              f"received all {int(mask_value.flat[0])}")
         self._mask_value = mask_value.astype(np.float32)
-        self._conditioner = conditioner
         self._split = last_axis_split(mask_value)
         self._block_conditioner = _declares_blocks(conditioner, self._split, name)
         self._layout = (_MultiplyLayout(self._mask_value) if self._split is None
@@ -206,38 +206,20 @@ class MaskedCoupling(ConditionalBijector, OnePassBijector):
                     f"trailing parameter axes); received shape {param.shape.as_list()}")
         return extra
 
-    def _conditioner_params_given(self, conditioner_input, conditional_input):
-        """`_conditioner_params(conditioner_input)`, with the conditioner called with `conditional_input=` if given.
-
-        Subclasses call their conditioner (the `conditioner` given to `__init__`, kept in an attribute of theirs)
-        inside `_conditioner_params`; for the length of that call every attribute of this instance that holds it
-        holds the conditioner bound to the context instead, so no subclass has to thread the context through.
-        """
+    @staticmethod
+    def _call_conditioner(conditioner, x_cond, conditional_input):
+        """`conditioner(x_cond)`, or `conditioner(x_cond, conditional_input=c)` when there is a context c: an
+        unconditional conditioner is called exactly as before conditioning existed."""
         if conditional_input is None:
-            return self._conditioner_params(conditioner_input)
-        conditioner = self._conditioner
-        names = [] if conditioner is None else [k for k, v in vars(self).items() if v is conditioner]
-        if not names:
-            raise ValueError(f"{self.name}: received `conditional_input` but this coupling has no conditioner to "
-                             "hand it to (pass `conditioner=` to MaskedCoupling.__init__)")
-
-        def bound(x_cond):
-            return conditioner(x_cond, **{CONDITIONAL_INPUT: conditional_input})
-
-        try:
-            for name in names:
-                self.__dict__[name] = bound
-            return self._conditioner_params(conditioner_input)
-        finally:
-            for name in names:
-                self.__dict__[name] = conditioner
+            return conditioner(x_cond)
+        return conditioner(x_cond, **{CONDITIONAL_INPUT: conditional_input})
 
     def _run(self, x, direction, conditional_input=None):
         layout = self._layout
         x_pass, x_trans, conditioner_input = layout.split(x)
         params = tuple(
             layout.restrict(p, self._check_param_shape(p, x.shape.rank, i, layout.param_event_shape))
-            for i, p in enumerate(self._conditioner_params_given(conditioner_input, conditional_input)))
+            for i, p in enumerate(self._conditioner_params(conditioner_input, conditional_input)))
         step = self._transform if direction == "forward" else self._untransform
         y_trans, log_det = step(x_trans, params)
         event_axes = list(range(-self._mask_value.ndim, 0))
@@ -251,7 +233,7 @@ class MaskedCoupling(ConditionalBijector, OnePassBijector):
         self._check_input(y, "y")
         return self._run(y, "inverse", conditional_input)
 
-    def _conditioner_params(self, x_masked):
+    def _conditioner_params(self, x_masked, conditional_input=None):
         raise NotImplementedError
 
     def _transform(self, x, params):

@@ -102,8 +102,8 @@ class LogisticMixtureCoupling(MaskedCoupling):
     def num_components(self):
         return self._num_components
 
-    def _conditioner_params(self, x_masked):
-        outputs = self._params_fn(x_masked)
+    def _conditioner_params(self, x_masked, conditional_input=None):
+        outputs = self._call_conditioner(self._params_fn, x_masked, conditional_input)
         if not isinstance(outputs, (tuple, list)) or len(outputs) != 5:
             received = f"{len(outputs)} outputs" if isinstance(outputs, (tuple, list)) else type(outputs).__name__
             raise ValueError("`params_fn` must return 5 tensors (a, b, logits, locs, log_scales); received "

@@ -152,9 +152,7 @@ class RationalQuadraticCoupling(MaskedCoupling):
         return self._settings.bound
 
     def _conditioner_params(self, x_masked, conditional_input=None):
-        # A conditional input reaches the conditioner only when there is one (the conditional-flow protocol).
-        kwargs = {} if conditional_input is None else {"conditional_input": conditional_input}
-        outputs = self._conditioner(x_masked, **kwargs)
+        outputs = self._call_conditioner(self._conditioner, x_masked, conditional_input)
         if not isinstance(outputs, (tuple, list)) or len(outputs) != 3:
             received = f"{len(outputs)} outputs" if isinstance(outputs, (tuple, list)) else type(outputs).__name__
             raise ValueError(f"{self.name}: `conditioner` must return 3 tensors (widths, heights, derivatives); "

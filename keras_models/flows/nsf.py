@@ -64,7 +64,8 @@ class NSF(FlowModel):
         leave everything outside [-B, B] to their identity tails; the ActNorms scale the data in. Full budget,
         median of 3 seeds, held-out KL gap with / without: 16-Gaussian spiral 0.26 / 2.08, heavy-tailed banana
         0.47 / 140 (benchmarks/README.md, "Neural spline flows").
-      **kwargs: `FlowModel` arguments (base_distribution, num_bits, name, dtype="float64").
+      **kwargs: `FlowModel` arguments (base_distribution, num_bits, name, dtype="float64"; `context_shape=` for
+        a conditional NSF p(x | c): every conditioner network, MLP or MADE, also reads the context c).
     """
 
     def __init__(self, event_shape, variant="coupling", num_layers=5, hidden_units=(128, 128), activation="relu",
@@ -105,7 +106,8 @@ class NSF(FlowModel):
         dtype = self.dtype_policy
         if self.variant == "autoregressive":
             return AutoregressiveSplineLayer(self.hidden_units, activation=self.activation, dtype=dtype,
-                                             name=f"autoregressive_{i}", **self._spline_kwargs())
+                                             context_shape=self.context_shape, name=f"autoregressive_{i}",
+                                             **self._spline_kwargs())
 
         def network_fn(output_units):
             return mlp(self.hidden_units, output_units, activation=self.activation, dtype=dtype)
@@ -113,7 +115,8 @@ class NSF(FlowModel):
         # One mask parity: the permutation between steps alternates the halves (with "reverse", alternating the
         # parity as well would transform the same dimensions in every step).
         return RationalQuadraticCouplingLayer(masks.half(size), network_fn, dtype=dtype,
-                                              name=f"coupling_{i}", **self._spline_kwargs())
+                                              context_shape=self.context_shape, name=f"coupling_{i}",
+                                              **self._spline_kwargs())
 
     def get_config(self):
         config = super().get_config()

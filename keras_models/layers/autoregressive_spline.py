@@ -33,28 +33,39 @@ class SplineMADE(MADE):
     output mask and the final reshape.)
     """
 
-    def __init__(self, event_size, num_params, hidden_units=(256, 256), activation="relu", **kwargs):
+    def __init__(self, event_size, num_params, hidden_units=(256, 256), activation="relu", context_shape=None,
+                 **kwargs):
         kwargs.pop("log_scale_limit", None)
-        super().__init__(event_size, hidden_units, activation, log_scale_limit=None, **kwargs)
+        super().__init__(event_size, hidden_units, activation, log_scale_limit=None, context_shape=context_shape,
+                         **kwargs)
         self.num_params = check_int(num_params, "num_params")
         masks = made_masks(made_degrees(self.event_size, self.hidden_units))
         masks[-1] = np.repeat(masks[-1], self.num_params, axis=1)
         self.masks = masks
 
-    def call(self, x):
-        x = tf.convert_to_tensor(x, self.compute_dtype)
-        batch_shape = tf.shape(x)[:-1]
-        h = tf.reshape(x, [-1, self.event_size])
-        for i, (kernel, bias) in enumerate(zip(self.kernels, self.biases)):
-            h = tf.matmul(h, kernel) + bias
-            if i < len(self.kernels) - 1:
-                h = self.activation(h)
-        return tf.reshape(h, tf.concat([batch_shape, [self.event_size, self.num_params]], axis=0))
+    def call(self, x, conditional_input=None):
+        return self.raw_outputs(x, conditional_input)
 
     def get_config(self):
         config = super().get_config()
         config.update(num_params=self.num_params)
         return config
+
+
+class _Offset:
+    """The MADE with `offset` added to its raw outputs (the identity at initialisation); it keeps the MADE's
+    `context_shape`, which tells `tfp_flows.conditioning` that the step takes a context."""
+
+    def __init__(self, made, offset):
+        self.made, self.offset = made, offset
+
+    @property
+    def context_shape(self):
+        return self.made.context_shape
+
+    def __call__(self, y, **kwargs):
+        theta = self.made(y, **kwargs)
+        return theta + tf.constant(self.offset, theta.dtype)
 
 
 class AutoregressiveSplineLayer(BijectorLayer):
@@ -67,8 +78,9 @@ class AutoregressiveSplineLayer(BijectorLayer):
     """
 
     def __init__(self, hidden_units, num_bins=8, bound=3.0, activation="relu", min_bin_width=1e-3,
-                 min_bin_height=1e-3, min_derivative=1e-3, **kwargs):
+                 min_bin_height=1e-3, min_derivative=1e-3, context_shape=None, **kwargs):
         super().__init__(**kwargs)
+        self.context_shape = context_shape  # None: unconditional; else the MADE takes `conditional_input`
         settings = SplineSettings(num_bins, bound, min_bin_width, min_bin_height, min_derivative,
                                   owner=type(self).__name__)
         self.hidden_units, self.activation = check_positive_ints(hidden_units, "hidden_units"), activation
@@ -82,22 +94,19 @@ class AutoregressiveSplineLayer(BijectorLayer):
 
     def build(self, input_shape):
         self.made = SplineMADE(int(input_shape[-1]), 3 * self.num_bins - 1, self.hidden_units, self.activation,
-                               dtype=self.dtype_policy, name="made")
+                               context_shape=self.context_shape, dtype=self.dtype_policy, name="made")
         self.made.build(input_shape)
         self.built = True
 
-    def _theta(self, y, **kwargs):
-        theta = self.made(y, **kwargs)
-        return theta + tf.constant(self._offset, theta.dtype)
-
     def bijector(self):
         return MaskedAutoregressiveSpline(
-            self._theta, num_bins=self.num_bins, bound=self.bound, min_bin_width=self.min_bin_width,
+            _Offset(self.made, self._offset), num_bins=self.num_bins, bound=self.bound, min_bin_width=self.min_bin_width,
             min_bin_height=self.min_bin_height, min_derivative=self.min_derivative, name="autoregressive_spline")
 
     def get_config(self):
         config = super().get_config()
         config.update(hidden_units=list(self.hidden_units), num_bins=self.num_bins, bound=self.bound,
                       activation=self.activation, min_bin_width=self.min_bin_width,
-                      min_bin_height=self.min_bin_height, min_derivative=self.min_derivative)
+                      min_bin_height=self.min_bin_height, min_derivative=self.min_derivative,
+                      context_shape=None if self.context_shape is None else list(self.context_shape))
         return config

@@ -59,7 +59,7 @@ class ComponentShiftCoupling(coupling.MaskedCoupling):
         self._num_components = num_components
         super().__init__(mask=mask, validate_args=False, parameters=dict(mask=mask), name="component_shift")
 
-    def _conditioner_params(self, x_masked):
+    def _conditioner_params(self, x_masked, conditional_input=None):
         k = tf.range(1, self._num_components + 1, dtype=x_masked.dtype)
         return (tf.math.sin(x_masked[..., tf.newaxis] * k + tf.reduce_sum(x_masked, -1, keepdims=True)[..., None]),)
 

@@ -111,7 +111,8 @@ class MADE(keras.layers.Layer):
                                     for i, units in enumerate(self.hidden_units)]
         self.built = True
 
-    def call(self, x, conditional_input=None):
+    def raw_outputs(self, x, conditional_input=None):
+        """The last layer's units as [..., D, units per dimension] (unit p of dimension d: index P d + p)."""
         # No mask here: every kernel is stored masked (MaskedKernel), so these are plain dense layers.
         x = tf.convert_to_tensor(x, self.compute_dtype)
         context = None
@@ -126,7 +127,11 @@ class MADE(keras.layers.Layer):
                 if context is not None:
                     h = h + tf.matmul(context, self.context_kernels[i])
                 h = self.activation(h)
-        h = tf.reshape(h, tf.concat([batch_shape, [self.event_size, 2]], axis=0))
+        per_dimension = self.masks[-1].shape[1] // self.event_size
+        return tf.reshape(h, tf.concat([batch_shape, [self.event_size, per_dimension]], axis=0))
+
+    def call(self, x, conditional_input=None):
+        h = self.raw_outputs(x, conditional_input)
         shift, raw_log_scale = h[..., 0], h[..., 1]
         if self.log_scale_limit is None:
             return shift, raw_log_scale
