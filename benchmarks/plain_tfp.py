@@ -115,7 +115,11 @@ class PlainRealNVP(KerasFlow):
         steps = []
         for network, permutation in zip(self.networks, self.permutations):
             steps += [self._coupling(network), tfb.Permute(tf.constant(permutation))]
-        return tfb.Chain(steps[::-1])  # Chain applies its last bijector first: data side = first coupling
+        # Chain's inverse (the density direction) applies its FIRST bijector first: the data side is the last
+        # Permute, then the last coupling, so the first coupling acts on the reversed data (ours: on the data
+        # itself, masks alternating from the data side). The same flow family, the other orientation
+        # (benchmarks/README.md, item 11).
+        return tfb.Chain(steps[::-1])
 
 
 class PlainNICE(PlainRealNVP):
