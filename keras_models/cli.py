@@ -159,20 +159,30 @@ def _evaluate(args):
     from tfp_flows.datasets import bits_per_dim, dataset_info, make_dataset  # noqa: PLC0415
 
     info = dataset_info(args.dataset)
-    data = make_dataset(args.dataset, split=args.split, batch_size=args.batch_size, shuffle=False, repeat=False)
-    if args.max_batches:
-        data = data.take(args.max_batches)
+
+    def batches(conditional):
+        # A conditional model p(x | c) is scored on each example's own label (the dataset's (x, c) pairs).
+        data = make_dataset(args.dataset, split=args.split, batch_size=args.batch_size, shuffle=False,
+                            repeat=False, conditional=conditional)
+        return data.take(args.max_batches) if args.max_batches else data
+
     if os.path.isfile(os.path.join(args.model, "saved_model.pb")) or _is_serving_dir(args.model):
         from keras_models.serving.export import load_serving_model  # noqa: PLC0415
 
         log_prob = load_serving_model(args.model).signatures["log_prob"]
-        dtype = log_prob.structured_input_signature[1]["x"].dtype  # float64 exports take float64 data
-        values = [log_prob(x=tf.cast(batch, dtype))["log_prob"].numpy() for batch in data]
+        inputs = log_prob.structured_input_signature[1]
+        dtype = inputs["x"].dtype  # float64 exports take float64 data
+        if "context" in inputs:
+            values = [log_prob(x=tf.cast(x, dtype), context=tf.cast(c, inputs["context"].dtype))["log_prob"].numpy()
+                      for x, c in batches(conditional=True)]
+        else:
+            values = [log_prob(x=tf.cast(x, dtype))["log_prob"].numpy() for x in batches(conditional=False)]
     else:
         model = _load_checkpoint(args.model)
-        # The model's own objective, as `fit` reports it: log p(x), or for Flow++ with variational
-        # dequantization its one-sample ELBO (a bound on the discrete data's log-likelihood).
-        values = [model(batch, training=False).numpy() for batch in data]
+        # The model's own objective, as `fit` reports it: log p(x) (log p(x | c) for a conditional model), or
+        # for Flow++ with variational dequantization its one-sample ELBO (a bound on the data's log-likelihood).
+        conditional = getattr(model, "context_shape", None) is not None
+        values = [model(batch, training=False).numpy() for batch in batches(conditional)]
     log_probs = np.concatenate(values)
     report = {"dataset": args.dataset, "split": args.split, "examples": int(len(log_probs)),
               "nll": float(-log_probs.mean())}

@@ -216,3 +216,24 @@ def test_plain_side_is_one_variant_chosen_by_median(tmp_path, monkeypatch):
     path = tmp_path / "rows.json"
     path.write_text(json.dumps({"rows": [row, losing]}))
     assert vs_plain.main(["--table", str(path)]) == 1
+
+
+def test_conditional_spiral_arms_mixes_back_to_the_spiral():
+    """spiral_arms' exact densities agree: sum_c p(c) p(x | c) = p(x) (the benchmark's mutual information and
+    both KL gaps rest on it), each p(x | c) integrates to 1, and each class's points lie on its own arm."""
+    import numpy as np  # noqa: PLC0415
+    from scipy import special  # noqa: PLC0415
+
+    unseen = _load_unseen_data()
+    data = unseen.build_conditional("spiral_arms", seed=0, num_train=2000, num_test=10)
+    x, c = data.train[0].astype(np.float64), data.train[1]
+    k = data.num_classes
+    per_class = np.stack([data.log_prob_given(x, np.eye(k)[[j] * len(x)]) for j in range(k)], axis=1)
+    np.testing.assert_allclose(special.logsumexp(per_class, axis=1) - np.log(k), data.log_prob(x), rtol=1e-10)
+    assert np.mean(np.argmax(per_class, axis=1) == np.argmax(c, axis=1)) > 0.95
+    axes = [np.linspace(-6, 6, 800)] * 2
+    grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 2)
+    cell = (axes[0][1] - axes[0][0]) ** 2
+    for j in range(k):
+        mass = np.exp(data.log_prob_given(grid, np.eye(k)[[j] * len(grid)])).sum() * cell
+        assert abs(mass - 1.0) < 0.01, (j, mass)

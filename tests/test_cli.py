@@ -235,6 +235,35 @@ def test_conditional_image_figure_draws_one_row_per_class_with_c_fixed_along_it(
     assert_real_image(paths["samples"])
 
 
+def test_evaluate_scores_a_conditional_model_on_each_examples_label(tmp_path, capsys):
+    """`evaluate` of a conditional checkpoint or export reports -mean log p(x | c) with c the dataset's own
+    labels: the model's log_prob on the (x, c) pairs, checkpoint and export agreeing."""
+    import keras  # noqa: PLC0415
+
+    from keras_models import RealNVP  # noqa: PLC0415
+    from keras_models.cli import main  # noqa: PLC0415
+    from keras_models.serving.export import export_saved_model  # noqa: PLC0415
+    from model_checks import perturb  # noqa: PLC0415
+    from tfp_flows.datasets import make_dataset  # noqa: PLC0415
+
+    model = RealNVP(event_shape=(2,), num_couplings=2, hidden_units=(8,), context_shape=(2,))
+    x, c = next(iter(make_dataset("two_moons", split="test", batch_size=16, shuffle=False, repeat=False,
+                                  conditional=True)))
+    model.log_prob(x, c)
+    perturb(model)  # zero-initialised couplings would ignore c
+    expected = -float(np.mean(model.log_prob(x, c)))
+    assert abs(expected + float(np.mean(model.log_prob(x, c[:, ::-1])))) > 1e-3  # the label matters
+    keras.saving.save_model(model, tmp_path / "model.keras")
+    export = export_saved_model(model, base_dir=str(tmp_path / "saved_models"), name="cond")
+    for path in (tmp_path / "model.keras", export):
+        capsys.readouterr()
+        assert main(["evaluate", "--model", str(path), "--dataset", "two_moons", "--split", "test",
+                     "--max-batches", "1", "--batch-size", "16"]) == 0
+        report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert report["examples"] == 16
+        np.testing.assert_allclose(report["nll"], expected, rtol=1e-5)
+
+
 def test_conditional_two_moons_run_end_to_end(tmp_path):
     tfp_flows("train", "--preset", "realnvp", "--dataset", "two_moons", "--conditional", "--epochs", "1",
               "--steps-per-epoch", "3", "--batch-size", "64", "--model-args",
