@@ -9,6 +9,7 @@
     tfp-flows train --resume runs/realnvp-two_moons-20261123-101500
     tfp-flows evaluate --model runs/<run>/model.keras --dataset two_moons --split test
     tfp-flows sample --model saved_models/realnvp-two_moons --num-samples 500 --out samples/
+    tfp-flows sample --model saved_models/glow-digits --context 3   # a conditional export: 64 samples of c = 3
     tfp-flows export --model runs/<run>/model.keras --name my-flow
     tfp-flows list
 """
@@ -108,6 +109,9 @@ def build_parser():
     sample.add_argument("--temperature", type=_non_negative_float, default=1.0)
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--out", default="samples", help="folder for samples.npy and samples.png")
+    sample.add_argument("--context", default=None,
+                        help="conditional exports: the condition c of every sample, a class index K (one-hot c) "
+                             "or a JSON list (c itself), e.g. --context 3 for the digit 3")
 
     export = commands.add_parser("export", help="export a .keras checkpoint as a TF Serving SavedModel")
     export.add_argument("--model", required=True, help="a .keras checkpoint or a run folder")
@@ -205,9 +209,17 @@ def _sample(args):
     from keras_models.serving.export import load_serving_model  # noqa: PLC0415
 
     loaded = load_serving_model(args.model)
-    out = loaded.signatures["sample"](num_samples=tf.constant(args.num_samples, tf.int32),
-                                      temperature=tf.constant(args.temperature, tf.float32),
-                                      seed=tf.constant([args.seed, 0], tf.int32))["samples"].numpy()
+    signature = loaded.signatures["sample"]
+    inputs = dict(num_samples=tf.constant(args.num_samples, tf.int32),
+                  temperature=tf.constant(args.temperature, tf.float32), seed=tf.constant([args.seed, 0], tf.int32))
+    context_spec = signature.structured_input_signature[1].get("context")
+    if context_spec is not None:
+        c = _parse_context(args.context, tuple(context_spec.shape[1:]))
+        inputs["context"] = tf.constant(np.broadcast_to(c, (args.num_samples, *c.shape)), context_spec.dtype)
+    elif args.context is not None:
+        raise ValueError(f"--context was given but {args.model} is not a conditional model (its sample signature "
+                         "takes no context); expected no --context")
+    out = signature(**inputs)["samples"].numpy()
     os.makedirs(args.out, exist_ok=True)
     np.save(os.path.join(args.out, "samples.npy"), out)
     png = os.path.join(args.out, "samples.png")
@@ -217,6 +229,29 @@ def _sample(args):
         _scatter(out.reshape(len(out), -1)[:, :2], png)
     print(f"samples: {os.path.join(args.out, 'samples.npy')} {list(out.shape)}\nfigure:  {png}")
     return 0
+
+
+def _parse_context(text, context_shape):
+    """--context: a class index K (one-hot c of length context_shape[0]) or a JSON list of shape context_shape."""
+    import numpy as np  # noqa: PLC0415
+
+    expected = (f"a class index in [0, {context_shape[0]}) or a JSON list of shape {list(context_shape)}"
+                if len(context_shape) == 1 else f"a JSON list of shape {list(context_shape)}")
+    if text is None:
+        raise ValueError(f"--context is required: this model is conditional (context shape {list(context_shape)}); "
+                         f"expected {expected}")
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        value = None
+    if isinstance(value, int) and not isinstance(value, bool) and len(context_shape) == 1:
+        if not 0 <= value < context_shape[0]:
+            raise ValueError(f"--context must be {expected}; received {text!r}")
+        return np.eye(context_shape[0], dtype=np.float32)[value]
+    c = np.asarray(value, dtype=np.float32) if isinstance(value, list) else None
+    if c is None or c.shape != context_shape or not np.all(np.isfinite(c)):
+        raise ValueError(f"--context must be {expected}; received {text!r}")
+    return c
 
 
 def _scatter(points, path):

@@ -235,9 +235,9 @@ def test_conditional_image_figure_draws_one_row_per_class_with_c_fixed_along_it(
     assert_real_image(paths["samples"])
 
 
-def test_evaluate_scores_a_conditional_model_on_each_examples_label(tmp_path, capsys):
+def test_evaluate_and_sample_a_conditional_model(tmp_path, capsys):
     """`evaluate` of a conditional checkpoint or export reports -mean log p(x | c) with c the dataset's own
-    labels: the model's log_prob on the (x, c) pairs, checkpoint and export agreeing."""
+    labels: the model's log_prob on the (x, c) pairs, checkpoint and export agreeing; `sample --context`."""
     import keras  # noqa: PLC0415
 
     from keras_models import RealNVP  # noqa: PLC0415
@@ -262,6 +262,19 @@ def test_evaluate_scores_a_conditional_model_on_each_examples_label(tmp_path, ca
         report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
         assert report["examples"] == 16
         np.testing.assert_allclose(report["nll"], expected, rtol=1e-5)
+    # `sample` hands the export its context: a class index (one-hot) or the vector itself, the same draws.
+    drawn = {}
+    for context in ("1", "[0, 1]", "0"):
+        out = tmp_path / f"drawn-{context}"
+        assert main(["sample", "--model", str(export), "--num-samples", "8", "--context", context,
+                     "--out", str(out)]) == 0
+        drawn[context] = np.load(out / "samples.npy")
+    assert drawn["1"].shape == (8, 2)
+    np.testing.assert_array_equal(drawn["1"], drawn["[0, 1]"])
+    assert not np.allclose(drawn["1"], drawn["0"])
+    capsys.readouterr()
+    assert main(["sample", "--model", str(export), "--out", str(tmp_path / "none")]) == 2
+    assert "--context is required" in capsys.readouterr().err
 
 
 def test_conditional_two_moons_run_end_to_end(tmp_path):

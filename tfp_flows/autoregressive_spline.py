@@ -29,12 +29,12 @@ Example:
 """
 from tfp_flows import validation
 from tfp_flows.masked_autoregressive import OnePassMaskedAutoregressiveFlow
-from tfp_flows.rational_quadratic_coupling import SplineSettings
+from tfp_flows.rational_quadratic_coupling import SplineAttributes, SplineSettings
 
 __all__ = ["MaskedAutoregressiveSpline"]
 
 
-class MaskedAutoregressiveSpline(OnePassMaskedAutoregressiveFlow):
+class MaskedAutoregressiveSpline(SplineAttributes, OnePassMaskedAutoregressiveFlow):
     """Autoregressive rational-quadratic spline step on vectors (event shape [D]); see the module docstring.
 
     Args:
@@ -55,18 +55,6 @@ class MaskedAutoregressiveSpline(OnePassMaskedAutoregressiveFlow):
                                                       owner=name)
         self._settings = SplineSettings(num_bins, bound, min_bin_width, min_bin_height, min_derivative, owner=name)
         super().__init__(bijector_fn=self._spline_fn, validate_args=validate_args, name=name)
-
-    @property
-    def conditioner(self):
-        return self._conditioner
-
-    @property
-    def num_bins(self):
-        return self._settings.num_bins
-
-    @property
-    def bound(self):
-        return self._settings.bound
 
     def _spline_fn(self, y, **kwargs):
         """TFP's `bijector_fn`: the elementwise spline whose parameters the network computes from y."""

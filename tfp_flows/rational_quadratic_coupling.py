@@ -42,7 +42,7 @@ from tfp_flows import validation
 from tfp_flows.additive_coupling import checked_conditioner_output
 from tfp_flows.coupling import MaskedCoupling
 
-__all__ = ["RationalQuadraticCoupling", "SplineSettings", "identity_raw_derivative"]
+__all__ = ["RationalQuadraticCoupling", "SplineAttributes", "SplineSettings", "identity_raw_derivative"]
 
 tfb = tfp.bijectors
 
@@ -107,7 +107,23 @@ class SplineSettings:
             range_min=tf.constant(-self.bound, dtype), validate_args=validate_args)
 
 
-class RationalQuadraticCoupling(MaskedCoupling):
+class SplineAttributes:
+    """The read-only attributes both spline bijectors expose: `conditioner`, `num_bins`, `bound`."""
+
+    @property
+    def conditioner(self):
+        return self._conditioner
+
+    @property
+    def num_bins(self):
+        return self._settings.num_bins
+
+    @property
+    def bound(self):
+        return self._settings.bound
+
+
+class RationalQuadraticCoupling(SplineAttributes, MaskedCoupling):
     """Neural spline coupling: a K-bin rational-quadratic spline on [-B, B] per transformed entry.
 
     Forward (latent -> data) and inverse are both closed form (module docstring; Durkan et al. 2019, sec. 3.1 and Appendix A);
@@ -138,18 +154,6 @@ class RationalQuadraticCoupling(MaskedCoupling):
         self._settings = SplineSettings(num_bins, bound, min_bin_width, min_bin_height, min_derivative, owner=name)
         super().__init__(mask=mask, validate_args=validate_args, parameters=parameters, name=name,
                          conditioner=conditioner)
-
-    @property
-    def conditioner(self):
-        return self._conditioner
-
-    @property
-    def num_bins(self):
-        return self._settings.num_bins
-
-    @property
-    def bound(self):
-        return self._settings.bound
 
     def _conditioner_params(self, x_masked, conditional_input=None):
         outputs = self._call_conditioner(self._conditioner, x_masked, conditional_input)
