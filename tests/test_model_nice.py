@@ -64,7 +64,25 @@ def test_float64_option_reaches_every_weight_and_agrees_with_float32():
     (dict(event_shape=(2,), hidden_units=()), "hidden_units"),
     (dict(event_shape=(2,), hidden_units=(8, -1)), "hidden_units"),
     (dict(event_shape=(2,), base_distribution="cauchy"), "base_distribution"),
+    (dict(event_shape=(2,), actnorm="yes"), "actnorm"),
 ])
 def test_bad_arguments_are_named(kwargs, match):
     with pytest.raises(ValueError, match=match):
         NICE(**kwargs)
+
+
+def test_data_side_actnorm_starts_nice_at_the_data_mean_and_spread():
+    """The default ActNorm meets the data first and standardises its first batch; actnorm=False (and a config
+    saved before the option existed) is the paper's model, with no such layer."""
+    x = MOONS[:256] * np.float32([3.0, 0.5]) + np.float32([10.0, -4.0])
+    model = small_nice()
+    assert model.flow_layers[0].name == "actnorm"
+    model.initialize_from_data(x)
+    h = model.flow_layers[0].bijector().inverse(x).numpy()
+    np.testing.assert_allclose(h.mean(0), 0.0, atol=1e-4)
+    np.testing.assert_allclose(h.std(0), 1.0, rtol=1e-3)
+    config = model.get_config()
+    assert config["actnorm"] is True
+    del config["actnorm"]
+    for paper_model in (small_nice(actnorm=False), NICE.from_config(config)):
+        assert [layer.name for layer in paper_model.flow_layers if "actnorm" in layer.name] == []
