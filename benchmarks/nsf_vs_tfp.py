@@ -134,12 +134,13 @@ def _median(values):
     return statistics.median([v if np.isfinite(v) else math.inf for v in values])
 
 
-def run(names, seeds, budget, models):
+def run(names, seeds, budget, models, rotate=True):
     rows = []
     for name in names:
         results = {}
         for seed in seeds:
-            data = unseen_data.build(name, seed, num_train=budget["num_train"], num_test=budget["num_test"])
+            data = unseen_data.build(name, seed, num_train=budget["num_train"], num_test=budget["num_test"],
+                                     rotate=rotate)
             for model_name, build in contenders(data.train.shape[1], budget).items():
                 if model_name not in models:
                     continue
@@ -173,6 +174,8 @@ def main(argv=None):
     parser.add_argument("--num-bins", type=int, default=NUM_BINS, help="K, bins per spline")
     parser.add_argument("--models", nargs="+", default=None,
                         help="contenders (default: all; --quick: " + ", ".join(QUICK_MODELS) + ")")
+    parser.add_argument("--no-rotation", dest="rotate", action="store_false",
+                        help="2-D densities in their fixed orientation (the tables before 2026-12-06)")
     parser.add_argument("--out", default=None, help="JSON file for the rows (default: none written)")
     args = parser.parse_args(argv)
     budget = dict(DRY if args.dry_run else QUICK if args.quick else FULL, bound=args.bound, num_bins=args.num_bins)
@@ -182,7 +185,7 @@ def main(argv=None):
                              ("NSF", "NSF-no-actnorm", "plain TFP spline", "RealNVP"))
     if "plain TFP spline" not in models:
         parser.error("--models must include 'plain TFP spline' (the step times are ratios to it)")
-    rows = run(args.data, seeds, budget, models)
+    rows = run(args.data, seeds, budget, models, rotate=args.rotate)
     print_table(rows, budget)
     print(f"\n{time.perf_counter() - start:.0f} s")
     if args.out:

@@ -115,11 +115,11 @@ def _score(model, data, points, log_prob_fn):
     return float(np.mean(log_prob_fn(points.astype(np.float64)) - values))
 
 
-def run_fit(name, model_name, seed, quick, data=None, ours_args=None, plain=True):
+def run_fit(name, model_name, seed, quick, data=None, ours_args=None, plain=True, rotate=True):
     """{"ours": (test, train, seconds), "variants": {plain variant: (test, train, seconds)}} for one data set,
     model and seed."""
     data = data or unseen_data.build(name, seed, num_train=QUICK["num_train"] if quick else 10_000,
-                                     num_test=QUICK["num_test"] if quick else 20_000)
+                                     num_test=QUICK["num_test"] if quick else 20_000, rotate=rotate)
     budget = dict(BUDGETS[name], **({"hidden": QUICK["hidden"]} if quick else {}))
     steps = QUICK["steps"] if quick else budget["steps"]
     size = data.train.shape[1]
@@ -221,6 +221,8 @@ def main(argv=None):
                         help='extra arguments of our models, e.g. \'{"actnorm": false, "log_scale_limit": 4}\' (studies)')
     parser.add_argument("--no-plain", dest="plain", action="store_false",
                         help="train ours only (studies of our own settings; no verdict)")
+    parser.add_argument("--no-rotation", dest="rotate", action="store_false",
+                        help="2-D densities in their fixed orientation (the runs before 2026-12-06)")
     parser.add_argument("--out", default=None)
     parser.add_argument("--table", nargs="+", metavar="JSON", default=None,
                         help="print the table of earlier runs' result files (e.g. one per data set) and exit")
@@ -243,7 +245,8 @@ def main(argv=None):
                 continue
             fits = []
             for seed in args.seeds:
-                fit = run_fit(name, model_name, seed, args.quick, ours_args=args.ours_args, plain=args.plain)
+                fit = run_fit(name, model_name, seed, args.quick, ours_args=args.ours_args, plain=args.plain,
+                               rotate=args.rotate)
                 fits.append(fit)
                 ot, otr, osec = fit["ours"]
                 others = ", ".join(f"{k} {v[0]:.4f} (train {v[1]:.4f}, {v[2]:.0f} s)" for k, v in fit["variants"].items())

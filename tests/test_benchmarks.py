@@ -200,6 +200,24 @@ def test_unseen_densities_are_normalised(name):
     assert abs(mass - 1.0) < 0.02, mass
 
 
+def test_2d_densities_turn_per_seed_and_keep_their_density():
+    """Each seed turns a 2-D set by its own angle; the density follows the points (log p is rotation-invariant
+    up to the turn: a transposed rotation or a forgotten inverse would not match)."""
+    import numpy as np  # noqa: PLC0415
+
+    unseen = _load_unseen_data()
+    plain = unseen.build("banana_t", 0, num_train=50, num_test=200, rotate=False)
+    turned = unseen.build("banana_t", 0, num_train=50, num_test=200)
+    other = unseen.build("banana_t", 1, num_train=50, num_test=200)
+    np.testing.assert_allclose(np.linalg.norm(turned.test, axis=1), np.linalg.norm(plain.test, axis=1), rtol=1e-5)
+    assert not np.allclose(turned.test, plain.test, atol=0.1)
+    np.testing.assert_allclose(turned.log_prob(turned.test.astype(np.float64)),
+                               plain.log_prob(plain.test.astype(np.float64)), rtol=1e-4, atol=1e-4)
+    angle = lambda d: np.arctan2(d.test[0, 1], d.test[0, 0])  # noqa: E731
+    assert not np.isclose(angle(turned) - angle(plain), angle(other) - angle(
+        unseen.build("banana_t", 1, num_train=50, num_test=200, rotate=False)), atol=1e-3)
+
+
 def test_plain_side_is_one_variant_chosen_by_median(tmp_path, monkeypatch):
     """vs_plain_tfp judges ours against ONE plain variant per data set (the better median), not the per-seed
     minimum of two noisy draws; a failed fit (NaN) counts as the worst; --table exits 1 when ours loses."""
