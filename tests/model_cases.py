@@ -28,7 +28,8 @@ from functools import partial
 import numpy as np
 from sklearn.datasets import load_digits, make_moons
 
-from keras_models import IAF, MAF, NICE, NSF, FlowPlusPlus, Glow, PlanarFlow, PReLUFlow, RadialFlow, RealNVP
+from keras_models import (IAF, MAF, NICE, NSF, ConditionalGaussianBase, FlowPlusPlus, Glow, PlanarFlow, PReLUFlow,
+                          RadialFlow, RealNVP)
 
 CHECKS = ("every_weight_trains", "log_prob", "sample_encode_decode", "keras_round_trip", "jit_compile_trains",
           "bijector_conforms")
@@ -100,6 +101,12 @@ def with_context(data, context_size):
     return make
 
 
+def with_conditional_gaussian_base(model_class, *args, base_hidden_units=(4,), **kwargs):
+    """`model_class(*args, **kwargs)` on a fresh `ConditionalGaussianBase` (a base layer built per model: a
+    `partial` holding one instance would share its weights between every model the case makes)."""
+    return model_class(*args, base_distribution=ConditionalGaussianBase(hidden_units=base_hidden_units), **kwargs)
+
+
 # ------------------------------------------------------------------------------------------------------------
 # Preset-specific comparisons after a `.keras` round trip.
 def same_permutations(model, reloaded):
@@ -162,6 +169,11 @@ CASES = [
               with_context(digits_4x4, 2), perturb=0.05, support=(0.0, 1.0), conditional=True,
               skip={"every_weight_trains": "the vector case trains the same conditional couplings",
                     "jit_compile_trains": "the vector case compiles the same conditional couplings"}),
+    # p(z | c) = N(mu(c), diag sigma(c)^2): the base's network must train, reload and see the context too.
+    ModelCase("realnvp-vector-conditional-base", "realnvp",
+              partial(with_conditional_gaussian_base, RealNVP, (2,), num_couplings=2, hidden_units=(8,),
+                      context_shape=(2,)),
+              with_context(moons, 2), conditional=True),
     ModelCase("maf-conditional", "maf", partial(MAF, (3,), num_layers=2, hidden_units=(16,), context_shape=(2,)),
               with_context(normal_3d, 2), replace=True, conditional=True),
     ModelCase("glow-image-conditional", "glow", partial(Glow, (4, 4, 2), num_levels=2, num_steps=1,

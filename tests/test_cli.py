@@ -277,13 +277,19 @@ def test_evaluate_and_sample_a_conditional_model(tmp_path, capsys):
     assert "--context is required" in capsys.readouterr().err
 
 
-def test_conditional_two_moons_run_end_to_end(tmp_path):
-    tfp_flows("train", "--preset", "realnvp", "--dataset", "two_moons", "--conditional", "--epochs", "1",
-              "--steps-per-epoch", "3", "--batch-size", "64", "--model-args",
-              '{"num_couplings": 2, "hidden_units": [8]}', "--no-export", "--quiet", cwd=tmp_path)
+@pytest.mark.parametrize("preset, model_args", [
+    ("realnvp", '{"num_couplings": 2, "hidden_units": [8]}'),
+    ("nsf", '{"num_layers": 2, "hidden_units": [8], "num_bins": 3}'),  # conditional spline couplings
+], ids=["realnvp", "nsf"])
+def test_conditional_two_moons_run_end_to_end(tmp_path, preset, model_args):
+    tfp_flows("train", "--preset", preset, "--dataset", "two_moons", "--conditional", "--epochs", "1",
+              "--steps-per-epoch", "3", "--batch-size", "64", "--model-args", model_args, "--no-export", "--quiet",
+              cwd=tmp_path)
     run_dir = _only_run_dir(tmp_path / "runs")
+    assert run_dir.name.startswith(f"{preset}-two_moons-")
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["stop_reason"] == "completed" and metrics["conditional"] is True
+    assert metrics["stop_reason"] == "completed" and metrics["conditional"] is True and metrics["preset"] == preset
+    assert np.isfinite(metrics["train_nll"])
     assert metrics["context_shape"] == [2] and np.isfinite(metrics["validation_nll"])
     assert np.isfinite(metrics["validation_kl_gap"])  # against the true log p(x | moon)
     assert_real_image(run_dir / "density.png")

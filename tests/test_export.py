@@ -5,7 +5,8 @@ tensorflow_probability, keras, tf_keras and this project blocked (tests/serving_
 processes); `saved_model_cli` (TF's own tool) lists the signatures and runs one on a .npy; every op in the
 graphs, function libraries included, is a registered core TensorFlow op with no Python callback and no stateful
 random op. Models: a tiny 2-D RealNVP, a tiny image Glow (bits_per_dim, multi-scale split), a tiny Flow++
-(decode and sample run the logistic-mixture root solve) and a TFP distribution composed by hand.
+(decode and sample run the logistic-mixture root solve), a TFP distribution composed by hand, and two RealNVPs
+whose bases are not N(0, I): the "gmm" mixture and a raw `tfd.Distribution` (Student-t).
 """
 import json
 import os
@@ -62,8 +63,19 @@ def _models():
         tfd.Sample(tfd.Normal(0.0, 1.0), [3]),
         tfb.Chain([tfb.Shift(shift), tfp_flows.PReLU(alpha=tf.Variable(0.4, name="alpha")),
                    tfb.ScaleMatvecTriL(scale_tril)]))
-    return {"realnvp": (realnvp, points), "glow": (glow, images), "flowpp": (flowpp, points),
-            "composed": (composed, rng.normal(size=(6, 3)).astype(np.float32))}
+    models = {"realnvp": (realnvp, points), "glow": (glow, images), "flowpp": (flowpp, points),
+              "composed": (composed, rng.normal(size=(6, 3)).astype(np.float32))}
+
+    # Bases other than N(0, I), whose density and sampler must be traced into the graph too: the trainable
+    # mixture ("gmm", k-means initialised on the encoded data) and a raw tfd.Distribution (heavy tails).
+    base_rng = np.random.default_rng(7)
+    gmm = RealNVP((2,), num_couplings=2, hidden_units=(8,), base_distribution="gmm", name="base-gmm")
+    gmm.initialize_from_data(base_rng.normal(size=(32, 2)).astype(np.float32))
+    student = RealNVP((2,), num_couplings=2, hidden_units=(8,), name="base-student-t",
+                      base_distribution=tfd.Sample(tfd.StudentT(df=5.0, loc=0.0, scale=1.0), [2]))
+    for seed, (key, model) in enumerate((("base-gmm", gmm), ("base-student-t", student)), start=4):
+        models[key] = (model_checks.perturb(model, 0.3, seed), base_rng.normal(size=(6, 2)).astype(np.float32) * 2)
+    return models
 
 
 def _expected(flow, x):
@@ -175,7 +187,7 @@ def test_reload_without_tfp_keras_or_our_packages(exports, blocked_runs):
             assert set(report["signatures"][key]) == expected, (key, report["signatures"][key])
 
 
-@pytest.mark.parametrize("key", ["realnvp", "glow", "flowpp", "composed"])
+@pytest.mark.parametrize("key", ["realnvp", "glow", "flowpp", "composed", "base-gmm", "base-student-t"])
 def test_every_signature_matches_the_in_memory_model(exports, blocked_runs, key):
     expected = exports["expected"][key]
     for _, outputs in blocked_runs:
@@ -262,13 +274,15 @@ def assert_servable_graph(path):
             op_def = op_def_registry.get(op)
             assert op_def is not None, f"{function}: {op} is not a registered TensorFlow op"
             assert op not in PYTHON_CALLBACK_OPS, f"{function}: {op} calls back into Python"
-            assert not ("Random" in op and not op.startswith("Stateless")), f"{function}: stateful random op {op}"
+            # By statefulness, not name: RandomGammaGrad (in the gradient of TFP's gamma sampler, which a
+            # Student-t base brings) is a deterministic derivative of a stateless draw.
+            assert not ("Random" in op and op_def.is_stateful), f"{function}: stateful random op {op}"
             if op_def.is_stateful and op not in ALLOWED_STATEFUL_OPS:
                 # Writes and checkpoint I/O belong only to the save/restore functions TF adds, never to a signature.
                 assert op in CHECKPOINT_OPS and re.search(r"_traced_(save|restore)", function), \
                     f"{function}: stateful op {op}"
 
 
-@pytest.mark.parametrize("key", ["realnvp", "glow", "flowpp", "composed"])
+@pytest.mark.parametrize("key", ["realnvp", "glow", "flowpp", "composed", "base-gmm", "base-student-t"])
 def test_graphs_hold_only_core_tensorflow_ops_without_stateful_randomness(exports, key):
     assert_servable_graph(exports["paths"][key])

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 import model_checks
-from keras_models import MAF, ConditionalGaussianBase, RealNVP
+from keras_models import MAF, NSF, ConditionalGaussianBase, Glow, RealNVP
 from keras_models.serving import client as serving_client
 from keras_models.serving.export import export_saved_model, load_serving_model
 from test_export import HELPER, TOLERANCE
@@ -20,33 +20,47 @@ N, TEMPERATURE, SEED = 4, 0.7, [3, 4]
 
 
 def _models():
+    """key -> (model, its data shape): conditional couplings (RealNVP with a conditional base, NSF's splines, an
+    image Glow) and MADEs (MAF), each tiny, initialised from data and perturbed so no step is the identity."""
     realnvp = RealNVP((2,), num_couplings=2, hidden_units=(8,), context_shape=(3,), name="realnvp-conditional",
                       base_distribution=ConditionalGaussianBase(hidden_units=(4,)))
     maf = MAF((3,), num_layers=2, hidden_units=(8,), context_shape=(3,), name="maf-conditional")
+    nsf = NSF((2,), num_layers=2, hidden_units=(8,), num_bins=3, bound=2.0, context_shape=(3,),
+              name="nsf-conditional")
+    glow = Glow((4, 4, 1), num_levels=1, num_steps=1, hidden_channels=4, seed=0, context_shape=(3,),
+                name="glow-conditional")
     rng = np.random.default_rng(0)
-    for model, size in ((realnvp, 2), (maf, 3)):
-        model.initialize_from_data(rng.normal(size=(16, size)).astype(np.float32),
-                                   rng.normal(size=(16, 3)).astype(np.float32))
-        model_checks.perturb(model, 0.3, 1)
-    return {"realnvp": (realnvp, 2), "maf": (maf, 3)}
+    models = {"realnvp": (realnvp, (2,), 0.3), "maf": (maf, (3,), 0.3), "nsf": (nsf, (2,), 0.3),
+              "glow": (glow, (4, 4, 1), 0.05)}
+    for model, shape, scale in models.values():
+        model.initialize_from_data(_data(rng, 16, shape), rng.normal(size=(16, 3)).astype(np.float32))
+        model_checks.perturb(model, scale, 1)
+    return {key: (model, shape) for key, (model, shape, _) in models.items()}
+
+
+def _data(rng, n, shape):
+    """Vectors ~ N(0, 1); images uniform in [0, 1] (Glow's support)."""
+    draw = rng.uniform if len(shape) == 3 else rng.normal
+    return draw(size=(n, *shape)).astype(np.float32)
 
 
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory):
     root = tmp_path_factory.mktemp("export_conditional")
     rng = np.random.default_rng(1)
-    manifest, expected, served = {"models": []}, {}, {}
+    manifest, expected, served, inputs = {"models": []}, {}, {}, {}
 
     def npy(name, value):
         file = str(root / f"{name}.npy")
         np.save(file, value)
         return file
 
-    for key, (model, size) in _models().items():
+    for key, (model, shape) in _models().items():
         path = export_saved_model(model, base_dir=str(root / "saved_models"))
         served[key] = (model, path)
-        x = rng.normal(size=(N, size)).astype(np.float32)
+        x = _data(rng, N, shape)
         c = rng.normal(size=(N, 3)).astype(np.float32)
+        inputs[key] = (x, c)
         z = model.encode(x, c).numpy()
         samples, log_prob = model.sample_and_log_prob(N, c, temperature=TEMPERATURE, seed=SEED)
         expected[key] = {"log_prob/log_prob": model.log_prob(x, c).numpy(), "encode/z": z,
@@ -69,15 +83,19 @@ def exports(tmp_path_factory):
     result = subprocess.run([sys.executable, HELPER, str(root / "manifest.json"), str(out)], capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    return {"out": out, "expected": expected, "served": served}
+    return {"out": out, "expected": expected, "served": served, "inputs": inputs}
 
 
-@pytest.mark.parametrize("key", ["realnvp", "maf"])
+@pytest.mark.parametrize("key", ["realnvp", "maf", "nsf", "glow"])
 def test_a_tensorflow_only_reload_answers_with_the_context_as_the_model_does(exports, key):
     answers = np.load(exports["out"] / f"{key}.npz")
     assert set(answers.files) == set(exports["expected"][key])
     for name, value in exports["expected"][key].items():
         np.testing.assert_allclose(answers[name], value, err_msg=name, **TOLERANCE)
+    # The context matters, so an export that dropped it would not have matched.
+    model, _ = exports["served"][key]
+    x, c = exports["inputs"][key]
+    assert np.max(np.abs(model.log_prob(x, -c).numpy() - answers["log_prob/log_prob"])) > 1e-3
 
 
 def test_signatures_take_the_context_as_a_named_input_and_refuse_a_wrong_batch(exports):

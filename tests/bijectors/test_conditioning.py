@@ -11,8 +11,8 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from bijector_cases.autoregressive import made_masks
-from tfp_flows import (ActNorm, AdditiveCoupling, AffineCoupling, ChannelSlice, OnePassMaskedAutoregressiveFlow,
-                       conditional_kwargs, masks)
+from tfp_flows import (ActNorm, AdditiveCoupling, AffineCoupling, ChannelSlice, LogisticMixtureCoupling,
+                       OnePassMaskedAutoregressiveFlow, RationalQuadraticCoupling, conditional_kwargs, masks)
 from tfp_flows.conditioning import is_conditional
 from tfp_flows.testing import assert_bijector_invariants, with_fixed_kwargs
 
@@ -65,6 +65,32 @@ class ContextMADE(tf.Module):
         return out[..., 0], out[..., 1]
 
 
+class ContextParams(tf.Module):
+    """x [..., D], c [..., C] -> one tensor per entry of `widths`: [..., D] for None, else [..., D, width].
+
+    tanh(x W + c V) read out linearly, for the couplings whose conditioners return more than (shift, log_scale):
+    the spline's (widths, heights, derivatives) and the logistic mixture's (a, b, logits, locs, log_scales).
+    """
+
+    def __init__(self, seed, widths, hidden=8):
+        super().__init__(name="context_params")
+        rng = np.random.default_rng(seed)
+        self.widths = [1 if w is None else w for w in widths]
+        self.squeeze = [w is None for w in widths]
+        self.w = tf.Variable(rng.normal(size=(D, hidden)) / 2, dtype=tf.float32)
+        self.v = tf.Variable(rng.normal(size=(C, hidden)), dtype=tf.float32)
+        self.out = tf.Variable(rng.normal(size=(hidden, D, sum(self.widths))) * 0.5, dtype=tf.float32)
+        self.calls = 0
+
+    def __call__(self, x, conditional_input=None):
+        self.calls += 1
+        h = tf.einsum("...i,ij->...j", x, self.w)
+        if conditional_input is not None:
+            h = h + tf.einsum("...i,ij->...j", conditional_input, self.v)
+        out = tf.split(tf.einsum("...j,jdk->...dk", tf.tanh(h), self.out), self.widths, axis=-1)
+        return tuple(o[..., 0] if squeeze else o for o, squeeze in zip(out, self.squeeze))
+
+
 def normal(shape, seed):
     return tf.constant(np.random.default_rng(seed).normal(size=shape), tf.float32)
 
@@ -77,10 +103,32 @@ def maf(seed, name="maf"):
     return OnePassMaskedAutoregressiveFlow(shift_and_log_scale_fn=ContextMADE(seed), name=name)
 
 
-MAKERS = {"affine-coupling": coupling, "maf": maf}
+def spline(seed, name="rational_quadratic_coupling", bins=4):
+    return RationalQuadraticCoupling(masks.half(D), ContextParams(seed, (bins, bins, bins - 1)), num_bins=bins,
+                                     bound=3.0, name=name)
 
 
-@pytest.mark.parametrize("kind", sorted(MAKERS))
+def mixture(seed, name="logistic_mixture_coupling", components=2):
+    return LogisticMixtureCoupling(masks.half(D), ContextParams(seed, (None, None) + (components,) * 3),
+                                   num_components=components, name=name)
+
+
+MAKERS = {"affine-coupling": coupling, "maf": maf, "rational-quadratic-coupling": spline,
+          "logistic-mixture-coupling": mixture}
+
+
+def network_of(bijector):
+    """The conditioner (with its `calls` counter) of a bijector built by one of the MAKERS."""
+    for attribute in ("params_fn", "conditioner", "_shift_and_log_scale_fn"):
+        network = getattr(bijector, attribute, None)
+        if network is not None:
+            return network
+    raise AttributeError(f"no conditioner found on {bijector.name}")
+
+
+# The spline and mixture couplings share MaskedCoupling's context path with the affine one, and the bijector
+# registry checks their conformance already; here they would add ~10 s (XLA compiles) for no new code path.
+@pytest.mark.parametrize("kind", ["affine-coupling", "maf"])
 def test_conformance_with_the_context_held_fixed(kind):
     bijector = MAKERS[kind](seed=1)
     fixed = with_fixed_kwargs(bijector, {"conditional_input": normal((6, C), 2)})
@@ -112,11 +160,14 @@ def test_the_conditioner_gets_the_context_only_when_one_is_given():
 def test_log_prob_with_a_context_runs_each_network_once(kind):
     bijector = MAKERS[kind](seed=10)
     dist = tfd.TransformedDistribution(tfd.MultivariateNormalDiag(tf.zeros(D)), tfb.Chain([bijector]))
-    network = bijector._shift_and_log_scale_fn
-    c = normal((3, C), 11)
-    log_prob = dist.log_prob(normal((3, D), 12), bijector_kwargs=conditional_kwargs(dist.bijector, c))
+    network = network_of(bijector)
+    c, x = normal((3, C), 11), normal((3, D), 12)
+    log_prob = dist.log_prob(x, bijector_kwargs=conditional_kwargs(dist.bijector, c))
     assert np.all(np.isfinite(log_prob))
     assert network.calls == 1
+    # The routed context reached the network: another context gives another density.
+    other = dist.log_prob(tf.identity(x), bijector_kwargs=conditional_kwargs(dist.bijector, normal((3, C), 26)))
+    assert np.max(np.abs(log_prob - other)) > 1e-3
 
 
 def test_routing_through_chain_invert_and_channel_slice_with_repeated_names():
@@ -149,13 +200,19 @@ def _zero_context_log_prob(flow, x):
     return dist.log_prob(tf.identity(x), bijector_kwargs=conditional_kwargs(flow, tf.zeros([x.shape[0], C])))
 
 
-def test_sampling_routes_the_context_too():
-    flow = tfb.Chain([coupling(19), tfb.Permute(list(range(D))[::-1]), maf(20)])
+@pytest.mark.parametrize("kind", sorted(MAKERS))
+def test_sampling_routes_the_context_too(kind):
+    first = MAKERS[kind](seed=19)
+    flow = tfb.Chain([first, tfb.Permute(list(range(D))[::-1]), maf(20, name="maf_last")])
     dist = tfd.TransformedDistribution(tfd.MultivariateNormalDiag(tf.zeros(D)), flow)
     c = normal((4, C), 21)
-    x = dist.sample(4, seed=(1, 2), bijector_kwargs=conditional_kwargs(flow, c))
+    kwargs = conditional_kwargs(flow, c)
+    x = dist.sample(4, seed=(1, 2), bijector_kwargs=kwargs)
     z = dist.distribution.sample(4, seed=(1, 2))
-    np.testing.assert_allclose(x, flow.forward(z, **conditional_kwargs(flow, c)), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(x, flow.forward(z, **kwargs), rtol=1e-5, atol=1e-5)
+    # The step under test read its routed context: another context for it alone gives another sample.
+    other = flow.forward(tf.identity(z), **dict(kwargs, **{first.name: {"conditional_input": normal((4, C), 27)}}))
+    assert np.max(np.abs(x - other)) > 1e-2
 
 
 def test_non_conditional_bijectors_get_nothing():
