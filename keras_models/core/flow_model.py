@@ -667,13 +667,14 @@ class FlowModel(keras.Model):
             args, c = list(args), kwargs.pop("y", None)
             if c is None and args:
                 c = args.pop(0)
-            self._maybe_initialize(x, c)
+            # ActNorm's init reads the first batch before Keras does: its pipeline errors are re-raised too.
+            _reraising_input_errors(self._maybe_initialize, x, c)
             x, _ = self._paired(x, c, "x")
             if kwargs.get("validation_data") is not None:
                 validation, _ = self._paired(kwargs["validation_data"], None, "validation_data")
                 kwargs["validation_data"] = validation if isinstance(validation, tf.data.Dataset) else (validation,)
         else:
-            self._maybe_initialize(x)
+            _reraising_input_errors(self._maybe_initialize, x)
         # Creating the optimizer's slots before the first step avoids a second trace of the train step.
         if self.optimizer is not None and not self.optimizer.built:
             with self.distribute_strategy.scope():
