@@ -10,8 +10,15 @@ Density direction (data x -> latent h), for vectors of D entries:
     log p(x) = sum_i log p_H(h_i) + sum_i S_i,  p_H the standard logistic (sec. 3.4) or normal.
 
 The couplings are volume preserving, so the scaling is the only place the model can contract or expand space;
-NICE reads exp(-S_i) as the importance of latent dimension i. Every m_k is a ReLU MLP whose last layer starts
-at zero, so the model starts as the identity.
+NICE reads exp(-S_i) as the importance of latent dimension i.
+
+Every m_k is a ReLU MLP with Keras' default (Glorot) initialisation throughout, its last layer included, as a
+plain TFP build has it: additive couplings cannot overflow, so they need not start as the identity (Glow's
+zero-initialised last layer, which the affine couplings keep). Started as random shifts, NICE fit the held-out
+2-D densities of benchmarks/vs_plain_tfp.py better (turned spiral 1.32 against 1.42 nats, heavy-tailed banana
+0.21 against 0.34, medians of 3 seeds) at a small cost on 8- to 784-D data (8-D ICA 0.89 against 0.79 nats,
+64-D digits 5.76 against 5.72, 784-D MNIST 4.24 against 4.15 bits/dim), still ahead of plain TFP on each of
+those (benchmarks/README.md, item 12).
 
 Example:
     >>> import numpy as np, tensorflow as tf
@@ -71,7 +78,8 @@ class NICE(FlowModel):
         (size,) = event_shape
 
         def network_fn(output_units):
-            return mlp(hidden_units, output_units, activation=activation, dtype=dtype)
+            return mlp(hidden_units, output_units, activation=activation, dtype=dtype,
+                       last_initializer="glorot_uniform")
 
         couplings = [AdditiveCouplingLayer(masks.half(size, parity=k % 2), network_fn, dtype=dtype,
                                            name=f"additive_coupling_{k}") for k in range(num_couplings)]

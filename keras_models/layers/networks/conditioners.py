@@ -79,14 +79,15 @@ def with_context(h, context):
     return tf.concat([h, context], axis=-1)
 
 
-def mlp(hidden_units, output_units, activation="relu", name=None, dtype=None):
-    """Dense network; the last layer starts at zero so every coupling starts as the identity (Glow sec. 3.3).
+def mlp(hidden_units, output_units, activation="relu", name=None, dtype=None, last_initializer="zeros"):
+    """Dense network; by default the last layer starts at zero so every coupling starts as the identity (Glow
+    sec. 3.3). `last_initializer` (a Keras initializer) replaces that for the last kernel; its bias stays zero.
 
     `dtype` (a Keras dtype policy or name, e.g. the owning model's `dtype_policy`) reaches every Dense layer:
     Keras 3 does not pass a parent's policy down, and a float32 layer would cast float64 inputs down.
     """
     layers = [keras.layers.Dense(units, activation=activation, dtype=dtype) for units in hidden_units]
-    layers.append(keras.layers.Dense(output_units, kernel_initializer="zeros", bias_initializer="zeros",
+    layers.append(keras.layers.Dense(output_units, kernel_initializer=last_initializer, bias_initializer="zeros",
                                      dtype=dtype))
     return keras.Sequential(layers, name=name)
 
