@@ -22,23 +22,33 @@ tfd = tfp.distributions
 D, C = 4, 3  # event size, context size
 
 
-class ContextConditioner(tf.Module):
-    """x [..., D], c [..., C] -> (shift, log_scale) [..., D]: tanh(x W + c V + b) read out linearly."""
+class _ContextNet(tf.Module):
+    """The hidden layer the test conditioners share: tanh(x W + c V), c left out when not given; counts calls."""
 
-    def __init__(self, seed, hidden=8, size=D):
-        super().__init__(name="context_conditioner")
-        rng = np.random.default_rng(seed)
+    def __init__(self, name, rng, size, hidden):
+        super().__init__(name=name)
         self.w = tf.Variable(rng.normal(size=(size, hidden)) / 2, dtype=tf.float32)
         self.v = tf.Variable(rng.normal(size=(C, hidden)), dtype=tf.float32)
-        self.out = tf.Variable(rng.normal(size=(hidden, 2 * size)) * 0.3, dtype=tf.float32)
         self.calls = 0
 
-    def __call__(self, x, conditional_input=None):
+    def hidden(self, x, conditional_input):
         self.calls += 1
         h = tf.einsum("...i,ij->...j", x, self.w)
         if conditional_input is not None:
             h = h + tf.einsum("...i,ij->...j", conditional_input, self.v)
-        return tuple(tf.split(tf.einsum("...i,ij->...j", tf.tanh(h), self.out), 2, axis=-1))
+        return tf.tanh(h)
+
+
+class ContextConditioner(_ContextNet):
+    """x [..., D], c [..., C] -> (shift, log_scale) [..., D]: tanh(x W + c V) read out linearly."""
+
+    def __init__(self, seed, hidden=8, size=D):
+        rng = np.random.default_rng(seed)
+        super().__init__("context_conditioner", rng, size, hidden)
+        self.out = tf.Variable(rng.normal(size=(hidden, 2 * size)) * 0.3, dtype=tf.float32)
+
+    def __call__(self, x, conditional_input=None):
+        return tuple(tf.split(tf.einsum("...i,ij->...j", self.hidden(x, conditional_input), self.out), 2, axis=-1))
 
 
 class ContextMADE(tf.Module):
@@ -65,7 +75,7 @@ class ContextMADE(tf.Module):
         return out[..., 0], out[..., 1]
 
 
-class ContextParams(tf.Module):
+class ContextParams(_ContextNet):
     """x [..., D], c [..., C] -> one tensor per entry of `widths`: [..., D] for None, else [..., D, width].
 
     tanh(x W + c V) read out linearly, for the couplings whose conditioners return more than (shift, log_scale):
@@ -73,21 +83,14 @@ class ContextParams(tf.Module):
     """
 
     def __init__(self, seed, widths, hidden=8):
-        super().__init__(name="context_params")
         rng = np.random.default_rng(seed)
+        super().__init__("context_params", rng, D, hidden)
         self.widths = [1 if w is None else w for w in widths]
         self.squeeze = [w is None for w in widths]
-        self.w = tf.Variable(rng.normal(size=(D, hidden)) / 2, dtype=tf.float32)
-        self.v = tf.Variable(rng.normal(size=(C, hidden)), dtype=tf.float32)
         self.out = tf.Variable(rng.normal(size=(hidden, D, sum(self.widths))) * 0.5, dtype=tf.float32)
-        self.calls = 0
 
     def __call__(self, x, conditional_input=None):
-        self.calls += 1
-        h = tf.einsum("...i,ij->...j", x, self.w)
-        if conditional_input is not None:
-            h = h + tf.einsum("...i,ij->...j", conditional_input, self.v)
-        out = tf.split(tf.einsum("...j,jdk->...dk", tf.tanh(h), self.out), self.widths, axis=-1)
+        out = tf.split(tf.einsum("...j,jdk->...dk", self.hidden(x, conditional_input), self.out), self.widths, axis=-1)
         return tuple(o[..., 0] if squeeze else o for o, squeeze in zip(out, self.squeeze))
 
 
