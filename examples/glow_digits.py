@@ -44,7 +44,8 @@ def main():
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), steps_per_execution=steps)
     model.fit(make_dataset("digits", "train", batch_size=64, repeat=True), epochs=epochs, steps_per_epoch=steps,
               validation_data=make_dataset("digits", "validation", batch_size=250, shuffle=False),
-              # 1,297 training images: keep the epoch that fits the held-out digits best, not the last one.
+              # 1,297 training images: keep the epoch that fits the held-out digits best, not the last one
+              # (patience = epochs: it never stops early, it only restores the best weights at the end).
               callbacks=[keras.callbacks.EarlyStopping(monitor="val_loss", patience=epochs,
                                                        restore_best_weights=True)],
               verbose=2)

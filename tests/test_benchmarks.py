@@ -206,16 +206,20 @@ def test_2d_densities_turn_per_seed_and_keep_their_density():
     import numpy as np  # noqa: PLC0415
 
     unseen = _load_unseen_data()
-    plain = unseen.build("banana_t", 0, num_train=50, num_test=200, rotate=False)
-    turned = unseen.build("banana_t", 0, num_train=50, num_test=200)
-    other = unseen.build("banana_t", 1, num_train=50, num_test=200)
+
+    def draw(seed, rotate=True):
+        return unseen.build("banana_t", seed, num_train=50, num_test=200, rotate=rotate)
+
+    def turn(seed):  # the angle seed `seed` turns its points by
+        point, turned_point = draw(seed, rotate=False).test[0], draw(seed).test[0]
+        return np.arctan2(turned_point[1], turned_point[0]) - np.arctan2(point[1], point[0])
+
+    plain, turned = draw(0, rotate=False), draw(0)
     np.testing.assert_allclose(np.linalg.norm(turned.test, axis=1), np.linalg.norm(plain.test, axis=1), rtol=1e-5)
     assert not np.allclose(turned.test, plain.test, atol=0.1)
     np.testing.assert_allclose(turned.log_prob(turned.test.astype(np.float64)),
                                plain.log_prob(plain.test.astype(np.float64)), rtol=1e-4, atol=1e-4)
-    angle = lambda d: np.arctan2(d.test[0, 1], d.test[0, 0])  # noqa: E731
-    assert not np.isclose(angle(turned) - angle(plain), angle(other) - angle(
-        unseen.build("banana_t", 1, num_train=50, num_test=200, rotate=False)), atol=1e-3)
+    assert not np.isclose(turn(0), turn(1), atol=1e-3)
 
 
 def test_plain_side_is_one_variant_chosen_by_median(tmp_path, monkeypatch):

@@ -30,10 +30,10 @@ import numpy as np
 import keras
 
 from keras_models.core.flow_model import FlowModel
-from keras_models.layers.actnorm import ActNormLayer
+from keras_models.layers.actnorm import ACTNORM_CHOICES, ActNormLayer
 from keras_models.layers.masked_autoregressive import MaskedAutoregressiveLayer
 from keras_models.layers.permute import PermuteLayer
-from tfp_flows.validation import check_int, check_positive_ints
+from tfp_flows.validation import check_int, check_one_of, check_positive_ints
 
 PERMUTATIONS = ("reverse", "random")
 
@@ -79,8 +79,7 @@ class MAF(FlowModel):
         self.num_layers, self.hidden_units, self.activation = int(num_layers), tuple(hidden_units), activation
         self.log_scale_limit, self.permutation = log_scale_limit, permutation
         self.permutation_seed, self.inverse_autoregressive = permutation_seed, bool(inverse_autoregressive)
-        if actnorm not in ("auto", True, False):
-            raise ValueError(f"`actnorm` must be True, False or 'auto'; received {actnorm!r}")
+        actnorm = check_one_of(actnorm, "actnorm", ACTNORM_CHOICES, owner="MAF")
         self.actnorm = not self.inverse_autoregressive if actnorm == "auto" else actnorm
         rng = np.random.default_rng(permutation_seed)
         size = self.event_shape[0]

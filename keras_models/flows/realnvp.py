@@ -44,7 +44,8 @@ from tfp_flows.affine_coupling import checked_log_scale_limit
 from keras_models.core.flow_model import FlowModel
 from keras_models.layers import (ActNormLayer, AffineCouplingLayer, ChannelSliceLayer, LogitLayer, ResidualConvNet,
                                  SequentialFlow, SqueezeLayer, mlp)
-from tfp_flows.validation import check_int, check_positive_ints, check_vector_event_shape, is_real
+from keras_models.layers.actnorm import ACTNORM_CHOICES
+from tfp_flows.validation import check_int, check_one_of, check_positive_ints, check_vector_event_shape, is_real
 
 MIN_FINAL_SIZE = 4  # default num_scales: squeeze while the next scale's height and width stay >= this
 
@@ -104,8 +105,7 @@ class RealNVP(FlowModel):
         super().__init__(shape, base_distribution=base_distribution, num_bits=num_bits if is_image else None,
                          **kwargs)
         self.num_couplings, self.hidden_units, self.activation = num_couplings, hidden_units, activation
-        if actnorm not in ("auto", True, False):
-            raise ValueError(f"`actnorm` must be True, False or 'auto'; received {actnorm!r}")
+        actnorm = check_one_of(actnorm, "actnorm", ACTNORM_CHOICES, owner="RealNVP")
         self.actnorm = not is_image if actnorm == "auto" else actnorm
         self.log_scale_limit = checked_log_scale_limit(log_scale_limit, "tanh")
         self.width = check_int(width, "width")

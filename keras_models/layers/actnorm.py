@@ -7,6 +7,10 @@ import tfp_flows
 from keras_models.layers.base import BijectorLayer
 
 
+# The `actnorm` argument of the presets that place ActNorms (RealNVP, MAF, NICE): "auto" lets the preset decide.
+ACTNORM_CHOICES = ("auto", True, False)
+
+
 class ActNormLayer(BijectorLayer):
     """Per-channel affine step (Glow sec. 3.1) whose first real batch sets zero mean / unit variance.
 
