@@ -212,7 +212,9 @@ class PlainMAF:
     def log_prob(self, x):
         return self.distribution.log_prob(x)
 
-    def fit(self, dataset, steps, optimizer, jit_compile=True):
+    def fit(self, dataset, steps, optimizer, jit_compile=True, every=None, on_chunk=None):
+        """`steps` Adam steps; `on_chunk()` after every `every` of them (the benchmark's validation checkpoints)."""
+        self.optimizer = optimizer
         optimizer.build(self.variables)
 
         @tf.function(jit_compile=jit_compile)
@@ -222,5 +224,14 @@ class PlainMAF:
             optimizer.apply_gradients(zip(tape.gradient(loss, self.variables), self.variables))
             return loss
 
-        for x in dataset.take(steps):
+        for i, x in enumerate(dataset.take(steps), start=1):
             step(x)
+            if on_chunk is not None and i % every == 0:
+                on_chunk()
+
+    def get_weights(self):
+        return [v.numpy() for v in self.variables]
+
+    def set_weights(self, weights):
+        for variable, value in zip(self.variables, weights):
+            variable.assign(value)

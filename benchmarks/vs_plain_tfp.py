@@ -1,7 +1,7 @@
 """Fit quality on unseen data: our presets against the same flows written plainly with TFP, median over seeds.
 
     python benchmarks/vs_plain_tfp.py [--quick] [--seeds 0 1 2] [--data NAME ...] [--models NAME ...]
-                                      [--out benchmarks/results-vs-plain-<mode>.json]
+                                      [--keep-best] [--out benchmarks/results-vs-plain-<mode>.json]
 
 For every data set of `unseen_data` (drawn anew from each seed: new points, new mixing matrices, new
 train/test splits) and every seed, each pair (ours, plain TFP build of the same architecture: `plain_tfp`) is
@@ -13,6 +13,12 @@ Prints one line per fit, then per (data, model) the median and range over seeds 
 with status 1 when ours is worse than theirs on the median of any pair (within `TOLERANCE` of the metric),
 so a regression fails loudly. `--quick` (three seeds; spiral_mixture and ica8; RealNVP and MAF; 400 steps of
 small networks without XLA, plain builds with zero-init only): under 5 minutes on 2 cores.
+
+`--keep-best` trains both sides the way `tfp-flows train` does by default: the same steps, but each keeps the
+weights of its best validation checkpoint (one every tenth of the steps; the first half of the held-out split
+picks it, the second half scores it). The verdict and the exit status then go by those scores, and the table
+also says where ours loses at the last step. It is the fair test where a budget overfits a small training set
+for both sides (digits64: 1,200 steps of 128 over 1,500 images), which then rewards the slower learner.
 """
 import argparse
 import json
@@ -37,6 +43,8 @@ import unseen_data  # noqa: E402
 
 # Absolute slack (nats for KL gaps, bits/dim for images) within which "ours >= theirs" counts as a tie.
 TOLERANCE = 0.002
+# --keep-best: validation checkpoints per fit (every budget's step count is a multiple of it).
+CHECKPOINTS = 10
 
 
 def _contenders(size, hidden, ours_args=None):
@@ -91,17 +99,24 @@ def _train_batches(data, batch, seed):
     return dataset.prefetch(2)
 
 
-def _train(model, data, budget, steps, seed, jit_compile=True):
+def _train(model, data, budget, steps, seed, jit_compile=True, on_chunk=None):
+    """`steps` Adam steps of `model` on `data`'s training split; `on_chunk()` after every tenth of them."""
     dataset = _train_batches(data, budget["batch"], seed)
     optimizer = keras.optimizers.Adam(budget["lr"])
+    every = steps // CHECKPOINTS if on_chunk else steps
     start = time.perf_counter()
     if isinstance(model, plain_tfp.PlainMAF):
-        model.fit(dataset, steps, optimizer, jit_compile=jit_compile)
+        model.fit(dataset, steps, optimizer, jit_compile=jit_compile, every=every, on_chunk=on_chunk)
     else:
-        model.compile(optimizer=optimizer, jit_compile=jit_compile, steps_per_execution=50)
+        # Keras runs whole blocks of `steps_per_execution` steps, rounding each epoch up to a multiple of it (310
+        # steps at 50 per block ran 350 before 2026-12-06); a divisor of the epoch keeps the count exact.
+        model.compile(optimizer=optimizer, jit_compile=jit_compile, steps_per_execution=math.gcd(every, 50))
         if hasattr(model, "initialize"):
             model.initialize(next(iter(dataset)))
-        model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0)
+        # Keras keeps one iterator over the repeated data set across these "epochs": the same batches as one
+        # epoch of `steps`, with a look at the validation split in between.
+        callbacks = [keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: on_chunk())] if on_chunk else []
+        model.fit(dataset, epochs=steps // every, steps_per_epoch=every, verbose=0, callbacks=callbacks)
     return time.perf_counter() - start
 
 
@@ -115,9 +130,11 @@ def _score(model, data, points, log_prob_fn):
     return float(np.mean(log_prob_fn(points.astype(np.float64)) - values))
 
 
-def run_fit(name, model_name, seed, quick, data=None, ours_args=None, plain=True, rotate=True):
-    """{"ours": (test, train, seconds), "variants": {plain variant: (test, train, seconds)}} for one data set,
-    model and seed."""
+def run_fit(name, model_name, seed, quick, data=None, ours_args=None, plain=True, rotate=True, keep_best=False):
+    """{"ours": scores, "variants": {plain variant: scores}} for one data set, model and seed, where scores are
+    (test, train, seconds) at the last step, and with `keep_best` also (best test, best step): the held-out split
+    is then halved, its first half picks the checkpoint of lowest validation loss (every tenth of the steps, the
+    way `tfp-flows train` keeps its best epoch), and both test scores come from the second half."""
     data = data or unseen_data.build(name, seed, num_train=QUICK["num_train"] if quick else 10_000,
                                      num_test=QUICK["num_test"] if quick else 20_000, rotate=rotate)
     budget = dict(BUDGETS[name], **({"hidden": QUICK["hidden"]} if quick else {}))
@@ -128,6 +145,7 @@ def run_fit(name, model_name, seed, quick, data=None, ours_args=None, plain=True
         train_points = unseen_data.to_logit_space(data.train[:1000], rng).astype(np.float32)
     else:
         train_points = data.train[:5000]
+    validation, test = (np.array_split(data.test, 2) if keep_best else (None, data.test))
     ours, plain_variants = _contenders(size, budget["hidden"], ours_args)[model_name]
     if not plain:
         plain_variants = {}
@@ -137,9 +155,24 @@ def run_fit(name, model_name, seed, quick, data=None, ours_args=None, plain=True
     def fit_and_score(build):
         keras.utils.set_random_seed(seed)
         model = build()
-        seconds = _train(model, data, budget, steps, seed, jit_compile=not quick)
-        return (_score(model, data, data.test, data.log_prob), _score(model, data, train_points, data.log_prob),
-                seconds)
+        best = dict(loss=math.inf, weights=None, step=0, checkpoints=0)
+        log_q = tf.function(model.log_prob, jit_compile=True)
+
+        def checkpoint():  # the training loss (mean NLL) on the validation half; NaN never counts as best
+            best["checkpoints"] += 1
+            loss = -float(np.mean(log_q(tf.constant(validation)).numpy().astype(np.float64)))
+            if loss < best["loss"]:
+                best.update(loss=loss, weights=model.get_weights(), step=best["checkpoints"] * steps // CHECKPOINTS)
+        seconds = _train(model, data, budget, steps, seed, jit_compile=not quick,
+                         on_chunk=checkpoint if keep_best else None)
+        scores = (_score(model, data, test, data.log_prob), _score(model, data, train_points, data.log_prob),
+                  seconds)
+        if not keep_best:
+            return scores
+        if best["weights"] is None:  # every checkpoint NaN: the last weights are all there is
+            return scores + (scores[0], steps)
+        model.set_weights(best["weights"])
+        return scores + (_score(model, data, test, data.log_prob), best["step"])
 
     result = {"ours": fit_and_score(ours), "variants": {}}
     for variant, build in plain_variants.items():
@@ -163,8 +196,14 @@ def best_variant(variants):
     return min(variants[0], key=lambda k: _median([v[k] for v in variants]))
 
 
-def make_row(name, model_name, seeds, ours, variants, variants_train, plain=True):
-    """One comparison: `ours` [(test, train)] per seed, `variants` / `variants_train` [{variant: score}]."""
+def _verdict(ours, theirs):
+    return "ours >= plain" if ours <= theirs + TOLERANCE and np.isfinite(ours) else "LOSES"
+
+
+def make_row(name, model_name, seeds, ours, variants, variants_train, plain=True, best=None):
+    """One comparison: `ours` [(test, train)] per seed, `variants` / `variants_train` [{variant: score}];
+    `best` (from --keep-best runs): {"ours": [(test, step)], "variants": [{variant: (test, step)}]} per seed,
+    judged the same way with its own choice of plain variant."""
     variant = best_variant(variants) if plain else None
     theirs = [v[variant] if variant else math.nan for v in variants]
     # Result files written before 2026-12-04 kept no training-split scores of the plain variants: None then.
@@ -175,12 +214,15 @@ def make_row(name, model_name, seeds, ours, variants, variants_train, plain=True
                ours=[o[0] for o in ours], ours_train=[o[1] for o in ours], theirs=theirs, theirs_train=theirs_train,
                theirs_variant=variant, variants=variants, variants_train=variants_train)
     row["ours_median"], row["theirs_median"] = _median(row["ours"]), _median(theirs)
-    if not plain:
-        row["verdict"] = "(ours only)"
-    elif row["ours_median"] <= row["theirs_median"] + TOLERANCE and np.isfinite(row["ours_median"]):
-        row["verdict"] = "ours >= plain"
-    else:
-        row["verdict"] = "LOSES"
+    row["verdict"] = _verdict(row["ours_median"], row["theirs_median"]) if plain else "(ours only)"
+    if best is not None:
+        scores = [{k: v[0] for k, v in per_seed.items()} for per_seed in best["variants"]]
+        best_variant_name = best_variant(scores) if plain else None
+        row.update(best=best, ours_best=[o[0] for o in best["ours"]], theirs_best_variant=best_variant_name,
+                   theirs_best=[v[best_variant_name] if best_variant_name else math.nan for v in scores])
+        row["ours_best_median"], row["theirs_best_median"] = _median(row["ours_best"]), _median(row["theirs_best"])
+        row["verdict_best"] = (_verdict(row["ours_best_median"], row["theirs_best_median"]) if plain
+                               else "(ours only)")
     return row
 
 
@@ -193,6 +235,21 @@ def print_table(rows):
               f"{r['theirs_variant']} | {_median(r['ours_train']):.4f} / "
               f"{'-' if r['theirs_train'] is None else format(_median(r['theirs_train']), '.4f')} | "
               f"{r['verdict']} |")
+    kept = [r for r in rows if "verdict_best" in r]
+    if kept:
+        print("\nBest validation checkpoint (--keep-best; held-out second half):\n\n| data | model | metric | "
+              "ours: median (min-max), steps | plain TFP: median (min-max), variant, steps | verdict |\n"
+              "|---|---|---|---|---|---|")
+    for r in kept:
+        steps = [o[1] for o in r["best"]["ours"]]
+        their_steps = [v[r["theirs_best_variant"]][1] for v in r["best"]["variants"]] if r["theirs_best_variant"] else []
+        print(f"| {r['data']} | {r['model']} | {r['metric']} | {r['ours_best_median']:.4f} "
+              f"({min(r['ours_best']):.4f}-{max(r['ours_best']):.4f}), {steps} | {r['theirs_best_median']:.4f} "
+              f"({min(r['theirs_best']):.4f}-{max(r['theirs_best']):.4f}), {r['theirs_best_variant']}, "
+              f"{their_steps} | {r['verdict_best']} |")
+    if kept:
+        last = [f"{r['data']} {r['model']}" for r in kept if r["verdict"] == "LOSES"]
+        print(f"\nJudged on the best checkpoints; at the last step ours loses on: {last or 'none'}")
 
 
 def table_from_files(paths):
@@ -202,8 +259,20 @@ def table_from_files(paths):
         with open(path, encoding="utf-8") as handle:
             for r in json.load(handle)["rows"]:
                 rows.append(make_row(r["data"], r["model"], r["seeds"], list(zip(r["ours"], r["ours_train"])),
-                                     r["variants"], r.get("variants_train"), r["verdict"] != "(ours only)"))
-    return rows, [f"{r['data']} {r['model']}" for r in rows if r["verdict"] == "LOSES"]
+                                     r["variants"], r.get("variants_train"), r["verdict"] != "(ours only)",
+                                     r.get("best")))
+    return rows, _losses(rows)
+
+
+def _losses(rows):
+    """The rows ours loses: on the best checkpoints where a row has them (--keep-best), else at the last step."""
+    return [f"{r['data']} {r['model']}" for r in rows if r.get("verdict_best", r["verdict"]) == "LOSES"]
+
+
+def _describe(scores):
+    """One fit's printed scores: test (train, seconds)[, best checkpoint's test at its step]."""
+    text = f"{scores[0]:.4f} (train {scores[1]:.4f}, {scores[2]:.0f} s)"
+    return text + (f", best {scores[3]:.4f} at step {scores[4]}" if len(scores) > 3 else "")
 
 
 def applicable(model_name, name):
@@ -223,6 +292,9 @@ def main(argv=None):
                         help="train ours only (studies of our own settings; no verdict)")
     parser.add_argument("--no-rotation", dest="rotate", action="store_false",
                         help="2-D densities in their fixed orientation (the runs before 2026-12-06)")
+    parser.add_argument("--keep-best", action="store_true",
+                        help="also score both sides at their best validation checkpoint (half the held-out split "
+                             "picks it, the other half scores it), and judge on that")
     parser.add_argument("--out", default=None)
     parser.add_argument("--table", nargs="+", metavar="JSON", default=None,
                         help="print the table of earlier runs' result files (e.g. one per data set) and exit")
@@ -238,7 +310,7 @@ def main(argv=None):
     mode = "quick" if args.quick else "full"
     out = args.out or os.path.join(os.path.dirname(os.path.abspath(__file__)), f"results-vs-plain-{mode}.json")
     start = time.perf_counter()
-    rows, losses = [], []
+    rows = []
     for name in names:
         for model_name in args.models:
             if not applicable(model_name, name):
@@ -246,18 +318,18 @@ def main(argv=None):
             fits = []
             for seed in args.seeds:
                 fit = run_fit(name, model_name, seed, args.quick, ours_args=args.ours_args, plain=args.plain,
-                               rotate=args.rotate)
+                               rotate=args.rotate, keep_best=args.keep_best)
                 fits.append(fit)
-                ot, otr, osec = fit["ours"]
-                others = ", ".join(f"{k} {v[0]:.4f} (train {v[1]:.4f}, {v[2]:.0f} s)" for k, v in fit["variants"].items())
-                print(f"  {name} {model_name} seed {seed}: ours {ot:.4f} (train {otr:.4f}, {osec:.0f} s); "
-                      f"plain TFP: {others or '-'}", flush=True)
-            row = make_row(name, model_name, args.seeds, [f["ours"][:2] for f in fits],
-                           [{k: v[0] for k, v in f["variants"].items()} for f in fits],
-                           [{k: v[1] for k, v in f["variants"].items()} for f in fits], args.plain)
-            rows.append(row)
-            if row["verdict"] == "LOSES":
-                losses.append(f"{name} {model_name}")
+                print(f"  {name} {model_name} seed {seed}: ours {_describe(fit['ours'])}; plain TFP: "
+                      f"{', '.join(f'{k} {_describe(v)}' for k, v in fit['variants'].items()) or '-'}", flush=True)
+            best = None
+            if args.keep_best:
+                best = {"ours": [f["ours"][3:] for f in fits],
+                        "variants": [{k: v[3:] for k, v in f["variants"].items()} for f in fits]}
+            rows.append(make_row(name, model_name, args.seeds, [f["ours"][:2] for f in fits],
+                                 [{k: v[0] for k, v in f["variants"].items()} for f in fits],
+                                 [{k: v[1] for k, v in f["variants"].items()} for f in fits], args.plain, best))
+    losses = _losses(rows)
     print_table(rows)
     wall = time.perf_counter() - start
     with open(out, "w", encoding="utf-8") as handle:

@@ -10,6 +10,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import types
 
 import pytest
 
@@ -222,13 +223,18 @@ def test_2d_densities_turn_per_seed_and_keep_their_density():
     assert not np.isclose(turn(0), turn(1), atol=1e-3)
 
 
-def test_plain_side_is_one_variant_chosen_by_median(tmp_path, monkeypatch):
-    """vs_plain_tfp judges ours against ONE plain variant per data set (the better median), not the per-seed
-    minimum of two noisy draws; a failed fit (NaN) counts as the worst; --table exits 1 when ours loses."""
+@pytest.fixture
+def vs_plain(monkeypatch):
     monkeypatch.setattr(sys, "path", list(sys.path))  # the module puts benchmarks/ on sys.path: undo afterwards
     spec = importlib.util.spec_from_file_location("_benchmarks_vs_plain", BENCHMARKS / "vs_plain_tfp.py")
-    vs_plain = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(vs_plain)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_plain_side_is_one_variant_chosen_by_median(tmp_path, vs_plain):
+    """vs_plain_tfp judges ours against ONE plain variant per data set (the better median), not the per-seed
+    minimum of two noisy draws; a failed fit (NaN) counts as the worst; --table exits 1 when ours loses."""
     variants = [{"a": 1.0, "b": 3.0}, {"a": 1.0, "b": 0.5}, {"a": 1.0, "b": 0.5}, {"a": 1.0, "b": math.nan}]
     ours = [(0.9, 0.8)] * 4  # beats variant "a" everywhere; the per-seed minimum (1.0, 0.5, 0.5, 1.0) would win
     row = vs_plain.make_row("spiral_mixture", "RealNVP", [0, 1, 2, 3], ours, variants, None)
@@ -238,6 +244,37 @@ def test_plain_side_is_one_variant_chosen_by_median(tmp_path, monkeypatch):
     path = tmp_path / "rows.json"
     path.write_text(json.dumps({"rows": [row, losing]}))
     assert vs_plain.main(["--table", str(path)]) == 1
+
+
+def test_keep_best_judges_the_best_checkpoints_against_their_own_best_variant(tmp_path, vs_plain):
+    """--keep-best rows are judged on the best validation checkpoints, with the plain variant whose best
+    checkpoints have the better median (not the one that was better at the last step)."""
+    variants = [{"a": 1.0, "b": 5.0}] * 3
+    best = {"ours": [(0.8, 300)] * 3, "variants": [{"a": (1.0, 3000), "b": (0.9, 600)}] * 3}
+    row = vs_plain.make_row("spiral_mixture", "MAF", [0, 1, 2], [(2.0, 1.0)] * 3, variants, None, best=best)
+    assert row["verdict"] == "LOSES" and row["theirs_best_variant"] == "b" and row["verdict_best"] == "ours >= plain"
+    losing = vs_plain.make_row("spiral_mixture", "MAF", [0, 1, 2], [(0.5, 0.4)] * 3, variants, None,
+                               best=dict(best, ours=[(0.95, 300)] * 3))
+    assert losing["verdict"] == "ours >= plain" and losing["verdict_best"] == "LOSES"
+    for rows, status in (([row], 0), ([losing], 1)):
+        path = tmp_path / "rows.json"
+        path.write_text(json.dumps({"rows": rows}))
+        assert vs_plain.main(["--table", str(path)]) == status
+
+
+def test_both_sides_train_exactly_the_budget_and_checkpoint_every_tenth(vs_plain):
+    """310 steps are 310 optimizer steps on either side (Keras rounds an epoch up to whole blocks of
+    steps_per_execution: 310 at 50 per block once ran 350), with a validation checkpoint after every 31."""
+    import numpy as np  # noqa: PLC0415
+
+    import keras_models  # noqa: PLC0415
+    data = types.SimpleNamespace(train=np.random.default_rng(0).normal(size=(256, 2)).astype("float32"), image=False)
+    for model in (keras_models.MAF(event_shape=(2,), num_layers=1, hidden_units=(4,)),
+                  vs_plain.plain_tfp.PlainMAF(2, num_layers=1, hidden_units=(4,))):
+        steps_seen = []
+        vs_plain._train(model, data, dict(batch=32, lr=1e-3), 310, 0, jit_compile=False,  # noqa: SLF001
+                        on_chunk=lambda model=model: steps_seen.append(int(model.optimizer.iterations.numpy())))
+        assert steps_seen == list(range(31, 311, 31)), type(model).__name__
 
 
 def test_conditional_spiral_arms_mixes_back_to_the_spiral():
