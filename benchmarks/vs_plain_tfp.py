@@ -14,6 +14,9 @@ with status 1 when ours is worse than theirs on the median of any pair (within `
 so a regression fails loudly. `--quick` (three seeds; spiral_mixture and ica8; RealNVP and MAF; 400 steps of
 small networks without XLA, plain builds with zero-init only): under 5 minutes on 2 cores.
 
+Memory grows by about 0.2 GB per fit (XLA programs compiled per fit are kept; `keras.backend.clear_session`
+does not free them): a run of 30 spiral fits passed 15 GB, so run long studies one data set at a time.
+
 `--keep-best` trains both sides the way `tfp-flows train` does by default: the same steps, but each keeps the
 weights of its best validation checkpoint (one every tenth of the steps; the first half of the held-out split
 picks it, the second half scores it). The verdict and the exit status then go by those scores, and the table
@@ -153,8 +156,6 @@ def run_fit(name, model_name, seed, quick, data=None, ours_args=None, plain=True
         plain_variants = {"zero-init": plain_variants["zero-init"]}  # the default init mostly overflows anyway
 
     def fit_and_score(build):
-        # Each fit compiles its own XLA programs; without this a run of 30 fits grew past 15 GB on the 24 GB box.
-        keras.backend.clear_session(free_memory=True)
         keras.utils.set_random_seed(seed)
         model = build()
         best = dict(loss=math.inf, weights=None, step=0, checkpoints=0)
