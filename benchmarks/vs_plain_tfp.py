@@ -123,14 +123,18 @@ def _train(model, data, budget, steps, seed, jit_compile=True, on_chunk=None):
     return time.perf_counter() - start
 
 
-def _score(model, data, points, log_prob_fn):
-    """KL gap (densities with a known log p) or bits/dim (images) of `model` on `points`."""
-    log_q = tf.function(model.log_prob, jit_compile=True)
-    values = np.concatenate([log_q(tf.constant(points[i:i + 2000])).numpy().astype(np.float64)
-                             for i in range(0, len(points), 2000)])
+def _log_q(log_q, points):
+    """log q(points) in float64, in chunks of 2,000 (`log_q`: the fit's one compiled `log_prob`)."""
+    return np.concatenate([log_q(tf.constant(points[i:i + 2000])).numpy().astype(np.float64)
+                           for i in range(0, len(points), 2000)])
+
+
+def _score(log_q, data, points):
+    """KL gap (densities with a known log p) or bits/dim (images) of the model behind `log_q` on `points`."""
+    values = _log_q(log_q, points)
     if data.image:
         return float(np.mean(unseen_data.to_bits_per_dim(values, points)))
-    return float(np.mean(log_prob_fn(points.astype(np.float64)) - values))
+    return float(np.mean(data.log_prob(points.astype(np.float64)) - values))
 
 
 def run_fit(name, model_name, seed, quick, data=None, ours_args=None, plain=True, rotate=True, keep_best=False):
@@ -159,23 +163,22 @@ def run_fit(name, model_name, seed, quick, data=None, ours_args=None, plain=True
         keras.utils.set_random_seed(seed)
         model = build()
         best = dict(loss=math.inf, weights=None, step=0, checkpoints=0)
-        log_q = tf.function(model.log_prob, jit_compile=True)
+        log_q = tf.function(model.log_prob, jit_compile=True)  # one per fit: the checkpoints and the scores
 
         def checkpoint():  # the training loss (mean NLL) on the validation half; NaN never counts as best
             best["checkpoints"] += 1
-            loss = -float(np.mean(log_q(tf.constant(validation)).numpy().astype(np.float64)))
+            loss = -float(np.mean(_log_q(log_q, validation)))
             if loss < best["loss"]:
                 best.update(loss=loss, weights=model.get_weights(), step=best["checkpoints"] * steps // CHECKPOINTS)
         seconds = _train(model, data, budget, steps, seed, jit_compile=not quick,
                          on_chunk=checkpoint if keep_best else None)
-        scores = (_score(model, data, test, data.log_prob), _score(model, data, train_points, data.log_prob),
-                  seconds)
+        scores = (_score(log_q, data, test), _score(log_q, data, train_points), seconds)
         if not keep_best:
             return scores
         if best["weights"] is None:  # every checkpoint NaN: the last weights are all there is
             return scores + (scores[0], steps)
         model.set_weights(best["weights"])
-        return scores + (_score(model, data, test, data.log_prob), best["step"])
+        return scores + (_score(log_q, data, test), best["step"])
 
     result = {"ours": fit_and_score(ours), "variants": {}}
     for variant, build in plain_variants.items():
