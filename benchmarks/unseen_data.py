@@ -244,16 +244,28 @@ def _rotated(train, test, log_prob, seed):
     return train @ rotation.T, test @ rotation.T, lambda x: log_prob(x @ rotation)
 
 
-def build(name, seed, num_train=10_000, num_test=20_000, rotate=True):
+def _scaled(train, test, log_prob, scale):
+    """The points multiplied by `scale`, and their density: log p_c(x) = log p(x / c) - D log c."""
+    size = train.shape[1]
+    return train * scale, test * scale, lambda x: log_prob(x / scale) - size * math.log(scale)
+
+
+def build(name, seed, num_train=10_000, num_test=20_000, rotate=True, scale=1.0):
     """The data set `name` drawn with `seed` (densities: `num_train` / `num_test` points); 2-D densities turned by
-    a rotation drawn from `seed` unless `rotate=False` (the same points, unturned)."""
+    a rotation drawn from `seed` unless `rotate=False` (the same points, unturned); densities' points multiplied
+    by `scale` (the same data in other units: a study of how a build depends on the data's spread)."""
     rng = np.random.default_rng(1000 + seed)
     if name in DENSITY_BUILDERS:
         train, sample, log_prob = DENSITY_BUILDERS[name](num_train, rng)
         test = sample(num_test)
         if rotate and train.shape[1] == 2:
             train, test, log_prob = _rotated(train, test, log_prob, seed)
+        if scale != 1.0:
+            train, test, log_prob = _scaled(train, test, log_prob, scale)
         return UnseenData(name, train.astype(np.float32), test.astype(np.float32), log_prob)
+    if scale != 1.0:
+        raise ValueError(f"`scale` applies to the densities {tuple(DENSITY_BUILDERS)} (pixels have fixed units); "
+                         f"received scale={scale!r} for {name!r}")
     if name in IMAGE_BUILDERS:
         train, test = IMAGE_BUILDERS[name](rng)
         return UnseenData(name, train.astype(np.float32), to_logit_space(test, rng).astype(np.float32),

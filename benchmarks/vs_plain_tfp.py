@@ -137,13 +137,15 @@ def _score(log_q, data, points):
     return float(np.mean(data.log_prob(points.astype(np.float64)) - values))
 
 
-def run_fit(name, model_name, seed, quick, data=None, ours_args=None, plain=True, rotate=True, keep_best=False):
+def run_fit(name, model_name, seed, quick, data=None, ours_args=None, plain=True, rotate=True, keep_best=False,
+            scale=1.0):
     """{"ours": scores, "variants": {plain variant: scores}} for one data set, model and seed, where scores are
     (test, train, seconds) at the last step, and with `keep_best` also (best test, best step): the held-out split
     is then halved, its first half picks the checkpoint of lowest validation loss (every tenth of the steps, the
     way `tfp-flows train` keeps its best epoch), and both test scores come from the second half."""
     data = data or unseen_data.build(name, seed, num_train=QUICK["num_train"] if quick else 10_000,
-                                     num_test=QUICK["num_test"] if quick else 20_000, rotate=rotate)
+                                     num_test=QUICK["num_test"] if quick else 20_000, rotate=rotate,
+                                     scale=scale)
     budget = dict(BUDGETS[name], **({"hidden": QUICK["hidden"]} if quick else {}))
     steps = QUICK["steps"] if quick else budget["steps"]
     size = data.train.shape[1]
@@ -206,16 +208,18 @@ def _verdict(ours, theirs):
     return "ours >= plain" if ours <= theirs + TOLERANCE and np.isfinite(ours) else "LOSES"
 
 
-def make_row(name, model_name, seeds, ours, variants, variants_train, plain=True, best=None):
+def make_row(name, model_name, seeds, ours, variants, variants_train, plain=True, best=None, scale=1.0,
+             ours_args=None):
     """One comparison: `ours` [(test, train)] per seed, `variants` / `variants_train` [{variant: score}];
     `best` (from --keep-best runs): {"ours": [(test, step)], "variants": [{variant: (test, step)}]} per seed,
-    judged the same way with its own choice of plain variant."""
+    judged the same way with its own choice of plain variant. `scale` and `ours_args` say which data and which
+    of our settings (--scale, --ours-args), so rows of other settings are never merged with these."""
     variant = best_variant(variants) if plain else None
     theirs = [v[variant] if variant else math.nan for v in variants]
     # Result files written before 2026-12-04 kept no training-split scores of the plain variants: None then.
     theirs_train = None if variants_train is None else [v.get(variant, math.nan) if variant else math.nan
                                                           for v in variants_train]
-    row = dict(data=name, model=model_name, seeds=list(seeds),
+    row = dict(data=name, model=model_name, scale=scale, ours_args=ours_args, seeds=list(seeds),
                metric="bits/dim" if name in unseen_data.IMAGE_BUILDERS else "KL gap (nats)",
                ours=[o[0] for o in ours], ours_train=[o[1] for o in ours], theirs=theirs, theirs_train=theirs_train,
                theirs_variant=variant, variants=variants, variants_train=variants_train)
@@ -232,11 +236,18 @@ def make_row(name, model_name, seeds, ours, variants, variants_train, plain=True
     return row
 
 
+def _label(row):
+    """The data and model columns: --scale and --ours-args runs say so."""
+    scale, args = row.get("scale", 1.0), row.get("ours_args")
+    return (f"{row['data']}{f' x{scale:g}' if scale != 1.0 else ''}",
+            f"{row['model']}{f' {json.dumps(args)}' if args else ''}")
+
+
 def print_table(rows):
     print("\n| data | model | metric | ours: median (min-max) | plain TFP: median (min-max), variant | "
           "train (ours / plain) | verdict |\n|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['data']} | {r['model']} | {r['metric']} | {r['ours_median']:.4f} ({min(r['ours']):.4f}-"
+        print(f"| {' | '.join(_label(r))} | {r['metric']} | {r['ours_median']:.4f} ({min(r['ours']):.4f}-"
               f"{max(r['ours']):.4f}) | {r['theirs_median']:.4f} ({min(r['theirs']):.4f}-{max(r['theirs']):.4f}), "
               f"{r['theirs_variant']} | {_median(r['ours_train']):.4f} / "
               f"{'-' if r['theirs_train'] is None else format(_median(r['theirs_train']), '.4f')} | "
@@ -249,30 +260,52 @@ def print_table(rows):
     for r in kept:
         steps = [o[1] for o in r["best"]["ours"]]
         their_steps = [v[r["theirs_best_variant"]][1] for v in r["best"]["variants"]] if r["theirs_best_variant"] else []
-        print(f"| {r['data']} | {r['model']} | {r['metric']} | {r['ours_best_median']:.4f} "
+        print(f"| {' | '.join(_label(r))} | {r['metric']} | {r['ours_best_median']:.4f} "
               f"({min(r['ours_best']):.4f}-{max(r['ours_best']):.4f}), {steps} | {r['theirs_best_median']:.4f} "
               f"({min(r['theirs_best']):.4f}-{max(r['theirs_best']):.4f}), {r['theirs_best_variant']}, "
               f"{their_steps} | {r['verdict_best']} |")
     if kept:
-        last = [f"{r['data']} {r['model']}" for r in kept if r["verdict"] == "LOSES"]
+        last = [" ".join(_label(r)) for r in kept if r["verdict"] == "LOSES"]
         print(f"\nJudged on the best checkpoints; at the last step ours loses on: {last or 'none'}")
 
 
 def table_from_files(paths):
-    """Rows of earlier runs' JSON files (one per data set, say), re-judged with `make_row`; ([rows], [losses])."""
-    rows = []
+    """Rows of earlier runs' JSON files, re-judged with `make_row`; ([rows], [losses]).
+
+    Rows of the same comparison (data, model, --scale, --ours-args, plain or not, --keep-best or not) are merged
+    across files, their seeds joined in file order: a study whose seeds ran in several runs (seeds 0-4, then
+    5-10) is judged on all of them. A seed found twice for one comparison is an error, not a silent choice.
+    """
+    merged = {}
     for path in paths:
         with open(path, encoding="utf-8") as handle:
             for r in json.load(handle)["rows"]:
-                rows.append(make_row(r["data"], r["model"], r["seeds"], list(zip(r["ours"], r["ours_train"])),
-                                     r["variants"], r.get("variants_train"), r["verdict"] != "(ours only)",
-                                     r.get("best")))
+                key = (r["data"], r["model"], r.get("scale", 1.0), json.dumps(r.get("ours_args"), sort_keys=True),
+                       r["verdict"] != "(ours only)", "best" in r)
+                into = merged.setdefault(key, dict(seeds=[], ours=[], variants=[], variants_train=[], best=None))
+                repeated = sorted(set(into["seeds"]) & set(r["seeds"]))
+                if repeated:
+                    raise ValueError(f"--table: seeds {repeated} of {' '.join(_label(r))} appear in more than one "
+                                     f"row (the second in {path}); pass each seed's run once")
+                into["seeds"] += r["seeds"]
+                into["ours"] += list(zip(r["ours"], r["ours_train"]))
+                into["variants"] += r["variants"]
+                # Files before 2026-12-04 kept no plain training scores: the merged row then has none either.
+                has_train = into["variants_train"] is not None and r.get("variants_train") is not None
+                into["variants_train"] = into["variants_train"] + r["variants_train"] if has_train else None
+                if "best" in r:
+                    into["best"] = into["best"] or {"ours": [], "variants": []}
+                    into["best"]["ours"] += r["best"]["ours"]
+                    into["best"]["variants"] += r["best"]["variants"]
+    rows = [make_row(data, model, m["seeds"], m["ours"], m["variants"], m["variants_train"], plain, m["best"],
+                     scale, json.loads(args))
+            for (data, model, scale, args, plain, _), m in merged.items()]
     return rows, _losses(rows)
 
 
 def _losses(rows):
     """The rows ours loses: on the best checkpoints where a row has them (--keep-best), else at the last step."""
-    return [f"{r['data']} {r['model']}" for r in rows if r.get("verdict_best", r["verdict"]) == "LOSES"]
+    return [" ".join(_label(r)) for r in rows if r.get("verdict_best", r["verdict"]) == "LOSES"]
 
 
 def _describe(scores):
@@ -284,6 +317,13 @@ def _describe(scores):
 def applicable(model_name, name):
     """Glow-2D is compared on the low-dimensional sets only (its 1x1 'conv' is a dense D x D matrix)."""
     return not (model_name == "Glow-2D" and name in ("mnist784",))
+
+
+def _positive_float(text):
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a number > 0; received {text!r}")
+    return value
 
 
 def main(argv=None):
@@ -298,6 +338,9 @@ def main(argv=None):
                         help="train ours only (studies of our own settings; no verdict)")
     parser.add_argument("--no-rotation", dest="rotate", action="store_false",
                         help="2-D densities in their fixed orientation (the runs before 2026-12-06)")
+    parser.add_argument("--scale", type=_positive_float, default=1.0, metavar="C",
+                        help="the 2-D to 32-D densities' points times C, their log p adjusted (how a build depends "
+                             "on the data's spread; pixels keep their units)")
     parser.add_argument("--keep-best", action="store_true",
                         help="also score both sides at their best validation checkpoint (half the held-out split "
                              "picks it, the other half scores it), and judge on that")
@@ -324,7 +367,7 @@ def main(argv=None):
             fits = []
             for seed in args.seeds:
                 fit = run_fit(name, model_name, seed, args.quick, ours_args=args.ours_args, plain=args.plain,
-                               rotate=args.rotate, keep_best=args.keep_best)
+                               rotate=args.rotate, keep_best=args.keep_best, scale=args.scale)
                 fits.append(fit)
                 print(f"  {name} {model_name} seed {seed}: ours {_describe(fit['ours'])}; plain TFP: "
                       f"{', '.join(f'{k} {_describe(v)}' for k, v in fit['variants'].items()) or '-'}", flush=True)
@@ -334,7 +377,8 @@ def main(argv=None):
                         "variants": [{k: v[3:] for k, v in f["variants"].items()} for f in fits]}
             rows.append(make_row(name, model_name, args.seeds, [f["ours"][:2] for f in fits],
                                  [{k: v[0] for k, v in f["variants"].items()} for f in fits],
-                                 [{k: v[1] for k, v in f["variants"].items()} for f in fits], args.plain, best))
+                                 [{k: v[1] for k, v in f["variants"].items()} for f in fits], args.plain, best,
+                                 args.scale, args.ours_args))
     losses = _losses(rows)
     print_table(rows)
     wall = time.perf_counter() - start

@@ -180,15 +180,20 @@ def _load_unseen_data():
     return module
 
 
-@pytest.mark.parametrize("name", ["spiral_mixture", "banana_t", "ica2"])
+@pytest.mark.parametrize("name", ["spiral_mixture", "banana_t", "ica2", "spiral_mixture x0.5"])
 def test_unseen_densities_are_normalised(name):
-    """The fit-quality benchmark's exact log-densities integrate to 1 (a wrong Jacobian or constant would not)."""
+    """The fit-quality benchmark's exact log-densities integrate to 1 (a wrong Jacobian or constant would not),
+    also on data shrunk by --scale (its log p must gain D log 2)."""
     import numpy as np  # noqa: PLC0415
 
     unseen = _load_unseen_data()
     rng = np.random.default_rng(0)
     if name == "ica2":
         _, sample, log_prob = unseen._ica(2, 10, rng)
+    elif name.endswith("x0.5"):
+        data = unseen.build("spiral_mixture", 0, num_train=10, num_test=20_000, scale=0.5)
+        assert np.max(np.abs(data.test)) < 3.0  # the spiral reaches a radius of about 5 unscaled
+        sample, log_prob = (lambda m: data.test), data.log_prob
     else:
         _, sample, log_prob = unseen.DENSITY_BUILDERS[name](10, rng)
     # Integrate on a grid covering the samples' range; the Student-t's tails beyond it hold < 1% of the mass.
@@ -260,6 +265,25 @@ def test_keep_best_judges_the_best_checkpoints_against_their_own_best_variant(tm
         path = tmp_path / "rows.json"
         path.write_text(json.dumps({"rows": rows}))
         assert vs_plain.main(["--table", str(path)]) == status
+
+
+def test_table_merges_one_comparisons_seeds_across_files_and_nowhere_else(tmp_path, vs_plain):
+    """--table joins the seeds of one comparison run in several files (then judges the median of all), keeps rows
+    of another --scale apart, and refuses a seed given twice."""
+    variants = [{"a": 1.0}]
+    def write(name, seeds, ours, scale=1.0):  # noqa: E306
+        path = tmp_path / name
+        row = vs_plain.make_row("spiral_mixture", "MAF", seeds, [(ours, ours)] * len(seeds), variants * len(seeds),
+                                variants * len(seeds), scale=scale)
+        path.write_text(json.dumps({"rows": [row]}))
+        return str(path)
+    first, second = write("0-1.json", [0, 1], 0.5), write("2-4.json", [2, 3, 4], 2.0)
+    (merged,), _ = vs_plain.table_from_files([first, second])
+    assert merged["seeds"] == [0, 1, 2, 3, 4] and merged["ours_median"] == 2.0 and merged["verdict"] == "LOSES"
+    rows, losses = vs_plain.table_from_files([first, write("half.json", [2], 2.0, scale=0.5)])
+    assert [r["seeds"] for r in rows] == [[0, 1], [2]] and losses == ["spiral_mixture x0.5 MAF"]
+    with pytest.raises(ValueError, match=r"seeds \[1\]"):
+        vs_plain.table_from_files([first, write("again.json", [1], 0.5)])
 
 
 def test_both_sides_train_exactly_the_budget_and_checkpoint_every_tenth(vs_plain):
