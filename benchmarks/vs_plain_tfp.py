@@ -243,27 +243,35 @@ def _label(row):
             f"{row['model']}{f' {json.dumps(args)}' if args else ''}")
 
 
+def _seeds_won(ours, theirs):
+    """'k/n': on how many of the n seeds ours scored lower than the plain variant (a failed fit counts as worst)."""
+    if not any(np.isfinite(theirs)) and not any(np.isfinite(ours)):
+        return "-"
+    worst = lambda v: v if np.isfinite(v) else math.inf  # noqa: E731
+    return f"{sum(worst(o) < worst(t) for o, t in zip(ours, theirs))}/{len(ours)}"
+
+
 def print_table(rows):
     print("\n| data | model | metric | ours: median (min-max) | plain TFP: median (min-max), variant | "
-          "train (ours / plain) | verdict |\n|---|---|---|---|---|---|---|")
+          "train (ours / plain) | ours better on | verdict |\n|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {' | '.join(_label(r))} | {r['metric']} | {r['ours_median']:.4f} ({min(r['ours']):.4f}-"
               f"{max(r['ours']):.4f}) | {r['theirs_median']:.4f} ({min(r['theirs']):.4f}-{max(r['theirs']):.4f}), "
               f"{r['theirs_variant']} | {_median(r['ours_train']):.4f} / "
               f"{'-' if r['theirs_train'] is None else format(_median(r['theirs_train']), '.4f')} | "
-              f"{r['verdict']} |")
+              f"{_seeds_won(r['ours'], r['theirs'])} | {r['verdict']} |")
     kept = [r for r in rows if "verdict_best" in r]
     if kept:
         print("\nBest validation checkpoint (--keep-best; held-out second half):\n\n| data | model | metric | "
-              "ours: median (min-max), steps | plain TFP: median (min-max), variant, steps | verdict |\n"
-              "|---|---|---|---|---|---|")
+              "ours: median (min-max), steps | plain TFP: median (min-max), variant, steps | ours better on | "
+              "verdict |\n|---|---|---|---|---|---|---|")
     for r in kept:
         steps = [o[1] for o in r["best"]["ours"]]
         their_steps = [v[r["theirs_best_variant"]][1] for v in r["best"]["variants"]] if r["theirs_best_variant"] else []
         print(f"| {' | '.join(_label(r))} | {r['metric']} | {r['ours_best_median']:.4f} "
               f"({min(r['ours_best']):.4f}-{max(r['ours_best']):.4f}), {steps} | {r['theirs_best_median']:.4f} "
               f"({min(r['theirs_best']):.4f}-{max(r['theirs_best']):.4f}), {r['theirs_best_variant']}, "
-              f"{their_steps} | {r['verdict_best']} |")
+              f"{their_steps} | {_seeds_won(r['ours_best'], r['theirs_best'])} | {r['verdict_best']} |")
     if kept:
         last = [" ".join(_label(r)) for r in kept if r["verdict"] == "LOSES"]
         print(f"\nJudged on the best checkpoints; at the last step ours loses on: {last or 'none'}")
