@@ -1,7 +1,8 @@
 """Fit quality on unseen data: our presets against the same flows written plainly with TFP, median over seeds.
 
     python benchmarks/vs_plain_tfp.py [--quick] [--seeds 0 1 2] [--data NAME ...] [--models NAME ...]
-                                      [--keep-best] [--out benchmarks/results-vs-plain-<mode>.json]
+                                      [--keep-best] [--scale C] [--out benchmarks/results-vs-plain-<mode>.json]
+    python benchmarks/vs_plain_tfp.py --table FILE [FILE ...]    # judge earlier runs, one comparison's seeds merged
 
 For every data set of `unseen_data` (drawn anew from each seed: new points, new mixing matrices, new
 train/test splits) and every seed, each pair (ours, plain TFP build of the same architecture: `plain_tfp`) is
@@ -245,8 +246,6 @@ def _label(row):
 
 def _seeds_won(ours, theirs):
     """'k/n': on how many of the n seeds ours scored lower than the plain variant (a failed fit counts as worst)."""
-    if not any(np.isfinite(theirs)) and not any(np.isfinite(ours)):
-        return "-"
     worst = lambda v: v if np.isfinite(v) else math.inf  # noqa: E731
     return f"{sum(worst(o) < worst(t) for o, t in zip(ours, theirs))}/{len(ours)}"
 
@@ -259,7 +258,7 @@ def print_table(rows):
               f"{max(r['ours']):.4f}) | {r['theirs_median']:.4f} ({min(r['theirs']):.4f}-{max(r['theirs']):.4f}), "
               f"{r['theirs_variant']} | {_median(r['ours_train']):.4f} / "
               f"{'-' if r['theirs_train'] is None else format(_median(r['theirs_train']), '.4f')} | "
-              f"{_seeds_won(r['ours'], r['theirs'])} | {r['verdict']} |")
+              f"{_seeds_won(r['ours'], r['theirs']) if r['theirs_variant'] else '-'} | {r['verdict']} |")
     kept = [r for r in rows if "verdict_best" in r]
     if kept:
         print("\nBest validation checkpoint (--keep-best; held-out second half):\n\n| data | model | metric | "
@@ -271,7 +270,8 @@ def print_table(rows):
         print(f"| {' | '.join(_label(r))} | {r['metric']} | {r['ours_best_median']:.4f} "
               f"({min(r['ours_best']):.4f}-{max(r['ours_best']):.4f}), {steps} | {r['theirs_best_median']:.4f} "
               f"({min(r['theirs_best']):.4f}-{max(r['theirs_best']):.4f}), {r['theirs_best_variant']}, "
-              f"{their_steps} | {_seeds_won(r['ours_best'], r['theirs_best'])} | {r['verdict_best']} |")
+              f"{their_steps} | {_seeds_won(r['ours_best'], r['theirs_best']) if r['theirs_best_variant'] else '-'} | "
+              f"{r['verdict_best']} |")
     if kept:
         last = [" ".join(_label(r)) for r in kept if r["verdict"] == "LOSES"]
         print(f"\nJudged on the best checkpoints; at the last step ours loses on: {last or 'none'}")
