@@ -15,7 +15,7 @@ with status 1 when ours is worse than theirs on the median of any pair (within `
 so a regression fails loudly. `--quick` (three seeds; spiral_mixture and ica8; RealNVP and MAF; 400 steps of
 small networks without XLA, plain builds with zero-init only): under 5 minutes on 2 cores.
 
-Memory grows by about 0.2 GB per fit (XLA programs compiled per fit are kept; `keras.backend.clear_session`
+Memory grows by about 0.14 GB per fit (XLA programs compiled per fit are kept; `keras.backend.clear_session`
 does not free them): a run of 30 spiral fits passed 15 GB, so run long studies one data set at a time.
 
 `--keep-best` trains both sides the way `tfp-flows train` does by default: the same steps, but each keeps the
@@ -189,9 +189,14 @@ def run_fit(name, model_name, seed, quick, data=None, ours_args=None, plain=True
     return result
 
 
+def _failed_as_worst(score):
+    """A failed fit (NaN or infinite score) counts as the worst score: +inf."""
+    return score if np.isfinite(score) else math.inf
+
+
 def _median(values):
-    """Median over seeds, a failed fit (NaN or infinite score) counting as the worst: +inf."""
-    return statistics.median([v if np.isfinite(v) else math.inf for v in values])
+    """Median over seeds, a failed fit counting as the worst."""
+    return statistics.median([_failed_as_worst(v) for v in values])
 
 
 def best_variant(variants):
@@ -246,8 +251,7 @@ def _label(row):
 
 def _seeds_won(ours, theirs):
     """'k/n': on how many of the n seeds ours scored lower than the plain variant (a failed fit counts as worst)."""
-    worst = lambda v: v if np.isfinite(v) else math.inf  # noqa: E731
-    return f"{sum(worst(o) < worst(t) for o, t in zip(ours, theirs))}/{len(ours)}"
+    return f"{sum(_failed_as_worst(o) < _failed_as_worst(t) for o, t in zip(ours, theirs))}/{len(ours)}"
 
 
 def print_table(rows):
@@ -363,6 +367,10 @@ def main(argv=None):
             print(f"FAIL: ours loses on the median: {losses}", file=sys.stderr)
         return 1 if losses else 0
     names = args.data or (QUICK["data"] if args.quick else unseen_data.NAMES)
+    pixels = [name for name in names if name in unseen_data.IMAGE_BUILDERS]
+    if args.scale != 1.0 and pixels:  # before any fit: a run must not die at its first image set, results unwritten
+        parser.error(f"--scale applies to the densities only (pixels have fixed units); received --scale "
+                     f"{args.scale:g} with {pixels}: pass --data with densities only")
     args.models = args.models or list(QUICK["models"] if args.quick else ("RealNVP", "NICE", "MAF", "Glow-2D"))
     mode = "quick" if args.quick else "full"
     out = args.out or os.path.join(os.path.dirname(os.path.abspath(__file__)), f"results-vs-plain-{mode}.json")
