@@ -3,6 +3,9 @@
 The `datasets/` folder installs as the subpackage `tfp_flows.datasets` (through `package_dir`), never as a
 top-level `datasets` module: that name belongs to Hugging Face's package and must not be shadowed.
 """
+
+import pathlib
+
 from setuptools import find_packages, setup
 
 TF_VERSION = "2.21.*"
@@ -11,7 +14,7 @@ setup(
     name="tfp_flows",
     version="0.1.0",
     description="Normalizing-flow bijectors for TensorFlow Probability and Keras 3 flow models.",
-    long_description=open("README.md", encoding="utf-8").read(),
+    long_description=pathlib.Path("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     python_requires=">=3.10,<3.13",
     packages=find_packages(include=["tfp_flows", "tfp_flows.*", "keras_models", "keras_models.*"])

@@ -15,6 +15,7 @@ mixture in 4 arms, not shipped) and the shipped conditional two_moons and eight_
 The check (exit 1 when it fails): on every (data, model) row the conditional model's median held-out NLL over
 seeds is below the unconditional one's. `--quick`: 3 seeds, small networks, 500 steps, about 5 minutes on 2 cores.
 """
+
 import argparse
 import json
 import math
@@ -27,13 +28,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import numpy as np
+import tensorflow as tf
+import unseen_data
 
-import keras  # noqa: E402
-
-import keras_models  # noqa: E402
-import unseen_data  # noqa: E402
+import keras_models
 
 FULL = dict(num_layers=6, hidden=(64, 64), batch=256, steps=3000, lr=1e-3, num_train=10_000, num_test=20_000)
 QUICK = dict(num_layers=4, hidden=(32, 32), batch=256, steps=500, lr=1e-3, num_train=5000, num_test=5000)
@@ -61,8 +61,12 @@ def fit_and_score(kind, data, budget, seed, conditional):
     model.compile(optimizer=keras.optimizers.Adam(budget["lr"]))
     train = (x, c) if conditional else x
     batches = tf.data.Dataset.from_tensor_slices(train).shuffle(len(x), seed=seed).repeat()
-    model.fit(batches.batch(budget["batch"], drop_remainder=True).prefetch(2), epochs=1,
-              steps_per_epoch=budget["steps"], verbose=0)
+    model.fit(
+        batches.batch(budget["batch"], drop_remainder=True).prefetch(2),
+        epochs=1,
+        steps_per_epoch=budget["steps"],
+        verbose=0,
+    )
     x_test, c_test = data.test
     log_q = (model.log_prob(x_test, c_test) if conditional else model.log_prob(x_test)).numpy().astype(np.float64)
     x64 = x_test.astype(np.float64)
@@ -80,8 +84,7 @@ def run(names, seeds, budget, models):
     for name in names:
         per_seed = []
         for seed in seeds:
-            data = unseen_data.build_conditional(name, seed, num_train=budget["num_train"],
-                                                 num_test=budget["num_test"])
+            data = unseen_data.build_conditional(name, seed, num_train=budget["num_train"], num_test=budget["num_test"])
             x64, c = data.test[0].astype(np.float64), data.test[1]
             info = float(np.mean(data.log_prob_given(x64, c) - data.log_prob(x64)))  # I(X; C), estimated
             per_seed.append((data, info))
@@ -92,8 +95,13 @@ def run(names, seeds, budget, models):
                     nll, gap = fit_and_score(kind, data, budget, seed, conditional=side == "conditional")
                     result[side].append((nll, gap))
                     print(f"{name} seed {seed} {kind} {side}: NLL {nll:.4f}, KL gap {gap:.4f}", flush=True)
-            row = dict(data=name, model=kind, seeds=list(seeds), num_classes=per_seed[0][0].num_classes,
-                       mutual_information=statistics.median([i for _, i in per_seed]))
+            row = dict(
+                data=name,
+                model=kind,
+                seeds=list(seeds),
+                num_classes=per_seed[0][0].num_classes,
+                mutual_information=statistics.median([i for _, i in per_seed]),
+            )
             for side, values in result.items():
                 row[f"{side}_nll"] = [v for v, _ in values]
                 row[f"{side}_kl_gap"] = [g for _, g in values]
@@ -109,18 +117,26 @@ def failures(rows):
 
 
 def print_table(rows, budget):
-    print(f"\n{budget['steps']} steps, {budget['num_layers']} layers of {budget['hidden']} units, batch "
-          f"{budget['batch']}; held-out medians over seeds (min-max)\n")
-    print("| data | model | NLL(x given c) | NLL(x) | difference (true I(X;C)) | KL gap: conditional | "
-          "unconditional |\n|---|---|---|---|---|---|---|")
+    print(
+        f"\n{budget['steps']} steps, {budget['num_layers']} layers of {budget['hidden']} units, batch "
+        f"{budget['batch']}; held-out medians over seeds (min-max)\n"
+    )
+    print(
+        "| data | model | NLL(x given c) | NLL(x) | difference (true I(X;C)) | KL gap: conditional | "
+        "unconditional |\n|---|---|---|---|---|---|---|"
+    )
     for r in rows:
-        def spread(key):
+
+        def spread(key, r=r):
             values = r[key]
             return f"{r[key + '_median']:.3f} ({min(values):.3f}-{max(values):.3f})"
+
         difference = r["unconditional_nll_median"] - r["conditional_nll_median"]
-        print(f"| {r['data']} | {r['model']} | {spread('conditional_nll')} | {spread('unconditional_nll')} | "
-              f"{difference:.3f} ({r['mutual_information']:.3f}) | {spread('conditional_kl_gap')} | "
-              f"{spread('unconditional_kl_gap')} |")
+        print(
+            f"| {r['data']} | {r['model']} | {spread('conditional_nll')} | {spread('unconditional_nll')} | "
+            f"{difference:.3f} ({r['mutual_information']:.3f}) | {spread('conditional_kl_gap')} | "
+            f"{spread('unconditional_kl_gap')} |"
+        )
 
 
 def main(argv=None):
@@ -140,14 +156,20 @@ def main(argv=None):
     print(f"\n{time.perf_counter() - start:.0f} s")
     if args.out:
         with open(args.out, "w") as f:
-            json.dump(dict(budget={k: list(v) if isinstance(v, tuple) else v for k, v in budget.items()},
-                           rows=rows), f, indent=1)
+            json.dump(
+                dict(budget={k: list(v) if isinstance(v, tuple) else v for k, v in budget.items()}, rows=rows),
+                f,
+                indent=1,
+            )
     if args.dry_run:
         return 0
     lost = failures(rows)
     for r in lost:
-        print(f"FAIL {r['data']} {r['model']}: conditional NLL {r['conditional_nll_median']:.4f} is not below the "
-              f"unconditional {r['unconditional_nll_median']:.4f}", file=sys.stderr)
+        print(
+            f"FAIL {r['data']} {r['model']}: conditional NLL {r['conditional_nll_median']:.4f} is not below the "
+            f"unconditional {r['unconditional_nll_median']:.4f}",
+            file=sys.stderr,
+        )
     return 1 if lost else 0
 
 

@@ -23,6 +23,7 @@
    The patched models compute the same numbers (checked); the ratio says what the change costs or saves.
 Counts need no repeats; the timings take a minute or two on 2 cores.
 """
+
 import collections
 import os
 import re
@@ -31,18 +32,17 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-import tensorflow_probability as tfp  # noqa: E402
+import keras
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+import tfp_peers
+from harness import time_alternating
 
-import keras  # noqa: E402
-
-import keras_models  # noqa: E402
-import keras_models.layers.masked_autoregressive  # noqa: E402 (the module whose bijector class a what-if swaps)
-from keras_models.layers.networks.conditioners import MaskedConditioner  # noqa: E402
-from keras_models.layers.networks.made import MADE  # noqa: E402
-from harness import time_alternating  # noqa: E402
-import tfp_peers  # noqa: E402
+import keras_models
+import keras_models.layers.masked_autoregressive
+from keras_models.layers.networks.conditioners import MaskedConditioner
+from keras_models.layers.networks.made import MADE
 
 
 def count_calls(cls, fn):
@@ -72,8 +72,11 @@ def conditioner_passes(size=16, steps=4):
         ("RealNVP", "ours", count_calls(keras.Sequential, lambda: tf.function(ours_nvp.log_prob)(x))),
         ("RealNVP", "tfb.RealNVP", count_calls(keras.Sequential, lambda: tf.function(theirs_nvp.log_prob)(x))),
         ("MAF", "ours", count_calls(MADE, lambda: tf.function(ours_maf.log_prob)(x))),
-        ("MAF", "tfb.MaskedAutoregressiveFlow",
-         count_calls(tfp.bijectors.AutoregressiveNetwork, lambda: tf.function(theirs_maf.log_prob)(x))),
+        (
+            "MAF",
+            "tfb.MaskedAutoregressiveFlow",
+            count_calls(tfp.bijectors.AutoregressiveNetwork, lambda: tf.function(theirs_maf.log_prob)(x)),
+        ),
     ]
     print(f"Conditioner passes per log_prob ({steps} steps):")
     for model, who, calls in rows:
@@ -83,11 +86,12 @@ def conditioner_passes(size=16, steps=4):
 def xla_programs(size=784, steps=8, hidden=(512, 512), batch=128):
     x = tf.constant(np.random.default_rng(0).normal(size=(batch, size)).astype(np.float32))
     print(f"\nXLA-optimised HLO of RealNVP log_prob (D={size}, {steps} couplings, MLP {hidden}):")
-    for who, model in (("ours", keras_models.RealNVP(event_shape=(size,), num_couplings=steps,
-                                                      hidden_units=hidden, actnorm=False)),
-                       ("tfb.RealNVP", tfp_peers.TFPRealNVPModel(size, steps, hidden))):
+    for who, model in (
+        ("ours", keras_models.RealNVP(event_shape=(size,), num_couplings=steps, hidden_units=hidden, actnorm=False)),
+        ("tfb.RealNVP", tfp_peers.TFPRealNVPModel(size, steps, hidden)),
+    ):
         hlo = tf.function(model.log_prob, jit_compile=True).experimental_get_compiler_ir(x)(stage="optimized_hlo")
-        entry = hlo[hlo.index("ENTRY"):]
+        entry = hlo[hlo.index("ENTRY") :]
         ops = collections.Counter(re.findall(r"= \S+ ([\w-]+)\(", entry))
         dots = len(re.findall(r" dot\(", hlo))
         print(f"  {who:12s} dots {dots:3d}, entry instructions {dict(ops.most_common(5))}")
@@ -130,21 +134,35 @@ def _timed_experiment(title, model, x, changes, repeats=21):
         lean["train_step"](x)
     print(f"\n{title}: patched log_prob differs by {difference:.1e} (relative)")
     for metric in ("log_prob", "train_step"):
-        timing = time_alternating(lambda f=lean[metric]: f(x), lambda f=plain[metric]: f(x), warmup=2,
-                                  repeats=repeats, min_measure_seconds=0.05)
-        print(f"  {metric:10s} patched / as-is: median {timing.ratio:.2f}, minima {timing.min_ratio:.2f} "
-              f"({1e3 * timing.ours:.2f} vs {1e3 * timing.theirs:.2f} ms)")
+        timing = time_alternating(
+            lambda f=lean[metric]: f(x),
+            lambda f=plain[metric]: f(x),
+            warmup=2,
+            repeats=repeats,
+            min_measure_seconds=0.05,
+        )
+        print(
+            f"  {metric:10s} patched / as-is: median {timing.ratio:.2f}, minima {timing.min_ratio:.2f} "
+            f"({1e3 * timing.ours:.2f} vs {1e3 * timing.theirs:.2f} ms)"
+        )
 
 
 def what_if_timings():
     rng = np.random.default_rng(0)
     x = tf.constant(rng.normal(size=(128, 784)).astype(np.float32))
-    _timed_experiment("RealNVP D=784, full-width conditioner I/O (the pre-block path)",
-                      keras_models.RealNVP(event_shape=(784,), actnorm=False), x,
-                      [(MaskedConditioner, "block_split", property(lambda self: None))])
+    _timed_experiment(
+        "RealNVP D=784, full-width conditioner I/O (the pre-block path)",
+        keras_models.RealNVP(event_shape=(784,), actnorm=False),
+        x,
+        [(MaskedConditioner, "block_split", property(lambda self: None))],
+    )
     x = tf.constant(rng.normal(size=(128, 64)).astype(np.float32))
-    _timed_experiment("MAF D=64, two MADE passes per step (TFP's own class)", keras_models.MAF(event_shape=(64,), actnorm=False),
-                      x, [(keras_models.layers.masked_autoregressive, "OnePassMaskedAutoregressiveFlow", _TwoPassMAF)])
+    _timed_experiment(
+        "MAF D=64, two MADE passes per step (TFP's own class)",
+        keras_models.MAF(event_shape=(64,), actnorm=False),
+        x,
+        [(keras_models.layers.masked_autoregressive, "OnePassMaskedAutoregressiveFlow", _TwoPassMAF)],
+    )
 
 
 if __name__ == "__main__":

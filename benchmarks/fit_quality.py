@@ -13,17 +13,17 @@ budget. Each record: ours = our model's gap, theirs = tfb.RealNVP's gap on the s
 theirs (below 1: closer to the truth). Wall-clock training times are in the notes (the issue's target: <= 0.05
 nats on two moons and eight Gaussians within 5 minutes of 2-core CPU training, in full mode).
 """
+
 import time
 
+import keras
 import numpy as np
 import tensorflow as tf
-
-import keras
+import tfp_peers
+from harness import Record
 
 import keras_models
 from tfp_flows.datasets import DENSITIES, get_density
-from harness import Record
-import tfp_peers
 
 BATCH = 256
 LEARNING_RATE = 2e-3
@@ -31,12 +31,25 @@ TARGET_NATS = 0.05
 
 SIZES = {
     # XLA compilation of a fit step costs 10-30 s of CPU here: worth it for long runs only. "dry" runs eagerly.
-    "full": dict(densities=tuple(DENSITIES), steps=25000, held_out=50_000, width=64, steps_per_execution=50,
-                 jit_compile=True),
-    "quick": dict(densities=("two_moons", "eight_gaussians"), steps=300, held_out=10_000, width=32,
-                  steps_per_execution=50, jit_compile=False),
-    "dry": dict(densities=("two_moons", "eight_gaussians"), steps=1, held_out=512, width=8,
-                steps_per_execution=1, jit_compile=None),
+    "full": dict(
+        densities=tuple(DENSITIES), steps=25000, held_out=50_000, width=64, steps_per_execution=50, jit_compile=True
+    ),
+    "quick": dict(
+        densities=("two_moons", "eight_gaussians"),
+        steps=300,
+        held_out=10_000,
+        width=32,
+        steps_per_execution=50,
+        jit_compile=False,
+    ),
+    "dry": dict(
+        densities=("two_moons", "eight_gaussians"),
+        steps=1,
+        held_out=512,
+        width=8,
+        steps_per_execution=1,
+        jit_compile=None,
+    ),
 }
 
 
@@ -48,8 +61,9 @@ def models(width):
         "Glow-2D": lambda: keras_models.Glow(event_shape=(2,), num_steps=8, hidden_channels=width, seed=0),
         "NICE": lambda: keras_models.NICE(event_shape=(2,), num_couplings=8, hidden_units=hidden),
         "MAF": lambda: keras_models.MAF(event_shape=(2,), num_layers=8, hidden_units=hidden),
-        "FlowPlusPlus": lambda: keras_models.FlowPlusPlus((2,), num_components=8, num_couplings=6,
-                                                          hidden_channels=width, num_blocks=2),
+        "FlowPlusPlus": lambda: keras_models.FlowPlusPlus(
+            (2,), num_components=8, num_couplings=6, hidden_channels=width, num_blocks=2
+        ),
         "tfb.RealNVP": lambda: tfp_peers.TFPRealNVPModel(2, 8, hidden),
     }
 
@@ -60,8 +74,12 @@ def train(model, points, steps, steps_per_execution, jit_compile):
     jit_compile: True / False, or None to run eagerly (dry runs: no tracing at all).
     """
     schedule = keras.optimizers.schedules.CosineDecay(LEARNING_RATE, decay_steps=max(steps, 1), alpha=0.02)
-    model.compile(optimizer=keras.optimizers.Adam(schedule), jit_compile=bool(jit_compile),
-                  run_eagerly=jit_compile is None, steps_per_execution=steps_per_execution)
+    model.compile(
+        optimizer=keras.optimizers.Adam(schedule),
+        jit_compile=bool(jit_compile),
+        run_eagerly=jit_compile is None,
+        steps_per_execution=steps_per_execution,
+    )
     dataset = tf.data.Dataset.from_tensor_slices(points[: steps * BATCH]).batch(BATCH, drop_remainder=True)
     start = time.perf_counter()
     model.fit(dataset, epochs=1, verbose=0)
@@ -73,8 +91,8 @@ def kl_gap(model, points, true_log_prob, jit_compile, chunk=10_000):
     log_q = model.log_prob if jit_compile is None else tf.function(model.log_prob, jit_compile=jit_compile)
     gaps = []
     for start in range(0, len(points), chunk):
-        x = tf.constant(points[start:start + chunk])
-        gaps.append(true_log_prob[start:start + chunk] - log_q(x).numpy().astype(np.float64))
+        x = tf.constant(points[start : start + chunk])
+        gaps.append(true_log_prob[start : start + chunk] - log_q(x).numpy().astype(np.float64))
     gaps = np.concatenate(gaps)
     return float(np.mean(gaps)), float(np.std(gaps) / np.sqrt(len(gaps)))
 
@@ -90,8 +108,7 @@ def fit_quality_case(mode, xla, device, densities=None, steps=None, model_names=
     size = dict(SIZES[mode], **({"steps": int(steps)} if steps else {}))
     contenders = models(size["width"])
     if model_names:
-        contenders = {name: build for name, build in contenders.items() if name in model_names or
-                      name == "tfb.RealNVP"}
+        contenders = {name: build for name, build in contenders.items() if name in model_names or name == "tfb.RealNVP"}
     records = []
     for name in densities or size["densities"]:
         density = get_density(name)
@@ -106,17 +123,32 @@ def fit_quality_case(mode, xla, device, densities=None, steps=None, model_names=
             gap, error = kl_gap(model, held_out, true_log_prob, size["jit_compile"])
             results[model_name] = (gap, error, seconds)
             # Progress: a full run takes most of an hour on 2 cores, and the table comes only at the end.
-            print(f"  fit {name}: {model_name} KL gap {gap:.4f} +- {error:.4f} nats, trained in {seconds:.0f} s",
-                  flush=True)
+            print(
+                f"  fit {name}: {model_name} KL gap {gap:.4f} +- {error:.4f} nats, trained in {seconds:.0f} s",
+                flush=True,
+            )
         theirs, theirs_error, theirs_seconds = results.pop("tfb.RealNVP")
         case = f"fit {name} ({size['steps']} steps x {BATCH})"
         for model_name, (gap, error, seconds) in results.items():
             met = "met" if gap <= TARGET_NATS else "missed"
-            note = (f"+-{error:.3f} (ours), +-{theirs_error:.3f} (tfb.RealNVP); trained in {seconds:.0f} s "
-                    f"(tfb.RealNVP {theirs_seconds:.0f} s); target <= {TARGET_NATS}: {met}; "
-                    f"{len(held_out)} held-out samples")
-            records.append(Record(case, f"kl_gap {model_name}", gap, theirs, gap / theirs if theirs > 0 else None,
-                                  "nats", size["jit_compile"], device, note))
+            note = (
+                f"+-{error:.3f} (ours), +-{theirs_error:.3f} (tfb.RealNVP); trained in {seconds:.0f} s "
+                f"(tfb.RealNVP {theirs_seconds:.0f} s); target <= {TARGET_NATS}: {met}; "
+                f"{len(held_out)} held-out samples"
+            )
+            records.append(
+                Record(
+                    case,
+                    f"kl_gap {model_name}",
+                    gap,
+                    theirs,
+                    gap / theirs if theirs > 0 else None,
+                    "nats",
+                    size["jit_compile"],
+                    device,
+                    note,
+                )
+            )
     return records
 
 

@@ -14,6 +14,7 @@ activations kept for the backward pass, gradients and temporaries. On GPU that i
 on CPU, `run.py` sets TF_CPU_ALLOCATOR_USE_BFC=true before TensorFlow loads, so CPU tensors (and XLA's
 buffers) come from the same kind of allocator and are counted the same way.
 """
+
 import dataclasses
 import datetime
 import json
@@ -179,13 +180,18 @@ def device_description():
 
 
 def versions():
-    import keras  # noqa: PLC0415
-    import tensorflow_probability as tfp  # noqa: PLC0415
+    import keras
+    import tensorflow_probability as tfp
 
-    found = {"python": platform.python_version(), "tensorflow": tf.__version__, "tensorflow_probability":
-             tfp.__version__, "keras": keras.__version__, "numpy": np.__version__}
+    found = {
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "tensorflow_probability": tfp.__version__,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+    }
     try:
-        import tf_keras  # noqa: PLC0415
+        import tf_keras
 
         found["tf_keras"] = tf_keras.__version__
     except ImportError:
@@ -206,8 +212,10 @@ def header(mode, xla_settings, cases, command=None):
         "xla": list(xla_settings),
         "cases": list(cases),
         "command": command or " ".join([os.path.basename(sys.executable)] + sys.argv),
-        "memory_measure": ("extra bytes of one step above those in use before it, from TensorFlow's allocator "
-                           "statistics (BFC allocator; on CPU enabled by TF_CPU_ALLOCATOR_USE_BFC=true)"),
+        "memory_measure": (
+            "extra bytes of one step above those in use before it, from TensorFlow's allocator "
+            "statistics (BFC allocator; on CPU enabled by TF_CPU_ALLOCATOR_USE_BFC=true)"
+        ),
         "ratio": "ours / theirs: below 1 means ours is faster (times) or smaller (memory)",
     }
 
@@ -237,10 +245,11 @@ def _fmt(value):
 
 def format_table(records):
     """A Markdown table of the records (the README pastes it)."""
-    lines = ["| case | metric | xla | ours | theirs | ratio | unit | note |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| case | metric | xla | ours | theirs | ratio | unit | note |", "|---|---|---|---|---|---|---|---|"]
     for r in records:
         xla = "eager" if r.xla is None else ("on" if r.xla else "off")
-        lines.append(f"| {r.case} | {r.metric} | {xla} | {_fmt(r.ours)} | {_fmt(r.theirs)} | "
-                     f"{_fmt(r.ratio)} | {r.unit} | {r.note} |")
+        lines.append(
+            f"| {r.case} | {r.metric} | {xla} | {_fmt(r.ours)} | {_fmt(r.theirs)} | "
+            f"{_fmt(r.ratio)} | {r.unit} | {r.note} |"
+        )
     return "\n".join(lines)

@@ -16,6 +16,7 @@ step (the fastest of the blocks of `WARMUP` steps after the first, tracing exclu
 spline flow in the same run. `--quick`: 3 seeds, small networks, 400 steps without XLA, no NSF-no-actnorm:
 about 3 minutes on 2 cores.
 """
+
 import argparse
 import json
 import math
@@ -28,24 +29,41 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-import tensorflow_probability as tfp  # noqa: E402
+import keras
+import numpy as np
+import plain_tfp
+import tensorflow as tf
+import tensorflow_probability as tfp
+import unseen_data
 
-import keras  # noqa: E402
-
-import keras_models  # noqa: E402
-import plain_tfp  # noqa: E402
-import unseen_data  # noqa: E402
+import keras_models
 
 tfb = tfp.bijectors
 
 WARMUP = 50  # steps (one `steps_per_execution` block) before the clock starts: tracing and compilation
 NUM_BINS, BOUND, MIN_SIZE = 8, 3.0, 1e-3
-FULL = dict(num_layers=6, hidden=(64, 64), batch=256, steps=3000, lr=1e-3, num_train=10_000, num_test=20_000,
-            jit_compile=True, score_chunk=2000)
-QUICK = dict(num_layers=4, hidden=(32, 32), batch=256, steps=400, lr=1e-3, num_train=5000, num_test=5000,
-             jit_compile=False, score_chunk=5000)
+FULL = dict(
+    num_layers=6,
+    hidden=(64, 64),
+    batch=256,
+    steps=3000,
+    lr=1e-3,
+    num_train=10_000,
+    num_test=20_000,
+    jit_compile=True,
+    score_chunk=2000,
+)
+QUICK = dict(
+    num_layers=4,
+    hidden=(32, 32),
+    batch=256,
+    steps=400,
+    lr=1e-3,
+    num_train=5000,
+    num_test=5000,
+    jit_compile=False,
+    score_chunk=5000,
+)
 DRY = dict(QUICK, steps=2 * WARMUP, num_train=512, num_test=512, score_chunk=512)
 
 
@@ -70,8 +88,13 @@ class PlainSplineRealNVP(plain_tfp.PlainRealNVP):
         def bijector_fn(x0, output_units):
             out = network(x0)
             out = tf.reshape(out, tf.concat([tf.shape(out)[:-1], [output_units, 3 * k - 1]], axis=0))
-            return tfb.RationalQuadraticSpline(bins(out[..., :k]), bins(out[..., k:2 * k]),
-                                               tf.math.softplus(out[..., 2 * k:]) + MIN_SIZE, range_min=-bound)
+            return tfb.RationalQuadraticSpline(
+                bins(out[..., :k]),
+                bins(out[..., k : 2 * k]),
+                tf.math.softplus(out[..., 2 * k :]) + MIN_SIZE,
+                range_min=-bound,
+            )
+
         return plain_tfp._RealNVP(num_masked=self.num_masked, bijector_fn=bijector_fn)
 
 
@@ -115,17 +138,23 @@ def fit_and_score(build, data, budget, seed):
     """(held-out KL gap, seconds per step after the warm-up) of one contender on one data set and seed."""
     keras.utils.set_random_seed(seed)
     model = build()
-    model.compile(optimizer=keras.optimizers.Adam(budget["lr"]), jit_compile=budget["jit_compile"],
-                  steps_per_execution=WARMUP)
+    model.compile(
+        optimizer=keras.optimizers.Adam(budget["lr"]), jit_compile=budget["jit_compile"], steps_per_execution=WARMUP
+    )
     timer = BlockTimer()
-    model.fit(_batches(data, budget["batch"], seed), epochs=1, steps_per_epoch=budget["steps"], verbose=0,
-              callbacks=[timer])
+    model.fit(
+        _batches(data, budget["batch"], seed), epochs=1, steps_per_epoch=budget["steps"], verbose=0, callbacks=[timer]
+    )
     seconds_per_step = min(timer.seconds[1:]) / WARMUP  # the first block traces (and compiles)
     # Equal chunks: one trace (and, with XLA, one compilation) of log_prob.
     log_q = tf.function(model.log_prob, jit_compile=budget["jit_compile"])
     chunk = budget["score_chunk"]
-    values = np.concatenate([log_q(tf.constant(data.test[i:i + chunk])).numpy().astype(np.float64)
-                             for i in range(0, len(data.test), chunk)])
+    values = np.concatenate(
+        [
+            log_q(tf.constant(data.test[i : i + chunk])).numpy().astype(np.float64)
+            for i in range(0, len(data.test), chunk)
+        ]
+    )
     return float(np.mean(data.log_prob(data.test.astype(np.float64)) - values)), seconds_per_step
 
 
@@ -139,8 +168,9 @@ def run(names, seeds, budget, models, rotate=True):
     for name in names:
         results = {}
         for seed in seeds:
-            data = unseen_data.build(name, seed, num_train=budget["num_train"], num_test=budget["num_test"],
-                                     rotate=rotate)
+            data = unseen_data.build(
+                name, seed, num_train=budget["num_train"], num_test=budget["num_test"], rotate=rotate
+            )
             for model_name, build in contenders(data.train.shape[1], budget).items():
                 if model_name not in models:
                     continue
@@ -150,18 +180,31 @@ def run(names, seeds, budget, models, rotate=True):
         plain_step = _median([s for _, s in results["plain TFP spline"]])
         for model_name, values in results.items():
             gaps, steps = [g for g, _ in values], [s for _, s in values]
-            rows.append(dict(data=name, model=model_name, seeds=list(seeds), kl_gaps=gaps, seconds_per_step=steps,
-                             kl_gap_median=_median(gaps), step_time_ratio=_median(steps) / plain_step))
+            rows.append(
+                dict(
+                    data=name,
+                    model=model_name,
+                    seeds=list(seeds),
+                    kl_gaps=gaps,
+                    seconds_per_step=steps,
+                    kl_gap_median=_median(gaps),
+                    step_time_ratio=_median(steps) / plain_step,
+                )
+            )
     return rows
 
 
 def print_table(rows, budget):
-    print(f"\n{budget['steps']} steps, {budget['num_layers']} couplings of {budget['hidden']} units, K = "
-          f"{budget['num_bins']} bins on [-{budget['bound']:g}, {budget['bound']:g}], XLA {budget['jit_compile']}\n")
+    print(
+        f"\n{budget['steps']} steps, {budget['num_layers']} couplings of {budget['hidden']} units, K = "
+        f"{budget['num_bins']} bins on [-{budget['bound']:g}, {budget['bound']:g}], XLA {budget['jit_compile']}\n"
+    )
     print("| data | model | held-out KL gap: median (min-max) | step time / plain TFP spline |\n|---|---|---|---|")
     for r in rows:
-        print(f"| {r['data']} | {r['model']} | {r['kl_gap_median']:.4f} ({min(r['kl_gaps']):.4f}-"
-              f"{max(r['kl_gaps']):.4f}) | {r['step_time_ratio']:.2f} |")
+        print(
+            f"| {r['data']} | {r['model']} | {r['kl_gap_median']:.4f} ({min(r['kl_gaps']):.4f}-"
+            f"{max(r['kl_gaps']):.4f}) | {r['step_time_ratio']:.2f} |"
+        )
 
 
 def main(argv=None):
@@ -172,17 +215,23 @@ def main(argv=None):
     parser.add_argument("--data", nargs="+", default=["spiral_mixture", "banana_t"])
     parser.add_argument("--bound", type=float, default=BOUND, help="B: the splines act on [-B, B]")
     parser.add_argument("--num-bins", type=int, default=NUM_BINS, help="K, bins per spline")
-    parser.add_argument("--models", nargs="+", default=None,
-                        help="contenders (default: all; --quick: " + ", ".join(QUICK_MODELS) + ")")
-    parser.add_argument("--no-rotation", dest="rotate", action="store_false",
-                        help="2-D densities in their fixed orientation (the tables before 2026-12-06)")
+    parser.add_argument(
+        "--models", nargs="+", default=None, help="contenders (default: all; --quick: " + ", ".join(QUICK_MODELS) + ")"
+    )
+    parser.add_argument(
+        "--no-rotation",
+        dest="rotate",
+        action="store_false",
+        help="2-D densities in their fixed orientation (the tables before 2026-12-06)",
+    )
     parser.add_argument("--out", default=None, help="JSON file for the rows (default: none written)")
     args = parser.parse_args(argv)
     budget = dict(DRY if args.dry_run else QUICK if args.quick else FULL, bound=args.bound, num_bins=args.num_bins)
     seeds = args.seeds[:1] if args.dry_run else args.seeds
     start = time.perf_counter()
-    models = args.models or (QUICK_MODELS if args.quick or args.dry_run else
-                             ("NSF", "NSF-no-actnorm", "plain TFP spline", "RealNVP"))
+    models = args.models or (
+        QUICK_MODELS if args.quick or args.dry_run else ("NSF", "NSF-no-actnorm", "plain TFP spline", "RealNVP")
+    )
     if "plain TFP spline" not in models:
         parser.error("--models must include 'plain TFP spline' (the step times are ratios to it)")
     rows = run(args.data, seeds, budget, models, rotate=args.rotate)
@@ -190,8 +239,11 @@ def main(argv=None):
     print(f"\n{time.perf_counter() - start:.0f} s")
     if args.out:
         with open(args.out, "w") as f:
-            json.dump(dict(budget={k: list(v) if isinstance(v, tuple) else v for k, v in budget.items()},
-                           rows=rows), f, indent=1)
+            json.dump(
+                dict(budget={k: list(v) if isinstance(v, tuple) else v for k, v in budget.items()}, rows=rows),
+                f,
+                indent=1,
+            )
     return rows
 
 

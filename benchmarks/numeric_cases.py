@@ -14,32 +14,38 @@ and the worst reconstruction error of the hard direction on random inputs.
 Errors: max |x - inverse_direction(easy_direction(x))| over the batch, computed on fresh tensors so TFP's
 bijector cache cannot hand back the input (DESIGN.md).
 """
+
 import functools
 
+import keras
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
-
-import keras
-
-import tfp_flows
-from tfp_flows import masks
-from keras_models.layers.logistic_mixture_coupling import MixtureCouplingLayer
 from harness import Record, ratio, time_alternating
 from speed_cases import Call, _min_note, compiled
+
+import tfp_flows
+from keras_models.layers.logistic_mixture_coupling import MixtureCouplingLayer
+from tfp_flows import masks
 
 tfb = tfp.bijectors
 
 SIZES = {
-    "full": dict(mixture=dict(event_size=64, num_components=32, hidden_units=(256, 256), batch=256),
-                 planar=dict(event_size=64, num_steps=16, batch=1024),
-                 timing=dict(warmup=3, repeats=21, inner=1, min_measure_seconds=0.05)),
-    "quick": dict(mixture=dict(event_size=64, num_components=32, hidden_units=(256, 256), batch=256),
-                  planar=dict(event_size=64, num_steps=16, batch=1024),
-                  timing=dict(warmup=2, repeats=9, inner=1, min_measure_seconds=0.02)),
-    "dry": dict(mixture=dict(event_size=4, num_components=32, hidden_units=(8,), batch=4),
-                planar=dict(event_size=4, num_steps=2, batch=4),
-                timing=dict(warmup=0, repeats=1, inner=1)),
+    "full": dict(
+        mixture=dict(event_size=64, num_components=32, hidden_units=(256, 256), batch=256),
+        planar=dict(event_size=64, num_steps=16, batch=1024),
+        timing=dict(warmup=3, repeats=21, inner=1, min_measure_seconds=0.05),
+    ),
+    "quick": dict(
+        mixture=dict(event_size=64, num_components=32, hidden_units=(256, 256), batch=256),
+        planar=dict(event_size=64, num_steps=16, batch=1024),
+        timing=dict(warmup=2, repeats=9, inner=1, min_measure_seconds=0.02),
+    ),
+    "dry": dict(
+        mixture=dict(event_size=4, num_components=32, hidden_units=(8,), batch=4),
+        planar=dict(event_size=4, num_steps=2, batch=4),
+        timing=dict(warmup=0, repeats=1, inner=1),
+    ),
 }
 
 
@@ -53,14 +59,19 @@ def _max_error(easy, hard, x, xla):
     x, back = x.numpy().astype(np.float64), back.numpy().astype(np.float64)
     finite = np.isfinite(back)
     error = np.where(finite, np.abs(back - x), 0.0)
-    return (float(np.max(error)), float(np.max(error / np.maximum(1.0, np.abs(x)))),
-            int(np.size(back) - np.count_nonzero(finite)))
+    return (
+        float(np.max(error)),
+        float(np.max(error / np.maximum(1.0, np.abs(x)))),
+        int(np.size(back) - np.count_nonzero(finite)),
+    )
 
 
 def _direction(make_bijector, name):
     """x -> make_bijector().<name>(x): a fresh bijector per call (TFP's cache never returns a remembered input)."""
+
     def apply(x):
         return getattr(make_bijector(), name)(x)
+
     apply.__name__ = name
     return apply
 
@@ -73,12 +84,29 @@ def _pair_records(case, xla, device, timing, hard_name, easy_name, hard, easy, x
     max_error, max_relative, non_finite = _max_error(easy, hard, x, xla)
     warning = f"; {non_finite} of {np.size(x)} results NOT FINITE (excluded from the max)" if non_finite else ""
     return [
-        Record(case, f"{hard_name}_vs_{easy_name}", 1e3 * t_hard, 1e3 * t_easy, ratio(t_hard, t_easy),
-               f"ms per batch of {batch}", xla, device,
-               f"no TFP peer: theirs = our own {easy_name}; ratio = {hard_name} / {easy_name}; "
-               + _min_note(timing_result)),
-        Record(case, f"max_{hard_name}_error", max_error, None, None, "abs", xla, device,
-               f"max |x - {hard_name}({easy_name}(x))| over the batch; relative max {max_relative:.2e}{warning}"),
+        Record(
+            case,
+            f"{hard_name}_vs_{easy_name}",
+            1e3 * t_hard,
+            1e3 * t_easy,
+            ratio(t_hard, t_easy),
+            f"ms per batch of {batch}",
+            xla,
+            device,
+            f"no TFP peer: theirs = our own {easy_name}; ratio = {hard_name} / {easy_name}; "
+            + _min_note(timing_result),
+        ),
+        Record(
+            case,
+            f"max_{hard_name}_error",
+            max_error,
+            None,
+            None,
+            "abs",
+            xla,
+            device,
+            f"max |x - {hard_name}({easy_name}(x))| over the batch; relative max {max_relative:.2e}{warning}",
+        ),
     ]
 
 
@@ -105,17 +133,35 @@ def mixture_case(mode, xla, device):
     def cdf():
         return tfp_flows.LogisticMixtureCDF(logits=logits, locs=locs, log_scales=log_scales)
 
-    records = _pair_records(f"logistic-mixture CDF K={k} [{batch}, {dim}]", xla, device, timing,
-                            "forward_root_solve", "inverse_closed_form",
-                            _direction(cdf, "forward"), _direction(cdf, "inverse"), x, batch)
+    records = _pair_records(
+        f"logistic-mixture CDF K={k} [{batch}, {dim}]",
+        xla,
+        device,
+        timing,
+        "forward_root_solve",
+        "inverse_closed_form",
+        _direction(cdf, "forward"),
+        _direction(cdf, "inverse"),
+        x,
+        batch,
+    )
 
-    layer = MixtureCouplingLayer(masks.half(dim), lambda units: _random_mlp(size["hidden_units"], units, seed=4),
-                                 num_components=k)
+    layer = MixtureCouplingLayer(
+        masks.half(dim), lambda units: _random_mlp(size["hidden_units"], units, seed=4), num_components=k
+    )
     layer.build((None, dim))
     records += _pair_records(
-        f"logistic-mixture coupling K={k} D={dim} MLP {'x'.join(map(str, size['hidden_units']))}", xla, device,
-        timing, "forward_root_solve", "inverse_closed_form",
-        _direction(layer.bijector, "forward"), _direction(layer.bijector, "inverse"), x, batch)
+        f"logistic-mixture coupling K={k} D={dim} MLP {'x'.join(map(str, size['hidden_units']))}",
+        xla,
+        device,
+        timing,
+        "forward_root_solve",
+        "inverse_closed_form",
+        _direction(layer.bijector, "forward"),
+        _direction(layer.bijector, "inverse"),
+        x,
+        batch,
+    )
     return records
 
 
@@ -123,8 +169,10 @@ def mixture_case(mode, xla, device):
 def _planar_parameters(dim, num_steps, rng):
     """Random steps, far from the identity: w . z + b and |u| of order 1."""
     scale = 1.0 / np.sqrt(dim)
-    return [dict(w=rng.normal(scale=scale, size=dim), u=rng.normal(scale=scale, size=dim), b=rng.normal())
-            for _ in range(num_steps)]
+    return [
+        dict(w=rng.normal(scale=scale, size=dim), u=rng.normal(scale=scale, size=dim), b=rng.normal())
+        for _ in range(num_steps)
+    ]
 
 
 def _radial_parameters(dim, num_steps, rng):
@@ -138,8 +186,9 @@ def _radial_parameters(dim, num_steps, rng):
 
 def _chain(bijector_class, parameters):
     """A fresh chain on every call (TFP's cache then never returns a remembered input)."""
-    return tfb.Chain([bijector_class(**{k: tf.constant(v, tf.float32) for k, v in step.items()})
-                      for step in parameters])
+    return tfb.Chain(
+        [bijector_class(**{k: tf.constant(v, tf.float32) for k, v in step.items()}) for step in parameters]
+    )
 
 
 def planar_radial_case(mode, xla, device):
@@ -147,13 +196,24 @@ def planar_radial_case(mode, xla, device):
     dim, num_steps, batch = size["event_size"], size["num_steps"], size["batch"]
     z = tf.constant(np.random.default_rng(5).normal(size=(batch, dim)).astype(np.float32))
     records = []
-    for name, bijector_class, draw in (("planar", tfp_flows.Planar, _planar_parameters),
-                                       ("radial", tfp_flows.Radial, _radial_parameters)):
+    for name, bijector_class, draw in (
+        ("planar", tfp_flows.Planar, _planar_parameters),
+        ("radial", tfp_flows.Radial, _radial_parameters),
+    ):
         parameters = draw(dim, num_steps, np.random.default_rng(6))
         make = functools.partial(_chain, bijector_class, parameters)
-        records += _pair_records(f"{name} flow K={num_steps} D={dim}", xla, device, SIZES[mode]["timing"],
-                                 "inverse", "forward", _direction(make, "inverse"), _direction(make, "forward"),
-                                 z, batch)
+        records += _pair_records(
+            f"{name} flow K={num_steps} D={dim}",
+            xla,
+            device,
+            SIZES[mode]["timing"],
+            "inverse",
+            "forward",
+            _direction(make, "inverse"),
+            _direction(make, "forward"),
+            z,
+            batch,
+        )
     return records
 
 

@@ -3,8 +3,9 @@
 Nothing here copies our choices: Keras' default initialisers (Glorot-uniform kernels, zero biases, also in the
 last layer), unbounded log-scales handed straight to TFP, `tfb.Permute` between couplings, TFP's own bijectors
 for every step. `zero_init=True` zeroes the last layer's kernel, the fix a user reaches for when the default
-overflows at the first step (several unbounded affine couplings compound; seen here on most data sets). Weights live in Keras 3 layers (or tf_keras ones for `tfb.AutoregressiveNetwork`), bijectors are
-rebuilt from them on every call (DESIGN.md: Keras 3 does not track variables inside TFP objects).
+overflows at the first step (several unbounded affine couplings compound; seen here on most data sets). Weights
+live in Keras 3 layers (or tf_keras ones for `tfb.AutoregressiveNetwork`), bijectors are rebuilt from them
+on every call (DESIGN.md: Keras 3 does not track variables inside TFP objects).
 
 - `PlainRealNVP(D, K, hidden)`: K x [`tfb.RealNVP(num_masked=D // 2)` with an MLP returning (shift, log_scale),
   then `tfb.Permute`]: reversal (TFP's examples), or a fixed random permutation per coupling (`permutation`).
@@ -15,11 +16,11 @@ rebuilt from them on every call (DESIGN.md: Keras 3 does not track variables ins
 - `plain_maf(D, K, hidden)`: K x `tfb.MaskedAutoregressiveFlow(tfb.AutoregressiveNetwork(params=2))` with
   reversals between; a tf_keras network, so it trains in a GradientTape loop with the same Keras 3 Adam.
 """
+
+import keras
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
-
-import keras
 
 tfb = tfp.bijectors
 tfd = tfp.distributions
@@ -41,7 +42,9 @@ class _MAF(_Fresh, tfb.MaskedAutoregressiveFlow):
 
 def _mlp(hidden_units, output_units, zero_init=False):
     """Keras' defaults throughout; `zero_init` zeroes the last kernel (the usual fix when the default blows up)."""
-    last = keras.layers.Dense(output_units, kernel_initializer="zeros") if zero_init else keras.layers.Dense(output_units)
+    last = (
+        keras.layers.Dense(output_units, kernel_initializer="zeros") if zero_init else keras.layers.Dense(output_units)
+    )
     return keras.Sequential([keras.layers.Dense(u, activation="relu") for u in hidden_units] + [last])
 
 
@@ -95,12 +98,22 @@ class PlainRealNVP(KerasFlow):
 
     params_per_entry = 2  # (shift, log_scale) for each transformed entry
 
-    def __init__(self, event_size, num_couplings=8, hidden_units=(512, 512), permutation="reverse", seed=0,
-                 zero_init=False, **kwargs):
+    def __init__(
+        self,
+        event_size,
+        num_couplings=8,
+        hidden_units=(512, 512),
+        permutation="reverse",
+        seed=0,
+        zero_init=False,
+        **kwargs,
+    ):
         super().__init__(event_size, **kwargs)
         self.num_masked = event_size // 2
-        self.networks = [_mlp(hidden_units, self.params_per_entry * (event_size - self.num_masked), zero_init)
-                         for _ in range(num_couplings)]
+        self.networks = [
+            _mlp(hidden_units, self.params_per_entry * (event_size - self.num_masked), zero_init)
+            for _ in range(num_couplings)
+        ]
         for network in self.networks:
             network.build((None, self.num_masked))
         self.permutations = _permutations(event_size, num_couplings, permutation, seed)
@@ -109,6 +122,7 @@ class PlainRealNVP(KerasFlow):
         def shift_and_log_scale_fn(x0, output_units):
             shift, log_scale = tf.split(network(x0), 2, axis=-1)
             return shift, log_scale
+
         return _RealNVP(num_masked=self.num_masked, shift_and_log_scale_fn=shift_and_log_scale_fn)
 
     def flow(self):
@@ -153,25 +167,37 @@ class PlainGlow2D(KerasFlow):
             network.build((None, self.num_masked))
             self.networks.append(network)
             self.locs.append(self.add_weight(name=f"loc_{k}", shape=(event_size,), initializer="zeros"))
-            self.log_scales.append(self.add_weight(name=f"log_scale_{k}", shape=(event_size,),
-                                                   initializer="zeros"))
+            self.log_scales.append(self.add_weight(name=f"log_scale_{k}", shape=(event_size,), initializer="zeros"))
             rotation = np.linalg.qr(rng.normal(size=(event_size, event_size)))[0]
             lower_upper, perm = tf.linalg.lu(tf.constant(rotation, tf.float32))
-            self.lower_uppers.append(self.add_weight(name=f"lower_upper_{k}", shape=(event_size, event_size),
-                                                     initializer=keras.initializers.Constant(lower_upper.numpy())))
+            self.lower_uppers.append(
+                self.add_weight(
+                    name=f"lower_upper_{k}",
+                    shape=(event_size, event_size),
+                    initializer=keras.initializers.Constant(lower_upper.numpy()),
+                )
+            )
             self.perms.append(perm.numpy())
 
     def _steps(self):
         """[(actnorm, lu, coupling)] from the data side."""
         steps = []
-        for network, loc, log_scale, lower_upper, perm in zip(self.networks, self.locs, self.log_scales,
-                                                              self.lower_uppers, self.perms):
+        for network, loc, log_scale, lower_upper, perm in zip(
+            self.networks, self.locs, self.log_scales, self.lower_uppers, self.perms
+        ):
+
             def fn(x0, output_units, network=network):
                 shift, s = tf.split(network(x0), 2, axis=-1)
                 return shift, s
+
             actnorm = tfb.Chain([tfb.Shift(loc), tfb.Scale(log_scale=log_scale)])  # x = z exp(s) + loc
-            steps.append((actnorm, tfb.ScaleMatvecLU(lower_upper, tf.constant(perm)),
-                          _RealNVP(num_masked=self.num_masked, shift_and_log_scale_fn=fn)))
+            steps.append(
+                (
+                    actnorm,
+                    tfb.ScaleMatvecLU(lower_upper, tf.constant(perm)),
+                    _RealNVP(num_masked=self.num_masked, shift_and_log_scale_fn=fn),
+                )
+            )
         return steps
 
     def flow(self):
@@ -194,13 +220,17 @@ class PlainMAF:
     """K x tfb.MaskedAutoregressiveFlow(tfb.AutoregressiveNetwork), reversals between; GradientTape steps."""
 
     def __init__(self, event_size, num_layers=5, hidden_units=(256, 256), zero_init=False):
-        self.networks = [tfb.AutoregressiveNetwork(params=2, event_shape=[event_size], hidden_units=list(hidden_units),
-                                                   activation="relu") for _ in range(num_layers)]
+        self.networks = [
+            tfb.AutoregressiveNetwork(
+                params=2, event_shape=[event_size], hidden_units=list(hidden_units), activation="relu"
+            )
+            for _ in range(num_layers)
+        ]
         steps = []
         for i, network in enumerate(self.networks):
             network.build((None, event_size))
             if zero_init:  # the last Dense layer of TFP's (private) Sequential
-                last = network._network.layers[-1]  # noqa: SLF001
+                last = network._network.layers[-1]
                 last.kernel.assign(tf.zeros_like(last.kernel))
             if i:
                 steps.append(tfb.Permute(tf.range(event_size - 1, -1, -1)))

@@ -12,6 +12,7 @@ Modes: full (default; the issue's sizes), --quick (smaller Glow and fit budgets,
 on 2 CPU cores), --dry-run (tiny shapes, everything eager, one call each: checks that every case builds both
 contenders and runs; its numbers mean nothing). The GPU is used when TensorFlow sees one.
 """
+
 import argparse
 import os
 import resource
@@ -25,10 +26,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import harness  # noqa: E402
-import fit_quality  # noqa: E402
-import numeric_cases  # noqa: E402
-import speed_cases  # noqa: E402
+import fit_quality
+import harness
+import numeric_cases
+import speed_cases
 
 CASES = {**speed_cases.CASES, **numeric_cases.CASES, **fit_quality.CASES}
 XLA_CHOICES = {"on": (True,), "off": (False,), "both": (False, True)}
@@ -37,21 +38,49 @@ XLA_CHOICES = {"on": (True,), "off": (False,), "both": (False, True)}
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes and fewer repeats (minutes on 2 cores)")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="tiny shapes, eager, one call per contender: checks that every case builds and runs")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="tiny shapes, eager, one call per contender: checks that every case builds and runs",
+    )
     parser.add_argument("--out", default=None, help="JSON output path (default: benchmarks/results-<mode>.json)")
-    parser.add_argument("--cases", nargs="+", choices=sorted(CASES), default=list(CASES), metavar="CASE",
-                        help=f"cases to run (default: all): {', '.join(CASES)}")
-    parser.add_argument("--xla", choices=sorted(XLA_CHOICES), default="both",
-                        help="jit_compile setting of both contenders (default: both; ignored by --dry-run)")
-    parser.add_argument("--densities", nargs="+", choices=sorted(fit_quality.DENSITIES), default=None,
-                        metavar="NAME", help="fit_quality only: the 2-D densities (default: all in full mode, "
-                        "two_moons and eight_gaussians otherwise)")
-    parser.add_argument("--fit-steps", type=int, default=None, metavar="N",
-                        help="fit_quality only: training steps per model (default: the mode's budget)")
-    parser.add_argument("--fit-models", nargs="+", default=None, metavar="NAME",
-                        choices=[name for name in fit_quality.models(8) if name != "tfb.RealNVP"],
-                        help="fit_quality only: our models to train (default: all; tfb.RealNVP always runs)")
+    parser.add_argument(
+        "--cases",
+        nargs="+",
+        choices=sorted(CASES),
+        default=list(CASES),
+        metavar="CASE",
+        help=f"cases to run (default: all): {', '.join(CASES)}",
+    )
+    parser.add_argument(
+        "--xla",
+        choices=sorted(XLA_CHOICES),
+        default="both",
+        help="jit_compile setting of both contenders (default: both; ignored by --dry-run)",
+    )
+    parser.add_argument(
+        "--densities",
+        nargs="+",
+        choices=sorted(fit_quality.DENSITIES),
+        default=None,
+        metavar="NAME",
+        help="fit_quality only: the 2-D densities (default: all in full mode, two_moons and eight_gaussians otherwise)",
+    )
+    parser.add_argument(
+        "--fit-steps",
+        type=int,
+        default=None,
+        metavar="N",
+        help="fit_quality only: training steps per model (default: the mode's budget)",
+    )
+    parser.add_argument(
+        "--fit-models",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        choices=[name for name in fit_quality.models(8) if name != "tfb.RealNVP"],
+        help="fit_quality only: our models to train (default: all; tfb.RealNVP always runs)",
+    )
     return parser.parse_args(argv)
 
 
@@ -63,8 +92,7 @@ def main(argv=None):
     command = " ".join(["python", "benchmarks/run.py"] + list(sys.argv[1:] if argv is None else argv))
     head = harness.header(mode, xla_settings, args.cases, command)
     device = head["device"]
-    print(f"# {mode} run on {device}; {head['versions']}; load average {head['load_average_at_start']}",
-          flush=True)
+    print(f"# {mode} run on {device}; {head['versions']}; load average {head['load_average_at_start']}", flush=True)
 
     start_wall, start_cpu = time.perf_counter(), _cpu_seconds()
     records, failures = [], []
@@ -74,23 +102,34 @@ def main(argv=None):
         for xla in settings:
             case_start = time.perf_counter()
             try:
-                kwargs = (dict(densities=args.densities, steps=args.fit_steps, model_names=args.fit_models)
-                          if name == "fit_quality" else {})
+                kwargs = (
+                    dict(densities=args.densities, steps=args.fit_steps, model_names=args.fit_models)
+                    if name == "fit_quality"
+                    else {}
+                )
                 new = CASES[name](mode, xla, device, **kwargs)
-            except Exception as error:  # noqa: BLE001 (one broken case must not hide the others' numbers)
+            except Exception as error:
                 traceback.print_exc()
                 failures.append(f"{name} (xla={xla}): {type(error).__name__}: {error}")
                 continue
             records += new
-            print(harness.format_table(new).split("\n", 2)[2], f"\n<!-- {name} xla={xla}: "
-                  f"{time.perf_counter() - case_start:.0f} s -->", flush=True)
+            print(
+                harness.format_table(new).split("\n", 2)[2],
+                f"\n<!-- {name} xla={xla}: {time.perf_counter() - case_start:.0f} s -->",
+                flush=True,
+            )
 
-    head.update(wall_seconds=round(time.perf_counter() - start_wall, 1),
-                cpu_seconds=round(_cpu_seconds() - start_cpu, 1), failures=failures)
+    head.update(
+        wall_seconds=round(time.perf_counter() - start_wall, 1),
+        cpu_seconds=round(_cpu_seconds() - start_cpu, 1),
+        failures=failures,
+    )
     harness.write_json(out, head, records)
     print("\n" + harness.format_table(records))
-    print(f"\n{len(records)} records written to {out}; {head['wall_seconds']} s wall, {head['cpu_seconds']} s CPU"
-          + (f"; FAILED: {failures}" if failures else ""))
+    print(
+        f"\n{len(records)} records written to {out}; {head['wall_seconds']} s wall, {head['cpu_seconds']} s CPU"
+        + (f"; FAILED: {failures}" if failures else "")
+    )
     return 1 if failures else 0
 
 

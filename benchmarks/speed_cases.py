@@ -8,32 +8,38 @@ through the same `train_step` (RealNVP: `benchmarks.tfp_peers.TFPRealNVPModel` i
 does not train). Sampling and log_prob are `tf.function`s with the same `jit_compile` setting on both sides;
 sampling uses stateless seeds.
 """
-import numpy as np
-import tensorflow as tf
 
 import keras
+import numpy as np
+import tensorflow as tf
+import tfp_peers
+from harness import Record, ratio, step_peak_bytes, time_alternating
 
 import keras_models
-from harness import Record, ratio, step_peak_bytes, time_alternating
-import tfp_peers
 
 LEARNING_RATE = 1e-3
 
 # Sizes per mode. "full" is the issue's configuration; "quick" keeps every case's shape where the CPU allows it
 # and shrinks the repeats; "dry" is the smallest thing that still builds both contenders and runs a step.
 SIZES = {
-    "full": dict(realnvp=dict(event_size=784, num_couplings=8, hidden_units=(512, 512), batch=128),
-                 maf=dict(event_size=64, num_layers=5, hidden_units=(256, 256), batch=128),
-                 glow=dict(image_shape=(32, 32, 3), num_levels=3, num_steps=8, width=128, batch=32),
-                 timing=dict(warmup=3, repeats=21, inner=1, min_measure_seconds=0.05)),
-    "quick": dict(realnvp=dict(event_size=784, num_couplings=8, hidden_units=(512, 512), batch=128),
-                  maf=dict(event_size=64, num_layers=5, hidden_units=(256, 256), batch=128),
-                  glow=dict(image_shape=(16, 16, 3), num_levels=2, num_steps=4, width=64, batch=16),
-                  timing=dict(warmup=2, repeats=9, inner=1, min_measure_seconds=0.02)),
-    "dry": dict(realnvp=dict(event_size=8, num_couplings=2, hidden_units=(8,), batch=4),
-                maf=dict(event_size=4, num_layers=2, hidden_units=(8,), batch=4),
-                glow=dict(image_shape=(8, 8, 3), num_levels=2, num_steps=1, width=8, batch=4),
-                timing=dict(warmup=0, repeats=1, inner=1)),
+    "full": dict(
+        realnvp=dict(event_size=784, num_couplings=8, hidden_units=(512, 512), batch=128),
+        maf=dict(event_size=64, num_layers=5, hidden_units=(256, 256), batch=128),
+        glow=dict(image_shape=(32, 32, 3), num_levels=3, num_steps=8, width=128, batch=32),
+        timing=dict(warmup=3, repeats=21, inner=1, min_measure_seconds=0.05),
+    ),
+    "quick": dict(
+        realnvp=dict(event_size=784, num_couplings=8, hidden_units=(512, 512), batch=128),
+        maf=dict(event_size=64, num_layers=5, hidden_units=(256, 256), batch=128),
+        glow=dict(image_shape=(16, 16, 3), num_levels=2, num_steps=4, width=64, batch=16),
+        timing=dict(warmup=2, repeats=9, inner=1, min_measure_seconds=0.02),
+    ),
+    "dry": dict(
+        realnvp=dict(event_size=8, num_couplings=2, hidden_units=(8,), batch=4),
+        maf=dict(event_size=4, num_layers=2, hidden_units=(8,), batch=4),
+        glow=dict(image_shape=(8, 8, 3), num_levels=2, num_steps=1, width=8, batch=4),
+        timing=dict(warmup=0, repeats=1, inner=1),
+    ),
 }
 
 
@@ -94,15 +100,28 @@ def _timing_records(case, xla, device, timing, pairs, batch, note=""):
     for metric, ours, theirs in pairs:
         timing_result = time_alternating(ours, theirs, **timing)
         t_ours, t_theirs = timing_result.ours, timing_result.theirs
-        notes = [f"ours {batch / t_ours:.0f}/s" + ("" if t_theirs is None else f", theirs {batch / t_theirs:.0f}/s"),
-                 _min_note(timing_result)]
+        notes = [
+            f"ours {batch / t_ours:.0f}/s" + ("" if t_theirs is None else f", theirs {batch / t_theirs:.0f}/s"),
+            _min_note(timing_result),
+        ]
         retraced = [who for who, call in (("ours", ours), ("theirs", theirs)) if call is not None and call.traces > 1]
         if retraced:
             notes.append(f"RETRACED: {', '.join(retraced)}")
         if note:
             notes.append(note)
-        records.append(Record(case, metric, 1e3 * t_ours, None if t_theirs is None else 1e3 * t_theirs,
-                              ratio(t_ours, t_theirs), f"ms per batch of {batch}", xla, device, "; ".join(notes)))
+        records.append(
+            Record(
+                case,
+                metric,
+                1e3 * t_ours,
+                None if t_theirs is None else 1e3 * t_theirs,
+                ratio(t_ours, t_theirs),
+                f"ms per batch of {batch}",
+                xla,
+                device,
+                "; ".join(notes),
+            )
+        )
     return records
 
 
@@ -114,8 +133,9 @@ def realnvp_case(mode, xla, device):
     x = tf.constant(np.random.default_rng(0).normal(size=(batch, dim)).astype(np.float32))
 
     # No ActNorm (on by default for vectors): tfb.RealNVP's side has none, and the two compute the same function.
-    ours = keras_models.RealNVP(event_shape=(dim,), num_couplings=size["num_couplings"],
-                                hidden_units=size["hidden_units"], actnorm=False)
+    ours = keras_models.RealNVP(
+        event_shape=(dim,), num_couplings=size["num_couplings"], hidden_units=size["hidden_units"], actnorm=False
+    )
     theirs = tfp_peers.TFPRealNVPModel(dim, size["num_couplings"], size["hidden_units"])
     for model in (ours, theirs):
         model.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE))
@@ -126,10 +146,13 @@ def realnvp_case(mode, xla, device):
     pairs = [
         ("train_step", Call(train_ours, x), Call(train_theirs, x)),
         ("log_prob", Call(compiled(ours.log_prob, xla), x), Call(compiled(theirs.log_prob, xla), x)),
-        ("sample", Call(compiled(lambda s: ours.sample(batch, seed=s), xla), _seed()),
-         Call(compiled(lambda s: theirs.sample(batch, seed=s), xla), _seed())),
+        (
+            "sample",
+            Call(compiled(lambda s: ours.sample(batch, seed=s), xla), _seed()),
+            Call(compiled(lambda s: theirs.sample(batch, seed=s), xla), _seed()),
+        ),
     ]
-    case = (f"realnvp D={dim} {size['num_couplings']} couplings MLP {'x'.join(map(str, size['hidden_units']))}")
+    case = f"realnvp D={dim} {size['num_couplings']} couplings MLP {'x'.join(map(str, size['hidden_units']))}"
     return _timing_records(case, xla, device, SIZES[mode]["timing"], pairs, batch, f"{n_ours} weights each")
 
 
@@ -141,8 +164,9 @@ def maf_case(mode, xla, device):
     x = tf.constant(np.random.default_rng(1).normal(size=(batch, dim)).astype(np.float32))
 
     # No ActNorm (on by default for MAF): TFP's MAF has none, and the two compute the same function.
-    ours = keras_models.MAF(event_shape=(dim,), num_layers=size["num_layers"], hidden_units=size["hidden_units"],
-                            actnorm=False)
+    ours = keras_models.MAF(
+        event_shape=(dim,), num_layers=size["num_layers"], hidden_units=size["hidden_units"], actnorm=False
+    )
     ours.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE))
     theirs = tfp_peers.tfp_maf(dim, size["num_layers"], size["hidden_units"])
     n_ours, n_theirs = _num_weights(ours.trainable_weights), _num_weights(theirs.trainable_variables)
@@ -152,8 +176,11 @@ def maf_case(mode, xla, device):
     pairs = [
         ("train_step", Call(train_ours, x), Call(train_theirs, x)),
         ("log_prob", Call(compiled(ours.log_prob, xla), x), Call(compiled(theirs.log_prob, xla), x)),
-        ("sample", Call(compiled(lambda s: ours.sample(batch, seed=s), xla), _seed()),
-         Call(compiled(lambda s: theirs.sample(batch, seed=s), xla), _seed())),
+        (
+            "sample",
+            Call(compiled(lambda s: ours.sample(batch, seed=s), xla), _seed()),
+            Call(compiled(lambda s: theirs.sample(batch, seed=s), xla), _seed()),
+        ),
     ]
     case = f"maf D={dim} {size['num_layers']} layers MADE {'x'.join(map(str, size['hidden_units']))}"
     return _timing_records(case, xla, device, SIZES[mode]["timing"], pairs, batch, f"{n_ours} weights each")
@@ -173,8 +200,13 @@ def glow_case(mode, xla, device):
     shape, batch = size["image_shape"], size["batch"]
     x = glow_images(shape, batch)
 
-    ours = keras_models.Glow(event_shape=shape, num_levels=size["num_levels"], num_steps=size["num_steps"],
-                             hidden_channels=size["width"], seed=0)
+    ours = keras_models.Glow(
+        event_shape=shape,
+        num_levels=size["num_levels"],
+        num_steps=size["num_steps"],
+        hidden_channels=size["width"],
+        seed=0,
+    )
     ours.initialize_from_data(x)
     ours.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE))
     theirs = tfp_peers.tfp_glow(shape, size["num_levels"], size["num_steps"], size["width"], init_batch=x)
@@ -184,22 +216,36 @@ def glow_case(mode, xla, device):
     nll_ours = float(-tf.reduce_mean(ours.log_prob(x))) / dims
     nll_theirs = float(theirs.loss(x)) / dims
     train_ours, train_theirs = keras_train_step(ours, xla), compiled(theirs.train_step, xla)
-    case = (f"glow {'x'.join(map(str, shape))} L={size['num_levels']} K={size['num_steps']} "
-            f"width {size['width']}")
-    note = (f"weights: ours {n_ours}, theirs {n_theirs}; NLL/dim after data-dependent init: ours {nll_ours:.2f}, "
-            f"theirs {nll_theirs:.2f}")
+    case = f"glow {'x'.join(map(str, shape))} L={size['num_levels']} K={size['num_steps']} width {size['width']}"
+    note = (
+        f"weights: ours {n_ours}, theirs {n_theirs}; NLL/dim after data-dependent init: ours {nll_ours:.2f}, "
+        f"theirs {nll_theirs:.2f}"
+    )
     pairs = [
         ("train_step", Call(train_ours, x), Call(train_theirs, x)),
-        ("sample", Call(compiled(lambda s: ours.sample(batch, seed=s), xla), _seed()),
-         Call(compiled(lambda s: theirs.sample(batch, seed=s), xla), _seed())),
+        (
+            "sample",
+            Call(compiled(lambda s: ours.sample(batch, seed=s), xla), _seed()),
+            Call(compiled(lambda s: theirs.sample(batch, seed=s), xla), _seed()),
+        ),
     ]
     records = _timing_records(case, xla, device, SIZES[mode]["timing"], pairs, batch, note)
     warm = mode != "dry"  # the timings above already traced both steps
     mem_ours = step_peak_bytes(Call(train_ours, x), warm=warm)
     mem_theirs = step_peak_bytes(Call(train_theirs, x), warm=warm)
-    records.append(Record(case, "train_step_peak_memory", mem_ours / 2 ** 20, mem_theirs / 2 ** 20,
-                          ratio(mem_ours, mem_theirs), "MiB", xla, device,
-                          "allocator peak during one step minus memory in use before it; " + note))
+    records.append(
+        Record(
+            case,
+            "train_step_peak_memory",
+            mem_ours / 2**20,
+            mem_theirs / 2**20,
+            ratio(mem_ours, mem_theirs),
+            "MiB",
+            xla,
+            device,
+            "allocator peak during one step minus memory in use before it; " + note,
+        )
+    )
     return records
 
 

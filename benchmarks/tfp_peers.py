@@ -15,13 +15,13 @@
   Its ActNorm initialises itself from the first batch it sees; we show it a real batch first (zeros would
   give an infinite log-scale, see DESIGN.md).
 """
-import tensorflow as tf
-import tensorflow_probability as tfp
 
 import keras
+import tensorflow as tf
+import tensorflow_probability as tfp
+from plain_tfp import KerasFlow  # the Keras 3 model around a TFP flow, shared with the fit-quality builds
 
 from keras_models.layers import mlp
-from plain_tfp import KerasFlow  # the Keras 3 model around a TFP flow, shared with the fit-quality builds
 
 tfb = tfp.bijectors
 tfd = tfp.distributions
@@ -54,8 +54,7 @@ class TFPRealNVPModel(KerasFlow):
     def __init__(self, event_size, num_couplings=8, hidden_units=(512, 512), **kwargs):
         super().__init__(event_size, **kwargs)
         self.num_couplings, self.hidden_units = num_couplings, tuple(hidden_units)
-        self.num_pass = [event_size // 2 if k % 2 == 0 else event_size - event_size // 2
-                         for k in range(num_couplings)]
+        self.num_pass = [event_size // 2 if k % 2 == 0 else event_size - event_size // 2 for k in range(num_couplings)]
         self.networks = []
         for k in range(num_couplings):
             network = mlp(self.hidden_units, 2 * (event_size - self.num_pass[k]))
@@ -67,13 +66,18 @@ class TFPRealNVPModel(KerasFlow):
         def shift_and_log_scale_fn(x0, output_units):
             out = network(x0)
             return out[..., :output_units], bounded(out[..., output_units:])
+
         return shift_and_log_scale_fn
 
     @property
     def bijector(self):
-        couplings = [_FreshRealNVP(num_masked=self.num_pass[k] if k % 2 == 0 else -self.num_pass[k],
-                                   shift_and_log_scale_fn=self._conditioner(network))
-                     for k, network in enumerate(self.networks)]
+        couplings = [
+            _FreshRealNVP(
+                num_masked=self.num_pass[k] if k % 2 == 0 else -self.num_pass[k],
+                shift_and_log_scale_fn=self._conditioner(network),
+            )
+            for k, network in enumerate(self.networks)
+        ]
         return tfb.Chain(couplings)
 
     def flow(self):
@@ -118,12 +122,17 @@ def tfp_maf(event_size, num_layers=5, hidden_units=(256, 256)):
     """`num_layers` MAF steps (MADE with `hidden_units`), reversals in between, as `keras_models.MAF` builds."""
     networks, bijectors = [], []
     for i in range(num_layers):
-        network = tfb.AutoregressiveNetwork(params=2, event_shape=[event_size], hidden_units=list(hidden_units),
-                                            activation="relu", kernel_initializer="glorot_uniform")
+        network = tfb.AutoregressiveNetwork(
+            params=2,
+            event_shape=[event_size],
+            hidden_units=list(hidden_units),
+            activation="relu",
+            kernel_initializer="glorot_uniform",
+        )
         network.build((None, event_size))
         # Zero output layer, as ours: every step starts as the identity. (`trainable_variables` is not in layer
         # order, so reach the last Dense layer itself.)
-        output_layer = network._network.layers[-1]  # noqa: SLF001 (TFP keeps its Sequential private)
+        output_layer = network._network.layers[-1]
         output_layer.kernel.assign(tf.zeros_like(output_layer.kernel))
         networks.append(network)
 
@@ -143,14 +152,22 @@ def tfp_glow(image_shape, num_levels=3, num_steps=8, width=128, init_batch=None,
 
     TFP's Glow maps a flat latent [H * W * C] to the image (its forward is the sampling direction).
     """
-    glow = tfb.Glow(output_shape=list(image_shape), num_glow_blocks=num_levels, num_steps_per_block=num_steps,
-                    coupling_bijector_fn=lambda shape: tfb.GlowDefaultNetwork(shape, num_hidden=width),
-                    exit_bijector_fn=tfb.GlowDefaultExitNetwork, use_actnorm=True, seed=seed)
+    glow = tfb.Glow(
+        output_shape=list(image_shape),
+        num_glow_blocks=num_levels,
+        num_steps_per_block=num_steps,
+        coupling_bijector_fn=lambda shape: tfb.GlowDefaultNetwork(shape, num_hidden=width),
+        exit_bijector_fn=tfb.GlowDefaultExitNetwork,
+        use_actnorm=True,
+        seed=seed,
+    )
     flow = tfb.Chain([tfb.Shift(0.5), glow])  # data = 0.5 + glow(z), i.e. glow sees x - 0.5 (as ours)
     base = tfd.Sample(tfd.Normal(0.0, 1.0), glow.inverse_event_shape(list(image_shape)))
     distribution = tfd.TransformedDistribution(base, flow)
     if init_batch is None:
-        raise ValueError("tfp_glow needs `init_batch`, a real batch of images: its ActNorm initialises itself "
-                         "from the first batch (zeros would give an infinite log-scale)")
+        raise ValueError(
+            "tfp_glow needs `init_batch`, a real batch of images: its ActNorm initialises itself "
+            "from the first batch (zeros would give an infinite log-scale)"
+        )
     distribution.log_prob(tf.convert_to_tensor(init_batch, tf.float32))  # runs ActNorm's data-dependent init
     return TFPFlow(distribution, glow)

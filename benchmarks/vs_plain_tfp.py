@@ -24,6 +24,7 @@ picks it, the second half scores it). The verdict and the exit status then go by
 also says where ours loses at the last step. It is the fair test where a budget overfits a small training set
 for both sides (digits64: 1,200 steps of 128 over 1,500 images), which then rewards the slower learner.
 """
+
 import argparse
 import json
 import math
@@ -36,14 +37,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import numpy as np
+import plain_tfp
+import tensorflow as tf
+import unseen_data
 
-import keras  # noqa: E402
-
-import keras_models  # noqa: E402
-import plain_tfp  # noqa: E402
-import unseen_data  # noqa: E402
+import keras_models
 
 # Absolute slack (nats for KL gaps, bits/dim for images) within which "ours >= theirs" counts as a tie.
 TOLERANCE = 0.002
@@ -62,15 +62,22 @@ def _contenders(size, hidden, ours_args=None):
     plain = lambda build: {"keras-default-init": lambda: build(False), "zero-init": lambda: build(True)}  # noqa: E731
     extra = dict(ours_args or {})
     return {
-        "RealNVP": (lambda: keras_models.RealNVP(event_shape=(size,), num_couplings=8, hidden_units=hidden, **extra),
-                    plain(lambda zero: plain_tfp.PlainRealNVP(size, 8, hidden, zero_init=zero))),
-        "NICE": (lambda: keras_models.NICE(event_shape=(size,), num_couplings=4, hidden_units=hidden, **extra),
-                 {"keras-default-init": lambda: plain_tfp.PlainNICE(size, 4, hidden)}),  # additive: nothing overflows
-        "MAF": (lambda: keras_models.MAF(event_shape=(size,), num_layers=5, hidden_units=hidden, **extra),
-                plain(lambda zero: plain_tfp.PlainMAF(size, 5, hidden, zero_init=zero))),
-        "Glow-2D": (lambda: keras_models.Glow(event_shape=(size,), num_steps=8, hidden_channels=hidden[0], seed=0,
-                                              **extra),
-                    plain(lambda zero: plain_tfp.PlainGlow2D(size, 8, hidden, zero_init=zero))),
+        "RealNVP": (
+            lambda: keras_models.RealNVP(event_shape=(size,), num_couplings=8, hidden_units=hidden, **extra),
+            plain(lambda zero: plain_tfp.PlainRealNVP(size, 8, hidden, zero_init=zero)),
+        ),
+        "NICE": (
+            lambda: keras_models.NICE(event_shape=(size,), num_couplings=4, hidden_units=hidden, **extra),
+            {"keras-default-init": lambda: plain_tfp.PlainNICE(size, 4, hidden)},
+        ),  # additive: nothing overflows
+        "MAF": (
+            lambda: keras_models.MAF(event_shape=(size,), num_layers=5, hidden_units=hidden, **extra),
+            plain(lambda zero: plain_tfp.PlainMAF(size, 5, hidden, zero_init=zero)),
+        ),
+        "Glow-2D": (
+            lambda: keras_models.Glow(event_shape=(size,), num_steps=8, hidden_channels=hidden[0], seed=0, **extra),
+            plain(lambda zero: plain_tfp.PlainGlow2D(size, 8, hidden, zero_init=zero)),
+        ),
     }
 
 
@@ -85,8 +92,14 @@ BUDGETS = {
 }
 # --quick: two data sets, RealNVP and MAF, small widths and budgets, no XLA (compiling costs more than it saves),
 # and only the zero-init plain builds (the Keras-default ones overflow on most data and lose elsewhere).
-QUICK = dict(data=("spiral_mixture", "ica8"), models=("RealNVP", "MAF"), hidden=(32, 32), steps=400,
-             num_train=5000, num_test=5000)
+QUICK = dict(
+    data=("spiral_mixture", "ica8"),
+    models=("RealNVP", "MAF"),
+    hidden=(32, 32),
+    steps=400,
+    num_train=5000,
+    num_test=5000,
+)
 
 
 def _train_batches(data, batch, seed):
@@ -99,6 +112,7 @@ def _train_batches(data, batch, seed):
             x = (pixels + tf.random.uniform(tf.shape(pixels), seed=seed)) / 256.0
             s = alpha + (1 - 2 * alpha) * x
             return tf.math.log(s) - tf.math.log1p(-s)
+
         dataset = dataset.map(dequantize)
     return dataset.prefetch(2)
 
@@ -126,8 +140,9 @@ def _train(model, data, budget, steps, seed, jit_compile=True, on_chunk=None):
 
 def _log_q(log_q, points):
     """log q(points) in float64, in chunks of 2,000 (`log_q`: the fit's one compiled `log_prob`)."""
-    return np.concatenate([log_q(tf.constant(points[i:i + 2000])).numpy().astype(np.float64)
-                           for i in range(0, len(points), 2000)])
+    return np.concatenate(
+        [log_q(tf.constant(points[i : i + 2000])).numpy().astype(np.float64) for i in range(0, len(points), 2000)]
+    )
 
 
 def _score(log_q, data, points):
@@ -138,15 +153,21 @@ def _score(log_q, data, points):
     return float(np.mean(data.log_prob(points.astype(np.float64)) - values))
 
 
-def run_fit(name, model_name, seed, quick, data=None, ours_args=None, plain=True, rotate=True, keep_best=False,
-            scale=1.0):
+def run_fit(
+    name, model_name, seed, quick, data=None, ours_args=None, plain=True, rotate=True, keep_best=False, scale=1.0
+):
     """{"ours": scores, "variants": {plain variant: scores}} for one data set, model and seed, where scores are
     (test, train, seconds) at the last step, and with `keep_best` also (best test, best step): the held-out split
     is then halved, its first half picks the checkpoint of lowest validation loss (every tenth of the steps, the
     way `tfp-flows train` keeps its best epoch), and both test scores come from the second half."""
-    data = data or unseen_data.build(name, seed, num_train=QUICK["num_train"] if quick else 10_000,
-                                     num_test=QUICK["num_test"] if quick else 20_000, rotate=rotate,
-                                     scale=scale)
+    data = data or unseen_data.build(
+        name,
+        seed,
+        num_train=QUICK["num_train"] if quick else 10_000,
+        num_test=QUICK["num_test"] if quick else 20_000,
+        rotate=rotate,
+        scale=scale,
+    )
     budget = dict(BUDGETS[name], **({"hidden": QUICK["hidden"]} if quick else {}))
     steps = QUICK["steps"] if quick else budget["steps"]
     size = data.train.shape[1]
@@ -155,7 +176,7 @@ def run_fit(name, model_name, seed, quick, data=None, ours_args=None, plain=True
         train_points = unseen_data.to_logit_space(data.train[:1000], rng).astype(np.float32)
     else:
         train_points = data.train[:5000]
-    validation, test = (np.array_split(data.test, 2) if keep_best else (None, data.test))
+    validation, test = np.array_split(data.test, 2) if keep_best else (None, data.test)
     ours, plain_variants = _contenders(size, budget["hidden"], ours_args)[model_name]
     if not plain:
         plain_variants = {}
@@ -173,8 +194,10 @@ def run_fit(name, model_name, seed, quick, data=None, ours_args=None, plain=True
             loss = -float(np.mean(_log_q(log_q, validation)))
             if loss < best["loss"]:
                 best.update(loss=loss, weights=model.get_weights(), step=best["checkpoints"] * steps // CHECKPOINTS)
-        seconds = _train(model, data, budget, steps, seed, jit_compile=not quick,
-                         on_chunk=checkpoint if keep_best else None)
+
+        seconds = _train(
+            model, data, budget, steps, seed, jit_compile=not quick, on_chunk=checkpoint if keep_best else None
+        )
         scores = (_score(log_q, data, test), _score(log_q, data, train_points), seconds)
         if not keep_best:
             return scores
@@ -214,8 +237,7 @@ def _verdict(ours, theirs):
     return "ours >= plain" if ours <= theirs + TOLERANCE and np.isfinite(ours) else "LOSES"
 
 
-def make_row(name, model_name, seeds, ours, variants, variants_train, plain=True, best=None, scale=1.0,
-             ours_args=None):
+def make_row(name, model_name, seeds, ours, variants, variants_train, plain=True, best=None, scale=1.0, ours_args=None):
     """One comparison: `ours` [(test, train)] per seed, `variants` / `variants_train` [{variant: score}];
     `best` (from --keep-best runs): {"ours": [(test, step)], "variants": [{variant: (test, step)}]} per seed,
     judged the same way with its own choice of plain variant. `scale` and `ours_args` say which data and which
@@ -223,30 +245,47 @@ def make_row(name, model_name, seeds, ours, variants, variants_train, plain=True
     variant = best_variant(variants) if plain else None
     theirs = [v[variant] if variant else math.nan for v in variants]
     # Result files written before 2026-12-04 kept no training-split scores of the plain variants: None then.
-    theirs_train = None if variants_train is None else [v.get(variant, math.nan) if variant else math.nan
-                                                          for v in variants_train]
-    row = dict(data=name, model=model_name, scale=scale, ours_args=ours_args, seeds=list(seeds),
-               metric="bits/dim" if name in unseen_data.IMAGE_BUILDERS else "KL gap (nats)",
-               ours=[o[0] for o in ours], ours_train=[o[1] for o in ours], theirs=theirs, theirs_train=theirs_train,
-               theirs_variant=variant, variants=variants, variants_train=variants_train)
+    theirs_train = (
+        None if variants_train is None else [v.get(variant, math.nan) if variant else math.nan for v in variants_train]
+    )
+    row = dict(
+        data=name,
+        model=model_name,
+        scale=scale,
+        ours_args=ours_args,
+        seeds=list(seeds),
+        metric="bits/dim" if name in unseen_data.IMAGE_BUILDERS else "KL gap (nats)",
+        ours=[o[0] for o in ours],
+        ours_train=[o[1] for o in ours],
+        theirs=theirs,
+        theirs_train=theirs_train,
+        theirs_variant=variant,
+        variants=variants,
+        variants_train=variants_train,
+    )
     row["ours_median"], row["theirs_median"] = _median(row["ours"]), _median(theirs)
     row["verdict"] = _verdict(row["ours_median"], row["theirs_median"]) if plain else "(ours only)"
     if best is not None:
         scores = [{k: v[0] for k, v in per_seed.items()} for per_seed in best["variants"]]
         best_variant_name = best_variant(scores) if plain else None
-        row.update(best=best, ours_best=[o[0] for o in best["ours"]], theirs_best_variant=best_variant_name,
-                   theirs_best=[v[best_variant_name] if best_variant_name else math.nan for v in scores])
+        row.update(
+            best=best,
+            ours_best=[o[0] for o in best["ours"]],
+            theirs_best_variant=best_variant_name,
+            theirs_best=[v[best_variant_name] if best_variant_name else math.nan for v in scores],
+        )
         row["ours_best_median"], row["theirs_best_median"] = _median(row["ours_best"]), _median(row["theirs_best"])
-        row["verdict_best"] = (_verdict(row["ours_best_median"], row["theirs_best_median"]) if plain
-                               else "(ours only)")
+        row["verdict_best"] = _verdict(row["ours_best_median"], row["theirs_best_median"]) if plain else "(ours only)"
     return row
 
 
 def _label(row):
     """The data and model columns: --scale and --ours-args runs say so."""
     scale, args = row.get("scale", 1.0), row.get("ours_args")
-    return (f"{row['data']}{f' x{scale:g}' if scale != 1.0 else ''}",
-            f"{row['model']}{f' {json.dumps(args)}' if args else ''}")
+    return (
+        f"{row['data']}{f' x{scale:g}' if scale != 1.0 else ''}",
+        f"{row['model']}{f' {json.dumps(args)}' if args else ''}",
+    )
 
 
 def _seeds_won(ours, theirs):
@@ -255,27 +294,37 @@ def _seeds_won(ours, theirs):
 
 
 def print_table(rows):
-    print("\n| data | model | metric | ours: median (min-max) | plain TFP: median (min-max), variant | "
-          "train (ours / plain) | ours better on | verdict |\n|---|---|---|---|---|---|---|---|")
+    print(
+        "\n| data | model | metric | ours: median (min-max) | plain TFP: median (min-max), variant | "
+        "train (ours / plain) | ours better on | verdict |\n|---|---|---|---|---|---|---|---|"
+    )
     for r in rows:
-        print(f"| {' | '.join(_label(r))} | {r['metric']} | {r['ours_median']:.4f} ({min(r['ours']):.4f}-"
-              f"{max(r['ours']):.4f}) | {r['theirs_median']:.4f} ({min(r['theirs']):.4f}-{max(r['theirs']):.4f}), "
-              f"{r['theirs_variant']} | {_median(r['ours_train']):.4f} / "
-              f"{'-' if r['theirs_train'] is None else format(_median(r['theirs_train']), '.4f')} | "
-              f"{_seeds_won(r['ours'], r['theirs']) if r['theirs_variant'] else '-'} | {r['verdict']} |")
+        print(
+            f"| {' | '.join(_label(r))} | {r['metric']} | {r['ours_median']:.4f} ({min(r['ours']):.4f}-"
+            f"{max(r['ours']):.4f}) | {r['theirs_median']:.4f} ({min(r['theirs']):.4f}-{max(r['theirs']):.4f}), "
+            f"{r['theirs_variant']} | {_median(r['ours_train']):.4f} / "
+            f"{'-' if r['theirs_train'] is None else format(_median(r['theirs_train']), '.4f')} | "
+            f"{_seeds_won(r['ours'], r['theirs']) if r['theirs_variant'] else '-'} | {r['verdict']} |"
+        )
     kept = [r for r in rows if "verdict_best" in r]
     if kept:
-        print("\nBest validation checkpoint (--keep-best; held-out second half):\n\n| data | model | metric | "
-              "ours: median (min-max), steps | plain TFP: median (min-max), variant, steps | ours better on | "
-              "verdict |\n|---|---|---|---|---|---|---|")
+        print(
+            "\nBest validation checkpoint (--keep-best; held-out second half):\n\n| data | model | metric | "
+            "ours: median (min-max), steps | plain TFP: median (min-max), variant, steps | ours better on | "
+            "verdict |\n|---|---|---|---|---|---|---|"
+        )
     for r in kept:
         steps = [o[1] for o in r["best"]["ours"]]
-        their_steps = [v[r["theirs_best_variant"]][1] for v in r["best"]["variants"]] if r["theirs_best_variant"] else []
-        print(f"| {' | '.join(_label(r))} | {r['metric']} | {r['ours_best_median']:.4f} "
-              f"({min(r['ours_best']):.4f}-{max(r['ours_best']):.4f}), {steps} | {r['theirs_best_median']:.4f} "
-              f"({min(r['theirs_best']):.4f}-{max(r['theirs_best']):.4f}), {r['theirs_best_variant']}, "
-              f"{their_steps} | {_seeds_won(r['ours_best'], r['theirs_best']) if r['theirs_best_variant'] else '-'} | "
-              f"{r['verdict_best']} |")
+        their_steps = (
+            [v[r["theirs_best_variant"]][1] for v in r["best"]["variants"]] if r["theirs_best_variant"] else []
+        )
+        print(
+            f"| {' | '.join(_label(r))} | {r['metric']} | {r['ours_best_median']:.4f} "
+            f"({min(r['ours_best']):.4f}-{max(r['ours_best']):.4f}), {steps} | {r['theirs_best_median']:.4f} "
+            f"({min(r['theirs_best']):.4f}-{max(r['theirs_best']):.4f}), {r['theirs_best_variant']}, "
+            f"{their_steps} | {_seeds_won(r['ours_best'], r['theirs_best']) if r['theirs_best_variant'] else '-'} | "
+            f"{r['verdict_best']} |"
+        )
     if kept:
         last = [" ".join(_label(r)) for r in kept if r["verdict"] == "LOSES"]
         print(f"\nJudged on the best checkpoints; at the last step ours loses on: {last or 'none'}")
@@ -292,13 +341,21 @@ def table_from_files(paths):
     for path in paths:
         with open(path, encoding="utf-8") as handle:
             for r in json.load(handle)["rows"]:
-                key = (r["data"], r["model"], r.get("scale", 1.0), json.dumps(r.get("ours_args"), sort_keys=True),
-                       r["verdict"] != "(ours only)", "best" in r)
+                key = (
+                    r["data"],
+                    r["model"],
+                    r.get("scale", 1.0),
+                    json.dumps(r.get("ours_args"), sort_keys=True),
+                    r["verdict"] != "(ours only)",
+                    "best" in r,
+                )
                 into = merged.setdefault(key, dict(seeds=[], ours=[], variants=[], variants_train=[], best=None))
                 repeated = sorted(set(into["seeds"]) & set(r["seeds"]))
                 if repeated:
-                    raise ValueError(f"--table: seeds {repeated} of {' '.join(_label(r))} appear in more than one "
-                                     f"row (the second in {path}); pass each seed's run once")
+                    raise ValueError(
+                        f"--table: seeds {repeated} of {' '.join(_label(r))} appear in more than one "
+                        f"row (the second in {path}); pass each seed's run once"
+                    )
                 into["seeds"] += r["seeds"]
                 into["ours"] += list(zip(r["ours"], r["ours_train"]))
                 into["variants"] += r["variants"]
@@ -309,9 +366,21 @@ def table_from_files(paths):
                     into["best"] = into["best"] or {"ours": [], "variants": []}
                     into["best"]["ours"] += r["best"]["ours"]
                     into["best"]["variants"] += r["best"]["variants"]
-    rows = [make_row(data, model, m["seeds"], m["ours"], m["variants"], m["variants_train"], plain, m["best"],
-                     scale, json.loads(args))
-            for (data, model, scale, args, plain, _), m in merged.items()]
+    rows = [
+        make_row(
+            data,
+            model,
+            m["seeds"],
+            m["ours"],
+            m["variants"],
+            m["variants_train"],
+            plain,
+            m["best"],
+            scale,
+            json.loads(args),
+        )
+        for (data, model, scale, args, plain, _), m in merged.items()
+    ]
     return rows, _losses(rows)
 
 
@@ -344,21 +413,47 @@ def main(argv=None):
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--data", nargs="+", choices=unseen_data.NAMES, default=None)
     parser.add_argument("--models", nargs="+", choices=["RealNVP", "NICE", "MAF", "Glow-2D"], default=None)
-    parser.add_argument("--ours-args", type=json.loads, default=None, metavar="JSON",
-                        help='extra arguments of our models, e.g. \'{"actnorm": false, "log_scale_limit": 4}\' (studies)')
-    parser.add_argument("--no-plain", dest="plain", action="store_false",
-                        help="train ours only (studies of our own settings; no verdict)")
-    parser.add_argument("--no-rotation", dest="rotate", action="store_false",
-                        help="2-D densities in their fixed orientation (the runs before 2026-12-06)")
-    parser.add_argument("--scale", type=_positive_float, default=1.0, metavar="C",
-                        help="the 2-D to 32-D densities' points times C, their log p adjusted (how a build depends "
-                             "on the data's spread; pixels keep their units)")
-    parser.add_argument("--keep-best", action="store_true",
-                        help="also score both sides at their best validation checkpoint (half the held-out split "
-                             "picks it, the other half scores it), and judge on that")
+    parser.add_argument(
+        "--ours-args",
+        type=json.loads,
+        default=None,
+        metavar="JSON",
+        help='extra arguments of our models, e.g. \'{"actnorm": false, "log_scale_limit": 4}\' (studies)',
+    )
+    parser.add_argument(
+        "--no-plain",
+        dest="plain",
+        action="store_false",
+        help="train ours only (studies of our own settings; no verdict)",
+    )
+    parser.add_argument(
+        "--no-rotation",
+        dest="rotate",
+        action="store_false",
+        help="2-D densities in their fixed orientation (the runs before 2026-12-06)",
+    )
+    parser.add_argument(
+        "--scale",
+        type=_positive_float,
+        default=1.0,
+        metavar="C",
+        help="the 2-D to 32-D densities' points times C, their log p adjusted (how a build depends "
+        "on the data's spread; pixels keep their units)",
+    )
+    parser.add_argument(
+        "--keep-best",
+        action="store_true",
+        help="also score both sides at their best validation checkpoint (half the held-out split "
+        "picks it, the other half scores it), and judge on that",
+    )
     parser.add_argument("--out", default=None)
-    parser.add_argument("--table", nargs="+", metavar="JSON", default=None,
-                        help="print the table of earlier runs' result files (e.g. one per data set) and exit")
+    parser.add_argument(
+        "--table",
+        nargs="+",
+        metavar="JSON",
+        default=None,
+        help="print the table of earlier runs' result files (e.g. one per data set) and exit",
+    )
     args = parser.parse_args(argv)
     if args.table:
         rows, losses = table_from_files(args.table)
@@ -369,8 +464,10 @@ def main(argv=None):
     names = args.data or (QUICK["data"] if args.quick else unseen_data.NAMES)
     pixels = [name for name in names if name in unseen_data.IMAGE_BUILDERS]
     if args.scale != 1.0 and pixels:  # before any fit: a run must not die at its first image set, results unwritten
-        parser.error(f"--scale applies to the densities only (pixels have fixed units); received --scale "
-                     f"{args.scale:g} with {pixels}: pass --data with densities only")
+        parser.error(
+            f"--scale applies to the densities only (pixels have fixed units); received --scale "
+            f"{args.scale:g} with {pixels}: pass --data with densities only"
+        )
     args.models = args.models or list(QUICK["models"] if args.quick else ("RealNVP", "NICE", "MAF", "Glow-2D"))
     mode = "quick" if args.quick else "full"
     out = args.out or os.path.join(os.path.dirname(os.path.abspath(__file__)), f"results-vs-plain-{mode}.json")
@@ -382,25 +479,58 @@ def main(argv=None):
                 continue
             fits = []
             for seed in args.seeds:
-                fit = run_fit(name, model_name, seed, args.quick, ours_args=args.ours_args, plain=args.plain,
-                               rotate=args.rotate, keep_best=args.keep_best, scale=args.scale)
+                fit = run_fit(
+                    name,
+                    model_name,
+                    seed,
+                    args.quick,
+                    ours_args=args.ours_args,
+                    plain=args.plain,
+                    rotate=args.rotate,
+                    keep_best=args.keep_best,
+                    scale=args.scale,
+                )
                 fits.append(fit)
-                print(f"  {name} {model_name} seed {seed}: ours {_describe(fit['ours'])}; plain TFP: "
-                      f"{', '.join(f'{k} {_describe(v)}' for k, v in fit['variants'].items()) or '-'}", flush=True)
+                print(
+                    f"  {name} {model_name} seed {seed}: ours {_describe(fit['ours'])}; plain TFP: "
+                    f"{', '.join(f'{k} {_describe(v)}' for k, v in fit['variants'].items()) or '-'}",
+                    flush=True,
+                )
             best = None
             if args.keep_best:
-                best = {"ours": [f["ours"][3:] for f in fits],
-                        "variants": [{k: v[3:] for k, v in f["variants"].items()} for f in fits]}
-            rows.append(make_row(name, model_name, args.seeds, [f["ours"][:2] for f in fits],
-                                 [{k: v[0] for k, v in f["variants"].items()} for f in fits],
-                                 [{k: v[1] for k, v in f["variants"].items()} for f in fits], args.plain, best,
-                                 args.scale, args.ours_args))
+                best = {
+                    "ours": [f["ours"][3:] for f in fits],
+                    "variants": [{k: v[3:] for k, v in f["variants"].items()} for f in fits],
+                }
+            rows.append(
+                make_row(
+                    name,
+                    model_name,
+                    args.seeds,
+                    [f["ours"][:2] for f in fits],
+                    [{k: v[0] for k, v in f["variants"].items()} for f in fits],
+                    [{k: v[1] for k, v in f["variants"].items()} for f in fits],
+                    args.plain,
+                    best,
+                    args.scale,
+                    args.ours_args,
+                )
+            )
     losses = _losses(rows)
     print_table(rows)
     wall = time.perf_counter() - start
     with open(out, "w", encoding="utf-8") as handle:
-        json.dump({"mode": mode, "seeds": args.seeds, "wall_seconds": round(wall, 1), "rows": rows,
-                   "versions": {"tensorflow": tf.__version__, "keras": keras.__version__}}, handle, indent=1)
+        json.dump(
+            {
+                "mode": mode,
+                "seeds": args.seeds,
+                "wall_seconds": round(wall, 1),
+                "rows": rows,
+                "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
+            },
+            handle,
+            indent=1,
+        )
     print(f"\n{len(rows)} comparisons in {wall:.0f} s; written to {out}")
     if losses:
         print(f"FAIL: ours loses on the median: {losses}", file=sys.stderr)

@@ -21,9 +21,10 @@ Example:
     >>> next(iter(ds)).shape
     TensorShape([256, 2])
 """
+
 from tfp_flows.datasets import energies
-from tfp_flows.datasets.conditional import CONDITIONAL_DENSITIES, ConditionalToyDensity, get_conditional_density
 from tfp_flows.datasets.bits import bits_per_dim
+from tfp_flows.datasets.conditional import CONDITIONAL_DENSITIES, ConditionalToyDensity, get_conditional_density
 from tfp_flows.datasets.digits_builder import DIGITS_SPLIT_SIZES, TfpFlowsDigits, digits_split
 from tfp_flows.datasets.energies import ENERGIES, get_energy
 from tfp_flows.datasets.pipeline import make_dataset

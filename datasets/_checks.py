@@ -1,4 +1,5 @@
 """Argument checks for the datasets package: errors name the argument, what was expected and what came."""
+
 import numpy as np
 import tensorflow as tf
 
@@ -23,8 +24,7 @@ def check_points_2d(x, arg_name="x"):
         if x.dtype in (tf.float16, tf.bfloat16):
             x = tf.cast(x, tf.float32)
     if not x.dtype.is_floating:
-        raise TypeError(f"`{arg_name}` must have a floating-point dtype (float32 or float64); "
-                        f"received {x.dtype.name}")
+        raise TypeError(f"`{arg_name}` must have a floating-point dtype (float32 or float64); received {x.dtype.name}")
     shape = x.shape
     if shape.rank == 0 or (shape.rank is not None and shape[-1] is not None and shape[-1] != 2):
         raise ValueError(f"`{arg_name}` must have shape [..., 2] (2-D points); received shape {shape}")
@@ -49,8 +49,9 @@ def check_classes(classes, num_samples, num_classes, arg_name):
     if array.shape != (num_samples,):
         raise ValueError(f"`{arg_name}` must be an int or have shape [{num_samples}]; received shape {array.shape}")
     if array.size and (array.min() < 0 or array.max() >= num_classes):
-        raise ValueError(f"`{arg_name}` must lie in 0..{num_classes - 1}; received values from {array.min()} "
-                         f"to {array.max()}")
+        raise ValueError(
+            f"`{arg_name}` must lie in 0..{num_classes - 1}; received values from {array.min()} to {array.max()}"
+        )
     return array.astype(np.int64)
 
 
@@ -67,6 +68,8 @@ def check_one_hot(c, num_classes, dtype, arg_name="c"):
         rows = c.numpy().reshape(-1, num_classes)
         bad = ~(np.all((rows == 0) | (rows == 1), axis=-1) & (rows.sum(axis=-1) == 1))
         if bad.any():
-            raise ValueError(f"`{arg_name}` must be one-hot (each row one 1, the rest 0); received the row "
-                             f"{rows[np.argmax(bad)].tolist()}")
+            raise ValueError(
+                f"`{arg_name}` must be one-hot (each row one 1, the rest 0); received the row "
+                f"{rows[np.argmax(bad)].tolist()}"
+            )
     return c

@@ -19,6 +19,7 @@ Example:
     >>> float(bits_per_dim(0.0, num_dims=64))  # the uniform model
     8.0
 """
+
 import math
 
 import tensorflow as tf

@@ -22,6 +22,7 @@ Example:
     >>> moons.log_prob(x, c).shape
     TensorShape([4])
 """
+
 import math
 
 import numpy as np
@@ -44,8 +45,7 @@ class ConditionalToyDensity:
 
     def __init__(self, density):
         if not isinstance(density, synthetic.ClassMixtureDensity):
-            raise TypeError(f"`density` must be a synthetic.ClassMixtureDensity; received "
-                            f"{type(density).__name__}")
+            raise TypeError(f"`density` must be a synthetic.ClassMixtureDensity; received {type(density).__name__}")
         self.density = density
         self.name = density.name
         self.num_classes = density.num_classes
@@ -90,13 +90,17 @@ class ConditionalToyDensity:
         return f"ConditionalToyDensity({self.density!r})"
 
 
-CONDITIONAL_DENSITIES = {name: ConditionalToyDensity(density) for name, density in synthetic.DENSITIES.items()
-                         if isinstance(density, synthetic.ClassMixtureDensity)}
+CONDITIONAL_DENSITIES = {
+    name: ConditionalToyDensity(density)
+    for name, density in synthetic.DENSITIES.items()
+    if isinstance(density, synthetic.ClassMixtureDensity)
+}
 
 
 def get_conditional_density(name):
     """The `ConditionalToyDensity` of toy density `name`; ValueError listing the names that have one."""
     if name not in CONDITIONAL_DENSITIES:
-        raise ValueError(f"`name` must be one of {sorted(CONDITIONAL_DENSITIES)} (toy densities with a "
-                         f"condition); received {name!r}")
+        raise ValueError(
+            f"`name` must be one of {sorted(CONDITIONAL_DENSITIES)} (toy densities with a condition); received {name!r}"
+        )
     return CONDITIONAL_DENSITIES[name]

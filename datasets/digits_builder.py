@@ -22,13 +22,20 @@ Example:
     >>> import tfp_flows.datasets  # registers the builder
     >>> ds = tfds.load("tfp_flows_digits", split="train", data_dir="/tmp/tfds")  # doctest: +SKIP
 """
+
 import numpy as np
 import tensorflow_datasets as tfds
 
 from tfp_flows.datasets.tfds_loading import PackagedBuilder
 
-__all__ = ["TfpFlowsDigits", "DIGITS_LEVELS", "DIGITS_SPLIT_SIZES", "digits_split", "digits_levels_to_uint8",
-           "uint8_to_levels"]
+__all__ = [
+    "TfpFlowsDigits",
+    "DIGITS_LEVELS",
+    "DIGITS_SPLIT_SIZES",
+    "digits_split",
+    "digits_levels_to_uint8",
+    "uint8_to_levels",
+]
 
 DIGITS_SPLIT_SIZES = {"train": 1297, "validation": 250, "test": 250}
 DIGITS_LEVELS = 17  # the originals count 0..16 set bits of a 4x4 block
@@ -60,7 +67,7 @@ def digits_split(split):
     start = 0
     for name, size in DIGITS_SPLIT_SIZES.items():
         if name == split:
-            index = order[start:start + size]
+            index = order[start : start + size]
             break
         start += size
     images = digits_levels_to_uint8(digits.images[index])[..., np.newaxis]
@@ -77,12 +84,16 @@ class TfpFlowsDigits(PackagedBuilder):
     def _info(self):
         return tfds.core.DatasetInfo(
             builder=self,
-            description=("scikit-learn's bundled 8x8 handwritten digits, levels 0..16 mapped to 0..255 by "
-                         "floor(255 v / 16 + 1/2)."),
-            features=tfds.features.FeaturesDict({
-                "image": tfds.features.Image(shape=(8, 8, 1)),
-                "label": tfds.features.ClassLabel(num_classes=10),
-            }),
+            description=(
+                "scikit-learn's bundled 8x8 handwritten digits, levels 0..16 mapped to 0..255 by "
+                "floor(255 v / 16 + 1/2)."
+            ),
+            features=tfds.features.FeaturesDict(
+                {
+                    "image": tfds.features.Image(shape=(8, 8, 1)),
+                    "label": tfds.features.ClassLabel(num_classes=10),
+                }
+            ),
             supervised_keys=("image", "label"),
             homepage="https://archive.ics.uci.edu/dataset/80/optical+recognition+of+handwritten+digits",
             citation="Alpaydin, E. & Kaynak, C. (1998). Optical Recognition of Handwritten Digits. UCI.",

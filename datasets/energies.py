@@ -19,6 +19,7 @@ Example:
     0.0
     >>> log_unnormalised_target = lambda z: -energies.ENERGIES["u1"](z)
 """
+
 import math
 
 import tensorflow as tf

@@ -17,6 +17,7 @@ finer: agreement to 1e-6 in float64 wherever log p > -40, far below anything a K
 Memory: evaluating a batch of B points costs O(B * M) for M mixture components (M is a few hundred to a few
 thousand here); evaluate large grids in chunks.
 """
+
 import math
 
 import numpy as np
@@ -72,8 +73,7 @@ class GaussianMixture2D:
         return tf.reduce_logsumexp(log_kernel, axis=-1) - tf.constant(log_norm, dtype)
 
 
-def curve_quadrature(curve, latent_log_density, lo, hi, max_panel_length, nodes_per_panel=8,
-                     arc_resolution=20_000):
+def curve_quadrature(curve, latent_log_density, lo, hi, max_panel_length, nodes_per_panel=8, arc_resolution=20_000):
     """Nodes and log-weights approximating integral_lo^hi pi(t) f(c(t)) dt by sum_i w_i f(c(t_i)).
 
     Composite Gauss-Legendre on panels of equal arc length of the curve (each at most `max_panel_length`), so

@@ -66,6 +66,7 @@ Example:
     >>> make_dataset("two_moons", batch_size=128, conditional=True).element_spec[1]
     TensorSpec(shape=(128, 2), dtype=tf.float32, name=None)
 """
+
 import numpy as np
 import tensorflow as tf
 
@@ -83,9 +84,24 @@ _DEQUANTIZE_CHOICES = ("uniform", None, "none")
 _INT64_MAX = 2**63 - 1
 
 
-def make_dataset(name, split="train", batch_size=128, *, shuffle=True, seed=0, dequantize="uniform",
-                 drop_remainder=None, repeat=False, initial_epoch=0, num_examples=None, data_dir=None,
-                 input_context=None, dtype=tf.float32, download=False, conditional=False):
+def make_dataset(
+    name,
+    split="train",
+    batch_size=128,
+    *,
+    shuffle=True,
+    seed=0,
+    dequantize="uniform",
+    drop_remainder=None,
+    repeat=False,
+    initial_epoch=0,
+    num_examples=None,
+    data_dir=None,
+    input_context=None,
+    dtype=tf.float32,
+    download=False,
+    conditional=False,
+):
     """A batched, shuffled, dequantized `tf.data.Dataset` of x alone, or (x, c), for dataset `name`.
 
     Args:
@@ -124,15 +140,18 @@ def make_dataset(name, split="train", batch_size=128, *, shuffle=True, seed=0, d
     if dtype not in (tf.float32, tf.float64):
         raise ValueError(f"`dtype` must be tf.float32 or tf.float64; received {dtype.name}")
     if input_context is not None and not isinstance(input_context, tf.distribute.InputContext):
-        raise TypeError(f"`input_context` must be a tf.distribute.InputContext or None; received "
-                        f"{type(input_context).__name__}")
+        raise TypeError(
+            f"`input_context` must be a tf.distribute.InputContext or None; received {type(input_context).__name__}"
+        )
     drop_remainder = bool(shuffle) if drop_remainder is None else bool(drop_remainder)
     if not isinstance(conditional, bool):
         raise TypeError(f"`conditional` must be a bool; received {conditional!r}")
     if conditional and info.context_shape is None:
         conditional_names = [n for n in _list_datasets() if dataset_info(n).context_shape is not None]
-        raise ValueError(f"`conditional=True` needs a dataset with labels (a context_shape); {name!r} has none. "
-                         f"Expected one of {conditional_names}")
+        raise ValueError(
+            f"`conditional=True` needs a dataset with labels (a context_shape); {name!r} has none. "
+            f"Expected one of {conditional_names}"
+        )
 
     num_pipelines, pipeline_id = 1, 0
     per_replica_batch = batch_size
@@ -147,7 +166,8 @@ def make_dataset(name, split="train", batch_size=128, *, shuffle=True, seed=0, d
         raise ValueError(
             f"split {split!r} of {name!r} has {size} examples per input pipeline, fewer than one batch of "
             f"{per_replica_batch} (drop_remainder={drop_remainder}); pass a smaller `batch_size`, more "
-            f"`num_examples` or drop_remainder=False")
+            f"`num_examples` or drop_remainder=False"
+        )
     examples = tf.constant(examples)
     if conditional:
         labels = tf.constant(labels[:num_examples][pipeline_id::num_pipelines])
@@ -197,8 +217,10 @@ def _load_split(info, split, data_dir, download, num_examples=None, with_labels=
     if not info.is_8bit_image:
         return toy_labelled_split(info.name, split) if with_labels else (toy_split(info.name, split), None)
     if split not in info.splits and "[" not in str(split):
-        raise ValueError(f"`split` must be one of {list(info.splits)} (or a TFDS slice of them) for "
-                         f"{info.name!r}; received {split!r}")
+        raise ValueError(
+            f"`split` must be one of {list(info.splits)} (or a TFDS slice of them) for "
+            f"{info.name!r}; received {split!r}"
+        )
     # Our digits builder generates locally, so it may always "download" (prepare) itself.
     allow_download = download or not info.needs_download
     # Read only what is used: "train" with num_examples=100 becomes the TFDS slice "train[:100]".
@@ -208,8 +230,9 @@ def _load_split(info, split, data_dir, download, num_examples=None, with_labels=
         images = examples.map(lambda example: example["image"], num_parallel_calls=tf.data.AUTOTUNE)
         chunks = list(images.batch(8192).as_numpy_iterator())
         return (np.concatenate(chunks) if chunks else np.zeros((0, *info.event_shape), np.uint8)), None
-    pairs = examples.map(lambda example: (example["image"], tf.cast(example["label"], tf.int64)),
-                         num_parallel_calls=tf.data.AUTOTUNE)
+    pairs = examples.map(
+        lambda example: (example["image"], tf.cast(example["label"], tf.int64)), num_parallel_calls=tf.data.AUTOTUNE
+    )
     chunks = list(pairs.batch(8192).as_numpy_iterator())
     if not chunks:
         return np.zeros((0, *info.event_shape), np.uint8), np.zeros((0,), np.int64)
@@ -228,8 +251,10 @@ def _preprocessor(info, dequantize, dtype):
         return pixels if info.num_levels == 256 else uint8_to_levels(pixels, info.num_levels)
 
     if dequantize == "uniform":
+
         def uniform(batch, key):
             noise = tf.random.stateless_uniform(tf.shape(batch), seed=key, dtype=dtype)
             return (values(batch) + noise) / levels
+
         return uniform
     return lambda batch, key: (values(batch) + 0.5) / levels

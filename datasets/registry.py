@@ -21,6 +21,7 @@ Example:
     >>> dataset_info("two_moons").context_shape, dataset_info("rings").context_shape
     ((2,), None)
 """
+
 import dataclasses
 import math
 
@@ -72,9 +73,15 @@ class FlowDatasetInfo:
 
 def _toy_info(name):
     labelled = conditional.CONDITIONAL_DENSITIES.get(name)
-    return FlowDatasetInfo(name, (2,), False, TOY_SPLITS, f"tfp_flows_toy/{name}",
-                           context_shape=labelled.context_shape if labelled else None,
-                           class_names=labelled.class_names if labelled else None)
+    return FlowDatasetInfo(
+        name,
+        (2,),
+        False,
+        TOY_SPLITS,
+        f"tfp_flows_toy/{name}",
+        context_shape=labelled.context_shape if labelled else None,
+        class_names=labelled.class_names if labelled else None,
+    )
 
 
 _DIGIT_NAMES = tuple(str(digit) for digit in range(10))
@@ -83,12 +90,36 @@ _CIFAR10_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog"
 
 _INFOS = {
     **{name: _toy_info(name) for name in synthetic.DENSITIES},
-    "digits": FlowDatasetInfo("digits", (8, 8, 1), True, tuple(DIGITS_SPLIT_SIZES), "tfp_flows_digits",
-                              levels=DIGITS_LEVELS, context_shape=(10,), class_names=_DIGIT_NAMES),
-    "mnist": FlowDatasetInfo("mnist", (28, 28, 1), True, ("train", "test"), "mnist", needs_download=True,
-                             context_shape=(10,), class_names=_DIGIT_NAMES),
-    "cifar10": FlowDatasetInfo("cifar10", (32, 32, 3), True, ("train", "test"), "cifar10", needs_download=True,
-                               context_shape=(10,), class_names=_CIFAR10_NAMES),
+    "digits": FlowDatasetInfo(
+        "digits",
+        (8, 8, 1),
+        True,
+        tuple(DIGITS_SPLIT_SIZES),
+        "tfp_flows_digits",
+        levels=DIGITS_LEVELS,
+        context_shape=(10,),
+        class_names=_DIGIT_NAMES,
+    ),
+    "mnist": FlowDatasetInfo(
+        "mnist",
+        (28, 28, 1),
+        True,
+        ("train", "test"),
+        "mnist",
+        needs_download=True,
+        context_shape=(10,),
+        class_names=_DIGIT_NAMES,
+    ),
+    "cifar10": FlowDatasetInfo(
+        "cifar10",
+        (32, 32, 3),
+        True,
+        ("train", "test"),
+        "cifar10",
+        needs_download=True,
+        context_shape=(10,),
+        class_names=_CIFAR10_NAMES,
+    ),
 }
 
 

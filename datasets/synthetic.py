@@ -16,9 +16,9 @@ grid of angles or leaves the density implicit, we draw the latent at random and 
 continuous mixture it is, so that `log_prob` is the TRUE density of exactly what `sample` draws (the KL-gap
 quality benchmark depends on it). For `two_moons` and `pinwheel` that density is a 1-D integral over the latent
 angle, evaluated by Gauss-Legendre quadrature with panels shorter than the noise scale; it agrees with a four
-times finer rule to 1e-6 in log-density wherever log p > -40 (checked in the tests). FFJORD's pinwheel puts its tangential noise
-inside the spiral map, which gives no tractable density; ours adds isotropic noise after the map instead (same
-look, exact density).
+times finer rule to 1e-6 in log-density wherever log p > -40 (checked in the tests). FFJORD's pinwheel puts its
+tangential noise inside the spiral map, which gives no tractable density; ours adds isotropic noise after the map
+instead (same look, exact density).
 
 Every density: event shape [2]; `sample(n, seed)` returns a NumPy array [n, 2], the same for the same seed;
 `log_prob(x)` takes x of shape [..., 2] in float32 or float64 and returns [...], with no Python control flow on
@@ -33,6 +33,7 @@ Example:
     >>> bool(moons.log_prob(x).numpy().mean() > -3.0)
     True
 """
+
 import abc
 import math
 
@@ -43,9 +44,19 @@ from tfp_flows.datasets import _checks
 from tfp_flows.datasets.mixture import GaussianMixture2D, curve_quadrature
 
 __all__ = [
-    "ToyDensity", "ClassMixtureDensity", "TwoMoons", "EightGaussians", "Checkerboard", "Rings", "Pinwheel",
-    "PReLUTutorial", "DENSITIES", "get_density",
+    "ToyDensity",
+    "ClassMixtureDensity",
+    "TwoMoons",
+    "EightGaussians",
+    "Checkerboard",
+    "Rings",
+    "Pinwheel",
+    "PReLUTutorial",
+    "DENSITIES",
+    "get_density",
 ]
+
+_SQRT2 = math.sqrt(2.0)
 
 
 class ToyDensity(abc.ABC):
@@ -138,8 +149,7 @@ def _curve_mixtures(curves, latent_log_density, lo, hi, noise):
     """One `GaussianMixture2D` per curve: p(x | k) for x = c_k(t) + noise * eps, t ~ pi on [lo, hi]."""
     mixtures = []
     for curve in curves:
-        curve_centers, curve_log_weights = curve_quadrature(curve, latent_log_density, lo, hi,
-                                                            max_panel_length=noise)
+        curve_centers, curve_log_weights = curve_quadrature(curve, latent_log_density, lo, hi, max_panel_length=noise)
         mixtures.append(GaussianMixture2D(curve_centers, curve_log_weights, noise))  # normalised to 1
     return mixtures
 
@@ -148,8 +158,11 @@ def _equal_mixture_of(mixtures):
     """The `GaussianMixture2D` (1/K) sum_k p_k(x) of K mixtures with one common scale."""
     # Each part gets exactly its share 1/K, whatever the quadrature error in its own normalisation.
     log_share = math.log(len(mixtures))
-    return GaussianMixture2D(np.concatenate([m.centers for m in mixtures]),
-                             np.concatenate([m.log_weights - log_share for m in mixtures]), mixtures[0].scale)
+    return GaussianMixture2D(
+        np.concatenate([m.centers for m in mixtures]),
+        np.concatenate([m.log_weights - log_share for m in mixtures]),
+        mixtures[0].scale,
+    )
 
 
 class TwoMoons(ClassMixtureDensity):
@@ -170,8 +183,9 @@ class TwoMoons(ClassMixtureDensity):
 
     def __init__(self, noise=0.2):
         self.noise = float(noise)
-        self.class_mixtures = _curve_mixtures([self._upper, self._lower], lambda t: np.zeros_like(t), 0.0,
-                                              math.pi, self.noise)
+        self.class_mixtures = _curve_mixtures(
+            [self._upper, self._lower], lambda t: np.zeros_like(t), 0.0, math.pi, self.noise
+        )
         self._mixture = _equal_mixture_of(self.class_mixtures)
 
     @staticmethod
@@ -204,12 +218,13 @@ class EightGaussians(ClassMixtureDensity):
     num_classes = 8
     class_names = tuple(f"{45 * k} deg" for k in range(8))  # the angle of the component's centre
 
-    def __init__(self, radius=2.0 * math.sqrt(2.0), scale=0.5 / math.sqrt(2.0)):
+    def __init__(self, radius=_SQRT2 * 2.0, scale=0.5 / _SQRT2):
         self.radius, self.scale = float(radius), float(scale)
         angles = np.arange(8) * (math.pi / 4.0)
         self.centers = self.radius * np.stack([np.cos(angles), np.sin(angles)], axis=-1)
-        self.class_mixtures = [GaussianMixture2D(center[np.newaxis], np.zeros(1), self.scale)
-                               for center in self.centers]
+        self.class_mixtures = [
+            GaussianMixture2D(center[np.newaxis], np.zeros(1), self.scale) for center in self.centers
+        ]
         self._mixture = GaussianMixture2D(self.centers, np.zeros(8), self.scale)
 
     def _sample_given_class(self, component, rng):
@@ -273,8 +288,9 @@ class Rings(ToyDensity):
         radii = tf.constant(self.radii, dtype)
         variance = self.noise**2
         rho = tf.norm(x, axis=-1, keepdims=True)
-        log_ring = (-tf.square(rho - radii) / (2.0 * variance)
-                    + tf.math.log(tf.math.special.bessel_i0e(radii * rho / variance)))
+        log_ring = -tf.square(rho - radii) / (2.0 * variance) + tf.math.log(
+            tf.math.special.bessel_i0e(radii * rho / variance)
+        )
         log_norm = math.log(2.0 * math.pi * variance) + math.log(len(self.radii))
         return tf.reduce_logsumexp(log_ring, axis=-1) - tf.constant(log_norm, dtype)
 
@@ -297,12 +313,12 @@ class Pinwheel(ToyDensity):
         self.noise, self.truncation = float(noise), float(truncation)
         self.s_range = (1.0 - truncation * radial_std, 1.0 + truncation * radial_std)
         curves = [self._arm(k) for k in range(self.num_arms)]
-        self._mixture = _equal_mixture_of(_curve_mixtures(curves, self._latent_log_density, *self.s_range,
-                                                           self.noise))
+        self._mixture = _equal_mixture_of(_curve_mixtures(curves, self._latent_log_density, *self.s_range, self.noise))
 
     def _arm(self, k):
         def curve(s):
             return self._arm_points(np.full_like(s, k, dtype=np.float64), s)
+
         return curve
 
     def _arm_points(self, arm, s):
@@ -348,8 +364,10 @@ class PReLUTutorial(ToyDensity):
         return log_p_x2 + log_p_x1
 
 
-DENSITIES = {density.name: density for density in
-             (TwoMoons(), EightGaussians(), Checkerboard(), Rings(), Pinwheel(), PReLUTutorial())}
+DENSITIES = {
+    density.name: density
+    for density in (TwoMoons(), EightGaussians(), Checkerboard(), Rings(), Pinwheel(), PReLUTutorial())
+}
 
 
 def get_density(name):

@@ -11,6 +11,7 @@ Example:
     DatasetNotPreparedError: TFDS dataset 'mnist' is not prepared in the data directory '/tmp/empty'. ...
         tfds build mnist --data_dir /tmp/empty
 """
+
 import inspect
 import os
 
@@ -63,4 +64,5 @@ def load_tfds_split(tfds_name, split, data_dir=None, download=False):
             f"(this downloads it, so run it where there is network access and copy the directory over if this "
             f"machine is offline):\n\n    tfds build {tfds_name} --data_dir {directory}\n\n"
             f"then pass data_dir={directory!r} (or set TFDS_DATA_DIR), or pass download=True to let TFDS "
-            f"download it now. TFDS said: {err}") from err
+            f"download it now. TFDS said: {err}"
+        ) from err

@@ -20,6 +20,7 @@ Example:
     >>> custom = ToyConfig(name="moons_small", density="two_moons", seed=1, train_size=500)
     >>> builder = tfds.builder("tfp_flows_toy", config=custom, data_dir="/tmp/tfds")  # doctest: +SKIP
 """
+
 import dataclasses
 
 import numpy as np
@@ -80,12 +81,14 @@ class TfpFlowsToy(PackagedBuilder):
 
     name = "tfp_flows_toy"
     VERSION = tfds.core.Version("1.1.0")
-    RELEASE_NOTES = {"1.0.0": "Initial release.",
-                     "1.1.0": "Adds the feature 'label' (the generating class) to two_moons and eight_gaussians; "
-                              "same points."}
+    RELEASE_NOTES = {
+        "1.0.0": "Initial release.",
+        "1.1.0": "Adds the feature 'label' (the generating class) to two_moons and eight_gaussians; same points.",
+    }
     BUILDER_CONFIGS = [
-        ToyConfig(name=density_name, density=density_name,
-                  description=(type(density).__doc__ or "").strip().split("\n")[0])
+        ToyConfig(
+            name=density_name, density=density_name, description=(type(density).__doc__ or "").strip().split("\n")[0]
+        )
         for density_name, density in synthetic.DENSITIES.items()
     ]
 

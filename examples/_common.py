@@ -7,6 +7,7 @@ Each script is run as `python examples/<script>.py [--quick] [--out DIR]` (its o
 >>> args.quick, args.out
 (True, '/tmp/figures')
 """
+
 import argparse
 import os
 

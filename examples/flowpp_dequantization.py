@@ -21,17 +21,18 @@ Run:   python examples/flowpp_dequantization.py     (--quick: a few steps; --out
 Time:  about 3.5 min on 2 CPU cores (--quick: about 15 s).
 Writes: <out>/flowpp_dequantization.png
 """
+
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import _common
+import keras
+import matplotlib.pyplot as plt
+import numpy as np
 
-import _common  # noqa: E402
-import keras  # noqa: E402
-from keras_models import FlowPlusPlus  # noqa: E402
-from keras_models.train.plots import image_grid  # noqa: E402
-from tfp_flows.datasets import dataset_info, make_dataset  # noqa: E402
+from keras_models import FlowPlusPlus
+from keras_models.train.plots import image_grid
+from tfp_flows.datasets import dataset_info, make_dataset
 
 # The data each variant trains on: uniform noise in the pipeline, or the discrete pixel / 256 (q adds the noise).
 PIPELINE_NOISE = {"uniform": "uniform", "variational": None}
@@ -41,22 +42,35 @@ EVALUATION_PASSES = 4
 def train(dequantization, quick):
     """(history, test bits/dim) of a Flow++ on digits with the given dequantization."""
     keras.utils.set_random_seed(0)
-    size = (dict(num_couplings=1, hidden_channels=4, num_blocks=1, dequantizer_couplings=1, dequantizer_channels=4)
-            if quick else dict(num_couplings=(2, 1, 2), hidden_channels=32, num_blocks=1))
+    size = (
+        dict(num_couplings=1, hidden_channels=4, num_blocks=1, dequantizer_couplings=1, dequantizer_channels=4)
+        if quick
+        else dict(num_couplings=(2, 1, 2), hidden_channels=32, num_blocks=1)
+    )
     epochs, steps = (2, 2) if quick else (75, 20)
-    model = FlowPlusPlus((8, 8, 1), num_components=4, dequantization=dequantization, seed=0,
-                         pixel_levels=dataset_info("digits").num_levels, **size)
+    model = FlowPlusPlus(
+        (8, 8, 1),
+        num_components=4,
+        dequantization=dequantization,
+        seed=0,
+        pixel_levels=dataset_info("digits").num_levels,
+        **size,
+    )
     learning_rate = keras.optimizers.schedules.CosineDecay(3e-3, decay_steps=epochs * steps, alpha=0.05)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), steps_per_execution=steps)
     noise = PIPELINE_NOISE[dequantization]
-    history = model.fit(make_dataset("digits", "train", batch_size=64, repeat=True, dequantize=noise),
-                        epochs=epochs, steps_per_epoch=steps, verbose=2,
-                        validation_data=make_dataset("digits", "validation", batch_size=250, shuffle=False,
-                                                     dequantize=noise))
+    history = model.fit(
+        make_dataset("digits", "train", batch_size=64, repeat=True, dequantize=noise),
+        epochs=epochs,
+        steps_per_epoch=steps,
+        verbose=2,
+        validation_data=make_dataset("digits", "validation", batch_size=250, shuffle=False, dequantize=noise),
+    )
     # Each pass draws fresh noise (the pipeline's uniform u, or q's samples): average a few.
     test = make_dataset("digits", "test", batch_size=250, shuffle=False, dequantize=noise)
-    test_bits = np.mean([model.evaluate(test, return_dict=True, verbose=0)["bits_per_dim"]
-                         for _ in range(EVALUATION_PASSES)])
+    test_bits = np.mean(
+        [model.evaluate(test, return_dict=True, verbose=0)["bits_per_dim"] for _ in range(EVALUATION_PASSES)]
+    )
     return history.history, test_bits, model
 
 
@@ -77,8 +91,9 @@ def main():
         ax.grid(alpha=0.3)
         ax.legend()
     # The first epochs sit far above the rest: frame the part where the two runs differ.
-    late = np.concatenate([h[k][len(h[k]) // 5:] for h, _, _ in results.values() for k in ("bits_per_dim",
-                                                                                            "val_bits_per_dim")])
+    late = np.concatenate(
+        [h[k][len(h[k]) // 5 :] for h, _, _ in results.values() for k in ("bits_per_dim", "val_bits_per_dim")]
+    )
     for ax in axes[:2]:
         ax.set_ylim(late.min() - 0.1, late.max() + 0.2)
     axes[0].set_ylabel("bits/dim (upper bound)")

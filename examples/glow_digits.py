@@ -17,17 +17,18 @@ Time:  about 5 min on 2 CPU cores shared with other jobs (3,000 steps, the best 
        --quick: about 15 s).
 Writes: <out>/glow_digits.png (rows: samples at T = 1.0, 0.7, 0.5; an interpolation between two test digits)
 """
+
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import _common
+import keras
+import matplotlib.pyplot as plt
+import numpy as np
 
-import _common  # noqa: E402
-import keras  # noqa: E402
-from keras_models import Glow  # noqa: E402
-from keras_models.train.plots import image_grid  # noqa: E402
-from tfp_flows.datasets import dataset_info, make_dataset  # noqa: E402
+from keras_models import Glow
+from keras_models.train.plots import image_grid
+from tfp_flows.datasets import dataset_info, make_dataset
 
 TEMPERATURES = (1.0, 0.7, 0.5)
 COLUMNS = 10
@@ -38,21 +39,32 @@ def main():
     args = _common.parse_args(__doc__)
 
     epochs, steps, width = (1, 3, 4) if args.quick else (100, 30, 64)
-    model = Glow(event_shape=(8, 8, 1), num_levels=2, num_steps=2 if args.quick else 8, hidden_channels=width,
-                 seed=0, pixel_levels=dataset_info("digits").num_levels)
+    model = Glow(
+        event_shape=(8, 8, 1),
+        num_levels=2,
+        num_steps=2 if args.quick else 8,
+        hidden_channels=width,
+        seed=0,
+        pixel_levels=dataset_info("digits").num_levels,
+    )
     learning_rate = keras.optimizers.schedules.CosineDecay(1e-3, decay_steps=epochs * steps, alpha=0.05)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), steps_per_execution=steps)
-    model.fit(make_dataset("digits", "train", batch_size=64, repeat=True), epochs=epochs, steps_per_epoch=steps,
-              validation_data=make_dataset("digits", "validation", batch_size=250, shuffle=False),
-              # 1,297 training images: keep the epoch that fits the held-out digits best, not the last one
-              # (patience = epochs: it never stops early, it only restores the best weights at the end).
-              callbacks=[keras.callbacks.EarlyStopping(monitor="val_loss", patience=epochs,
-                                                       restore_best_weights=True)],
-              verbose=2)
+    model.fit(
+        make_dataset("digits", "train", batch_size=64, repeat=True),
+        epochs=epochs,
+        steps_per_epoch=steps,
+        validation_data=make_dataset("digits", "validation", batch_size=250, shuffle=False),
+        # 1,297 training images: keep the epoch that fits the held-out digits best, not the last one
+        # (patience = epochs: it never stops early, it only restores the best weights at the end).
+        callbacks=[keras.callbacks.EarlyStopping(monitor="val_loss", patience=epochs, restore_best_weights=True)],
+        verbose=2,
+    )
 
     test = make_dataset("digits", "test", batch_size=250, shuffle=False)
-    print(f"test bits/dim: {model.evaluate(test, return_dict=True, verbose=0)['bits_per_dim']:.3f} "
-          "(uniform dequantization at 17 levels; log2 17 = 4.09 = knowing only which levels occur)")
+    print(
+        f"test bits/dim: {model.evaluate(test, return_dict=True, verbose=0)['bits_per_dim']:.3f} "
+        "(uniform dequantization at 17 levels; log2 17 = 4.09 = knowing only which levels occur)"
+    )
 
     rows = []
     for temperature in TEMPERATURES:
@@ -61,8 +73,12 @@ def main():
         # Without the coupling scale floor, some T = 1 latents would overflow here (see the docstring).
         share = 1 - len(finite) / DRAWS
         print(f"T = {temperature}: {share:.1%} of {DRAWS} samples overflowed to inf/NaN")
-        rows.append((f"samples, T = {temperature}" + (f" ({share:.1%} of draws non-finite, not shown)" if share
-                                                      else ""), finite[:COLUMNS]))
+        rows.append(
+            (
+                f"samples, T = {temperature}" + (f" ({share:.1%} of draws non-finite, not shown)" if share else ""),
+                finite[:COLUMNS],
+            )
+        )
     first, second = next(iter(test))[:2]
     rows.append(("interpolation between two test digits", model.interpolate(first, second, num_steps=COLUMNS)))
 

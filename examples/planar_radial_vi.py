@@ -16,17 +16,18 @@ Run:   python examples/planar_radial_vi.py          (--quick: a few steps; --out
 Time:  about 1.8 min on 2 CPU cores (--quick: about 15 s).
 Writes: <out>/planar_radial_vi.png
 """
+
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import _common
+import keras
+import matplotlib.pyplot as plt
+import numpy as np
+import tensorflow as tf
 
-import _common  # noqa: E402
-import keras  # noqa: E402
-from keras_models import PlanarFlow, RadialFlow, VariationalFlow  # noqa: E402
-from tfp_flows.datasets.energies import PLOT_LIMITS, get_energy  # noqa: E402
+from keras_models import PlanarFlow, RadialFlow, VariationalFlow
+from tfp_flows.datasets.energies import PLOT_LIMITS, get_energy
 
 ENERGIES = ("U1", "U2", "U3", "U4")
 FLOWS = {"planar": PlanarFlow, "radial": RadialFlow}
@@ -35,8 +36,9 @@ FLOWS = {"planar": PlanarFlow, "radial": RadialFlow}
 def fit_q(flow_class, energy, num_layers, steps):
     """A flow of `num_layers` steps fitted to exp(-energy) by `steps` Adam steps on the ELBO (256 samples)."""
     keras.utils.set_random_seed(0)
-    vi = VariationalFlow(flow_class(event_shape=(2,), num_layers=num_layers), target_log_prob=energy,
-                         batch_size=256, seed=0)
+    vi = VariationalFlow(
+        flow_class(event_shape=(2,), num_layers=num_layers), target_log_prob=energy, batch_size=256, seed=0
+    )
     learning_rate = keras.optimizers.schedules.CosineDecay(1e-2, decay_steps=steps, alpha=0.05)
     vi.compile(optimizer=keras.optimizers.Adam(learning_rate), steps_per_execution=min(steps, 50))
     vi.fit(epochs=1, steps_per_epoch=steps, verbose=0)
@@ -44,8 +46,12 @@ def fit_q(flow_class, energy, num_layers, steps):
 
 
 def main():
-    args = _common.parse_args(__doc__, lambda parser: parser.add_argument(
-        "--num-layers", type=int, default=16, help="flow steps K (the paper shows 2, 8, 32)"))
+    args = _common.parse_args(
+        __doc__,
+        lambda parser: parser.add_argument(
+            "--num-layers", type=int, default=16, help="flow steps K (the paper shows 2, 8, 32)"
+        ),
+    )
     tf.get_logger().setLevel("ERROR")  # eight models, eight traces: the retracing warning is expected
     num_layers, steps, resolution = (2, 5, 40) if args.quick else (args.num_layers, 1000, 100)
 

@@ -18,13 +18,14 @@ Run:   python examples/prelu_tutorial.py            (--quick: a few steps; --out
 Time:  about 10 s on 2 CPU cores (--quick: about 8 s).
 Writes: <out>/prelu_tutorial.png
 """
-import os
 
-import numpy as np
-import tensorflow as tf
+import os
 
 import _common
 import keras
+import numpy as np
+import tensorflow as tf
+
 from keras_models import PReLUFlow
 from keras_models.train.plots import plot_density_2d
 from tfp_flows.datasets import get_density, make_dataset
@@ -38,10 +39,8 @@ def main():
     model = PReLUFlow(event_shape=(2,), num_layers=2 if args.quick else 6)
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     # PReLUFlow's kinks bias the pathwise gradient (see its docstring): keep the best epoch, not the last.
-    best = keras.callbacks.EarlyStopping(monitor="val_nll", mode="min", patience=3,
-                                         restore_best_weights=True)
-    model.fit(train, epochs=epochs, steps_per_epoch=steps, validation_data=validation, callbacks=[best],
-              verbose=2)
+    best = keras.callbacks.EarlyStopping(monitor="val_nll", mode="min", patience=3, restore_best_weights=True)
+    model.fit(train, epochs=epochs, steps_per_epoch=steps, validation_data=validation, callbacks=[best], verbose=2)
 
     density = get_density("prelu")
     test = make_dataset("prelu", "test", batch_size=10_000, shuffle=False)
@@ -49,12 +48,21 @@ def main():
     flow_nll = -float(tf.reduce_mean(model.log_prob(x)))
     true_nll = -float(tf.reduce_mean(density.log_prob(x)))
     gauss_nll = gaussian_nll(x.numpy())
-    print(f"test NLL (nats): PReLU flow {flow_nll:.3f}, best Gaussian {gauss_nll:.3f}, true density "
-          f"{true_nll:.3f}; KL gap of the flow {flow_nll - true_nll:.3f}")
+    print(
+        f"test NLL (nats): PReLU flow {flow_nll:.3f}, best Gaussian {gauss_nll:.3f}, true density "
+        f"{true_nll:.3f}; KL gap of the flow {flow_nll - true_nll:.3f}"
+    )
 
-    _common.wrote(plot_density_2d(model.log_prob, os.path.join(args.out, "prelu_tutorial.png"), data=x[:2000],
-                                  samples=model.sample(2000, seed=1), limits=density.plot_limits,
-                                  title="learned density (PReLU flow)"))
+    _common.wrote(
+        plot_density_2d(
+            model.log_prob,
+            os.path.join(args.out, "prelu_tutorial.png"),
+            data=x[:2000],
+            samples=model.sample(2000, seed=1),
+            limits=density.plot_limits,
+            title="learned density (PReLU flow)",
+        )
+    )
 
 
 def gaussian_nll(x):

@@ -18,13 +18,14 @@ Run:   python examples/realnvp_two_moons.py         (--quick: a few steps; --out
 Time:  about 20 s on 2 CPU cores (--quick: about 10 s).
 Writes: <out>/realnvp_two_moons.png
 """
-import os
 
-import numpy as np
-import tensorflow as tf
+import os
 
 import _common
 import keras
+import numpy as np
+import tensorflow as tf
+
 from keras_models import RealNVP
 from keras_models.train.plots import plot_density_2d
 from tfp_flows.datasets import get_density, make_dataset
@@ -36,9 +37,13 @@ def main():
     model = RealNVP(event_shape=(2,), num_couplings=8, hidden_units=(width, width))
     learning_rate = keras.optimizers.schedules.CosineDecay(2e-3, decay_steps=epochs * steps, alpha=0.02)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), steps_per_execution=min(steps, 50))
-    model.fit(make_dataset("two_moons", "train", batch_size=256, repeat=True), epochs=epochs,
-              steps_per_epoch=steps, validation_data=make_dataset("two_moons", "validation", batch_size=2000,
-                                                                  shuffle=False), verbose=2)
+    model.fit(
+        make_dataset("two_moons", "train", batch_size=256, repeat=True),
+        epochs=epochs,
+        steps_per_epoch=steps,
+        validation_data=make_dataset("two_moons", "validation", batch_size=2000, shuffle=False),
+        verbose=2,
+    )
 
     density = get_density("two_moons")
     x = next(iter(make_dataset("two_moons", "test", batch_size=10_000, shuffle=False)))
@@ -46,9 +51,16 @@ def main():
     print(f"test NLL {-np.mean(model.log_prob(x)):.4f} nats; true density's {-np.mean(density.log_prob(x)):.4f}")
     print(f"KL gap E_p[log p - log q] = {gaps.mean():.4f} +- {gaps.std() / np.sqrt(gaps.size):.4f} nats")
 
-    _common.wrote(plot_density_2d(model.log_prob, os.path.join(args.out, "realnvp_two_moons.png"), data=x[:2000],
-                                  samples=model.sample(2000, seed=1), limits=density.plot_limits,
-                                  title="learned density (RealNVP)"))
+    _common.wrote(
+        plot_density_2d(
+            model.log_prob,
+            os.path.join(args.out, "realnvp_two_moons.png"),
+            data=x[:2000],
+            samples=model.sample(2000, seed=1),
+            limits=density.plot_limits,
+            title="learned density (RealNVP)",
+        )
+    )
 
 
 if __name__ == "__main__":

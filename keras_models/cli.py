@@ -1,18 +1,19 @@
 """`tfp-flows`: train, evaluate, sample from, export and list normalizing flows.
 
-    tfp-flows train                                   # RealNVP on two moons, about a minute on 2 CPU cores
-    tfp-flows train --preset glow --dataset digits --epochs 20
-    tfp-flows train --preset planar --dataset U2      # variational inference on a 2-D energy
-    tfp-flows train --preset radial --dataset U1 --objective iw-elbo --num-importance-samples 8
-    tfp-flows train --preset glow --dataset digits --conditional   # class-conditional: one sample row per digit
-    tfp-flows train --config run.yaml                 # keys mirror the flags (model_args, epochs, ...)
-    tfp-flows train --resume runs/realnvp-two_moons-20261123-101500
-    tfp-flows evaluate --model runs/<run>/model.keras --dataset two_moons --split test
-    tfp-flows sample --model saved_models/realnvp-two_moons --num-samples 500 --out samples/
-    tfp-flows sample --model saved_models/glow-digits --context 3   # a conditional export: 64 samples of c = 3
-    tfp-flows export --model runs/<run>/model.keras --name my-flow
-    tfp-flows list
+tfp-flows train                                   # RealNVP on two moons, about a minute on 2 CPU cores
+tfp-flows train --preset glow --dataset digits --epochs 20
+tfp-flows train --preset planar --dataset U2      # variational inference on a 2-D energy
+tfp-flows train --preset radial --dataset U1 --objective iw-elbo --num-importance-samples 8
+tfp-flows train --preset glow --dataset digits --conditional   # class-conditional: one sample row per digit
+tfp-flows train --config run.yaml                 # keys mirror the flags (model_args, epochs, ...)
+tfp-flows train --resume runs/realnvp-two_moons-20261123-101500
+tfp-flows evaluate --model runs/<run>/model.keras --dataset two_moons --split test
+tfp-flows sample --model saved_models/realnvp-two_moons --num-samples 500 --out samples/
+tfp-flows sample --model saved_models/glow-digits --context 3   # a conditional export: 64 samples of c = 3
+tfp-flows export --model runs/<run>/model.keras --name my-flow
+tfp-flows list
 """
+
 import argparse
 import json
 import os
@@ -24,6 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 def _number_type(convert, accept, expected):
     """An argparse `type`: `convert(text)` when that works and `accept`s the value, else an error saying `expected`
     and the text received (argparse prefixes the flag)."""
+
     def parse(text):
         try:
             value = convert(text)
@@ -32,6 +34,7 @@ def _number_type(convert, accept, expected):
         if value is None or not accept(value):
             raise argparse.ArgumentTypeError(f"expected {expected}, received {text!r}")
         return value
+
     return parse
 
 
@@ -54,7 +57,7 @@ def _load_config_file(path):
     with open(path, encoding="utf-8") as handle:
         text = handle.read()
     if path.endswith((".yaml", ".yml")):
-        import yaml  # noqa: PLC0415
+        import yaml
 
         config = yaml.safe_load(text)
     else:
@@ -65,8 +68,12 @@ def _load_config_file(path):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="tfp-flows", description="Normalizing flows with TensorFlow Probability and Keras 3.",
-                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="tfp-flows",
+        description="Normalizing flows with TensorFlow Probability and Keras 3.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__,
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     train = commands.add_parser("train", help="train a flow, then evaluate, plot and export it")
@@ -78,23 +85,41 @@ def build_parser():
     train.add_argument("--batch-size", type=_positive_int, help="global batch size")
     train.add_argument("--learning-rate", type=_positive_float)
     train.add_argument("--seed", type=int)
-    train.add_argument("--model-args", type=_json_object, help='preset arguments as JSON, e.g. \'{"num_couplings": 4}\'')
+    train.add_argument(
+        "--model-args", type=_json_object, help="preset arguments as JSON, e.g. '{\"num_couplings\": 4}'"
+    )
     train.add_argument("--run-dir", help="parent folder of run folders (default runs)")
     train.add_argument("--name", help="run and export name (default <preset>-<dataset>)")
     train.add_argument("--export-dir", help="where SavedModels go (default saved_models)")
     train.add_argument("--no-export", dest="export", action="store_false", default=None)
-    train.add_argument("--no-restore-best", dest="restore_best", action="store_false", default=None,
-                       help="keep the last epoch's weights instead of the best validation epoch's")
+    train.add_argument(
+        "--no-restore-best",
+        dest="restore_best",
+        action="store_false",
+        default=None,
+        help="keep the last epoch's weights instead of the best validation epoch's",
+    )
     train.add_argument("--jit-compile", action="store_true", default=None, help="compile train steps with XLA")
     train.add_argument("--strategy", choices=["default", "mirrored", "multiworker"])
     train.add_argument("--quiet", dest="verbose", action="store_const", const=0, default=None)
     train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last backup")
-    train.add_argument("--conditional", action="store_true", default=None,
-                       help="train p(x | c) with c the one-hot label (datasets with a context shape, `tfp-flows list`)")
-    train.add_argument("--objective", choices=["elbo", "iw-elbo"],
-                       help="variational inference (--dataset U1..U4) only: the bound trained on (default elbo)")
-    train.add_argument("--num-importance-samples", type=_positive_int, metavar="K",
-                       help="variational inference only: K samples per estimate of the iw-elbo (default 1)")
+    train.add_argument(
+        "--conditional",
+        action="store_true",
+        default=None,
+        help="train p(x | c) with c the one-hot label (datasets with a context shape, `tfp-flows list`)",
+    )
+    train.add_argument(
+        "--objective",
+        choices=["elbo", "iw-elbo"],
+        help="variational inference (--dataset U1..U4) only: the bound trained on (default elbo)",
+    )
+    train.add_argument(
+        "--num-importance-samples",
+        type=_positive_int,
+        metavar="K",
+        help="variational inference only: K samples per estimate of the iw-elbo (default 1)",
+    )
 
     evaluate = commands.add_parser("evaluate", help="NLL (and bits/dim) of a checkpoint or export on a split")
     evaluate.add_argument("--model", required=True, help="a .keras checkpoint, a run folder or a SavedModel")
@@ -109,9 +134,12 @@ def build_parser():
     sample.add_argument("--temperature", type=_non_negative_float, default=1.0)
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--out", default="samples", help="folder for samples.npy and samples.png")
-    sample.add_argument("--context", default=None,
-                        help="conditional exports: the condition c of every sample, a class index K (one-hot c) "
-                             "or a JSON list (c itself), e.g. --context 3 for the digit 3")
+    sample.add_argument(
+        "--context",
+        default=None,
+        help="conditional exports: the condition c of every sample, a class index K (one-hot c) "
+        "or a JSON list (c itself), e.g. --context 3 for the digit 3",
+    )
 
     export = commands.add_parser("export", help="export a .keras checkpoint as a TF Serving SavedModel")
     export.add_argument("--model", required=True, help="a .keras checkpoint or a run folder")
@@ -124,7 +152,7 @@ def build_parser():
 
 
 def _train(args, parser):
-    from keras_models.train import run  # noqa: PLC0415
+    from keras_models.train import run
 
     if args.resume:
         if not os.path.isfile(os.path.join(args.resume, "config.json")):
@@ -136,7 +164,7 @@ def _train(args, parser):
         config.update(flags)
         result = run.train(config)
     print(f"run folder:   {result['run_dir']}")
-    for name, path in sorted(result.get("figures", {}).items()):
+    for _name, path in sorted(result.get("figures", {}).items()):
         print(f"figure:       {path}")
     metrics = result["metrics"]
     if metrics.get("export_path"):
@@ -146,8 +174,7 @@ def _train(args, parser):
 
 
 def _load_checkpoint(path):
-    import keras  # noqa: PLC0415
-
+    import keras
 
     if os.path.isdir(path) and os.path.isfile(os.path.join(path, "model.keras")):
         path = os.path.join(path, "model.keras")
@@ -157,28 +184,36 @@ def _load_checkpoint(path):
 
 
 def _evaluate(args):
-    import numpy as np  # noqa: PLC0415
-    import tensorflow as tf  # noqa: PLC0415
+    import numpy as np
+    import tensorflow as tf
 
-    from tfp_flows.datasets import bits_per_dim, dataset_info, make_dataset  # noqa: PLC0415
+    from tfp_flows.datasets import bits_per_dim, dataset_info, make_dataset
 
     info = dataset_info(args.dataset)
 
     def batches(conditional):
         # A conditional model p(x | c) is scored on each example's own label (the dataset's (x, c) pairs).
-        data = make_dataset(args.dataset, split=args.split, batch_size=args.batch_size, shuffle=False,
-                            repeat=False, conditional=conditional)
+        data = make_dataset(
+            args.dataset,
+            split=args.split,
+            batch_size=args.batch_size,
+            shuffle=False,
+            repeat=False,
+            conditional=conditional,
+        )
         return data.take(args.max_batches) if args.max_batches else data
 
     if os.path.isfile(os.path.join(args.model, "saved_model.pb")) or _is_serving_dir(args.model):
-        from keras_models.serving.export import load_serving_model  # noqa: PLC0415
+        from keras_models.serving.export import load_serving_model
 
         log_prob = load_serving_model(args.model).signatures["log_prob"]
         inputs = log_prob.structured_input_signature[1]
         dtype = inputs["x"].dtype  # float64 exports take float64 data
         if "context" in inputs:
-            values = [log_prob(x=tf.cast(x, dtype), context=tf.cast(c, inputs["context"].dtype))["log_prob"].numpy()
-                      for x, c in batches(conditional=True)]
+            values = [
+                log_prob(x=tf.cast(x, dtype), context=tf.cast(c, inputs["context"].dtype))["log_prob"].numpy()
+                for x, c in batches(conditional=True)
+            ]
         else:
             values = [log_prob(x=tf.cast(x, dtype))["log_prob"].numpy() for x in batches(conditional=False)]
     else:
@@ -188,8 +223,12 @@ def _evaluate(args):
         conditional = getattr(model, "context_shape", None) is not None
         values = [model(batch, training=False).numpy() for batch in batches(conditional)]
     log_probs = np.concatenate(values)
-    report = {"dataset": args.dataset, "split": args.split, "examples": int(len(log_probs)),
-              "nll": float(-log_probs.mean())}
+    report = {
+        "dataset": args.dataset,
+        "split": args.split,
+        "examples": int(len(log_probs)),
+        "nll": float(-log_probs.mean()),
+    }
     if info.is_8bit_image:
         # On the data's own quantisation (17 levels for digits), as training's bits_per_dim metric.
         report["bits_per_dim"] = float(np.mean(bits_per_dim(log_probs, info.num_dims, num_levels=info.num_levels)))
@@ -202,23 +241,28 @@ def _is_serving_dir(path):
 
 
 def _sample(args):
-    import numpy as np  # noqa: PLC0415
-    import tensorflow as tf  # noqa: PLC0415
+    import numpy as np
+    import tensorflow as tf
 
-    from keras_models.train import plots  # noqa: PLC0415
-    from keras_models.serving.export import load_serving_model  # noqa: PLC0415
+    from keras_models.serving.export import load_serving_model
+    from keras_models.train import plots
 
     loaded = load_serving_model(args.model)
     signature = loaded.signatures["sample"]
-    inputs = dict(num_samples=tf.constant(args.num_samples, tf.int32),
-                  temperature=tf.constant(args.temperature, tf.float32), seed=tf.constant([args.seed, 0], tf.int32))
+    inputs = dict(
+        num_samples=tf.constant(args.num_samples, tf.int32),
+        temperature=tf.constant(args.temperature, tf.float32),
+        seed=tf.constant([args.seed, 0], tf.int32),
+    )
     context_spec = signature.structured_input_signature[1].get("context")
     if context_spec is not None:
         c = _parse_context(args.context, tuple(context_spec.shape[1:]))
         inputs["context"] = tf.constant(np.broadcast_to(c, (args.num_samples, *c.shape)), context_spec.dtype)
     elif args.context is not None:
-        raise ValueError(f"--context was given but {args.model} is not a conditional model (its sample signature "
-                         "takes no context); expected no --context")
+        raise ValueError(
+            f"--context was given but {args.model} is not a conditional model (its sample signature "
+            "takes no context); expected no --context"
+        )
     out = signature(**inputs)["samples"].numpy()
     os.makedirs(args.out, exist_ok=True)
     np.save(os.path.join(args.out, "samples.npy"), out)
@@ -233,13 +277,18 @@ def _sample(args):
 
 def _parse_context(text, context_shape):
     """--context: a class index K (one-hot c of length context_shape[0]) or a JSON list of shape context_shape."""
-    import numpy as np  # noqa: PLC0415
+    import numpy as np
 
-    expected = (f"a class index in [0, {context_shape[0]}) or a JSON list of shape {list(context_shape)}"
-                if len(context_shape) == 1 else f"a JSON list of shape {list(context_shape)}")
+    expected = (
+        f"a class index in [0, {context_shape[0]}) or a JSON list of shape {list(context_shape)}"
+        if len(context_shape) == 1
+        else f"a JSON list of shape {list(context_shape)}"
+    )
     if text is None:
-        raise ValueError(f"--context is required: this model is conditional (context shape {list(context_shape)}); "
-                         f"expected {expected}")
+        raise ValueError(
+            f"--context is required: this model is conditional (context shape {list(context_shape)}); "
+            f"expected {expected}"
+        )
     try:
         value = json.loads(text)
     except json.JSONDecodeError:
@@ -255,10 +304,10 @@ def _parse_context(text, context_shape):
 
 
 def _scatter(points, path):
-    import matplotlib  # noqa: PLC0415
+    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(4, 4))
     ax.scatter(points[:, 0], points[:, 1], s=3, alpha=0.6)
@@ -269,7 +318,7 @@ def _scatter(points, path):
 
 
 def _export(args):
-    from keras_models.serving.export import export_saved_model  # noqa: PLC0415
+    from keras_models.serving.export import export_saved_model
 
     model = _load_checkpoint(args.model)
     path = export_saved_model(model, base_dir=args.export_dir, name=args.name, version=args.version)
@@ -278,18 +327,23 @@ def _export(args):
 
 
 def _list():
-    from keras_models.flows.presets import PRESETS  # noqa: PLC0415
-    from tfp_flows.datasets import dataset_info, list_datasets  # noqa: PLC0415
-    from tfp_flows.datasets.energies import ENERGIES  # noqa: PLC0415
+    from keras_models.flows.presets import PRESETS
+    from tfp_flows.datasets import dataset_info, list_datasets
+    from tfp_flows.datasets.energies import ENERGIES
 
     print("presets:  " + ", ".join(sorted(PRESETS)))
     print("datasets: " + ", ".join(sorted(list_datasets())))
     # The context shape is the one-hot condition c that make_dataset(..., conditional=True) pairs with x.
-    labelled = [(name, dataset_info(name).context_shape) for name in sorted(list_datasets())
-                if dataset_info(name).context_shape is not None]
-    print("conditional datasets (context shape of c): "
-          + ", ".join(f"{name} {shape}" for name, shape in labelled))
-    print("energies (variational inference with planar/radial/...): " + ", ".join(sorted(name.upper() for name in ENERGIES)))
+    labelled = [
+        (name, dataset_info(name).context_shape)
+        for name in sorted(list_datasets())
+        if dataset_info(name).context_shape is not None
+    ]
+    print("conditional datasets (context shape of c): " + ", ".join(f"{name} {shape}" for name, shape in labelled))
+    print(
+        "energies (variational inference with planar/radial/...): "
+        + ", ".join(sorted(name.upper() for name in ENERGIES))
+    )
     return 0
 
 

@@ -22,35 +22,53 @@ preset stays in its own `tests/test_model_<preset>.py`. A preset without a case 
 A conditional case (`context_shape=...`, `conditional=True`) has `data(n, seed)` return the pair (x, c) with c
 [n, *context_shape]: tests/model_checks.py hands c to every call.
 """
+
 import dataclasses
 from functools import partial
 
 import numpy as np
 from sklearn.datasets import load_digits, make_moons
 
-from keras_models import (IAF, MAF, NICE, NSF, ConditionalGaussianBase, FlowPlusPlus, Glow, PlanarFlow, PReLUFlow,
-                          RadialFlow, RealNVP)
+from keras_models import (
+    IAF,
+    MAF,
+    NICE,
+    NSF,
+    ConditionalGaussianBase,
+    FlowPlusPlus,
+    Glow,
+    PlanarFlow,
+    PReLUFlow,
+    RadialFlow,
+    RealNVP,
+)
 
-CHECKS = ("every_weight_trains", "log_prob", "sample_encode_decode", "keras_round_trip", "jit_compile_trains",
-          "bijector_conforms")
+CHECKS = (
+    "every_weight_trains",
+    "log_prob",
+    "sample_encode_decode",
+    "keras_round_trip",
+    "jit_compile_trains",
+    "bijector_conforms",
+)
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelCase:
     id: str
-    preset: str                      # its name in PRESETS, or None for a class no preset names (IAF)
+    preset: str  # its name in PRESETS, or None for a class no preset names (IAF)
     make: callable
     data: callable
     perturb: float = 0.3
     replace: bool = False
-    atol: float = 1e-4               # encode/decode round trip
+    atol: float = 1e-4  # encode/decode round trip
     skip: dict = dataclasses.field(default_factory=dict)
     jit_overrides: dict = dataclasses.field(default_factory=dict)
     after_reload: callable = None
     support: tuple = None
     unit_interval: dict = None
     export: dict = None
-    conditional: bool = False        # data(n, seed) returns (x, c)
+    conditional: bool = False  # data(n, seed) returns (x, c)
 
     def __str__(self):
         return self.id
@@ -70,7 +88,7 @@ def banana(n, seed=0):
     """The TFP tutorial's density: x2 ~ N(0, 4^2), x1 ~ N(x2^2 / 4, 1)."""
     rng = np.random.default_rng(seed)
     x2 = 4.0 * rng.normal(size=n)
-    x1 = x2 ** 2 / 4.0 + rng.normal(size=n)
+    x1 = x2**2 / 4.0 + rng.normal(size=n)
     return np.stack([x1, x2], axis=1).astype(np.float32)
 
 
@@ -89,15 +107,14 @@ def digits_4x4(n, seed=0):
 def with_context(data, context_size):
     """Data paired with contexts: c [n, context_size] ~ N(0, 1), and x shifted by the first context value (so x
     depends on c), kept in [0, 1] for images (mixed towards 0.5)."""
+
     def make(n, seed=0):
         x = data(n, seed)
         c = np.random.default_rng(seed + 100).normal(size=(n, context_size)).astype(np.float32)
         shift = c[:, :1].reshape((n,) + (1,) * (x.ndim - 1))
-        if x.ndim == 4:
-            x = x * 0.8 + 0.1 + 0.05 * np.tanh(shift)
-        else:
-            x = x + shift
+        x = x * 0.8 + 0.1 + 0.05 * np.tanh(shift) if x.ndim == 4 else x + shift
         return x.astype(np.float32), c
+
     return make
 
 
@@ -112,83 +129,231 @@ def with_conditional_gaussian_base(model_class, *args, base_hidden_units=(4,), *
 def same_permutations(model, reloaded):
     def permutations(m):
         return [p.permutation.tolist() for p in m.flow_layers if hasattr(p, "permutation")]
+
     assert permutations(reloaded) == permutations(model)
 
 
 def same_dequantization_elbo(model, reloaded):
     """q(u | x)'s weights travel with the file too."""
     x = digits_4x4(8, seed=5)
-    np.testing.assert_allclose(reloaded.dequantization_elbo(x, seed=2).numpy(),
-                               model.dequantization_elbo(x, seed=2).numpy(), rtol=1e-6, atol=1e-5)
+    np.testing.assert_allclose(
+        reloaded.dequantization_elbo(x, seed=2).numpy(),
+        model.dequantization_elbo(x, seed=2).numpy(),
+        rtol=1e-6,
+        atol=1e-5,
+    )
 
 
 B_BIT = {"num_bits": 8}
 
 CASES = [
-    ModelCase("nice", "nice", partial(NICE, (2,), num_couplings=2, hidden_units=(16,), base_distribution="normal",
-                                      activation="tanh"), moons, unit_interval=B_BIT,
-              export=dict(hidden_units=(8,), base_distribution="logistic", activation="relu")),
+    ModelCase(
+        "nice",
+        "nice",
+        partial(NICE, (2,), num_couplings=2, hidden_units=(16,), base_distribution="normal", activation="tanh"),
+        moons,
+        unit_interval=B_BIT,
+        export=dict(hidden_units=(8,), base_distribution="logistic", activation="relu"),
+    ),
     # With ActNorm, so its data-initialised loc and log-scale are among the weights that must train.
-    ModelCase("realnvp-vector", "realnvp", partial(RealNVP, (2,), num_couplings=2, hidden_units=(16,), actnorm=True,
-                                                   base_distribution="logistic", activation="tanh"), moons),
-    ModelCase("realnvp-image", "realnvp", partial(RealNVP, (4, 4, 1), width=8, num_blocks=1, num_scales=2),
-              digits_4x4, perturb=0.05, support=(0.0, 1.0), export=dict(width=4, num_scales=1),
-              skip={"every_weight_trains": "test_model_realnvp.py's image fit trains every weight (bits/dim)",
-                    "jit_compile_trains": "the vector case compiles the same couplings"}),
-    ModelCase("maf", "maf", partial(MAF, (3,), num_layers=3, hidden_units=(16, 16), permutation="random"),
-              normal_3d, replace=True, after_reload=same_permutations, unit_interval=B_BIT,
-              export=dict(num_layers=2, hidden_units=(8,), permutation="reverse")),
-    ModelCase("iaf", None, partial(IAF, (3,), num_layers=2, hidden_units=(8,)), normal_3d, replace=True,
-              after_reload=same_permutations, unit_interval=B_BIT, export={}),
-    ModelCase("nsf-coupling", "nsf", partial(NSF, (2,), num_layers=2, hidden_units=(16,), num_bins=4, bound=2.0),
-              moons, unit_interval=B_BIT, export=dict(hidden_units=(8,), num_bins=3)),
-    ModelCase("nsf-autoregressive", "nsf", partial(NSF, (3,), variant="autoregressive", num_layers=2,
-                                                   hidden_units=(16,), num_bins=4, permutation="random"),
-              normal_3d, after_reload=same_permutations),
-    ModelCase("glow-image", "glow", partial(Glow, (4, 4, 2), num_levels=2, num_steps=1, hidden_channels=4, seed=0),
-              two_channel_images, perturb=0.05, support=(0.0, 1.0)),
-    ModelCase("glow-vector", "glow", partial(Glow, (2,), num_steps=2, hidden_channels=16, seed=0), banana,
-              perturb=0.05, unit_interval=B_BIT, export=dict(hidden_channels=8)),
-    ModelCase("flowpp-vector", "flowpp", partial(FlowPlusPlus, (2,), num_components=4, num_couplings=2,
-                                                 hidden_channels=32, num_blocks=1), moons, perturb=0.2, replace=True,
-              skip={"jit_compile_trains": "the image case compiles the same mixture couplings"}),
+    ModelCase(
+        "realnvp-vector",
+        "realnvp",
+        partial(
+            RealNVP,
+            (2,),
+            num_couplings=2,
+            hidden_units=(16,),
+            actnorm=True,
+            base_distribution="logistic",
+            activation="tanh",
+        ),
+        moons,
+    ),
+    ModelCase(
+        "realnvp-image",
+        "realnvp",
+        partial(RealNVP, (4, 4, 1), width=8, num_blocks=1, num_scales=2),
+        digits_4x4,
+        perturb=0.05,
+        support=(0.0, 1.0),
+        export=dict(width=4, num_scales=1),
+        skip={
+            "every_weight_trains": "test_model_realnvp.py's image fit trains every weight (bits/dim)",
+            "jit_compile_trains": "the vector case compiles the same couplings",
+        },
+    ),
+    ModelCase(
+        "maf",
+        "maf",
+        partial(MAF, (3,), num_layers=3, hidden_units=(16, 16), permutation="random"),
+        normal_3d,
+        replace=True,
+        after_reload=same_permutations,
+        unit_interval=B_BIT,
+        export=dict(num_layers=2, hidden_units=(8,), permutation="reverse"),
+    ),
+    ModelCase(
+        "iaf",
+        None,
+        partial(IAF, (3,), num_layers=2, hidden_units=(8,)),
+        normal_3d,
+        replace=True,
+        after_reload=same_permutations,
+        unit_interval=B_BIT,
+        export={},
+    ),
+    ModelCase(
+        "nsf-coupling",
+        "nsf",
+        partial(NSF, (2,), num_layers=2, hidden_units=(16,), num_bins=4, bound=2.0),
+        moons,
+        unit_interval=B_BIT,
+        export=dict(hidden_units=(8,), num_bins=3),
+    ),
+    ModelCase(
+        "nsf-autoregressive",
+        "nsf",
+        partial(
+            NSF, (3,), variant="autoregressive", num_layers=2, hidden_units=(16,), num_bins=4, permutation="random"
+        ),
+        normal_3d,
+        after_reload=same_permutations,
+    ),
+    ModelCase(
+        "glow-image",
+        "glow",
+        partial(Glow, (4, 4, 2), num_levels=2, num_steps=1, hidden_channels=4, seed=0),
+        two_channel_images,
+        perturb=0.05,
+        support=(0.0, 1.0),
+    ),
+    ModelCase(
+        "glow-vector",
+        "glow",
+        partial(Glow, (2,), num_steps=2, hidden_channels=16, seed=0),
+        banana,
+        perturb=0.05,
+        unit_interval=B_BIT,
+        export=dict(hidden_channels=8),
+    ),
+    ModelCase(
+        "flowpp-vector",
+        "flowpp",
+        partial(FlowPlusPlus, (2,), num_components=4, num_couplings=2, hidden_channels=32, num_blocks=1),
+        moons,
+        perturb=0.2,
+        replace=True,
+        skip={"jit_compile_trains": "the image case compiles the same mixture couplings"},
+    ),
     # One coupling per kind: checkerboard at full resolution, squeeze, channel mask on [2, 2, 4], unsqueeze.
-    ModelCase("flowpp-image", "flowpp", partial(FlowPlusPlus, (4, 4, 1), num_components=2, num_couplings=(1, 1, 0),
-                                                hidden_channels=8, num_blocks=1, use_attention=True, num_heads=2,
-                                                dequantizer_couplings=2, dequantizer_channels=8, seed=0),
-              digits_4x4, perturb=0.2, replace=True, support=(0.0, 1.0), after_reload=same_dequantization_elbo,
-              skip={"every_weight_trains": "test_model_flowpp.py's trained_image_model fixture checks it"},
-              jit_overrides=dict(num_couplings=1, dequantizer_couplings=1),
-              export=dict(num_couplings=1, hidden_channels=4, dequantizer_couplings=1, dequantizer_channels=4)),
+    ModelCase(
+        "flowpp-image",
+        "flowpp",
+        partial(
+            FlowPlusPlus,
+            (4, 4, 1),
+            num_components=2,
+            num_couplings=(1, 1, 0),
+            hidden_channels=8,
+            num_blocks=1,
+            use_attention=True,
+            num_heads=2,
+            dequantizer_couplings=2,
+            dequantizer_channels=8,
+            seed=0,
+        ),
+        digits_4x4,
+        perturb=0.2,
+        replace=True,
+        support=(0.0, 1.0),
+        after_reload=same_dequantization_elbo,
+        skip={"every_weight_trains": "test_model_flowpp.py's trained_image_model fixture checks it"},
+        jit_overrides=dict(num_couplings=1, dequantizer_couplings=1),
+        export=dict(num_couplings=1, hidden_channels=4, dequantizer_couplings=1, dequantizer_channels=4),
+    ),
     # Conditional models p(x | c): couplings (vector and image), MADEs, Glow's couplings and split priors.
-    ModelCase("realnvp-vector-conditional", "realnvp", partial(RealNVP, (2,), num_couplings=2, hidden_units=(16,),
-                                                               actnorm=True, context_shape=(2,)),
-              with_context(moons, 2), conditional=True),
-    ModelCase("realnvp-image-conditional", "realnvp", partial(RealNVP, (4, 4, 1), width=4, num_blocks=1,
-                                                              num_scales=2, context_shape=(2,)),
-              with_context(digits_4x4, 2), perturb=0.05, support=(0.0, 1.0), conditional=True,
-              skip={"every_weight_trains": "the vector case trains the same conditional couplings",
-                    "jit_compile_trains": "the vector case compiles the same conditional couplings"}),
+    ModelCase(
+        "realnvp-vector-conditional",
+        "realnvp",
+        partial(RealNVP, (2,), num_couplings=2, hidden_units=(16,), actnorm=True, context_shape=(2,)),
+        with_context(moons, 2),
+        conditional=True,
+    ),
+    ModelCase(
+        "realnvp-image-conditional",
+        "realnvp",
+        partial(RealNVP, (4, 4, 1), width=4, num_blocks=1, num_scales=2, context_shape=(2,)),
+        with_context(digits_4x4, 2),
+        perturb=0.05,
+        support=(0.0, 1.0),
+        conditional=True,
+        skip={
+            "every_weight_trains": "the vector case trains the same conditional couplings",
+            "jit_compile_trains": "the vector case compiles the same conditional couplings",
+        },
+    ),
     # p(z | c) = N(mu(c), diag sigma(c)^2): the base's network must train, reload and see the context too.
-    ModelCase("realnvp-vector-conditional-base", "realnvp",
-              partial(with_conditional_gaussian_base, RealNVP, (2,), num_couplings=2, hidden_units=(8,),
-                      context_shape=(2,)),
-              with_context(moons, 2), conditional=True),
-    ModelCase("maf-conditional", "maf", partial(MAF, (3,), num_layers=2, hidden_units=(16,), context_shape=(2,)),
-              with_context(normal_3d, 2), replace=True, conditional=True),
-    ModelCase("glow-image-conditional", "glow", partial(Glow, (4, 4, 2), num_levels=2, num_steps=1,
-                                                        hidden_channels=4, seed=0, context_shape=(3,)),
-              with_context(two_channel_images, 3), perturb=0.05, support=(0.0, 1.0), conditional=True),
-    ModelCase("nsf-coupling-conditional", "nsf", partial(NSF, (2,), num_layers=2, hidden_units=(16,), num_bins=4,
-                                                         bound=2.0, context_shape=(2,)),
-              with_context(moons, 2), conditional=True,
-              skip={"jit_compile_trains": "the conditional RealNVP case compiles the same conditional coupling path"}),
-    ModelCase("nsf-autoregressive-conditional", "nsf", partial(NSF, (3,), variant="autoregressive", num_layers=2,
-                                                               hidden_units=(16,), num_bins=4, context_shape=(2,)),
-              with_context(normal_3d, 2), conditional=True),
-    ModelCase("planar", "planar", partial(PlanarFlow, (2,), num_layers=3), moons, perturb=0.5, replace=True,
-              atol=1e-5, unit_interval=B_BIT, export={}),
-    ModelCase("radial", "radial", partial(RadialFlow, (2,), num_layers=3), moons, perturb=0.5, replace=True,
-              atol=1e-5, unit_interval=B_BIT, export={}),
+    ModelCase(
+        "realnvp-vector-conditional-base",
+        "realnvp",
+        partial(with_conditional_gaussian_base, RealNVP, (2,), num_couplings=2, hidden_units=(8,), context_shape=(2,)),
+        with_context(moons, 2),
+        conditional=True,
+    ),
+    ModelCase(
+        "maf-conditional",
+        "maf",
+        partial(MAF, (3,), num_layers=2, hidden_units=(16,), context_shape=(2,)),
+        with_context(normal_3d, 2),
+        replace=True,
+        conditional=True,
+    ),
+    ModelCase(
+        "glow-image-conditional",
+        "glow",
+        partial(Glow, (4, 4, 2), num_levels=2, num_steps=1, hidden_channels=4, seed=0, context_shape=(3,)),
+        with_context(two_channel_images, 3),
+        perturb=0.05,
+        support=(0.0, 1.0),
+        conditional=True,
+    ),
+    ModelCase(
+        "nsf-coupling-conditional",
+        "nsf",
+        partial(NSF, (2,), num_layers=2, hidden_units=(16,), num_bins=4, bound=2.0, context_shape=(2,)),
+        with_context(moons, 2),
+        conditional=True,
+        skip={"jit_compile_trains": "the conditional RealNVP case compiles the same conditional coupling path"},
+    ),
+    ModelCase(
+        "nsf-autoregressive-conditional",
+        "nsf",
+        partial(NSF, (3,), variant="autoregressive", num_layers=2, hidden_units=(16,), num_bins=4, context_shape=(2,)),
+        with_context(normal_3d, 2),
+        conditional=True,
+    ),
+    ModelCase(
+        "planar",
+        "planar",
+        partial(PlanarFlow, (2,), num_layers=3),
+        moons,
+        perturb=0.5,
+        replace=True,
+        atol=1e-5,
+        unit_interval=B_BIT,
+        export={},
+    ),
+    ModelCase(
+        "radial",
+        "radial",
+        partial(RadialFlow, (2,), num_layers=3),
+        moons,
+        perturb=0.5,
+        replace=True,
+        atol=1e-5,
+        unit_interval=B_BIT,
+        export={},
+    ),
     ModelCase("prelu", "prelu", partial(PReLUFlow, (2,), num_layers=3), banana, unit_interval=B_BIT, export={}),
 ]

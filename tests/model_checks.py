@@ -4,13 +4,13 @@ tests/model_cases.py (a new preset costs one case, not a copy of the checklist);
 Data is an array x, or for a conditional model (`context_shape`) the pair (x, c): `split` takes it apart, and
 every check hands c on (`log_prob(x, c)`, `sample(n, c)`, datasets of (x, c) pairs).
 """
+
 import json
 
+import keras
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
-
-import keras
 
 from tfp_flows.conditioning import conditional_kwargs
 from tfp_flows.testing import assert_bijector_invariants, with_fixed_kwargs
@@ -43,8 +43,12 @@ def dataset_of(x, batch_size=64, seed=0):
     """A shuffled, repeated tf.data pipeline of x alone (no labels), or of (x, c) pairs, as fit expects."""
     slices = tuple(np.asarray(t, np.float32) for t in x) if isinstance(x, tuple) else np.asarray(x, np.float32)
     size = len(slices[0]) if isinstance(slices, tuple) else len(slices)
-    return (tf.data.Dataset.from_tensor_slices(slices).shuffle(size, seed=seed)
-            .batch(batch_size, drop_remainder=True).repeat())
+    return (
+        tf.data.Dataset.from_tensor_slices(slices)
+        .shuffle(size, seed=seed)
+        .batch(batch_size, drop_remainder=True)
+        .repeat()
+    )
 
 
 def gaussian_baseline_nll(x):
@@ -123,10 +127,14 @@ def assert_keras_round_trip(model, x, tmp_path, atol=1e-6):
     assert as_saved_config(reloaded.get_config()) == as_saved_config(model.get_config())
     x, c = split(x)
     args = () if c is None else (c,)
-    np.testing.assert_allclose(reloaded.log_prob(x, *args).numpy(), model.log_prob(x, *args).numpy(), atol=atol,
-                               rtol=1e-6)
-    np.testing.assert_allclose(reloaded.sample(3, first(c, 3), temperature=0.7, seed=4).numpy(),
-                               model.sample(3, first(c, 3), temperature=0.7, seed=4).numpy(), atol=1e-5)
+    np.testing.assert_allclose(
+        reloaded.log_prob(x, *args).numpy(), model.log_prob(x, *args).numpy(), atol=atol, rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        reloaded.sample(3, first(c, 3), temperature=0.7, seed=4).numpy(),
+        model.sample(3, first(c, 3), temperature=0.7, seed=4).numpy(),
+        atol=1e-5,
+    )
     if not model._layers_needing_init():
         assert not reloaded._layers_needing_init()
     return reloaded
@@ -150,5 +158,12 @@ def assert_bijector_conforms(model, x, rtol=1e-3, atol=1e-3, check_jacobian=True
     bijector = model.bijector
     if c is not None:
         bijector = with_fixed_kwargs(bijector, conditional_kwargs(bijector, c))
-    assert_bijector_invariants(bijector, tf.constant(z.numpy()), event_ndims, rtol=rtol, atol=atol,
-                               check_jacobian=check_jacobian, name=model.name)
+    assert_bijector_invariants(
+        bijector,
+        tf.constant(z.numpy()),
+        event_ndims,
+        rtol=rtol,
+        atol=atol,
+        check_jacobian=check_jacobian,
+        name=model.name,
+    )

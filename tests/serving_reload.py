@@ -9,6 +9,7 @@ signature names and the modules that were importable. The packages a deployment 
 TensorFlow is imported (a None entry in sys.modules makes `import` raise ImportError), so any dependency of the
 export on them fails loudly here.
 """
+
 import json
 import os
 import sys
@@ -39,8 +40,9 @@ def main(manifest_path, out_folder):
         np.savez(os.path.join(out_folder, f"{entry['key']}.npz"), **outputs)
     # Blocked names stay None (never replaced by a real import); nothing else of ours or Keras' was loaded.
     report["blocked_still_none"] = all(sys.modules.get(name, "missing") is None for name in BLOCKED)
-    report["loaded_modules"] = sorted(name for name, module in sys.modules.items()
-                                      if module is not None and name.split(".")[0] in BLOCKED)
+    report["loaded_modules"] = sorted(
+        name for name, module in sys.modules.items() if module is not None and name.split(".")[0] in BLOCKED
+    )
     with open(os.path.join(out_folder, "report.json"), "w", encoding="utf-8") as handle:
         json.dump(report, handle)
 

@@ -1,13 +1,13 @@
 """Base distributions a FlowModel can use (named, any tfd.Distribution, a trainable Gaussian mixture) and
 `sample_and_log_prob`, the one-pass sampler with its density."""
+
+import keras
+import model_checks
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-import keras
-
-import model_checks
 from keras_models import RealNVP
 from keras_models.core.base_distributions import GaussianMixtureBase
 
@@ -17,7 +17,7 @@ tfd = tfp.distributions
 def test_sample_and_log_prob_matches_log_prob_of_the_samples_without_an_inverse():
     model = model_checks.perturb(RealNVP((2,), num_couplings=2, hidden_units=(8,)))
     x, log_prob = model.sample_and_log_prob(64, seed=3)
-    np.testing.assert_array_equal(x.numpy(), model.sample(64, seed=3).numpy())     # the same draw as `sample`
+    np.testing.assert_array_equal(x.numpy(), model.sample(64, seed=3).numpy())  # the same draw as `sample`
     np.testing.assert_allclose(log_prob.numpy(), model.log_prob(tf.identity(x)).numpy(), rtol=1e-5, atol=1e-5)
     # At T != 1 it is still the model's density at the returned points (documented), not the tempered sampler's.
     x, log_prob = model.sample_and_log_prob(16, temperature=0.5, seed=4)
@@ -28,8 +28,8 @@ def test_a_gaussian_mixture_base_trains_reloads_and_a_user_distribution_is_used_
     model = RealNVP((2,), num_couplings=2, hidden_units=(8,), base_distribution=GaussianMixtureBase(num_components=3))
     assert len(model.base_layer.trainable_weights) == 3 and model.base_layer.needs_initialization()
     x = np.random.default_rng(0).normal(size=(64, 2)).astype(np.float32)
-    model.compile(optimizer="adam", jit_compile=True)      # forced: Keras' "auto" is off on CPU
-    model.fit(x, epochs=1, batch_size=32, verbose=0)       # k-means of the encoded first batch, then two XLA steps
+    model.compile(optimizer="adam", jit_compile=True)  # forced: Keras' "auto" is off on CPU
+    model.fit(x, epochs=1, batch_size=32, verbose=0)  # k-means of the encoded first batch, then two XLA steps
     assert model.jit_compile is True
     assert not model.base_layer.needs_initialization()
     assert all(np.all(np.isfinite(w.numpy())) for w in model.base_layer.weights)
@@ -37,7 +37,7 @@ def test_a_gaussian_mixture_base_trains_reloads_and_a_user_distribution_is_used_
     model.save(path)
     loaded = keras.saving.load_model(path)
     assert isinstance(loaded.base_layer, GaussianMixtureBase) and loaded.base_layer.num_components == 3
-    assert not loaded.base_layer.needs_initialization()    # the init flag is saved: never redone
+    assert not loaded.base_layer.needs_initialization()  # the init flag is saved: never redone
     np.testing.assert_allclose(loaded.log_prob(x).numpy(), model.log_prob(x).numpy(), rtol=1e-6, atol=1e-6)
 
     student = tfd.Sample(tfd.StudentT(3.0, 0.0, 1.0), [2])
@@ -65,8 +65,8 @@ def test_bad_base_distributions_are_named():
 def test_a_gaussian_mixture_base_passes_the_model_checks():
     x = np.random.default_rng(2).normal(size=(64, 2)).astype(np.float32)
     model = RealNVP((2,), num_couplings=2, hidden_units=(8,), base_distribution="gmm")
-    model_checks.assert_every_weight_trains(model, x)           # logits, locs and log-scales included
-    model_checks.assert_sample_encode_decode(model, x)     # (XLA training: the round-trip test above)
+    model_checks.assert_every_weight_trains(model, x)  # logits, locs and log-scales included
+    model_checks.assert_sample_encode_decode(model, x)  # (XLA training: the round-trip test above)
 
 
 def _four_gaussians(n, seed):

@@ -3,6 +3,7 @@
 Nothing here is timed: the dry run's numbers are meaningless (tiny shapes, eager, one call each). The test
 checks structure (every case, both contenders, the header) and the protocol (alternation, medians, ratios).
 """
+
 import importlib.util
 import json
 import math
@@ -26,8 +27,7 @@ EXPECTED_CASES = {
     "glow": ("glow", ("train_step", "sample", "train_step_peak_memory")),
     "mixture": ("logistic-mixture", ("forward_root_solve_vs_inverse_closed_form", "max_forward_root_solve_error")),
     "planar_radial": ("flow K=", ("inverse_vs_forward", "max_inverse_error")),
-    "fit_quality": ("fit ", ("kl_gap RealNVP", "kl_gap Glow-2D", "kl_gap NICE", "kl_gap MAF",
-                             "kl_gap FlowPlusPlus")),
+    "fit_quality": ("fit ", ("kl_gap RealNVP", "kl_gap Glow-2D", "kl_gap NICE", "kl_gap MAF", "kl_gap FlowPlusPlus")),
 }
 
 
@@ -44,8 +44,14 @@ def _load_harness():
 def dry_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench") / "dry.json"
     env = dict(os.environ, CUDA_VISIBLE_DEVICES="", TF_CPP_MIN_LOG_LEVEL="3")
-    result = subprocess.run([sys.executable, str(BENCHMARKS / "run.py"), "--quick", "--dry-run", "--out", str(out)],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "run.py"), "--quick", "--dry-run", "--out", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, f"dry run failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
     return json.loads(out.read_text()), result.stdout
 
@@ -63,7 +69,7 @@ def test_dry_run_writes_a_header_then_records(dry_run):
     assert head["date"] and head["command"].startswith("python benchmarks/run.py")
     assert "xla" in head
     for record in data[1:]:
-        assert RECORD_KEYS <= set(record), record
+        assert set(record) >= RECORD_KEYS, record
         assert record["device"] == head["device"]
 
 
@@ -126,11 +132,13 @@ def test_timing_alternates_and_reports_medians(monkeypatch):
         def run():
             fn()
             clock["now"] += step() if callable(step) else step
+
         return run
 
     monkeypatch.setattr(harness.time, "perf_counter", fake_perf_counter)
-    timing = harness.time_alternating(timed(ours, lambda: next(ours_times)), timed(theirs, 10.0),
-                                      warmup=0, repeats=5, inner=1)
+    timing = harness.time_alternating(
+        timed(ours, lambda: next(ours_times)), timed(theirs, 10.0), warmup=0, repeats=5, inner=1
+    )
     monkeypatch.undo()
     t_ours, t_theirs = timing.ours, timing.theirs
     assert calls == ["ours", "theirs", "theirs", "ours", "ours", "theirs", "theirs", "ours", "ours", "theirs"]
@@ -154,11 +162,13 @@ def test_both_contenders_are_warmed_up_and_fast_calls_are_repeated():
     def count(who):
         def fn():
             calls[who] += 1
+
         return fn
 
     # The warm-up calls take next to no time, so min_measure_seconds asks for many calls per timing.
-    timing = harness.time_alternating(count("ours"), count("theirs"), warmup=2, repeats=3, inner=1,
-                                      min_measure_seconds=0.01)
+    timing = harness.time_alternating(
+        count("ours"), count("theirs"), warmup=2, repeats=3, inner=1, min_measure_seconds=0.01
+    )
     assert timing.inner > 1
     assert calls == {"ours": 2 + 3 * timing.inner, "theirs": 2 + 3 * timing.inner}
 
@@ -184,7 +194,7 @@ def _load_unseen_data():
 def test_unseen_densities_are_normalised(name):
     """The fit-quality benchmark's exact log-densities integrate to 1 (a wrong Jacobian or constant would not),
     also on data shrunk by --scale (its log p must gain D log 2)."""
-    import numpy as np  # noqa: PLC0415
+    import numpy as np
 
     unseen = _load_unseen_data()
     rng = np.random.default_rng(0)
@@ -209,7 +219,7 @@ def test_unseen_densities_are_normalised(name):
 def test_2d_densities_turn_per_seed_and_keep_their_density():
     """Each seed turns a 2-D set by its own angle; the density follows the points (log p is rotation-invariant
     up to the turn: a transposed rotation or a forgotten inverse would not match)."""
-    import numpy as np  # noqa: PLC0415
+    import numpy as np
 
     unseen = _load_unseen_data()
 
@@ -223,8 +233,12 @@ def test_2d_densities_turn_per_seed_and_keep_their_density():
     plain, turned = draw(0, rotate=False), draw(0)
     np.testing.assert_allclose(np.linalg.norm(turned.test, axis=1), np.linalg.norm(plain.test, axis=1), rtol=1e-5)
     assert not np.allclose(turned.test, plain.test, atol=0.1)
-    np.testing.assert_allclose(turned.log_prob(turned.test.astype(np.float64)),
-                               plain.log_prob(plain.test.astype(np.float64)), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        turned.log_prob(turned.test.astype(np.float64)),
+        plain.log_prob(plain.test.astype(np.float64)),
+        rtol=1e-4,
+        atol=1e-4,
+    )
     assert not np.isclose(turn(0), turn(1), atol=1e-3)
 
 
@@ -258,8 +272,9 @@ def test_keep_best_judges_the_best_checkpoints_against_their_own_best_variant(tm
     best = {"ours": [(0.8, 300)] * 3, "variants": [{"a": (1.0, 3000), "b": (0.9, 600)}] * 3}
     row = vs_plain.make_row("spiral_mixture", "MAF", [0, 1, 2], [(2.0, 1.0)] * 3, variants, None, best=best)
     assert row["verdict"] == "LOSES" and row["theirs_best_variant"] == "b" and row["verdict_best"] == "ours >= plain"
-    losing = vs_plain.make_row("spiral_mixture", "MAF", [0, 1, 2], [(0.5, 0.4)] * 3, variants, None,
-                               best=dict(best, ours=[(0.95, 300)] * 3))
+    losing = vs_plain.make_row(
+        "spiral_mixture", "MAF", [0, 1, 2], [(0.5, 0.4)] * 3, variants, None, best=dict(best, ours=[(0.95, 300)] * 3)
+    )
     assert losing["verdict"] == "ours >= plain" and losing["verdict_best"] == "LOSES"
     for rows, status in (([row], 0), ([losing], 1)):
         path = tmp_path / "rows.json"
@@ -271,12 +286,21 @@ def test_table_merges_one_comparisons_seeds_across_files_and_nowhere_else(tmp_pa
     """--table joins the seeds of one comparison run in several files (then judges the median of all), keeps rows
     of another --scale apart, and refuses a seed given twice."""
     variants = [{"a": 1.0}]
-    def write(name, seeds, ours, scale=1.0):  # noqa: E306
+
+    def write(name, seeds, ours, scale=1.0):
         path = tmp_path / name
-        row = vs_plain.make_row("spiral_mixture", "MAF", seeds, [(ours, ours)] * len(seeds), variants * len(seeds),
-                                variants * len(seeds), scale=scale)
+        row = vs_plain.make_row(
+            "spiral_mixture",
+            "MAF",
+            seeds,
+            [(ours, ours)] * len(seeds),
+            variants * len(seeds),
+            variants * len(seeds),
+            scale=scale,
+        )
         path.write_text(json.dumps({"rows": [row]}))
         return str(path)
+
     first, second = write("0-1.json", [0, 1], 0.5), write("2-4.json", [2, 3, 4], 2.0)
     (merged,), _ = vs_plain.table_from_files([first, second])
     assert merged["seeds"] == [0, 1, 2, 3, 4] and merged["ours_median"] == 2.0 and merged["verdict"] == "LOSES"
@@ -289,23 +313,33 @@ def test_table_merges_one_comparisons_seeds_across_files_and_nowhere_else(tmp_pa
 def test_both_sides_train_exactly_the_budget_and_checkpoint_every_tenth(vs_plain):
     """310 steps are 310 optimizer steps on either side (Keras rounds an epoch up to whole blocks of
     steps_per_execution: 310 at 50 per block once ran 350), with a validation checkpoint after every 31."""
-    import numpy as np  # noqa: PLC0415
+    import numpy as np
 
-    import keras_models  # noqa: PLC0415
+    import keras_models
+
     data = types.SimpleNamespace(train=np.random.default_rng(0).normal(size=(256, 2)).astype("float32"), image=False)
-    for model in (keras_models.MAF(event_shape=(2,), num_layers=1, hidden_units=(4,)),
-                  vs_plain.plain_tfp.PlainMAF(2, num_layers=1, hidden_units=(4,))):
+    for model in (
+        keras_models.MAF(event_shape=(2,), num_layers=1, hidden_units=(4,)),
+        vs_plain.plain_tfp.PlainMAF(2, num_layers=1, hidden_units=(4,)),
+    ):
         steps_seen = []
-        vs_plain._train(model, data, dict(batch=32, lr=1e-3), 310, 0, jit_compile=False,  # noqa: SLF001
-                        on_chunk=lambda model=model: steps_seen.append(int(model.optimizer.iterations.numpy())))
+        vs_plain._train(
+            model,
+            data,
+            dict(batch=32, lr=1e-3),
+            310,
+            0,
+            jit_compile=False,
+            on_chunk=lambda model=model, seen=steps_seen: seen.append(int(model.optimizer.iterations.numpy())),
+        )
         assert steps_seen == list(range(31, 311, 31)), type(model).__name__
 
 
 def test_conditional_spiral_arms_mixes_back_to_the_spiral():
     """spiral_arms' exact densities agree: sum_c p(c) p(x | c) = p(x) (the benchmark's mutual information and
     both KL gaps rest on it), each p(x | c) integrates to 1, and each class's points lie on its own arm."""
-    import numpy as np  # noqa: PLC0415
-    from scipy import special  # noqa: PLC0415
+    import numpy as np
+    from scipy import special
 
     unseen = _load_unseen_data()
     data = unseen.build_conditional("spiral_arms", seed=0, num_train=2000, num_test=10)

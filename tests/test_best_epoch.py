@@ -1,13 +1,15 @@
 """`tfp-flows train` keeps the best validation epoch: BestEpochCheckpoint saves it atomically and remembers it
 across a resume, and the run's model.keras, metrics and export hold those weights."""
+
 import json
 
+import keras
 import numpy as np
 
-from keras_models import _backend  # noqa: F401
-import keras
-
-from keras_models import RealNVP
+from keras_models import (
+    RealNVP,
+    _backend,  # noqa: F401
+)
 from keras_models.train import callbacks as training
 from keras_models.train import run
 
@@ -44,9 +46,19 @@ def test_best_epoch_is_kept_and_survives_a_resume(tmp_path):
 
 
 def test_train_reports_and_saves_the_best_epoch(tmp_path):
-    result = run.train({"epochs": 3, "steps_per_epoch": 5, "batch_size": 64, "verbose": 0, "export": False,
-                        "run_dir": str(tmp_path), "learning_rate": 0.05, "validation_batches": 2,
-                        "model_args": {"num_couplings": 2, "hidden_units": [8]}})
+    result = run.train(
+        {
+            "epochs": 3,
+            "steps_per_epoch": 5,
+            "batch_size": 64,
+            "verbose": 0,
+            "export": False,
+            "run_dir": str(tmp_path),
+            "learning_rate": 0.05,
+            "validation_batches": 2,
+            "model_args": {"num_couplings": 2, "hidden_units": [8]},
+        }
+    )
     metrics = result["metrics"]
     state = json.loads((tmp_path.glob("*/best/best.json").__next__()).read_text())
     assert metrics["best_epoch"] == state["epoch"] and metrics["weights"].startswith("best validation epoch")

@@ -3,13 +3,14 @@
 The shared model checks run on the conditional cases of tests/model_cases.py (round trips, `.keras`, XLA, every
 weight trains); this file checks what only a conditional model has.
 """
+
 import json
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-import keras
 from keras_models import MAF, NSF, RealNVP
 
 NAN = float("nan")
@@ -71,8 +72,9 @@ def test_the_model_density_is_its_tfp_distribution_with_bijector_kwargs():
 def test_one_context_is_broadcast_to_every_sample():
     model = small_model()
     c = np.array([0.5, -1.0], np.float32)
-    np.testing.assert_array_equal(model.sample(4, c, seed=8).numpy(),
-                                  model.sample(4, np.tile(c, (4, 1)), seed=8).numpy())
+    np.testing.assert_array_equal(
+        model.sample(4, c, seed=8).numpy(), model.sample(4, np.tile(c, (4, 1)), seed=8).numpy()
+    )
 
 
 def test_actnorm_is_initialised_from_the_first_x_c_batch_and_fit_takes_arrays():
@@ -115,17 +117,22 @@ def test_unconditional_models_keep_their_weights_and_a_none_context_shape():
 
 
 def test_conditional_gaussian_base_starts_standard_and_learns_the_context_shift():
-    from keras_models import ConditionalGaussianBase  # noqa: PLC0415
+    from keras_models import ConditionalGaussianBase
 
     keras.utils.set_random_seed(11)
-    model = RealNVP((2,), num_couplings=1, hidden_units=(8,), actnorm=False, context_shape=(1,),
-                    base_distribution=ConditionalGaussianBase(hidden_units=(16,)))
+    model = RealNVP(
+        (2,),
+        num_couplings=1,
+        hidden_units=(8,),
+        actnorm=False,
+        context_shape=(1,),
+        base_distribution=ConditionalGaussianBase(hidden_units=(16,)),
+    )
     x, c = two_blobs(512, seed=12)
-    standard = -np.sum(x ** 2, axis=1) / 2 - np.log(2 * np.pi)
+    standard = -np.sum(x**2, axis=1) / 2 - np.log(2 * np.pi)
     np.testing.assert_allclose(model.log_prob(x, c).numpy(), standard, rtol=1e-5, atol=1e-5)  # N(0, I) at init
     model.compile(optimizer=keras.optimizers.Adam(3e-2))
-    model.fit(tf.data.Dataset.from_tensor_slices((x, c)).batch(128).repeat(), epochs=1, steps_per_epoch=100,
-              verbose=0)
+    model.fit(tf.data.Dataset.from_tensor_slices((x, c)).batch(128).repeat(), epochs=1, steps_per_epoch=100, verbose=0)
     right = -float(tf.reduce_mean(model.log_prob(x, c)))
     wrong = -float(tf.reduce_mean(model.log_prob(x, -c)))
     assert wrong > right + 10.0, (right, wrong)
@@ -138,7 +145,7 @@ def test_conditional_gaussian_base_starts_standard_and_learns_the_context_shift(
 
 
 def test_conditional_model_round_trips_through_a_keras_file(tmp_path):
-    from keras_models import ConditionalGaussianBase  # noqa: PLC0415
+    from keras_models import ConditionalGaussianBase
 
     model = small_model(base_distribution=ConditionalGaussianBase(hidden_units=(4,)))
     rng = np.random.default_rng(14)
@@ -150,5 +157,4 @@ def test_conditional_model_round_trips_through_a_keras_file(tmp_path):
     as_json = lambda config: json.loads(json.dumps(config))  # noqa: E731 (build shapes reload as lists)
     assert as_json(reloaded.get_config()) == as_json(model.get_config()) and reloaded.context_shape == (2,)
     np.testing.assert_allclose(reloaded.log_prob(x, c).numpy(), model.log_prob(x, c).numpy(), rtol=1e-6)
-    np.testing.assert_allclose(reloaded.sample(5, c, seed=15).numpy(), model.sample(5, c, seed=15).numpy(),
-                               atol=1e-6)
+    np.testing.assert_allclose(reloaded.sample(5, c, seed=15).numpy(), model.sample(5, c, seed=15).numpy(), atol=1e-6)

@@ -1,4 +1,5 @@
 """bits_per_dim against closed forms: uniform = 8, a Gaussian by hand, and a logit counted inside or outside."""
+
 import math
 
 import numpy as np
@@ -46,9 +47,10 @@ def _logit_bijector(kind):
         return tfb.Chain([tfb.Scale(scale), tfb.Shift(shift), tfb.Sigmoid()])
     try:
         from tfp_flows import LogitTransform
+
         bijector = LogitTransform(alpha=ALPHA)
         bijector.inverse(tf.constant([0.5], tf.float64))
-    except Exception as err:  # noqa: BLE001  (tfp_flows' LogitTransform may not be written yet)
+    except Exception as err:
         pytest.skip(f"tfp_flows.LogitTransform is not usable yet: {err!r}")
     return bijector
 
@@ -75,11 +77,14 @@ def test_logit_jacobian_is_counted_inside_or_outside_the_model(kind):
     assert np.all(np.abs(bits_per_dim(base.log_prob(zs), dims).numpy() - outside.numpy()) > 0.1)
 
 
-@pytest.mark.parametrize("kwargs, error", [
-    (dict(log_prob=0.0, num_dims=0), ValueError),
-    (dict(log_prob=0.0, num_dims=2.5), TypeError),
-    (dict(log_prob=0.0, num_dims=4, num_levels=0), ValueError),
-])
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [
+        (dict(log_prob=0.0, num_dims=0), ValueError),
+        (dict(log_prob=0.0, num_dims=2.5), TypeError),
+        (dict(log_prob=0.0, num_dims=4, num_levels=0), ValueError),
+    ],
+)
 def test_bad_arguments(kwargs, error):
     with pytest.raises(error, match="num_dims|num_levels"):
         bits_per_dim(**kwargs)

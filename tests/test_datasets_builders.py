@@ -2,6 +2,7 @@
 
 Every test writes into a temporary data directory.
 """
+
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -45,8 +46,9 @@ def test_toy_config_loads_with_documented_split_sizes_and_same_points_as_toy_spl
         np.testing.assert_array_equal(_sorted_rows(x), _sorted_rows(toy_split("two_moons", split)))
         # Since 1.1.0 each point carries the moon that made it (the same pairs as toy_labelled_split).
         points, labels = toy_labelled_split("two_moons", split)
-        np.testing.assert_array_equal(_sorted_rows(np.column_stack([x, data["label"]])),
-                                      _sorted_rows(np.column_stack([points, labels])))
+        np.testing.assert_array_equal(
+            _sorted_rows(np.column_stack([x, data["label"]])), _sorted_rows(np.column_stack([points, labels]))
+        )
     # Splits are different draws.
     assert not np.array_equal(toy_split("two_moons", "validation"), toy_split("two_moons", "test"))
 
@@ -56,13 +58,11 @@ def test_small_custom_config_of_every_density_is_deterministic(name, tmp_path):
     def load(config, directory):
         return _load_all("tfp_flows_toy", "train", str(directory), "x", builder_kwargs={"config": config})
 
-    config = ToyConfig(name=f"{name}_small", density=name, seed=5, train_size=64, validation_size=8,
-                       test_size=8)
+    config = ToyConfig(name=f"{name}_small", density=name, seed=5, train_size=64, validation_size=8, test_size=8)
     first, again = load(config, tmp_path / "a"), load(config, tmp_path / "b")
     np.testing.assert_array_equal(_sorted_rows(first), _sorted_rows(again))
     np.testing.assert_array_equal(_sorted_rows(first), _sorted_rows(synthetic.DENSITIES[name].sample(64, [5, 0])))
-    other_seed = ToyConfig(name=f"{name}_seed6", density=name, seed=6, train_size=64, validation_size=8,
-                           test_size=8)
+    other_seed = ToyConfig(name=f"{name}_seed6", density=name, seed=6, train_size=64, validation_size=8, test_size=8)
     assert not np.array_equal(_sorted_rows(first), _sorted_rows(load(other_seed, tmp_path / "a")))
 
 

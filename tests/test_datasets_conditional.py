@@ -1,5 +1,6 @@
 """Conditional toy densities p(x | c): the classes mix back to the unconditional density exactly, each p(x | k)
 integrates to 1, samples for a class land on it, joint samples are the unconditional points, bad c is refused."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -21,11 +22,14 @@ def test_the_conditional_densities_are_two_moons_and_eight_gaussians():
 def test_sum_over_classes_of_prior_times_conditional_is_the_unconditional_density(name):
     density = get_conditional_density(name)
     x = tf.constant(np.random.default_rng(1).uniform(-5.0, 5.0, size=(300, 2)))  # float64, tails included
-    log_terms = [density.prior_log_prob() + density.log_prob(x, tf.one_hot(tf.fill([300], k), density.num_classes,
-                                                                             dtype=tf.float64)).numpy()
-                 for k in range(density.num_classes)]
-    np.testing.assert_allclose(np.logaddexp.reduce(log_terms, axis=0), get_density(name).log_prob(x).numpy(),
-                               rtol=1e-12, atol=1e-12)
+    log_terms = [
+        density.prior_log_prob()
+        + density.log_prob(x, tf.one_hot(tf.fill([300], k), density.num_classes, dtype=tf.float64)).numpy()
+        for k in range(density.num_classes)
+    ]
+    np.testing.assert_allclose(
+        np.logaddexp.reduce(log_terms, axis=0), get_density(name).log_prob(x).numpy(), rtol=1e-12, atol=1e-12
+    )
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -1,4 +1,5 @@
 """U1-U4 of Rezende & Mohamed (2015, Table 1) against values worked out by hand and a plain-math re-derivation."""
+
 import math
 
 import numpy as np
@@ -14,8 +15,9 @@ def _paper(name, z1, z2):
     w2 = 3 * math.exp(-0.5 * ((z1 - 1) / 0.6) ** 2)
     w3 = 3 / (1 + math.exp(-(z1 - 1) / 0.3))
     if name == "u1":
-        return (0.5 * ((math.hypot(z1, z2) - 2) / 0.4) ** 2
-                - math.log(math.exp(-0.5 * ((z1 - 2) / 0.6) ** 2) + math.exp(-0.5 * ((z1 + 2) / 0.6) ** 2)))
+        return 0.5 * ((math.hypot(z1, z2) - 2) / 0.4) ** 2 - math.log(
+            math.exp(-0.5 * ((z1 - 2) / 0.6) ** 2) + math.exp(-0.5 * ((z1 + 2) / 0.6) ** 2)
+        )
     if name == "u2":
         return 0.5 * ((z2 - w1) / 0.4) ** 2
     if name == "u3":
@@ -25,20 +27,28 @@ def _paper(name, z1, z2):
 
 def test_hand_computed_points():
     # U1 on the ring |z| = 2 at z1 = 0: both bumps equal, U1 = (2/0.6)^2 / 2 - log 2.
-    np.testing.assert_allclose(energies.u1(np.array([0.0, 2.0])).numpy(), (2 / 0.6) ** 2 / 2 - math.log(2),
-                               rtol=1e-6)
+    np.testing.assert_allclose(energies.u1(np.array([0.0, 2.0])).numpy(), (2 / 0.6) ** 2 / 2 - math.log(2), rtol=1e-6)
     # U1 at (2, 0): on the ring and on the right bump; the far bump adds -log(1 + exp(-(4/0.6)^2/2)).
-    np.testing.assert_allclose(energies.u1(np.array([2.0, 0.0])).numpy(),
-                               -math.log1p(math.exp(-(4 / 0.6) ** 2 / 2)), atol=1e-7)
+    np.testing.assert_allclose(
+        energies.u1(np.array([2.0, 0.0])).numpy(), -math.log1p(math.exp(-((4 / 0.6) ** 2) / 2)), atol=1e-7
+    )
     # U2 vanishes on the curve z2 = sin(pi z1 / 2): at (1, 1) and (0, 0); at (0, 0.4) it is 1/2.
-    np.testing.assert_allclose(energies.u2(np.array([[1.0, 1.0], [0.0, 0.0], [0.0, 0.4]])).numpy(),
-                               [0.0, 0.0, 0.5], atol=1e-6)
+    np.testing.assert_allclose(
+        energies.u2(np.array([[1.0, 1.0], [0.0, 0.0], [0.0, 0.4]])).numpy(), [0.0, 0.0, 0.5], atol=1e-6
+    )
     # U3 at (1, 1): w1 = 1, w2 = 3 -> -log(1 + exp(-(3/0.35)^2/2)).
-    np.testing.assert_allclose(energies.u3(np.array([1.0, 1.0], np.float64)).numpy(),
-                               -math.log1p(math.exp(-(3 / 0.35) ** 2 / 2)), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(
+        energies.u3(np.array([1.0, 1.0], np.float64)).numpy(),
+        -math.log1p(math.exp(-((3 / 0.35) ** 2) / 2)),
+        rtol=1e-12,
+        atol=1e-14,
+    )
     # U4 at (1, 1): w3 = 3/2 -> -log(1 + exp(-(1.5/0.35)^2/2)).
-    np.testing.assert_allclose(energies.u4(np.array([1.0, 1.0], np.float64)).numpy(),
-                               -math.log1p(math.exp(-(1.5 / 0.35) ** 2 / 2)), rtol=1e-12)
+    np.testing.assert_allclose(
+        energies.u4(np.array([1.0, 1.0], np.float64)).numpy(),
+        -math.log1p(math.exp(-((1.5 / 0.35) ** 2) / 2)),
+        rtol=1e-12,
+    )
 
 
 @pytest.mark.parametrize("name", sorted(energies.ENERGIES))

@@ -5,6 +5,7 @@ aligned with its squares so its sum is exact), a histogram of samples matches th
 (binomial tolerance), samples are deterministic for a seed, the quadrature-based densities agree with a much
 finer rule, float32/float64/XLA agree, and bad input raises clear errors.
 """
+
 import math
 
 import numpy as np
@@ -40,6 +41,7 @@ def grids():
         if name not in cache:
             cache[name] = _grid_log_prob(synthetic.DENSITIES[name], CELLS_PER_BIN.get(name, 40))
         return cache[name]
+
     return get
 
 
@@ -121,12 +123,15 @@ def test_closed_forms_at_hand_points():
     # PReLU density.
     prelu = synthetic.DENSITIES["prelu"]
     x1, x2 = 5.0, 3.0
-    want = (-0.5 * (x2 / 4) ** 2 - math.log(4 * math.sqrt(2 * math.pi))
-            - 0.5 * (x1 - x2 * x2 / 4) ** 2 - math.log(math.sqrt(2 * math.pi)))
+    want = (
+        -0.5 * (x2 / 4) ** 2
+        - math.log(4 * math.sqrt(2 * math.pi))
+        - 0.5 * (x1 - x2 * x2 / 4) ** 2
+        - math.log(math.sqrt(2 * math.pi))
+    )
     np.testing.assert_allclose(prelu.log_prob(np.array([[x1, x2]])).numpy()[0], want, rtol=1e-12)
     # Checkerboard: black square, white square, outside.
-    board = synthetic.DENSITIES["checkerboard"].log_prob(
-        np.array([[-3.0, -3.0], [-1.0, -3.0], [4.5, 0.0]])).numpy()
+    board = synthetic.DENSITIES["checkerboard"].log_prob(np.array([[-3.0, -3.0], [-1.0, -3.0], [4.5, 0.0]])).numpy()
     np.testing.assert_allclose(board[0], -math.log(32.0))
     assert board[1] == -np.inf and board[2] == -np.inf
 
@@ -153,16 +158,20 @@ def test_quadrature_agrees_with_a_four_times_finer_rule(name):
     if name == "two_moons":
         curves, latent, (lo, hi) = [density._upper, density._lower], np.zeros_like, (0.0, math.pi)
     else:
-        curves, latent, lo, hi = ([density._arm(k) for k in range(density.num_arms)],
-                                  density._latent_log_density, *density.s_range)
+        curves, latent, lo, hi = (
+            [density._arm(k) for k in range(density.num_arms)],
+            density._latent_log_density,
+            *density.s_range,
+        )
     centers, log_weights = [], []
     for curve in curves:
         c, lw = curve_quadrature(curve, latent, lo, hi, max_panel_length=density.noise / 4, nodes_per_panel=16)
         centers.append(c)
         log_weights.append(lw - np.logaddexp.reduce(lw) - math.log(len(curves)))
     fine = GaussianMixture2D(np.concatenate(centers), np.concatenate(log_weights), density.noise)
-    x = np.concatenate([density.sample(2000, seed=1, dtype=np.float64),
-                        np.random.default_rng(0).uniform(-5, 5, size=(2000, 2))])
+    x = np.concatenate(
+        [density.sample(2000, seed=1, dtype=np.float64), np.random.default_rng(0).uniform(-5, 5, size=(2000, 2))]
+    )
     reference = fine.log_prob(x).numpy()
     keep = reference > -40.0  # far tails (p < e^-40) are irrelevant for any estimate
     np.testing.assert_allclose(density.log_prob(x).numpy()[keep], reference[keep], atol=1e-6, rtol=0)

@@ -1,4 +1,5 @@
 """MNIST and CIFAR-10 through tfds.load (mocked, offline), and the error that says how to prepare missing data."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -16,17 +17,35 @@ def test_mocked_dataset_through_make_dataset(name, tmp_path):
         assert int(ds.cardinality()) == 2  # 10 examples, remainder dropped when shuffling
         x = np.concatenate([b.numpy() for b in ds]).astype(np.float64)
         assert x.min() >= 0.0 and x.max() < 1.0
-        centres = np.concatenate([b.numpy() for b in make_dataset(
-            name, "test", batch_size=4, shuffle=False, dequantize=None, data_dir=str(tmp_path), dtype=tf.float64)])
+        centres = np.concatenate(
+            [
+                b.numpy()
+                for b in make_dataset(
+                    name, "test", batch_size=4, shuffle=False, dequantize=None, data_dir=str(tmp_path), dtype=tf.float64
+                )
+            ]
+        )
         # conditional=True: the same x, each with its TFDS label as a one-hot c of length 10.
         pairs = make_dataset(name, batch_size=4, data_dir=str(tmp_path), conditional=True)
         assert pairs.element_spec[1] == tf.TensorSpec([4, 10], tf.float32)
         np.testing.assert_array_equal(np.concatenate([b.numpy() for b, _ in pairs]).astype(np.float64), x)
-        labelled = [(b.numpy(), c.numpy()) for b, c in make_dataset(
-            name, "test", batch_size=4, shuffle=False, dequantize=None, data_dir=str(tmp_path), dtype=tf.float64,
-            conditional=True)]
-        stored = {example["image"].tobytes(): int(example["label"])
-                  for example in load_tfds_split(name, "test", data_dir=str(tmp_path)).as_numpy_iterator()}
+        labelled = [
+            (b.numpy(), c.numpy())
+            for b, c in make_dataset(
+                name,
+                "test",
+                batch_size=4,
+                shuffle=False,
+                dequantize=None,
+                data_dir=str(tmp_path),
+                dtype=tf.float64,
+                conditional=True,
+            )
+        ]
+        stored = {
+            example["image"].tobytes(): int(example["label"])
+            for example in load_tfds_split(name, "test", data_dir=str(tmp_path)).as_numpy_iterator()
+        }
     images = np.round(np.concatenate([b for b, _ in labelled]) * 256 - 0.5).astype(np.uint8)
     c = np.concatenate([c for _, c in labelled])
     assert set(np.unique(c)) == {0.0, 1.0} and np.all(c.sum(axis=-1) == 1)

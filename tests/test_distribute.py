@@ -4,6 +4,7 @@ TensorFlow fixes its devices (and a multi-worker cluster) when it initialises, s
 processes: tests/scripts/mirrored_equivalence.py configures two logical CPU devices for MirroredStrategy, and
 two `tfp-flows train --strategy multiworker` processes form a cluster through TF_CONFIG on 127.0.0.1.
 """
+
 import json
 import os
 import pathlib
@@ -31,8 +32,13 @@ def _env(**extra):
 @pytest.fixture(scope="module")
 def one_step_results(tmp_path_factory):
     out = tmp_path_factory.mktemp("mirrored") / "results.json"
-    result = subprocess.run([sys.executable, str(SCRIPTS / "mirrored_equivalence.py"), str(out)], env=_env(),
-                            capture_output=True, text=True, timeout=TIMEOUT_S)
+    result = subprocess.run(
+        [sys.executable, str(SCRIPTS / "mirrored_equivalence.py"), str(out)],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     return json.loads(out.read_text())
 
@@ -91,19 +97,42 @@ def _last_epoch_line(stdout):
 def test_two_workers_train_together_and_only_the_chief_writes(tmp_path):
     ports = _free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
-    args = ["train", "--strategy", "multiworker", "--epochs", "2", "--steps-per-epoch", "3", "--batch-size", "32",
-            "--model-args", json.dumps({"num_couplings": 2, "hidden_units": [8, 8]}), "--quiet",
-            "--run-dir", "runs", "--export-dir", "exports", "--name", "two-workers"]
+    args = [
+        "train",
+        "--strategy",
+        "multiworker",
+        "--epochs",
+        "2",
+        "--steps-per-epoch",
+        "3",
+        "--batch-size",
+        "32",
+        "--model-args",
+        json.dumps({"num_couplings": 2, "hidden_units": [8, 8]}),
+        "--quiet",
+        "--run-dir",
+        "runs",
+        "--export-dir",
+        "exports",
+        "--name",
+        "two-workers",
+    ]
     worker_tmp = [tmp_path / f"tmp{index}" for index in range(2)]
     processes = []
     try:
         for index in range(2):
             worker_tmp[index].mkdir()
             tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
-            processes.append(subprocess.Popen(
-                [sys.executable, "-m", "keras_models.cli", *args], cwd=tmp_path, text=True,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                env=_env(TF_CONFIG=tf_config, TMPDIR=str(worker_tmp[index]))))
+            processes.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "keras_models.cli", *args],
+                    cwd=tmp_path,
+                    text=True,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    env=_env(TF_CONFIG=tf_config, TMPDIR=str(worker_tmp[index])),
+                )
+            )
         outputs = [process.communicate(timeout=TIMEOUT_S) for process in processes]
     finally:
         for process in processes:  # a hung collective must not outlive the test

@@ -1,4 +1,5 @@
 """The scripts in examples/: each runs with --quick as a user would run it and leaves a real figure behind."""
+
 import ast
 import os
 import pathlib
@@ -41,8 +42,14 @@ def test_quick_run_exits_cleanly_and_writes_a_non_blank_png(script, tmp_path):
     out = tmp_path / "figures"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
     env.pop("PYTHONPATH", None)  # the installed package, not the repository root (datasets/ would shadow)
-    result = subprocess.run([sys.executable, str(EXAMPLES / script), "--quick", "--out", str(out)], cwd=tmp_path,
-                            env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / script), "--quick", "--out", str(out)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, f"{script} exited {result.returncode}:\n{result.stdout}\n{result.stderr[-4000:]}"
     assert sorted(p.name for p in out.iterdir()) == [SCRIPTS[script]]
     image = matplotlib.image.imread(str(out / SCRIPTS[script]))

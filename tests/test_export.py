@@ -8,12 +8,14 @@ random op. Models: a tiny 2-D RealNVP, a tiny image Glow (bits_per_dim, multi-sc
 (decode and sample run the logistic-mixture root solve), a TFP distribution composed by hand, and two RealNVPs
 whose bases are not N(0, I): the "gmm" mixture and a raw `tfd.Distribution` (Student-t).
 """
+
 import json
 import os
 import re
 import subprocess
 import sys
 
+import model_checks
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -24,7 +26,6 @@ from tensorflow.python.framework import op_def_registry
 import tfp_flows
 from keras_models import FlowPlusPlus, Glow, RealNVP
 from keras_models.serving.export import export_distribution, export_saved_model
-import model_checks
 
 tfb, tfd = tfp.bijectors, tfp.distributions
 
@@ -32,13 +33,26 @@ HELPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "serving_reloa
 SAVED_MODEL_CLI = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
 TOLERANCE = dict(rtol=1e-5, atol=1e-5)
 # call id: (num_samples, temperature, seed)
-SAMPLE_CALLS = {"sample_a": (5, 0.7, [3, 4]), "sample_a_again": (5, 0.7, [3, 4]), "sample_b": (5, 0.7, [4, 3]),
-                "sample_t0": (2, 0.0, [3, 4])}
+SAMPLE_CALLS = {
+    "sample_a": (5, 0.7, [3, 4]),
+    "sample_a_again": (5, 0.7, [3, 4]),
+    "sample_b": (5, 0.7, [4, 3]),
+    "sample_t0": (2, 0.0, [3, 4]),
+}
 # The sample_and_log_prob signature is called with these: its samples must be `sample`'s for the same inputs.
 SAMPLE_AND_LOG_PROB_CALLS = ("sample_a",)
 # Stateful ops that are fine in a served graph: variable reads, asserts, control flow, the checkpoint machinery.
-ALLOWED_STATEFUL_OPS = {"Assert", "CheckNumerics", "DisableCopyOnRead", "If", "While", "NoOp", "ReadVariableOp",
-                        "StatefulPartitionedCall", "VarHandleOp"}
+ALLOWED_STATEFUL_OPS = {
+    "Assert",
+    "CheckNumerics",
+    "DisableCopyOnRead",
+    "If",
+    "While",
+    "NoOp",
+    "ReadVariableOp",
+    "StatefulPartitionedCall",
+    "VarHandleOp",
+}
 CHECKPOINT_OPS = {"AssignVariableOp", "MergeV2Checkpoints", "RestoreV2", "SaveV2"}
 PYTHON_CALLBACK_OPS = {"PyFunc", "PyFuncStateless", "EagerPyFunc"}
 
@@ -61,18 +75,29 @@ def _models():
     scale_tril = tf.Variable([[1.0, 0.0, 0.0], [0.3, 0.8, 0.0], [-0.2, 0.1, 1.2]], name="scale_tril")
     composed = tfd.TransformedDistribution(
         tfd.Sample(tfd.Normal(0.0, 1.0), [3]),
-        tfb.Chain([tfb.Shift(shift), tfp_flows.PReLU(alpha=tf.Variable(0.4, name="alpha")),
-                   tfb.ScaleMatvecTriL(scale_tril)]))
-    models = {"realnvp": (realnvp, points), "glow": (glow, images), "flowpp": (flowpp, points),
-              "composed": (composed, rng.normal(size=(6, 3)).astype(np.float32))}
+        tfb.Chain(
+            [tfb.Shift(shift), tfp_flows.PReLU(alpha=tf.Variable(0.4, name="alpha")), tfb.ScaleMatvecTriL(scale_tril)]
+        ),
+    )
+    models = {
+        "realnvp": (realnvp, points),
+        "glow": (glow, images),
+        "flowpp": (flowpp, points),
+        "composed": (composed, rng.normal(size=(6, 3)).astype(np.float32)),
+    }
 
     # Bases other than N(0, I), whose density and sampler must be traced into the graph too: the trainable
     # mixture ("gmm", k-means initialised on the encoded data) and a raw tfd.Distribution (heavy tails).
     base_rng = np.random.default_rng(7)
     gmm = RealNVP((2,), num_couplings=2, hidden_units=(8,), base_distribution="gmm", name="base-gmm")
     gmm.initialize_from_data(base_rng.normal(size=(32, 2)).astype(np.float32))
-    student = RealNVP((2,), num_couplings=2, hidden_units=(8,), name="base-student-t",
-                      base_distribution=tfd.Sample(tfd.StudentT(df=5.0, loc=0.0, scale=1.0), [2]))
+    student = RealNVP(
+        (2,),
+        num_couplings=2,
+        hidden_units=(8,),
+        name="base-student-t",
+        base_distribution=tfd.Sample(tfd.StudentT(df=5.0, loc=0.0, scale=1.0), [2]),
+    )
     for seed, (key, model) in enumerate((("base-gmm", gmm), ("base-student-t", student)), start=4):
         models[key] = (model_checks.perturb(model, 0.3, seed), base_rng.normal(size=(6, 2)).astype(np.float32) * 2)
     return models
@@ -83,8 +108,11 @@ def _expected(flow, x):
     is_model = hasattr(flow, "flow_layers")
     bijector = flow.bijector
     z = bijector.inverse(tf.constant(x))
-    expected = {"log_prob/log_prob": flow.log_prob(x), "encode/z": z,
-                "decode/x": bijector.forward(tf.identity(z) * 0.9)}
+    expected = {
+        "log_prob/log_prob": flow.log_prob(x),
+        "encode/z": z,
+        "decode/x": bijector.forward(tf.identity(z) * 0.9),
+    }
     if getattr(flow, "num_bits", None):
         expected["bits_per_dim/bits_per_dim"] = flow.bits_per_dim(flow.log_prob(x))
     for call, (n, temperature, seed) in SAMPLE_CALLS.items():
@@ -97,8 +125,9 @@ def _expected(flow, x):
             expected[f"{call}_and_log_prob/samples"] = samples
             # The model's density at the samples (also at temperature != 1): the hand-composed flow's reference
             # goes through the inverse, the models' is their own one-pass method.
-            expected[f"{call}_and_log_prob/log_prob"] = (flow.sample_and_log_prob(n, temperature, seed)[1]
-                                                         if is_model else flow.log_prob(samples))
+            expected[f"{call}_and_log_prob/log_prob"] = (
+                flow.sample_and_log_prob(n, temperature, seed)[1] if is_model else flow.log_prob(samples)
+            )
     return {key: np.asarray(value) for key, value in expected.items()}, (z.numpy() * 0.9).astype(np.float32)
 
 
@@ -116,22 +145,32 @@ def exports(tmp_path_factory):
             paths[key] = export_saved_model(flow, base_dir=str(root / "saved_models"))
         expected[key], z = _expected(flow, x)
 
-        def npy(name, value):
+        def npy(name, value, key=key):
             file = str(inputs_dir / f"{key}-{name}.npy")
             np.save(file, value)
             return file
 
-        calls = [{"id": "log_prob", "signature": "log_prob", "inputs": {"x": npy("x", x)}},
-                 {"id": "serving_default", "signature": "serving_default", "inputs": {"x": npy("x", x)}},
-                 {"id": "encode", "signature": "encode", "inputs": {"x": npy("x", x)}},
-                 {"id": "decode", "signature": "decode", "inputs": {"z": npy("z", z)}}]
+        calls = [
+            {"id": "log_prob", "signature": "log_prob", "inputs": {"x": npy("x", x)}},
+            {"id": "serving_default", "signature": "serving_default", "inputs": {"x": npy("x", x)}},
+            {"id": "encode", "signature": "encode", "inputs": {"x": npy("x", x)}},
+            {"id": "decode", "signature": "decode", "inputs": {"z": npy("z", z)}},
+        ]
         expected[key]["serving_default/log_prob"] = expected[key]["log_prob/log_prob"]
         if "bits_per_dim/bits_per_dim" in expected[key]:
             calls.append({"id": "bits_per_dim", "signature": "bits_per_dim", "inputs": {"x": npy("x", x)}})
         for call, (n, temperature, seed) in SAMPLE_CALLS.items():
-            calls.append({"id": call, "signature": "sample", "inputs": {
-                "num_samples": npy(f"{call}-n", np.int32(n)), "temperature": npy(f"{call}-t", np.float32(temperature)),
-                "seed": npy(f"{call}-seed", np.array(seed, np.int32))}})
+            calls.append(
+                {
+                    "id": call,
+                    "signature": "sample",
+                    "inputs": {
+                        "num_samples": npy(f"{call}-n", np.int32(n)),
+                        "temperature": npy(f"{call}-t", np.float32(temperature)),
+                        "seed": npy(f"{call}-seed", np.array(seed, np.int32)),
+                    },
+                }
+            )
             if call in SAMPLE_AND_LOG_PROB_CALLS:
                 calls.append(dict(calls[-1], id=f"{call}_and_log_prob", signature="sample_and_log_prob"))
         manifest["models"].append({"key": key, "path": paths[key], "calls": calls})
@@ -142,8 +181,9 @@ def exports(tmp_path_factory):
 
 def _run(command, **kwargs):
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, **kwargs)
-    assert result.returncode == 0, (f"{command} failed ({result.returncode}):\n{result.stdout[-3000:]}\n"
-                                    f"{result.stderr[-3000:]}")
+    assert result.returncode == 0, (
+        f"{command} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    )
     return result
 
 
@@ -154,13 +194,20 @@ def blocked_runs(exports):
     processes = []
     for out in folders:  # concurrently: two independent processes, and less wall time on 2 cores
         out.mkdir()
-        processes.append(subprocess.Popen([sys.executable, HELPER, exports["manifest"], str(out)],
-                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, HELPER, exports["manifest"], str(out)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     runs = []
     for out, process in zip(folders, processes):
         stdout, stderr = process.communicate(timeout=300)
-        assert process.returncode == 0, (f"blocked reload failed ({process.returncode}):\n{stdout[-3000:]}\n"
-                                         f"{stderr[-3000:]}")
+        assert process.returncode == 0, (
+            f"blocked reload failed ({process.returncode}):\n{stdout[-3000:]}\n{stderr[-3000:]}"
+        )
         report = json.loads((out / "report.json").read_text())
         runs.append((report, {key: dict(np.load(out / f"{key}.npz")) for key in exports["paths"]}))
     return runs
@@ -203,8 +250,11 @@ def test_every_signature_matches_the_in_memory_model(exports, blocked_runs, key)
 def test_samples_depend_only_on_the_seed(exports, blocked_runs, key):
     (_, first), (_, second) = blocked_runs
     for call in SAMPLE_CALLS:
-        np.testing.assert_array_equal(first[key][f"{call}/samples"], second[key][f"{call}/samples"],
-                                      err_msg=f"{key}: {call} differs between two processes")
+        np.testing.assert_array_equal(
+            first[key][f"{call}/samples"],
+            second[key][f"{call}/samples"],
+            err_msg=f"{key}: {call} differs between two processes",
+        )
     np.testing.assert_array_equal(first[key]["sample_a/samples"], first[key]["sample_a_again/samples"])
     assert not np.allclose(first[key]["sample_a/samples"], first[key]["sample_b/samples"]), "seed ignored"
     # Temperature 0 puts every draw at f(0), whatever the seed.
@@ -221,19 +271,26 @@ def test_saved_model_cli_shows_every_signature_with_dtypes_and_shapes(exports):
         "bits_per_dim": ({"x": ("DT_FLOAT", image)}, {"bits_per_dim": ("DT_FLOAT", "(-1)")}),
         "encode": ({"x": ("DT_FLOAT", image)}, {"z": ("DT_FLOAT", image)}),
         "decode": ({"z": ("DT_FLOAT", image)}, {"x": ("DT_FLOAT", image)}),
-        "sample": ({"num_samples": ("DT_INT32", "()"), "temperature": ("DT_FLOAT", "()"),
-                    "seed": ("DT_INT32", "(2)")}, {"samples": ("DT_FLOAT", image)}),
-        "sample_and_log_prob": ({"num_samples": ("DT_INT32", "()"), "temperature": ("DT_FLOAT", "()"),
-                                 "seed": ("DT_INT32", "(2)")},
-                                {"samples": ("DT_FLOAT", image), "log_prob": ("DT_FLOAT", "(-1)")}),
+        "sample": (
+            {"num_samples": ("DT_INT32", "()"), "temperature": ("DT_FLOAT", "()"), "seed": ("DT_INT32", "(2)")},
+            {"samples": ("DT_FLOAT", image)},
+        ),
+        "sample_and_log_prob": (
+            {"num_samples": ("DT_INT32", "()"), "temperature": ("DT_FLOAT", "()"), "seed": ("DT_INT32", "(2)")},
+            {"samples": ("DT_FLOAT", image), "log_prob": ("DT_FLOAT", "(-1)")},
+        ),
     }
     for name, (inputs, outputs) in expected.items():
         block = re.search(rf"signature_def\['{name}'\]:\n(.*?)Method name is: (\S+)", text, re.S)
         assert block, f"signature {name!r} missing from saved_model_cli show --all"
         assert block.group(2) == "tensorflow/serving/predict"
         for kind, tensors in (("inputs", inputs), ("outputs", outputs)):
-            found = {key: (dtype, shape) for key, dtype, shape in re.findall(
-                rf"{kind}\['(\w+)'\] tensor_info:\n\s+dtype: (\w+)\n\s+shape: ([^\n]+)", block.group(1))}
+            found = {
+                key: (dtype, shape)
+                for key, dtype, shape in re.findall(
+                    rf"{kind}\['(\w+)'\] tensor_info:\n\s+dtype: (\w+)\n\s+shape: ([^\n]+)", block.group(1)
+                )
+            }
             assert found == tensors, (name, kind, found)
 
 
@@ -241,8 +298,22 @@ def test_saved_model_cli_runs_log_prob_on_a_npy_file(exports, tmp_path):
     x = np.random.default_rng(5).normal(size=(4, 2)).astype(np.float32)
     np.save(tmp_path / "x.npy", x)
     out = tmp_path / "out"
-    _run([SAVED_MODEL_CLI, "run", "--dir", exports["paths"]["realnvp"], "--tag_set", "serve",
-          "--signature_def", "log_prob", "--inputs", f"x={tmp_path / 'x.npy'}", "--outdir", str(out)])
+    _run(
+        [
+            SAVED_MODEL_CLI,
+            "run",
+            "--dir",
+            exports["paths"]["realnvp"],
+            "--tag_set",
+            "serve",
+            "--signature_def",
+            "log_prob",
+            "--inputs",
+            f"x={tmp_path / 'x.npy'}",
+            "--outdir",
+            str(out),
+        ]
+    )
     log_prob = np.load(out / "log_prob.npy")
     reference = tf.saved_model.load(exports["paths"]["realnvp"]).signatures["log_prob"](x=tf.constant(x))
     np.testing.assert_allclose(log_prob, reference["log_prob"].numpy(), **TOLERANCE)
@@ -279,8 +350,9 @@ def assert_servable_graph(path):
             assert not ("Random" in op and op_def.is_stateful), f"{function}: stateful random op {op}"
             if op_def.is_stateful and op not in ALLOWED_STATEFUL_OPS:
                 # Writes and checkpoint I/O belong only to the save/restore functions TF adds, never to a signature.
-                assert op in CHECKPOINT_OPS and re.search(r"_traced_(save|restore)", function), \
+                assert op in CHECKPOINT_OPS and re.search(r"_traced_(save|restore)", function), (
                     f"{function}: stateful op {op}"
+                )
 
 
 @pytest.mark.parametrize("key", ["realnvp", "glow", "flowpp", "composed", "base-gmm", "base-student-t"])

@@ -4,6 +4,7 @@
 `tf.make_ndarray`, exact dtype and shape checks against the signature, outputs back to protos), so a request that
 passes here has the names, dtypes and shapes the server expects.
 """
+
 import json
 import os
 import re
@@ -35,8 +36,10 @@ def served(tmp_path_factory):
 
 @pytest.fixture
 def serving_apis():
-    return pytest.importorskip("tensorflow_serving.apis.predict_pb2",
-                               reason="tensorflow-serving-api (optional extra `serving`) is not installed")
+    return pytest.importorskip(
+        "tensorflow_serving.apis.predict_pb2",
+        reason="tensorflow-serving-api (optional extra `serving`) is not installed",
+    )
 
 
 def _input_specs(saved_model, signature_name):
@@ -58,7 +61,10 @@ def test_log_prob_request_carries_exactly_the_signature_inputs(served, serving_a
     x = np.random.default_rng(0).normal(size=(3, 2))  # float64 in, cast to the export's float32
     request = serving_client.log_prob_request(MODEL_NAME, x, version=1)
     assert (request.model_spec.name, request.model_spec.signature_name, request.model_spec.version.value) == (
-        MODEL_NAME, "log_prob", 1)
+        MODEL_NAME,
+        "log_prob",
+        1,
+    )
     _assert_inputs_match_signature(request, saved_model)
     np.testing.assert_array_equal(tf.make_ndarray(request.inputs["x"]), x.astype(np.float32))
     outputs = serving_client.decode_response(serving_client.predict_locally(saved_model, request))
@@ -82,18 +88,21 @@ def test_sample_request_carries_exactly_the_signature_inputs(served, serving_api
 def test_encode_and_decode_requests_round_trip(served, serving_apis):
     _, saved_model = served
     x = np.random.default_rng(1).normal(size=(5, 2)).astype(np.float32)
-    z = serving_client.decode_response(serving_client.predict_locally(
-        saved_model, serving_client.encode_request(MODEL_NAME, x)))["z"]
-    back = serving_client.decode_response(serving_client.predict_locally(
-        saved_model, serving_client.decode_request(MODEL_NAME, z)))["x"]
+    z = serving_client.decode_response(
+        serving_client.predict_locally(saved_model, serving_client.encode_request(MODEL_NAME, x))
+    )["z"]
+    back = serving_client.decode_response(
+        serving_client.predict_locally(saved_model, serving_client.decode_request(MODEL_NAME, z))
+    )["x"]
     np.testing.assert_allclose(back, x, rtol=1e-5, atol=1e-5)
     assert not np.allclose(z, x)
 
 
 def test_a_response_round_trips_through_the_wire_format(served, serving_apis):
     _, saved_model = served
-    outputs = saved_model.signatures["sample"](num_samples=tf.constant(3), temperature=tf.constant(1.0),
-                                               seed=tf.constant([5, 6]))
+    outputs = saved_model.signatures["sample"](
+        num_samples=tf.constant(3), temperature=tf.constant(1.0), seed=tf.constant([5, 6])
+    )
     response = serving_apis.PredictResponse()
     response.model_spec.name = MODEL_NAME
     for name, value in outputs.items():
@@ -116,13 +125,16 @@ def test_requests_the_server_would_reject_are_rejected(served, serving_apis):
         serving_client.predict_locally(saved_model, serving_client.predict_request(MODEL_NAME, "nope", {}))
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda: serving_client.sample_request(MODEL_NAME, num_samples=0), "`num_samples`"),
-    (lambda: serving_client.sample_request(MODEL_NAME, num_samples=2, temperature=-1.0), "`temperature`"),
-    (lambda: serving_client.sample_request(MODEL_NAME, num_samples=2, seed=(1, 2, 3)), "`seed`"),
-    (lambda: serving_client.log_prob_request(MODEL_NAME, [0.5, 0.25]), "`x`"),
-    (lambda: serving_client.log_prob_request("", np.zeros((1, 2))), "`model_name`"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: serving_client.sample_request(MODEL_NAME, num_samples=0), "`num_samples`"),
+        (lambda: serving_client.sample_request(MODEL_NAME, num_samples=2, temperature=-1.0), "`temperature`"),
+        (lambda: serving_client.sample_request(MODEL_NAME, num_samples=2, seed=(1, 2, 3)), "`seed`"),
+        (lambda: serving_client.log_prob_request(MODEL_NAME, [0.5, 0.25]), "`x`"),
+        (lambda: serving_client.log_prob_request("", np.zeros((1, 2))), "`model_name`"),
+    ],
+)
 def test_bad_request_arguments_name_the_argument(serving_apis, call, message):
     with pytest.raises(ValueError, match=message):
         call()
@@ -157,8 +169,10 @@ def test_readme_rest_requests_match_the_signatures(served):
         specs = _input_specs(saved_model, name)
         assert set(body["inputs"]) == set(specs), (name, body["inputs"])
         # What TF Serving does with JSON numbers: convert to the signature's dtype, keeping the nested shape.
-        tensors = {key: tf.constant(np.asarray(value, specs[key].dtype.as_numpy_dtype)) for key, value in
-                   body["inputs"].items()}
+        tensors = {
+            key: tf.constant(np.asarray(value, specs[key].dtype.as_numpy_dtype))
+            for key, value in body["inputs"].items()
+        }
         for key, tensor in tensors.items():
             assert specs[key].shape.is_compatible_with(tensor.shape), (name, key, tensor.shape)
         outputs = saved_model.signatures[name](**tensors)
@@ -185,15 +199,16 @@ def test_readme_grpc_example_runs_against_the_export(served, serving_apis, monke
         def __init__(self, target):
             assert target == "localhost:8500"
 
-        def Predict(self, request, timeout=None):  # noqa: N802 (gRPC's method name)
+        def Predict(self, request, timeout=None):
             assert request.model_spec.name == MODEL_NAME and timeout
             return serving_client.predict_locally(saved_model, request)
 
     monkeypatch.setattr(serving_client, "prediction_stub", InProcessStub)
     (snippet,) = [block for block in _readme_blocks("python") if "prediction_stub" in block]
     namespace = {}
-    exec(compile(snippet, README, "exec"), namespace)  # noqa: S102 (the README's own example)
+    exec(compile(snippet, README, "exec"), namespace)
     np.testing.assert_allclose(namespace["log_prob"], model.log_prob(namespace["x"]).numpy(), rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(namespace["samples"], model.sample(4, temperature=0.7, seed=[1, 2]).numpy(),
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        namespace["samples"], model.sample(4, temperature=0.7, seed=[1, 2]).numpy(), rtol=1e-5, atol=1e-5
+    )
     assert capsys.readouterr().out.strip() == "(2,) (4, 2)"

@@ -6,16 +6,17 @@ that a process without TFP, Keras or this project gives the same answers); every
 A preset that cannot be constructed yet is skipped with the reason (its own test module reports it); a preset
 that constructs but does not export fails.
 """
+
 import functools
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from model_cases import CASES
+from test_export import assert_servable_graph
 
 from keras_models import RealNVP
 from keras_models.serving.export import export_saved_model, load_serving_model
-from model_cases import CASES
-from test_export import assert_servable_graph
 
 TOLERANCE = dict(rtol=1e-5, atol=1e-5)
 # One instance per preset from the model cases (tests/model_cases.py), plus double precision once.
@@ -27,7 +28,7 @@ def _build(key):
     try:
         model = PRESETS[key]()
         model.latent_shape  # noqa: B018 (set once the preset registered its layers)
-    except Exception as error:  # noqa: BLE001 (any construction failure belongs to the preset's own tests)
+    except Exception as error:
         pytest.skip(f"preset {key!r} cannot be constructed yet: {type(error).__name__}: {error}")
     rng = np.random.default_rng(0)
     dtype = model.compute_dtype
@@ -47,17 +48,20 @@ def test_preset_exports_and_every_signature_matches(key, tmp_path):
     path = export_saved_model(model, base_dir=str(tmp_path), name=key)
     signatures = load_serving_model(path).signatures
     expected_names = {"serving_default", "log_prob", "sample", "sample_and_log_prob", "encode", "decode"} | (
-        {"bits_per_dim"} if model.num_bits else set())
+        {"bits_per_dim"} if model.num_bits else set()
+    )
     assert set(signatures) == expected_names
     dtype = tf.as_dtype(model.compute_dtype)
     assert signatures["log_prob"].structured_input_signature[1]["x"].dtype == dtype
 
     x = tf.constant(x)
     z = model.encode(x)
-    checks = {("log_prob", "log_prob"): ({"x": x}, model.log_prob(x)),
-              ("serving_default", "log_prob"): ({"x": x}, model.log_prob(x)),
-              ("encode", "z"): ({"x": x}, z),
-              ("decode", "x"): ({"z": z * 0.9}, model.decode(tf.identity(z) * 0.9))}
+    checks = {
+        ("log_prob", "log_prob"): ({"x": x}, model.log_prob(x)),
+        ("serving_default", "log_prob"): ({"x": x}, model.log_prob(x)),
+        ("encode", "z"): ({"x": x}, z),
+        ("decode", "x"): ({"z": z * 0.9}, model.decode(tf.identity(z) * 0.9)),
+    }
     if model.num_bits:
         checks[("bits_per_dim", "bits_per_dim")] = ({"x": x}, model.bits_per_dim(model.log_prob(x)))
     for (name, output), (inputs, reference) in checks.items():
@@ -75,6 +79,7 @@ def test_preset_exports_and_every_signature_matches(key, tmp_path):
     assert first.shape == (3,) + model.event_shape
     both = signatures["sample_and_log_prob"](**sample_inputs)
     np.testing.assert_allclose(both["samples"].numpy(), first, **TOLERANCE)
-    np.testing.assert_allclose(both["log_prob"].numpy(),
-                               model.sample_and_log_prob(3, temperature=0.8, seed=[5, 9])[1].numpy(), **TOLERANCE)
+    np.testing.assert_allclose(
+        both["log_prob"].numpy(), model.sample_and_log_prob(3, temperature=0.8, seed=[5, 9])[1].numpy(), **TOLERANCE
+    )
     assert_servable_graph(path)

@@ -3,7 +3,9 @@
 TF Serving polls `<base>/<name>/` and loads the highest all-digit subfolder as soon as it appears, so a version
 must appear complete or not at all, and an existing version must never change under a running server.
 """
+
 import os
+import pathlib
 import signal
 import subprocess
 import sys
@@ -15,8 +17,14 @@ import tensorflow as tf
 from tensorflow.python.lib.io import file_io
 
 from keras_models import RealNVP
-from keras_models.serving.export import (MODELS_CONFIG_FILE, export_distribution, export_saved_model, list_versions,
-                                 load_serving_model, write_models_config)
+from keras_models.serving.export import (
+    MODELS_CONFIG_FILE,
+    export_distribution,
+    export_saved_model,
+    list_versions,
+    load_serving_model,
+    write_models_config,
+)
 
 X = np.random.default_rng(0).normal(size=(4, 2)).astype(np.float32)
 
@@ -52,10 +60,10 @@ def test_versions_increment_and_the_newest_is_loaded(tmp_path):
 def test_an_existing_version_is_never_overwritten(tmp_path):
     model = _model()
     path = export_saved_model(model, base_dir=str(tmp_path), name="kept", version=2)
-    before = {name: open(os.path.join(path, name), "rb").read() for name in ("saved_model.pb",)}
+    before = {name: pathlib.Path(path, name).read_bytes() for name in ("saved_model.pb",)}
     with pytest.raises(FileExistsError, match="kept/2"):
         export_saved_model(_model(seed=3), base_dir=str(tmp_path), name="kept", version=2)
-    assert before == {name: open(os.path.join(path, name), "rb").read() for name in before}
+    assert before == {name: pathlib.Path(path, name).read_bytes() for name in before}
     # An empty folder counts too: os.rename alone would silently replace it.
     os.makedirs(tmp_path / "kept" / "3")
     with pytest.raises(FileExistsError, match="kept/3"):
@@ -129,10 +137,17 @@ def test_non_finite_weights_are_refused(tmp_path):
     assert _entries(tmp_path) in ([], ["flow"]) and list_versions(str(tmp_path / "flow")) == []
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"name": "../escape"}, "`name`"), ({"name": "123"}, "`name`"), ({"name": ".hidden"}, "`name`"),
-    ({"version": 0}, "`version`"), ({"version": True}, "`version`"), ({"version": "2"}, "`version`"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"name": "../escape"}, "`name`"),
+        ({"name": "123"}, "`name`"),
+        ({"name": ".hidden"}, "`name`"),
+        ({"version": 0}, "`version`"),
+        ({"version": True}, "`version`"),
+        ({"version": "2"}, "`version`"),
+    ],
+)
 def test_bad_names_and_versions_are_rejected(tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=message):
         export_saved_model(_model(), base_dir=str(tmp_path), **kwargs)
@@ -159,7 +174,8 @@ def test_missing_and_corrupt_exports_give_errors_naming_the_path(tmp_path):
 def test_models_config_lists_every_model_and_parses_with_the_serving_protos(tmp_path):
     config_pb2 = pytest.importorskip(
         "tensorflow_serving.config.model_server_config_pb2",
-        reason="tensorflow-serving-api (optional extra `serving`) is not installed: cannot parse models.config")
+        reason="tensorflow-serving-api (optional extra `serving`) is not installed: cannot parse models.config",
+    )
     from google.protobuf import text_format
 
     model = _model()
@@ -174,14 +190,19 @@ def test_models_config_lists_every_model_and_parses_with_the_serving_protos(tmp_
 
     configs = parsed(path).model_config_list.config
     assert [(c.name, c.base_path, c.model_platform) for c in configs] == [
-        ("moons", "/models/moons", "tensorflow"), ("rings-2", "/models/rings-2", "tensorflow")]
+        ("moons", "/models/moons", "tensorflow"),
+        ("rings-2", "/models/rings-2", "tensorflow"),
+    ]
     local = tmp_path / "local.config"
     write_models_config(str(tmp_path), model_base_path=None, path=str(local))
     assert [c.base_path for c in parsed(local).model_config_list.config] == [
-        str(tmp_path / "moons"), str(tmp_path / "rings-2")]
+        str(tmp_path / "moons"),
+        str(tmp_path / "rings-2"),
+    ]
     # A hand-edited file is left alone by later exports.
-    path.write_text('model_config_list { config { name: "moons" base_path: "/srv/moons" '
-                    'model_platform: "tensorflow" } }\n')
+    path.write_text(
+        'model_config_list { config { name: "moons" base_path: "/srv/moons" model_platform: "tensorflow" } }\n'
+    )
     export_saved_model(model, base_dir=str(tmp_path), name="later")
     assert [c.base_path for c in parsed(path).model_config_list.config] == ["/srv/moons"]
     with pytest.raises(ValueError, match="no exported models"):

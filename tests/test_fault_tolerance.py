@@ -5,6 +5,7 @@ says so, and every write is atomic.
 Resuming is explicit: `tfp-flows train --resume RUN_DIR` (the same run folder, so the same config.json and
 backup/). Re-running the original command starts a new, timestamped run folder from scratch, by design.
 """
+
 import errno
 import json
 import os
@@ -15,29 +16,62 @@ import subprocess
 import sys
 import time
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_models import _backend  # noqa: F401
-import keras
-
 import tfp_flows.datasets
-from keras_models import RealNVP
+from keras_models import (
+    RealNVP,
+    _backend,  # noqa: F401
+)
 from keras_models.train import callbacks as training
 from keras_models.train import run
 
 TIMEOUT_S = 300
 EPOCHS, STEPS = 4, 40
-TRAIN_ARGS = ["train", "--epochs", str(EPOCHS), "--steps-per-epoch", str(STEPS), "--batch-size", "32", "--seed", "3",
-              "--model-args", json.dumps({"num_couplings": 2, "hidden_units": [8, 8], "actnorm": True}),
-              "--no-export", "--quiet", "--run-dir", "runs"]
+TRAIN_ARGS = [
+    "train",
+    "--epochs",
+    str(EPOCHS),
+    "--steps-per-epoch",
+    str(STEPS),
+    "--batch-size",
+    "32",
+    "--seed",
+    "3",
+    "--model-args",
+    json.dumps({"num_couplings": 2, "hidden_units": [8, 8], "actnorm": True}),
+    "--no-export",
+    "--quiet",
+    "--run-dir",
+    "runs",
+]
 # Variational inference samples its own data: the sampler's state must come back with the backup. Its steps are
 # cheap (about 3 ms): 100 keep an epoch well beyond the pause before the kill, so the kill lands inside one.
 VI_STEPS = 100
-VI_TRAIN_ARGS = ["train", "--preset", "planar", "--dataset", "U2", "--epochs", str(EPOCHS), "--steps-per-epoch",
-                 str(VI_STEPS), "--batch-size", "32", "--seed", "3", "--model-args", json.dumps({"num_layers": 2}),
-                 "--no-export", "--quiet", "--run-dir", "runs"]
+VI_TRAIN_ARGS = [
+    "train",
+    "--preset",
+    "planar",
+    "--dataset",
+    "U2",
+    "--epochs",
+    str(EPOCHS),
+    "--steps-per-epoch",
+    str(VI_STEPS),
+    "--batch-size",
+    "32",
+    "--seed",
+    "3",
+    "--model-args",
+    json.dumps({"num_layers": 2}),
+    "--no-export",
+    "--quiet",
+    "--run-dir",
+    "runs",
+]
 KILLED_RUNS = {  # id: (command line, steps per epoch, the training metric in metrics.json, pause before the kill)
     "density-realnvp-two_moons": (TRAIN_ARGS, STEPS, "train_nll", 0.2),
     "vi-planar-U2": (VI_TRAIN_ARGS, VI_STEPS, "train_elbo", 0.1),
@@ -52,8 +86,14 @@ def _env():
 
 
 def _start(args, cwd):
-    return subprocess.Popen([sys.executable, "-m", "keras_models.cli", *args], cwd=cwd, env=_env(), text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "keras_models.cli", *args],
+        cwd=cwd,
+        env=_env(),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def _finish(process):
@@ -97,8 +137,9 @@ def _weights(path):
 
 
 @pytest.mark.parametrize("train_args, steps, metric, pause_s", KILLED_RUNS.values(), ids=KILLED_RUNS.keys())
-def test_a_killed_run_resumes_at_its_last_backup_and_ends_like_an_uninterrupted_one(tmp_path, train_args, steps,
-                                                                                   metric, pause_s):
+def test_a_killed_run_resumes_at_its_last_backup_and_ends_like_an_uninterrupted_one(
+    tmp_path, train_args, steps, metric, pause_s
+):
     reference_dir, victim_dir = tmp_path / "uninterrupted", tmp_path / "killed"
     reference_dir.mkdir()
     victim_dir.mkdir()
@@ -165,12 +206,20 @@ def _poisoned_make_dataset(original):
             return tf.where(step >= POISON_FROM_STEP, tf.fill(tf.shape(batch), np.nan), batch)
 
         return dataset.enumerate().map(poison)
+
     return make_dataset
 
 
 def _train_in_process(tmp_path, **overrides):
-    config = {"epochs": 3, "steps_per_epoch": 5, "batch_size": 64, "verbose": 0, "run_dir": str(tmp_path / "runs"),
-              "export_dir": str(tmp_path / "exports"), "model_args": {"num_couplings": 2, "hidden_units": [8, 8]}}
+    config = {
+        "epochs": 3,
+        "steps_per_epoch": 5,
+        "batch_size": 64,
+        "verbose": 0,
+        "run_dir": str(tmp_path / "runs"),
+        "export_dir": str(tmp_path / "exports"),
+        "model_args": {"num_couplings": 2, "hidden_units": [8, 8]},
+    }
     config.update(overrides)
     result = run.train(config)
     metrics_text = (pathlib.Path(result["run_dir"]) / "metrics.json").read_text()
@@ -187,14 +236,18 @@ def _assert_kept_the_epoch_1_checkpoint(run_dir):
     assert training.backed_up_epoch(str(run_dir / "backup")) == 1
 
 
-@pytest.mark.parametrize("nan_policy, reason", [
-    ("raise", r"^non-finite input data: `x` \(a batch read from the dataset\) holds NaN or infinity"),
-    ("propagate", r"^non-finite loss \(nan\) at epoch 2, batch 3: stopped by TerminateOnNaN"),
-])
+@pytest.mark.parametrize(
+    "nan_policy, reason",
+    [
+        ("raise", r"^non-finite input data: `x` \(a batch read from the dataset\) holds NaN or infinity"),
+        ("propagate", r"^non-finite loss \(nan\) at epoch 2, batch 3: stopped by TerminateOnNaN"),
+    ],
+)
 def test_nan_data_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, nan_policy, reason):
     monkeypatch.setattr(tfp_flows.datasets, "make_dataset", _poisoned_make_dataset(tfp_flows.datasets.make_dataset))
-    run_dir, metrics = _train_in_process(tmp_path, model_args={"num_couplings": 2, "hidden_units": [8, 8],
-                                                               "nan_policy": nan_policy})
+    run_dir, metrics = _train_in_process(
+        tmp_path, model_args={"num_couplings": 2, "hidden_units": [8, 8], "nan_policy": nan_policy}
+    )
     assert metrics["stop_reason"] != "completed"
     assert re.search(reason, metrics["stop_reason"]), metrics["stop_reason"]
     _assert_kept_the_epoch_1_checkpoint(run_dir)
@@ -204,6 +257,7 @@ def test_nan_data_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, mon
 
 def _unit_scale_make_dataset(original):
     """Two moons squashed into (0, 1) (the support of 8-bit data), pushed out of it from POISON_FROM_STEP on."""
+
     def make_dataset(name, split="train", *args, **kwargs):
         dataset = original(name, split, *args, **kwargs).map(tf.sigmoid)
         if split != "train" or not kwargs.get("repeat"):
@@ -213,16 +267,20 @@ def _unit_scale_make_dataset(original):
             return tf.where(step >= POISON_FROM_STEP, batch - 0.5, batch)
 
         return dataset.enumerate().map(push_out)
+
     return make_dataset
 
 
 def test_data_outside_the_support_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     monkeypatch.setattr(tfp_flows.datasets, "make_dataset", _unit_scale_make_dataset(tfp_flows.datasets.make_dataset))
-    run_dir, metrics = _train_in_process(tmp_path, preset="nice",
-                                         model_args={"num_couplings": 2, "hidden_units": [8, 8], "num_bits": 8})
-    assert re.search(r"^input data outside the model's support: `x` \(a batch read from the dataset\) holds values "
-                     r"outside the model's support \[0, 1\]; received values in \[-0\.\d+, 0\.\d+\]",
-                     metrics["stop_reason"]), metrics["stop_reason"]
+    run_dir, metrics = _train_in_process(
+        tmp_path, preset="nice", model_args={"num_couplings": 2, "hidden_units": [8, 8], "num_bits": 8}
+    )
+    assert re.search(
+        r"^input data outside the model's support: `x` \(a batch read from the dataset\) holds values "
+        r"outside the model's support \[0, 1\]; received values in \[-0\.\d+, 0\.\d+\]",
+        metrics["stop_reason"],
+    ), metrics["stop_reason"]
     _assert_kept_the_epoch_1_checkpoint(run_dir)
     assert not (tmp_path / "exports").exists() and "export_path" not in metrics
 
@@ -249,6 +307,7 @@ def _disk_full_while_writing_the_weights(monkeypatch, original):
             with open(filepath, "r+b") as handle:  # the disk filled up halfway through the file
                 handle.truncate(os.path.getsize(filepath) // 2)
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), filepath)
+
     monkeypatch.setattr(keras.Model, "save_weights", save_weights)
     return errno.ENOSPC, "epoch-000002.weights.h5", "No space left on device"
 
@@ -260,6 +319,7 @@ def _disk_full_while_writing_the_state(monkeypatch, original):
         if os.path.basename(path) == training.BACKUP_STATE_FILE and _backups_done(os.path.dirname(path)):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
         write_json(path, obj)
+
     monkeypatch.setattr(training, "atomic_write_json", atomic_write_json)
     return errno.ENOSPC, training.BACKUP_STATE_FILE, "No space left on device"
 
@@ -267,20 +327,23 @@ def _disk_full_while_writing_the_state(monkeypatch, original):
 def _run_folder_made_read_only(monkeypatch, original):
     mkstemp = training.tempfile.mkstemp
 
-    def read_only_after_the_first_backup(*args, dir=None, **kwargs):  # noqa: A002 (tempfile's own name)
+    def read_only_after_the_first_backup(*args, dir=None, **kwargs):
         run_dir = os.path.dirname(os.path.abspath(dir))
         if _backups_done(os.path.join(run_dir, "backup")) or _backups_done(dir):
             raise OSError(errno.EROFS, os.strerror(errno.EROFS), dir)
         return mkstemp(*args, dir=dir, **kwargs)
+
     monkeypatch.setattr(training.tempfile, "mkstemp", read_only_after_the_first_backup)
     return errno.EROFS, "epoch-000002.weights.h5", "Read-only file system"
 
 
-@pytest.mark.parametrize("fault", [_disk_full_while_writing_the_weights, _disk_full_while_writing_the_state,
-                                   _run_folder_made_read_only], ids=["disk-full-weights", "disk-full-state",
-                                                                     "read-only-folder"])
+@pytest.mark.parametrize(
+    "fault",
+    [_disk_full_while_writing_the_weights, _disk_full_while_writing_the_state, _run_folder_made_read_only],
+    ids=["disk-full-weights", "disk-full-state", "read-only-folder"],
+)
 def test_a_backup_that_cannot_be_written_keeps_the_previous_one_and_says_why(tmp_path, monkeypatch, capsys, fault):
-    from keras_models import cli  # noqa: PLC0415
+    from keras_models import cli
 
     snapshots = []  # the model's weights at each backup, as the backup saw them
     original = keras.Model.save_weights
@@ -288,12 +351,27 @@ def test_a_backup_that_cannot_be_written_keeps_the_previous_one_and_says_why(tmp
     def recording(model, filepath, *args, **kwargs):
         snapshots.append([np.array(w) for w in model.weights])
         original(model, filepath, *args, **kwargs)
+
     monkeypatch.setattr(keras.Model, "save_weights", recording)
     error_number, failed_file, cause = fault(monkeypatch, recording)
 
-    code = cli.main(["train", "--epochs", "3", "--steps-per-epoch", "5", "--batch-size", "64", "--model-args",
-                     json.dumps({"num_couplings": 2, "hidden_units": [8, 8]}), "--no-export", "--quiet",
-                     "--run-dir", str(tmp_path / "runs")])
+    code = cli.main(
+        [
+            "train",
+            "--epochs",
+            "3",
+            "--steps-per-epoch",
+            "5",
+            "--batch-size",
+            "64",
+            "--model-args",
+            json.dumps({"num_couplings": 2, "hidden_units": [8, 8]}),
+            "--no-export",
+            "--quiet",
+            "--run-dir",
+            str(tmp_path / "runs"),
+        ]
+    )
 
     message = capsys.readouterr().err.strip().splitlines()[-1]
     (run_dir,) = (tmp_path / "runs").iterdir()
@@ -302,14 +380,17 @@ def test_a_backup_that_cannot_be_written_keeps_the_previous_one_and_says_why(tmp
     assert re.fullmatch(
         rf"tfp-flows train: error: \[Errno {error_number}\] could not back up epoch 2: writing "
         rf"'{re.escape(str(backup / failed_file))}' failed \({cause}\); the previous backup \(epoch 1, "
-        rf"epoch-000001.weights.h5\) in '{re.escape(str(backup))}' is intact: .*--resume\)", message), message
+        rf"epoch-000001.weights.h5\) in '{re.escape(str(backup))}' is intact: .*--resume\)",
+        message,
+    ), message
     # The previous backup is whole: state.json names it, nothing half-written is left, its weights load back.
     assert training.backed_up_epoch(str(backup)) == 1
     assert sorted(p.name for p in backup.iterdir()) == ["epoch-000001.weights.h5", "state.json"]
     assert not list(tmp_path.rglob(".tmp-*"))
     config = run.resolve_config(json.loads((run_dir / "config.json").read_text()))
-    model = run.build_model(config["preset"], (2,), **run._model_args(config, tfp_flows.datasets.dataset_info(
-        config["dataset"])))
+    model = run.build_model(
+        config["preset"], (2,), **run._model_args(config, tfp_flows.datasets.dataset_info(config["dataset"]))
+    )
     model.compile(optimizer=run.make_optimizer(config))
     model.optimizer.build(model.trainable_variables)
     model.load_weights(str(backup / "epoch-000001.weights.h5"))
@@ -374,8 +455,13 @@ def test_a_new_fit_restores_the_backup_and_continues_at_its_epoch(tmp_path):
     callback = training.AtomicBackupAndRestore(str(tmp_path / "backup"), chief=True, delete_checkpoint=False)
     first.fit(x, batch_size=32, epochs=2, callbacks=[callback], verbose=0)
     second = _small_model()
-    history = second.fit(x, batch_size=32, epochs=3, verbose=0, callbacks=[
-        training.AtomicBackupAndRestore(str(tmp_path / "backup"), chief=True, delete_checkpoint=False)])
+    history = second.fit(
+        x,
+        batch_size=32,
+        epochs=3,
+        verbose=0,
+        callbacks=[training.AtomicBackupAndRestore(str(tmp_path / "backup"), chief=True, delete_checkpoint=False)],
+    )
     assert len(history.history["loss"]) == 1  # only epoch 3 ran
     assert int(second.optimizer.iterations.numpy()) == 6  # 2 restored epochs of 2 steps, plus one more
 
@@ -398,8 +484,13 @@ def test_an_epoch_cut_short_is_not_backed_up(tmp_path):
 def test_a_worker_restores_from_the_chiefs_backup_but_writes_elsewhere(tmp_path):
     x = np.random.default_rng(0).normal(size=(64, 2)).astype("float32")
     chief_model = _small_model()
-    chief_model.fit(x, batch_size=32, epochs=1, verbose=0, callbacks=[
-        training.AtomicBackupAndRestore(str(tmp_path / "backup"), chief=True, delete_checkpoint=False)])
+    chief_model.fit(
+        x,
+        batch_size=32,
+        epochs=1,
+        verbose=0,
+        callbacks=[training.AtomicBackupAndRestore(str(tmp_path / "backup"), chief=True, delete_checkpoint=False)],
+    )
     before = sorted(p.name for p in (tmp_path / "backup").iterdir())
     worker = training.AtomicBackupAndRestore(str(tmp_path / "backup"), chief=False, delete_checkpoint=False)
     worker_model = _small_model()
@@ -408,13 +499,16 @@ def test_a_worker_restores_from_the_chiefs_backup_but_writes_elsewhere(tmp_path)
     assert sorted(p.name for p in (tmp_path / "backup").iterdir()) == before  # untouched by the worker
 
 
-@pytest.mark.parametrize("tf_config, chief", [
-    ({}, True),
-    ({"cluster": {"chief": ["a:1"], "worker": ["b:1"]}, "task": {"type": "chief", "index": 0}}, True),
-    ({"cluster": {"chief": ["a:1"], "worker": ["b:1"]}, "task": {"type": "worker", "index": 0}}, False),
-    ({"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 0}}, True),
-    ({"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 1}}, False),
-    ({"cluster": {"worker": ["a:1"], "evaluator": ["c:1"]}, "task": {"type": "evaluator", "index": 0}}, False),
-])
+@pytest.mark.parametrize(
+    "tf_config, chief",
+    [
+        ({}, True),
+        ({"cluster": {"chief": ["a:1"], "worker": ["b:1"]}, "task": {"type": "chief", "index": 0}}, True),
+        ({"cluster": {"chief": ["a:1"], "worker": ["b:1"]}, "task": {"type": "worker", "index": 0}}, False),
+        ({"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 0}}, True),
+        ({"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 1}}, False),
+        ({"cluster": {"worker": ["a:1"], "evaluator": ["c:1"]}, "task": {"type": "evaluator", "index": 0}}, False),
+    ],
+)
 def test_only_the_chief_writes(tf_config, chief):
     assert training.is_chief(tf_config) is chief

@@ -1,13 +1,14 @@
 """FlowModel itself: loss-free compile, metrics, bits/dim accounting, argument checks, data-dependent init."""
+
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
+from model_checks import dataset_of
 
-import keras
 from keras_models import FlowModel
 from keras_models.layers import ActNormLayer, BijectorLayer
-from model_checks import dataset_of
 
 tfb = tfp.bijectors
 
@@ -62,12 +63,15 @@ def test_compile_refuses_a_loss():
         UniformTestModel().compile(optimizer="adam", loss="mse")
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(event_shape=()), "event_shape"),
-    (dict(event_shape=(0, 2)), "event_shape"),
-    (dict(event_shape=(2,), base_distribution="cauchy"), "base_distribution"),
-    (dict(event_shape=(2,), num_bits=0), "num_bits"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(event_shape=()), "event_shape"),
+        (dict(event_shape=(0, 2)), "event_shape"),
+        (dict(event_shape=(2,), base_distribution="cauchy"), "base_distribution"),
+        (dict(event_shape=(2,), num_bits=0), "num_bits"),
+    ],
+)
 def test_constructor_arguments_are_checked(kwargs, match):
     with pytest.raises(ValueError, match=match):
         FlowModel(**kwargs)
@@ -139,5 +143,6 @@ def test_distribution_is_a_plain_tfp_transformed_distribution():
     assert "TransformedDistribution" in type(dist).__name__
     x = tf.random.normal([4, 3])
     np.testing.assert_allclose(dist.log_prob(x).numpy(), model.log_prob(x).numpy(), rtol=1e-6)
-    np.testing.assert_allclose(dist.log_prob(x).numpy(),
-                               tfp.distributions.Normal(0.0, 1.0).log_prob(x).numpy().sum(-1), rtol=1e-5)
+    np.testing.assert_allclose(
+        dist.log_prob(x).numpy(), tfp.distributions.Normal(0.0, 1.0).log_prob(x).numpy().sum(-1), rtol=1e-5
+    )

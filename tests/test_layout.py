@@ -8,6 +8,7 @@ function-level import fails here as much as a module-level one:
 - the module-level imports inside keras_models form no cycle;
 - tfp_flows imports neither keras nor keras_models.
 """
+
 import ast
 import pathlib
 
@@ -91,26 +92,38 @@ def _is_module_file(module, name):
 
 @pytest.mark.parametrize("package", ["keras_models", "tfp_flows", "datasets"])
 def test_no_module_imports_a_private_helper_of_another(package):
-    private = [f"{path.relative_to(ROOT)}:{line} imports {target}.{name}"
-               for path in sorted((ROOT / package).rglob("*.py"))
-               for target, name, line in _imports(path)
-               if name and name.startswith("_") and not name.startswith("__")
-               and target.split(".")[0] in ("keras_models", "tfp_flows") and not _is_module_file(target, name)]
+    private = [
+        f"{path.relative_to(ROOT)}:{line} imports {target}.{name}"
+        for path in sorted((ROOT / package).rglob("*.py"))
+        for target, name, line in _imports(path)
+        if name
+        and name.startswith("_")
+        and not name.startswith("__")
+        and target.split(".")[0] in ("keras_models", "tfp_flows")
+        and not _is_module_file(target, name)
+    ]
     assert not private, "private helpers used across modules:\n" + "\n".join(private)
 
 
 def test_module_level_imports_form_no_cycle():
-    graph = {module: {target for target, _, _ in _imports(path, top_level_only=True)
-                      if target in MODULES and target != module and not module.startswith(target + ".")
-                      and target != "keras_models"}
-             for module, path in MODULES.items()}
+    graph = {
+        module: {
+            target
+            for target, _, _ in _imports(path, top_level_only=True)
+            if target in MODULES
+            and target != module
+            and not module.startswith(target + ".")
+            and target != "keras_models"
+        }
+        for module, path in MODULES.items()
+    }
     state, cycles = {}, []
 
     def visit(module, stack):
         state[module] = "open"
         for target in sorted(graph[module]):
             if state.get(target) == "open":
-                cycles.append(" -> ".join(stack[stack.index(target):] + [target]))
+                cycles.append(" -> ".join(stack[stack.index(target) :] + [target]))
             elif target not in state:
                 visit(target, stack + [target])
         state[module] = "done"
@@ -122,7 +135,20 @@ def test_module_level_imports_form_no_cycle():
 
 
 def test_tfp_flows_imports_neither_keras_nor_keras_models():
-    bad = [f"{path.relative_to(ROOT)}:{line} imports {target}"
-           for path in sorted((ROOT / "tfp_flows").rglob("*.py"))
-           for target, _, line in _imports(path) if target.split(".")[0] in ("keras", "tf_keras", "keras_models")]
+    bad = [
+        f"{path.relative_to(ROOT)}:{line} imports {target}"
+        for path in sorted((ROOT / "tfp_flows").rglob("*.py"))
+        for target, _, line in _imports(path)
+        if target.split(".")[0] in ("keras", "tf_keras", "keras_models")
+    ]
     assert not bad, "\n".join(bad)
+
+
+def test_keras_models_exports_every_preset_by_name():
+    """`keras_models.__all__` is written out (IDEs and type checkers read it); it must name every preset."""
+    import keras_models
+    from keras_models.flows.presets import PRESETS
+
+    missing = {entry.model.__name__ for entry in PRESETS.values()} - set(keras_models.__all__)
+    assert not missing, f"keras_models.__all__ lacks the presets {sorted(missing)}"
+    assert all(getattr(keras_models, name) is not None for name in keras_models.__all__)

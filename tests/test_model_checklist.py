@@ -3,29 +3,32 @@
 One test per behaviour, parametrised over the cases (ids: the case names); a case's `skip` says where a check it
 leaves out is covered instead. Read-only checks share one perturbed model per case (no step is the identity).
 """
-import functools
 
-import numpy as np
-import pytest
+import functools
 
 import keras
 import model_checks
-from keras_models.flows.presets import PRESETS
+import numpy as np
+import pytest
 from model_cases import CASES, CHECKS
+
+from keras_models.flows.presets import PRESETS
 
 CASE_BY_ID = {case.id: case for case in CASES}
 
 
 def cases_for(check):
-    return [pytest.param(case, id=case.id, marks=[pytest.mark.skip(reason=case.skip[check])] if check in case.skip
-                         else []) for case in CASES]
+    return [
+        pytest.param(case, id=case.id, marks=[pytest.mark.skip(reason=case.skip[check])] if check in case.skip else [])
+        for case in CASES
+    ]
 
 
 def sizes(model, vectors, images):
     return images if len(model.event_shape) == 3 else vectors
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def perturbed(case_id):
     """The case's model, ActNorm initialised from a real batch, then every weight moved off its initial value."""
     case = CASE_BY_ID[case_id]

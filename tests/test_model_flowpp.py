@@ -5,13 +5,14 @@ Dequantization checks: q(u | x) is a normalised density on (0, 1)^D whose two di
 (0, 1), the trained ELBO is a lower bound of the discrete log-likelihood (estimated independently with uniform
 noise), every input encoding of the same pixels gives the same bound, and the uniform ablation trains.
 """
+
+import model_checks
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 from sklearn.datasets import load_digits, make_moons
 
-import model_checks
 from keras_models import FlowPlusPlus
 from keras_models.flows.dequantization import VariationalDequantizer, quantize
 
@@ -27,7 +28,7 @@ def digit_pixels():
 
 
 PIXELS = digit_pixels()
-DISCRETE = ((PIXELS + 0.5) / 256.0).astype(np.float32)          # make_dataset(dequantize=None)
+DISCRETE = ((PIXELS + 0.5) / 256.0).astype(np.float32)  # make_dataset(dequantize=None)
 UNIFORM = ((PIXELS + np.random.default_rng(0).uniform(size=PIXELS.shape)) / 256.0).astype(np.float32)
 
 
@@ -37,8 +38,17 @@ def vector_model(**kwargs):
 
 def image_model(**kwargs):
     # One coupling per kind: checkerboard at full resolution, squeeze, channel mask on [2, 2, 4], unsqueeze.
-    options = dict(num_components=2, num_couplings=(1, 1, 0), hidden_channels=8, num_blocks=1, use_attention=True,
-                   num_heads=2, dequantizer_couplings=2, dequantizer_channels=8, seed=0)
+    options = dict(
+        num_components=2,
+        num_couplings=(1, 1, 0),
+        hidden_channels=8,
+        num_blocks=1,
+        use_attention=True,
+        num_heads=2,
+        dequantizer_couplings=2,
+        dequantizer_channels=8,
+        seed=0,
+    )
     options.update(kwargs)
     return FlowPlusPlus((4, 4, 1), **options)
 
@@ -85,8 +95,9 @@ def test_dequantizer_is_a_normalised_density_on_the_unit_cube():
     x = tf.constant([[[[10.0], [200.0]]]]) / 256.0
     u, log_q = dequantizer.sample_and_log_prob(tf.tile(x, [256, 1, 1, 1]), seed=5)
     assert np.all((u.numpy() > 0.0) & (u.numpy() < 1.0))
-    np.testing.assert_allclose(dequantizer.log_prob(tf.identity(u), tf.tile(x, [256, 1, 1, 1])).numpy(),
-                               log_q.numpy(), atol=2e-4, rtol=1e-4)
+    np.testing.assert_allclose(
+        dequantizer.log_prob(tf.identity(u), tf.tile(x, [256, 1, 1, 1])).numpy(), log_q.numpy(), atol=2e-4, rtol=1e-4
+    )
     n = 400
     grid = (np.arange(n) + 0.5) / n
     u1, u2 = np.meshgrid(grid, grid, indexing="ij")
@@ -116,8 +127,9 @@ def test_elbo_is_log_p_of_the_dequantized_point_minus_log_q(trained_image_model)
     model, x = trained_image_model, quantize(tf.constant(DISCRETE[:8]), 256)
     u, log_q = model.dequantizer.sample_and_log_prob(x, seed=9)
     expected = model.log_prob(x + u / 256.0) - log_q
-    np.testing.assert_allclose(model.dequantization_elbo(DISCRETE[:8], seed=9).numpy(), expected.numpy(),
-                               rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(
+        model.dequantization_elbo(DISCRETE[:8], seed=9).numpy(), expected.numpy(), rtol=1e-5, atol=1e-4
+    )
     assert np.all(log_q.numpy() != 0.0)
 
 
@@ -135,8 +147,9 @@ def test_every_encoding_of_the_same_pixels_gives_the_same_bound():
     model = perturb(image_model())
     reference = model.dequantization_elbo(DISCRETE[:8], seed=11).numpy()
     for encoded in (PIXELS[:8] / 256.0, (PIXELS[:8] + 0.999) / 256.0, PIXELS[:8] / 255.0):
-        np.testing.assert_allclose(model.dequantization_elbo(encoded.astype(np.float32), seed=11).numpy(), reference,
-                                   rtol=1e-5, atol=1e-4)
+        np.testing.assert_allclose(
+            model.dequantization_elbo(encoded.astype(np.float32), seed=11).numpy(), reference, rtol=1e-5, atol=1e-4
+        )
 
 
 def test_uniform_dequantization_ablation_trains():
@@ -144,7 +157,7 @@ def test_uniform_dequantization_ablation_trains():
     assert model.dequantizer is None and model.num_bits == 8
     np.testing.assert_allclose(model(UNIFORM[:8]).numpy(), model.log_prob(UNIFORM[:8]).numpy())
     model_checks.assert_fit_beats_gaussian(model, UNIFORM, steps=30, learning_rate=5e-3)
-    elbo = model.dequantization_elbo(DISCRETE[:8], seed=0).numpy()   # log q = 0: the uniform bound
+    elbo = model.dequantization_elbo(DISCRETE[:8], seed=0).numpy()  # log q = 0: the uniform bound
     assert np.all(np.isfinite(elbo))
 
 
@@ -169,8 +182,12 @@ def test_float64_reaches_every_weight_and_agrees_with_float32():
     model64 = vector_model(seed=0, dtype="float64")
     assert all(w.dtype == "float64" for w in model64.weights if w.dtype != "int32")
     model64.set_weights(model32.get_weights())
-    np.testing.assert_allclose(model64.log_prob(MOONS[:16].astype(np.float64)).numpy(),
-                               model32.log_prob(MOONS[:16]).numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        model64.log_prob(MOONS[:16].astype(np.float64)).numpy(),
+        model32.log_prob(MOONS[:16]).numpy(),
+        rtol=1e-4,
+        atol=1e-4,
+    )
 
 
 def test_continuous_images_without_dequantization():
@@ -181,19 +198,22 @@ def test_continuous_images_without_dequantization():
         model.dequantization_elbo(DISCRETE[:4])
 
 
-@pytest.mark.parametrize("event_shape, kwargs, match", [
-    ((2,), dict(dequantization="variational"), "vector events"),
-    ((2,), dict(dequantization="uniform"), "vector events"),
-    ((2,), dict(num_bits=8), "num_bits"),
-    ((4, 4, 1), dict(dequantization="logistic"), "dequantization"),
-    ((4, 4, 1), dict(num_couplings=(1, 2)), "num_couplings"),
-    ((4, 4, 1), dict(num_couplings=(0, 0, 0)), "num_couplings"),
-    ((5, 4, 1), dict(num_couplings=(1, 1, 0)), "even height"),
-    ((4, 4, 1), dict(use_attention=True, hidden_channels=6, num_heads=4), "num_heads"),
-    ((4, 4, 1), dict(num_components=0), "num_components"),
-    ((4, 4), dict(), "event_shape"),
-    ((1,), dict(), "D >= 2"),
-])
+@pytest.mark.parametrize(
+    "event_shape, kwargs, match",
+    [
+        ((2,), dict(dequantization="variational"), "vector events"),
+        ((2,), dict(dequantization="uniform"), "vector events"),
+        ((2,), dict(num_bits=8), "num_bits"),
+        ((4, 4, 1), dict(dequantization="logistic"), "dequantization"),
+        ((4, 4, 1), dict(num_couplings=(1, 2)), "num_couplings"),
+        ((4, 4, 1), dict(num_couplings=(0, 0, 0)), "num_couplings"),
+        ((5, 4, 1), dict(num_couplings=(1, 1, 0)), "even height"),
+        ((4, 4, 1), dict(use_attention=True, hidden_channels=6, num_heads=4), "num_heads"),
+        ((4, 4, 1), dict(num_components=0), "num_components"),
+        ((4, 4), dict(), "event_shape"),
+        ((1,), dict(), "D >= 2"),
+    ],
+)
 def test_bad_arguments_raise_clear_errors(event_shape, kwargs, match):
     with pytest.raises(ValueError, match=match):
         FlowPlusPlus(event_shape, **kwargs)

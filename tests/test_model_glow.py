@@ -1,17 +1,24 @@
 """Glow preset (Kingma & Dhariwal 2018): fits on digits and a banana, ActNorm's one-time data-dependent
 initialisation, temperature, latent interpolation and the architecture (the shared checklist runs in
 tests/test_model_checklist.py)."""
+
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from model_checks import assert_fit_beats_gaussian, dataset_of
 from sklearn.datasets import load_digits
 
-import keras
 from keras_models import Glow
-from keras_models.layers import (ActNormLayer, AffineCouplingLayer, ChannelSliceLayer, InvertibleConv1x1Layer,
-                                 SequentialFlow, SqueezeLayer)
+from keras_models.layers import (
+    ActNormLayer,
+    AffineCouplingLayer,
+    ChannelSliceLayer,
+    InvertibleConv1x1Layer,
+    SequentialFlow,
+    SqueezeLayer,
+)
 from keras_models.layers.split_prior import SplitPriorLayer
-from model_checks import assert_fit_beats_gaussian, dataset_of
 
 DIGITS_SHAPE = (8, 8, 1)
 
@@ -46,7 +53,7 @@ def _banana(n=1024, seed=0):
     """x2 ~ N(0, 4^2), x1 ~ N(x2^2 / 4, 1): curved, so a Gaussian fits it badly."""
     rng = np.random.default_rng(seed)
     x2 = rng.normal(0.0, 4.0, n)
-    x1 = rng.normal(x2 ** 2 / 4.0, 1.0)
+    x1 = rng.normal(x2**2 / 4.0, 1.0)
     return np.stack([x1, x2], axis=-1).astype(np.float32)
 
 
@@ -242,8 +249,9 @@ def test_split_prior_starts_as_the_identity_and_is_affine_in_the_factored_out_ha
     # z_out = (y_out - mu(h)) / sigma(h): doubling y_out's deviation from mu doubles z_out.
     mu = prior.bijector().forward(tf.concat([y[..., :4], tf.zeros_like(y[..., 4:])], -1)).numpy()[..., 4:]
     y2 = np.concatenate([y.numpy()[..., :4], mu + 2.0 * (y.numpy()[..., 4:] - mu)], -1)
-    np.testing.assert_allclose(prior.bijector().inverse(tf.constant(y2)).numpy()[..., 4:], 2.0 * z[..., 4:],
-                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        prior.bijector().inverse(tf.constant(y2)).numpy()[..., 4:], 2.0 * z[..., 4:], rtol=1e-4, atol=1e-5
+    )
 
 
 def test_benchmark_configuration_builds():
@@ -254,17 +262,20 @@ def test_benchmark_configuration_builds():
     assert log_prob.shape == (1,) and np.isfinite(log_prob.numpy()).all()
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(event_shape=(6, 6, 1), num_levels=2), "divisible by 2\\*\\*num_levels"),
-    (dict(event_shape=(4, 4)), "event_shape"),
-    (dict(event_shape=(1,)), "D >= 2"),
-    (dict(event_shape=(2,), num_levels=2), "num_levels"),
-    (dict(event_shape=(8, 8, 1), num_steps=0), "num_steps"),
-    (dict(event_shape=(8, 8, 1), hidden_channels=2.5), "hidden_channels"),
-    (dict(event_shape=(8, 8, 1), log_scale_limit=0.0), "log_scale_limit"),
-    (dict(event_shape=(2,), log_scale_limit="2"), "log_scale_limit"),
-    (dict(event_shape=(2,), log_scale_limit=100.0), "log_scale_limit"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(event_shape=(6, 6, 1), num_levels=2), "divisible by 2\\*\\*num_levels"),
+        (dict(event_shape=(4, 4)), "event_shape"),
+        (dict(event_shape=(1,)), "D >= 2"),
+        (dict(event_shape=(2,), num_levels=2), "num_levels"),
+        (dict(event_shape=(8, 8, 1), num_steps=0), "num_steps"),
+        (dict(event_shape=(8, 8, 1), hidden_channels=2.5), "hidden_channels"),
+        (dict(event_shape=(8, 8, 1), log_scale_limit=0.0), "log_scale_limit"),
+        (dict(event_shape=(2,), log_scale_limit="2"), "log_scale_limit"),
+        (dict(event_shape=(2,), log_scale_limit=100.0), "log_scale_limit"),
+    ],
+)
 def test_bad_arguments_are_named(kwargs, match):
     with pytest.raises(ValueError, match=match):
         Glow(**kwargs)
@@ -277,8 +288,9 @@ def test_config_rebuilds_the_same_architecture():
     assert [tuple(w.shape) for w in clone.weights] == [tuple(w.shape) for w in model.weights]
 
 
-@pytest.mark.parametrize("make_model, data", [(_small_image_glow, _small_images(16)), (_vector_glow, _banana(16))],
-                         ids=["image", "vector"])
+@pytest.mark.parametrize(
+    "make_model, data", [(_small_image_glow, _small_images(16)), (_vector_glow, _banana(16))], ids=["image", "vector"]
+)
 def test_float64_reaches_every_weight_and_agrees_with_float32(make_model, data):
     model32 = make_model()
     model32.log_prob(data)  # builds

@@ -1,15 +1,16 @@
 """MAF / IAF: the fit on two moons, agreement with TFP's own MADE, and the IAF = MAF^-1 relation (the shared
 checklist runs in tests/test_model_checklist.py)."""
+
+import keras
+import model_checks as checks
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 from sklearn.datasets import make_moons
 
-import keras
-import model_checks as checks
-from keras_models.layers.networks.made import MADE
 from keras_models.flows.maf import IAF, MAF
+from keras_models.layers.networks.made import MADE
 
 tfb = tfp.bijectors
 tfd = tfp.distributions
@@ -66,17 +67,29 @@ def test_made_outputs_depend_only_on_earlier_inputs():
 
 def _tfp_made_like(made):
     """TFP's own `tfb.AutoregressiveNetwork` (tf_keras) carrying a copy of `made`'s weights."""
-    network = tfb.AutoregressiveNetwork(params=2, event_shape=[made.event_size], hidden_units=list(made.hidden_units),
-                                        activation="relu", input_order="left-to-right", hidden_degrees="equal")
+    network = tfb.AutoregressiveNetwork(
+        params=2,
+        event_shape=[made.event_size],
+        hidden_units=list(made.hidden_units),
+        activation="relu",
+        input_order="left-to-right",
+        hidden_degrees="equal",
+    )
     network.build((None, made.event_size))
     # TFP masks kernels only through their initializer and constraint: hand it the masked (effective) kernels.
-    network.set_weights([w for kernel, bias, mask in zip(made.kernels, made.biases, made.masks)
-                         for w in (kernel.numpy() * mask, bias.numpy())])
+    network.set_weights(
+        [
+            w
+            for kernel, bias, mask in zip(made.kernels, made.biases, made.masks)
+            for w in (kernel.numpy() * mask, bias.numpy())
+        ]
+    )
     limit = made.log_scale_limit
 
     def shift_and_log_scale(x):
         shift, raw = tf.unstack(network(x), num=2, axis=-1)
         return shift, limit * tf.math.tanh(raw / limit)
+
     return shift_and_log_scale
 
 
@@ -117,8 +130,9 @@ def test_iaf_is_the_inverse_of_a_maf_with_its_steps_in_reverse_order():
     x = tf.constant(np.random.default_rng(9).normal(size=[16, 3]).astype(np.float32))
     g_x = maf.bijector.forward(tf.identity(x))
     np.testing.assert_allclose(iaf.encode(tf.identity(x)).numpy(), g_x.numpy(), rtol=1e-4, atol=1e-5)
-    expected = (tfd.Sample(tfd.Normal(0.0, 1.0), [3]).log_prob(g_x)
-                + maf.bijector.forward_log_det_jacobian(tf.identity(x), event_ndims=1))
+    expected = tfd.Sample(tfd.Normal(0.0, 1.0), [3]).log_prob(g_x) + maf.bijector.forward_log_det_jacobian(
+        tf.identity(x), event_ndims=1
+    )
     np.testing.assert_allclose(iaf.log_prob(x).numpy(), expected.numpy(), rtol=1e-4, atol=1e-4)
     samples = iaf.sample(5, seed=1)
     assert samples.shape == (5, 3) and np.all(np.isfinite(samples.numpy()))
@@ -130,13 +144,16 @@ def test_float64_option_runs_in_double_precision():
     assert model.log_prob(moons(4).astype(np.float64)).dtype == tf.float64
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(event_shape=(2, 2)), "event_shape"),
-    (dict(event_shape=(2,), num_layers=0), "num_layers"),
-    (dict(event_shape=(2,), permutation="shuffle"), "permutation"),
-    (dict(event_shape=(2,), hidden_units=(0,)), "hidden_units"),
-    (dict(event_shape=(2,), log_scale_limit=-1.0), "log_scale_limit"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(event_shape=(2, 2)), "event_shape"),
+        (dict(event_shape=(2,), num_layers=0), "num_layers"),
+        (dict(event_shape=(2,), permutation="shuffle"), "permutation"),
+        (dict(event_shape=(2,), hidden_units=(0,)), "hidden_units"),
+        (dict(event_shape=(2,), log_scale_limit=-1.0), "log_scale_limit"),
+    ],
+)
 def test_bad_arguments_are_named(kwargs, match):
     with pytest.raises(ValueError, match=match):
         MAF(**kwargs)
@@ -144,6 +161,7 @@ def test_bad_arguments_are_named(kwargs, match):
 
 # --- MADE stores its kernels masked (no mask product per call): the autoregressive property must survive ------
 # --- training, reloading and weights written by hand --------------------------------------------------------
+
 
 def made_layers(model):
     return [layer.made for layer in model.flow_layers if hasattr(layer, "made")]
@@ -180,8 +198,17 @@ def _unmasked(made, seed):
     return [rng.normal(size=w.shape).astype(np.float32) for w in made.weights]
 
 
-@pytest.mark.parametrize("how", ["made.set_weights", "model.set_weights", "kernel.assign", "kernel.assign_add",
-                                 "load_own_variables", "tf.train.Checkpoint"])
+@pytest.mark.parametrize(
+    "how",
+    [
+        "made.set_weights",
+        "model.set_weights",
+        "kernel.assign",
+        "kernel.assign_add",
+        "load_own_variables",
+        "tf.train.Checkpoint",
+    ],
+)
 def test_weights_written_by_hand_are_masked(how, tmp_path):
     model = MAF(event_shape=(5,), num_layers=2, hidden_units=(7, 9))
     made = made_layers(model)[0]

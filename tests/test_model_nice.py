@@ -1,13 +1,14 @@
 """NICE preset: the fit on two moons, NICE's scaling layer, float64, argument checks (the shared checklist runs in
 tests/test_model_checklist.py)."""
+
+import keras
+import model_checks
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 from sklearn.datasets import make_moons
 
-import keras
-import model_checks
 from keras_models import NICE
 
 tfd = tfp.distributions
@@ -62,15 +63,18 @@ def test_float64_option_reaches_every_weight_and_agrees_with_float32():
     assert np.all(np.isfinite(history.history["nll"]))
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(event_shape=(8, 8, 1)), "flatten images"),
-    (dict(event_shape=(1,)), "D >= 2"),
-    (dict(event_shape=(2,), num_couplings=0), "num_couplings"),
-    (dict(event_shape=(2,), hidden_units=()), "hidden_units"),
-    (dict(event_shape=(2,), hidden_units=(8, -1)), "hidden_units"),
-    (dict(event_shape=(2,), base_distribution="cauchy"), "base_distribution"),
-    (dict(event_shape=(2,), actnorm="yes"), "actnorm"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(event_shape=(8, 8, 1)), "flatten images"),
+        (dict(event_shape=(1,)), "D >= 2"),
+        (dict(event_shape=(2,), num_couplings=0), "num_couplings"),
+        (dict(event_shape=(2,), hidden_units=()), "hidden_units"),
+        (dict(event_shape=(2,), hidden_units=(8, -1)), "hidden_units"),
+        (dict(event_shape=(2,), base_distribution="cauchy"), "base_distribution"),
+        (dict(event_shape=(2,), actnorm="yes"), "actnorm"),
+    ],
+)
 def test_bad_arguments_are_named(kwargs, match):
     with pytest.raises(ValueError, match=match):
         NICE(**kwargs)

@@ -1,5 +1,6 @@
 """NSF: both variants start as the identity (the derivative offset), the autoregressive MADE stays
 autoregressive, and argument errors (the shared checklist runs in tests/test_model_checklist.py)."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -28,21 +29,25 @@ def test_spline_made_output_d_ignores_inputs_d_and_later():
     x = tf.constant(rng.normal(size=(3, 4)), tf.float32)
     with tf.GradientTape() as tape:
         tape.watch(x)
-        theta = made(x)                                   # [3, 4, 5]
-    jacobian = tape.batch_jacobian(theta, x).numpy()      # [3, 4, 5, 4]: d theta[d, p] / d x[j]
-    dependence = np.abs(jacobian).sum(axis=(0, 2))        # [d, j]
+        theta = made(x)  # [3, 4, 5]
+    jacobian = tape.batch_jacobian(theta, x).numpy()  # [3, 4, 5, 4]: d theta[d, p] / d x[j]
+    dependence = np.abs(jacobian).sum(axis=(0, 2))  # [d, j]
     assert theta.shape == (3, 4, 5)
-    assert np.all(dependence[np.triu_indices(4)] == 0)    # j >= d: no dependence
+    assert np.all(dependence[np.triu_indices(4)] == 0)  # j >= d: no dependence
     assert np.all(dependence[np.tril_indices(4, -1)] > 0)  # j < d: some dependence
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"variant": "spline"}, "`variant` must be one of"),
-    ({"num_bins": 1}, "`num_bins` must be an int >= 2"),
-    ({"bound": 0}, "`bound` must be a finite number > 0"),
-    ({"permutation": "shuffle"}, "`permutation` must be one of"),
-    ({"actnorm": "auto"}, "`actnorm` must be True or False"),
-], ids=["variant", "num_bins", "bound", "permutation", "actnorm"])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"variant": "spline"}, "`variant` must be one of"),
+        ({"num_bins": 1}, "`num_bins` must be an int >= 2"),
+        ({"bound": 0}, "`bound` must be a finite number > 0"),
+        ({"permutation": "shuffle"}, "`permutation` must be one of"),
+        ({"actnorm": "auto"}, "`actnorm` must be True or False"),
+    ],
+    ids=["variant", "num_bins", "bound", "permutation", "actnorm"],
+)
 def test_bad_arguments_raise_naming_them(kwargs, match):
     with pytest.raises(ValueError, match=match):
         NSF((2,), **kwargs)

@@ -1,13 +1,14 @@
 """PlanarFlow / RadialFlow: fits on two moons (density estimation through the exact inverses) and their
 parametrisations; the shared checklist runs in tests/test_model_checklist.py."""
+
+import keras
+import model_checks as checks
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 from sklearn.datasets import make_moons
 
-import keras
-import model_checks as checks
 from keras_models import PlanarFlow, RadialFlow
 
 tfd = tfp.distributions
@@ -64,10 +65,13 @@ def test_float64_option_runs_in_double_precision(model_class):
 
 
 @pytest.mark.parametrize("model_class", MODELS)
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(event_shape=(2, 2)), "event_shape"),
-    (dict(event_shape=(2,), num_layers=0), "num_layers"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(event_shape=(2, 2)), "event_shape"),
+        (dict(event_shape=(2,), num_layers=0), "num_layers"),
+    ],
+)
 def test_bad_arguments_are_named(model_class, kwargs, match):
     with pytest.raises(ValueError, match=match):
         model_class(**kwargs)

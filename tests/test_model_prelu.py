@@ -1,12 +1,13 @@
 """PReLUFlow: the TFP custom-bijector tutorial model: its fit and its own structure (the shared checklist runs in
 tests/test_model_checklist.py)."""
+
+import keras
+import model_checks as checks
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-import keras
-import model_checks as checks
 from keras_models import PReLUFlow
 
 tfd = tfp.distributions
@@ -16,7 +17,7 @@ def banana(num_points=1024, seed=0):
     """The tutorial's density: x2 ~ N(0, 4^2), x1 ~ N(x2^2 / 4, 1)."""
     rng = np.random.default_rng(seed)
     x2 = 4.0 * rng.normal(size=num_points)
-    x1 = x2 ** 2 / 4.0 + rng.normal(size=num_points)
+    x1 = x2**2 / 4.0 + rng.normal(size=num_points)
     return np.stack([x1, x2], axis=1).astype(np.float32)
 
 
@@ -27,8 +28,7 @@ def trained():
     x = banana()
     model = PReLUFlow(event_shape=(2,), num_layers=6)
     # A short budget on purpose: see the class docstring's caveat (biased gradients drift back to the Gaussian).
-    nll, baseline = checks.assert_fit_beats_gaussian(model, x, steps=20, learning_rate=1e-2, batch_size=64,
-                                                     margin=0.15)
+    nll, baseline = checks.assert_fit_beats_gaussian(model, x, steps=20, learning_rate=1e-2, batch_size=64, margin=0.15)
     return model, x, nll, baseline
 
 
@@ -72,11 +72,14 @@ def test_float64_option_runs_in_double_precision():
     assert model.log_prob(banana(4).astype(np.float64)).dtype == tf.float64
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(event_shape=(2, 2)), "event_shape"),
-    (dict(num_layers=0), "num_layers"),
-    (dict(min_alpha=0.5, initial_alpha=0.4), "min_alpha"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(event_shape=(2, 2)), "event_shape"),
+        (dict(num_layers=0), "num_layers"),
+        (dict(min_alpha=0.5, initial_alpha=0.4), "min_alpha"),
+    ],
+)
 def test_bad_arguments_are_named(kwargs, match):
     with pytest.raises(ValueError, match=match):
         PReLUFlow(**kwargs)

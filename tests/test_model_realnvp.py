@@ -1,17 +1,18 @@
 """RealNVP preset: fits on two moons and 8x8 digits, bounded log-scales, ActNorm initialisation, the multi-scale
 structure, the exact density at initialisation, float64 (the shared checklist runs in tests/test_model_checklist.py)."""
+
 import math
 
+import keras
+import model_checks
 import numpy as np
 import pytest
-import keras
 import tensorflow as tf
 from sklearn.datasets import load_digits, make_moons
 
-import model_checks
 from keras_models import RealNVP
-from keras_models.layers import ActNormLayer, AffineCouplingLayer, ChannelSliceLayer, SequentialFlow
 from keras_models.flows.realnvp import default_num_scales
+from keras_models.layers import ActNormLayer, AffineCouplingLayer, ChannelSliceLayer, SequentialFlow
 
 
 def two_moons(n=1000, seed=0):
@@ -40,6 +41,7 @@ def tiny_image_model(event_shape=(8, 8, 1), **kwargs):
 
 def couplings_of(model):
     """The affine coupling layers, data side first, looking inside factor-outs and sub-sequences."""
+
     def walk(layers):
         for layer in layers:
             if isinstance(layer, AffineCouplingLayer):
@@ -48,6 +50,7 @@ def couplings_of(model):
                 yield from walk([layer.inner])
             elif isinstance(layer, SequentialFlow):
                 yield from walk(layer.steps)
+
     return list(walk(model.flow_layers))
 
 
@@ -95,8 +98,9 @@ def test_float64_option_reaches_every_weight_and_agrees_with_float32():
 
 # ------------------------------------------------------------------------------------------------------------
 # Image data.
-@pytest.mark.parametrize("size, scales", [((8, 8), 2), ((32, 32), 4), ((28, 28), 3), ((4, 4), 1), ((6, 6), 1),
-                                          ((16, 8), 2)])
+@pytest.mark.parametrize(
+    "size, scales", [((8, 8), 2), ((32, 32), 4), ((28, 28), 3), ((4, 4), 1), ((6, 6), 1), ((16, 8), 2)]
+)
 def test_default_number_of_scales_follows_the_image_size(size, scales):
     assert default_num_scales(*size) == scales
 
@@ -120,8 +124,11 @@ def test_image_model_at_initialisation_is_the_logit_normal_density():
     x = DIGITS[:16].astype(np.float64)
     p = alpha + (1 - 2 * alpha) * x
     z = np.log(p) - np.log1p(-p)
-    expected = (-0.5 * z ** 2 - 0.5 * math.log(2 * math.pi) + math.log(1 - 2 * alpha) - np.log(p)
-                - np.log1p(-p)).reshape(16, -1).sum(-1)
+    expected = (
+        (-0.5 * z**2 - 0.5 * math.log(2 * math.pi) + math.log(1 - 2 * alpha) - np.log(p) - np.log1p(-p))
+        .reshape(16, -1)
+        .sum(-1)
+    )
     np.testing.assert_allclose(model.log_prob(DIGITS[:16]).numpy(), expected, rtol=1e-5)
 
 
@@ -140,17 +147,20 @@ def test_image_fit_trains_every_weight_and_beats_the_uniform_density_in_bits_per
 
 
 # ------------------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(event_shape=(4, 4)), "event_shape"),
-    (dict(event_shape=(1,)), "D >= 2"),
-    (dict(event_shape=(2,), num_couplings=0), "num_couplings"),
-    (dict(event_shape=(2,), hidden_units=[]), "hidden_units"),
-    (dict(event_shape=(6, 6, 1), num_scales=3), "num_scales"),
-    (dict(event_shape=(2, 2, 1), num_scales=2), "1 x 1"),
-    (dict(event_shape=(8, 8, 1), width=0), "width"),
-    (dict(event_shape=(8, 8, 1), num_scales=0), "num_scales"),
-    (dict(event_shape=(8, 8, 1), logit_alpha=0.5), "logit_alpha"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(event_shape=(4, 4)), "event_shape"),
+        (dict(event_shape=(1,)), "D >= 2"),
+        (dict(event_shape=(2,), num_couplings=0), "num_couplings"),
+        (dict(event_shape=(2,), hidden_units=[]), "hidden_units"),
+        (dict(event_shape=(6, 6, 1), num_scales=3), "num_scales"),
+        (dict(event_shape=(2, 2, 1), num_scales=2), "1 x 1"),
+        (dict(event_shape=(8, 8, 1), width=0), "width"),
+        (dict(event_shape=(8, 8, 1), num_scales=0), "num_scales"),
+        (dict(event_shape=(8, 8, 1), logit_alpha=0.5), "logit_alpha"),
+    ],
+)
 def test_bad_arguments_are_named(kwargs, match):
     with pytest.raises(ValueError, match=match):
         RealNVP(**kwargs)

@@ -1,5 +1,6 @@
 """Packaging rules: tfp_flows (and the datasets folder it installs) never import keras, and installing the
 project does not create a top-level `datasets` module."""
+
 import ast
 import os
 import pathlib
@@ -55,10 +56,12 @@ def test_import_datasets_outside_the_repo_is_not_ours(tmp_path):
         "spec = importlib.util.find_spec('datasets')\n"
         "print(spec.origin if spec else 'NONE')\n"
         "import tfp_flows.datasets as d\n"
-        "print(d.__file__)\n")
+        "print(d.__file__)\n"
+    )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
-                         check=True).stdout.split("\n")
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, check=True
+    ).stdout.split("\n")
     datasets_origin, ours = out[0], out[1]
     assert datasets_origin == "NONE" or not datasets_origin.startswith(str(ROOT / "datasets")), datasets_origin
     # Our folder is reachable under its installed name, and only there.

@@ -1,4 +1,5 @@
 """The README opens with exactly two commands (run the main job, run the tests) and CI runs the second."""
+
 import pathlib
 import re
 import subprocess
@@ -25,6 +26,10 @@ def test_readme_opens_with_exactly_two_one_line_commands():
 def test_ci_runs_the_readmes_test_command():
     extracted = subprocess.run(
         ["bash", "-c", "awk '/^```bash$/ { n++; getline; if (n == 2) { print; exit } }' README.md"],
-        cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     assert extracted == _leading_commands()[1]
     assert "awk '/^```bash$/" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")

@@ -4,23 +4,33 @@ tests/data/saved_before_layout/ holds one tiny model per preset saved by the fla
 (`make.py` there, run at commit 67bbd37) with the log-densities it gave on four inputs. Keras finds each class
 by its registered name (`tfp_flows>ClassName`), not by module path, so moving modules must not change a number.
 """
+
 import glob
 import os
 
+import keras
 import numpy as np
 import pytest
-
-import keras
 
 import keras_models  # noqa: F401  (registers the serialisable classes)
 
 FOLDER = os.path.join(os.path.dirname(__file__), "data", "saved_before_layout")
-KEYS = sorted(os.path.basename(path)[:-len(".keras")] for path in glob.glob(os.path.join(FOLDER, "*.keras")))
+KEYS = sorted(os.path.basename(path)[: -len(".keras")] for path in glob.glob(os.path.join(FOLDER, "*.keras")))
 
 
 def test_every_preset_has_a_saved_file():
-    assert {"prelu", "nice", "realnvp", "realnvp-image", "maf", "iaf", "glow", "flowpp-image", "planar",
-            "radial"} <= set(KEYS)
+    assert {
+        "prelu",
+        "nice",
+        "realnvp",
+        "realnvp-image",
+        "maf",
+        "iaf",
+        "glow",
+        "flowpp-image",
+        "planar",
+        "radial",
+    } <= set(KEYS)
 
 
 @pytest.mark.parametrize("key", KEYS)

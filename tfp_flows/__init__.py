@@ -4,6 +4,7 @@ Every class here is a `tfp.bijectors.Bijector`; forward maps the base (latent) s
 maps data to the latent space (density evaluation). Parameters are tensors, `tf.Variable`s or `DeferredTensor`s
 handed in; no bijector creates variables itself. This package imports TensorFlow, TFP and NumPy only.
 """
+
 from tfp_flows import masks
 from tfp_flows.actnorm import ActNorm, actnorm_initial_parameters
 from tfp_flows.additive_coupling import AdditiveCoupling

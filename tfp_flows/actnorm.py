@@ -1,11 +1,10 @@
 """Activation normalization (ActNorm) from Glow (Kingma & Dhariwal 2018, sec. 3.1), and its data-dependent init."""
+
 import numpy as np
 import tensorflow as tf
 from tensorflow_probability import bijectors as tfb
-from tensorflow_probability.python.internal import assert_util
-from tensorflow_probability.python.internal import parameter_properties
+from tensorflow_probability.python.internal import assert_util, parameter_properties, tensor_util
 from tensorflow_probability.python.internal import prefer_static as ps
-from tensorflow_probability.python.internal import tensor_util
 
 from tfp_flows import validation
 from tfp_flows.instance_cache import InstanceKeyedCache
@@ -17,8 +16,10 @@ def channel_count(param, arg_name, min_rank, bijector_name):
     """The static size of `param`'s last axis (None if unknown); ValueError if its rank is below `min_rank`."""
     rank = param.shape.rank
     if rank is not None and rank < min_rank:
-        raise ValueError(f"{bijector_name}: `{arg_name}` must have rank >= {min_rank} (channels on the last axis); "
-                         f"received shape {param.shape.as_list()}")
+        raise ValueError(
+            f"{bijector_name}: `{arg_name}` must have rank >= {min_rank} (channels on the last axis); "
+            f"received shape {param.shape.as_list()}"
+        )
     return param.shape[-1] if rank is not None else None
 
 
@@ -30,12 +31,15 @@ def check_channels(x, channels, arg_name, param_name, bijector_name):
     validation.check_float_dtype(x, arg_name)
     rank = x.shape.rank
     if rank is not None and rank < 1:
-        raise ValueError(f"{bijector_name}: `{arg_name}` must have rank >= 1 with channels on the last axis; "
-                         f"received a scalar")
+        raise ValueError(
+            f"{bijector_name}: `{arg_name}` must have rank >= 1 with channels on the last axis; received a scalar"
+        )
     static = x.shape[-1] if rank is not None else None
     if static is not None and channels is not None and static != channels:
-        raise ValueError(f"{bijector_name}: the last axis of `{arg_name}` must have {channels} channels, the size of "
-                         f"`{param_name}`'s last axis; received shape {x.shape.as_list()}")
+        raise ValueError(
+            f"{bijector_name}: the last axis of `{arg_name}` must have {channels} channels, the size of "
+            f"`{param_name}`'s last axis; received shape {x.shape.as_list()}"
+        )
 
 
 def broadcast_over_positions(log_det, x):
@@ -73,8 +77,10 @@ def checked_channels(x, channels, param, arg_name, param_name, bijector_name, va
 def assert_channels(x, param, arg_name, param_name, bijector_name):
     """`x` behind a run-time assertion that its last axis matches `param`'s (for `validate_args=True`)."""
     assertion = assert_util.assert_equal(
-        tf.shape(x)[-1], tf.shape(param)[-1],
-        message=f"{bijector_name}: the last axis of `{arg_name}` must have as many channels as `{param_name}`")
+        tf.shape(x)[-1],
+        tf.shape(param)[-1],
+        message=f"{bijector_name}: the last axis of `{arg_name}` must have as many channels as `{param_name}`",
+    )
     with tf.control_dependencies([assertion]):
         return tf.identity(x)
 
@@ -120,16 +126,26 @@ class ActNorm(InstanceKeyedCache, tfb.Bijector):
             loc_channels = channel_count(self._loc, "loc", 1, "ActNorm")
             scale_channels = channel_count(self._log_scale, "log_scale", 1, "ActNorm")
             if loc_channels is not None and scale_channels is not None and loc_channels != scale_channels:
-                raise ValueError(f"ActNorm: `loc` and `log_scale` must have the same number of channels (last axis); "
-                                 f"received shapes {self._loc.shape.as_list()} and {self._log_scale.shape.as_list()}")
+                raise ValueError(
+                    f"ActNorm: `loc` and `log_scale` must have the same number of channels (last axis); "
+                    f"received shapes {self._loc.shape.as_list()} and {self._log_scale.shape.as_list()}"
+                )
             self._channels = scale_channels if scale_channels is not None else loc_channels
-            super().__init__(forward_min_event_ndims=1, is_constant_jacobian=True, dtype=dtype,
-                             validate_args=validate_args, parameters=parameters, name=name)
+            super().__init__(
+                forward_min_event_ndims=1,
+                is_constant_jacobian=True,
+                dtype=dtype,
+                validate_args=validate_args,
+                parameters=parameters,
+                name=name,
+            )
 
     @classmethod
     def _parameter_properties(cls, dtype, num_classes=None):
-        return {"loc": parameter_properties.ParameterProperties(event_ndims=1),
-                "log_scale": parameter_properties.ParameterProperties(event_ndims=1)}
+        return {
+            "loc": parameter_properties.ParameterProperties(event_ndims=1),
+            "log_scale": parameter_properties.ParameterProperties(event_ndims=1),
+        }
 
     @property
     def loc(self):
@@ -145,8 +161,9 @@ class ActNorm(InstanceKeyedCache, tfb.Bijector):
         return self._channels
 
     def _checked(self, x, arg_name):
-        return checked_channels(x, self._channels, self._log_scale, arg_name, "log_scale", self.name,
-                                self.validate_args)
+        return checked_channels(
+            x, self._channels, self._log_scale, arg_name, "log_scale", self.name, self.validate_args
+        )
 
     def _forward(self, x):
         x = self._checked(x, "x")
@@ -170,8 +187,9 @@ class ActNorm(InstanceKeyedCache, tfb.Bijector):
         assertions = []
         for arg_name, param in (("loc", self._loc), ("log_scale", self._log_scale)):
             if is_init != tensor_util.is_ref(param):
-                assertions.append(assert_finite_parameter(
-                    tf.convert_to_tensor(param), f"{self.name}: `{arg_name}` must be finite"))
+                assertions.append(
+                    assert_finite_parameter(tf.convert_to_tensor(param), f"{self.name}: `{arg_name}` must be finite")
+                )
         return [a for a in assertions if a is not None]
 
 
@@ -201,8 +219,9 @@ def actnorm_initial_parameters(x, epsilon=1e-6):
     x = tf.convert_to_tensor(x)
     validation.check_float_dtype(x, "x")
     if x.shape.rank is None or x.shape.rank < 2:
-        raise ValueError("`x` must be a batch of shape [N, ..., C] (rank >= 2, channels last); "
-                         f"received shape {x.shape}")
+        raise ValueError(
+            f"`x` must be a batch of shape [N, ..., C] (rank >= 2, channels last); received shape {x.shape}"
+        )
     axes = list(range(x.shape.rank - 1))
     mean, variance = tf.nn.moments(x, axes=axes)
     std = tf.math.sqrt(variance)

@@ -1,4 +1,5 @@
 """NICE's additive coupling (Dinh, Krueger & Bengio 2015, "NICE: Non-linear Independent Components Estimation")."""
+
 import tensorflow as tf
 
 from tfp_flows import validation
@@ -50,8 +51,7 @@ class AdditiveCoupling(MaskedCoupling):
     def __init__(self, mask, shift_fn, validate_args=False, name="additive_coupling"):
         parameters = dict(locals())
         self._shift_fn = validation.check_callable(shift_fn, "shift_fn", "x_masked -> shift")
-        super().__init__(mask=mask, validate_args=validate_args, parameters=parameters, name=name,
-                         conditioner=shift_fn)
+        super().__init__(mask=mask, validate_args=validate_args, parameters=parameters, name=name, conditioner=shift_fn)
 
     @property
     def shift_fn(self):

@@ -1,4 +1,8 @@
-"""Affine coupling with a bounded log-scale (RealNVP: Dinh, Sohl-Dickstein & Bengio 2017; Glow: Kingma & Dhariwal 2018)."""
+"""Affine coupling with a bounded log-scale.
+
+RealNVP: Dinh, Sohl-Dickstein & Bengio 2017; Glow: Kingma & Dhariwal 2018.
+"""
+
 import math
 
 import tensorflow as tf
@@ -18,11 +22,18 @@ def checked_log_scale_limit(log_scale_limit, log_scale_bound):
     most MAX_SIGMOID_LIMIT, or math.inf (no floor)."""
     sigmoid = log_scale_bound == "sigmoid"
     limit = validation.check_number(
-        log_scale_limit, "log_scale_limit", minimum=0, strict=True, allow_inf=sigmoid,
-        hint=f"with log_scale_bound={log_scale_bound!r}" + ("" if sigmoid else "; math.inf only with 'sigmoid'"))
+        log_scale_limit,
+        "log_scale_limit",
+        minimum=0,
+        strict=True,
+        allow_inf=sigmoid,
+        hint=f"with log_scale_bound={log_scale_bound!r}" + ("" if sigmoid else "; math.inf only with 'sigmoid'"),
+    )
     if sigmoid and MAX_SIGMOID_LIMIT < limit < math.inf:
-        raise ValueError(f"`log_scale_limit` of the sigmoid bound must be <= {MAX_SIGMOID_LIMIT} (a floor "
-                         f"exp(-c) that float32 represents) or math.inf for no floor; received {log_scale_limit!r}")
+        raise ValueError(
+            f"`log_scale_limit` of the sigmoid bound must be <= {MAX_SIGMOID_LIMIT} (a floor "
+            f"exp(-c) that float32 represents) or math.inf for no floor; received {log_scale_limit!r}"
+        )
     return limit
 
 
@@ -75,15 +86,24 @@ class AffineCoupling(MaskedCoupling):
         array([[1., 2., 5., 5.]], dtype=float32)
     """
 
-    def __init__(self, mask, shift_and_log_scale_fn, log_scale_bound="tanh", log_scale_limit=2.0,
-                 validate_args=False, name="affine_coupling"):
+    def __init__(
+        self,
+        mask,
+        shift_and_log_scale_fn,
+        log_scale_bound="tanh",
+        log_scale_limit=2.0,
+        validate_args=False,
+        name="affine_coupling",
+    ):
         parameters = dict(locals())
         self._shift_and_log_scale_fn = validation.check_callable(
-            shift_and_log_scale_fn, "shift_and_log_scale_fn", "x_masked -> (shift, log_scale)")
+            shift_and_log_scale_fn, "shift_and_log_scale_fn", "x_masked -> (shift, log_scale)"
+        )
         self._log_scale_bound = validation.check_one_of(log_scale_bound, "log_scale_bound", LOG_SCALE_BOUNDS)
         self._log_scale_limit = checked_log_scale_limit(log_scale_limit, log_scale_bound)
-        super().__init__(mask=mask, validate_args=validate_args, parameters=parameters, name=name,
-                         conditioner=shift_and_log_scale_fn)
+        super().__init__(
+            mask=mask, validate_args=validate_args, parameters=parameters, name=name, conditioner=shift_and_log_scale_fn
+        )
 
     @property
     def shift_and_log_scale_fn(self):
@@ -100,12 +120,14 @@ class AffineCoupling(MaskedCoupling):
     def _conditioner_params(self, x_masked, conditional_input=None):
         outputs = self._call_conditioner(self._shift_and_log_scale_fn, x_masked, conditional_input)
         if not isinstance(outputs, (tuple, list)) or len(outputs) != 2:
-            raise ValueError("`shift_and_log_scale_fn` must return a pair (shift, log_scale); received "
-                             f"{type(outputs).__name__}")
+            raise ValueError(
+                f"`shift_and_log_scale_fn` must return a pair (shift, log_scale); received {type(outputs).__name__}"
+            )
         shift, raw_log_scale = outputs
-        return (checked_conditioner_output(shift, self.validate_args, "shift_and_log_scale_fn", "shift"),
-                checked_conditioner_output(raw_log_scale, self.validate_args, "shift_and_log_scale_fn",
-                                           "log_scale"))
+        return (
+            checked_conditioner_output(shift, self.validate_args, "shift_and_log_scale_fn", "shift"),
+            checked_conditioner_output(raw_log_scale, self.validate_args, "shift_and_log_scale_fn", "log_scale"),
+        )
 
     def _log_scale(self, raw):
         """The bounded forward log-scale s = bound(raw)."""

@@ -27,6 +27,7 @@ Example:
     >>> spline.forward(spline.inverse(tf.identity(y))).numpy().round(4)   # D passes back to the data
     array([[ 0.5, -1.5]], dtype=float32)
 """
+
 from tfp_flows import validation
 from tfp_flows.masked_autoregressive import OnePassMaskedAutoregressiveFlow
 from tfp_flows.rational_quadratic_coupling import SplineAttributes, SplineSettings
@@ -49,10 +50,20 @@ class MaskedAutoregressiveSpline(SplineAttributes, OnePassMaskedAutoregressiveFl
       name: name scope of the bijector's ops.
     """
 
-    def __init__(self, conditioner, num_bins=8, bound=3.0, min_bin_width=1e-3, min_bin_height=1e-3,
-                 min_derivative=1e-3, validate_args=False, name="masked_autoregressive_spline"):
-        self._conditioner = validation.check_callable(conditioner, "conditioner", "y -> theta [..., D, 3K - 1]",
-                                                      owner=name)
+    def __init__(
+        self,
+        conditioner,
+        num_bins=8,
+        bound=3.0,
+        min_bin_width=1e-3,
+        min_bin_height=1e-3,
+        min_derivative=1e-3,
+        validate_args=False,
+        name="masked_autoregressive_spline",
+    ):
+        self._conditioner = validation.check_callable(
+            conditioner, "conditioner", "y -> theta [..., D, 3K - 1]", owner=name
+        )
         self._settings = SplineSettings(num_bins, bound, min_bin_width, min_bin_height, min_derivative, owner=name)
         super().__init__(bijector_fn=self._spline_fn, validate_args=validate_args, name=name)
 
@@ -61,12 +72,20 @@ class MaskedAutoregressiveSpline(SplineAttributes, OnePassMaskedAutoregressiveFl
         theta = self._conditioner(y, **kwargs)
         k = self._settings.num_bins
         expected = 3 * k - 1
-        if theta.shape.rank is not None and (theta.shape.rank < 2 or theta.shape[-1] not in (None, expected)
-                                             or theta.shape[-2] not in (None, y.shape[-1])):
-            raise ValueError(f"{self.name}: `conditioner` must return theta of shape [..., D, 3 * num_bins - 1] = "
-                             f"[..., {y.shape[-1]}, {expected}]; received shape {theta.shape.as_list()}")
+        if theta.shape.rank is not None and (
+            theta.shape.rank < 2
+            or theta.shape[-1] not in (None, expected)
+            or theta.shape[-2] not in (None, y.shape[-1])
+        ):
+            raise ValueError(
+                f"{self.name}: `conditioner` must return theta of shape [..., D, 3 * num_bins - 1] = "
+                f"[..., {y.shape[-1]}, {expected}]; received shape {theta.shape.as_list()}"
+            )
         if theta.dtype != y.dtype:
-            raise TypeError(f"{self.name}: `conditioner` output must have the input's dtype {y.dtype.name}; "
-                            f"received {theta.dtype.name}")
-        return self._settings.spline(theta[..., :k], theta[..., k:2 * k], theta[..., 2 * k:],
-                                     validate_args=self.validate_args)
+            raise TypeError(
+                f"{self.name}: `conditioner` output must have the input's dtype {y.dtype.name}; "
+                f"received {theta.dtype.name}"
+            )
+        return self._settings.spline(
+            theta[..., :k], theta[..., k : 2 * k], theta[..., 2 * k :], validate_args=self.validate_args
+        )

@@ -13,6 +13,7 @@ Example:
     >>> b.forward(tf.constant([[1.0, 1.0]])).numpy()
     array([[2., 1.]], dtype=float32)
 """
+
 import tensorflow as tf
 
 from tfp_flows import validation
@@ -37,8 +38,9 @@ class ChannelSlice(OnePassBijector):
         self._bijector = bijector
         self._num_channels = num_channels
         self._event_ndims = event_ndims
-        super().__init__(forward_min_event_ndims=event_ndims, validate_args=validate_args,
-                         parameters=parameters, name=name)
+        super().__init__(
+            forward_min_event_ndims=event_ndims, validate_args=validate_args, parameters=parameters, name=name
+        )
 
     @classmethod
     def _parameter_properties(cls, dtype, num_classes=None):
@@ -51,9 +53,11 @@ class ChannelSlice(OnePassBijector):
     def _split(self, x):
         channels = x.shape[-1]
         if channels is not None and channels <= self._num_channels:
-            raise ValueError(f"{self.name}: the input's last axis must have more than num_channels="
-                             f"{self._num_channels} channels; received shape {x.shape.as_list()}")
-        return x[..., : self._num_channels], x[..., self._num_channels:]
+            raise ValueError(
+                f"{self.name}: the input's last axis must have more than num_channels="
+                f"{self._num_channels} channels; received shape {x.shape.as_list()}"
+            )
+        return x[..., : self._num_channels], x[..., self._num_channels :]
 
     # Output and log-det in one pass (the inner chain's own caches then serve its log-det without a rerun).
     # Keyword arguments (a conditional inner chain's `bijector_kwargs`, `tfp_flows.conditioning`) go to the inner

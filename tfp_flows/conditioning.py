@@ -9,9 +9,9 @@ likelihoods with conditional normalizing flows"):
 TFP passes such a context as a keyword argument of the bijector's methods (`**kwargs`), named
 `conditional_input` as in `tfb.AutoregressiveNetwork(conditional=True)`. A `tfb.Chain` (any `Composition`)
 routes keyword arguments to its parts by name: `chain.forward(x, **{part.name: {"conditional_input": c}})`
-(composition.py / chain.py: `kwargs.get(bij.name, {})`), and `tfb.Invert` (like `tfp_flows.ChannelSlice`) hands its own to the
-bijector it wraps. `conditional_kwargs(bijector, c)` builds that nested dict for every conditional part of a (nested)
-composition, so that
+(composition.py / chain.py: `kwargs.get(bij.name, {})`), and `tfb.Invert` (like `tfp_flows.ChannelSlice`) hands
+its own to the bijector it wraps. `conditional_kwargs(bijector, c)` builds that nested dict for every conditional
+part of a (nested) composition, so that
 
     dist.log_prob(x, bijector_kwargs=conditional_kwargs(dist.bijector, c))
 
@@ -38,12 +38,13 @@ Example:
     ...     tfp.distributions.Sample(tfp.distributions.Normal(0., 1.), [2]), flow)
     >>> c = tf.constant([[3.0]])
     >>> kwargs = conditional_kwargs(dist.bijector, c)
-    >>> kwargs
-    {'affine_coupling': {'conditional_input': <tf.Tensor: shape=(1, 1), dtype=float32, numpy=array([[3.]], dtype=float32)>}}
+    >>> {name: {key: value.numpy().tolist() for key, value in parts.items()} for name, parts in kwargs.items()}
+    {'affine_coupling': {'conditional_input': [[3.0]]}}
     >>> x = tf.constant([[0.0, 3.0]])                            # z = (0, 3 - c) = (0, 0)
     >>> float(dist.log_prob(x, bijector_kwargs=kwargs)[0]) == float(dist.distribution.log_prob([[0.0, 0.0]])[0])
     True
 """
+
 import tensorflow_probability as tfp
 from tensorflow_probability.python.bijectors import invert as invert_lib
 
@@ -51,7 +52,7 @@ tfb = tfp.bijectors
 
 # `tfb.Invert(b)` returns a `_Invert` (the non-CompositeTensor base class) when `b` is not a CompositeTensor, as our
 # Keras-built bijectors are not: an isinstance check needs the base class.
-_INVERT_TYPES = (invert_lib._Invert,)  # noqa: SLF001
+_INVERT_TYPES = (invert_lib._Invert,)
 
 __all__ = ["CONDITIONAL_INPUT", "ConditionalBijector", "conditional_kwargs", "is_conditional"]
 
@@ -70,8 +71,9 @@ def is_conditional(bijector):
         return True
     if isinstance(bijector, tfb.MaskedAutoregressiveFlow):
         # TFP's conditional AutoregressiveNetwork, or a network declaring a context shape (keras_models' MADE).
-        network = (getattr(bijector, "_shift_and_log_scale_fn", None)
-                   or getattr(bijector, "conditioner", None))  # MaskedAutoregressiveSpline's network
+        network = getattr(bijector, "_shift_and_log_scale_fn", None) or getattr(
+            bijector, "conditioner", None
+        )  # MaskedAutoregressiveSpline's network
         return bool(getattr(network, "_conditional", False) or getattr(network, "context_shape", None) is not None)
     return False
 
@@ -117,6 +119,8 @@ def conditional_kwargs(bijector, conditional_input):
 
 
 def _name_clash(bijector, name):
-    return (f"conditional_kwargs: in {bijector.name!r}, the name {name!r} is shared by a part that takes "
-            f"`conditional_input` and one that does not; TFP routes keyword arguments by name, so give them "
-            f"distinct names")
+    return (
+        f"conditional_kwargs: in {bijector.name!r}, the name {name!r} is shared by a part that takes "
+        f"`conditional_input` and one that does not; TFP routes keyword arguments by name, so give them "
+        f"distinct names"
+    )

@@ -30,6 +30,7 @@ through `self._call_conditioner(fn, x_masked, conditional_input)`, which applies
 Speed: with a two-block mask the coupling slices instead of multiplying, so the transform and its log-det
 touch only the transformed block. Any other mask (checkerboard, custom) takes the multiplicative path.
 """
+
 import numpy as np
 import tensorflow as tf
 
@@ -61,7 +62,7 @@ def last_axis_split(mask):
         return None
     if np.all(row[:ones] == 1) and np.all(row[ones:] == 0):
         return ones, True
-    if np.all(row[: row.size - ones] == 0) and np.all(row[row.size - ones:] == 1):
+    if np.all(row[: row.size - ones] == 0) and np.all(row[row.size - ones :] == 1):
         return row.size - ones, False
     return None
 
@@ -104,8 +105,7 @@ class _SliceLayout:
         event_shape = list(mask_value.shape)
         size = event_shape[-1]
         self._begin, self._end = (self._index, size) if self._pass_first else (0, self._index)
-        self.param_event_shape = (event_shape[:-1] + [self._end - self._begin] if block_conditioner
-                                  else event_shape)
+        self.param_event_shape = event_shape[:-1] + [self._end - self._begin] if block_conditioner else event_shape
 
     def split(self, x):
         """(pass-through block, transformed block, conditioner input)."""
@@ -152,24 +152,33 @@ class MaskedCoupling(ConditionalBijector, OnePassBijector):
     def __init__(self, mask, validate_args, parameters, name, conditioner=None):
         mask_value = tf.get_static_value(mask) if tf.is_tensor(mask) else np.asarray(mask)
         if mask_value is None:
-            raise ValueError(f"{name}: `mask` must be a static 0/1 array of the event shape; received a tensor "
-                             "whose value is unknown at construction time")
+            raise ValueError(
+                f"{name}: `mask` must be a static 0/1 array of the event shape; received a tensor "
+                "whose value is unknown at construction time"
+            )
         mask_value = np.asarray(mask_value)
         if mask_value.ndim == 0:
             raise ValueError(f"{name}: `mask` must have the event shape (rank >= 1); received a scalar")
         if not np.all((mask_value == 0) | (mask_value == 1)):
-            raise ValueError(f"{name}: `mask` must contain only 0 and 1; received values "
-                             f"{np.unique(mask_value).tolist()}")
+            raise ValueError(
+                f"{name}: `mask` must contain only 0 and 1; received values {np.unique(mask_value).tolist()}"
+            )
         if mask_value.all() or not mask_value.any():
-            raise ValueError(f"{name}: `mask` must have both 0 (transformed) and 1 (pass-through) entries; "
-                             f"received all {int(mask_value.flat[0])}")
+            raise ValueError(
+                f"{name}: `mask` must have both 0 (transformed) and 1 (pass-through) entries; "
+                f"received all {int(mask_value.flat[0])}"
+            )
         self._mask_value = mask_value.astype(np.float32)
         self._split = last_axis_split(mask_value)
         self._block_conditioner = _declares_blocks(conditioner, self._split, name)
-        self._layout = (_MultiplyLayout(self._mask_value) if self._split is None
-                        else _SliceLayout(self._mask_value, self._split, self._block_conditioner))
-        super().__init__(forward_min_event_ndims=mask_value.ndim, validate_args=validate_args,
-                         parameters=parameters, name=name)
+        self._layout = (
+            _MultiplyLayout(self._mask_value)
+            if self._split is None
+            else _SliceLayout(self._mask_value, self._split, self._block_conditioner)
+        )
+        super().__init__(
+            forward_min_event_ndims=mask_value.ndim, validate_args=validate_args, parameters=parameters, name=name
+        )
 
     @classmethod
     def _parameter_properties(cls, dtype, num_classes=None):
@@ -198,12 +207,14 @@ class MaskedCoupling(ConditionalBijector, OnePassBijector):
         extra = max(rank - input_rank, 0) if rank is not None and input_rank is not None else 0
         if rank is not None:
             # Without this check a broadcastable parameter (last event axis of size 1) would be sliced empty.
-            trailing = param.shape.as_list()[: rank - extra][-len(event_shape):]
+            trailing = param.shape.as_list()[: rank - extra][-len(event_shape) :]
             if len(trailing) < len(event_shape) or any(
-                    got is not None and got != want for got, want in zip(trailing, event_shape)):
+                got is not None and got != want for got, want in zip(trailing, event_shape)
+            ):
                 raise ValueError(
                     f"{self.name}: conditioner output {index} must have the event shape {event_shape} (then any "
-                    f"trailing parameter axes); received shape {param.shape.as_list()}")
+                    f"trailing parameter axes); received shape {param.shape.as_list()}"
+                )
         return extra
 
     @staticmethod
@@ -219,7 +230,8 @@ class MaskedCoupling(ConditionalBijector, OnePassBijector):
         x_pass, x_trans, conditioner_input = layout.split(x)
         params = tuple(
             layout.restrict(p, self._check_param_shape(p, x.shape.rank, i, layout.param_event_shape))
-            for i, p in enumerate(self._conditioner_params(conditioner_input, conditional_input)))
+            for i, p in enumerate(self._conditioner_params(conditioner_input, conditional_input))
+        )
         step = self._transform if direction == "forward" else self._untransform
         y_trans, log_det = step(x_trans, params)
         event_axes = list(range(-self._mask_value.ndim, 0))
@@ -252,14 +264,16 @@ def _declares_blocks(conditioner, split, name):
     declared = getattr(conditioner, "block_split", None)
     if declared is None:
         return False
-    if (not isinstance(declared, (tuple, list)) or len(declared) != 2
-            or not validation.is_int(declared[0])):
-        raise ValueError(f"{name}: the conditioner's `block_split` must be None or (split index, pass-through "
-                         f"first?) as returned by `last_axis_split`; received {declared!r}")
+    if not isinstance(declared, (tuple, list)) or len(declared) != 2 or not validation.is_int(declared[0]):
+        raise ValueError(
+            f"{name}: the conditioner's `block_split` must be None or (split index, pass-through "
+            f"first?) as returned by `last_axis_split`; received {declared!r}"
+        )
     declared = (int(declared[0]), bool(declared[1]))
     if declared != split:
-        mask_split = ("is not two contiguous blocks along its last axis" if split is None
-                      else f"has block_split {split}")
-        raise ValueError(f"{name}: the conditioner declares block_split {declared} but the mask {mask_split}: "
-                         "a block conditioner must be built for the coupling's own mask")
+        mask_split = "is not two contiguous blocks along its last axis" if split is None else f"has block_split {split}"
+        raise ValueError(
+            f"{name}: the conditioner declares block_split {declared} but the mask {mask_split}: "
+            "a block conditioner must be built for the coupling's own mask"
+        )
     return True

@@ -35,6 +35,7 @@ Example (x* = sqrt(theta), the root of x^2 - theta on x > 0, found by bisection;
     >>> x.numpy(), tape.gradient(x, theta).numpy()
     (array([2., 3.]), array([0.25      , 0.16666667]))
 """
+
 import tensorflow as tf
 
 __all__ = ["implicit_root"]
@@ -63,8 +64,9 @@ def implicit_root(solve, residual, *params, slope=None):
                 tape.watch([x, *params])
                 f = residual(x, *params)
             df_dx = tape.gradient(f, x) if slope is None else slope(x, *params)
-            grads = tape.gradient(f, list(params), output_gradients=-dx / df_dx,
-                                  unconnected_gradients=tf.UnconnectedGradients.ZERO)
+            grads = tape.gradient(
+                f, list(params), output_gradients=-dx / df_dx, unconnected_gradients=tf.UnconnectedGradients.ZERO
+            )
             del tape
             return grads
 

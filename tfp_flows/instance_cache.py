@@ -14,6 +14,7 @@ same tensor (`_cached_fldj`, `_cached_ildj`), evaluating the transformation once
 Both are mixins: put them before the TFP base class (`class B(OnePassCache, tfb.Bijector)`), so that their
 `_get_parameterization` and `_cache` come first in the method resolution order.
 """
+
 from tensorflow_probability.python.internal import cache_util
 
 __all__ = ["InstanceKeyedCache", "OnePassCache"]
@@ -30,7 +31,8 @@ class OnePassCache(InstanceKeyedCache):
     """Mixin for `tfb.Bijector`s whose transformation hands back its log-det ("ildj") as a cache attribute."""
 
     _cache = cache_util.BijectorCacheWithGreedyAttrs(
-        forward_name="_augmented_forward", inverse_name="_augmented_inverse")
+        forward_name="_augmented_forward", inverse_name="_augmented_inverse"
+    )
 
     def _augmented_forward(self, x, **kwargs):
         raise NotImplementedError

@@ -1,16 +1,19 @@
 """Glow's invertible 1x1 convolution, LU-parametrised (Kingma & Dhariwal 2018, sec. 3.2)."""
+
 import numpy as np
 import tensorflow as tf
 from tensorflow_probability import bijectors as tfb
-from tensorflow_probability.python.internal import assert_util
-from tensorflow_probability.python.internal import dtype_util
-from tensorflow_probability.python.internal import parameter_properties
+from tensorflow_probability.python.internal import assert_util, dtype_util, parameter_properties, tensor_util
 from tensorflow_probability.python.internal import prefer_static as ps
-from tensorflow_probability.python.internal import tensor_util
 
 from tfp_flows import validation
-from tfp_flows.actnorm import (assert_finite_parameter, broadcast_over_positions, channel_count, check_channels,
-                               checked_channels)
+from tfp_flows.actnorm import (
+    assert_finite_parameter,
+    broadcast_over_positions,
+    channel_count,
+    check_channels,
+    checked_channels,
+)
 from tfp_flows.instance_cache import InstanceKeyedCache
 
 __all__ = ["InvertibleConv1x1", "random_rotation_lower_upper"]
@@ -60,35 +63,48 @@ class InvertibleConv1x1(InstanceKeyedCache, tfb.Bijector):
             # Checked before conversion: the int32 hint would silently cast a float array.
             given_dtype = getattr(permutation, "dtype", None)
             if given_dtype is not None and not tf.as_dtype(given_dtype).is_integer:
-                raise TypeError("InvertibleConv1x1: `permutation` must have an integer dtype; received "
-                                f"{tf.as_dtype(given_dtype).name}")
+                raise TypeError(
+                    "InvertibleConv1x1: `permutation` must have an integer dtype; received "
+                    f"{tf.as_dtype(given_dtype).name}"
+                )
             self._permutation = tensor_util.convert_nonref_to_tensor(
-                permutation, dtype_hint=tf.int32, name="permutation")
+                permutation, dtype_hint=tf.int32, name="permutation"
+            )
             self._channels = self._check_static_shapes()
-            super().__init__(forward_min_event_ndims=1, is_constant_jacobian=True, dtype=dtype,
-                             validate_args=validate_args, parameters=parameters, name=name)
+            super().__init__(
+                forward_min_event_ndims=1,
+                is_constant_jacobian=True,
+                dtype=dtype,
+                validate_args=validate_args,
+                parameters=parameters,
+                name=name,
+            )
 
     def _check_static_shapes(self):
         channels = channel_count(self._lower_upper, "lower_upper", 2, "InvertibleConv1x1")
         rows = self._lower_upper.shape[-2] if self._lower_upper.shape.rank is not None else None
         if rows is not None and channels is not None and rows != channels:
-            raise ValueError("InvertibleConv1x1: `lower_upper` must be square [..., C, C]; received shape "
-                             f"{self._lower_upper.shape.as_list()}")
+            raise ValueError(
+                "InvertibleConv1x1: `lower_upper` must be square [..., C, C]; received shape "
+                f"{self._lower_upper.shape.as_list()}"
+            )
         perm_channels = channel_count(self._permutation, "permutation", 1, "InvertibleConv1x1")
         if perm_channels is not None and channels is not None and perm_channels != channels:
-            raise ValueError(f"InvertibleConv1x1: `permutation` must have {channels} entries, the size of "
-                             f"`lower_upper` [..., C, C]; received shape {self._permutation.shape.as_list()}")
+            raise ValueError(
+                f"InvertibleConv1x1: `permutation` must have {channels} entries, the size of "
+                f"`lower_upper` [..., C, C]; received shape {self._permutation.shape.as_list()}"
+            )
         return channels if channels is not None else perm_channels
 
     @classmethod
     def _parameter_properties(cls, dtype, num_classes=None):
         return {
             "lower_upper": parameter_properties.ParameterProperties(
-                event_ndims=2,
-                shape_fn=lambda sample_shape: ps.concat([sample_shape, sample_shape[-1:]], axis=0)),
+                event_ndims=2, shape_fn=lambda sample_shape: ps.concat([sample_shape, sample_shape[-1:]], axis=0)
+            ),
             "permutation": parameter_properties.ParameterProperties(
-                event_ndims=1,
-                default_constraining_bijector_fn=parameter_properties.BIJECTOR_NOT_IMPLEMENTED),
+                event_ndims=1, default_constraining_bijector_fn=parameter_properties.BIJECTOR_NOT_IMPLEMENTED
+            ),
         }
 
     @property
@@ -105,8 +121,9 @@ class InvertibleConv1x1(InstanceKeyedCache, tfb.Bijector):
         return self._channels
 
     def _checked(self, x, arg_name):
-        return checked_channels(x, self._channels, self._lower_upper, arg_name, "lower_upper", self.name,
-                                self.validate_args)
+        return checked_channels(
+            x, self._channels, self._lower_upper, arg_name, "lower_upper", self.name, self.validate_args
+        )
 
     def _factors(self):
         """(L with a unit diagonal, U, permutation) as tensors."""
@@ -141,8 +158,7 @@ class InvertibleConv1x1(InstanceKeyedCache, tfb.Bijector):
             # Solve for all positions at once: the right-hand side is [C, N].
             flat = tf.reshape(y, [-1, channels])
             rhs = tf.transpose(tf.gather(flat, permutation, axis=-1))
-            solved = tf.linalg.triangular_solve(upper, tf.linalg.triangular_solve(lower, rhs, lower=True),
-                                                lower=False)
+            solved = tf.linalg.triangular_solve(upper, tf.linalg.triangular_solve(lower, rhs, lower=True), lower=False)
             return tf.reshape(tf.transpose(solved), tf.shape(y))
         q = tf.one_hot(permutation, channels, dtype=lower.dtype)
         rhs = tf.linalg.matvec(q, y)[..., tf.newaxis]  # triangular_solve broadcasts the batch axes
@@ -166,16 +182,25 @@ class InvertibleConv1x1(InstanceKeyedCache, tfb.Bijector):
         assertions = []
         if is_init != tensor_util.is_ref(self._permutation):
             permutation = tf.convert_to_tensor(self._permutation)
-            expected = tf.broadcast_to(tf.range(tf.shape(permutation)[-1], dtype=permutation.dtype),
-                                       tf.shape(permutation))
-            assertions.append(assert_util.assert_equal(
-                tf.sort(permutation, axis=-1), expected,
-                message=f"{self.name}: `permutation` must be a permutation of 0..C-1 on its last axis"))
+            expected = tf.broadcast_to(
+                tf.range(tf.shape(permutation)[-1], dtype=permutation.dtype), tf.shape(permutation)
+            )
+            assertions.append(
+                assert_util.assert_equal(
+                    tf.sort(permutation, axis=-1),
+                    expected,
+                    message=f"{self.name}: `permutation` must be a permutation of 0..C-1 on its last axis",
+                )
+            )
         if is_init != tensor_util.is_ref(self._lower_upper):
             lower_upper = tf.convert_to_tensor(self._lower_upper)
-            assertions.append(assert_util.assert_none_equal(
-                tf.linalg.diag_part(lower_upper), tf.zeros([], lower_upper.dtype),
-                message=f"{self.name}: `lower_upper` must have a nonzero diagonal (U invertible)"))
+            assertions.append(
+                assert_util.assert_none_equal(
+                    tf.linalg.diag_part(lower_upper),
+                    tf.zeros([], lower_upper.dtype),
+                    message=f"{self.name}: `lower_upper` must have a nonzero diagonal (U invertible)",
+                )
+            )
             assertions.append(assert_finite_parameter(lower_upper, f"{self.name}: `lower_upper` must be finite"))
         return [a for a in assertions if a is not None]
 
@@ -190,8 +215,8 @@ def _lu_partial_pivoting(matrix):
         if pivot != k:
             packed[[k, pivot]] = packed[[pivot, k]]
             permutation[[k, pivot]] = permutation[[pivot, k]]
-        packed[k + 1:, k] /= packed[k, k]
-        packed[k + 1:, k + 1:] -= np.outer(packed[k + 1:, k], packed[k, k + 1:])
+        packed[k + 1 :, k] /= packed[k, k]
+        packed[k + 1 :, k + 1 :] -= np.outer(packed[k + 1 :, k], packed[k, k + 1 :])
     return packed, permutation
 
 

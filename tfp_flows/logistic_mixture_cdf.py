@@ -54,13 +54,13 @@ Example:
     >>> bijector.forward(tf.identity(z)).numpy().round(4)   # latent -> data (root search)
     array([ 0.3, -4. ], dtype=float32)
 """
+
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 from tensorflow_probability import bijectors as tfb
-from tensorflow_probability.python.internal import parameter_properties
+from tensorflow_probability.python.internal import parameter_properties, tensor_util
 from tensorflow_probability.python.internal import prefer_static as ps
-from tensorflow_probability.python.internal import tensor_util
 
 from tfp_flows import validation
 from tfp_flows.implicit_root import implicit_root
@@ -134,7 +134,7 @@ def _moment_matched_guess(abs_z, sign, log_weights, locs, scales):
     weights = tf.math.exp(log_weights)
     weighted_locs = weights * locs
     mean = tf.reduce_sum(weighted_locs, axis=-1)
-    variance = tf.reduce_sum(weighted_locs * locs + (np.pi ** 2 / 3.0) * weights * tf.square(scales), axis=-1)
+    variance = tf.reduce_sum(weighted_locs * locs + (np.pi**2 / 3.0) * weights * tf.square(scales), axis=-1)
     variance = variance - tf.square(mean)
     matched_scale = tf.sqrt(tf.maximum(3.0 * variance, 0.0)) / np.pi
     return sign * mean - matched_scale * abs_z
@@ -173,26 +173,39 @@ def _search(z, log_weights, locs, log_scales, max_iterations):
     # at most ~2 s_k (|log mass| + log K) for the components they use) and changes by >= 1 / max_k s_k per unit.
     log_num_components = tf.math.log(tf.cast(tf.shape(log_weights)[-1], dtype))
     max_scale = tf.math.exp(tf.reduce_max(log_scales, axis=-1))
-    margin = (32.0 * eps * max_scale * (1.0 + tf.abs(log_mass) + log_num_components)
-              + 4.0 * eps * tf.maximum(tf.abs(low), tf.abs(high)))
+    margin = 32.0 * eps * max_scale * (1.0 + tf.abs(log_mass) + log_num_components) + 4.0 * eps * tf.maximum(
+        tf.abs(low), tf.abs(high)
+    )
     low, high = low - margin, high + margin
     y = tf.clip_by_value(_moment_matched_guess(abs_z, sign, log_weights, locs, scales), low, high)
     # Tolerances. Value: G is the latent error, so eps^(7/8) (8.8e-7 in float32, 2.1e-14 in float64) plus the
     # rounding of its terms (a few ulps of |log mass|). Position: eps^(7/8) of the smallest scale (capped at 1;
     # dG/dy <= 1 / min_k s_k near the root) plus a few ulps of |y|, so that a sharp component far from the origin
     # cannot make the search chase float resolution.
-    rtol = eps ** 0.875
+    rtol = eps**0.875
     value_tolerance = rtol + 8.0 * eps * tf.abs(log_mass)
     position_floor = rtol * tf.minimum(tf.math.exp(tf.reduce_min(log_scales, axis=-1)), 1.0)
     # Flatten: the second phase gathers and scatters elements.
     num_components = tf.shape(log_weights)[-1]
-    constants = ([tf.reshape(t, [-1, num_components]) for t in (signed_locs, inverse_scales, log_weights)]
-                 + [tf.reshape(t, [-1]) for t in (abs_z, value_tolerance, position_floor)])
+    constants = [tf.reshape(t, [-1, num_components]) for t in (signed_locs, inverse_scales, log_weights)] + [
+        tf.reshape(t, [-1]) for t in (abs_z, value_tolerance, position_floor)
+    ]
     finite = tf.reshape(tf.math.is_finite(z), [-1])
     infinity = tf.fill(tf.shape(finite), tf.constant(np.inf, dtype))
     zeros = tf.zeros_like(infinity)
-    state = [tf.reshape(y, [-1]), tf.reshape(low, [-1]), tf.reshape(high, [-1]), -infinity, infinity, zeros, zeros,
-             zeros, infinity, infinity, ~finite]
+    state = [
+        tf.reshape(y, [-1]),
+        tf.reshape(low, [-1]),
+        tf.reshape(high, [-1]),
+        -infinity,
+        infinity,
+        zeros,
+        zeros,
+        zeros,
+        infinity,
+        infinity,
+        ~finite,
+    ]
     # Two phases: all elements until at most 1/16 of them are left, then those alone (gathered), so the few
     # slow elements of a large batch (S-shaped or staircase stretches of G) do not cost full passes.
     num_elements = z.shape.num_elements()
@@ -201,8 +214,9 @@ def _search(z, log_weights, locs, log_scales, max_iterations):
     tail = (num_elements + TAIL_FRACTION - 1) // TAIL_FRACTION
     steps, state = _newton_loop(constants, state, 0, max_iterations, tail)
     index = _first_unconverged(state[-1], tail)
-    steps, tail_state = _newton_loop([tf.gather(t, index) for t in constants], [tf.gather(t, index) for t in state],
-                                     steps, max_iterations, 0)
+    steps, tail_state = _newton_loop(
+        [tf.gather(t, index) for t in constants], [tf.gather(t, index) for t in state], steps, max_iterations, 0
+    )
     y = tf.tensor_scatter_nd_update(state[0], index[:, tf.newaxis], tail_state[0])
     x = tf.where(finite, tf.reshape(sign, [-1]) * y, tf.constant(np.nan, dtype))
     return tf.reshape(x, tf.shape(z)), steps
@@ -221,8 +235,9 @@ def _first_unconverged(done, count):
     position = tf.cumsum(tf.cast(remaining, tf.int32)) - 1
     # Elements past the first `count` (and the converged ones) go to a spare slot, dropped afterwards.
     slot = tf.where(remaining & (position < count), position, count)
-    indices = tf.tensor_scatter_nd_update(tf.zeros([count + 1], tf.int32), slot[:, tf.newaxis],
-                                          tf.range(tf.size(done), dtype=tf.int32))
+    indices = tf.tensor_scatter_nd_update(
+        tf.zeros([count + 1], tf.int32), slot[:, tf.newaxis], tf.range(tf.size(done), dtype=tf.int32)
+    )
     return indices[:count]
 
 
@@ -270,17 +285,36 @@ def _newton_loop(constants, state, steps, max_iterations, stop_count):
         span = g_high - g_low
         t = -g_low / span
         slope_low, slope_high = span / d_low, span / d_high  # dy/dt at t = 0 and t = 1
-        hermite = (low + t * slope_low + tf.square(t) * (3.0 * (high - low) - 2.0 * slope_low - slope_high)
-                   + t * tf.square(t) * (2.0 * (low - high) + slope_low + slope_high))
+        hermite = (
+            low
+            + t * slope_low
+            + tf.square(t) * (3.0 * (high - low) - 2.0 * slope_low - slope_high)
+            + t * tf.square(t) * (2.0 * (low - high) + slope_low + slope_high)
+        )
         use_hermite = (g * g_last < 0.0) & (hermite > low) & (hermite < high)
         use_newton = newton_inside & (tf.abs(newton_step) <= 0.5 * step_before)
         y_next = tf.where(use_hermite, hermite, tf.where(use_newton, newton, 0.5 * (low + high)))
         position_tolerance = position_floor + 4.0 * eps * tf.abs(y)
-        converged = ((tf.abs(g) <= value_tolerance) | (high - low <= position_tolerance)
-                     | (newton_inside & (tf.abs(newton_step) <= position_tolerance) & (log_h <= log_three_quarters)))
+        converged = (
+            (tf.abs(g) <= value_tolerance)
+            | (high - low <= position_tolerance)
+            | (newton_inside & (tf.abs(newton_step) <= position_tolerance) & (log_h <= log_three_quarters))
+        )
         y_next = tf.where(done, y, tf.where(converged, tf.where(newton_inside, newton, y), y_next))
-        return (i + 1, y_next, low, high, g_low, g_high, d_low, d_high, g, tf.abs(y_next - y), step_last,
-                done | converged)
+        return (
+            i + 1,
+            y_next,
+            low,
+            high,
+            g_low,
+            g_high,
+            d_low,
+            d_high,
+            g,
+            tf.abs(y_next - y),
+            step_last,
+            done | converged,
+        )
 
     def cond(i, *state):
         return (i < max_iterations) & (tf.reduce_sum(tf.cast(~state[-1], tf.int32)) > stop_count)
@@ -312,8 +346,9 @@ def invert_mixture_logit_cdf(z, log_weights, locs, log_scales, max_iterations=No
     shape = ps.broadcast_shape(shape, ps.concat([ps.shape(z), [1]], axis=0))
     z = tf.broadcast_to(z, shape[:-1])
     log_weights, locs, log_scales = (tf.broadcast_to(p, shape) for p in (log_weights, locs, log_scales))
-    return implicit_root(lambda *params: _search(*params, max_iterations)[0], _latent_error,
-                         z, log_weights, locs, log_scales)
+    return implicit_root(
+        lambda *params: _search(*params, max_iterations)[0], _latent_error, z, log_weights, locs, log_scales
+    )
 
 
 def check_component_shapes(named_params, num_components=None, validate_args=False, owner="LogisticMixtureCDF"):
@@ -329,29 +364,42 @@ def check_component_shapes(named_params, num_components=None, validate_args=Fals
     for name, param in named_params.items():
         rank = param.shape.rank
         if rank is not None and rank < 1:
-            raise ValueError(f"{owner}: `{name}` must have a trailing component axis (rank >= 1); received "
-                             f"shape {param.shape.as_list()}")
+            raise ValueError(
+                f"{owner}: `{name}` must have a trailing component axis (rank >= 1); received "
+                f"shape {param.shape.as_list()}"
+            )
         size = param.shape[-1] if rank is not None else None
         if size is not None:
             static[name] = size
             if size < 1:
-                raise ValueError(f"{owner}: `{name}` must have at least 1 mixture component on its last axis; "
-                                 f"received shape {param.shape.as_list()}")
+                raise ValueError(
+                    f"{owner}: `{name}` must have at least 1 mixture component on its last axis; "
+                    f"received shape {param.shape.as_list()}"
+                )
             if num_components is not None and size != num_components:
-                raise ValueError(f"{owner}: `{name}` must have num_components={num_components} entries on its "
-                                 f"last axis; received shape {param.shape.as_list()}")
+                raise ValueError(
+                    f"{owner}: `{name}` must have num_components={num_components} entries on its "
+                    f"last axis; received shape {param.shape.as_list()}"
+                )
     if len(set(static.values())) > 1:
         raise ValueError(f"{owner}: the component axes (last axes) must agree; received sizes {static}")
     if not validate_args:
         return []
     names = list(named_params)
     first = tf.shape(named_params[names[0]])[-1]
-    assertions = [tf.debugging.assert_positive(
-        first, message=f"{owner}: `{names[0]}` must have at least 1 mixture component on its last axis")]
+    assertions = [
+        tf.debugging.assert_positive(
+            first, message=f"{owner}: `{names[0]}` must have at least 1 mixture component on its last axis"
+        )
+    ]
     for name in names[1:]:
-        assertions.append(tf.debugging.assert_equal(
-            tf.shape(named_params[name])[-1], first,
-            message=f"{owner}: `{name}` must have as many components (last axis) as `{names[0]}`"))
+        assertions.append(
+            tf.debugging.assert_equal(
+                tf.shape(named_params[name])[-1],
+                first,
+                message=f"{owner}: `{name}` must have as many components (last axis) as `{names[0]}`",
+            )
+        )
     return assertions
 
 
@@ -394,10 +442,12 @@ class LogisticMixtureCDF(tfb.Bijector):
         parameters = dict(locals())
         with tf.name_scope(name) as name:
             dtype, (self._logits, self._locs, self._log_scales) = validation.float_parameters(
-                "LogisticMixtureCDF", logits=logits, locs=locs, log_scales=log_scales)
+                "LogisticMixtureCDF", logits=logits, locs=locs, log_scales=log_scales
+            )
             check_component_shapes(self._named_parameters())
-            super().__init__(forward_min_event_ndims=0, validate_args=validate_args, parameters=parameters,
-                             dtype=dtype, name=name)
+            super().__init__(
+                forward_min_event_ndims=0, validate_args=validate_args, parameters=parameters, dtype=dtype, name=name
+            )
 
     @classmethod
     def _parameter_properties(cls, dtype, num_classes=None):
@@ -405,7 +455,8 @@ class LogisticMixtureCDF(tfb.Bijector):
         return dict(
             logits=parameter_properties.ParameterProperties(event_ndims=1),
             locs=parameter_properties.ParameterProperties(event_ndims=1),
-            log_scales=parameter_properties.ParameterProperties(event_ndims=1))
+            log_scales=parameter_properties.ParameterProperties(event_ndims=1),
+        )
 
     @property
     def logits(self):
@@ -424,8 +475,11 @@ class LogisticMixtureCDF(tfb.Bijector):
 
     def _mixture(self):
         """(log pi, mu, log s) as tensors: variables are read once per call."""
-        return (tf.math.log_softmax(tf.convert_to_tensor(self._logits), axis=-1),
-                tf.convert_to_tensor(self._locs), tf.convert_to_tensor(self._log_scales))
+        return (
+            tf.math.log_softmax(tf.convert_to_tensor(self._logits), axis=-1),
+            tf.convert_to_tensor(self._locs),
+            tf.convert_to_tensor(self._log_scales),
+        )
 
     def _is_increasing(self):
         return True
@@ -454,10 +508,15 @@ class LogisticMixtureCDF(tfb.Bijector):
         tensors = {name: tf.convert_to_tensor(p) for name, p in params.items()}
         assertions = check_component_shapes(tensors, validate_args=True)
         for name in ("locs", "log_scales"):
-            assertions.append(tf.debugging.assert_all_finite(
-                tensors[name], message=f"LogisticMixtureCDF: `{name}` must be finite"))
+            assertions.append(
+                tf.debugging.assert_all_finite(tensors[name], message=f"LogisticMixtureCDF: `{name}` must be finite")
+            )
         # A logit of -inf drops its component; NaN and +inf have no meaning (NaN < inf is False).
-        assertions.append(tf.debugging.assert_less(
-            tensors["logits"], tf.constant(np.inf, self.dtype),
-            message="LogisticMixtureCDF: `logits` must be below +inf and not NaN (-inf drops a component)"))
+        assertions.append(
+            tf.debugging.assert_less(
+                tensors["logits"],
+                tf.constant(np.inf, self.dtype),
+                message="LogisticMixtureCDF: `logits` must be below +inf and not NaN (-inf drops a component)",
+            )
+        )
         return assertions

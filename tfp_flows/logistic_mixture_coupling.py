@@ -33,6 +33,7 @@ Example:
     >>> coupling.forward(tf.identity(z)).numpy().round(3)              # back to the data (a fresh tensor)
     array([[ 0.5, -1. ,  2. ,  0.3]], dtype=float32)
 """
+
 import tensorflow as tf
 
 from tfp_flows import validation
@@ -88,11 +89,13 @@ class LogisticMixtureCoupling(MaskedCoupling):
 
     def __init__(self, mask, params_fn, num_components, validate_args=False, name="logistic_mixture_coupling"):
         parameters = dict(locals())
-        self._params_fn = validation.check_callable(params_fn, "params_fn",
-                                                    "x_masked -> (a, b, logits, locs, log_scales)")
+        self._params_fn = validation.check_callable(
+            params_fn, "params_fn", "x_masked -> (a, b, logits, locs, log_scales)"
+        )
         self._num_components = validation.check_int(num_components, "num_components")
-        super().__init__(mask=mask, validate_args=validate_args, parameters=parameters, name=name,
-                         conditioner=params_fn)
+        super().__init__(
+            mask=mask, validate_args=validate_args, parameters=parameters, name=name, conditioner=params_fn
+        )
 
     @property
     def params_fn(self):
@@ -106,23 +109,31 @@ class LogisticMixtureCoupling(MaskedCoupling):
         outputs = self._call_conditioner(self._params_fn, x_masked, conditional_input)
         if not isinstance(outputs, (tuple, list)) or len(outputs) != 5:
             received = f"{len(outputs)} outputs" if isinstance(outputs, (tuple, list)) else type(outputs).__name__
-            raise ValueError("`params_fn` must return 5 tensors (a, b, logits, locs, log_scales); received "
-                             f"{received}")
+            raise ValueError(f"`params_fn` must return 5 tensors (a, b, logits, locs, log_scales); received {received}")
         a, b, logits, locs, log_scales = (
             checked_conditioner_output(value, self.validate_args, "params_fn", what)
-            for value, what in zip(outputs, _OUTPUT_NAMES))
+            for value, what in zip(outputs, _OUTPUT_NAMES)
+        )
         for what, value in zip(_OUTPUT_NAMES, (a, b, logits, locs, log_scales)):
             if value.dtype != x_masked.dtype:
-                raise TypeError(f"{self.name}: `params_fn` output `{what}` must have the input's dtype "
-                                f"{x_masked.dtype.name}; received {value.dtype.name}")
+                raise TypeError(
+                    f"{self.name}: `params_fn` output `{what}` must have the input's dtype "
+                    f"{x_masked.dtype.name}; received {value.dtype.name}"
+                )
         mixture = {"logits": logits, "locs": locs, "log_scales": log_scales}
-        assertions = check_component_shapes(mixture, self._num_components, self.validate_args,
-                                            owner=f"{self.name}: `params_fn` output")
+        assertions = check_component_shapes(
+            mixture, self._num_components, self.validate_args, owner=f"{self.name}: `params_fn` output"
+        )
         if assertions:
             with tf.control_dependencies(assertions):
                 logits = tf.identity(logits)
-        return (tf.math.tanh(a), b, tf.math.log_softmax(logits, axis=-1), locs,
-                tf.maximum(log_scales, tf.constant(MIN_LOG_SCALE, log_scales.dtype)))
+        return (
+            tf.math.tanh(a),
+            b,
+            tf.math.log_softmax(logits, axis=-1),
+            locs,
+            tf.maximum(log_scales, tf.constant(MIN_LOG_SCALE, log_scales.dtype)),
+        )
 
     def _transform(self, z, params):
         # Latent -> data: undo the affine map, then the root search for the mixture CDF's logit.

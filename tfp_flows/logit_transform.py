@@ -17,13 +17,11 @@ full relative precision. The forward image of R is (-alpha / (1 - 2 alpha), 1 + 
 wider than [0, 1]; latents beyond logit(alpha) .. logit(1 - alpha) land just outside [0, 1] and, once sigmoid
 saturates (|z| beyond about 16 in float32, 36 in float64), cannot be told apart any more.
 """
+
 import numpy as np
 import tensorflow as tf
 from tensorflow_probability import bijectors as tfb
-from tensorflow_probability.python.internal import assert_util
-from tensorflow_probability.python.internal import dtype_util
-from tensorflow_probability.python.internal import parameter_properties
-from tensorflow_probability.python.internal import tensor_util
+from tensorflow_probability.python.internal import assert_util, dtype_util, parameter_properties, tensor_util
 
 from tfp_flows import validation
 
@@ -66,10 +64,14 @@ class LogitTransform(tfb.Bijector):
         """
         parameters = dict(locals())
         with tf.name_scope(name) as name:
-            static_alpha = alpha if not tf.is_tensor(alpha) else (
-                None if tensor_util.is_ref(alpha) else tf.get_static_value(alpha))
-            if static_alpha is not None and not np.all((np.asarray(static_alpha) > 0)
-                                                        & (np.asarray(static_alpha) < 0.5)):
+            static_alpha = (
+                alpha
+                if not tf.is_tensor(alpha)
+                else (None if tensor_util.is_ref(alpha) else tf.get_static_value(alpha))
+            )
+            if static_alpha is not None and not np.all(
+                (np.asarray(static_alpha) > 0) & (np.asarray(static_alpha) < 0.5)
+            ):
                 raise ValueError(f"LogitTransform: argument `alpha` must lie in (0, 0.5); received {static_alpha}")
             if tf.is_tensor(alpha) or tensor_util.is_ref(alpha) or np.ndim(alpha) > 0:
                 dtype, (self._alpha,) = validation.float_parameters(alpha=alpha)
@@ -78,8 +80,9 @@ class LogitTransform(tfb.Bijector):
                 # precision, and no tensor is created at construction.
                 dtype = None
                 self._alpha = float(alpha)
-            super().__init__(forward_min_event_ndims=0, validate_args=validate_args, dtype=dtype,
-                             parameters=parameters, name=name)
+            super().__init__(
+                forward_min_event_ndims=0, validate_args=validate_args, dtype=dtype, parameters=parameters, name=name
+            )
 
     @property
     def alpha(self):
@@ -90,7 +93,9 @@ class LogitTransform(tfb.Bijector):
         return {
             "alpha": parameter_properties.ParameterProperties(
                 default_constraining_bijector_fn=lambda: tfb.Sigmoid(
-                    low=dtype_util.eps(dtype), high=0.5 - dtype_util.eps(dtype))),
+                    low=dtype_util.eps(dtype), high=0.5 - dtype_util.eps(dtype)
+                )
+            ),
         }
 
     def _is_increasing(self):
@@ -131,8 +136,10 @@ class LogitTransform(tfb.Bijector):
             return []
         zero, one = tf.zeros([], x.dtype), tf.ones([], x.dtype)
         message = "LogitTransform.inverse: data argument `y` must lie in [0, 1]"
-        return [tf.debugging.assert_greater_equal(x, zero, message=f"{message}; received values below 0"),
-                tf.debugging.assert_less_equal(x, one, message=f"{message}; received values above 1")]
+        return [
+            tf.debugging.assert_greater_equal(x, zero, message=f"{message}; received values below 0"),
+            tf.debugging.assert_less_equal(x, one, message=f"{message}; received values above 1"),
+        ]
 
     def _parameter_control_dependencies(self, is_init):
         if not self.validate_args or isinstance(self.alpha, float) or is_init == tensor_util.is_ref(self.alpha):
@@ -140,6 +147,7 @@ class LogitTransform(tfb.Bijector):
         alpha = tf.convert_to_tensor(self.alpha)
         return [
             assert_util.assert_positive(alpha, message="LogitTransform: argument `alpha` must be > 0"),
-            assert_util.assert_less(alpha, tf.constant(0.5, alpha.dtype),
-                                    message="LogitTransform: argument `alpha` must be < 0.5"),
+            assert_util.assert_less(
+                alpha, tf.constant(0.5, alpha.dtype), message="LogitTransform: argument `alpha` must be < 0.5"
+            ),
         ]

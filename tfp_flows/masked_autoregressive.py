@@ -33,6 +33,7 @@ Example:
     >>> x.shape, ildj.shape
     (TensorShape([4, 3]), TensorShape([4]))
 """
+
 import tensorflow_probability as tfp
 
 from tfp_flows.conditioning import ConditionalBijector

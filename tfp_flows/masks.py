@@ -15,7 +15,9 @@ Example:
     array([[1., 0.],
            [0., 1.]], dtype=float32)
 """
+
 import numpy as np
+
 from tfp_flows.validation import check_int
 
 __all__ = ["half", "checkerboard", "channel"]

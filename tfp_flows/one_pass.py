@@ -8,6 +8,7 @@ log-det methods reuse it when called on the same tensor with the same keyword ar
 them: a conditional bijector's `conditional_input`, `tfp_flows.conditioning`). The cache and the per-instance
 identity (instances never share TFP's cache) come from `tfp_flows.instance_cache.OnePassCache`.
 """
+
 from tensorflow_probability import bijectors as tfb
 
 from tfp_flows.instance_cache import OnePassCache

@@ -13,14 +13,12 @@ which gives a guaranteed bracket for `tfp.math.find_root_chandrupatla` (fixed it
 under XLA); then z = y - u_hat tanh(a + b). Gradients of a come from the implicit function theorem,
 da/dtheta = -(dg/dtheta) / (dg/da) at the root (`tfp_flows.implicit_root`), not from the search loop.
 """
+
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 from tensorflow_probability import bijectors as tfb
-from tensorflow_probability.python.internal import assert_util
-from tensorflow_probability.python.internal import dtype_util
-from tensorflow_probability.python.internal import parameter_properties
-from tensorflow_probability.python.internal import tensor_util
+from tensorflow_probability.python.internal import assert_util, dtype_util, parameter_properties, tensor_util
 
 from tfp_flows import validation
 from tfp_flows.implicit_root import implicit_root
@@ -58,7 +56,8 @@ def _solve_projection_root(w_dot_y, b, one_plus_c):
         # bracket collapses without an exact zero and the search ends in NaN. g is evaluated to about
         # eps * (|w.y| + |c| + 1), so no smaller residual is meaningful anyway.
         value_tolerance=eps * (tf.abs(w_dot_y) + tf.abs(c) + 1.0),
-        max_iterations=_MAX_ROOT_ITERATIONS).estimated_root
+        max_iterations=_MAX_ROOT_ITERATIONS,
+    ).estimated_root
 
 
 class Planar(tfb.Bijector):
@@ -99,8 +98,9 @@ class Planar(tfb.Bijector):
                     raise ValueError(f"Planar: `{arg_name}` must have shape [..., D] (rank >= 1); received a scalar")
             event_size = tf.compat.dimension_value(self._w.shape[-1])
             validation.check_event_shape(self._u, [event_size], "u", "Planar")
-            super().__init__(forward_min_event_ndims=1, validate_args=validate_args, dtype=dtype,
-                             parameters=parameters, name=name)
+            super().__init__(
+                forward_min_event_ndims=1, validate_args=validate_args, dtype=dtype, parameters=parameters, name=name
+            )
 
     @property
     def w(self):
@@ -157,13 +157,20 @@ class Planar(tfb.Bijector):
     def _solve_projection(self, y, w, b, one_plus_c):
         """a = w . z from y: the root of g(a) = a + c tanh(a + b) - w . y, with implicit-function gradients."""
         w_dot_y = tf.reduce_sum(w * y, axis=-1)
-        shape = tf.broadcast_dynamic_shape(tf.shape(w_dot_y), tf.broadcast_dynamic_shape(tf.shape(b),
-                                                                                         tf.shape(one_plus_c)))
+        shape = tf.broadcast_dynamic_shape(
+            tf.shape(w_dot_y), tf.broadcast_dynamic_shape(tf.shape(b), tf.shape(one_plus_c))
+        )
         w_dot_y, b, one_plus_c = (tf.broadcast_to(t, shape) for t in (w_dot_y, b, one_plus_c))
         # Implicit function theorem (`tfp_flows.implicit_root`): da/dtheta = -(dg/dtheta) / (dg/da) at the root,
         # with dg/da = 1 + c sech^2 from `_slope`, free of the cancellation autodiff would have near c = -1.
-        return implicit_root(_solve_projection_root, _projection_residual, w_dot_y, b, one_plus_c,
-                             slope=lambda a, w_dot_y, b, one_plus_c: self._slope(tf.tanh(a + b), one_plus_c))
+        return implicit_root(
+            _solve_projection_root,
+            _projection_residual,
+            w_dot_y,
+            b,
+            one_plus_c,
+            slope=lambda a, w_dot_y, b, one_plus_c: self._slope(tf.tanh(a + b), one_plus_c),
+        )
 
     def _inverse(self, y):
         w, u_hat, b, one_plus_c = self._params()
@@ -183,11 +190,18 @@ class Planar(tfb.Bijector):
         assertions = []
         if is_init != tensor_util.is_ref(self.w):
             w = tf.convert_to_tensor(self.w)
-            assertions.append(assert_util.assert_positive(
-                tf.reduce_sum(tf.square(w), axis=-1),
-                message="Planar: argument `w` must be nonzero (u_hat divides by ||w||^2); received w = 0"))
+            assertions.append(
+                assert_util.assert_positive(
+                    tf.reduce_sum(tf.square(w), axis=-1),
+                    message="Planar: argument `w` must be nonzero (u_hat divides by ||w||^2); received w = 0",
+                )
+            )
         if is_init != (tensor_util.is_ref(self.w) or tensor_util.is_ref(self.u)):
-            assertions.append(assert_util.assert_equal(
-                tf.shape(self.w)[-1], tf.shape(self.u)[-1],
-                message="Planar: arguments `w` and `u` must have the same last dimension D"))
+            assertions.append(
+                assert_util.assert_equal(
+                    tf.shape(self.w)[-1],
+                    tf.shape(self.u)[-1],
+                    message="Planar: arguments `w` and `u` must have the same last dimension D",
+                )
+            )
         return assertions

@@ -8,12 +8,10 @@ He et al. 2015 ("Delving deep into rectifiers") introduced the parametric ReLU; 
 bijection of R, used as an invertible nonlinearity between linear flow layers (e.g. Oliva et al. 2018,
 "Transformation autoregressive networks"). The map preserves sign, so the inverse picks its branch on y.
 """
+
 import tensorflow as tf
 from tensorflow_probability import bijectors as tfb
-from tensorflow_probability.python.internal import assert_util
-from tensorflow_probability.python.internal import dtype_util
-from tensorflow_probability.python.internal import parameter_properties
-from tensorflow_probability.python.internal import tensor_util
+from tensorflow_probability.python.internal import assert_util, dtype_util, parameter_properties, tensor_util
 
 from tfp_flows import validation
 
@@ -51,8 +49,9 @@ class PReLU(tfb.Bijector):
         parameters = dict(locals())
         with tf.name_scope(name) as name:
             dtype, (self._alpha,) = validation.float_parameters(alpha=alpha)
-            super().__init__(forward_min_event_ndims=0, validate_args=validate_args, dtype=dtype,
-                             parameters=parameters, name=name)
+            super().__init__(
+                forward_min_event_ndims=0, validate_args=validate_args, dtype=dtype, parameters=parameters, name=name
+            )
 
     @property
     def alpha(self):
@@ -63,7 +62,8 @@ class PReLU(tfb.Bijector):
     def _parameter_properties(cls, dtype):
         return {
             "alpha": parameter_properties.ParameterProperties(
-                default_constraining_bijector_fn=lambda: tfb.Softplus(low=dtype_util.eps(dtype))),
+                default_constraining_bijector_fn=lambda: tfb.Softplus(low=dtype_util.eps(dtype))
+            ),
         }
 
     def _is_increasing(self):
@@ -95,5 +95,8 @@ class PReLU(tfb.Bijector):
         if is_init == tensor_util.is_ref(self.alpha):
             return []
         alpha = tf.convert_to_tensor(self.alpha)
-        return [assert_util.assert_positive(
-            alpha, message="PReLU: argument `alpha` must be > 0 (a slope of 0 or below is not invertible)")]
+        return [
+            assert_util.assert_positive(
+                alpha, message="PReLU: argument `alpha` must be > 0 (a slope of 0 or below is not invertible)"
+            )
+        ]

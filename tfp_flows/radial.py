@@ -12,12 +12,10 @@ p = alpha + beta - r_y, whose non-negative root is taken in the cancellation-fre
     r = 2 alpha r_y / (p + sqrt(p^2 + 4 alpha r_y))   (p >= 0),    r = (-p + sqrt(p^2 + 4 alpha r_y)) / 2   (p < 0);
 then z = z0 + (y - z0) / (1 + beta h(r)), since y - z0 and z - z0 are parallel.
 """
+
 import tensorflow as tf
 from tensorflow_probability import bijectors as tfb
-from tensorflow_probability.python.internal import assert_util
-from tensorflow_probability.python.internal import dtype_util
-from tensorflow_probability.python.internal import parameter_properties
-from tensorflow_probability.python.internal import tensor_util
+from tensorflow_probability.python.internal import assert_util, dtype_util, parameter_properties, tensor_util
 
 from tfp_flows import validation
 
@@ -74,8 +72,9 @@ class Radial(tfb.Bijector):
             dtype, (self._z0, self._alpha, self._beta) = validation.float_parameters(z0=z0, alpha=alpha, beta=beta)
             if self._z0.shape.rank == 0:
                 raise ValueError("Radial: `z0` must have shape [..., D] (rank >= 1); received a scalar")
-            super().__init__(forward_min_event_ndims=1, validate_args=validate_args, dtype=dtype,
-                             parameters=parameters, name=name)
+            super().__init__(
+                forward_min_event_ndims=1, validate_args=validate_args, dtype=dtype, parameters=parameters, name=name
+            )
 
     @property
     def z0(self):
@@ -94,10 +93,12 @@ class Radial(tfb.Bijector):
         return {
             "z0": parameter_properties.ParameterProperties(event_ndims=1),
             "alpha": parameter_properties.ParameterProperties(
-                default_constraining_bijector_fn=lambda: tfb.Softplus(low=dtype_util.eps(dtype))),
+                default_constraining_bijector_fn=lambda: tfb.Softplus(low=dtype_util.eps(dtype))
+            ),
             # beta >= -alpha depends on alpha: no fixed constraining bijector exists (see the class docstring).
             "beta": parameter_properties.ParameterProperties(
-                default_constraining_bijector_fn=parameter_properties.BIJECTOR_NOT_IMPLEMENTED),
+                default_constraining_bijector_fn=parameter_properties.BIJECTOR_NOT_IMPLEMENTED
+            ),
         }
 
     def _params(self):
@@ -156,10 +157,17 @@ class Radial(tfb.Bijector):
             return []
         assertions = []
         if is_init != tensor_util.is_ref(self.alpha):
-            assertions.append(assert_util.assert_positive(
-                tf.convert_to_tensor(self.alpha), message="Radial: argument `alpha` must be > 0"))
+            assertions.append(
+                assert_util.assert_positive(
+                    tf.convert_to_tensor(self.alpha), message="Radial: argument `alpha` must be > 0"
+                )
+            )
         if is_init != (tensor_util.is_ref(self.alpha) or tensor_util.is_ref(self.beta)):
-            assertions.append(assert_util.assert_greater_equal(
-                tf.convert_to_tensor(self.beta), -tf.convert_to_tensor(self.alpha),
-                message="Radial: argument `beta` must be >= -alpha (otherwise the map is not invertible)"))
+            assertions.append(
+                assert_util.assert_greater_equal(
+                    tf.convert_to_tensor(self.beta),
+                    -tf.convert_to_tensor(self.alpha),
+                    message="Radial: argument `beta` must be >= -alpha (otherwise the map is not invertible)",
+                )
+            )
         return assertions

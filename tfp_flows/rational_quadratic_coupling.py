@@ -33,6 +33,7 @@ Example:
     >>> spline.forward(tf.identity(z)).numpy().round(3)               # back to the data (a fresh tensor)
     array([[ 0.5, -1. ,  2. ,  4. ]], dtype=float32)
 """
+
 import math
 
 import tensorflow as tf
@@ -61,21 +62,27 @@ class SplineSettings:
     """
 
     def __init__(self, num_bins, bound, min_bin_width, min_bin_height, min_derivative, owner):
-        self.num_bins = validation.check_int(num_bins, "num_bins", minimum=2, owner=owner,
-                                             hint="a spline needs at least one interior knot")
+        self.num_bins = validation.check_int(
+            num_bins, "num_bins", minimum=2, owner=owner, hint="a spline needs at least one interior knot"
+        )
         self.bound = validation.check_number(bound, "bound", minimum=0, strict=True, owner=owner)
         for arg_name, value in (("min_bin_width", min_bin_width), ("min_bin_height", min_bin_height)):
             validation.check_number(value, arg_name, minimum=0, strict=True, owner=owner)
             if self.num_bins * value >= 2 * self.bound:
-                raise ValueError(f"{owner}: `{arg_name}` must be < 2 * bound / num_bins = "
-                                 f"{2 * self.bound / self.num_bins:g} (the bins tile [-bound, bound]); received "
-                                 f"{value!r}")
+                raise ValueError(
+                    f"{owner}: `{arg_name}` must be < 2 * bound / num_bins = "
+                    f"{2 * self.bound / self.num_bins:g} (the bins tile [-bound, bound]); received "
+                    f"{value!r}"
+                )
         self.min_bin_width, self.min_bin_height = float(min_bin_width), float(min_bin_height)
-        self.min_derivative = validation.check_number(min_derivative, "min_derivative", minimum=0, strict=True,
-                                                      owner=owner)
+        self.min_derivative = validation.check_number(
+            min_derivative, "min_derivative", minimum=0, strict=True, owner=owner
+        )
         if self.min_derivative >= 1:
-            raise ValueError(f"{owner}: `min_derivative` must be < 1 (the tails have slope 1, and the identity "
-                             f"needs derivative 1 inside); received {min_derivative!r}")
+            raise ValueError(
+                f"{owner}: `min_derivative` must be < 1 (the tails have slope 1, and the identity "
+                f"needs derivative 1 inside); received {min_derivative!r}"
+            )
         self.owner = owner
 
     @property
@@ -88,8 +95,10 @@ class SplineSettings:
         for value, name, size in zip(params, _OUTPUT_NAMES, self.raw_sizes):
             got = value.shape[-1] if value.shape.rank else None
             if value.shape.rank == 0 or (got is not None and got != size):
-                raise ValueError(f"{self.owner}: {what} `{name}` must have a last axis of {size} (num_bins = "
-                                 f"{self.num_bins}); received shape {value.shape.as_list()}")
+                raise ValueError(
+                    f"{self.owner}: {what} `{name}` must have a last axis of {size} (num_bins = "
+                    f"{self.num_bins}); received shape {value.shape.as_list()}"
+                )
 
     def spline(self, widths, heights, derivatives, validate_args=False):
         """`tfb.RationalQuadraticSpline` on [-bound, bound] from raw parameters (the module docstring's map)."""
@@ -102,9 +111,12 @@ class SplineSettings:
             return tf.math.softmax(raw, axis=-1) * scale + tf.constant(minimum, dtype)
 
         return tfb.RationalQuadraticSpline(
-            bin_widths=bins(widths, self.min_bin_width), bin_heights=bins(heights, self.min_bin_height),
+            bin_widths=bins(widths, self.min_bin_width),
+            bin_heights=bins(heights, self.min_bin_height),
             knot_slopes=tf.math.softplus(derivatives) + tf.constant(self.min_derivative, dtype),
-            range_min=tf.constant(-self.bound, dtype), validate_args=validate_args)
+            range_min=tf.constant(-self.bound, dtype),
+            validate_args=validate_args,
+        )
 
 
 class SplineAttributes:
@@ -126,8 +138,8 @@ class SplineAttributes:
 class RationalQuadraticCoupling(SplineAttributes, MaskedCoupling):
     """Neural spline coupling: a K-bin rational-quadratic spline on [-B, B] per transformed entry.
 
-    Forward (latent -> data) and inverse are both closed form (module docstring; Durkan et al. 2019, sec. 3.1 and Appendix A);
-    outside [-B, B] the map is the identity and its log-det is 0.
+    Forward (latent -> data) and inverse are both closed form (module docstring; Durkan et al. 2019, sec. 3.1 and
+    Appendix A); outside [-B, B] the map is the identity and its log-det is 0.
 
     Event shape: the shape of `mask` ([D] or [H, W, C]); any leading batch shape. Half and channel masks are
     applied by slicing, other masks by multiplying (`tfp_flows.coupling`).
@@ -146,27 +158,44 @@ class RationalQuadraticCoupling(SplineAttributes, MaskedCoupling):
       name: name scope of the bijector's ops.
     """
 
-    def __init__(self, mask, conditioner, num_bins=8, bound=3.0, min_bin_width=1e-3, min_bin_height=1e-3,
-                 min_derivative=1e-3, validate_args=False, name="rational_quadratic_coupling"):
+    def __init__(
+        self,
+        mask,
+        conditioner,
+        num_bins=8,
+        bound=3.0,
+        min_bin_width=1e-3,
+        min_bin_height=1e-3,
+        min_derivative=1e-3,
+        validate_args=False,
+        name="rational_quadratic_coupling",
+    ):
         parameters = dict(locals())
         self._conditioner = validation.check_callable(
-            conditioner, "conditioner", "x_masked -> (widths, heights, derivatives)", owner=name)
+            conditioner, "conditioner", "x_masked -> (widths, heights, derivatives)", owner=name
+        )
         self._settings = SplineSettings(num_bins, bound, min_bin_width, min_bin_height, min_derivative, owner=name)
-        super().__init__(mask=mask, validate_args=validate_args, parameters=parameters, name=name,
-                         conditioner=conditioner)
+        super().__init__(
+            mask=mask, validate_args=validate_args, parameters=parameters, name=name, conditioner=conditioner
+        )
 
     def _conditioner_params(self, x_masked, conditional_input=None):
         outputs = self._call_conditioner(self._conditioner, x_masked, conditional_input)
         if not isinstance(outputs, (tuple, list)) or len(outputs) != 3:
             received = f"{len(outputs)} outputs" if isinstance(outputs, (tuple, list)) else type(outputs).__name__
-            raise ValueError(f"{self.name}: `conditioner` must return 3 tensors (widths, heights, derivatives); "
-                             f"received {received}")
-        params = tuple(checked_conditioner_output(value, self.validate_args, "conditioner", what)
-                       for value, what in zip(outputs, _OUTPUT_NAMES))
+            raise ValueError(
+                f"{self.name}: `conditioner` must return 3 tensors (widths, heights, derivatives); received {received}"
+            )
+        params = tuple(
+            checked_conditioner_output(value, self.validate_args, "conditioner", what)
+            for value, what in zip(outputs, _OUTPUT_NAMES)
+        )
         for what, value in zip(_OUTPUT_NAMES, params):
             if value.dtype != x_masked.dtype:
-                raise TypeError(f"{self.name}: `conditioner` output `{what}` must have the input's dtype "
-                                f"{x_masked.dtype.name}; received {value.dtype.name}")
+                raise TypeError(
+                    f"{self.name}: `conditioner` output `{what}` must have the input's dtype "
+                    f"{x_masked.dtype.name}; received {value.dtype.name}"
+                )
         self._settings.check_sizes(params, "conditioner output")
         return params
 

@@ -13,6 +13,7 @@ with the channel order of `tf.nn.space_to_depth`: the f x f block at (i, j) beco
 Written with reshape/transpose over a flattened batch, so any number of batch dimensions (including none)
 works, unlike the rank-4-only `tf.nn.space_to_depth`.
 """
+
 import tensorflow as tf
 from tensorflow_probability import bijectors as tfb
 from tensorflow_probability.python.internal import prefer_static as ps
@@ -58,7 +59,8 @@ class Squeeze(tfb.Bijector):
                 is_constant_jacobian=True,
                 validate_args=validate_args,
                 parameters=parameters,
-                name=name)
+                name=name,
+            )
 
     @property
     def factor(self):
@@ -76,21 +78,28 @@ class Squeeze(tfb.Bijector):
         if shape.rank is None:
             return
         if shape.rank < 3:
-            raise ValueError(f"Squeeze: `{arg_name}` must have event shape [H, W, C] (rank >= 3); received shape "
-                             f"{shape.as_list()}")
+            raise ValueError(
+                f"Squeeze: `{arg_name}` must have event shape [H, W, C] (rank >= 3); received shape {shape.as_list()}"
+            )
         for axis, divisor in divisible_dims:
             size = shape[axis]
             if size is not None and size % divisor:
-                raise ValueError(f"Squeeze: {what} of `{arg_name}` must be divisible by {divisor} (factor="
-                                 f"{self._factor}); received shape {shape.as_list()}")
+                raise ValueError(
+                    f"Squeeze: {what} of `{arg_name}` must be divisible by {divisor} (factor="
+                    f"{self._factor}); received shape {shape.as_list()}"
+                )
 
     def _assert_divisible(self, shape_tensor, divisible_dims, what, arg_name):
         if not self.validate_args:
             return []
-        return [tf.debugging.assert_equal(
-            shape_tensor[axis] % divisor, 0,
-            message=f"Squeeze: {what} of `{arg_name}` must be divisible by {divisor} (factor={self._factor})")
-            for axis, divisor in divisible_dims]
+        return [
+            tf.debugging.assert_equal(
+                shape_tensor[axis] % divisor,
+                0,
+                message=f"Squeeze: {what} of `{arg_name}` must be divisible by {divisor} (factor={self._factor})",
+            )
+            for axis, divisor in divisible_dims
+        ]
 
     @property
     def _space_dims(self):
@@ -98,7 +107,7 @@ class Squeeze(tfb.Bijector):
 
     @property
     def _depth_dims(self):
-        return ((-1, self._factor ** 2),)
+        return ((-1, self._factor**2),)
 
     def _forward_event_shape(self, input_shape):
         self._check_static(input_shape, self._depth_dims, "the channel dimension C", "x")
@@ -108,7 +117,8 @@ class Squeeze(tfb.Bijector):
         height, width, channels = input_shape[-3:]
         scale = lambda d, k: None if d is None else d * k  # noqa: E731
         return input_shape[:-3].concatenate(
-            [scale(height, f), scale(width, f), None if channels is None else channels // f ** 2])
+            [scale(height, f), scale(width, f), None if channels is None else channels // f**2]
+        )
 
     def _inverse_event_shape(self, output_shape):
         self._check_static(output_shape, self._space_dims, "the height H and width W", "y")
@@ -117,22 +127,30 @@ class Squeeze(tfb.Bijector):
         f = self._factor
         height, width, channels = output_shape[-3:]
         return output_shape[:-3].concatenate(
-            [None if height is None else height // f, None if width is None else width // f,
-             None if channels is None else channels * f ** 2])
+            [
+                None if height is None else height // f,
+                None if width is None else width // f,
+                None if channels is None else channels * f**2,
+            ]
+        )
 
     def _forward_event_shape_tensor(self, input_shape):
         f = self._factor
-        with tf.control_dependencies(self._assert_divisible(input_shape, self._depth_dims, "the channel dimension C",
-                                                            "x")):
-            return ps.concat([input_shape[:-3], [input_shape[-3] * f, input_shape[-2] * f,
-                                                 input_shape[-1] // f ** 2]], axis=0)
+        with tf.control_dependencies(
+            self._assert_divisible(input_shape, self._depth_dims, "the channel dimension C", "x")
+        ):
+            return ps.concat(
+                [input_shape[:-3], [input_shape[-3] * f, input_shape[-2] * f, input_shape[-1] // f**2]], axis=0
+            )
 
     def _inverse_event_shape_tensor(self, output_shape):
         f = self._factor
-        with tf.control_dependencies(self._assert_divisible(output_shape, self._space_dims,
-                                                            "the height H and width W", "y")):
-            return ps.concat([output_shape[:-3], [output_shape[-3] // f, output_shape[-2] // f,
-                                                  output_shape[-1] * f ** 2]], axis=0)
+        with tf.control_dependencies(
+            self._assert_divisible(output_shape, self._space_dims, "the height H and width W", "y")
+        ):
+            return ps.concat(
+                [output_shape[:-3], [output_shape[-3] // f, output_shape[-2] // f, output_shape[-1] * f**2]], axis=0
+            )
 
     # --- the maps ----------------------------------------------------------------------------------------------
 
@@ -143,10 +161,10 @@ class Squeeze(tfb.Bijector):
         shape = ps.shape(x)
         height, width, channels = shape[-3], shape[-2], shape[-1]
         with tf.control_dependencies(self._assert_divisible(shape, self._depth_dims, "the channel dimension C", "x")):
-            blocks = tf.reshape(x, [-1, height, width, f, f, channels // f ** 2])
+            blocks = tf.reshape(x, [-1, height, width, f, f, channels // f**2])
         # [n, H, W, dh, dw, C] -> [n, H, dh, W, dw, C]: each channel block becomes an f x f spatial block.
         spatial = tf.transpose(blocks, [0, 1, 3, 2, 4, 5])
-        return tf.reshape(spatial, ps.concat([shape[:-3], [height * f, width * f, channels // f ** 2]], axis=0))
+        return tf.reshape(spatial, ps.concat([shape[:-3], [height * f, width * f, channels // f**2]], axis=0))
 
     def _inverse(self, y):
         """space-to-depth: [..., H, W, C] -> [..., H/f, W/f, C f^2], channel order of tf.nn.space_to_depth."""
@@ -154,12 +172,11 @@ class Squeeze(tfb.Bijector):
         f = self._factor
         shape = ps.shape(y)
         height, width, channels = shape[-3], shape[-2], shape[-1]
-        with tf.control_dependencies(self._assert_divisible(shape, self._space_dims, "the height H and width W",
-                                                            "y")):
+        with tf.control_dependencies(self._assert_divisible(shape, self._space_dims, "the height H and width W", "y")):
             blocks = tf.reshape(y, [-1, height // f, f, width // f, f, channels])
         # [n, H/f, dh, W/f, dw, C] -> [n, H/f, W/f, dh, dw, C]: the block offsets move into the channels.
         depth = tf.transpose(blocks, [0, 1, 3, 2, 4, 5])
-        return tf.reshape(depth, ps.concat([shape[:-3], [height // f, width // f, channels * f ** 2]], axis=0))
+        return tf.reshape(depth, ps.concat([shape[:-3], [height // f, width // f, channels * f**2]], axis=0))
 
     def _forward_log_det_jacobian(self, x):
         return tf.zeros([], dtype=x.dtype)

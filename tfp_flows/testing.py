@@ -23,6 +23,7 @@ Example:
     >>> from tfp_flows.testing import assert_bijector_invariants
     >>> assert_bijector_invariants(tfp.bijectors.Exp(), tf.constant([[0.5, -1.0]]), event_ndims=1)
 """
+
 import numpy as np
 import tensorflow as tf
 from tensorflow_probability import bijectors as tfb
@@ -37,8 +38,12 @@ class _FixedKwargs(tfb.Bijector):
         parameters = dict(locals())
         self._bijector, self._kwargs = bijector, dict(kwargs)
         self._ndims = bijector.forward_min_event_ndims
-        super().__init__(forward_min_event_ndims=self._ndims, inverse_min_event_ndims=bijector.inverse_min_event_ndims,
-                         parameters=parameters, name="fixed_kwargs")
+        super().__init__(
+            forward_min_event_ndims=self._ndims,
+            inverse_min_event_ndims=bijector.inverse_min_event_ndims,
+            parameters=parameters,
+            name="fixed_kwargs",
+        )
 
     def _get_parameterization(self):
         return id(self)  # never share TFP's cache with another instance (tfp_flows.instance_cache)
@@ -53,8 +58,9 @@ class _FixedKwargs(tfb.Bijector):
         return self._bijector.forward_log_det_jacobian(x, event_ndims=self._ndims, **self._kwargs)
 
     def _inverse_log_det_jacobian(self, y):
-        return self._bijector.inverse_log_det_jacobian(y, event_ndims=self._bijector.inverse_min_event_ndims,
-                                                       **self._kwargs)
+        return self._bijector.inverse_log_det_jacobian(
+            y, event_ndims=self._bijector.inverse_min_event_ndims, **self._kwargs
+        )
 
 
 def with_fixed_kwargs(bijector, kwargs):
@@ -69,7 +75,7 @@ def _fresh(t):
 
 
 def _event_size(shape, event_ndims):
-    return int(np.prod(shape[len(shape) - event_ndims:])) if event_ndims else 1
+    return int(np.prod(shape[len(shape) - event_ndims :])) if event_ndims else 1
 
 
 def jacobian_log_det(fn, x, event_ndims):
@@ -136,8 +142,13 @@ def _check_log_dets(bijector, x, y, event_ndims, rtol, atol, name):
     _close(tf.broadcast_to(ildj, tf.shape(expected)), -fldj_full, rtol, atol, f"{name}: ildj(f(x)) != -fldj(x)")
     # The inverse log-det must also agree with the autodiff Jacobian of the inverse itself.
     expected_inverse = jacobian_log_det(bijector.inverse, _fresh(y), event_ndims)
-    _close(tf.broadcast_to(ildj, tf.shape(expected_inverse)), expected_inverse, rtol, atol,
-           f"{name}: inverse_log_det_jacobian != log|det| of autodiff Jacobian of the inverse")
+    _close(
+        tf.broadcast_to(ildj, tf.shape(expected_inverse)),
+        expected_inverse,
+        rtol,
+        atol,
+        f"{name}: inverse_log_det_jacobian != log|det| of autodiff Jacobian of the inverse",
+    )
 
 
 def _check_finite(bijector, x, event_ndims, name):
@@ -170,8 +181,9 @@ def _check_execution_modes(bijector, x, event_ndims, rtol, atol, name):
         _close(xla[key], eager[key], rtol, atol, f"{name}: {key} differs between eager and XLA")
 
 
-def assert_bijector_invariants(bijector, x, event_ndims, rtol=1e-4, atol=1e-4, edge_inputs=(),
-                               check_jacobian=True, check_xla=True, name=None):
+def assert_bijector_invariants(
+    bijector, x, event_ndims, rtol=1e-4, atol=1e-4, edge_inputs=(), check_jacobian=True, check_xla=True, name=None
+):
     """Assert the conformance invariants (see the module docstring) for `bijector` at the points `x`.
 
     Args:
@@ -223,5 +235,10 @@ def assert_dtype_agreement(make_bijector, x, event_ndims, rtol=1e-4, atol=1e-4, 
         results[dtype] = _evaluate(bijector, tf.cast(_fresh(x), dtype), event_ndims)
     name = name or "bijector"
     for key in results[tf.float32]:
-        _close(results[tf.float32][key], tf.cast(results[tf.float64][key], tf.float32), rtol, atol,
-               f"{name}: {key} differs between float32 and float64")
+        _close(
+            results[tf.float32][key],
+            tf.cast(results[tf.float64][key], tf.float32),
+            rtol,
+            atol,
+            f"{name}: {key} differs between float32 and float64",
+        )

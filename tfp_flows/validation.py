@@ -23,17 +23,28 @@ ValueError: `epsilon` must be a finite number > 0; received 0.0
 >>> check_one_of("sigmoid", "log_scale_bound", ("tanh", "sigmoid", None))
 'sigmoid'
 """
+
 import math
 import numbers
 
 import numpy as np
 import tensorflow as tf
-from tensorflow_probability.python.internal import dtype_util
-from tensorflow_probability.python.internal import tensor_util
+from tensorflow_probability.python.internal import dtype_util, tensor_util
 
-__all__ = ["check_float_dtype", "check_event_shape", "assert_in_unit_interval", "check_callable", "check_int",
-           "check_number", "check_one_of", "check_positive_ints", "check_vector_event_shape", "float_parameters", "is_int",
-           "is_real"]
+__all__ = [
+    "check_float_dtype",
+    "check_event_shape",
+    "assert_in_unit_interval",
+    "check_callable",
+    "check_int",
+    "check_number",
+    "check_one_of",
+    "check_positive_ints",
+    "check_vector_event_shape",
+    "float_parameters",
+    "is_int",
+    "is_real",
+]
 
 
 def is_int(value):
@@ -129,8 +140,10 @@ def check_vector_event_shape(event_shape, owner, min_size=2, hint=""):
     """`(D,)` with D >= `min_size`, or a ValueError naming `owner`; `hint` says what to do instead."""
     shape = tuple(event_shape) if np.ndim(event_shape) else (event_shape,)
     if len(shape) != 1 or not is_int(shape[0]) or shape[0] < min_size:
-        raise ValueError(f"{owner} models vectors: `event_shape` must be (D,) with D >= {min_size}; received "
-                         f"{event_shape!r}{f' ({hint})' if hint else ''}")
+        raise ValueError(
+            f"{owner} models vectors: `event_shape` must be (D,) with D >= {min_size}; received "
+            f"{event_shape!r}{f' ({hint})' if hint else ''}"
+        )
     return (int(shape[0]),)
 
 
@@ -139,8 +152,9 @@ def check_float_dtype(x, arg_name, owner=None):
     dtype = tf.as_dtype(getattr(x, "dtype", tf.float32))
     if not dtype.is_floating:
         prefix = f"{owner}: " if owner else ""
-        raise TypeError(f"{prefix}`{arg_name}` must have a floating-point dtype (float32 or float64); received "
-                        f"{dtype.name}")
+        raise TypeError(
+            f"{prefix}`{arg_name}` must have a floating-point dtype (float32 or float64); received {dtype.name}"
+        )
 
 
 def float_parameters(owner=None, **params):
@@ -153,8 +167,9 @@ def float_parameters(owner=None, **params):
     """
     dtype = dtype_util.common_dtype(list(params.values()), dtype_hint=tf.float32)
     check_float_dtype(tf.zeros([], dtype), ", ".join(params), owner)
-    return dtype, [tensor_util.convert_nonref_to_tensor(value, dtype=dtype, name=name)
-                   for name, value in params.items()]
+    return dtype, [
+        tensor_util.convert_nonref_to_tensor(value, dtype=dtype, name=name) for name, value in params.items()
+    ]
 
 
 def check_event_shape(x, event_shape, arg_name, bijector_name):
@@ -170,13 +185,15 @@ def check_event_shape(x, event_shape, arg_name, bijector_name):
     if shape.rank < len(event_shape):
         raise ValueError(
             f"{bijector_name}: `{arg_name}` must have rank >= {len(event_shape)} with trailing event shape "
-            f"{event_shape}; received shape {shape.as_list()}")
-    trailing = shape.as_list()[shape.rank - len(event_shape):]
+            f"{event_shape}; received shape {shape.as_list()}"
+        )
+    trailing = shape.as_list()[shape.rank - len(event_shape) :]
     for got, want in zip(trailing, event_shape):
         if got is not None and want is not None and got != want:
             raise ValueError(
                 f"{bijector_name}: `{arg_name}` must end in the event shape {event_shape}; "
-                f"received shape {shape.as_list()}")
+                f"received shape {shape.as_list()}"
+            )
 
 
 def assert_in_unit_interval(x, arg_name):

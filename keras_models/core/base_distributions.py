@@ -30,13 +30,13 @@ Example:
     >>> model.log_prob(np.zeros([3, 2], np.float32)).shape
     TensorShape([3])
 """
+
 import warnings
 
+import keras
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
-
-import keras
 
 from tfp_flows.validation import check_int, check_number, check_one_of
 
@@ -121,30 +121,39 @@ class GaussianMixtureBase(BaseDistribution):
         self.min_scale = check_number(min_scale, "min_scale", minimum=0, strict=True, owner="GaussianMixtureBase")
         self.seed = check_int(seed, "seed", minimum=0, owner="GaussianMixtureBase")
         if not isinstance(reparameterize, (bool, np.bool_)):
-            raise ValueError(f"GaussianMixtureBase: `reparameterize` must be True or False; received {reparameterize!r}")
+            raise ValueError(
+                f"GaussianMixtureBase: `reparameterize` must be True or False; received {reparameterize!r}"
+            )
         self.reparameterize = bool(reparameterize)
 
     def build(self, input_shape):
         super().build(input_shape)
         k, d = self.num_components, int(np.prod(self.latent_shape))
         self.logits = self.add_weight(name="logits", shape=(k,), initializer="zeros")
-        self.locs = self.add_weight(name="locs", shape=(k, d),
-                                    initializer=keras.initializers.RandomNormal(stddev=1.0, seed=self.seed))
+        self.locs = self.add_weight(
+            name="locs", shape=(k, d), initializer=keras.initializers.RandomNormal(stddev=1.0, seed=self.seed)
+        )
         self.log_scales = self.add_weight(name="log_scales", shape=(k, d), initializer="zeros")
-        self.initialized = self.add_weight(name="initialized", shape=(), trainable=False,
-                                           initializer="zeros" if self.kmeans_init else "ones")
+        self.initialized = self.add_weight(
+            name="initialized", shape=(), trainable=False, initializer="zeros" if self.kmeans_init else "ones"
+        )
 
     def distribution(self):
         # Independent(Normal) rather than MultivariateNormalDiag (the same density): TFP's implicit
         # reparameterisation of a mixture needs components that factorise into scalar distributions.
         components = tfd.Independent(tfd.Normal(self.locs.value, tf.exp(self.log_scales.value)), 1)
-        mixture = tfd.MixtureSameFamily(tfd.Categorical(logits=self.logits.value), components,
-                                        reparameterize=self.reparameterize, name="gaussian_mixture")
+        mixture = tfd.MixtureSameFamily(
+            tfd.Categorical(logits=self.logits.value),
+            components,
+            reparameterize=self.reparameterize,
+            name="gaussian_mixture",
+        )
         if len(self.latent_shape) == 1:
             return mixture
         flat = [int(np.prod(self.latent_shape))]
-        return tfd.TransformedDistribution(mixture, tfb.Reshape(self.latent_shape, event_shape_in=flat),
-                                           name="gaussian_mixture")
+        return tfd.TransformedDistribution(
+            mixture, tfb.Reshape(self.latent_shape, event_shape_in=flat), name="gaussian_mixture"
+        )
 
     def needs_initialization(self):
         return not bool(keras.ops.convert_to_numpy(self.initialized))
@@ -156,16 +165,18 @@ class GaussianMixtureBase(BaseDistribution):
         points = points[np.all(np.isfinite(points), axis=1)]
         k = self.num_components
         if len(points) < k:
-            warnings.warn(f"GaussianMixtureBase: k-means needs at least num_components={k} points; the first batch "
-                          f"has {len(points)}: keeping the random initialisation", stacklevel=2)
+            warnings.warn(
+                f"GaussianMixtureBase: k-means needs at least num_components={k} points; the first batch "
+                f"has {len(points)}: keeping the random initialisation",
+                stacklevel=2,
+            )
         else:
-            from sklearn.cluster import KMeans  # noqa: PLC0415 (only needed here)
+            from sklearn.cluster import KMeans
 
             kmeans = KMeans(n_clusters=k, n_init=1, random_state=self.seed).fit(points)
             counts = np.bincount(kmeans.labels_, minlength=k)
             overall = points.std(axis=0)
-            scales = np.stack([points[kmeans.labels_ == j].std(axis=0) if counts[j] > 1 else overall
-                               for j in range(k)])
+            scales = np.stack([points[kmeans.labels_ == j].std(axis=0) if counts[j] > 1 else overall for j in range(k)])
             dtype = self.locs.dtype
             self.locs.assign(kmeans.cluster_centers_.astype(dtype))
             self.log_scales.assign(np.log(np.maximum(scales, self.min_scale)).astype(dtype))
@@ -174,8 +185,13 @@ class GaussianMixtureBase(BaseDistribution):
 
     def get_config(self):
         config = super().get_config()
-        config.update(num_components=self.num_components, kmeans_init=self.kmeans_init, min_scale=self.min_scale,
-                      seed=self.seed, reparameterize=self.reparameterize)
+        config.update(
+            num_components=self.num_components,
+            kmeans_init=self.kmeans_init,
+            min_scale=self.min_scale,
+            seed=self.seed,
+            reparameterize=self.reparameterize,
+        )
         return config
 
 
@@ -201,27 +217,33 @@ class ConditionalGaussianBase(BaseDistribution):
     def __init__(self, hidden_units=(64,), context_shape=None, **kwargs):
         kwargs.setdefault("name", "base_distribution")
         super().__init__(**kwargs)
-        self.hidden_units = tuple(check_int(u, "hidden_units", minimum=1, owner="ConditionalGaussianBase")
-                                  for u in hidden_units)
+        self.hidden_units = tuple(
+            check_int(u, "hidden_units", minimum=1, owner="ConditionalGaussianBase") for u in hidden_units
+        )
         self.context_shape = None if context_shape is None else tuple(int(d) for d in context_shape)
 
     def build(self, input_shape):
         super().build(input_shape)
         if self.context_shape is None:
-            raise ValueError("ConditionalGaussianBase: `context_shape` is unknown: use it in a model built with "
-                             "context_shape=... (or pass context_shape to the layer)")
+            raise ValueError(
+                "ConditionalGaussianBase: `context_shape` is unknown: use it in a model built with "
+                "context_shape=... (or pass context_shape to the layer)"
+            )
         size = int(np.prod(self.latent_shape))
         dtype = self.dtype_policy
         self.network = keras.Sequential(
             [keras.layers.Dense(u, activation="relu", dtype=dtype) for u in self.hidden_units]
             + [keras.layers.Dense(2 * size, kernel_initializer="zeros", bias_initializer="zeros", dtype=dtype)],
-            name="mean_and_log_scale")
+            name="mean_and_log_scale",
+        )
         self.network.build((None, int(np.prod(self.context_shape))))
 
     def distribution(self, c=None):
         if c is None:
-            raise ValueError(f"ConditionalGaussianBase: `c` is required, of shape [batch, "
-                             f"{', '.join(map(str, self.context_shape))}]; received None")
+            raise ValueError(
+                f"ConditionalGaussianBase: `c` is required, of shape [batch, "
+                f"{', '.join(map(str, self.context_shape))}]; received None"
+            )
         c = tf.convert_to_tensor(c, self.compute_dtype)
         flat = tf.reshape(c, [-1, int(np.prod(self.context_shape))])
         loc, log_scale = tf.split(self.network(flat), 2, axis=-1)
@@ -234,8 +256,10 @@ class ConditionalGaussianBase(BaseDistribution):
 
     def get_config(self):
         config = super().get_config()
-        config.update(hidden_units=list(self.hidden_units),
-                      context_shape=None if self.context_shape is None else list(self.context_shape))
+        config.update(
+            hidden_units=list(self.hidden_units),
+            context_shape=None if self.context_shape is None else list(self.context_shape),
+        )
         return config
 
 
@@ -259,9 +283,11 @@ def resolve_base_distribution(base_distribution, dtype_policy):
         return None, base_distribution, None
     if isinstance(base_distribution, tfd.Distribution):
         return None, None, _Untracked(base_distribution)
-    raise TypeError(f"`base_distribution` must be one of {NAMED_BASE_DISTRIBUTIONS}, a BaseDistribution layer (e.g. "
-                    f"GaussianMixtureBase(num_components=8)) or a tfd.Distribution over the latent event shape; "
-                    f"received {type(base_distribution).__name__}: {base_distribution!r}")
+    raise TypeError(
+        f"`base_distribution` must be one of {NAMED_BASE_DISTRIBUTIONS}, a BaseDistribution layer (e.g. "
+        f"GaussianMixtureBase(num_components=8)) or a tfd.Distribution over the latent event shape; "
+        f"received {type(base_distribution).__name__}: {base_distribution!r}"
+    )
 
 
 def check_base_distribution(distribution, latent_shape, dtype):
@@ -270,13 +296,19 @@ def check_base_distribution(distribution, latent_shape, dtype):
     event_shape, batch_shape = distribution.event_shape, distribution.batch_shape
     as_list = lambda shape: shape.as_list() if shape.rank is not None else "unknown"  # noqa: E731
     if not event_shape.is_fully_defined() or tuple(event_shape.as_list()) != tuple(latent_shape):
-        raise ValueError(f"`base_distribution` must have the latent event shape {list(latent_shape)}; received a "
-                         f"{type(distribution).__name__} with event shape {as_list(event_shape)} (wrap a scalar "
-                         f"distribution in tfd.Sample(..., {list(latent_shape)}))")
+        raise ValueError(
+            f"`base_distribution` must have the latent event shape {list(latent_shape)}; received a "
+            f"{type(distribution).__name__} with event shape {as_list(event_shape)} (wrap a scalar "
+            f"distribution in tfd.Sample(..., {list(latent_shape)}))"
+        )
     if batch_shape.rank != 0:
-        raise ValueError(f"`base_distribution` must have a scalar batch shape []; received batch shape "
-                         f"{as_list(batch_shape)} "
-                         "(use tfd.Independent to move batch dimensions into the event)")
+        raise ValueError(
+            f"`base_distribution` must have a scalar batch shape []; received batch shape "
+            f"{as_list(batch_shape)} "
+            "(use tfd.Independent to move batch dimensions into the event)"
+        )
     if tf.as_dtype(distribution.dtype) != tf.as_dtype(dtype):
-        raise ValueError(f"`base_distribution` must have the model's dtype {tf.as_dtype(dtype).name}; received "
-                         f"dtype {tf.as_dtype(distribution.dtype).name}")
+        raise ValueError(
+            f"`base_distribution` must have the model's dtype {tf.as_dtype(dtype).name}; received "
+            f"dtype {tf.as_dtype(distribution.dtype).name}"
+        )

@@ -53,18 +53,25 @@ Example:
     >>> model.sample(5, temperature=0.7, seed=1).shape
     TensorShape([5, 2])
 """
+
 import math
 
+import keras
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-import keras
-
 from keras_models.core.base_distributions import check_base_distribution, resolve_base_distribution
-from keras_models.core.nan_policy import (NAN_POLICIES, UNIT_INTERVAL, NonFiniteInputError,
-                                          finite_rows, non_finite_message, check_finite_batches, out_of_support_error,
-                                          raised_input_errors)
+from keras_models.core.nan_policy import (
+    NAN_POLICIES,
+    UNIT_INTERVAL,
+    NonFiniteInputError,
+    check_finite_batches,
+    finite_rows,
+    non_finite_message,
+    out_of_support_error,
+    raised_input_errors,
+)
 from tfp_flows.conditioning import conditional_kwargs
 from tfp_flows.validation import check_int, check_positive_ints, is_int
 
@@ -77,8 +84,9 @@ def without_loss(compile_kwargs, owner, loss):
     "minus the objective"); a ValueError naming `owner`, the loss and the value received when a loss is passed."""
     kwargs = dict(compile_kwargs)
     if kwargs.pop("loss", None) is not None:
-        raise ValueError(f"{owner}.compile takes no `loss`: the loss is {loss}; received "
-                         f"loss={compile_kwargs['loss']!r}")
+        raise ValueError(
+            f"{owner}.compile takes no `loss`: the loss is {loss}; received loss={compile_kwargs['loss']!r}"
+        )
     return kwargs
 
 
@@ -113,27 +121,39 @@ class FlowModel(keras.Model):
         p(x | c) (module docstring). Subclasses read `self.context_shape` to build conditional steps.
     """
 
-    def __init__(self, event_shape, base_distribution="normal", num_bits=None, nan_policy="raise", pixel_levels=None,
-                 context_shape=None, **kwargs):
+    def __init__(
+        self,
+        event_shape,
+        base_distribution="normal",
+        num_bits=None,
+        nan_policy="raise",
+        pixel_levels=None,
+        context_shape=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if context_shape is not None:
             context_shape = check_positive_ints(
-                tuple(context_shape) if np.ndim(context_shape) else (context_shape,), "context_shape")
+                tuple(context_shape) if np.ndim(context_shape) else (context_shape,), "context_shape"
+            )
         self.context_shape = None if context_shape is None else tuple(int(d) for d in context_shape)
         event_shape = check_positive_ints(tuple(event_shape) if np.ndim(event_shape) else (event_shape,), "event_shape")
         self.base_distribution_name, self.base_layer, self._user_base = resolve_base_distribution(
-            base_distribution, self.dtype_policy)
+            base_distribution, self.dtype_policy
+        )
         check_int(num_bits, "num_bits", minimum=1, maximum=16, allow_none=True)
         check_int(pixel_levels, "pixel_levels", minimum=2, allow_none=True)
         if pixel_levels is not None and num_bits is None:
-            raise ValueError(f"`pixel_levels` must be None for continuous data (num_bits=None); received "
-                             f"pixel_levels={pixel_levels!r} with num_bits={num_bits!r}")
+            raise ValueError(
+                f"`pixel_levels` must be None for continuous data (num_bits=None); received "
+                f"pixel_levels={pixel_levels!r} with num_bits={num_bits!r}"
+            )
         if nan_policy not in NAN_POLICIES:
             raise ValueError(f"`nan_policy` must be one of {NAN_POLICIES}; received {nan_policy!r}")
         self.nan_policy = nan_policy
         self.event_shape = tuple(int(d) for d in event_shape)
         self.num_bits = num_bits
-        self.pixel_levels = None if num_bits is None else int(pixel_levels or 2 ** num_bits)
+        self.pixel_levels = None if num_bits is None else int(pixel_levels or 2**num_bits)
         self.flow_layers = []
         self.nll_tracker = keras.metrics.Mean(name="nll")
         self.bits_per_dim_tracker = keras.metrics.Mean(name="bits_per_dim") if num_bits else None
@@ -150,19 +170,27 @@ class FlowModel(keras.Model):
             shape = layer.output_event_shape(shape)
         self.latent_shape = tuple(shape)
         if self.context_shape is not None and not any(
-                getattr(layer, "context_shape", None) is not None for layer in self.flow_layers
-                for layer in layer._flatten_layers(include_self=True)):
-            raise ValueError(f"{type(self).__name__}: `context_shape` was given but none of its steps reads a context "
-                             "(this preset has no conditional form); expected context_shape=None")
+            getattr(layer, "context_shape", None) is not None
+            for layer in self.flow_layers
+            for layer in layer._flatten_layers(include_self=True)
+        ):
+            raise ValueError(
+                f"{type(self).__name__}: `context_shape` was given but none of its steps reads a context "
+                "(this preset has no conditional form); expected context_shape=None"
+            )
         if self._base_is_conditional():
             if self.context_shape is None:
-                raise ValueError(f"`base_distribution` {type(self.base_layer).__name__} is conditional but this "
-                                 "model is not: pass context_shape=... to the model")
+                raise ValueError(
+                    f"`base_distribution` {type(self.base_layer).__name__} is conditional but this "
+                    "model is not: pass context_shape=... to the model"
+                )
             if self.base_layer.context_shape is None:
                 self.base_layer.context_shape = self.context_shape
             elif tuple(self.base_layer.context_shape) != self.context_shape:
-                raise ValueError(f"`base_distribution` has context_shape {tuple(self.base_layer.context_shape)} but "
-                                 f"the model's is {self.context_shape}; expected the same")
+                raise ValueError(
+                    f"`base_distribution` has context_shape {tuple(self.base_layer.context_shape)} but "
+                    f"the model's is {self.context_shape}; expected the same"
+                )
         if self.base_layer is not None and not self.base_layer.built:
             self.base_layer.build((None,) + self.latent_shape)
         if self._user_base is not None:
@@ -171,18 +199,24 @@ class FlowModel(keras.Model):
 
     def get_config(self):
         if self._user_base is not None:
-            raise ValueError("cannot serialise a FlowModel whose `base_distribution` is a tfd.Distribution "
-                             f"({type(self._user_base.distribution).__name__}): expected a named base "
-                             "('normal', 'logistic', 'gmm') or a BaseDistribution layer for get_config / .keras "
-                             "files; export_saved_model still works")
+            raise ValueError(
+                "cannot serialise a FlowModel whose `base_distribution` is a tfd.Distribution "
+                f"({type(self._user_base.distribution).__name__}): expected a named base "
+                "('normal', 'logistic', 'gmm') or a BaseDistribution layer for get_config / .keras "
+                "files; export_saved_model still works"
+            )
         base = self.base_distribution_name
         if base is None:
             base = keras.saving.serialize_keras_object(self.base_layer)
         config = super().get_config()
-        config.update(event_shape=list(self.event_shape), base_distribution=base,
-                      num_bits=self.num_bits, nan_policy=self.nan_policy,
-                      pixel_levels=None if self.pixel_levels == 2 ** (self.num_bits or 0) else self.pixel_levels,
-                      context_shape=None if self.context_shape is None else list(self.context_shape))
+        config.update(
+            event_shape=list(self.event_shape),
+            base_distribution=base,
+            num_bits=self.num_bits,
+            nan_policy=self.nan_policy,
+            pixel_levels=None if self.pixel_levels == 2 ** (self.num_bits or 0) else self.pixel_levels,
+            context_shape=None if self.context_shape is None else list(self.context_shape),
+        )
         return config
 
     @classmethod
@@ -253,8 +287,10 @@ class FlowModel(keras.Model):
         conditional base, use `conditional_distribution(c)`.
         """
         if self._base_is_conditional():
-            raise ValueError("this model's base distribution is conditional: use conditional_distribution(c) "
-                             "(with bijector_kwargs=bijector_kwargs(c)) instead of distribution")
+            raise ValueError(
+                "this model's base distribution is conditional: use conditional_distribution(c) "
+                "(with bijector_kwargs=bijector_kwargs(c)) instead of distribution"
+            )
         return tfd.TransformedDistribution(self.base_distribution(), self.bijector, name="flow")
 
     def conditional_distribution(self, c):
@@ -267,26 +303,35 @@ class FlowModel(keras.Model):
         its dtype and its static shape [*batch_shape, *context_shape] (batch_shape None: any leading axes)."""
         if self.context_shape is None:
             if c is not None:
-                raise ValueError(f"`{arg_name}` was given but this model is unconditional (built without "
-                                 f"`context_shape`); expected {arg_name}=None")
+                raise ValueError(
+                    f"`{arg_name}` was given but this model is unconditional (built without "
+                    f"`context_shape`); expected {arg_name}=None"
+                )
             return None
         expected = "[batch, " + ", ".join(map(str, self.context_shape)) + "]"
         if c is None:
-            raise ValueError(f"`{arg_name}` is required: this model is conditional (context_shape="
-                             f"{self.context_shape}) and needs a context of shape {expected}; received None")
+            raise ValueError(
+                f"`{arg_name}` is required: this model is conditional (context_shape="
+                f"{self.context_shape}) and needs a context of shape {expected}; received None"
+            )
         c = self._check_data(c, arg_name, self.context_shape)
         if batch_shape is not None and c.shape.rank is not None:
             leading = c.shape.as_list()[: c.shape.rank - len(self.context_shape)]
             if len(leading) != len(batch_shape) or any(
-                    a is not None and b is not None and a != b for a, b in zip(leading, batch_shape)):
-                raise ValueError(f"`{arg_name}` must have shape {expected} with the data's batch shape "
-                                 f"{list(batch_shape)}; received shape {c.shape.as_list()}")
+                a is not None and b is not None and a != b for a, b in zip(leading, batch_shape)
+            ):
+                raise ValueError(
+                    f"`{arg_name}` must have shape {expected} with the data's batch shape "
+                    f"{list(batch_shape)}; received shape {c.shape.as_list()}"
+                )
         if self.nan_policy == "raise" and tf.executing_eagerly():
             bad = tf.logical_not(finite_rows(c, len(self.context_shape)))
             if bool(tf.reduce_any(bad)):
                 where = tf.where(bad).numpy()[:, 0].tolist()
-                raise NonFiniteInputError(non_finite_message(arg_name, "") + f"; received {len(where)} such "
-                                          f"context(s), at batch index(es) {where[:5]}")
+                raise NonFiniteInputError(
+                    non_finite_message(arg_name, "") + f"; received {len(where)} such "
+                    f"context(s), at batch index(es) {where[:5]}"
+                )
         return c
 
     def _context_for(self, x, c, event_shape=None):
@@ -304,12 +349,16 @@ class FlowModel(keras.Model):
             return tf.broadcast_to(c, tf.concat([[num_samples], tf.shape(c)[1:]], 0))
         c = self._checked_context(c, None)
         if c.shape.rank != len(self.context_shape) + 1:
-            raise ValueError(f"`c` must have shape [{num_samples}, {', '.join(map(str, self.context_shape))}] (one "
-                             f"context per sample) or {list(self.context_shape)} (one for all); received shape "
-                             f"{c.shape.as_list()}")
+            raise ValueError(
+                f"`c` must have shape [{num_samples}, {', '.join(map(str, self.context_shape))}] (one "
+                f"context per sample) or {list(self.context_shape)} (one for all); received shape "
+                f"{c.shape.as_list()}"
+            )
         if is_int(num_samples) and c.shape[0] is not None and c.shape[0] != num_samples:
-            raise ValueError(f"`c` must have shape [{num_samples}, {', '.join(map(str, self.context_shape))}]: one "
-                             f"context per sample (num_samples={num_samples}); received shape {c.shape.as_list()}")
+            raise ValueError(
+                f"`c` must have shape [{num_samples}, {', '.join(map(str, self.context_shape))}]: one "
+                f"context per sample (num_samples={num_samples}); received shape {c.shape.as_list()}"
+            )
         return c
 
     def _flow(self, c):
@@ -325,18 +374,24 @@ class FlowModel(keras.Model):
         try:
             x = tf.convert_to_tensor(x)
         except (TypeError, ValueError) as error:
-            raise TypeError(f"`{arg_name}` must be a float tensor or array of shape [batch, "
-                            f"{', '.join(map(str, event_shape))}]; received {type(x).__name__}: {error}") from None
+            raise TypeError(
+                f"`{arg_name}` must be a float tensor or array of shape [batch, "
+                f"{', '.join(map(str, event_shape))}]; received {type(x).__name__}: {error}"
+            ) from None
         if not x.dtype.is_floating:
-            raise TypeError(f"`{arg_name}` must be floating point (cast integer pixels with the dataset "
-                            f"pipeline, e.g. make_dataset); received dtype {x.dtype.name}")
+            raise TypeError(
+                f"`{arg_name}` must be floating point (cast integer pixels with the dataset "
+                f"pipeline, e.g. make_dataset); received dtype {x.dtype.name}"
+            )
         shape = x.shape
         rank = len(event_shape)
         if shape.rank is not None:
-            trailing = shape.as_list()[shape.rank - rank:] if shape.rank >= rank else None
+            trailing = shape.as_list()[shape.rank - rank :] if shape.rank >= rank else None
             if shape.rank < rank + 1 or any(t is not None and t != e for t, e in zip(trailing, event_shape)):
-                raise ValueError(f"`{arg_name}` must have shape [batch, {', '.join(map(str, event_shape))}] "
-                                 f"(event shape {event_shape}); received shape {shape.as_list()}")
+                raise ValueError(
+                    f"`{arg_name}` must have shape [batch, {', '.join(map(str, event_shape))}] "
+                    f"(event shape {event_shape}); received shape {shape.as_list()}"
+                )
         return tf.cast(x, self.compute_dtype)
 
     def _check_values(self, x, arg_name="x", support=None):
@@ -346,8 +401,10 @@ class FlowModel(keras.Model):
             bad = tf.logical_not(finite_rows(x, len(self.event_shape)))
             if bool(tf.reduce_any(bad)):
                 where = [index[0] if len(index) == 1 else tuple(index) for index in tf.where(bad).numpy().tolist()]
-                raise NonFiniteInputError(non_finite_message(arg_name, "") + f"; received {len(where)} such "
-                                          f"example(s), at batch index(es) {where[:5]}")
+                raise NonFiniteInputError(
+                    non_finite_message(arg_name, "") + f"; received {len(where)} such "
+                    f"example(s), at batch index(es) {where[:5]}"
+                )
             error = out_of_support_error(x, support, arg_name, len(self.event_shape))
             if error is not None:
                 raise error
@@ -437,8 +494,13 @@ class FlowModel(keras.Model):
         """(c, temperature, seed), keeping the signature from before `c` existed, `sample(n, temperature, seed)`,
         for unconditional models: a scalar where `c` goes is then the temperature, and what follows, the seed.
         `temperature=None` means 1.0."""
-        if self.context_shape is None and c is not None and not isinstance(c, (bool, str)) and np.ndim(c) == 0 \
-                and (isinstance(c, (int, float, np.number)) or tf.is_tensor(c)):
+        if (
+            self.context_shape is None
+            and c is not None
+            and not isinstance(c, (bool, str))
+            and np.ndim(c) == 0
+            and (isinstance(c, (int, float, np.number)) or tf.is_tensor(c))
+        ):
             if seed is None and temperature is not None:
                 seed = temperature
             return None, c, seed
@@ -470,8 +532,9 @@ class FlowModel(keras.Model):
     def _tempered_latent(self, num_samples, temperature, seed, c=None):
         """z = temperature * z0 with z0 ~ p_Z, [num_samples, *latent_shape], after checking the arguments."""
         if not (is_int(num_samples) or (tf.is_tensor(num_samples) and num_samples.dtype.is_integer)):
-            raise TypeError(f"`num_samples` must be an int >= 1; received {num_samples!r} of type "
-                            f"{type(num_samples).__name__}")
+            raise TypeError(
+                f"`num_samples` must be an int >= 1; received {num_samples!r} of type {type(num_samples).__name__}"
+            )
         if is_int(num_samples):
             check_int(num_samples, "num_samples")
         if isinstance(temperature, (bool, np.bool_, str)):
@@ -495,7 +558,7 @@ class FlowModel(keras.Model):
         """Bits per dimension of `pixel_levels`-level data (2**num_bits by default) preprocessed to [0, 1]."""
         if not self.num_bits:
             raise ValueError("bits_per_dim needs image data: this model was built with num_bits=None")
-        from tfp_flows.datasets import bits_per_dim  # noqa: PLC0415 (datasets is optional at import time)
+        from tfp_flows.datasets import bits_per_dim
 
         return bits_per_dim(log_prob, self.num_dims, num_levels=self.pixel_levels)
 
@@ -529,7 +592,8 @@ class FlowModel(keras.Model):
             nll = -tf.reduce_mean(y_pred)
         else:
             nll = -tf.reduce_sum(tf.where(kept > 0, y_pred, tf.zeros_like(y_pred))) / tf.maximum(
-                tf.reduce_sum(kept), 1.0)
+                tf.reduce_sum(kept), 1.0
+            )
         losses = [nll] + [tf.cast(loss, nll.dtype) for loss in self.losses]
         total = tf.add_n(losses)
         num_replicas = tf.distribute.get_strategy().num_replicas_in_sync
@@ -568,8 +632,11 @@ class FlowModel(keras.Model):
     # ----------------------------------------------------------------------------------------------------
     # Data-dependent initialisation (ActNorm), run once from the first real batch.
     def _layers_needing_init(self):
-        return [layer for layer in self._flatten_layers(include_self=False)
-                if getattr(layer, "needs_initialization", lambda: False)()]
+        return [
+            layer
+            for layer in self._flatten_layers(include_self=False)
+            if getattr(layer, "needs_initialization", lambda: False)()
+        ]
 
     def initialize_from_data(self, x, c=None):
         """Run every layer's data-dependent initialisation from a real batch `x` (data side), once.
@@ -609,8 +676,10 @@ class FlowModel(keras.Model):
                 return tuple(x[:2])
             x = x[0]
         if isinstance(x, dict):
-            raise TypeError("FlowModel.fit takes x alone (tensors, arrays or a dataset of tensors); received a "
-                            f"dictionary with keys {sorted(x)}")
+            raise TypeError(
+                "FlowModel.fit takes x alone (tensors, arrays or a dataset of tensors); received a "
+                f"dictionary with keys {sorted(x)}"
+            )
         return x
 
     def _maybe_initialize(self, x, c=None):
@@ -627,8 +696,10 @@ class FlowModel(keras.Model):
             self.initialize_from_data(*first)
 
     def _pairs_expected(self, arg_name):
-        return (f"this model is conditional (context_shape={self.context_shape}): `{arg_name}` must be a dataset of "
-                f"(x, c) pairs, or arrays x with c as `y` (fit(x, c)); received x alone")
+        return (
+            f"this model is conditional (context_shape={self.context_shape}): `{arg_name}` must be a dataset of "
+            f"(x, c) pairs, or arrays x with c as `y` (fit(x, c)); received x alone"
+        )
 
     def _paired(self, x, c, arg_name):
         """What Keras' train step reads for a conditional model: one input, the pair (x, c) (call takes it)."""
@@ -650,8 +721,9 @@ class FlowModel(keras.Model):
             return x
         if isinstance(x, tf.data.Dataset):
             return check_finite_batches(x, arg_name, support=self.support)
-        if isinstance(x, (np.ndarray, tf.Tensor)) and (x.dtype.kind == "f" if isinstance(x, np.ndarray)
-                                                        else x.dtype.is_floating):
+        if isinstance(x, (np.ndarray, tf.Tensor)) and (
+            x.dtype.kind == "f" if isinstance(x, np.ndarray) else x.dtype.is_floating
+        ):
             if not bool(np.all(np.isfinite(np.asarray(x)))):
                 raise NonFiniteInputError(non_finite_message(arg_name, "(an array)"))
             error = out_of_support_error(x, self.support, arg_name, len(self.event_shape), where="(an array)")

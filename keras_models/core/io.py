@@ -5,14 +5,15 @@ models.config) goes through a temporary file in the same folder, an fsync and an
 leaves either the old file or the new one. Shared by `keras_models.train` (checkpoints, backups) and
 `keras_models.serving` (exports), which must not depend on each other.
 """
+
+import contextlib
 import glob
 import json
 import os
 import tempfile
 
-import numpy as np
-
 import keras
+import numpy as np
 
 
 def non_finite_weights(model):
@@ -33,14 +34,13 @@ def remove_stale_temporaries(path):
     """Remove temporary files a killed writer of `path` left beside it (only one process writes `path`)."""
     folder = os.path.dirname(os.path.abspath(path))
     for stale in glob.glob(os.path.join(glob.escape(folder), glob.escape(_temporary_prefix(path)) + "*")):
-        try:
+        with contextlib.suppress(OSError):
             os.remove(stale)
-        except OSError:
-            pass
 
 
 def atomic_write_text(path, text):
     """Write `text` to `path` through a temporary file in the same folder and an atomic rename."""
+
     def write(tmp):
         with open(tmp, "w", encoding="utf-8") as handle:
             handle.write(text)
@@ -64,8 +64,9 @@ def save_model_atomically(model, path):
     """`model.save(path)` through a temporary `.keras` file and a rename; refuses non-finite weights."""
     bad = non_finite_weights(model)
     if bad:
-        raise ValueError(f"refusing to save {path}: non-finite weights in {bad[:5]}"
-                         f"{' and more' if len(bad) > 5 else ''}")
+        raise ValueError(
+            f"refusing to save {path}: non-finite weights in {bad[:5]}{' and more' if len(bad) > 5 else ''}"
+        )
     save_through_temporary(model.save, path, suffix=".keras")
 
 

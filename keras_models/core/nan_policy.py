@@ -7,6 +7,7 @@ those received), `out_of_support_error` for eager data, and `check_finite_batche
 runs in the input pipeline (so it also holds under XLA, which drops `tf.debugging` checks in a compiled step) and
 hands its error objects to `fit`/`evaluate` through `raised_input_errors`.
 """
+
 import threading
 
 import numpy as np
@@ -28,8 +29,10 @@ class OutOfSupportError(ValueError):
 
 def non_finite_message(arg_name, where):
     where = f" {where}" if where else ""
-    return (f"`{arg_name}`{where} holds NaN or infinity; expected finite values (nan_policy='raise'; pass "
-            f"nan_policy='omit' to leave such examples out, or clean the data)")
+    return (
+        f"`{arg_name}`{where} holds NaN or infinity; expected finite values (nan_policy='raise'; pass "
+        f"nan_policy='omit' to leave such examples out, or clean the data)"
+    )
 
 
 def finite_rows(x, event_rank):
@@ -57,8 +60,10 @@ def _out_of_support_prefix(arg_name, where, support):
 
 
 def _out_of_support_suffix(support):
-    return (f"; expected {_support_hint(support)} (nan_policy='raise'; pass nan_policy='omit' to leave such "
-            f"examples out, or rescale the data)")
+    return (
+        f"; expected {_support_hint(support)} (nan_policy='raise'; pass nan_policy='omit' to leave such "
+        f"examples out, or rescale the data)"
+    )
 
 
 def out_of_support_error(x, support, arg_name="x", event_rank=1, where=""):
@@ -75,12 +80,13 @@ def out_of_support_error(x, support, arg_name="x", event_rank=1, where=""):
     if not outside.any():
         return None
     finite = values[np.isfinite(values)]
-    rows = outside.reshape(values.shape[:values.ndim - event_rank] + (-1,)).any(axis=-1)
+    rows = outside.reshape(values.shape[: values.ndim - event_rank] + (-1,)).any(axis=-1)
     where_bad = [index[0] if len(index) == 1 else tuple(index) for index in np.argwhere(rows).tolist()]
     return OutOfSupportError(
         f"{_out_of_support_prefix(arg_name, where, support)}; received values in "
         f"[{_format_number(finite.min())}, {_format_number(finite.max())}], in {len(where_bad)} example(s), "
-        f"at batch index(es) {where_bad[:5]}{_out_of_support_suffix(support)}")
+        f"at batch index(es) {where_bad[:5]}{_out_of_support_suffix(support)}"
+    )
 
 
 def check_finite_batches(dataset, arg_name="x", support=None):
@@ -103,7 +109,8 @@ def check_finite_batches(dataset, arg_name="x", support=None):
             values = np.asarray(x)
             error = OutOfSupportError(
                 f"{_out_of_support_prefix(arg_name, where, support)}; received values in "
-                f"[{_format_number(values.min())}, {_format_number(values.max())}]{_out_of_support_suffix(support)}")
+                f"[{_format_number(values.min())}, {_format_number(values.max())}]{_out_of_support_suffix(support)}"
+            )
         raised_input_errors.record(error)
         raise error
 
@@ -113,11 +120,16 @@ def check_finite_batches(dataset, arg_name="x", support=None):
         finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(t)) for t in floats]) if floats else tf.constant(True)
         good = finite
         if support is not None and x is not None:
-            inside = tf.logical_and(tf.reduce_all(x >= tf.constant(support[0], x.dtype)),
-                                    tf.reduce_all(x <= tf.constant(support[1], x.dtype)))
+            inside = tf.logical_and(
+                tf.reduce_all(x >= tf.constant(support[0], x.dtype)),
+                tf.reduce_all(x <= tf.constant(support[1], x.dtype)),
+            )
             good = tf.logical_and(finite, inside)
-        passed = tf.cond(good, lambda: tf.constant(True), lambda: tf.py_function(
-            raise_input_error, [x if x is not None else tf.zeros([0]), finite], Tout=tf.bool))
+        passed = tf.cond(
+            good,
+            lambda: tf.constant(True),
+            lambda: tf.py_function(raise_input_error, [x if x is not None else tf.zeros([0]), finite], Tout=tf.bool),
+        )
         with tf.control_dependencies([passed]):
             checked = tf.nest.map_structure(tf.identity, element)
         return checked if len(checked) > 1 else checked[0]

@@ -29,11 +29,11 @@ Example:
     >>> u.shape, log_q.shape                      # u in (0, 1), one log q(u | x) per image
     (TensorShape([3, 4, 4, 1]), TensorShape([3]))
 """
+
+import keras
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
-
-import keras
 
 import tfp_flows
 from keras_models.core.nan_policy import OutOfSupportError
@@ -64,8 +64,10 @@ def _check_unit_interval(value, arg_name, expected):
     values = value.numpy()
     finite = values[np.isfinite(values)]
     if finite.size and (finite.min() < 0 or finite.max() > 1):
-        raise OutOfSupportError(f"VariationalDequantizer: `{arg_name}` must lie in [0, 1] ({expected}); received "
-                                f"values in [{finite.min():.6g}, {finite.max():.6g}]")
+        raise OutOfSupportError(
+            f"VariationalDequantizer: `{arg_name}` must lie in [0, 1] ({expected}); received "
+            f"values in [{finite.min():.6g}, {finite.max():.6g}]"
+        )
 
 
 def stateless_seed(seed):
@@ -110,19 +112,34 @@ class VariationalDequantizer(keras.layers.Layer):
     def build(self, input_shape):
         height, width, channels = (int(d) for d in input_shape[1:])
         if height * width < 2:
-            raise ValueError(f"VariationalDequantizer needs images with at least 2 pixels; received event shape "
-                             f"{tuple(input_shape[1:])}")
+            raise ValueError(
+                f"VariationalDequantizer needs images with at least 2 pixels; received event shape "
+                f"{tuple(input_shape[1:])}"
+            )
         self.event_shape = (height, width, channels)
-        self.context_net = GatedConvAttentionNet(self.hidden_channels, self.num_blocks, self.hidden_channels,
-                                                 zero_init_output=False, dtype=self.dtype_policy, name="context")
+        self.context_net = GatedConvAttentionNet(
+            self.hidden_channels,
+            self.num_blocks,
+            self.hidden_channels,
+            zero_init_output=False,
+            dtype=self.dtype_policy,
+            name="context",
+        )
         self.context_net.build((None, height, width, channels))
-        self.masks = [tfp_flows.masks.checkerboard(height, width, channels, parity=i % 2)
-                      for i in range(self.num_couplings)]
+        self.masks = [
+            tfp_flows.masks.checkerboard(height, width, channels, parity=i % 2) for i in range(self.num_couplings)
+        ]
         self.coupling_nets = []
         for i, mask in enumerate(self.masks):
             # Input: masked noise, the mask itself (which positions pass through), the context features.
-            net = GatedConvAttentionNet(self.hidden_channels, 0, 2 * channels, extra_input=mask[..., :1],
-                                        dtype=self.dtype_policy, name=f"coupling_{i}")
+            net = GatedConvAttentionNet(
+                self.hidden_channels,
+                0,
+                2 * channels,
+                extra_input=mask[..., :1],
+                dtype=self.dtype_policy,
+                name=f"coupling_{i}",
+            )
             net.build((None, height, width, channels + self.hidden_channels))
             self.coupling_nets.append(net)
         self.loc = self.add_weight(name="loc", shape=(channels,), initializer="zeros")
@@ -183,6 +200,10 @@ class VariationalDequantizer(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(num_couplings=self.num_couplings, hidden_channels=self.hidden_channels,
-                      num_blocks=self.num_blocks, seed=self.seed)
+        config.update(
+            num_couplings=self.num_couplings,
+            hidden_channels=self.hidden_channels,
+            num_blocks=self.num_blocks,
+            seed=self.seed,
+        )
         return config

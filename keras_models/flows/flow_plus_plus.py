@@ -51,21 +51,21 @@ Example:
     TensorShape([4, 8, 8, 1])
     >>> moons = FlowPlusPlus((2,), num_components=4, num_couplings=4, hidden_channels=32)   # 2-D data
 """
+
+import keras
 import numpy as np
 import tensorflow as tf
 
-import keras
-
-from tfp_flows import masks
-from keras_models.flows.dequantization import VariationalDequantizer, quantize, stateless_seed
 from keras_models.core.flow_model import FlowModel
+from keras_models.flows.dequantization import VariationalDequantizer, quantize, stateless_seed
 from keras_models.layers import ActNormLayer, InvertibleConv1x1Layer, LogitLayer, SqueezeLayer, mlp
-from keras_models.layers.networks.attention import GatedConvAttentionNet
 from keras_models.layers.logistic_mixture_coupling import MixtureCouplingLayer
+from keras_models.layers.networks.attention import GatedConvAttentionNet
+from tfp_flows import masks
 from tfp_flows.validation import check_int, check_vector_event_shape, is_int
 
 DEQUANTIZATIONS = ("variational", "uniform", None)
-IMAGE_COUPLINGS = (4, 2, 3)   # Flow++ CIFAR-10: checkerboard x4, squeeze, channel x2, checkerboard x3
+IMAGE_COUPLINGS = (4, 2, 3)  # Flow++ CIFAR-10: checkerboard x4, squeeze, channel x2, checkerboard x3
 VECTOR_COUPLINGS = 6
 
 
@@ -93,28 +93,48 @@ class FlowPlusPlus(FlowModel):
       **kwargs: `keras.Model` arguments, e.g. `name`, `dtype="float64"` (reaches every sub-layer).
     """
 
-    def __init__(self, event_shape, num_components=4, num_couplings=None, hidden_channels=32, num_blocks=2,
-                 use_attention=False, num_heads=4, dequantization="auto", num_bits=None, logit_alpha=0.05,
-                 dequantizer_couplings=2, dequantizer_channels=16, base_distribution="normal", seed=None,
-                 **kwargs):
+    def __init__(
+        self,
+        event_shape,
+        num_components=4,
+        num_couplings=None,
+        hidden_channels=32,
+        num_blocks=2,
+        use_attention=False,
+        num_heads=4,
+        dequantization="auto",
+        num_bits=None,
+        logit_alpha=0.05,
+        dequantizer_couplings=2,
+        dequantizer_channels=16,
+        base_distribution="normal",
+        seed=None,
+        **kwargs,
+    ):
         event_shape = tuple(event_shape) if np.ndim(event_shape) else (event_shape,)
         if len(event_shape) not in (1, 3):
-            raise ValueError(f"`event_shape` must be (D,) for vectors or (H, W, C) for images; "
-                             f"received {event_shape!r}")
+            raise ValueError(
+                f"`event_shape` must be (D,) for vectors or (H, W, C) for images; received {event_shape!r}"
+            )
         is_image = len(event_shape) == 3
         if dequantization == "auto":
             dequantization = "variational" if is_image else None
-        if dequantization == "none":   # the spelling of tfp_flows.datasets.make_dataset and the command line
+        if dequantization == "none":  # the spelling of tfp_flows.datasets.make_dataset and the command line
             dequantization = None
         if dequantization not in DEQUANTIZATIONS:
-            raise ValueError(f"`dequantization` must be one of {DEQUANTIZATIONS}, 'none' or 'auto'; "
-                             f"received {dequantization!r}")
+            raise ValueError(
+                f"`dequantization` must be one of {DEQUANTIZATIONS}, 'none' or 'auto'; received {dequantization!r}"
+            )
         if not is_image and dequantization is not None:
-            raise ValueError("`dequantization` applies to b-bit image data only; vector events (D,) are continuous, "
-                             f"so use dequantization=None; received {dequantization!r} for event shape {event_shape}")
+            raise ValueError(
+                "`dequantization` applies to b-bit image data only; vector events (D,) are continuous, "
+                f"so use dequantization=None; received {dequantization!r} for event shape {event_shape}"
+            )
         if dequantization is None and num_bits is not None:
-            raise ValueError("`num_bits` describes quantized data and needs dequantization='variational' or "
-                             f"'uniform'; received num_bits={num_bits!r} with dequantization=None")
+            raise ValueError(
+                "`num_bits` describes quantized data and needs dequantization='variational' or "
+                f"'uniform'; received num_bits={num_bits!r} with dequantization=None"
+            )
         if dequantization is not None and num_bits is None:
             num_bits = 8
         super().__init__(event_shape, base_distribution=base_distribution, num_bits=num_bits, **kwargs)
@@ -123,8 +143,10 @@ class FlowPlusPlus(FlowModel):
         self.num_blocks = check_int(num_blocks, "num_blocks", minimum=0)
         self.use_attention, self.num_heads = bool(use_attention), check_int(num_heads, "num_heads")
         if self.use_attention and (not is_image or self.hidden_channels % self.num_heads):
-            raise ValueError("`use_attention` needs image events and `num_heads` dividing `hidden_channels`; received "
-                             f"event shape {self.event_shape}, hidden_channels={hidden_channels}, num_heads={num_heads}")
+            raise ValueError(
+                "`use_attention` needs image events and `num_heads` dividing `hidden_channels`; received "
+                f"event shape {self.event_shape}, hidden_channels={hidden_channels}, num_heads={num_heads}"
+            )
         if not 0.0 < logit_alpha < 0.5:
             raise ValueError(f"`logit_alpha` must lie in (0, 0.5); received {logit_alpha!r}")
         self.logit_alpha = float(logit_alpha)
@@ -136,14 +158,20 @@ class FlowPlusPlus(FlowModel):
             self.num_couplings = self._image_couplings(num_couplings)
             flow_layers = self._image_layers()
         else:
-            self.num_couplings = check_int(VECTOR_COUPLINGS if num_couplings is None else num_couplings,
-                                           "num_couplings")
+            self.num_couplings = check_int(
+                VECTOR_COUPLINGS if num_couplings is None else num_couplings, "num_couplings"
+            )
             flow_layers = self._vector_layers()
         self.dequantizer = None
         if dequantization == "variational":
-            self.dequantizer = VariationalDequantizer(self.dequantizer_couplings, self.dequantizer_channels,
-                                                      num_blocks=1, seed=seed, dtype=self.dtype_policy,
-                                                      name="dequantizer")
+            self.dequantizer = VariationalDequantizer(
+                self.dequantizer_couplings,
+                self.dequantizer_channels,
+                num_blocks=1,
+                seed=seed,
+                dtype=self.dtype_policy,
+                name="dequantizer",
+            )
             self.dequantizer.build((None,) + self.event_shape)
         self._set_flow_layers(flow_layers)
 
@@ -155,18 +183,24 @@ class FlowPlusPlus(FlowModel):
         if is_int(num_couplings):
             num_couplings = (num_couplings, 0, 0)
         if not isinstance(num_couplings, (tuple, list)) or len(num_couplings) != 3:
-            raise ValueError("`num_couplings` must be an int or a triple (full-resolution checkerboard, squeezed "
-                             f"channel, squeezed checkerboard) for images; received {num_couplings!r}")
+            raise ValueError(
+                "`num_couplings` must be an int or a triple (full-resolution checkerboard, squeezed "
+                f"channel, squeezed checkerboard) for images; received {num_couplings!r}"
+            )
         counts = tuple(check_int(n, "num_couplings", minimum=0) for n in num_couplings)
         height, width, channels = self.event_shape
         if sum(counts) < 1:
             raise ValueError(f"`num_couplings` must contain at least one coupling; received {num_couplings!r}")
         if height * width < 2:
-            raise ValueError(f"`event_shape` needs at least 2 pixels for checkerboard masks; received {self.event_shape}")
+            raise ValueError(
+                f"`event_shape` needs at least 2 pixels for checkerboard masks; received {self.event_shape}"
+            )
         if (counts[1] or counts[2]) and (height % 2 or width % 2 or (counts[2] and height * width < 8)):
-            raise ValueError("the squeezed stages of `num_couplings` need an even height and width (and at least "
-                             f"2 squeezed pixels for a checkerboard); received event shape {self.event_shape} with "
-                             f"num_couplings={counts}: use an int for one full-resolution stage")
+            raise ValueError(
+                "the squeezed stages of `num_couplings` need an even height and width (and at least "
+                f"2 squeezed pixels for a checkerboard); received event shape {self.event_shape} with "
+                f"num_couplings={counts}: use an int for one full-resolution stage"
+            )
         return counts
 
     def _step(self, shape, mask, network_fn, index):
@@ -176,17 +210,23 @@ class FlowPlusPlus(FlowModel):
         if shape[-1] >= 2:
             seed = None if self.seed is None else self.seed + index
             steps.append(InvertibleConv1x1Layer(seed=seed, dtype=dtype, name=f"conv1x1_{index}"))
-        steps.append(MixtureCouplingLayer(mask, network_fn, self.num_components, dtype=dtype,
-                                          name=f"coupling_{index}"))
+        steps.append(MixtureCouplingLayer(mask, network_fn, self.num_components, dtype=dtype, name=f"coupling_{index}"))
         return steps
 
     def _conv_net_fn(self, mask=None):
         extra = None if mask is None else mask[..., :1]
 
         def network_fn(output_channels):
-            return GatedConvAttentionNet(self.hidden_channels, self.num_blocks, output_channels,
-                                         use_attention=self.use_attention, num_heads=self.num_heads,
-                                         extra_input=extra, dtype=self.dtype_policy)
+            return GatedConvAttentionNet(
+                self.hidden_channels,
+                self.num_blocks,
+                output_channels,
+                use_attention=self.use_attention,
+                num_heads=self.num_heads,
+                extra_input=extra,
+                dtype=self.dtype_policy,
+            )
+
         return network_fn
 
     def _image_layers(self):
@@ -213,13 +253,18 @@ class FlowPlusPlus(FlowModel):
         return layers
 
     def _vector_layers(self):
-        (size,) = check_vector_event_shape(self.event_shape, "FlowPlusPlus",
-                                           hint="a coupling splits the D values in two")
+        (size,) = check_vector_event_shape(
+            self.event_shape, "FlowPlusPlus", hint="a coupling splits the D values in two"
+        )
         hidden = (self.hidden_channels,) * self.num_blocks
         layers = []
         for i in range(self.num_couplings):
-            layers += self._step(self.event_shape, masks.half(size, parity=i % 2),
-                                 lambda output_units: mlp(hidden, output_units, dtype=self.dtype_policy), i)
+            layers += self._step(
+                self.event_shape,
+                masks.half(size, parity=i % 2),
+                lambda output_units: mlp(hidden, output_units, dtype=self.dtype_policy),
+                i,
+            )
         return layers
 
     # ----------------------------------------------------------------------------------------------------
@@ -234,21 +279,26 @@ class FlowPlusPlus(FlowModel):
         draw reproducible.
         """
         if self.dequantization is None:
-            raise ValueError("dequantization_elbo needs a model built with dequantization='variational' or "
-                             "'uniform'; this model models continuous data (dequantization=None)")
+            raise ValueError(
+                "dequantization_elbo needs a model built with dequantization='variational' or "
+                "'uniform'; this model models continuous data (dequantization=None)"
+            )
         # Checked before quantizing: quantize clips, which would hide data outside [0, 1] (`support`).
         x = self._checked(x, support=self.support)
         keep = self._valid_rows(x) if self.nan_policy == "omit" else None
         if keep is not None:
             x = self._fill_invalid(x, keep)  # left out below; a NaN here would poison q's gradients
         batch_shape = tf.shape(x)[: tf.rank(x) - 3]
-        x_disc = quantize(tf.reshape(x, (-1,) + self.event_shape), self.pixel_levels)   # conv nets need rank 4
+        x_disc = quantize(tf.reshape(x, (-1,) + self.event_shape), self.pixel_levels)  # conv nets need rank 4
         if self.dequantization == "variational":
             u, log_q = self.dequantizer.sample_and_log_prob(x_disc, seed=seed)
         else:
             shape = tf.shape(x_disc)
-            u = (tf.random.uniform(shape, dtype=x_disc.dtype) if seed is None else
-                 tf.random.stateless_uniform(shape, seed=stateless_seed(seed), dtype=x_disc.dtype))
+            u = (
+                tf.random.uniform(shape, dtype=x_disc.dtype)
+                if seed is None
+                else tf.random.stateless_uniform(shape, seed=stateless_seed(seed), dtype=x_disc.dtype)
+            )
             log_q = tf.zeros(shape[:1], x_disc.dtype)
         x_continuous = x_disc + u / tf.constant(float(self.pixel_levels), x_disc.dtype)
         elbo = tf.reshape(self.log_prob(x_continuous) - log_q, batch_shape)
@@ -276,10 +326,17 @@ class FlowPlusPlus(FlowModel):
     def get_config(self):
         config = super().get_config()
         couplings = list(self.num_couplings) if isinstance(self.num_couplings, tuple) else self.num_couplings
-        config.update(num_components=self.num_components, num_couplings=couplings,
-                      hidden_channels=self.hidden_channels, num_blocks=self.num_blocks,
-                      use_attention=self.use_attention, num_heads=self.num_heads,
-                      dequantization=self.dequantization, logit_alpha=self.logit_alpha,
-                      dequantizer_couplings=self.dequantizer_couplings,
-                      dequantizer_channels=self.dequantizer_channels, seed=self.seed)
+        config.update(
+            num_components=self.num_components,
+            num_couplings=couplings,
+            hidden_channels=self.hidden_channels,
+            num_blocks=self.num_blocks,
+            use_attention=self.use_attention,
+            num_heads=self.num_heads,
+            dequantization=self.dequantization,
+            logit_alpha=self.logit_alpha,
+            dequantizer_couplings=self.dequantizer_couplings,
+            dequantizer_channels=self.dequantizer_channels,
+            seed=self.seed,
+        )
         return config

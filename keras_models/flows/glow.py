@@ -46,18 +46,26 @@ Example:
     >>> model.interpolate(x1, x2, num_steps=5).shape
     TensorShape([5, 8, 8, 1])
 """
+
+import keras
 import numpy as np
 import tensorflow as tf
 
-import keras
-
 import tfp_flows
-from tfp_flows.affine_coupling import checked_log_scale_limit
 from keras_models.core.flow_model import FlowModel
-from keras_models.layers import (ActNormLayer, AffineCouplingLayer, ChannelSliceLayer, InvertibleConv1x1Layer,
-                                 SequentialFlow, SqueezeLayer, glow_conv, mlp)
+from keras_models.layers import (
+    ActNormLayer,
+    AffineCouplingLayer,
+    ChannelSliceLayer,
+    InvertibleConv1x1Layer,
+    SequentialFlow,
+    SqueezeLayer,
+    glow_conv,
+    mlp,
+)
 from keras_models.layers.shift import ShiftLayer
 from keras_models.layers.split_prior import SplitPriorLayer
+from tfp_flows.affine_coupling import checked_log_scale_limit
 from tfp_flows.validation import check_int, check_vector_event_shape
 
 IMAGE_CENTRE_SHIFT = -0.5  # Glow: x in [0, 1] -> x - 0.5
@@ -83,13 +91,23 @@ class Glow(FlowModel):
         (for images broadcast over H x W and appended as channels; `MaskedConditioner`).
     """
 
-    def __init__(self, event_shape, num_levels=None, num_steps=8, hidden_channels=128, num_bits="auto",
-                 seed=None, log_scale_limit=LOG_SCALE_LIMIT, **kwargs):
+    def __init__(
+        self,
+        event_shape,
+        num_levels=None,
+        num_steps=8,
+        hidden_channels=128,
+        num_bits="auto",
+        seed=None,
+        log_scale_limit=LOG_SCALE_LIMIT,
+        **kwargs,
+    ):
         event_shape = tuple(event_shape) if np.ndim(event_shape) else (event_shape,)
         is_image = len(event_shape) == 3
         if len(event_shape) not in (1, 3):
-            raise ValueError(f"Glow: `event_shape` must be (H, W, C) for images or (D,) for vectors; "
-                             f"received {event_shape!r}")
+            raise ValueError(
+                f"Glow: `event_shape` must be (H, W, C) for images or (D,) for vectors; received {event_shape!r}"
+            )
         if num_bits == "auto":
             num_bits = 8 if is_image else None
         super().__init__(event_shape, num_bits=num_bits, **kwargs)
@@ -102,16 +120,22 @@ class Glow(FlowModel):
         if is_image:
             levels = 3 if num_levels is None else check_int(num_levels, "num_levels", owner="Glow")
             height, width, _ = self.event_shape
-            if height % 2 ** levels or width % 2 ** levels:
-                raise ValueError(f"Glow: height and width of `event_shape` must be divisible by 2**num_levels = "
-                                 f"{2 ** levels}; received event_shape={self.event_shape}, num_levels={levels}")
-            flow_layers = [ShiftLayer(IMAGE_CENTRE_SHIFT, dtype=self.dtype_policy),
-                           self._image_level(self.event_shape, levels)]
+            if height % 2**levels or width % 2**levels:
+                raise ValueError(
+                    f"Glow: height and width of `event_shape` must be divisible by 2**num_levels = "
+                    f"{2**levels}; received event_shape={self.event_shape}, num_levels={levels}"
+                )
+            flow_layers = [
+                ShiftLayer(IMAGE_CENTRE_SHIFT, dtype=self.dtype_policy),
+                self._image_level(self.event_shape, levels),
+            ]
             self.num_levels = levels
         else:
             if num_levels not in (None, 1):
-                raise ValueError(f"Glow: vector events have a single level (no squeeze or split): `num_levels` "
-                                 f"must be None or 1 for event_shape={self.event_shape}; received {num_levels!r}")
+                raise ValueError(
+                    f"Glow: vector events have a single level (no squeeze or split): `num_levels` "
+                    f"must be None or 1 for event_shape={self.event_shape}; received {num_levels!r}"
+                )
             check_vector_event_shape(self.event_shape, "Glow", hint="a coupling splits the D values in two")
             flow_layers = self._steps(self.event_shape)
             self.num_levels = 1
@@ -135,10 +159,18 @@ class Glow(FlowModel):
             network_fn = lambda out: mlp(hidden, out, dtype=dtype)  # noqa: E731
         steps = []
         for _ in range(self.num_steps):
-            steps += [ActNormLayer(dtype=dtype), InvertibleConv1x1Layer(seed=self._next_seed(), dtype=dtype),
-                      AffineCouplingLayer(mask, network_fn, log_scale_bound="sigmoid",
-                                          log_scale_limit=self.log_scale_limit, context_shape=self.context_shape,
-                                          dtype=dtype)]
+            steps += [
+                ActNormLayer(dtype=dtype),
+                InvertibleConv1x1Layer(seed=self._next_seed(), dtype=dtype),
+                AffineCouplingLayer(
+                    mask,
+                    network_fn,
+                    log_scale_bound="sigmoid",
+                    log_scale_limit=self.log_scale_limit,
+                    context_shape=self.context_shape,
+                    dtype=dtype,
+                ),
+            ]
         return steps
 
     def _image_level(self, shape, levels_left):
@@ -150,15 +182,22 @@ class Glow(FlowModel):
         if levels_left > 1:
             prior = SplitPriorLayer(squeezed, context_shape=self.context_shape, dtype=dtype)
             kept = (squeezed[0], squeezed[1], prior.num_kept_channels)
-            layers += [prior, ChannelSliceLayer(self._image_level(kept, levels_left - 1), prior.num_kept_channels,
-                                                dtype=dtype)]
+            layers += [
+                prior,
+                ChannelSliceLayer(self._image_level(kept, levels_left - 1), prior.num_kept_channels, dtype=dtype),
+            ]
         layers.append(SqueezeLayer(unsqueeze=True, dtype=dtype))
         return SequentialFlow(layers, dtype=dtype)
 
     def get_config(self):
         config = super().get_config()
-        config.update(num_levels=self.num_levels, num_steps=self.num_steps, hidden_channels=self.hidden_channels,
-                      seed=self.seed, log_scale_limit=self.log_scale_limit)
+        config.update(
+            num_levels=self.num_levels,
+            num_steps=self.num_steps,
+            hidden_channels=self.hidden_channels,
+            seed=self.seed,
+            log_scale_limit=self.log_scale_limit,
+        )
         return config
 
     # ----------------------------------------------------------------------------------------------------
@@ -173,16 +212,19 @@ class Glow(FlowModel):
         check_int(num_steps, "num_steps", minimum=2, hint="both end points included")
         x1, x2 = tf.convert_to_tensor(x1), tf.convert_to_tensor(x2)
         if x1.shape != x2.shape:
-            raise ValueError(f"`x1` and `x2` must have the same shape; received {x1.shape.as_list()} and "
-                             f"{x2.shape.as_list()}")
+            raise ValueError(
+                f"`x1` and `x2` must have the same shape; received {x1.shape.as_list()} and {x2.shape.as_list()}"
+            )
         single = x1.shape.rank == len(self.event_shape)
         x1 = x1[tf.newaxis] if single else x1
         x2 = x2[tf.newaxis] if single else x2
         batch = tf.shape(x1)[0]
         z = self.encode(tf.concat([x1, x2], axis=0))
         z1, z2 = z[:batch], z[batch:]
-        t = tf.reshape(tf.linspace(tf.constant(0.0, z.dtype), tf.constant(1.0, z.dtype), num_steps),
-                       [num_steps] + [1] * z.shape.rank)
+        t = tf.reshape(
+            tf.linspace(tf.constant(0.0, z.dtype), tf.constant(1.0, z.dtype), num_steps),
+            [num_steps] + [1] * z.shape.rank,
+        )
         path = (1.0 - t) * z1 + t * z2  # exactly z1 at t = 0 and z2 at t = 1
         decoded = self.decode(tf.reshape(path, tf.concat([[-1], self.latent_shape], axis=0)))
         out_shape = tf.concat([[num_steps], tf.shape(x1)], axis=0)

@@ -25,9 +25,9 @@ Example:
     >>> model.sample(3, seed=0).shape
     TensorShape([3, 2])
 """
-import numpy as np
 
 import keras
+import numpy as np
 
 from keras_models.core.flow_model import FlowModel
 from keras_models.layers.actnorm import ACTNORM_CHOICES, ActNormLayer
@@ -66,12 +66,24 @@ class MAF(FlowModel):
         `context_shape=` for a conditional MAF p(x | c), whose MADEs read c in every hidden layer, unmasked).
     """
 
-    def __init__(self, event_shape, num_layers=5, hidden_units=(256, 256), activation="relu", log_scale_limit=2.0,
-                 permutation="reverse", permutation_seed=0, inverse_autoregressive=False, actnorm="auto", **kwargs):
+    def __init__(
+        self,
+        event_shape,
+        num_layers=5,
+        hidden_units=(256, 256),
+        activation="relu",
+        log_scale_limit=2.0,
+        permutation="reverse",
+        permutation_seed=0,
+        inverse_autoregressive=False,
+        actnorm="auto",
+        **kwargs,
+    ):
         super().__init__(event_shape, **kwargs)
         if len(self.event_shape) != 1:
-            raise ValueError(f"`event_shape` must be (D,) for MAF (vectors; flatten images first); "
-                             f"received {self.event_shape}")
+            raise ValueError(
+                f"`event_shape` must be (D,) for MAF (vectors; flatten images first); received {self.event_shape}"
+            )
         num_layers = check_int(num_layers, "num_layers")
         hidden_units = check_positive_ints(hidden_units, "hidden_units")
         if permutation not in PERMUTATIONS:
@@ -88,19 +100,33 @@ class MAF(FlowModel):
             if i:
                 order = np.arange(size)[::-1] if permutation == "reverse" else rng.permutation(size)
                 latent_side_first.append(PermuteLayer(order, dtype=self.dtype_policy, name=f"permute_{i}"))
-            latent_side_first.append(MaskedAutoregressiveLayer(
-                self.hidden_units, activation, log_scale_limit, self.inverse_autoregressive,
-                context_shape=self.context_shape, dtype=self.dtype_policy, name=f"autoregressive_{i}"))
+            latent_side_first.append(
+                MaskedAutoregressiveLayer(
+                    self.hidden_units,
+                    activation,
+                    log_scale_limit,
+                    self.inverse_autoregressive,
+                    context_shape=self.context_shape,
+                    dtype=self.dtype_policy,
+                    name=f"autoregressive_{i}",
+                )
+            )
             if self.actnorm:
                 latent_side_first.append(ActNormLayer(dtype=self.dtype_policy, name=f"actnorm_{i}"))
         self._set_flow_layers(latent_side_first[::-1])
 
     def get_config(self):
         config = super().get_config()
-        config.update(num_layers=self.num_layers, hidden_units=list(self.hidden_units), activation=self.activation,
-                      log_scale_limit=self.log_scale_limit, permutation=self.permutation,
-                      permutation_seed=self.permutation_seed, inverse_autoregressive=self.inverse_autoregressive,
-                      actnorm=self.actnorm)
+        config.update(
+            num_layers=self.num_layers,
+            hidden_units=list(self.hidden_units),
+            activation=self.activation,
+            log_scale_limit=self.log_scale_limit,
+            permutation=self.permutation,
+            permutation_seed=self.permutation_seed,
+            inverse_autoregressive=self.inverse_autoregressive,
+            actnorm=self.actnorm,
+        )
         return config
 
     @classmethod

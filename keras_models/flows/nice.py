@@ -30,12 +30,13 @@ Example:
     >>> model.sample(3, seed=0).shape
     TensorShape([3, 2])
 """
+
 import keras
 
-from tfp_flows import masks
 from keras_models.core.flow_model import FlowModel
 from keras_models.layers import ActNormLayer, AdditiveCouplingLayer, DiagonalScaleLayer, mlp
 from keras_models.layers.actnorm import ACTNORM_CHOICES
+from tfp_flows import masks
 from tfp_flows.validation import check_int, check_one_of, check_positive_ints, check_vector_event_shape
 
 VECTOR_EVENT_HINT = "flatten images to (H * W * C,) first, as NICE did on MNIST"
@@ -65,8 +66,17 @@ class NICE(FlowModel):
     Event shape: (D,) in, (D,) latent. Masks alternate `tfp_flows.masks.half(D, parity=k % 2)`.
     """
 
-    def __init__(self, event_shape, num_couplings=4, hidden_units=(512, 512), activation="relu",
-                 base_distribution="logistic", num_bits=None, actnorm="auto", **kwargs):
+    def __init__(
+        self,
+        event_shape,
+        num_couplings=4,
+        hidden_units=(512, 512),
+        activation="relu",
+        base_distribution="logistic",
+        num_bits=None,
+        actnorm="auto",
+        **kwargs,
+    ):
         event_shape = check_vector_event_shape(event_shape, "NICE", hint=VECTOR_EVENT_HINT)
         num_couplings = check_int(num_couplings, "num_couplings")
         hidden_units = check_positive_ints(hidden_units, "hidden_units")
@@ -77,18 +87,27 @@ class NICE(FlowModel):
         (size,) = event_shape
 
         def network_fn(output_units):
-            return mlp(hidden_units, output_units, activation=activation, dtype=dtype,
-                       last_initializer="glorot_uniform")
+            return mlp(
+                hidden_units, output_units, activation=activation, dtype=dtype, last_initializer="glorot_uniform"
+            )
 
-        couplings = [AdditiveCouplingLayer(masks.half(size, parity=k % 2), network_fn, dtype=dtype,
-                                           name=f"additive_coupling_{k}") for k in range(num_couplings)]
+        couplings = [
+            AdditiveCouplingLayer(
+                masks.half(size, parity=k % 2), network_fn, dtype=dtype, name=f"additive_coupling_{k}"
+            )
+            for k in range(num_couplings)
+        ]
         actnorms = [ActNormLayer(dtype=dtype, name="actnorm")] if self.actnorm else []
         self._set_flow_layers(actnorms + couplings + [DiagonalScaleLayer(dtype=dtype, name="diagonal_scale")])
 
     def get_config(self):
         config = super().get_config()
-        config.update(num_couplings=self.num_couplings, hidden_units=list(self.hidden_units),
-                      activation=self.activation, actnorm=self.actnorm)
+        config.update(
+            num_couplings=self.num_couplings,
+            hidden_units=list(self.hidden_units),
+            activation=self.activation,
+            actnorm=self.actnorm,
+        )
         return config
 
     @classmethod

@@ -30,13 +30,18 @@ Example:
     >>> model.sample(3, seed=0).shape
     TensorShape([3, 2])
 """
-import numpy as np
 
 import keras
+import numpy as np
 
 from keras_models.core.flow_model import FlowModel
-from keras_models.layers import (ActNormLayer, AutoregressiveSplineLayer, PermuteLayer, RationalQuadraticCouplingLayer,
-                                 mlp)
+from keras_models.layers import (
+    ActNormLayer,
+    AutoregressiveSplineLayer,
+    PermuteLayer,
+    RationalQuadraticCouplingLayer,
+    mlp,
+)
 from tfp_flows import masks
 from tfp_flows.rational_quadratic_coupling import SplineSettings
 from tfp_flows.validation import check_int, check_one_of, check_positive_ints, check_vector_event_shape
@@ -68,12 +73,25 @@ class NSF(FlowModel):
         a conditional NSF p(x | c): every conditioner network, MLP or MADE, also reads the context c).
     """
 
-    def __init__(self, event_shape, variant="coupling", num_layers=5, hidden_units=(128, 128), activation="relu",
-                 num_bins=8, bound=3.0, min_bin_width=1e-3, min_bin_height=1e-3, min_derivative=1e-3,
-                 permutation="reverse", permutation_seed=0, actnorm=True, **kwargs):
+    def __init__(
+        self,
+        event_shape,
+        variant="coupling",
+        num_layers=5,
+        hidden_units=(128, 128),
+        activation="relu",
+        num_bins=8,
+        bound=3.0,
+        min_bin_width=1e-3,
+        min_bin_height=1e-3,
+        min_derivative=1e-3,
+        permutation="reverse",
+        permutation_seed=0,
+        actnorm=True,
+        **kwargs,
+    ):
         super().__init__(event_shape, **kwargs)
-        size = check_vector_event_shape(self.event_shape, "NSF", hint="a step conditions each dimension on "
-                                        "others")[0]
+        size = check_vector_event_shape(self.event_shape, "NSF", hint="a step conditions each dimension on others")[0]
         self.variant = check_one_of(variant, "variant", VARIANTS, owner="NSF")
         self.num_layers = check_int(num_layers, "num_layers", owner="NSF")
         self.hidden_units = check_positive_ints(hidden_units, "hidden_units", owner="NSF")
@@ -99,28 +117,50 @@ class NSF(FlowModel):
         self._set_flow_layers(latent_side_first[::-1])
 
     def _spline_kwargs(self):
-        return dict(num_bins=self.num_bins, bound=self.bound, min_bin_width=self.min_bin_width,
-                    min_bin_height=self.min_bin_height, min_derivative=self.min_derivative)
+        return dict(
+            num_bins=self.num_bins,
+            bound=self.bound,
+            min_bin_width=self.min_bin_width,
+            min_bin_height=self.min_bin_height,
+            min_derivative=self.min_derivative,
+        )
 
     def _step(self, size, i):
         dtype = self.dtype_policy
         if self.variant == "autoregressive":
-            return AutoregressiveSplineLayer(self.hidden_units, activation=self.activation, dtype=dtype,
-                                             context_shape=self.context_shape, name=f"autoregressive_{i}",
-                                             **self._spline_kwargs())
+            return AutoregressiveSplineLayer(
+                self.hidden_units,
+                activation=self.activation,
+                dtype=dtype,
+                context_shape=self.context_shape,
+                name=f"autoregressive_{i}",
+                **self._spline_kwargs(),
+            )
 
         def network_fn(output_units):
             return mlp(self.hidden_units, output_units, activation=self.activation, dtype=dtype)
 
         # One mask parity: the permutation between steps alternates the halves (with "reverse", alternating the
         # parity as well would transform the same dimensions in every step).
-        return RationalQuadraticCouplingLayer(masks.half(size), network_fn, dtype=dtype,
-                                              context_shape=self.context_shape, name=f"coupling_{i}",
-                                              **self._spline_kwargs())
+        return RationalQuadraticCouplingLayer(
+            masks.half(size),
+            network_fn,
+            dtype=dtype,
+            context_shape=self.context_shape,
+            name=f"coupling_{i}",
+            **self._spline_kwargs(),
+        )
 
     def get_config(self):
         config = super().get_config()
-        config.update(variant=self.variant, num_layers=self.num_layers, hidden_units=list(self.hidden_units),
-                      activation=self.activation, permutation=self.permutation,
-                      permutation_seed=self.permutation_seed, actnorm=self.actnorm, **self._spline_kwargs())
+        config.update(
+            variant=self.variant,
+            num_layers=self.num_layers,
+            hidden_units=list(self.hidden_units),
+            activation=self.activation,
+            permutation=self.permutation,
+            permutation_seed=self.permutation_seed,
+            actnorm=self.actnorm,
+            **self._spline_kwargs(),
+        )
         return config

@@ -23,6 +23,7 @@ Example:
     >>> model.sample(3, seed=0).shape
     TensorShape([3, 2])
 """
+
 import keras
 
 from keras_models.core.flow_model import FlowModel
@@ -42,8 +43,9 @@ class _StackedFlow(FlowModel):
         if len(self.event_shape) != 1:
             raise ValueError(f"`event_shape` must be (D,) for {type(self).__name__}; received {self.event_shape}")
         self.num_layers = check_int(num_layers, "num_layers")
-        steps = [self.layer_class(dtype=self.dtype_policy, name=f"{self.layer_name}_{i}")
-                 for i in range(self.num_layers)]
+        steps = [
+            self.layer_class(dtype=self.dtype_policy, name=f"{self.layer_name}_{i}") for i in range(self.num_layers)
+        ]
         self._set_flow_layers(steps[::-1])  # steps[0] acts first on the base sample: it is the latent-side end
 
     def get_config(self):

@@ -28,9 +28,9 @@ Example:
     >>> model.sample(3, seed=0).shape
     TensorShape([3, 2])
 """
-import numpy as np
 
 import keras
+import numpy as np
 
 from keras_models.core.flow_model import FlowModel
 from keras_models.layers.actnorm import ActNormLayer
@@ -56,8 +56,16 @@ class PReLUFlow(FlowModel):
       **kwargs: `FlowModel` arguments (base_distribution, name, dtype="float64" for double precision).
     """
 
-    def __init__(self, event_shape=(2,), num_layers=6, min_alpha=0.01, initial_alpha=0.9, reverse_dimensions=True,
-                 data_init=True, **kwargs):
+    def __init__(
+        self,
+        event_shape=(2,),
+        num_layers=6,
+        min_alpha=0.01,
+        initial_alpha=0.9,
+        reverse_dimensions=True,
+        data_init=True,
+        **kwargs,
+    ):
         super().__init__(event_shape, **kwargs)
         if len(self.event_shape) != 1:
             raise ValueError(f"`event_shape` must be (D,) for PReLUFlow; received {self.event_shape}")
@@ -68,11 +76,13 @@ class PReLUFlow(FlowModel):
         latent_side_first = []
         for i in range(self.num_layers):
             if i:
-                latent_side_first.append(PReLULayer(min_alpha, initial_alpha, dtype=self.dtype_policy,
-                                                    name=f"prelu_{i}"))
+                latent_side_first.append(
+                    PReLULayer(min_alpha, initial_alpha, dtype=self.dtype_policy, name=f"prelu_{i}")
+                )
                 if self.reverse_dimensions and size > 1:
-                    latent_side_first.append(PermuteLayer(np.arange(size)[::-1], dtype=self.dtype_policy,
-                                                          name=f"reverse_{i}"))
+                    latent_side_first.append(
+                        PermuteLayer(np.arange(size)[::-1], dtype=self.dtype_policy, name=f"reverse_{i}")
+                    )
             latent_side_first.append(LowerTriangularAffineLayer(dtype=self.dtype_policy, name=f"affine_{i}"))
         self.data_init = bool(data_init)
         if self.data_init:
@@ -81,6 +91,11 @@ class PReLUFlow(FlowModel):
 
     def get_config(self):
         config = super().get_config()
-        config.update(num_layers=self.num_layers, min_alpha=self.min_alpha, initial_alpha=self.initial_alpha,
-                      reverse_dimensions=self.reverse_dimensions, data_init=self.data_init)
+        config.update(
+            num_layers=self.num_layers,
+            min_alpha=self.min_alpha,
+            initial_alpha=self.initial_alpha,
+            reverse_dimensions=self.reverse_dimensions,
+            data_init=self.data_init,
+        )
         return config

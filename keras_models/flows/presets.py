@@ -11,6 +11,7 @@ all read this table.
 >>> "planar" in VARIATIONAL_PRESETS, "glow" in VARIATIONAL_PRESETS
 (True, False)
 """
+
 import dataclasses
 
 from keras_models.flows.flow_plus_plus import FlowPlusPlus
@@ -34,22 +35,41 @@ class Preset:
     aliases: tuple = ()
 
 
-PRESETS = {entry.name: entry for entry in (
-    Preset("prelu", PReLUFlow, aliases=("preluflow",)),
-    Preset("nice", NICE, toy_args={"num_couplings": 4, "hidden_units": [64, 64]},
-           vi_args={"num_couplings": 4, "hidden_units": [64, 64]}),
-    # No ActNorm in VI: there is no data to initialise it from (it would stay a learned affine).
-    Preset("realnvp", RealNVP, toy_args={"num_couplings": 6, "hidden_units": [64, 64]},
-           vi_args={"num_couplings": 6, "hidden_units": [64, 64], "actnorm": False}),
-    Preset("maf", MAF, toy_args={"num_layers": 4, "hidden_units": [64, 64]},
-           vi_args={"num_layers": 4, "hidden_units": [64, 64], "actnorm": False}),
-    Preset("nsf", NSF, toy_args={"num_layers": 4, "hidden_units": [64, 64], "num_bins": 8}),
-    Preset("glow", Glow, toy_args={"num_steps": 6, "hidden_channels": 64}),
-    Preset("flowpp", FlowPlusPlus, toy_args={"num_couplings": 4, "num_components": 4, "hidden_channels": 64},
-           aliases=("flowplusplus",)),
-    Preset("planar", PlanarFlow, vi_args={"num_layers": 16}),
-    Preset("radial", RadialFlow, vi_args={"num_layers": 16}),
-)}
+PRESETS = {
+    entry.name: entry
+    for entry in (
+        Preset("prelu", PReLUFlow, aliases=("preluflow",)),
+        Preset(
+            "nice",
+            NICE,
+            toy_args={"num_couplings": 4, "hidden_units": [64, 64]},
+            vi_args={"num_couplings": 4, "hidden_units": [64, 64]},
+        ),
+        # No ActNorm in VI: there is no data to initialise it from (it would stay a learned affine).
+        Preset(
+            "realnvp",
+            RealNVP,
+            toy_args={"num_couplings": 6, "hidden_units": [64, 64]},
+            vi_args={"num_couplings": 6, "hidden_units": [64, 64], "actnorm": False},
+        ),
+        Preset(
+            "maf",
+            MAF,
+            toy_args={"num_layers": 4, "hidden_units": [64, 64]},
+            vi_args={"num_layers": 4, "hidden_units": [64, 64], "actnorm": False},
+        ),
+        Preset("nsf", NSF, toy_args={"num_layers": 4, "hidden_units": [64, 64], "num_bins": 8}),
+        Preset("glow", Glow, toy_args={"num_steps": 6, "hidden_channels": 64}),
+        Preset(
+            "flowpp",
+            FlowPlusPlus,
+            toy_args={"num_couplings": 4, "num_components": 4, "hidden_channels": 64},
+            aliases=("flowplusplus",),
+        ),
+        Preset("planar", PlanarFlow, vi_args={"num_layers": 16}),
+        Preset("radial", RadialFlow, vi_args={"num_layers": 16}),
+    )
+}
 
 # Presets that also fit an unnormalised target by reverse KL (VariationalFlow) when the "dataset" is an energy.
 VARIATIONAL_PRESETS = tuple(name for name, entry in PRESETS.items() if entry.vi_args is not None)

@@ -35,16 +35,24 @@ Example:
     >>> sorted(history.history)
     ['bits_per_dim', 'loss', 'nll']
 """
-import numpy as np
 
 import keras
+import numpy as np
 
+from keras_models.core.flow_model import FlowModel
+from keras_models.layers import (
+    ActNormLayer,
+    AffineCouplingLayer,
+    ChannelSliceLayer,
+    LogitLayer,
+    ResidualConvNet,
+    SequentialFlow,
+    SqueezeLayer,
+    mlp,
+)
+from keras_models.layers.actnorm import ACTNORM_CHOICES
 from tfp_flows import masks
 from tfp_flows.affine_coupling import checked_log_scale_limit
-from keras_models.core.flow_model import FlowModel
-from keras_models.layers import (ActNormLayer, AffineCouplingLayer, ChannelSliceLayer, LogitLayer, ResidualConvNet,
-                                 SequentialFlow, SqueezeLayer, mlp)
-from keras_models.layers.actnorm import ACTNORM_CHOICES
 from tfp_flows.validation import check_int, check_one_of, check_positive_ints, check_vector_event_shape, is_real
 
 MIN_FINAL_SIZE = 4  # default num_scales: squeeze while the next scale's height and width stay >= this
@@ -92,18 +100,31 @@ class RealNVP(FlowModel):
       **kwargs: `keras.Model` arguments, e.g. `name`, `dtype="float64"` (reaches every sub-layer).
     """
 
-    def __init__(self, event_shape, num_couplings=8, hidden_units=(512, 512), activation="relu", actnorm="auto",
-                 width=64, num_blocks=2, num_scales=None, logit_alpha=0.05, num_bits=8, base_distribution="normal",
-                 log_scale_limit=2.0, **kwargs):
+    def __init__(
+        self,
+        event_shape,
+        num_couplings=8,
+        hidden_units=(512, 512),
+        activation="relu",
+        actnorm="auto",
+        width=64,
+        num_blocks=2,
+        num_scales=None,
+        logit_alpha=0.05,
+        num_bits=8,
+        base_distribution="normal",
+        log_scale_limit=2.0,
+        **kwargs,
+    ):
         shape = tuple(event_shape) if np.ndim(event_shape) else (event_shape,)
         if len(shape) not in (1, 3):
-            raise ValueError(f"RealNVP: `event_shape` must be (D,) for vectors or (H, W, C) for images; received "
-                             f"{event_shape!r}")
+            raise ValueError(
+                f"RealNVP: `event_shape` must be (D,) for vectors or (H, W, C) for images; received {event_shape!r}"
+            )
         is_image = len(shape) == 3
         num_couplings = check_int(num_couplings, "num_couplings")
         hidden_units = check_positive_ints(hidden_units, "hidden_units")
-        super().__init__(shape, base_distribution=base_distribution, num_bits=num_bits if is_image else None,
-                         **kwargs)
+        super().__init__(shape, base_distribution=base_distribution, num_bits=num_bits if is_image else None, **kwargs)
         self.num_couplings, self.hidden_units, self.activation = num_couplings, hidden_units, activation
         actnorm = check_one_of(actnorm, "actnorm", ACTNORM_CHOICES, owner="RealNVP")
         self.actnorm = not is_image if actnorm == "auto" else actnorm
@@ -116,8 +137,9 @@ class RealNVP(FlowModel):
         self.num_scales = num_scales
         if is_image:
             height, width_px, _ = self.event_shape
-            self.num_scales = (default_num_scales(height, width_px) if num_scales is None
-                               else check_int(num_scales, "num_scales"))
+            self.num_scales = (
+                default_num_scales(height, width_px) if num_scales is None else check_int(num_scales, "num_scales")
+            )
             self._check_image_scales(self.event_shape, self.num_scales)
             layers = [LogitLayer(alpha=self.logit_alpha, dtype=self.dtype_policy, name="logit")]
             layers += self._image_scale(self.event_shape, 1, self.num_scales)
@@ -141,8 +163,14 @@ class RealNVP(FlowModel):
         layers = []
         for k in range(self.num_couplings):
             name = f"coupling_{k}"
-            coupling = AffineCouplingLayer(masks.half(size, parity=k % 2), network_fn, dtype=dtype, name=name,
-                                           log_scale_limit=self.log_scale_limit, context_shape=self.context_shape)
+            coupling = AffineCouplingLayer(
+                masks.half(size, parity=k % 2),
+                network_fn,
+                dtype=dtype,
+                name=name,
+                log_scale_limit=self.log_scale_limit,
+                context_shape=self.context_shape,
+            )
             layers += self._with_actnorm(coupling, name)
         return layers
 
@@ -151,13 +179,17 @@ class RealNVP(FlowModel):
         height, width, channels = event_shape
         for scale in range(1, num_scales):
             if height % 2 or width % 2:
-                raise ValueError(f"RealNVP: `num_scales`={num_scales} needs {num_scales - 1} squeezes, but scale "
-                                 f"{scale} has odd height or width ({height} x {width}) for event_shape "
-                                 f"{tuple(event_shape)}; use fewer scales")
+                raise ValueError(
+                    f"RealNVP: `num_scales`={num_scales} needs {num_scales - 1} squeezes, but scale "
+                    f"{scale} has odd height or width ({height} x {width}) for event_shape "
+                    f"{tuple(event_shape)}; use fewer scales"
+                )
             height, width, channels = height // 2, width // 2, channels * 2
         if height * width < 2:
-            raise ValueError(f"RealNVP: the last scale of event_shape {tuple(event_shape)} with num_scales="
-                             f"{num_scales} is 1 x 1: a checkerboard needs 2 pixels; use fewer scales")
+            raise ValueError(
+                f"RealNVP: the last scale of event_shape {tuple(event_shape)} with num_scales="
+                f"{num_scales} is 1 x 1: a checkerboard needs 2 pixels; use fewer scales"
+            )
 
     def _couplings(self, mask_fn, shape, count, prefix):
         """`count` affine couplings on `shape` with masks mask_fn(*shape, parity) of alternating parity."""
@@ -169,8 +201,14 @@ class RealNVP(FlowModel):
         layers = []
         for k in range(count):
             name = f"{prefix}_{k}"
-            coupling = AffineCouplingLayer(mask_fn(*shape, parity=k % 2), network_fn, dtype=dtype, name=name,
-                                           log_scale_limit=self.log_scale_limit, context_shape=self.context_shape)
+            coupling = AffineCouplingLayer(
+                mask_fn(*shape, parity=k % 2),
+                network_fn,
+                dtype=dtype,
+                name=name,
+                log_scale_limit=self.log_scale_limit,
+                context_shape=self.context_shape,
+            )
             layers += self._with_actnorm(coupling, name)
         return layers
 
@@ -183,18 +221,28 @@ class RealNVP(FlowModel):
         squeezed = (height // 2, width // 2, channels * 4)
         kept = (height // 2, width // 2, channels * 2)  # half the squeezed channels go on; the rest are latent
         dtype = self.dtype_policy
-        inner = SequentialFlow(self._image_scale(kept, scale + 1, num_scales), dtype=dtype,
-                               name=f"scale_{scale + 1}")
-        return (self._couplings(masks.checkerboard, shape, 3, f"{name}_checkerboard")
-                + [SqueezeLayer(dtype=dtype, name=f"{name}_squeeze")]
-                + self._couplings(masks.channel, squeezed, 3, f"{name}_channel")
-                + [ChannelSliceLayer(inner, kept[-1], dtype=dtype, name=f"{name}_factor_out"),
-                   SqueezeLayer(unsqueeze=True, dtype=dtype, name=f"{name}_unsqueeze")])
+        inner = SequentialFlow(self._image_scale(kept, scale + 1, num_scales), dtype=dtype, name=f"scale_{scale + 1}")
+        return (
+            self._couplings(masks.checkerboard, shape, 3, f"{name}_checkerboard")
+            + [SqueezeLayer(dtype=dtype, name=f"{name}_squeeze")]
+            + self._couplings(masks.channel, squeezed, 3, f"{name}_channel")
+            + [
+                ChannelSliceLayer(inner, kept[-1], dtype=dtype, name=f"{name}_factor_out"),
+                SqueezeLayer(unsqueeze=True, dtype=dtype, name=f"{name}_unsqueeze"),
+            ]
+        )
 
     def get_config(self):
         config = super().get_config()
-        config.update(num_couplings=self.num_couplings, hidden_units=list(self.hidden_units),
-                      activation=self.activation, actnorm=self.actnorm, width=self.width,
-                      num_blocks=self.num_blocks, num_scales=self.num_scales, logit_alpha=self.logit_alpha,
-                      log_scale_limit=self.log_scale_limit)
+        config.update(
+            num_couplings=self.num_couplings,
+            hidden_units=list(self.hidden_units),
+            activation=self.activation,
+            actnorm=self.actnorm,
+            width=self.width,
+            num_blocks=self.num_blocks,
+            num_scales=self.num_scales,
+            logit_alpha=self.logit_alpha,
+            log_scale_limit=self.log_scale_limit,
+        )
         return config

@@ -40,13 +40,13 @@ Example:
     >>> estimate.num_samples, estimate.ess <= estimate.num_samples
     (10000, True)
 """
+
 import collections
 import math
 
+import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
-
-import keras
 
 from keras_models.core.flow_model import FlowModel, seed_pair, without_loss
 from tfp_flows.validation import check_int, check_one_of
@@ -54,8 +54,9 @@ from tfp_flows.validation import check_int, check_one_of
 _SAMPLER_STATE = "sampler_seed_state"
 OBJECTIVES = ("elbo", "iw-elbo")
 
-LogNormalizerEstimate = collections.namedtuple("LogNormalizerEstimate",
-                                               ["log_z", "standard_error", "ess", "num_samples", "elbo"])
+LogNormalizerEstimate = collections.namedtuple(
+    "LogNormalizerEstimate", ["log_z", "standard_error", "ess", "num_samples", "elbo"]
+)
 LogNormalizerEstimate.__doc__ = """What `VariationalFlow.estimate_log_normalizer` returns (Python floats; an int
 `num_samples`): the estimate of log Z, its standard error, the effective sample size of the importance weights,
 the number of draws and the ELBO (mean log-weight) of the same draws."""
@@ -81,9 +82,11 @@ def summarise_importance_weights(log_sum_w, log_sum_w2, num_samples):
     """
     log_sum_wbar2 = log_sum_w2 - 2.0 * log_sum_w
     relative_variance = tf.maximum(tf.math.expm1(math.log(num_samples) + log_sum_wbar2), 0.0)  # N sum wbar^2 - 1
-    return (float(log_sum_w - math.log(num_samples)),
-            float(tf.sqrt(relative_variance / (num_samples - 1))),
-            float(tf.exp(-log_sum_wbar2)))
+    return (
+        float(log_sum_w - math.log(num_samples)),
+        float(tf.sqrt(relative_variance / (num_samples - 1))),
+        float(tf.exp(-log_sum_wbar2)),
+    )
 
 
 def _chunk_sizes(num_samples, chunk_size):
@@ -93,23 +96,28 @@ def _chunk_sizes(num_samples, chunk_size):
 
 
 def _energy_target(name, event_shape):
-    from tfp_flows.datasets.energies import get_energy  # noqa: PLC0415 (datasets is optional at import time)
+    from tfp_flows.datasets.energies import get_energy
 
     energy = get_energy(name)  # raises ValueError naming the choices
     if tuple(event_shape) != (2,):
-        raise ValueError(f"`target_log_prob={name!r}` is a 2-D energy: the flow's event_shape must be (2,); "
-                         f"received {tuple(event_shape)}")
+        raise ValueError(
+            f"`target_log_prob={name!r}` is a 2-D energy: the flow's event_shape must be (2,); "
+            f"received {tuple(event_shape)}"
+        )
     return lambda z: -energy(z)
 
 
 def _check_objective(objective, num_importance_samples):
     """(objective, K) checked: a known objective, K an int >= 1, and K = 1 unless the objective is "iw-elbo"."""
     check_one_of(objective, "objective", OBJECTIVES, owner="VariationalFlow")
-    num_importance_samples = check_int(num_importance_samples, "num_importance_samples", minimum=1,
-                                       owner="VariationalFlow")
+    num_importance_samples = check_int(
+        num_importance_samples, "num_importance_samples", minimum=1, owner="VariationalFlow"
+    )
     if objective == "elbo" and num_importance_samples > 1:
-        raise ValueError(f"VariationalFlow: `num_importance_samples` must be 1 with objective='elbo' (use "
-                         f"objective='iw-elbo' for K > 1); received {num_importance_samples!r}")
+        raise ValueError(
+            f"VariationalFlow: `num_importance_samples` must be 1 with objective='elbo' (use "
+            f"objective='iw-elbo' for K > 1); received {num_importance_samples!r}"
+        )
     return objective, num_importance_samples
 
 
@@ -122,7 +130,8 @@ def _check_reparameterized(flow):
             f"VariationalFlow: the flow's `base_distribution` must be fully reparameterised, since the ELBO's "
             f"gradient reaches its weights only through the samples; received {type(base).__name__} with "
             f"{base.reparameterization_type} (for a mixture base use "
-            f"GaussianMixtureBase(reparameterize=True, kmeans_init=False))")
+            f"GaussianMixtureBase(reparameterize=True, kmeans_init=False))"
+        )
 
 
 @keras.saving.register_keras_serializable(package="tfp_flows")
@@ -143,8 +152,16 @@ class VariationalFlow(keras.Model):
         resumed from a backup draws the samples an uninterrupted one would).
     """
 
-    def __init__(self, flow, target_log_prob="U1", batch_size=256, seed=None, objective="elbo",
-                 num_importance_samples=1, **kwargs):
+    def __init__(
+        self,
+        flow,
+        target_log_prob="U1",
+        batch_size=256,
+        seed=None,
+        objective="elbo",
+        num_importance_samples=1,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if not isinstance(flow, FlowModel):
             raise TypeError(f"`flow` must be a keras_models.FlowModel; received {type(flow).__name__}")
@@ -154,8 +171,9 @@ class VariationalFlow(keras.Model):
         elif callable(target_log_prob):
             self.target_fn = target_log_prob
         else:
-            raise TypeError(f"`target_log_prob` must be a callable or an energy name 'U1'..'U4'; "
-                            f"received {target_log_prob!r}")
+            raise TypeError(
+                f"`target_log_prob` must be a callable or an energy name 'U1'..'U4'; received {target_log_prob!r}"
+            )
         self.objective, self.num_importance_samples = _check_objective(objective, num_importance_samples)
         _check_reparameterized(flow)
         self.flow = flow
@@ -194,8 +212,13 @@ class VariationalFlow(keras.Model):
         Row n holds draws n*K .. n*K + K - 1 of one batch of draws, as `tfp.vi.monte_carlo_variational_loss`
         groups them.
         """
-        k = self.num_importance_samples if num_importance_samples is None else check_int(
-            num_importance_samples, "num_importance_samples", minimum=1, owner="VariationalFlow.log_weights")
+        k = (
+            self.num_importance_samples
+            if num_importance_samples is None
+            else check_int(
+                num_importance_samples, "num_importance_samples", minimum=1, owner="VariationalFlow.log_weights"
+            )
+        )
         return tf.reshape(self.elbo_terms(num_samples * k, seed=seed), [-1, k])
 
     def iw_elbo(self, num_samples=1024, num_importance_samples=None, seed=None):
@@ -220,17 +243,25 @@ class VariationalFlow(keras.Model):
         Returns:
           a `LogNormalizerEstimate(log_z, standard_error, ess, num_samples, elbo)`.
         """
-        num_samples = check_int(num_samples, "num_samples", minimum=2, owner="estimate_log_normalizer",
-                                hint="a standard error needs two draws")
+        num_samples = check_int(
+            num_samples,
+            "num_samples",
+            minimum=2,
+            owner="estimate_log_normalizer",
+            hint="a standard error needs two draws",
+        )
         sizes = _chunk_sizes(num_samples, check_int(chunk_size, "chunk_size", owner="estimate_log_normalizer"))
-        seeds = [None] * len(sizes) if seed is None else tf.unstack(
-            tfp.random.split_seed(seed_pair(seed), n=len(sizes)))
+        seeds = (
+            [None] * len(sizes) if seed is None else tf.unstack(tfp.random.split_seed(seed_pair(seed), n=len(sizes)))
+        )
         sums = [self._log_weight_sums(size, chunk_seed) for size, chunk_seed in zip(sizes, seeds)]
         log_sum_w, log_sum_w2, sum_log_w = (tf.stack(column) for column in zip(*sums))
         log_z, standard_error, ess = summarise_importance_weights(
-            tf.reduce_logsumexp(log_sum_w), tf.reduce_logsumexp(log_sum_w2), num_samples)
-        return LogNormalizerEstimate(log_z, standard_error, ess, num_samples,
-                                     float(tf.reduce_sum(sum_log_w)) / num_samples)
+            tf.reduce_logsumexp(log_sum_w), tf.reduce_logsumexp(log_sum_w2), num_samples
+        )
+        return LogNormalizerEstimate(
+            log_z, standard_error, ess, num_samples, float(tf.reduce_sum(sum_log_w)) / num_samples
+        )
 
     def _log_weight_sums(self, num_samples, seed):
         """log sum w, log sum w^2 and sum log w over one chunk of draws, in float64."""
@@ -288,8 +319,10 @@ class VariationalFlow(keras.Model):
         """`fit(epochs=..., steps_per_epoch=...)`; `x` may instead be a dataset of dummy batches (module docstring)."""
         if x is None:
             if kwargs.get("steps_per_epoch") is None:
-                raise ValueError("VariationalFlow.fit without `x` draws samples forever: pass `steps_per_epoch` "
-                                 "(received steps_per_epoch=None)")
+                raise ValueError(
+                    "VariationalFlow.fit without `x` draws samples forever: pass `steps_per_epoch` "
+                    "(received steps_per_epoch=None)"
+                )
             x = self.sample_dataset()
         return super().fit(x, *args, **kwargs)
 
@@ -300,18 +333,21 @@ class VariationalFlow(keras.Model):
         store[_SAMPLER_STATE] = self.seed_generator.state
 
     def load_own_variables(self, store):
-        super().load_own_variables({key: store[key] for key in store.keys() if key != _SAMPLER_STATE})
+        super().load_own_variables({key: store[key] for key in store if key != _SAMPLER_STATE})
         if _SAMPLER_STATE in store:  # files written before the state was saved restore without it
             self.seed_generator.state.assign(store[_SAMPLER_STATE])
 
     def get_config(self):
         config = super().get_config()
         target = self.target_log_prob
-        config.update(flow=keras.saving.serialize_keras_object(self.flow),
-                      target_log_prob=target if isinstance(target, str)
-                      else keras.saving.serialize_keras_object(target),
-                      batch_size=self.batch_size, seed=self.seed, objective=self.objective,
-                      num_importance_samples=self.num_importance_samples)
+        config.update(
+            flow=keras.saving.serialize_keras_object(self.flow),
+            target_log_prob=target if isinstance(target, str) else keras.saving.serialize_keras_object(target),
+            batch_size=self.batch_size,
+            seed=self.seed,
+            objective=self.objective,
+            num_importance_samples=self.num_importance_samples,
+        )
         return config
 
     @classmethod

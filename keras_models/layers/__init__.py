@@ -5,6 +5,7 @@ One layer a module, named as the bijector it builds (`layers/planar.py` builds `
 conditioners (MLPs, residual convnets, MADE, gated attention), which are Keras networks, not steps. Layers never
 import `keras_models.flows` (the presets) nor `keras_models.train`.
 """
+
 from keras_models.layers.actnorm import ActNormLayer
 from keras_models.layers.additive_coupling import AdditiveCouplingLayer
 from keras_models.layers.affine_coupling import AffineCouplingLayer
@@ -30,10 +31,33 @@ from keras_models.layers.split_prior import SplitPriorLayer
 from keras_models.layers.squeeze import SqueezeLayer
 
 __all__ = [
-    "ActNormLayer", "AdditiveCouplingLayer", "AffineCouplingLayer", "AutoregressiveSplineLayer", "BijectorLayer",
-    "ChannelSliceLayer", "CouplingLayer", "DiagonalScaleLayer", "GatedConvAttentionNet", "InvertibleConv1x1Layer",
-    "LogitLayer", "LowerTriangularAffineLayer", "MADE", "MaskedAutoregressiveLayer", "MaskedConditioner",
-    "MixtureCouplingLayer", "PReLULayer", "PermuteLayer", "PlanarLayer", "RadialLayer",
-    "RationalQuadraticCouplingLayer", "ResidualConvNet", "SequentialFlow", "ShiftLayer", "SplineMADE",
-    "SplitPriorLayer", "SqueezeLayer", "glow_conv", "mlp",
+    "ActNormLayer",
+    "AdditiveCouplingLayer",
+    "AffineCouplingLayer",
+    "AutoregressiveSplineLayer",
+    "BijectorLayer",
+    "ChannelSliceLayer",
+    "CouplingLayer",
+    "DiagonalScaleLayer",
+    "GatedConvAttentionNet",
+    "InvertibleConv1x1Layer",
+    "LogitLayer",
+    "LowerTriangularAffineLayer",
+    "MADE",
+    "MaskedAutoregressiveLayer",
+    "MaskedConditioner",
+    "MixtureCouplingLayer",
+    "PReLULayer",
+    "PermuteLayer",
+    "PlanarLayer",
+    "RadialLayer",
+    "RationalQuadraticCouplingLayer",
+    "ResidualConvNet",
+    "SequentialFlow",
+    "ShiftLayer",
+    "SplineMADE",
+    "SplitPriorLayer",
+    "SqueezeLayer",
+    "glow_conv",
+    "mlp",
 ]

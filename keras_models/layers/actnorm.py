@@ -1,11 +1,10 @@
 """`ActNormLayer`: owns ActNorm's per-channel loc and log-scale and their one-time data-dependent init."""
-import tensorflow as tf
 
 import keras
+import tensorflow as tf
 
 import tfp_flows
 from keras_models.layers.base import BijectorLayer
-
 
 # The `actnorm` argument of the presets that place ActNorms (RealNVP, MAF, NICE): "auto" lets the preset decide.
 ACTNORM_CHOICES = ("auto", True, False)
@@ -35,8 +34,7 @@ class ActNormLayer(BijectorLayer):
     def initialize_from_data(self, x):
         if not self.needs_initialization():
             return
-        loc, log_scale = tfp_flows.actnorm_initial_parameters(tf.cast(x, self.compute_dtype),
-                                                              epsilon=self.epsilon)
+        loc, log_scale = tfp_flows.actnorm_initial_parameters(tf.cast(x, self.compute_dtype), epsilon=self.epsilon)
         self.loc.assign(tf.cast(loc, self.loc.dtype))
         self.log_scale.assign(tf.cast(log_scale, self.log_scale.dtype))
         self.initialized.assign(1.0)

@@ -1,4 +1,5 @@
 """`AdditiveCouplingLayer`: owns a conditioner and builds NICE's `tfp_flows.AdditiveCoupling` from it per call."""
+
 import tfp_flows
 from keras_models.layers.coupling import CouplingLayer
 

@@ -1,4 +1,5 @@
 """`AffineCouplingLayer`: owns a conditioner and builds `tfp_flows.AffineCoupling` (RealNVP, Glow) from it per call."""
+
 import tfp_flows
 from keras_models.layers.coupling import CouplingLayer
 
@@ -11,8 +12,12 @@ class AffineCouplingLayer(CouplingLayer):
         self.log_scale_bound, self.log_scale_limit = log_scale_bound, log_scale_limit
 
     def bijector(self):
-        return tfp_flows.AffineCoupling(self.mask, self._shift_and_log_scale, log_scale_bound=self.log_scale_bound,
-                                        log_scale_limit=self.log_scale_limit)
+        return tfp_flows.AffineCoupling(
+            self.mask,
+            self._shift_and_log_scale,
+            log_scale_bound=self.log_scale_bound,
+            log_scale_limit=self.log_scale_limit,
+        )
 
     @property
     def _shift_and_log_scale(self):

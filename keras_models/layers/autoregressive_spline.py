@@ -13,10 +13,11 @@ Example:
     >>> layer.bijector().inverse(tf.constant([[0.1, -0.3, 2.0]])).numpy().round(4)   # the identity at first
     array([[ 0.1, -0.3,  2. ]], dtype=float32)
 """
+
+import keras
 import numpy as np
 import tensorflow as tf
 
-import keras
 from keras_models.layers.base import BijectorLayer
 from keras_models.layers.networks.made import MADE, made_degrees, made_masks
 from tfp_flows.autoregressive_spline import MaskedAutoregressiveSpline
@@ -33,11 +34,13 @@ class SplineMADE(MADE):
     output mask and the final reshape.)
     """
 
-    def __init__(self, event_size, num_params, hidden_units=(256, 256), activation="relu", context_shape=None,
-                 **kwargs):
+    def __init__(
+        self, event_size, num_params, hidden_units=(256, 256), activation="relu", context_shape=None, **kwargs
+    ):
         kwargs.pop("log_scale_limit", None)
-        super().__init__(event_size, hidden_units, activation, log_scale_limit=None, context_shape=context_shape,
-                         **kwargs)
+        super().__init__(
+            event_size, hidden_units, activation, log_scale_limit=None, context_shape=context_shape, **kwargs
+        )
         self.num_params = check_int(num_params, "num_params")
         masks = made_masks(made_degrees(self.event_size, self.hidden_units))
         masks[-1] = np.repeat(masks[-1], self.num_params, axis=1)
@@ -77,12 +80,23 @@ class AutoregressiveSplineLayer(BijectorLayer):
         the spline's floors (default 1e-3).
     """
 
-    def __init__(self, hidden_units, num_bins=8, bound=3.0, activation="relu", min_bin_width=1e-3,
-                 min_bin_height=1e-3, min_derivative=1e-3, context_shape=None, **kwargs):
+    def __init__(
+        self,
+        hidden_units,
+        num_bins=8,
+        bound=3.0,
+        activation="relu",
+        min_bin_width=1e-3,
+        min_bin_height=1e-3,
+        min_derivative=1e-3,
+        context_shape=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.context_shape = context_shape  # None: unconditional; else the MADE takes `conditional_input`
-        settings = SplineSettings(num_bins, bound, min_bin_width, min_bin_height, min_derivative,
-                                  owner=type(self).__name__)
+        settings = SplineSettings(
+            num_bins, bound, min_bin_width, min_bin_height, min_derivative, owner=type(self).__name__
+        )
         self.hidden_units, self.activation = check_positive_ints(hidden_units, "hidden_units"), activation
         self.num_bins, self.bound = settings.num_bins, settings.bound
         self.min_bin_width, self.min_bin_height = settings.min_bin_width, settings.min_bin_height
@@ -93,20 +107,39 @@ class AutoregressiveSplineLayer(BijectorLayer):
         self.made = None
 
     def build(self, input_shape):
-        self.made = SplineMADE(int(input_shape[-1]), 3 * self.num_bins - 1, self.hidden_units, self.activation,
-                               context_shape=self.context_shape, dtype=self.dtype_policy, name="made")
+        self.made = SplineMADE(
+            int(input_shape[-1]),
+            3 * self.num_bins - 1,
+            self.hidden_units,
+            self.activation,
+            context_shape=self.context_shape,
+            dtype=self.dtype_policy,
+            name="made",
+        )
         self.made.build(input_shape)
         self.built = True
 
     def bijector(self):
         return MaskedAutoregressiveSpline(
-            _Offset(self.made, self._offset), num_bins=self.num_bins, bound=self.bound, min_bin_width=self.min_bin_width,
-            min_bin_height=self.min_bin_height, min_derivative=self.min_derivative, name="autoregressive_spline")
+            _Offset(self.made, self._offset),
+            num_bins=self.num_bins,
+            bound=self.bound,
+            min_bin_width=self.min_bin_width,
+            min_bin_height=self.min_bin_height,
+            min_derivative=self.min_derivative,
+            name="autoregressive_spline",
+        )
 
     def get_config(self):
         config = super().get_config()
-        config.update(hidden_units=list(self.hidden_units), num_bins=self.num_bins, bound=self.bound,
-                      activation=self.activation, min_bin_width=self.min_bin_width,
-                      min_bin_height=self.min_bin_height, min_derivative=self.min_derivative,
-                      context_shape=None if self.context_shape is None else list(self.context_shape))
+        config.update(
+            hidden_units=list(self.hidden_units),
+            num_bins=self.num_bins,
+            bound=self.bound,
+            activation=self.activation,
+            min_bin_width=self.min_bin_width,
+            min_bin_height=self.min_bin_height,
+            min_derivative=self.min_derivative,
+            context_shape=None if self.context_shape is None else list(self.context_shape),
+        )
         return config

@@ -4,9 +4,9 @@ Keras 3 does not track `tf.Variable`s held inside TFP objects, so a flow's weigh
 each layer builds its bijector from them on every call (`layer.bijector()`): nothing trainable lives inside a
 TFP object, and every gradient reaches `model.trainable_weights`.
 """
-import numpy as np
 
 import keras
+import numpy as np
 
 
 class BijectorLayer(keras.layers.Layer):

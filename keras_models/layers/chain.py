@@ -1,4 +1,5 @@
 """`SequentialFlow`: a sequence of steps whose bijector is their `tfb.Chain` (a multi-scale level, a Glow step)."""
+
 import tensorflow_probability as tfp
 
 from keras_models.layers.base import BijectorLayer, initialize_step
@@ -44,5 +45,3 @@ class SequentialFlow(BijectorLayer):
     def bijector(self):
         # A short name: TFP nests every sub-bijector's scope under it, and long names bloat exported graphs.
         return tfb.Chain([step.bijector() for step in self.steps], name="seq")
-
-

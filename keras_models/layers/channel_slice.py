@@ -1,4 +1,5 @@
 """`ChannelSliceLayer`: `tfp_flows.ChannelSlice`, multi-scale factor-out (an inner step on the first channels)."""
+
 import tfp_flows
 from keras_models.layers.base import BijectorLayer, initialize_step
 
@@ -22,8 +23,9 @@ class ChannelSliceLayer(BijectorLayer):
         initialize_step(self.inner, x[..., : self.num_channels], conditional_input)
 
     def bijector(self):
-        return tfp_flows.ChannelSlice(self.inner.bijector(), self.num_channels, event_ndims=self._event_ndims,
-                                      name="slice")
+        return tfp_flows.ChannelSlice(
+            self.inner.bijector(), self.num_channels, event_ndims=self._event_ndims, name="slice"
+        )
 
     def output_event_shape(self, event_shape):
         return tuple(event_shape)

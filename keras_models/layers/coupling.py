@@ -4,6 +4,7 @@ The subclasses build tfp_flows' coupling bijectors from the conditioner per call
 (affine_coupling.py), `AdditiveCouplingLayer` (additive_coupling.py), `MixtureCouplingLayer`
 (logistic_mixture_coupling.py).
 """
+
 import numpy as np
 
 from keras_models.layers.base import BijectorLayer
@@ -28,15 +29,16 @@ class CouplingLayer(BijectorLayer):
         self.mask = np.asarray(mask, np.float32)
         shapes = self.param_trailing_shapes if param_trailing_shapes is None else param_trailing_shapes
         # The conditioner follows this layer's dtype policy (float64 models): Keras would cast inputs to float32.
-        self.conditioner = MaskedConditioner(None, self.mask, shapes, context_shape=context_shape,
-                                             dtype=self.dtype_policy)
+        self.conditioner = MaskedConditioner(
+            None, self.mask, shapes, context_shape=context_shape, dtype=self.dtype_policy
+        )
         self.conditioner.network = network_fn(self.conditioner.network_output_channels)
 
     def build(self, input_shape):
         if tuple(input_shape[1:]) != self.mask.shape:
-            raise ValueError(f"{self.name}: the mask has shape {self.mask.shape} but the layer's input events have "
-                             f"shape {tuple(input_shape[1:])}")
+            raise ValueError(
+                f"{self.name}: the mask has shape {self.mask.shape} but the layer's input events have "
+                f"shape {tuple(input_shape[1:])}"
+            )
         self.conditioner.build()
         self.built = True
-
-

@@ -4,10 +4,10 @@ W = P L (U + diag(sign * exp(log_abs_diag))): the permutation P and the signs ar
 LU decomposition; L (unit lower), U (strict upper) and log|diag| train. Storing the diagonal as sign and log-abs
 keeps W invertible and makes log|det W| = sum(log_abs_diag) exact and cheap.
 """
-import numpy as np
-import tensorflow as tf
 
 import keras
+import numpy as np
+import tensorflow as tf
 
 import tfp_flows
 from keras_models.layers.base import BijectorLayer
@@ -31,24 +31,37 @@ class InvertibleConv1x1Layer(BijectorLayer):
         channels = int(input_shape[-1])
         lower_upper, permutation = _random_rotation_lu(channels, self.seed)
         diag = np.diag(lower_upper)
-        self.lower = self.add_weight(name="lower", shape=(channels, channels),
-                                     initializer=keras.initializers.Constant(np.tril(lower_upper, -1)))
-        self.upper = self.add_weight(name="upper", shape=(channels, channels),
-                                     initializer=keras.initializers.Constant(np.triu(lower_upper, 1)))
-        self.log_abs_diag = self.add_weight(name="log_abs_diag", shape=(channels,),
-                                            initializer=keras.initializers.Constant(np.log(np.abs(diag))))
-        self.sign_diag = self.add_weight(name="sign_diag", shape=(channels,), trainable=False,
-                                         initializer=keras.initializers.Constant(np.sign(diag)))
-        self.permutation = self.add_weight(name="permutation", shape=(channels,), dtype="int32", trainable=False,
-                                           initializer=keras.initializers.Constant(permutation))
+        self.lower = self.add_weight(
+            name="lower", shape=(channels, channels), initializer=keras.initializers.Constant(np.tril(lower_upper, -1))
+        )
+        self.upper = self.add_weight(
+            name="upper", shape=(channels, channels), initializer=keras.initializers.Constant(np.triu(lower_upper, 1))
+        )
+        self.log_abs_diag = self.add_weight(
+            name="log_abs_diag", shape=(channels,), initializer=keras.initializers.Constant(np.log(np.abs(diag)))
+        )
+        self.sign_diag = self.add_weight(
+            name="sign_diag", shape=(channels,), trainable=False, initializer=keras.initializers.Constant(np.sign(diag))
+        )
+        self.permutation = self.add_weight(
+            name="permutation",
+            shape=(channels,),
+            dtype="int32",
+            trainable=False,
+            initializer=keras.initializers.Constant(permutation),
+        )
         self.built = True
 
     def lower_upper(self):
         """The packed LU matrix in `tfb.ScaleMatvecLU`'s convention, assembled from the trained factors."""
         diag = self.sign_diag.value * tf.exp(self.log_abs_diag.value)
-        return (tf.linalg.band_part(self.lower.value, -1, 0) - tf.linalg.band_part(self.lower.value, 0, 0)
-                + tf.linalg.band_part(self.upper.value, 0, -1) - tf.linalg.band_part(self.upper.value, 0, 0)
-                + tf.linalg.diag(diag))
+        return (
+            tf.linalg.band_part(self.lower.value, -1, 0)
+            - tf.linalg.band_part(self.lower.value, 0, 0)
+            + tf.linalg.band_part(self.upper.value, 0, -1)
+            - tf.linalg.band_part(self.upper.value, 0, 0)
+            + tf.linalg.diag(diag)
+        )
 
     def bijector(self):
         return tfp_flows.InvertibleConv1x1(lower_upper=self.lower_upper(), permutation=self.permutation.value)

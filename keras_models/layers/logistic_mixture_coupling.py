@@ -16,6 +16,7 @@ Example:
     >>> layer.bijector().inverse(tf.constant([[0.1, -0.3]])).numpy().round(4)   # the identity at initialisation
     array([[ 0.1, -0.3]], dtype=float32)
 """
+
 import tfp_flows
 from keras_models.layers.coupling import CouplingLayer
 from tfp_flows.validation import check_int

@@ -1,4 +1,5 @@
 """`MaskedAutoregressiveLayer`: owns one MADE and builds `tfp_flows.OnePassMaskedAutoregressiveFlow` from it."""
+
 import tensorflow_probability as tfp
 
 from keras_models.layers.base import BijectorLayer
@@ -11,8 +12,15 @@ tfb = tfp.bijectors
 class MaskedAutoregressiveLayer(BijectorLayer):
     """Owns one MADE; its bijector is `tfb.MaskedAutoregressiveFlow` (or its inverse, the IAF step)."""
 
-    def __init__(self, hidden_units, activation="relu", log_scale_limit=2.0, inverse_autoregressive=False,
-                 context_shape=None, **kwargs):
+    def __init__(
+        self,
+        hidden_units,
+        activation="relu",
+        log_scale_limit=2.0,
+        inverse_autoregressive=False,
+        context_shape=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.context_shape = context_shape  # None: unconditional; else the MADE takes `conditional_input`
         self.hidden_units, self.activation = tuple(hidden_units), activation
@@ -20,8 +28,15 @@ class MaskedAutoregressiveLayer(BijectorLayer):
         self.made = None
 
     def build(self, input_shape):
-        self.made = MADE(int(input_shape[-1]), self.hidden_units, self.activation, self.log_scale_limit,
-                         context_shape=self.context_shape, dtype=self.dtype_policy, name="made")
+        self.made = MADE(
+            int(input_shape[-1]),
+            self.hidden_units,
+            self.activation,
+            self.log_scale_limit,
+            context_shape=self.context_shape,
+            dtype=self.dtype_policy,
+            name="made",
+        )
         self.made.build(input_shape)
         self.built = True
 

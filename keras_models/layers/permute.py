@@ -1,8 +1,8 @@
 """`PermuteLayer`: a fixed permutation of the last axis, with no weights (tfb.Permute built on every call)."""
+
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
-
 
 from keras_models.layers.base import BijectorLayer
 from tfp_flows.instance_cache import InstanceKeyedCache
@@ -31,8 +31,10 @@ class PermuteLayer(BijectorLayer):
 
     def build(self, input_shape):
         if int(input_shape[-1]) != self.permutation.size:
-            raise ValueError(f"{self.name}: the permutation has {self.permutation.size} entries but the events have "
-                             f"{int(input_shape[-1])} on their last axis")
+            raise ValueError(
+                f"{self.name}: the permutation has {self.permutation.size} entries but the events have "
+                f"{int(input_shape[-1])} on their last axis"
+            )
         self.built = True
 
     def bijector(self):

@@ -1,7 +1,7 @@
 """`PlanarLayer`: owns w, u and b of one planar step (Rezende & Mohamed 2015) and builds `tfp_flows.Planar`."""
-import numpy as np
 
 import keras
+import numpy as np
 
 import tfp_flows
 from keras_models.layers.base import BijectorLayer, softplus_inverse
@@ -19,8 +19,9 @@ class PlanarLayer(BijectorLayer):
 
     def build(self, input_shape):
         size = int(input_shape[-1])
-        self.w = self.add_weight(name="w", shape=(size,),
-                                 initializer=keras.initializers.RandomNormal(stddev=self.w_stddev))
+        self.w = self.add_weight(
+            name="w", shape=(size,), initializer=keras.initializers.RandomNormal(stddev=self.w_stddev)
+        )
         w = keras.ops.convert_to_numpy(self.w).astype(np.float64)
         u = _IDENTITY_W_DOT_U * w / max(float(np.sum(w * w)), 1e-12)
         self.u = self.add_weight(name="u", shape=(size,), initializer=keras.initializers.Constant(u))

@@ -1,7 +1,7 @@
 """`RadialLayer`: owns z0, alpha and beta of one radial step (Rezende & Mohamed 2015) and builds `tfp_flows.Radial`."""
-import tensorflow as tf
 
 import keras
+import tensorflow as tf
 
 import tfp_flows
 from keras_models.layers.base import BijectorLayer
@@ -15,8 +15,9 @@ class RadialLayer(BijectorLayer):
         self.z0_stddev = z0_stddev
 
     def build(self, input_shape):
-        self.z0 = self.add_weight(name="z0", shape=(int(input_shape[-1]),),
-                                  initializer=keras.initializers.RandomNormal(stddev=self.z0_stddev))
+        self.z0 = self.add_weight(
+            name="z0", shape=(int(input_shape[-1]),), initializer=keras.initializers.RandomNormal(stddev=self.z0_stddev)
+        )
         # Equal raw values give beta = -alpha + alpha = 0: the identity.
         self.raw_alpha = self.add_weight(name="raw_alpha", shape=(), initializer="zeros")
         self.raw_beta = self.add_weight(name="raw_beta", shape=(), initializer="zeros")

@@ -18,6 +18,7 @@ Example:
     >>> layer.bijector().inverse(tf.constant([[0.1, -0.3]])).numpy().round(4)   # the identity at initialisation
     array([[ 0.1, -0.3]], dtype=float32)
 """
+
 import tensorflow as tf
 
 import tfp_flows
@@ -56,10 +57,20 @@ class RationalQuadraticCouplingLayer(CouplingLayer):
         min_derivative: the spline's floors (default 1e-3), as in `tfp_flows.RationalQuadraticCoupling`.
     """
 
-    def __init__(self, mask, network_fn, num_bins=8, bound=3.0, min_bin_width=1e-3, min_bin_height=1e-3,
-                 min_derivative=1e-3, **kwargs):
-        settings = SplineSettings(num_bins, bound, min_bin_width, min_bin_height, min_derivative,
-                                  owner=type(self).__name__)
+    def __init__(
+        self,
+        mask,
+        network_fn,
+        num_bins=8,
+        bound=3.0,
+        min_bin_width=1e-3,
+        min_bin_height=1e-3,
+        min_derivative=1e-3,
+        **kwargs,
+    ):
+        settings = SplineSettings(
+            num_bins, bound, min_bin_width, min_bin_height, min_derivative, owner=type(self).__name__
+        )
         k = settings.num_bins
         super().__init__(mask, network_fn, param_trailing_shapes=((k,), (k,), (k - 1,)), **kwargs)
         self.num_bins, self.bound = k, settings.bound
@@ -68,6 +79,11 @@ class RationalQuadraticCouplingLayer(CouplingLayer):
 
     def bijector(self):
         return tfp_flows.RationalQuadraticCoupling(
-            self.mask, IdentityAtZero(self.conditioner, identity_raw_derivative(self.min_derivative)),
-            num_bins=self.num_bins, bound=self.bound, min_bin_width=self.min_bin_width,
-            min_bin_height=self.min_bin_height, min_derivative=self.min_derivative)
+            self.mask,
+            IdentityAtZero(self.conditioner, identity_raw_derivative(self.min_derivative)),
+            num_bins=self.num_bins,
+            bound=self.bound,
+            min_bin_width=self.min_bin_width,
+            min_bin_height=self.min_bin_height,
+            min_derivative=self.min_derivative,
+        )

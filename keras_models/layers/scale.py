@@ -1,4 +1,5 @@
 """`DiagonalScaleLayer`: NICE's learned diagonal scaling, `tfb.Scale` built from a Keras-owned log-scale."""
+
 import tensorflow_probability as tfp
 
 from keras_models.layers.base import BijectorLayer

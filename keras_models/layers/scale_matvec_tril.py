@@ -1,8 +1,8 @@
 """`LowerTriangularAffineLayer`: h -> L h + b (`tfb.Shift` after `tfb.ScaleMatvecTriL`) with Keras-owned weights."""
-import tensorflow as tf
-import tensorflow_probability as tfp
 
 import keras
+import tensorflow as tf
+import tensorflow_probability as tfp
 
 from keras_models.layers.base import BijectorLayer, softplus_inverse
 
@@ -22,12 +22,16 @@ class LowerTriangularAffineLayer(BijectorLayer):
         size = int(input_shape[-1])
         self.size = size
         self.shift = self.add_weight(name="shift", shape=(size,), initializer="zeros")
-        self.diagonal = self.add_weight(name="diagonal", shape=(size,),
-                                        initializer=keras.initializers.Constant(softplus_inverse(1.0)))
+        self.diagonal = self.add_weight(
+            name="diagonal", shape=(size,), initializer=keras.initializers.Constant(softplus_inverse(1.0))
+        )
         self.strictly_lower = None
         if size > 1:
-            self.strictly_lower = self.add_weight(name="strictly_lower", shape=(size * (size - 1) // 2,),
-                                                  initializer=keras.initializers.RandomNormal(stddev=0.1))
+            self.strictly_lower = self.add_weight(
+                name="strictly_lower",
+                shape=(size * (size - 1) // 2,),
+                initializer=keras.initializers.RandomNormal(stddev=0.1),
+            )
         self.built = True
 
     def scale_tril(self):

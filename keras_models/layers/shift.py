@@ -11,11 +11,11 @@ Example:
     >>> layer(tf.constant([[0.0, 1.0]])).numpy()     # data -> latent
     array([[-0.5,  0.5]], dtype=float32)
 """
+
 import math
 
 import tensorflow as tf
 import tensorflow_probability as tfp
-
 
 from keras_models.layers.base import BijectorLayer
 from tfp_flows.validation import is_real

@@ -27,6 +27,7 @@ Example:
     >>> prior.bijector().inverse(tf.ones([2, 4, 4, 8])).shape   # identity at initialisation
     TensorShape([2, 4, 4, 8])
 """
+
 import keras
 
 import tfp_flows
@@ -35,10 +36,19 @@ from keras_models.layers.affine_coupling import AffineCouplingLayer
 
 def zero_conv(output_channels, kernel_size=3, name=None, dtype=None):
     """Glow's `conv2d_zeros`: one 3x3 conv starting at zero, so the prior starts as N(0, I)."""
-    return keras.Sequential([
-        keras.layers.Conv2D(output_channels, kernel_size, padding="same", kernel_initializer="zeros",
-                            bias_initializer="zeros", dtype=dtype),
-    ], name=name)
+    return keras.Sequential(
+        [
+            keras.layers.Conv2D(
+                output_channels,
+                kernel_size,
+                padding="same",
+                kernel_initializer="zeros",
+                bias_initializer="zeros",
+                dtype=dtype,
+            ),
+        ],
+        name=name,
+    )
 
 
 class SplitPriorLayer(AffineCouplingLayer):
@@ -56,13 +66,23 @@ class SplitPriorLayer(AffineCouplingLayer):
         self.event_shape = event_shape
         mask = tfp_flows.masks.channel(*event_shape, parity=0)  # 1 = kept (conditions), 0 = factored out
         dtype = kwargs.get("dtype")
-        super().__init__(mask, lambda out: zero_conv(out, dtype=dtype), log_scale_bound="tanh",
-                         log_scale_limit=float(log_scale_limit), **kwargs)
+        super().__init__(
+            mask,
+            lambda out: zero_conv(out, dtype=dtype),
+            log_scale_bound="tanh",
+            log_scale_limit=float(log_scale_limit),
+            **kwargs,
+        )
 
     @property
     def num_kept_channels(self):
         return self.event_shape[-1] // 2
 
     def bijector(self):
-        return tfp_flows.AffineCoupling(self.mask, self._shift_and_log_scale, log_scale_bound="tanh",
-                                        log_scale_limit=self.log_scale_limit, name="split_prior")
+        return tfp_flows.AffineCoupling(
+            self.mask,
+            self._shift_and_log_scale,
+            log_scale_bound="tanh",
+            log_scale_limit=self.log_scale_limit,
+            name="split_prior",
+        )

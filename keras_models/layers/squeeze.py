@@ -1,7 +1,8 @@
 """`SqueezeLayer`: the weight-free `tfp_flows.Squeeze` (space to depth on the way to the latent side) as a step."""
-import tfp_flows
+
 import tensorflow_probability as tfp
 
+import tfp_flows
 from keras_models.layers.base import BijectorLayer
 
 tfb = tfp.bijectors
@@ -18,11 +19,15 @@ class SqueezeLayer(BijectorLayer):
         height, width, channels = input_shape[1:]
         f = self.factor
         if not self.unsqueeze and (height % f or width % f):
-            raise ValueError(f"{self.name}: height and width must be divisible by the squeeze factor {f}; "
-                             f"received event shape {tuple(input_shape[1:])}")
+            raise ValueError(
+                f"{self.name}: height and width must be divisible by the squeeze factor {f}; "
+                f"received event shape {tuple(input_shape[1:])}"
+            )
         if self.unsqueeze and channels % (f * f):
-            raise ValueError(f"{self.name}: channels must be divisible by {f * f} to unsqueeze; "
-                             f"received event shape {tuple(input_shape[1:])}")
+            raise ValueError(
+                f"{self.name}: channels must be divisible by {f * f} to unsqueeze; "
+                f"received event shape {tuple(input_shape[1:])}"
+            )
         self.built = True
 
     def output_event_shape(self, event_shape):

@@ -21,18 +21,22 @@ the doctests skip what needs them):
     >>> serving_client.decode_response(stub.Predict(request, timeout=10.0))["samples"].shape  # doctest: +SKIP
     (4, 2)
 """
+
 import numpy as np
 import tensorflow as tf
+
 from tfp_flows.validation import check_int
 
-_INSTALL_HINT = ('keras_models.serving_client needs the optional package tensorflow-serving-api: '
-                 'pip install "tfp_flows[serving]" (or pip install tensorflow-serving-api)')
+_INSTALL_HINT = (
+    "keras_models.serving_client needs the optional package tensorflow-serving-api: "
+    'pip install "tfp_flows[serving]" (or pip install tensorflow-serving-api)'
+)
 
 
 def _apis():
     """tensorflow_serving's predict protos, imported on first use with an install hint when missing."""
     try:
-        from tensorflow_serving.apis import predict_pb2  # noqa: PLC0415
+        from tensorflow_serving.apis import predict_pb2
     except ImportError as err:
         raise ImportError(f"{_INSTALL_HINT}; import failed with: {err}") from err
     return predict_pb2
@@ -59,8 +63,10 @@ def predict_request(model_name, signature_name, inputs, version=None):
 def _batch(value, arg_name, dtype):
     array = np.asarray(value)
     if array.ndim < 2 or not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
-        raise ValueError(f"`{arg_name}` must be a numeric batch [batch, *event_shape]; received shape "
-                         f"{list(array.shape)} and dtype {array.dtype}")
+        raise ValueError(
+            f"`{arg_name}` must be a numeric batch [batch, *event_shape]; received shape "
+            f"{list(array.shape)} and dtype {array.dtype}"
+        )
     return array.astype(dtype, copy=False)
 
 
@@ -70,8 +76,9 @@ def _with_context(inputs, context, rows, dtype):
         return inputs
     context = _batch(context, "context", dtype)
     if rows is not None and len(context) != rows:
-        raise ValueError(f"`context` must have one row per example or sample ({rows}); received shape "
-                         f"{list(context.shape)}")
+        raise ValueError(
+            f"`context` must have one row per example or sample ({rows}); received shape {list(context.shape)}"
+        )
     return dict(inputs, context=context)
 
 
@@ -100,8 +107,16 @@ def decode_request(model_name, z, dtype=np.float32, version=None, context=None):
     return predict_request(model_name, "decode", _with_context({"z": z}, context, len(z), dtype), version)
 
 
-def sample_request(model_name, num_samples, temperature=1.0, seed=(0, 0), version=None, context=None,
-                   dtype=np.float32, signature_name="sample"):
+def sample_request(
+    model_name,
+    num_samples,
+    temperature=1.0,
+    seed=(0, 0),
+    version=None,
+    context=None,
+    dtype=np.float32,
+    signature_name="sample",
+):
     """`num_samples` draws at `temperature`; the same `seed` (an int or a pair of ints) gives the same samples.
     A conditional model takes `context` [num_samples, *context_shape] (one context per sample; `dtype` the
     export's). `signature_name="sample_and_log_prob"` asks for the samples' log-densities too."""
@@ -113,8 +128,11 @@ def sample_request(model_name, num_samples, temperature=1.0, seed=(0, 0), versio
         seed = np.array([seed[0], 0])
     if seed.shape != (2,) or not np.issubdtype(seed.dtype, np.integer):
         raise ValueError(f"`seed` must be an int or a pair of ints; received {seed.tolist()!r}")
-    inputs = {"num_samples": np.int32(num_samples), "temperature": np.float32(temperature),
-              "seed": seed.astype(np.int32)}
+    inputs = {
+        "num_samples": np.int32(num_samples),
+        "temperature": np.float32(temperature),
+        "seed": seed.astype(np.int32),
+    }
     return predict_request(model_name, signature_name, _with_context(inputs, context, num_samples, dtype), version)
 
 
@@ -126,8 +144,8 @@ def decode_response(response):
 def prediction_stub(target="localhost:8500"):
     """A `PredictionServiceStub` on an insecure gRPC channel to `target` (host:port); call `.Predict(request)`."""
     try:
-        import grpc  # noqa: PLC0415
-        from tensorflow_serving.apis import prediction_service_pb2_grpc  # noqa: PLC0415
+        import grpc
+        from tensorflow_serving.apis import prediction_service_pb2_grpc
     except ImportError as err:
         raise ImportError(f"{_INSTALL_HINT}; import failed with: {err}") from err
     return prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(target))
@@ -151,8 +169,10 @@ def predict_locally(saved_model, request):
     for name, value in inputs.items():
         spec = specs[name]
         if tf.as_dtype(value.dtype) != spec.dtype or not spec.shape.is_compatible_with(value.shape):
-            raise ValueError(f"input {name!r} of {signature_name!r} must be {spec.dtype.name} of shape "
-                             f"{spec.shape}; received {value.dtype} of shape {list(value.shape)}")
+            raise ValueError(
+                f"input {name!r} of {signature_name!r} must be {spec.dtype.name} of shape "
+                f"{spec.shape}; received {value.dtype} of shape {list(value.shape)}"
+            )
     outputs = function(**{name: tf.constant(value) for name, value in inputs.items()})
     response = predict_pb2.PredictResponse()
     response.model_spec.CopyFrom(request.model_spec)

@@ -43,6 +43,7 @@ Example:
     >>> served.signatures["log_prob"](x=tf.zeros([3, 2]))["log_prob"].shape
     TensorShape([3])
 """
+
 import errno
 import os
 import re
@@ -79,26 +80,40 @@ def export_saved_model(model, base_dir="saved_models", name=None, version=None):
     name = _check_name(model.name if name is None else name)
     bad = non_finite_weights(model)
     if bad:
-        raise ValueError(f"refusing to export model {name!r}: non-finite weights (NaN or inf) in "
-                         f"{bad[:5]}{' and more' if len(bad) > 5 else ''}")
+        raise ValueError(
+            f"refusing to export model {name!r}: non-finite weights (NaN or inf) in "
+            f"{bad[:5]}{' and more' if len(bad) > 5 else ''}"
+        )
     context_shape = getattr(model, "context_shape", None)
     if context_shape is None:
         functions = _ServingFunctions(
-            log_prob=model.log_prob, encode=model.encode, decode=model.decode,
+            log_prob=model.log_prob,
+            encode=model.encode,
+            decode=model.decode,
             sample=lambda n, temperature, seed: model.sample(n, temperature=temperature, seed=seed),
-            sample_and_log_prob=lambda n, temperature, seed: model.sample_and_log_prob(n, temperature=temperature,
-                                                                                       seed=seed),
+            sample_and_log_prob=lambda n, temperature, seed: model.sample_and_log_prob(
+                n, temperature=temperature, seed=seed
+            ),
             bits_per_dim=(lambda x: model.bits_per_dim(model.log_prob(x))) if model.num_bits else None,
-            event_shape=model.event_shape, latent_shape=model.latent_shape, dtype=tf.as_dtype(model.compute_dtype))
+            event_shape=model.event_shape,
+            latent_shape=model.latent_shape,
+            dtype=tf.as_dtype(model.compute_dtype),
+        )
     else:  # every signature takes the context as one more named input
         functions = _ServingFunctions(
-            log_prob=model.log_prob, encode=model.encode, decode=model.decode,
+            log_prob=model.log_prob,
+            encode=model.encode,
+            decode=model.decode,
             sample=lambda n, temperature, seed, c: model.sample(n, c, temperature=temperature, seed=seed),
             sample_and_log_prob=lambda n, temperature, seed, c: model.sample_and_log_prob(
-                n, c, temperature=temperature, seed=seed),
+                n, c, temperature=temperature, seed=seed
+            ),
             bits_per_dim=(lambda x, c: model.bits_per_dim(model.log_prob(x, c))) if model.num_bits else None,
-            event_shape=model.event_shape, latent_shape=model.latent_shape, dtype=tf.as_dtype(model.compute_dtype),
-            context_shape=context_shape)
+            event_shape=model.event_shape,
+            latent_shape=model.latent_shape,
+            dtype=tf.as_dtype(model.compute_dtype),
+            context_shape=context_shape,
+        )
     model_dir = os.path.join(base_dir, name)
     path = _save_new_version(functions, model_dir, version, extra_variables=[_tf_variable(w) for w in model.weights])
     _refresh_models_config(base_dir)
@@ -128,19 +143,25 @@ def export_distribution(distribution, event_shape, path, num_bits=None):
         >>> export_distribution(flow, event_shape=(2,), path=path) == path
         True
     """
-    import tensorflow_probability as tfp  # noqa: PLC0415
+    import tensorflow_probability as tfp
 
     # Duck-typed: TFP hands back a private `_TransformedDistribution` when a part is not a CompositeTensor.
-    if not (isinstance(distribution, tfp.distributions.Distribution) and hasattr(distribution, "bijector")
-            and hasattr(distribution, "distribution")):
+    if not (
+        isinstance(distribution, tfp.distributions.Distribution)
+        and hasattr(distribution, "bijector")
+        and hasattr(distribution, "distribution")
+    ):
         raise TypeError(f"`distribution` must be a tfd.TransformedDistribution; received {type(distribution).__name__}")
     event_shape = _check_event_shape(event_shape)
     if distribution.event_shape.is_fully_defined() and tuple(distribution.event_shape.as_list()) != event_shape:
-        raise ValueError(f"`event_shape` {event_shape} does not match the distribution's event shape "
-                         f"{distribution.event_shape.as_list()}")
+        raise ValueError(
+            f"`event_shape` {event_shape} does not match the distribution's event shape "
+            f"{distribution.event_shape.as_list()}"
+        )
     if distribution.batch_shape.rank != 0:
-        raise ValueError(f"`distribution` must have a scalar batch shape (one flow); received batch shape "
-                         f"{distribution.batch_shape}")
+        raise ValueError(
+            f"`distribution` must have a scalar batch shape (one flow); received batch shape {distribution.batch_shape}"
+        )
     check_int(num_bits, "num_bits", allow_none=True)
     bijector, base = distribution.bijector, distribution.distribution
     latent_shape = tuple(int(d) for d in bijector.inverse_event_shape(event_shape))
@@ -156,14 +177,21 @@ def export_distribution(distribution, event_shape, path, num_bits=None):
         return bijector.forward(z), base.log_prob(z) - log_det
 
     def bits(x):
-        from tfp_flows.datasets import bits_per_dim  # noqa: PLC0415
+        from tfp_flows.datasets import bits_per_dim
 
-        return bits_per_dim(distribution.log_prob(x), int(np.prod(event_shape)), num_levels=2 ** num_bits)
+        return bits_per_dim(distribution.log_prob(x), int(np.prod(event_shape)), num_levels=2**num_bits)
 
-    functions = _ServingFunctions(log_prob=distribution.log_prob, encode=bijector.inverse, decode=bijector.forward,
-                                  sample=sample, sample_and_log_prob=sample_and_log_prob,
-                                  bits_per_dim=bits if num_bits else None, event_shape=event_shape,
-                                  latent_shape=latent_shape, dtype=dtype)
+    functions = _ServingFunctions(
+        log_prob=distribution.log_prob,
+        encode=bijector.inverse,
+        decode=bijector.forward,
+        sample=sample,
+        sample_and_log_prob=sample_and_log_prob,
+        bits_per_dim=bits if num_bits else None,
+        event_shape=event_shape,
+        latent_shape=latent_shape,
+        dtype=dtype,
+    )
     path = os.fspath(path)
     if os.path.lexists(path):
         raise FileExistsError(errno.EEXIST, "refusing to overwrite an existing export", path)
@@ -185,25 +213,34 @@ def load_serving_model(path):
     if not os.path.isfile(os.path.join(path, SAVED_MODEL_FILE)):
         versions = list_versions(path)
         if not versions:
-            raise FileNotFoundError(errno.ENOENT, f"neither a SavedModel (no {SAVED_MODEL_FILE}) nor a model folder "
-                                    "with integer version subfolders", path)
+            raise FileNotFoundError(
+                errno.ENOENT,
+                f"neither a SavedModel (no {SAVED_MODEL_FILE}) nor a model folder with integer version subfolders",
+                path,
+            )
         target = os.path.join(path, versions[-1][1])
         if not os.path.isfile(os.path.join(target, SAVED_MODEL_FILE)):
-            raise ValueError(f"the newest version folder {target!r} holds no {SAVED_MODEL_FILE}: an incomplete or "
-                             "corrupt export (TF Serving would fail on it too); remove it or load an older version")
+            raise ValueError(
+                f"the newest version folder {target!r} holds no {SAVED_MODEL_FILE}: an incomplete or "
+                "corrupt export (TF Serving would fail on it too); remove it or load an older version"
+            )
     try:
         return tf.saved_model.load(target)
     except Exception as err:  # TF raises many types (DecodeError, OSError, NotFoundError, ...): name the path.
-        raise ValueError(f"cannot load the SavedModel at {target!r} (corrupt or incomplete export): "
-                         f"{type(err).__name__}: {err}") from err
+        raise ValueError(
+            f"cannot load the SavedModel at {target!r} (corrupt or incomplete export): {type(err).__name__}: {err}"
+        ) from err
 
 
 def list_versions(model_dir):
     """`[(version, folder_name), ...]` of `model_dir`'s integer-named subfolders, lowest version first."""
     if not os.path.isdir(model_dir):
         return []
-    entries = [(int(entry), entry) for entry in os.listdir(model_dir)
-               if entry.isascii() and entry.isdigit() and os.path.isdir(os.path.join(model_dir, entry))]
+    entries = [
+        (int(entry), entry)
+        for entry in os.listdir(model_dir)
+        if entry.isascii() and entry.isdigit() and os.path.isdir(os.path.join(model_dir, entry))
+    ]
     return sorted(entries)
 
 
@@ -220,19 +257,32 @@ def write_models_config(base_dir="saved_models", model_base_path="/models", path
     """
     if not os.path.isdir(base_dir):
         raise FileNotFoundError(errno.ENOENT, "no exports folder at this path", os.fspath(base_dir))
-    names = [entry for entry in sorted(os.listdir(base_dir))
-             if _NAME_PATTERN.fullmatch(entry)
-             and any(os.path.isfile(os.path.join(base_dir, entry, v, SAVED_MODEL_FILE))
-                     for _, v in list_versions(os.path.join(base_dir, entry)))]
+    names = [
+        entry
+        for entry in sorted(os.listdir(base_dir))
+        if _NAME_PATTERN.fullmatch(entry)
+        and any(
+            os.path.isfile(os.path.join(base_dir, entry, v, SAVED_MODEL_FILE))
+            for _, v in list_versions(os.path.join(base_dir, entry))
+        )
+    ]
     if not names:
-        raise ValueError(f"no exported models under {base_dir!r} (expected <name>/<integer version>/"
-                         f"{SAVED_MODEL_FILE})")
+        raise ValueError(
+            f"no exported models under {base_dir!r} (expected <name>/<integer version>/{SAVED_MODEL_FILE})"
+        )
     root = os.path.abspath(base_dir) if model_base_path is None else str(model_base_path).rstrip("/")
-    lines = [MODELS_CONFIG_MARKER + f" from {os.fspath(base_dir)!r}; edit freely (then it is left alone).",
-             "model_config_list {"]
+    lines = [
+        MODELS_CONFIG_MARKER + f" from {os.fspath(base_dir)!r}; edit freely (then it is left alone).",
+        "model_config_list {",
+    ]
     for name in names:
-        lines += ["  config {", f"    name: {_proto_string(name)}",
-                  f"    base_path: {_proto_string(root + '/' + name)}", '    model_platform: "tensorflow"', "  }"]
+        lines += [
+            "  config {",
+            f"    name: {_proto_string(name)}",
+            f"    base_path: {_proto_string(root + '/' + name)}",
+            '    model_platform: "tensorflow"',
+            "  }",
+        ]
     lines.append("}")
     path = os.path.join(base_dir, MODELS_CONFIG_FILE) if path is None else path
     atomic_write_text(path, "\n".join(lines) + "\n")
@@ -245,17 +295,40 @@ def write_models_config(base_dir="saved_models", model_base_path="/models", path
 class _ServingFunctions:
     """The signature functions, traced once with fixed input signatures (dtypes and shapes, batch free)."""
 
-    def __init__(self, log_prob, encode, decode, sample, bits_per_dim, event_shape, latent_shape, dtype,
-                 sample_and_log_prob=None, context_shape=None):
+    def __init__(
+        self,
+        log_prob,
+        encode,
+        decode,
+        sample,
+        bits_per_dim,
+        event_shape,
+        latent_shape,
+        dtype,
+        sample_and_log_prob=None,
+        context_shape=None,
+    ):
         if context_shape is not None:
-            self._init_conditional(log_prob, encode, decode, sample, bits_per_dim, event_shape, latent_shape, dtype,
-                                   sample_and_log_prob, tuple(context_shape))
+            self._init_conditional(
+                log_prob,
+                encode,
+                decode,
+                sample,
+                bits_per_dim,
+                event_shape,
+                latent_shape,
+                dtype,
+                sample_and_log_prob,
+                tuple(context_shape),
+            )
             return
         x_spec = tf.TensorSpec([None, *event_shape], dtype, name="x")
         z_spec = tf.TensorSpec([None, *latent_shape], dtype, name="z")
-        sample_specs = [tf.TensorSpec([], tf.int32, name="num_samples"),
-                        tf.TensorSpec([], tf.float32, name="temperature"),
-                        tf.TensorSpec([2], tf.int32, name="seed")]
+        sample_specs = [
+            tf.TensorSpec([], tf.int32, name="num_samples"),
+            tf.TensorSpec([], tf.float32, name="temperature"),
+            tf.TensorSpec([2], tf.int32, name="seed"),
+        ]
 
         def log_prob_fn(x):
             return {"log_prob": log_prob(x)}
@@ -268,9 +341,11 @@ class _ServingFunctions:
 
         def checked_sample_inputs(num_samples, temperature):
             # Bad requests fail with InvalidArgument (TF Serving answers 400), not a silent empty or NaN batch.
-            checks = [tf.debugging.assert_positive(num_samples, message="`num_samples` must be >= 1"),
-                      tf.debugging.assert_non_negative(temperature, message="`temperature` must be >= 0"),
-                      tf.debugging.assert_all_finite(temperature, message="`temperature` must be finite")]
+            checks = [
+                tf.debugging.assert_positive(num_samples, message="`num_samples` must be >= 1"),
+                tf.debugging.assert_non_negative(temperature, message="`temperature` must be >= 0"),
+                tf.debugging.assert_all_finite(temperature, message="`temperature` must be finite"),
+            ]
             with tf.control_dependencies(checks):
                 return tf.identity(num_samples), tf.identity(temperature)
 
@@ -292,32 +367,53 @@ class _ServingFunctions:
         if sample_and_log_prob is not None:
             self.functions["sample_and_log_prob"] = tf.function(sample_and_log_prob_fn, input_signature=sample_specs)
         if bits_per_dim is not None:
-            self.functions["bits_per_dim"] = tf.function(lambda x: {"bits_per_dim": bits_per_dim(x)},
-                                                         input_signature=[x_spec])
+            self.functions["bits_per_dim"] = tf.function(
+                lambda x: {"bits_per_dim": bits_per_dim(x)}, input_signature=[x_spec]
+            )
 
-    def _init_conditional(self, log_prob, encode, decode, sample, bits_per_dim, event_shape, latent_shape, dtype,
-                          sample_and_log_prob, context_shape):
+    def _init_conditional(
+        self,
+        log_prob,
+        encode,
+        decode,
+        sample,
+        bits_per_dim,
+        event_shape,
+        latent_shape,
+        dtype,
+        sample_and_log_prob,
+        context_shape,
+    ):
         """The signatures of a conditional model: each takes the named input `context` [None, *context_shape]."""
         x_spec = tf.TensorSpec([None, *event_shape], dtype, name="x")
         z_spec = tf.TensorSpec([None, *latent_shape], dtype, name="z")
         c_spec = tf.TensorSpec([None, *context_shape], dtype, name="context")
-        sample_specs = [tf.TensorSpec([], tf.int32, name="num_samples"),
-                        tf.TensorSpec([], tf.float32, name="temperature"),
-                        tf.TensorSpec([2], tf.int32, name="seed"), c_spec]
+        sample_specs = [
+            tf.TensorSpec([], tf.int32, name="num_samples"),
+            tf.TensorSpec([], tf.float32, name="temperature"),
+            tf.TensorSpec([2], tf.int32, name="seed"),
+            c_spec,
+        ]
 
         def same_batch(data, context, what):
             # One context per example: a mismatch fails with InvalidArgument (TF Serving answers 400).
-            check = tf.debugging.assert_equal(tf.shape(context)[0], tf.shape(data)[0],
-                                              message=f"`context` must have one row per {what}")
+            check = tf.debugging.assert_equal(
+                tf.shape(context)[0], tf.shape(data)[0], message=f"`context` must have one row per {what}"
+            )
             with tf.control_dependencies([check]):
                 return tf.identity(context)
 
         def checked_sample_inputs(num_samples, temperature, context):
-            checks = [tf.debugging.assert_positive(num_samples, message="`num_samples` must be >= 1"),
-                      tf.debugging.assert_non_negative(temperature, message="`temperature` must be >= 0"),
-                      tf.debugging.assert_all_finite(temperature, message="`temperature` must be finite"),
-                      tf.debugging.assert_equal(tf.shape(context)[0], num_samples,
-                                                message="`context` must have one row per sample (num_samples rows)")]
+            checks = [
+                tf.debugging.assert_positive(num_samples, message="`num_samples` must be >= 1"),
+                tf.debugging.assert_non_negative(temperature, message="`temperature` must be >= 0"),
+                tf.debugging.assert_all_finite(temperature, message="`temperature` must be finite"),
+                tf.debugging.assert_equal(
+                    tf.shape(context)[0],
+                    num_samples,
+                    message="`context` must have one row per sample (num_samples rows)",
+                ),
+            ]
             with tf.control_dependencies(checks):
                 return tf.identity(num_samples), tf.identity(temperature), tf.identity(context)
 
@@ -331,19 +427,24 @@ class _ServingFunctions:
             return {"samples": samples, "log_prob": log_prob_value}
 
         self.functions = {
-            "log_prob": tf.function(lambda x, context: {"log_prob": log_prob(x, same_batch(x, context, "example"))},
-                                    input_signature=[x_spec, c_spec]),
+            "log_prob": tf.function(
+                lambda x, context: {"log_prob": log_prob(x, same_batch(x, context, "example"))},
+                input_signature=[x_spec, c_spec],
+            ),
             "sample": tf.function(sample_fn, input_signature=sample_specs),
-            "encode": tf.function(lambda x, context: {"z": encode(x, same_batch(x, context, "example"))},
-                                  input_signature=[x_spec, c_spec]),
-            "decode": tf.function(lambda z, context: {"x": decode(z, same_batch(z, context, "latent"))},
-                                  input_signature=[z_spec, c_spec]),
+            "encode": tf.function(
+                lambda x, context: {"z": encode(x, same_batch(x, context, "example"))}, input_signature=[x_spec, c_spec]
+            ),
+            "decode": tf.function(
+                lambda z, context: {"x": decode(z, same_batch(z, context, "latent"))}, input_signature=[z_spec, c_spec]
+            ),
             "sample_and_log_prob": tf.function(sample_and_log_prob_fn, input_signature=sample_specs),
         }
         if bits_per_dim is not None:
             self.functions["bits_per_dim"] = tf.function(
                 lambda x, context: {"bits_per_dim": bits_per_dim(x, same_batch(x, context, "example"))},
-                input_signature=[x_spec, c_spec])
+                input_signature=[x_spec, c_spec],
+            )
 
     def module(self, extra_variables=()):
         """A `tf.Module` holding every variable the traced functions read, and the signatures to save with it."""
@@ -352,8 +453,10 @@ class _ServingFunctions:
         # Only the signatures are saved: also attaching the tf.functions as attributes would store every
         # graph twice (double the size and the save time) for no gain to TF Serving.
         module = tf.Module()
-        module.flow_variables = _unique([v for fn in concrete.values() for v in fn.variables]
-                                        + [v for v in extra_variables if isinstance(v, tf.Variable)])
+        module.flow_variables = _unique(
+            [v for fn in concrete.values() for v in fn.variables]
+            + [v for v in extra_variables if isinstance(v, tf.Variable)]
+        )
         return module, signatures
 
 
@@ -382,8 +485,9 @@ def _save_new_version(functions, model_dir, version, extra_variables=()):
         existing = os.path.join(model_dir, next(entry for v, entry in present if v == int(version)))
         raise FileExistsError(errno.EEXIST, "refusing to overwrite an existing version", existing)
     next_version = int(version) if version is not None else (present[-1][0] + 1 if present else 1)
-    return _save_atomically(functions, os.path.join(model_dir, str(next_version)), extra_variables,
-                            auto_increment=version is None)
+    return _save_atomically(
+        functions, os.path.join(model_dir, str(next_version)), extra_variables, auto_increment=version is None
+    )
 
 
 def _save_atomically(functions, target, extra_variables=(), auto_increment=False):
@@ -464,8 +568,10 @@ def _refresh_models_config(base_dir):
 # Checks.
 def _check_name(name):
     if not isinstance(name, str) or not _NAME_PATTERN.fullmatch(name) or name.isdigit():
-        raise ValueError(f"`name` must be a folder name of letters, digits, '.', '_' or '-', starting with a "
-                         f"letter or digit and not all digits; received {name!r}")
+        raise ValueError(
+            f"`name` must be a folder name of letters, digits, '.', '_' or '-', starting with a "
+            f"letter or digit and not all digits; received {name!r}"
+        )
     return name
 
 

@@ -11,6 +11,8 @@ result as an uninterrupted run, the data must continue where it stopped too: `ba
 says where, before the dataset is built (`keras_models.train.run` skips the batches already seen). The atomic
 writes themselves are `keras_models.core.io`'s.
 """
+
+import contextlib
 import glob
 import json
 import os
@@ -18,12 +20,16 @@ import shutil
 import tempfile
 import warnings
 
+import keras
 import numpy as np
 
-import keras
-
-from keras_models.core.io import (atomic_write_json, non_finite_weights, remove_stale_temporaries,
-                                  save_model_atomically, save_through_temporary)
+from keras_models.core.io import (
+    atomic_write_json,
+    non_finite_weights,
+    remove_stale_temporaries,
+    save_model_atomically,
+    save_through_temporary,
+)
 from keras_models.train.distribute import is_chief
 
 
@@ -46,8 +52,9 @@ class AtomicCheckpoint(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         bad = non_finite_weights(self.model)
         if bad:
-            self.stop_reason = (f"non-finite weights after epoch {epoch + 1} in {bad[:3]}: not saved, the last good "
-                                "checkpoint is kept")
+            self.stop_reason = (
+                f"non-finite weights after epoch {epoch + 1} in {bad[:3]}: not saved, the last good checkpoint is kept"
+            )
             self.model.stop_training = True
             return
         if self.path:
@@ -68,8 +75,10 @@ class NaNGuard(keras.callbacks.TerminateOnNaN):
     def on_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
         if loss is not None and not np.isfinite(float(np.asarray(loss))) and self.stop_reason is None:
-            self.stop_reason = (f"non-finite loss ({float(np.asarray(loss))}) at epoch {self._epoch + 1}, batch "
-                                f"{batch + 1}: stopped by TerminateOnNaN, the last good checkpoint is kept")
+            self.stop_reason = (
+                f"non-finite loss ({float(np.asarray(loss))}) at epoch {self._epoch + 1}, batch "
+                f"{batch + 1}: stopped by TerminateOnNaN, the last good checkpoint is kept"
+            )
         super().on_batch_end(batch, logs)
 
 
@@ -84,8 +93,10 @@ def read_backup_state(backup_dir):
     with open(path, encoding="utf-8") as handle:
         state = json.load(handle)
     if not os.path.isfile(os.path.join(backup_dir, state.get("weights", ""))):
-        raise ValueError(f"the backup in {backup_dir!r} names weights {state.get('weights')!r} that are missing; "
-                         "expected them beside state.json (was the folder edited or partly copied?)")
+        raise ValueError(
+            f"the backup in {backup_dir!r} names weights {state.get('weights')!r} that are missing; "
+            "expected them beside state.json (was the folder edited or partly copied?)"
+        )
     return state
 
 
@@ -158,8 +169,9 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         state_path = os.path.join(self.write_dir, BACKUP_STATE_FILE)
         target = weights_path
         try:
-            save_through_temporary(lambda tmp: self.model.save_weights(tmp, overwrite=True), weights_path,
-                                    suffix=".weights.h5")
+            save_through_temporary(
+                lambda tmp: self.model.save_weights(tmp, overwrite=True), weights_path, suffix=".weights.h5"
+            )
             target = state_path
             atomic_write_json(state_path, {"epoch": epoch, "weights": weights_name})
         except OSError as error:
@@ -179,23 +191,22 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         except (OSError, ValueError):
             previous = None
         if target != weights_path and (previous is None or previous["weights"] != os.path.basename(weights_path)):
-            try:
+            with contextlib.suppress(OSError):
                 os.remove(weights_path)  # in place, but state.json could not name it: nothing ever will
-            except OSError:
-                pass
-        kept = (f"the previous backup (epoch {previous['epoch']}, {previous['weights']}) in {self.write_dir!r} is "
-                "intact: free some space or make the folder writable, then resume from it (tfp-flows train --resume)"
-                if previous else f"there is no previous backup in {self.write_dir!r}")
+        kept = (
+            f"the previous backup (epoch {previous['epoch']}, {previous['weights']}) in {self.write_dir!r} is "
+            "intact: free some space or make the folder writable, then resume from it (tfp-flows train --resume)"
+            if previous
+            else f"there is no previous backup in {self.write_dir!r}"
+        )
         cause = error.strerror or str(error)
         return OSError(error.errno, f"could not back up epoch {epoch}: writing {target!r} failed ({cause}); {kept}")
 
     def _remove_stale_temporaries(self):
         """Temporary files of writes a kill interrupted (this process is the only writer of `write_dir`)."""
         for stale in glob.glob(os.path.join(glob.escape(self.write_dir), ".tmp-*")):
-            try:
+            with contextlib.suppress(OSError):
                 os.remove(stale)
-            except OSError:
-                pass
 
     def on_train_end(self, logs=None):
         if self.write_dir and self.write_dir != self.backup_dir:
@@ -232,9 +243,14 @@ class BestEpochCheckpoint(keras.callbacks.ModelCheckpoint):
     def __init__(self, folder, chief=True, monitor="val_loss"):
         self.folder = folder
         state = read_best_state(folder)
-        super().__init__(os.path.join(folder, BEST_WEIGHTS_FILE), monitor=monitor, save_best_only=True,
-                         save_weights_only=True, mode="min",
-                         initial_value_threshold=None if state is None else float(state["val_loss"]))
+        super().__init__(
+            os.path.join(folder, BEST_WEIGHTS_FILE),
+            monitor=monitor,
+            save_best_only=True,
+            save_weights_only=True,
+            mode="min",
+            initial_value_threshold=None if state is None else float(state["val_loss"]),
+        )
         self.chief = bool(chief)
         self.best_epoch = None if state is None else int(state["epoch"])
 
@@ -246,17 +262,21 @@ class BestEpochCheckpoint(keras.callbacks.ModelCheckpoint):
         if not self.chief:
             return
         try:
-            save_through_temporary(lambda tmp: self.model.save_weights(tmp, overwrite=True), self.filepath,
-                                   suffix=".weights.h5")
-            atomic_write_json(os.path.join(self.folder, BEST_STATE_FILE),
-                              {"epoch": self.best_epoch, "val_loss": float(self.best)})
+            save_through_temporary(
+                lambda tmp: self.model.save_weights(tmp, overwrite=True), self.filepath, suffix=".weights.h5"
+            )
+            atomic_write_json(
+                os.path.join(self.folder, BEST_STATE_FILE), {"epoch": self.best_epoch, "val_loss": float(self.best)}
+            )
         except OSError as error:
             # Not fatal: the backup is what a run cannot go on without (it stops the run and says why); here the
             # previous best stays on disk, and so in memory, so that restore() and metrics.json agree.
             self.best, self.best_epoch = previous
-            warnings.warn(f"could not save epoch {epoch + 1} as the best epoch in {self.folder!r} "
-                          f"({error.strerror or error}); keeping the previous best (epoch {self.best_epoch})",
-                          stacklevel=2)
+            warnings.warn(
+                f"could not save epoch {epoch + 1} as the best epoch in {self.folder!r} "
+                f"({error.strerror or error}); keeping the previous best (epoch {self.best_epoch})",
+                stacklevel=2,
+            )
 
     def restore(self, model):
         """Load the best epoch's weights into `model`; returns that epoch (None when none was saved)."""
@@ -278,8 +298,7 @@ def default_callbacks(run_dir, backup=True, tensorboard=True, checkpoint=True, c
     chief = is_chief() if chief is None else bool(chief)
     callbacks = [NaNGuard()]
     if backup:
-        callbacks.append(AtomicBackupAndRestore(os.path.join(run_dir, "backup"), chief=chief,
-                                                delete_checkpoint=False))
+        callbacks.append(AtomicBackupAndRestore(os.path.join(run_dir, "backup"), chief=chief, delete_checkpoint=False))
     if best:
         callbacks.append(BestEpochCheckpoint(os.path.join(run_dir, "best"), chief=chief))
     if tensorboard and chief:

@@ -3,12 +3,12 @@
 The optimizer and its schedule, the one-line epoch summary, the device description for metrics.json, and the
 conversion of metrics to strict JSON. Both runs import this module; neither imports the other's internals.
 """
+
 import time
 
+import keras
 import numpy as np
 import tensorflow as tf
-
-import keras
 
 
 def device():
@@ -34,7 +34,8 @@ class EpochSummary(keras.callbacks.Callback):
 def make_optimizer(config):
     """Adam with a cosine-decayed learning rate over the whole run and gradient clipping (no NaN from a spike)."""
     schedule = keras.optimizers.schedules.CosineDecay(
-        config["learning_rate"], decay_steps=config["epochs"] * config["steps_per_epoch"], alpha=0.05)
+        config["learning_rate"], decay_steps=config["epochs"] * config["steps_per_epoch"], alpha=0.05
+    )
     return keras.optimizers.Adam(schedule, clipnorm=10.0)
 
 

@@ -8,6 +8,7 @@ a `context_shape` (labels) and a preset whose constructor takes `context_shape` 
 `VariationalFlow(objective=..., num_importance_samples=...)` and default there to "elbo" and 1; a
 density-estimation run refuses them rather than silently ignoring them.
 """
+
 import inspect
 
 from keras_models.flows.presets import preset_class
@@ -43,7 +44,7 @@ VARIATIONAL_KEYS = ("objective", "num_importance_samples")
 
 
 def is_energy(name):
-    from tfp_flows.datasets.energies import ENERGIES  # noqa: PLC0415
+    from tfp_flows.datasets.energies import ENERGIES
 
     return str(name).lower() in ENERGIES
 
@@ -56,13 +57,15 @@ def resolve_config(config):
     resolved = dict(DEFAULTS, **{k: v for k, v in config.items() if v is not None or k == "name"})
     preset_class(resolved["preset"])  # raises with the valid names
     if not is_energy(resolved["dataset"]):
-        from tfp_flows.datasets import list_datasets  # noqa: PLC0415
+        from tfp_flows.datasets import list_datasets
 
         if resolved["dataset"] not in list_datasets():
-            from tfp_flows.datasets.energies import ENERGIES  # noqa: PLC0415
+            from tfp_flows.datasets.energies import ENERGIES
 
-            raise ValueError(f"unknown dataset {resolved['dataset']!r}; expected one of "
-                             f"{sorted(list_datasets()) + sorted(name.upper() for name in ENERGIES)}")
+            raise ValueError(
+                f"unknown dataset {resolved['dataset']!r}; expected one of "
+                f"{sorted(list_datasets()) + sorted(name.upper() for name in ENERGIES)}"
+            )
     _resolve_variational_keys(resolved)
     _check_conditional(resolved)
     for key in ("epochs", "steps_per_epoch", "batch_size"):
@@ -79,16 +82,23 @@ def _resolve_variational_keys(resolved):
         given = {key: resolved[key] for key in VARIATIONAL_KEYS if resolved[key] is not None}
         if given:
             key, value = next(iter(given.items()))
-            raise ValueError(f"`{key}` (--{key.replace('_', '-')}) applies only to variational inference on an "
-                             f"energy (--dataset U1..U4); received {key}={value!r} for the density-estimation "
-                             f"dataset {resolved['dataset']!r}")
+            raise ValueError(
+                f"`{key}` (--{key.replace('_', '-')}) applies only to variational inference on an "
+                f"energy (--dataset U1..U4); received {key}={value!r} for the density-estimation "
+                f"dataset {resolved['dataset']!r}"
+            )
         return
     objective = check_one_of(resolved["objective"] or "elbo", "objective", OBJECTIVES)
-    k = check_int(1 if resolved["num_importance_samples"] is None else resolved["num_importance_samples"],
-                  "num_importance_samples", minimum=1)
+    k = check_int(
+        1 if resolved["num_importance_samples"] is None else resolved["num_importance_samples"],
+        "num_importance_samples",
+        minimum=1,
+    )
     if objective == "elbo" and k > 1:
-        raise ValueError(f"`num_importance_samples` > 1 needs objective 'iw-elbo' (--objective iw-elbo); received "
-                         f"num_importance_samples={k} with objective 'elbo'")
+        raise ValueError(
+            f"`num_importance_samples` > 1 needs objective 'iw-elbo' (--objective iw-elbo); received "
+            f"num_importance_samples={k} with objective 'elbo'"
+        )
     resolved["objective"], resolved["num_importance_samples"] = objective, k
 
 
@@ -113,14 +123,18 @@ def _check_conditional(resolved):
         raise TypeError(f"`conditional` must be true or false; received {conditional!r}")
     if not conditional:
         return
-    from tfp_flows.datasets import dataset_info, list_datasets  # noqa: PLC0415
+    from tfp_flows.datasets import dataset_info, list_datasets
 
     labelled = [name for name in list_datasets() if dataset_info(name).context_shape is not None]
     dataset = resolved["dataset"]
     if is_energy(dataset) or dataset_info(dataset).context_shape is None:
-        raise ValueError(f"`conditional` (--conditional) needs a dataset with labels (a context_shape); "
-                         f"{dataset!r} has none. Expected one of {labelled}")
+        raise ValueError(
+            f"`conditional` (--conditional) needs a dataset with labels (a context_shape); "
+            f"{dataset!r} has none. Expected one of {labelled}"
+        )
     model_class = preset_class(resolved["preset"])
     if not takes_keyword(model_class, "context_shape"):
-        raise ValueError(f"`conditional` (--conditional) needs a preset whose constructor takes `context_shape`; "
-                         f"preset {resolved['preset']!r} ({model_class.__name__}) does not")
+        raise ValueError(
+            f"`conditional` (--conditional) needs a preset whose constructor takes `context_shape`; "
+            f"preset {resolved['preset']!r} ({model_class.__name__}) does not"
+        )

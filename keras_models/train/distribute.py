@@ -1,4 +1,5 @@
 """tf.distribute for a run: the strategy named on the command line and which process writes files."""
+
 import json
 import os
 

@@ -1,9 +1,10 @@
 """Figures for runs, made with matplotlib (Agg backend, files only): densities, sample grids, curves."""
+
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
 
 def _grid(limits, resolution):
@@ -20,8 +21,18 @@ def limits_of(points, margin=0.15):
     return [(lo[0] - pad[0], hi[0] + pad[0]), (lo[1] - pad[1], hi[1] + pad[1])]
 
 
-def plot_density_2d(log_prob_fn, path, data=None, samples=None, target_log_prob_fn=None, limits=None,
-                    resolution=150, title="learned density", data_classes=None, sample_classes=None):
+def plot_density_2d(
+    log_prob_fn,
+    path,
+    data=None,
+    samples=None,
+    target_log_prob_fn=None,
+    limits=None,
+    resolution=150,
+    title="learned density",
+    data_classes=None,
+    sample_classes=None,
+):
     """Heat map of exp(log_prob_fn) on a grid beside the data, the samples and (for VI) the target.
 
     `data_classes` / `sample_classes` (int arrays, optional) colour each point by its class (conditional runs).
@@ -33,15 +44,17 @@ def plot_density_2d(log_prob_fn, path, data=None, samples=None, target_log_prob_
     if target_log_prob_fn is not None:
         target = np.asarray(target_log_prob_fn(points)).reshape(xx.shape)
         panels.insert(0, ("target exp(-U)", np.exp(target - target.max())))
-    scatters = [(name, pts, classes) for name, pts, classes in (("data", data, data_classes),
-                                                                ("samples", samples, sample_classes))
-                if pts is not None]
+    scatters = [
+        (name, pts, classes)
+        for name, pts, classes in (("data", data, data_classes), ("samples", samples, sample_classes))
+        if pts is not None
+    ]
     fig, axes = plt.subplots(1, len(panels) + len(scatters), figsize=(4 * (len(panels) + len(scatters)), 4))
     axes = np.atleast_1d(axes)
     for ax, (name, values) in zip(axes, panels):
         ax.imshow(values, origin="lower", extent=[*limits[0], *limits[1]], aspect="auto", cmap="viridis")
         ax.set_title(name)
-    for ax, (name, pts, classes) in zip(axes[len(panels):], scatters):
+    for ax, (name, pts, classes) in zip(axes[len(panels) :], scatters):
         pts = np.asarray(pts)
         if classes is None:
             ax.scatter(pts[:, 0], pts[:, 1], s=2, alpha=0.5)
@@ -66,7 +79,7 @@ def image_grid(images, columns=8, pad=0, pad_value=1.0):
     for i, image in enumerate(images):
         r, col = divmod(i, columns)
         top, left = r * (h + pad), col * (w + pad)
-        canvas[top:top + h, left:left + w] = image
+        canvas[top : top + h, left : left + w] = image
     return canvas
 
 
@@ -79,12 +92,16 @@ def plot_images(rows, path, titles=None, columns=8):
     canvases = [image_grid(images, columns) for images in rows]
     width = columns * 0.8
     heights = [width * canvas.shape[0] / canvas.shape[1] + (0.35 if titles else 0.1) for canvas in canvases]
-    fig, axes = plt.subplots(len(rows), 1, figsize=(width, sum(heights)),
-                             gridspec_kw={"height_ratios": heights})
+    fig, axes = plt.subplots(len(rows), 1, figsize=(width, sum(heights)), gridspec_kw={"height_ratios": heights})
     axes = np.atleast_1d(axes)
     for i, (ax, canvas) in enumerate(zip(axes, canvases)):
-        ax.imshow(canvas.squeeze(-1) if canvas.shape[-1] == 1 else canvas, cmap="gray", vmin=0, vmax=1,
-                  interpolation="nearest")
+        ax.imshow(
+            canvas.squeeze(-1) if canvas.shape[-1] == 1 else canvas,
+            cmap="gray",
+            vmin=0,
+            vmax=1,
+            interpolation="nearest",
+        )
         ax.axis("off")
         if titles:
             ax.set_title(titles[i])
@@ -104,8 +121,9 @@ def plot_image_rows(rows, path, row_labels, title=None):
     height = (canvas.shape[0] + 1) / len(rows)  # one tile and its gap
     width = columns * 0.8
     fig, ax = plt.subplots(figsize=(width + 1.2, width * canvas.shape[0] / canvas.shape[1] + (0.4 if title else 0.1)))
-    ax.imshow(canvas.squeeze(-1) if canvas.shape[-1] == 1 else canvas, cmap="gray", vmin=0, vmax=1,
-              interpolation="nearest")
+    ax.imshow(
+        canvas.squeeze(-1) if canvas.shape[-1] == 1 else canvas, cmap="gray", vmin=0, vmax=1, interpolation="nearest"
+    )
     ax.set_xticks([])
     ax.set_yticks((np.arange(len(rows)) + 0.5) * height - 0.5, labels=[str(label) for label in row_labels])
     ax.tick_params(length=0)

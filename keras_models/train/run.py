@@ -23,15 +23,15 @@ is initialised from one global batch (the same on every worker), and each replic
 global batch through `distribute_datasets_from_function`. Only the chief (`distribute.is_chief`) writes the run
 folder and the export; the other workers back up into private temporary folders.
 """
+
 import datetime
 import json
 import os
 import time
 
+import keras
 import numpy as np
 import tensorflow as tf
-
-import keras
 
 from keras_models.core.io import atomic_write_json, save_model_atomically
 from keras_models.core.nan_policy import NonFiniteInputError, OutOfSupportError, check_finite_batches
@@ -62,12 +62,20 @@ def _train_stream(config, start_step, input_context=None):
     at the data epoch and batch where step `start_step` falls, so a resumed run reads what an uninterrupted
     one would have read. Each global step takes one batch per replica from its input pipeline.
     """
-    from tfp_flows.datasets import make_dataset  # noqa: PLC0415
+    from tfp_flows.datasets import make_dataset
 
-    common = dict(split="train", batch_size=config["batch_size"], seed=config["seed"], shuffle=True,
-                  drop_remainder=True, input_context=input_context, **_conditional_kwargs(config))
-    replicas_per_pipeline = 1 if input_context is None else (input_context.num_replicas_in_sync
-                                                             // input_context.num_input_pipelines)
+    common = dict(
+        split="train",
+        batch_size=config["batch_size"],
+        seed=config["seed"],
+        shuffle=True,
+        drop_remainder=True,
+        input_context=input_context,
+        **_conditional_kwargs(config),
+    )
+    replicas_per_pipeline = (
+        1 if input_context is None else (input_context.num_replicas_in_sync // input_context.num_input_pipelines)
+    )
     batches_done = start_step * replicas_per_pipeline
     if batches_done == 0:
         return make_dataset(config["dataset"], repeat=True, **common)
@@ -83,10 +91,11 @@ def _conditional_kwargs(config):
 
 def _datasets(config, strategy, start_step=0, check_finite=True, support=None):
     """(first global batch for ActNorm, training data from `start_step`, validation data)."""
-    from tfp_flows.datasets import make_dataset  # noqa: PLC0415
+    from tfp_flows.datasets import make_dataset
 
     first_batch = next(iter(_train_stream(config, 0).take(1)))
     if strategy.num_replicas_in_sync > 1:
+
         def replica_stream(ctx):
             stream = _train_stream(config, start_step, ctx)
             # FlowModel.fit cannot reach inside a distributed dataset: check NaN/inf and support here (nan_policy).
@@ -95,9 +104,16 @@ def _datasets(config, strategy, start_step=0, check_finite=True, support=None):
         train_ds = strategy.distribute_datasets_from_function(replica_stream)
     else:
         train_ds = _train_stream(config, start_step)
-    validation = make_dataset(config["dataset"], split="validation", batch_size=config["batch_size"],
-                              seed=config["seed"], shuffle=False, drop_remainder=False, repeat=False,
-                              **_conditional_kwargs(config))
+    validation = make_dataset(
+        config["dataset"],
+        split="validation",
+        batch_size=config["batch_size"],
+        seed=config["seed"],
+        shuffle=False,
+        drop_remainder=False,
+        repeat=False,
+        **_conditional_kwargs(config),
+    )
     return first_batch, train_ds, validation.take(config["validation_batches"])
 
 
@@ -117,18 +133,23 @@ def _figures(model, run_dir, validation_points, history, info):
     paths = {"training_curve": plots.plot_training_curve(history, os.path.join(run_dir, "training_curve.png"))}
     if len(model.event_shape) == 1 and model.event_shape[0] == 2:
         samples = model.sample(2000, seed=1).numpy()
-        paths["density"] = plots.plot_density_2d(lambda p: model.log_prob(p).numpy(),
-                                                 os.path.join(run_dir, "density.png"),
-                                                 data=validation_points, samples=samples)
+        paths["density"] = plots.plot_density_2d(
+            lambda p: model.log_prob(p).numpy(),
+            os.path.join(run_dir, "density.png"),
+            data=validation_points,
+            samples=samples,
+        )
     elif len(model.event_shape) == 3:
         rows = [model.sample(16, temperature=t, seed=2).numpy() for t in (1.0, 0.7)]
-        paths["samples"] = plots.plot_images(rows, os.path.join(run_dir, "samples.png"),
-                                             titles=["samples, T = 1.0", "samples, T = 0.7"])
+        paths["samples"] = plots.plot_images(
+            rows, os.path.join(run_dir, "samples.png"), titles=["samples, T = 1.0", "samples, T = 0.7"]
+        )
         z = model.encode(validation_points[:2]).numpy()
         weights = np.linspace(0.0, 1.0, 8).reshape(-1, *([1] * z[0].ndim)).astype(np.float32)
         strip = model.decode((1.0 - weights) * z[0] + weights * z[1]).numpy()
-        paths["interpolation"] = plots.plot_images([strip], os.path.join(run_dir, "interpolation.png"),
-                                                   titles=["latent interpolation"])
+        paths["interpolation"] = plots.plot_images(
+            [strip], os.path.join(run_dir, "interpolation.png"), titles=["latent interpolation"]
+        )
     _write_tensorboard_images(run_dir, paths)
     return paths
 
@@ -142,24 +163,37 @@ def _conditional_figures(model, run_dir, validation_points, history, info):
     num_classes = info.context_shape[0]
     one_hots = np.eye(num_classes, dtype=c.dtype)
     if len(model.event_shape) == 1 and model.event_shape[0] == 2:
+
         def marginal_log_prob(points):
-            per_class = [model.log_prob(points, np.repeat(one_hots[k:k + 1], len(points), axis=0)).numpy()
-                         for k in range(num_classes)]
+            per_class = [
+                model.log_prob(points, np.repeat(one_hots[k : k + 1], len(points), axis=0)).numpy()
+                for k in range(num_classes)
+            ]
             return np.logaddexp.reduce(np.stack(per_class), axis=0) - np.log(num_classes)
 
         samples = model.sample(len(c), c, seed=1).numpy()
         # Points coloured by class: samples drawn at the validation contexts should sit where those data sit.
-        paths["density"] = plots.plot_density_2d(marginal_log_prob, os.path.join(run_dir, "density.png"),
-                                                 data=x, samples=samples, data_classes=c.argmax(axis=-1),
-                                                 sample_classes=c.argmax(axis=-1),
-                                                 title="learned marginal (1/K) sum_k q(x | k)")
+        paths["density"] = plots.plot_density_2d(
+            marginal_log_prob,
+            os.path.join(run_dir, "density.png"),
+            data=x,
+            samples=samples,
+            data_classes=c.argmax(axis=-1),
+            sample_classes=c.argmax(axis=-1),
+            title="learned marginal (1/K) sum_k q(x | k)",
+        )
     elif len(model.event_shape) == 3:
         columns = 8
-        rows = [model.sample(columns, np.repeat(one_hots[k:k + 1], columns, axis=0), temperature=0.7,
-                             seed=[2, k]).numpy() for k in range(num_classes)]
-        paths["samples"] = plots.plot_image_rows(rows, os.path.join(run_dir, "samples.png"),
-                                                 row_labels=list(info.class_names),
-                                                 title="samples given the class (one row each), T = 0.7")
+        rows = [
+            model.sample(columns, np.repeat(one_hots[k : k + 1], columns, axis=0), temperature=0.7, seed=[2, k]).numpy()
+            for k in range(num_classes)
+        ]
+        paths["samples"] = plots.plot_image_rows(
+            rows,
+            os.path.join(run_dir, "samples.png"),
+            row_labels=list(info.class_names),
+            title="samples given the class (one row each), T = 0.7",
+        )
     _write_tensorboard_images(run_dir, paths)
     return paths
 
@@ -179,8 +213,9 @@ def train(config=None, resume=None):
     if resume:
         run_dir = os.fspath(resume)
         if not os.path.isfile(os.path.join(run_dir, "config.json")):
-            raise ValueError(f"`resume` must be a run folder holding config.json (runs/<name>-<timestamp>); "
-                             f"received {run_dir!r}")
+            raise ValueError(
+                f"`resume` must be a run folder holding config.json (runs/<name>-<timestamp>); received {run_dir!r}"
+            )
         with open(os.path.join(run_dir, "config.json"), encoding="utf-8") as handle:
             config = resolve_config(json.load(handle))
     else:
@@ -193,19 +228,23 @@ def train(config=None, resume=None):
     if is_energy(config["dataset"]):
         return train_variational(config, run_dir, start)
 
-    from tfp_flows.datasets import dataset_info  # noqa: PLC0415
+    from tfp_flows.datasets import dataset_info
 
     keras.utils.set_random_seed(config["seed"])
     info = dataset_info(config["dataset"])
     strategy = make_strategy(config["strategy"])
     with strategy.scope():
         model = build_model(config["preset"], info.event_shape, **_model_args(config, info))
-        model.compile(optimizer=make_optimizer(config),
-                      jit_compile=bool(config["jit_compile"]))
+        model.compile(optimizer=make_optimizer(config), jit_compile=bool(config["jit_compile"]))
     # A resumed run continues the data stream where its backup stopped (see the module docstring).
     initial_epoch = train_callbacks.backed_up_epoch(os.path.join(run_dir, "backup"))
-    first_batch, train_ds, validation = _datasets(config, strategy, initial_epoch * config["steps_per_epoch"],
-                                                  check_finite=model.nan_policy == "raise", support=model.support)
+    first_batch, train_ds, validation = _datasets(
+        config,
+        strategy,
+        initial_epoch * config["steps_per_epoch"],
+        check_finite=model.nan_policy == "raise",
+        support=model.support,
+    )
     callbacks = train_callbacks.default_callbacks(run_dir, chief=chief, best=bool(config["restore_best"]))
     callbacks.append(EpochSummary(config["epochs"]))
     stop_reason = None
@@ -213,8 +252,14 @@ def train(config=None, resume=None):
         with strategy.scope():
             # ActNorm's data-dependent init sees one global batch, the same on every worker, before any step.
             model._maybe_initialize(first_batch)
-        model.fit(train_ds, epochs=config["epochs"], steps_per_epoch=config["steps_per_epoch"],
-                  validation_data=validation, callbacks=callbacks, verbose=config["verbose"])
+        model.fit(
+            train_ds,
+            epochs=config["epochs"],
+            steps_per_epoch=config["steps_per_epoch"],
+            validation_data=validation,
+            callbacks=callbacks,
+            verbose=config["verbose"],
+        )
     except NonFiniteInputError as error:
         stop_reason = f"non-finite input data: {error}"
     except OutOfSupportError as error:
@@ -256,10 +301,9 @@ def train(config=None, resume=None):
             validation_points = _collect_points(validation, config["num_plot_samples"])
             result["figures"] = _figures(model, run_dir, validation_points, history, info)
             if config["export"]:
-                from keras_models.serving.export import export_saved_model  # noqa: PLC0415
+                from keras_models.serving.export import export_saved_model
 
-                metrics["export_path"] = export_saved_model(model, base_dir=config["export_dir"],
-                                                            name=config["name"])
+                metrics["export_path"] = export_saved_model(model, base_dir=config["export_dir"], name=config["name"])
         atomic_write_json(os.path.join(run_dir, "metrics.json"), metrics)
     result["model"] = model
     return result
@@ -279,21 +323,23 @@ def _restore_best_epoch(model, callbacks, run_dir, chief):
 def _kl_gap(model, dataset, validation, conditional=False):
     """E_p[log p(x) - log q(x)] on the validation batches, for datasets whose true density is known (0 = exact);
     for a conditional run E_p[log p(x | c) - log q(x | c)], the expected KL(p(. | c) || q(. | c))."""
-    from tfp_flows.datasets import conditional as conditional_densities  # noqa: PLC0415
-    from tfp_flows.datasets import synthetic  # noqa: PLC0415
+    from tfp_flows.datasets import conditional as conditional_densities
+    from tfp_flows.datasets import synthetic
 
     if conditional:
         if dataset not in conditional_densities.CONDITIONAL_DENSITIES:
             return {}
         density = conditional_densities.get_conditional_density(dataset)
-        gaps = [density.log_prob(tf.cast(x, tf.float64), c).numpy()
-                - model.log_prob(x, c).numpy().astype(np.float64) for x, c in validation]
+        gaps = [
+            density.log_prob(tf.cast(x, tf.float64), c).numpy() - model.log_prob(x, c).numpy().astype(np.float64)
+            for x, c in validation
+        ]
         return {"validation_kl_gap": finite_or_none(float(np.mean(np.concatenate(gaps))))}
     if dataset not in synthetic.DENSITIES:
         return {}
     density = synthetic.get_density(dataset)
-    gaps = [density.log_prob(tf.cast(batch, tf.float64)).numpy() - model.log_prob(batch).numpy().astype(np.float64)
-            for batch in validation]
+    gaps = [
+        density.log_prob(tf.cast(batch, tf.float64)).numpy() - model.log_prob(batch).numpy().astype(np.float64)
+        for batch in validation
+    ]
     return {"validation_kl_gap": finite_or_none(float(np.mean(np.concatenate(gaps))))}
-
-

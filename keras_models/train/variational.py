@@ -13,12 +13,12 @@ metrics.json also holds log Z estimated by importance sampling from q (`Variatio
 log Z; U2-U4 do not decay along z1 (infinite mass), so for them the estimate is the mass within q's reach and a
 lower ESS is the expected warning sign, not a bug.
 """
+
 import os
 import time
 
-import numpy as np
-
 import keras
+import numpy as np
 
 from keras_models.core.io import atomic_write_json, save_model_atomically
 from keras_models.flows.presets import VARIATIONAL_PRESETS, build_model, preset
@@ -39,35 +39,47 @@ def _finite_or_none(value):
 def log_normalizer_metrics(model, seed):
     """metrics.json's log Z entries: the importance-sampling estimate, its standard error and the ESS."""
     estimate = model.estimate_log_normalizer(LOG_Z_SAMPLES, seed=seed)
-    return {"log_z": _finite_or_none(estimate.log_z),
-            "log_z_standard_error": _finite_or_none(estimate.standard_error),
-            "ess": _finite_or_none(estimate.ess),
-            "log_z_num_samples": estimate.num_samples}
+    return {
+        "log_z": _finite_or_none(estimate.log_z),
+        "log_z_standard_error": _finite_or_none(estimate.standard_error),
+        "ess": _finite_or_none(estimate.ess),
+        "log_z_num_samples": estimate.num_samples,
+    }
 
 
 def train_variational(config, run_dir, start):
     """Fit `config["preset"]` to the energy `config["dataset"]`; returns what `run.train` returns."""
-    from tfp_flows.datasets.energies import get_energy  # noqa: PLC0415
+    from tfp_flows.datasets.energies import get_energy
 
     entry = preset(config["preset"])
     if entry.vi_args is None:
-        raise ValueError(f"preset {config['preset']!r} cannot do variational inference on {config['dataset']!r}; "
-                         f"expected one of {list(VARIATIONAL_PRESETS)}")
+        raise ValueError(
+            f"preset {config['preset']!r} cannot do variational inference on {config['dataset']!r}; "
+            f"expected one of {list(VARIATIONAL_PRESETS)}"
+        )
     keras.utils.set_random_seed(config["seed"])
     args = dict(entry.vi_args, **(config["model_args"] or {}))
     flow = build_model(entry.name, (2,), **args)
-    model = VariationalFlow(flow, target_log_prob=config["dataset"].upper(), batch_size=config["batch_size"],
-                            seed=config["seed"], objective=config.get("objective") or "elbo",
-                            num_importance_samples=config.get("num_importance_samples") or 1)
-    model.compile(optimizer=make_optimizer(config),
-                  jit_compile=bool(config["jit_compile"]))
+    model = VariationalFlow(
+        flow,
+        target_log_prob=config["dataset"].upper(),
+        batch_size=config["batch_size"],
+        seed=config["seed"],
+        objective=config.get("objective") or "elbo",
+        num_importance_samples=config.get("num_importance_samples") or 1,
+    )
+    model.compile(optimizer=make_optimizer(config), jit_compile=bool(config["jit_compile"]))
     chief = is_chief()
     callbacks = train_callbacks.default_callbacks(run_dir, checkpoint=False, tensorboard=chief)
     callbacks.append(EpochSummary(config["epochs"]))
     # A resumed run (--resume) restores the backup, sampler state included, and continues after its epoch.
     initial_epoch = train_callbacks.backed_up_epoch(os.path.join(run_dir, "backup"))
-    history = model.fit(epochs=config["epochs"], steps_per_epoch=config["steps_per_epoch"], callbacks=callbacks,
-                        verbose=config["verbose"])
+    history = model.fit(
+        epochs=config["epochs"],
+        steps_per_epoch=config["steps_per_epoch"],
+        callbacks=callbacks,
+        verbose=config["verbose"],
+    )
     reason = train_callbacks.stop_reason(callbacks) or "completed"
     elbos = history.history.get("elbo") or [float("nan")]
     iw_elbos = history.history.get("iw_elbo") or [float("nan")]
@@ -96,12 +108,17 @@ def train_variational(config, run_dir, start):
         samples = model.sample(config["num_plot_samples"], seed=1).numpy()
         result["figures"] = {
             "training_curve": plots.plot_training_curve(history.history, os.path.join(run_dir, "training_curve.png")),
-            "density": plots.plot_density_2d(lambda p: flow.log_prob(p).numpy(), os.path.join(run_dir, "density.png"),
-                                             samples=samples, target_log_prob_fn=lambda p: -np.asarray(energy(p)),
-                                             limits=[(-4.0, 4.0), (-4.0, 4.0)], title="fitted q"),
+            "density": plots.plot_density_2d(
+                lambda p: flow.log_prob(p).numpy(),
+                os.path.join(run_dir, "density.png"),
+                samples=samples,
+                target_log_prob_fn=lambda p: -np.asarray(energy(p)),
+                limits=[(-4.0, 4.0), (-4.0, 4.0)],
+                title="fitted q",
+            ),
         }
         if config["export"] and reason == "completed":
-            from keras_models.serving.export import export_saved_model  # noqa: PLC0415
+            from keras_models.serving.export import export_saved_model
 
             metrics["export_path"] = export_saved_model(flow, base_dir=config["export_dir"], name=config["name"])
         atomic_write_json(os.path.join(run_dir, "metrics.json"), metrics)

@@ -4,8 +4,9 @@ Each group module (`elementwise`, `couplings`, `mixtures`, ...) defines `CASES`,
 (`"PReLU-alpha_0.2"`) to a `BijectorCase`; this package merges them. Adding a bijector to the conformance run
 costs one entry.
 """
+
 import dataclasses
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -34,8 +35,7 @@ class BijectorCase:
 
 
 def _merge():
-    from bijector_cases import (  # noqa: PLC0415 (group modules import this one)
-        autoregressive, couplings, elementwise, mixtures, splines, structural)
+    from bijector_cases import autoregressive, couplings, elementwise, mixtures, splines, structural
 
     merged = {}
     for module in (elementwise, couplings, mixtures, structural, autoregressive, splines):

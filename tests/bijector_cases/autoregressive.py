@@ -4,6 +4,7 @@ The network is a small masked MLP (`MaskedNetwork`, MADE masks of Germain et al.
 `tf.Variable`s of the dtype under test, drawn from fixed NumPy seeds (so the float32 and float64 builds hold the
 same numbers). Its hidden layer is tanh, so the log-scales stay bounded and large inputs stay finite.
 """
+
 import numpy as np
 import tensorflow as tf
 
@@ -17,8 +18,10 @@ def made_masks(event_size, hidden):
     """Input -> hidden (degree(in) <= degree(hidden)) and hidden -> output (strict <) 0/1 masks, one hidden layer."""
     in_degrees = np.arange(1, event_size + 1)
     hidden_degrees = 1 + np.arange(hidden) % max(event_size - 1, 1)
-    return ((in_degrees[:, None] <= hidden_degrees[None, :]).astype(np.float64),
-            (hidden_degrees[:, None] < in_degrees[None, :]).astype(np.float64))
+    return (
+        (in_degrees[:, None] <= hidden_degrees[None, :]).astype(np.float64),
+        (hidden_degrees[:, None] < in_degrees[None, :]).astype(np.float64),
+    )
 
 
 class MaskedNetwork(tf.Module):
@@ -52,6 +55,7 @@ class MaskedNetwork(tf.Module):
 def _maf(**network_kwargs):
     def make(dtype):
         return OnePassMaskedAutoregressiveFlow(shift_and_log_scale_fn=MaskedNetwork(dtype, **network_kwargs))
+
     return make
 
 
@@ -61,10 +65,12 @@ _EDGES = [np.zeros([2, EVENT_SIZE]), np.full([2, EVENT_SIZE], 1e3), _rng.normal(
 
 CASES = {
     "OnePassMaskedAutoregressiveFlow-shift-log-scale": BijectorCase(
-        make=_maf(seed=1), x=_X, event_ndims=1, edge_inputs=_EDGES),
+        make=_maf(seed=1), x=_X, event_ndims=1, edge_inputs=_EDGES
+    ),
     "OnePassMaskedAutoregressiveFlow-stacked-params-batch-3d": BijectorCase(
-        make=_maf(seed=2, stacked=True), x=_rng.normal(size=[2, 3, EVENT_SIZE]), event_ndims=1,
-        edge_inputs=_EDGES),
+        make=_maf(seed=2, stacked=True), x=_rng.normal(size=[2, 3, EVENT_SIZE]), event_ndims=1, edge_inputs=_EDGES
+    ),
     "OnePassMaskedAutoregressiveFlow-shift-only": BijectorCase(
-        make=_maf(seed=3, params=1), x=_X, event_ndims=1, edge_inputs=_EDGES),
+        make=_maf(seed=3, params=1), x=_X, event_ndims=1, edge_inputs=_EDGES
+    ),
 }

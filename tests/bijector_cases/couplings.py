@@ -5,6 +5,7 @@ gradient checks reach them through `bijector.trainable_variables`); their initia
 seeds, so the float32 and float64 builds hold the same numbers. Event sizes stay <= 32 so the Jacobian checks
 are cheap.
 """
+
 import math
 
 import numpy as np
@@ -28,11 +29,13 @@ class DenseConditioner(tf.Module):
         self.num_outputs = num_outputs
         self.w1 = tf.Variable(rng.normal(size=(event_size, hidden)) / np.sqrt(event_size), dtype=dtype)
         self.b1 = tf.Variable(rng.normal(size=hidden) * 0.1, dtype=dtype)
-        self.w2 = tf.Variable(rng.normal(size=(hidden, num_outputs * event_size)) * 0.5 / np.sqrt(hidden),
-                              dtype=dtype)
+        self.w2 = tf.Variable(rng.normal(size=(hidden, num_outputs * event_size)) * 0.5 / np.sqrt(hidden), dtype=dtype)
         self.b2 = tf.Variable(rng.normal(size=num_outputs * event_size) * 0.1, dtype=dtype)
-        self.skip = (tf.Variable(rng.normal(size=(event_size, num_outputs * event_size)) * 0.3, dtype=dtype)
-                     if linear_skip else None)
+        self.skip = (
+            tf.Variable(rng.normal(size=(event_size, num_outputs * event_size)) * 0.3, dtype=dtype)
+            if linear_skip
+            else None
+        )
 
     def __call__(self, x):
         hidden = tf.math.tanh(tf.einsum("...i,ij->...j", x, self.w1) + self.b1)
@@ -50,8 +53,9 @@ class ConvConditioner(tf.Module):
         rng = np.random.default_rng(seed)
         self.num_outputs = num_outputs
         self.k1 = tf.Variable(rng.normal(size=(3, 3, channels, hidden)) / np.sqrt(9 * channels), dtype=dtype)
-        self.k2 = tf.Variable(rng.normal(size=(1, 1, hidden, num_outputs * channels)) * 0.5 / np.sqrt(hidden),
-                              dtype=dtype)
+        self.k2 = tf.Variable(
+            rng.normal(size=(1, 1, hidden, num_outputs * channels)) * 0.5 / np.sqrt(hidden), dtype=dtype
+        )
         self.b2 = tf.Variable(rng.normal(size=num_outputs * channels) * 0.1, dtype=dtype)
 
     def __call__(self, x):
@@ -94,8 +98,9 @@ class BlockConditioner(tf.Module):
         self.num_outputs = num_outputs
         self.w1 = tf.Variable(rng.normal(size=(num_pass, hidden)) / np.sqrt(num_pass), dtype=dtype)
         self.b1 = tf.Variable(rng.normal(size=hidden) * 0.1, dtype=dtype)
-        self.w2 = tf.Variable(rng.normal(size=(hidden, num_outputs * (size - num_pass))) * 0.5 / np.sqrt(hidden),
-                              dtype=dtype)
+        self.w2 = tf.Variable(
+            rng.normal(size=(hidden, num_outputs * (size - num_pass))) * 0.5 / np.sqrt(hidden), dtype=dtype
+        )
         self.b2 = tf.Variable(rng.normal(size=num_outputs * (size - num_pass)) * 0.1, dtype=dtype)
 
     @property
@@ -115,8 +120,7 @@ def _normal(shape, seed, scale=1.0):
 def _edges(shape, seed):
     """Zeros, and large magnitudes of both signs."""
     signs = np.sign(_normal(shape, seed))
-    return (np.zeros(shape, np.float32), (1e3 * signs).astype(np.float32),
-            _normal(shape, seed + 1, scale=1e2))
+    return (np.zeros(shape, np.float32), (1e3 * signs).astype(np.float32), _normal(shape, seed + 1, scale=1e2))
 
 
 def _lower_upper(channels, seed, diag_scale, dtype):
@@ -129,6 +133,7 @@ def _lower_upper(channels, seed, diag_scale, dtype):
 def _affine(mask, conditioner_fn, bound, **kwargs):
     def make(dtype):
         return AffineCoupling(mask, conditioner_fn(dtype), log_scale_bound=bound, **kwargs)
+
     return make
 
 
@@ -140,70 +145,138 @@ CASES = {
     # Linear skip: the raw log-scale grows like |x|; tanh keeps |s| < 2 at the 1e3 edge inputs.
     "AffineCoupling-half-tanh": BijectorCase(
         make=_affine(masks.half(6), lambda dtype: DenseConditioner(6, 2, dtype, seed=1, linear_skip=True), "tanh"),
-        x=_normal(VECTOR_SHAPE, 10), event_ndims=1, edge_inputs=_edges(VECTOR_SHAPE, 11)),
+        x=_normal(VECTOR_SHAPE, 10),
+        event_ndims=1,
+        edge_inputs=_edges(VECTOR_SHAPE, 11),
+    ),
     "AffineCoupling-half-odd-parity1-unbounded": BijectorCase(
         make=_affine(masks.half(5, parity=1), lambda dtype: DenseConditioner(5, 2, dtype, seed=2), None),
-        x=_normal((4, 5), 12), event_ndims=1, edge_inputs=_edges((4, 5), 13)),
+        x=_normal((4, 5), 12),
+        event_ndims=1,
+        edge_inputs=_edges((4, 5), 13),
+    ),
     # Glow's sigmoid with the default floor exp(-2) on the density-direction scale.
     "AffineCoupling-checkerboard-sigmoid": BijectorCase(
         make=_affine(masks.checkerboard(4, 4, 2), lambda dtype: ConvConditioner(2, 2, dtype, seed=3), "sigmoid"),
-        x=_normal(IMAGE_SHAPE, 14), event_ndims=3, edge_inputs=_edges(IMAGE_SHAPE, 15)),
+        x=_normal(IMAGE_SHAPE, 14),
+        event_ndims=3,
+        edge_inputs=_edges(IMAGE_SHAPE, 15),
+    ),
     # Exactly Glow's sigmoid (no floor) bounds the density direction only; the conditioner's tanh layer bounds the
     # raw scale here.
     "AffineCoupling-half-sigmoid-no-floor": BijectorCase(
-        make=_affine(masks.half(6), lambda dtype: DenseConditioner(6, 2, dtype, seed=7), "sigmoid",
-                     log_scale_limit=math.inf),
-        x=_normal(VECTOR_SHAPE, 40), event_ndims=1, edge_inputs=_edges(VECTOR_SHAPE, 41)),
+        make=_affine(
+            masks.half(6), lambda dtype: DenseConditioner(6, 2, dtype, seed=7), "sigmoid", log_scale_limit=math.inf
+        ),
+        x=_normal(VECTOR_SHAPE, 40),
+        event_ndims=1,
+        edge_inputs=_edges(VECTOR_SHAPE, 41),
+    ),
     # Linear skip: the raw log-scale grows like |x|; the floor exp(-c) keeps sampling finite at the edge inputs.
     "AffineCoupling-half-sigmoid-floor-limit3": BijectorCase(
-        make=_affine(masks.half(6), lambda dtype: DenseConditioner(6, 2, dtype, seed=8, linear_skip=True), "sigmoid",
-                     log_scale_limit=3.0),
-        x=_normal(VECTOR_SHAPE, 42), event_ndims=1, edge_inputs=_edges(VECTOR_SHAPE, 43)),
+        make=_affine(
+            masks.half(6),
+            lambda dtype: DenseConditioner(6, 2, dtype, seed=8, linear_skip=True),
+            "sigmoid",
+            log_scale_limit=3.0,
+        ),
+        x=_normal(VECTOR_SHAPE, 42),
+        event_ndims=1,
+        edge_inputs=_edges(VECTOR_SHAPE, 43),
+    ),
     "AffineCoupling-channel-tanh-limit1": BijectorCase(
-        make=_affine(masks.channel(2, 2, 4, parity=1), lambda dtype: ConvConditioner(4, 2, dtype, seed=4), "tanh",
-                     log_scale_limit=1.0),
-        x=_normal(CHANNEL_IMAGE_SHAPE, 16), event_ndims=3, edge_inputs=_edges(CHANNEL_IMAGE_SHAPE, 17)),
+        make=_affine(
+            masks.channel(2, 2, 4, parity=1),
+            lambda dtype: ConvConditioner(4, 2, dtype, seed=4),
+            "tanh",
+            log_scale_limit=1.0,
+        ),
+        x=_normal(CHANNEL_IMAGE_SHAPE, 16),
+        event_ndims=3,
+        edge_inputs=_edges(CHANNEL_IMAGE_SHAPE, 17),
+    ),
     "AdditiveCoupling-half": BijectorCase(
         make=lambda dtype: AdditiveCoupling(masks.half(6), ShiftOnly(DenseConditioner(6, 1, dtype, seed=5))),
-        x=_normal(VECTOR_SHAPE, 18), event_ndims=1, edge_inputs=_edges(VECTOR_SHAPE, 19)),
+        x=_normal(VECTOR_SHAPE, 18),
+        event_ndims=1,
+        edge_inputs=_edges(VECTOR_SHAPE, 19),
+    ),
     "AdditiveCoupling-channel": BijectorCase(
-        make=lambda dtype: AdditiveCoupling(masks.channel(2, 2, 4),
-                                            ShiftOnly(ConvConditioner(4, 1, dtype, seed=6))),
-        x=_normal(CHANNEL_IMAGE_SHAPE, 20), event_ndims=3, edge_inputs=_edges(CHANNEL_IMAGE_SHAPE, 21)),
+        make=lambda dtype: AdditiveCoupling(masks.channel(2, 2, 4), ShiftOnly(ConvConditioner(4, 1, dtype, seed=6))),
+        x=_normal(CHANNEL_IMAGE_SHAPE, 20),
+        event_ndims=3,
+        edge_inputs=_edges(CHANNEL_IMAGE_SHAPE, 21),
+    ),
     "AdditiveCoupling-checkerboard-parity1": BijectorCase(
-        make=lambda dtype: AdditiveCoupling(masks.checkerboard(4, 4, 2, parity=1),
-                                            ShiftOnly(ConvConditioner(2, 1, dtype, seed=7))),
-        x=_normal(IMAGE_SHAPE, 22), event_ndims=3, edge_inputs=_edges(IMAGE_SHAPE, 23)),
+        make=lambda dtype: AdditiveCoupling(
+            masks.checkerboard(4, 4, 2, parity=1), ShiftOnly(ConvConditioner(2, 1, dtype, seed=7))
+        ),
+        x=_normal(IMAGE_SHAPE, 22),
+        event_ndims=3,
+        edge_inputs=_edges(IMAGE_SHAPE, 23),
+    ),
     # Block conditioners: the coupling hands over the pass-through block and takes back the transformed block's
     # parameters (odd sizes: the two blocks differ in size).
     "AffineCoupling-half-odd-parity1-block-tanh": BijectorCase(
-        make=_affine(masks.half(7, parity=1), lambda dtype: BlockConditioner(masks.half(7, parity=1), 2, dtype,
-                                                                             seed=60), "tanh"),
-        x=_normal((4, 7), 61), event_ndims=1, edge_inputs=_edges((4, 7), 62)),
+        make=_affine(
+            masks.half(7, parity=1), lambda dtype: BlockConditioner(masks.half(7, parity=1), 2, dtype, seed=60), "tanh"
+        ),
+        x=_normal((4, 7), 61),
+        event_ndims=1,
+        edge_inputs=_edges((4, 7), 62),
+    ),
     "AdditiveCoupling-channel-odd-block": BijectorCase(
-        make=lambda dtype: AdditiveCoupling(masks.channel(2, 2, 3), ShiftOnly(BlockConditioner(
-            masks.channel(2, 2, 3), 1, dtype, seed=63))),
-        x=_normal((3, 2, 2, 3), 64), event_ndims=3, edge_inputs=_edges((3, 2, 2, 3), 65)),
+        make=lambda dtype: AdditiveCoupling(
+            masks.channel(2, 2, 3), ShiftOnly(BlockConditioner(masks.channel(2, 2, 3), 1, dtype, seed=63))
+        ),
+        x=_normal((3, 2, 2, 3), 64),
+        event_ndims=3,
+        edge_inputs=_edges((3, 2, 2, 3), 65),
+    ),
     "ActNorm-vector": BijectorCase(
-        make=lambda dtype: ActNorm(tf.Variable(_normal(5, 30), dtype=dtype, name="loc"),
-                                   tf.Variable(_normal(5, 31, scale=0.5), dtype=dtype, name="log_scale")),
-        x=_normal((4, 5), 32), event_ndims=1, edge_inputs=_edges((4, 5), 33)),
+        make=lambda dtype: ActNorm(
+            tf.Variable(_normal(5, 30), dtype=dtype, name="loc"),
+            tf.Variable(_normal(5, 31, scale=0.5), dtype=dtype, name="log_scale"),
+        ),
+        x=_normal((4, 5), 32),
+        event_ndims=1,
+        edge_inputs=_edges((4, 5), 33),
+    ),
     "ActNorm-image": BijectorCase(
-        make=lambda dtype: ActNorm(tf.Variable(_normal(3, 34), dtype=dtype, name="loc"),
-                                   tf.Variable(_normal(3, 35, scale=0.5), dtype=dtype, name="log_scale")),
-        x=_normal((2, 4, 4, 3), 36), event_ndims=3, edge_inputs=_edges((2, 4, 4, 3), 37)),
+        make=lambda dtype: ActNorm(
+            tf.Variable(_normal(3, 34), dtype=dtype, name="loc"),
+            tf.Variable(_normal(3, 35, scale=0.5), dtype=dtype, name="log_scale"),
+        ),
+        x=_normal((2, 4, 4, 3), 36),
+        event_ndims=3,
+        edge_inputs=_edges((2, 4, 4, 3), 37),
+    ),
     # Parameters with a batch shape [2]: x [n, 2, C], one set of parameters per batch member.
     "ActNorm-vector-batched-parameters": BijectorCase(
-        make=lambda dtype: ActNorm(tf.Variable(_normal((2, 3), 38), dtype=dtype, name="loc"),
-                                   tf.Variable(_normal((2, 3), 39, scale=0.5), dtype=dtype, name="log_scale")),
-        x=_normal((4, 2, 3), 40), event_ndims=1, edge_inputs=_edges((4, 2, 3), 41)),
+        make=lambda dtype: ActNorm(
+            tf.Variable(_normal((2, 3), 38), dtype=dtype, name="loc"),
+            tf.Variable(_normal((2, 3), 39, scale=0.5), dtype=dtype, name="log_scale"),
+        ),
+        x=_normal((4, 2, 3), 40),
+        event_ndims=1,
+        edge_inputs=_edges((4, 2, 3), 41),
+    ),
     "InvertibleConv1x1-C4-image": BijectorCase(
         make=lambda dtype: InvertibleConv1x1(*_lower_upper(4, 50, [1.5, 0.8, 1.2, 0.6], dtype)),
-        x=_normal((2, 2, 2, 4), 51), event_ndims=3, edge_inputs=_edges((2, 2, 2, 4), 52)),
+        x=_normal((2, 2, 2, 4), 51),
+        event_ndims=3,
+        edge_inputs=_edges((2, 2, 2, 4), 52),
+    ),
     "InvertibleConv1x1-C3-vector": BijectorCase(
         make=lambda dtype: InvertibleConv1x1(*_lower_upper(3, 53, [-1.3, 0.9, 2.0], dtype)),
-        x=_normal((6, 3), 54), event_ndims=1, edge_inputs=_edges((6, 3), 55)),
+        x=_normal((6, 3), 54),
+        event_ndims=1,
+        edge_inputs=_edges((6, 3), 55),
+    ),
     "InvertibleConv1x1-C2-image-rotation": BijectorCase(
         make=lambda dtype: InvertibleConv1x1(*_lower_upper(2, 56, [1.0, 1.0], dtype)),
-        x=_normal((2, 4, 4, 2), 57), event_ndims=3, edge_inputs=_edges((2, 4, 4, 2), 58)),
+        x=_normal((2, 4, 4, 2), 57),
+        event_ndims=3,
+        edge_inputs=_edges((2, 4, 4, 2), 58),
+    ),
 }

@@ -6,6 +6,7 @@ bulk comes from a standard logistic, the edges are zero and deep tails (|z| = 15
 log space, so float32 still inverts there), and for the couplings +-1e3 in every entry (pass-through entries
 saturate the conditioner, transformed ones land far in the mixture's tails). Event sizes stay <= 16.
 """
+
 import numpy as np
 import tensorflow as tf
 
@@ -23,10 +24,13 @@ def _logistic(shape, seed, scale=1.0):
 
 def _mixture(logits, locs, log_scales):
     def make(dtype):
-        return LogisticMixtureCDF(tf.Variable(logits, dtype=dtype, name="logits"),
-                                  tf.Variable(locs, dtype=dtype, name="locs"),
-                                  tf.Variable(log_scales, dtype=dtype, name="log_scales"),
-                                  validate_args=True)
+        return LogisticMixtureCDF(
+            tf.Variable(logits, dtype=dtype, name="logits"),
+            tf.Variable(locs, dtype=dtype, name="locs"),
+            tf.Variable(log_scales, dtype=dtype, name="log_scales"),
+            validate_args=True,
+        )
+
     return make
 
 
@@ -54,8 +58,8 @@ class MixtureConditioner(tf.Module):
         self.w1 = tf.Variable(rng.normal(size=(size, hidden)) / np.sqrt(size), dtype=dtype, name="w1")
         self.w2 = tf.Variable(rng.normal(size=(hidden, outputs)) * 0.5 / np.sqrt(hidden), dtype=dtype, name="w2")
         bias = rng.normal(size=(size, 2 + 3 * num_components)) * 0.3
-        bias[:, 2 + num_components:2 + 2 * num_components] += rng.uniform(-2, 2, (size, num_components))
-        bias[:, 2 + 2 * num_components:] += rng.uniform(-1, 1, (size, num_components))
+        bias[:, 2 + num_components : 2 + 2 * num_components] += rng.uniform(-2, 2, (size, num_components))
+        bias[:, 2 + 2 * num_components :] += rng.uniform(-1, 1, (size, num_components))
         self.b2 = tf.Variable(bias.reshape(-1), dtype=dtype, name="b2")
 
     def __call__(self, x):
@@ -66,13 +70,14 @@ class MixtureConditioner(tf.Module):
         out = tf.matmul(hidden, self.w2) + self.b2
         out = tf.reshape(out, tf.concat([batch_shape, self.event_shape, [2 + 3 * self.num_components]], axis=0))
         k = self.num_components
-        return out[..., 0], out[..., 1], out[..., 2:2 + k], out[..., 2 + k:2 + 2 * k], out[..., 2 + 2 * k:]
+        return out[..., 0], out[..., 1], out[..., 2 : 2 + k], out[..., 2 + k : 2 + 2 * k], out[..., 2 + 2 * k :]
 
 
 def _coupling(mask, num_components, seed):
     def make(dtype):
         conditioner = MixtureConditioner(mask.shape, num_components, dtype, seed)
         return LogisticMixtureCoupling(mask, conditioner, num_components, validate_args=True)
+
     return make
 
 
@@ -87,28 +92,44 @@ _K3_BATCH = (_draw((3, 3), 6), _draw((3, 3), 7, scale=2.0), _draw((3, 3), 8, sca
 
 CASES = {
     "LogisticMixtureCDF-K4": BijectorCase(
-        make=_mixture(*_K4), x=_logistic((6, 3), 20, scale=2.0), event_ndims=0, edge_inputs=_tails((2, 3))),
+        make=_mixture(*_K4), x=_logistic((6, 3), 20, scale=2.0), event_ndims=0, edge_inputs=_tails((2, 3))
+    ),
     # One component: an affine map of a logit, with a wide scale (s = e^2).
     "LogisticMixtureCDF-K1-wide": BijectorCase(
-        make=_mixture([0.3], [1.5], [2.0]), x=_logistic((5, 2), 21, scale=3.0), event_ndims=0,
-        edge_inputs=_tails((2, 2))),
+        make=_mixture([0.3], [1.5], [2.0]),
+        x=_logistic((5, 2), 21, scale=3.0),
+        event_ndims=0,
+        edge_inputs=_tails((2, 2)),
+    ),
     # Separated sharp components (s ~ e^-2, 1.7 apart): a staircase CDF, the search's hardest bulk.
     "LogisticMixtureCDF-K8-sharp": BijectorCase(
-        make=_mixture(*_K8_SHARP), x=_logistic((4, 5), 22, scale=3.0), event_ndims=0,
-        edge_inputs=_tails((2, 5))),
+        make=_mixture(*_K8_SHARP), x=_logistic((4, 5), 22, scale=3.0), event_ndims=0, edge_inputs=_tails((2, 5))
+    ),
     "LogisticMixtureCDF-K3-batch-parameters": BijectorCase(
-        make=_mixture(*_K3_BATCH), x=_logistic((4, 3), 23, scale=2.0), event_ndims=1,
-        edge_inputs=_tails((2, 3))),
+        make=_mixture(*_K3_BATCH), x=_logistic((4, 3), 23, scale=2.0), event_ndims=1, edge_inputs=_tails((2, 3))
+    ),
     "LogisticMixtureCoupling-half-K4": BijectorCase(
-        make=_coupling(masks.half(6), 4, seed=30), x=_logistic((5, 6), 31, scale=2.0), event_ndims=1,
-        edge_inputs=_coupling_edges((2, 6))),
+        make=_coupling(masks.half(6), 4, seed=30),
+        x=_logistic((5, 6), 31, scale=2.0),
+        event_ndims=1,
+        edge_inputs=_coupling_edges((2, 6)),
+    ),
     "LogisticMixtureCoupling-half-odd-parity1-K1": BijectorCase(
-        make=_coupling(masks.half(5, parity=1), 1, seed=32), x=_logistic((4, 5), 33, scale=2.0), event_ndims=1,
-        edge_inputs=_coupling_edges((2, 5))),
+        make=_coupling(masks.half(5, parity=1), 1, seed=32),
+        x=_logistic((4, 5), 33, scale=2.0),
+        event_ndims=1,
+        edge_inputs=_coupling_edges((2, 5)),
+    ),
     "LogisticMixtureCoupling-checkerboard-K3": BijectorCase(
-        make=_coupling(masks.checkerboard(2, 4, 2), 3, seed=34), x=_logistic((3, 2, 4, 2), 35, scale=2.0),
-        event_ndims=3, edge_inputs=_coupling_edges((2, 2, 4, 2))),
+        make=_coupling(masks.checkerboard(2, 4, 2), 3, seed=34),
+        x=_logistic((3, 2, 4, 2), 35, scale=2.0),
+        event_ndims=3,
+        edge_inputs=_coupling_edges((2, 2, 4, 2)),
+    ),
     "LogisticMixtureCoupling-channel-K2": BijectorCase(
-        make=_coupling(masks.channel(2, 2, 4, parity=1), 2, seed=36), x=_logistic((3, 2, 2, 4), 37, scale=2.0),
-        event_ndims=3, edge_inputs=_coupling_edges((2, 2, 2, 4))),
+        make=_coupling(masks.channel(2, 2, 4, parity=1), 2, seed=36),
+        x=_logistic((3, 2, 2, 4), 37, scale=2.0),
+        event_ndims=3,
+        edge_inputs=_coupling_edges((2, 2, 2, 4)),
+    ),
 }

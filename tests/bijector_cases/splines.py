@@ -5,6 +5,7 @@ float64 builds hold the same numbers); their read-out biases are spread (scale 1
 the identity. Inputs are drawn at scale 2 with a bound of 2 or 3, so some entries fall inside the spline's
 interval and some on its identity tails; the edges are zeros, exactly +-bound (the outermost knots) and +-1e3.
 """
+
 import numpy as np
 import tensorflow as tf
 
@@ -48,13 +49,19 @@ class SplineConditioner(tf.Module):
         out = tf.matmul(tf.math.tanh(tf.matmul(flat, self.w1)), self.w2) + self.b2
         out = tf.reshape(out, tf.concat([batch_shape, self.out_shape, [3 * self.num_bins - 1]], axis=0))
         k = self.num_bins
-        return out[..., :k], out[..., k:2 * k], out[..., 2 * k:]
+        return out[..., :k], out[..., k : 2 * k], out[..., 2 * k :]
 
 
 def _coupling(mask, num_bins, bound, seed, block=False):
     def make(dtype):
-        return RationalQuadraticCoupling(mask, SplineConditioner(mask, num_bins, dtype, seed, block=block),
-                                         num_bins=num_bins, bound=bound, validate_args=True)
+        return RationalQuadraticCoupling(
+            mask,
+            SplineConditioner(mask, num_bins, dtype, seed, block=block),
+            num_bins=num_bins,
+            bound=bound,
+            validate_args=True,
+        )
+
     return make
 
 
@@ -62,6 +69,7 @@ def _autoregressive(num_bins, bound, seed):
     def make(dtype):
         network = MaskedNetwork(dtype, seed, params=3 * num_bins - 1, stacked=True)
         return MaskedAutoregressiveSpline(network, num_bins=num_bins, bound=bound, validate_args=True)
+
     return make
 
 
@@ -77,17 +85,27 @@ def _edges(shape, bound):
 
 CASES = {
     "RationalQuadraticCoupling-half-K8-B3": BijectorCase(
-        make=_coupling(masks.half(6), 8, 3.0, seed=1), x=_normal((5, 6), 2), event_ndims=1,
-        edge_inputs=_edges((2, 6), 3.0)),
+        make=_coupling(masks.half(6), 8, 3.0, seed=1),
+        x=_normal((5, 6), 2),
+        event_ndims=1,
+        edge_inputs=_edges((2, 6), 3.0),
+    ),
     "RationalQuadraticCoupling-half-odd-parity1-block-K4-B2": BijectorCase(
-        make=_coupling(masks.half(5, parity=1), 4, 2.0, seed=3, block=True), x=_normal((4, 5), 4), event_ndims=1,
-        edge_inputs=_edges((2, 5), 2.0)),
+        make=_coupling(masks.half(5, parity=1), 4, 2.0, seed=3, block=True),
+        x=_normal((4, 5), 4),
+        event_ndims=1,
+        edge_inputs=_edges((2, 5), 2.0),
+    ),
     "RationalQuadraticCoupling-checkerboard-K2-B2": BijectorCase(
-        make=_coupling(masks.checkerboard(2, 2, 2), 2, 2.0, seed=5), x=_normal((3, 2, 2, 2), 6), event_ndims=3,
-        edge_inputs=_edges((2, 2, 2, 2), 2.0)),
+        make=_coupling(masks.checkerboard(2, 2, 2), 2, 2.0, seed=5),
+        x=_normal((3, 2, 2, 2), 6),
+        event_ndims=3,
+        edge_inputs=_edges((2, 2, 2, 2), 2.0),
+    ),
     "MaskedAutoregressiveSpline-K5-B2": BijectorCase(
-        make=_autoregressive(5, 2.0, seed=7), x=_normal((6, 5), 8), event_ndims=1, edge_inputs=_edges((2, 5), 2.0)),
+        make=_autoregressive(5, 2.0, seed=7), x=_normal((6, 5), 8), event_ndims=1, edge_inputs=_edges((2, 5), 2.0)
+    ),
     "MaskedAutoregressiveSpline-K3-B3-batch-3d": BijectorCase(
-        make=_autoregressive(3, 3.0, seed=9), x=_normal((2, 3, 5), 10), event_ndims=1,
-        edge_inputs=_edges((2, 5), 3.0)),
+        make=_autoregressive(3, 3.0, seed=9), x=_normal((2, 3, 5), 10), event_ndims=1, edge_inputs=_edges((2, 5), 3.0)
+    ),
 }

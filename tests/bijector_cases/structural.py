@@ -1,4 +1,5 @@
 """Registry cases for the structural helpers (ChannelSlice)."""
+
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -28,9 +29,15 @@ def _slice_of_image_shift_scale(dtype):
 
 CASES = {
     "ChannelSlice-vector-trilmatvec": BijectorCase(
-        make=_slice_of_scale_matvec, x=_rng.normal(size=[5, 3]), event_ndims=1,
-        edge_inputs=[np.zeros([2, 3]), np.full([2, 3], 1e3)]),
+        make=_slice_of_scale_matvec,
+        x=_rng.normal(size=[5, 3]),
+        event_ndims=1,
+        edge_inputs=[np.zeros([2, 3]), np.full([2, 3], 1e3)],
+    ),
     "ChannelSlice-image-affine": BijectorCase(
-        make=_slice_of_image_shift_scale, x=_rng.normal(size=[3, 2, 2, 3]), event_ndims=3,
-        edge_inputs=[np.zeros([1, 2, 2, 3]), np.full([1, 2, 2, 3], -1e3)]),
+        make=_slice_of_image_shift_scale,
+        x=_rng.normal(size=[3, 2, 2, 3]),
+        event_ndims=3,
+        edge_inputs=[np.zeros([1, 2, 2, 3]), np.full([1, 2, 2, 3], -1e3)],
+    ),
 }

@@ -30,8 +30,9 @@ def assert_same_bijection(ours, reference, x, event_ndims, rtol=1e-5, atol=1e-5)
     """Forward, inverse and both log-dets agree, each on fresh tensors."""
     y = reference.forward(fresh(x)).numpy()
     np.testing.assert_allclose(ours.forward(fresh(x)), y, rtol=rtol, atol=atol, err_msg="forward")
-    np.testing.assert_allclose(ours.inverse(fresh(y)), reference.inverse(fresh(y)), rtol=rtol, atol=atol,
-                               err_msg="inverse")
+    np.testing.assert_allclose(
+        ours.inverse(fresh(y)), reference.inverse(fresh(y)), rtol=rtol, atol=atol, err_msg="inverse"
+    )
     fldj = ours.forward_log_det_jacobian(fresh(x), event_ndims=event_ndims)
     expected_fldj = reference.forward_log_det_jacobian(fresh(x), event_ndims=event_ndims)
     np.testing.assert_allclose(*np.broadcast_arrays(fldj, expected_fldj), rtol=rtol, atol=atol, err_msg="fldj")
@@ -42,6 +43,7 @@ def assert_same_bijection(ours, reference, x, event_ndims, rtol=1e-5, atol=1e-5)
 
 def realnvp_fn(full_fn, num_masked, shift_only=False):
     """Adapt a full-event conditioner to tfb.RealNVP's signature fn(x0, output_units) on the first block."""
+
     def fn(x0, output_units):
         zeros = tf.zeros(tf.concat([tf.shape(x0)[:-1], [output_units]], axis=0), dtype=x0.dtype)
         outputs = full_fn(tf.concat([x0, zeros], axis=-1))
@@ -49,6 +51,7 @@ def realnvp_fn(full_fn, num_masked, shift_only=False):
             return outputs[..., num_masked:], None
         shift, log_scale = outputs
         return shift[..., num_masked:], log_scale[..., num_masked:]
+
     return fn
 
 
@@ -59,8 +62,9 @@ def forced_multiplicative(monkeypatch, make):
         return make()
 
 
-PROPERTY_SETTINGS = settings(max_examples=20, deadline=None, derandomize=True,
-                             suppress_health_check=[HealthCheck.too_slow])
+PROPERTY_SETTINGS = settings(
+    max_examples=20, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 MAGNITUDES = st.sampled_from([0.0, 1e-3, 1.0, 10.0, 1e2, 1e3])

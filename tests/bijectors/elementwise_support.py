@@ -9,12 +9,11 @@ Invariants checked per example: values and log-dets are finite; the round trip x
 tensor (no cache); fldj(x) == -ildj(f(x)). Tolerances scale with the input's magnitude and, for Planar and
 Radial, with the inverse's condition number, which the generated parameters bound (see each strategy).
 """
+
 import numpy as np
 import tensorflow as tf
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-
-
 
 F64 = tf.float64
 

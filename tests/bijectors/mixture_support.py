@@ -8,7 +8,6 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 
-
 def fresh(x, dtype=tf.float32):
     """A new tensor (defeats TFP's cache, so every inverse is really computed)."""
     return tf.constant(np.asarray(x), dtype=dtype)

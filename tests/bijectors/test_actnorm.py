@@ -6,15 +6,22 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
+from bijector_cases.couplings import ConvConditioner
+from coupling_support import (
+    MAGNITUDES,
+    PROPERTY_SETTINGS,
+    SEEDS,
+    assert_near,
+    assert_same_bijection,
+    fresh,
+    normal,
+    random_inputs,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bijector_cases.couplings import ConvConditioner
-from coupling_support import (MAGNITUDES, PROPERTY_SETTINGS, SEEDS, assert_near, assert_same_bijection, fresh, normal,
-                              random_inputs)
 from tfp_flows import ActNorm, AffineCoupling, InvertibleConv1x1, actnorm_initial_parameters, masks
 from tfp_flows.invertible_conv1x1 import random_rotation_lower_upper
-
 
 tfb = tfp.bijectors
 
@@ -31,6 +38,7 @@ def test_actnorm_equals_shift_after_scale(shape, event_ndims):
 
 
 # --- Parameters: Variables, DeferredTensors, dtypes ----------------------------------------------------------
+
 
 def test_actnorm_tracks_variable_updates_and_deferred_tensors():
     log_scale = tf.Variable([0.0, 0.0])
@@ -65,6 +73,7 @@ def test_batch_shapes_come_from_parameters():
 
 
 # --- actnorm_initial_parameters -------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("shape", [(256, 3), (16, 4, 4, 3)])
 def test_actnorm_initial_parameters_standardise_the_batch(shape):
@@ -132,10 +141,11 @@ def test_actnorm_validate_args_checks_channels_of_dynamically_shaped_input():
 
 def test_validate_args_bijectors_compile_under_xla():
     lower_upper, permutation = random_rotation_lower_upper(4, seed=1)
-    bijectors = [InvertibleConv1x1(tf.Variable(lower_upper), permutation, validate_args=True),
-                 ActNorm(tf.Variable(tf.zeros([4])), tf.Variable(tf.ones([4])), validate_args=True),
-                 AffineCoupling(masks.channel(2, 2, 4), ConvConditioner(4, 2, tf.float32, seed=2),
-                                validate_args=True)]
+    bijectors = [
+        InvertibleConv1x1(tf.Variable(lower_upper), permutation, validate_args=True),
+        ActNorm(tf.Variable(tf.zeros([4])), tf.Variable(tf.ones([4])), validate_args=True),
+        AffineCoupling(masks.channel(2, 2, 4), ConvConditioner(4, 2, tf.float32, seed=2), validate_args=True),
+    ]
     x = normal((2, 2, 2, 4), 3)
     for bijector in bijectors:
         run = tf.function(lambda t, b=bijector: b.inverse(tf.identity(b.forward(t))), jit_compile=True)
@@ -151,8 +161,13 @@ def actnorm_setup(draw):
 
 
 @PROPERTY_SETTINGS
-@given(setup=actnorm_setup(), seed=SEEDS, magnitude=MAGNITUDES, log_scale_range=st.sampled_from([0.1, 2.0, 5.0]),
-       dtype=st.sampled_from([tf.float32, tf.float64]))
+@given(
+    setup=actnorm_setup(),
+    seed=SEEDS,
+    magnitude=MAGNITUDES,
+    log_scale_range=st.sampled_from([0.1, 2.0, 5.0]),
+    dtype=st.sampled_from([tf.float32, tf.float64]),
+)
 def test_actnorm_inverts_and_has_the_documented_log_det(setup, seed, magnitude, log_scale_range, dtype):
     channels, shape, event_ndims = setup
     rng = np.random.default_rng(seed)
@@ -172,10 +187,14 @@ def test_actnorm_inverts_and_has_the_documented_log_det(setup, seed, magnitude, 
 
 
 @PROPERTY_SETTINGS
-@given(seed=SEEDS, channels=st.integers(1, 4), image=st.booleans(),
-       constant=st.lists(st.booleans(), min_size=4, max_size=4),
-       log10_std=st.lists(st.floats(-3.0, 3.0), min_size=4, max_size=4),
-       offset=st.sampled_from([0.0, 1.0, -1e3]))
+@given(
+    seed=SEEDS,
+    channels=st.integers(1, 4),
+    image=st.booleans(),
+    constant=st.lists(st.booleans(), min_size=4, max_size=4),
+    log10_std=st.lists(st.floats(-3.0, 3.0), min_size=4, max_size=4),
+    offset=st.sampled_from([0.0, 1.0, -1e3]),
+)
 def test_actnorm_initial_parameters_standardise_any_batch(seed, channels, image, constant, log10_std, offset):
     rng = np.random.default_rng(seed)
     shape = (32, 2, 2, channels) if image else (64, channels)

@@ -5,14 +5,24 @@ preservation and inversion.
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
+from bijector_cases.couplings import DenseConditioner, ShiftOnly
+from coupling_support import (
+    MAGNITUDES,
+    PROPERTY_SETTINGS,
+    SEEDS,
+    FlatConditioner,
+    assert_near,
+    assert_same_bijection,
+    fresh,
+    mask_and_shape,
+    normal,
+    random_inputs,
+    realnvp_fn,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bijector_cases.couplings import DenseConditioner, ShiftOnly
-from coupling_support import (MAGNITUDES, PROPERTY_SETTINGS, SEEDS, FlatConditioner, assert_near, assert_same_bijection,
-                              fresh, mask_and_shape, normal, random_inputs, realnvp_fn)
 from tfp_flows import AdditiveCoupling, masks
-
 
 tfb = tfp.bijectors
 
@@ -35,7 +45,7 @@ def test_additive_coupling_preserves_volume_and_inverts(setup, seed, magnitude, 
     y = coupling.forward(fresh(x)).numpy()
     assert np.all(np.isfinite(y))
     np.testing.assert_array_equal(y[..., mask == 1], x[..., mask == 1])
-    shift_scale = magnitude * (1.0 + weight_scale ** 2)
+    shift_scale = magnitude * (1.0 + weight_scale**2)
     assert_near(coupling.inverse(fresh(y)), x, shift_scale, "inverse(forward(x)) != x")
     np.testing.assert_array_equal(coupling.forward_log_det_jacobian(fresh(x), event_ndims=mask.ndim), 0.0)
     np.testing.assert_array_equal(coupling.inverse_log_det_jacobian(fresh(y), event_ndims=mask.ndim), 0.0)

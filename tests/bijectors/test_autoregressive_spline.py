@@ -1,12 +1,13 @@
 """MaskedAutoregressiveSpline: the density direction equals hand-built `tfb.RationalQuadraticSpline`s from one
 network pass, sampling takes D passes, keyword arguments reach the network, the identity outside [-B, B], and
 argument errors. Round trips, log-dets vs autodiff, edges and XLA are in the conformance registry."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
-
 from bijector_cases.autoregressive import MaskedNetwork
+
 from tfp_flows import MaskedAutoregressiveSpline
 
 tfb = tfp.bijectors
@@ -38,8 +39,10 @@ def test_density_direction_equals_hand_built_splines_from_one_network_pass():
     scale = 4.0 - K * 1e-3
     spline = tfb.RationalQuadraticSpline(
         bin_widths=tf.nn.softmax(theta[..., :K], -1) * scale + 1e-3,
-        bin_heights=tf.nn.softmax(theta[..., K:2 * K], -1) * scale + 1e-3,
-        knot_slopes=tf.nn.softplus(theta[..., 2 * K:]) + 1e-3, range_min=-2.0)
+        bin_heights=tf.nn.softmax(theta[..., K : 2 * K], -1) * scale + 1e-3,
+        knot_slopes=tf.nn.softplus(theta[..., 2 * K :]) + 1e-3,
+        range_min=-2.0,
+    )
     y_tensor = _fresh(y)
     x = ours.inverse(y_tensor)
     ildj = ours.inverse_log_det_jacobian(y_tensor, event_ndims=1)
@@ -75,12 +78,16 @@ def test_identity_outside_the_bound():
     assert not np.allclose(ours.inverse(_fresh(inside, tf.float32)), inside)  # not the identity inside
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"num_bins": 1}, "`num_bins` must be an int >= 2"),
-    ({"bound": -1.0}, "`bound` must be a finite number > 0"),
-    ({"min_bin_width": 0.7}, r"`min_bin_width` must be < 2 \* bound / num_bins"),
-    ({"min_derivative": 0.0}, "`min_derivative` must be a finite number > 0"),
-], ids=["num_bins", "bound", "min_bin_width", "min_derivative"])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"num_bins": 1}, "`num_bins` must be an int >= 2"),
+        ({"bound": -1.0}, "`bound` must be a finite number > 0"),
+        ({"min_bin_width": 0.7}, r"`min_bin_width` must be < 2 \* bound / num_bins"),
+        ({"min_derivative": 0.0}, "`min_derivative` must be a finite number > 0"),
+    ],
+    ids=["num_bins", "bound", "min_bin_width", "min_derivative"],
+)
 def test_bad_settings_raise_naming_the_argument(kwargs, match):
     with pytest.raises(ValueError, match=match):
         MaskedAutoregressiveSpline(CountingNetwork(), **{"num_bins": 3, "bound": 1.0, **kwargs})
@@ -88,6 +95,9 @@ def test_bad_settings_raise_naming_the_argument(kwargs, match):
 
 def test_a_network_output_of_the_wrong_width_raises():
     ours = MaskedAutoregressiveSpline(lambda y: tf.zeros(tf.concat([tf.shape(y), [3 * K]], 0)), num_bins=K)
-    with pytest.raises(ValueError, match=r"theta of shape \[\.\.\., D, 3 \* num_bins - 1\] = \[\.\.\., 5, 11\]; "
-                                         r"received shape \[2, 5, 12\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"theta of shape \[\.\.\., D, 3 \* num_bins - 1\] = \[\.\.\., 5, 11\]; "
+        r"received shape \[2, 5, 12\]",
+    ):
         ours.inverse(tf.zeros([2, D]))

@@ -2,16 +2,16 @@
 Also: densities pushed through 1-D and 2-D elementwise flows integrate to one, and two-bijector chains
 (Planar then Radial, LogitTransform then Squeeze) give the log-densities written out by hand.
 """
+
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
+from elementwise_support import const64
 
 import tfp_flows
-from elementwise_support import const64
 from tfp_flows import LogitTransform, Planar, PReLU, Radial, Squeeze, masks
 from tfp_flows.testing import assert_bijector_invariants, jacobian_log_det
-
 
 tfb, tfd = tfp.bijectors, tfp.distributions
 D = 4
@@ -25,16 +25,19 @@ def _chain():
         out = tf.tanh(tf.matmul(x_masked, kernel))
         return out[..., :D], out[..., D:]
 
-    planar = tfp_flows.Planar(w=tf.constant([0.5, -1.0, 0.3, 0.8]), u=tf.constant([1.0, 0.2, -0.7, 0.4]),
-                              b=tf.constant(0.1))
-    return tfb.Chain([
-        tfp_flows.AffineCoupling(masks.half(D), shift_and_log_scale),
-        tfb.Permute(permutation=tf.constant([3, 1, 0, 2])),
-        tfp_flows.PReLU(alpha=tf.constant(0.6)),
-        tfb.Invert(planar),
-        tfp_flows.ActNorm(loc=tf.constant([0.1, -0.2, 0.3, 0.0]), log_scale=tf.constant([0.2, -0.1, 0.0, 0.3])),
-        tfb.Scale(scale=tf.constant(1.5)),
-    ])
+    planar = tfp_flows.Planar(
+        w=tf.constant([0.5, -1.0, 0.3, 0.8]), u=tf.constant([1.0, 0.2, -0.7, 0.4]), b=tf.constant(0.1)
+    )
+    return tfb.Chain(
+        [
+            tfp_flows.AffineCoupling(masks.half(D), shift_and_log_scale),
+            tfb.Permute(permutation=tf.constant([3, 1, 0, 2])),
+            tfp_flows.PReLU(alpha=tf.constant(0.6)),
+            tfb.Invert(planar),
+            tfp_flows.ActNorm(loc=tf.constant([0.1, -0.2, 0.3, 0.0]), log_scale=tf.constant([0.2, -0.1, 0.0, 0.3])),
+            tfb.Scale(scale=tf.constant(1.5)),
+        ]
+    )
 
 
 def test_mixed_chain_passes_the_conformance_kit():
@@ -62,8 +65,7 @@ def test_mixed_chain_log_prob_and_sample_under_tf_function():
     # And the density direction on fresh data: base(f^-1(x)) + log|det d f^-1/dx| by autodiff.
     x_fresh = tf.constant(x.numpy())
     expected = base.log_prob(chain.inverse(x_fresh)) + jacobian_log_det(chain.inverse, x_fresh, event_ndims=1)
-    np.testing.assert_allclose(tf.function(dist.log_prob)(x_fresh).numpy(), expected.numpy(),
-                               rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(tf.function(dist.log_prob)(x_fresh).numpy(), expected.numpy(), rtol=1e-3, atol=1e-3)
 
 
 tfb = tfp.bijectors
@@ -71,6 +73,7 @@ tfd = tfp.distributions
 
 
 # ---- densities pushed forward integrate to 1 ------------------------------------------------------------------
+
 
 def _midpoint_grid_1d(low, high, cells):
     edges = np.linspace(low, high, cells + 1)  # an even cell count puts 0 (PReLU's kink) on a cell edge
@@ -121,7 +124,7 @@ def test_standard_normal_pushed_through_2d_flow_integrates_to_one(flow_id):
     grid = np.stack(np.meshgrid(axis, axis, indexing="ij"), axis=-1).reshape(-1, 2)
     density = np.exp(dist.log_prob(const64(grid)).numpy())
     assert np.all(np.isfinite(density))
-    np.testing.assert_allclose(density.sum() * step ** 2, 1.0, atol=1e-3)
+    np.testing.assert_allclose(density.sum() * step**2, 1.0, atol=1e-3)
 
 
 def test_bijectors_compose_in_a_two_bijector_chain_inside_a_transformed_distribution():
@@ -131,8 +134,11 @@ def test_bijectors_compose_in_a_two_bijector_chain_inside_a_transformed_distribu
     dist = tfd.TransformedDistribution(base, tfb.Chain([radial, planar]))  # planar first, then radial
     y = tf.constant(np.random.default_rng(4).standard_normal([7, 2]).astype(np.float32))
     x_mid = planar.inverse(tf.identity(radial.inverse(tf.identity(y))))
-    expected = (base.log_prob(x_mid) + radial.inverse_log_det_jacobian(tf.identity(y), event_ndims=1)
-                + planar.inverse_log_det_jacobian(radial.inverse(tf.identity(y)), event_ndims=1))
+    expected = (
+        base.log_prob(x_mid)
+        + radial.inverse_log_det_jacobian(tf.identity(y), event_ndims=1)
+        + planar.inverse_log_det_jacobian(radial.inverse(tf.identity(y)), event_ndims=1)
+    )
     np.testing.assert_allclose(tf.function(dist.log_prob)(tf.identity(y)), expected, rtol=1e-5, atol=1e-5)
     samples = tf.function(lambda: dist.sample(16, seed=3))()
     assert samples.shape == (16, 2) and np.all(np.isfinite(samples))

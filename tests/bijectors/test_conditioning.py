@@ -5,14 +5,24 @@ contract of `MaskedCoupling` (the conditioner gets `conditional_input=` only whe
 pass per step in `log_prob` with a context, and `conditional_kwargs` through Chain, Invert, ChannelSlice and
 TransformedDistribution.
 """
+
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
-
 from bijector_cases.autoregressive import made_masks
-from tfp_flows import (ActNorm, AdditiveCoupling, AffineCoupling, ChannelSlice, LogisticMixtureCoupling,
-                       OnePassMaskedAutoregressiveFlow, RationalQuadraticCoupling, conditional_kwargs, masks)
+
+from tfp_flows import (
+    ActNorm,
+    AdditiveCoupling,
+    AffineCoupling,
+    ChannelSlice,
+    LogisticMixtureCoupling,
+    OnePassMaskedAutoregressiveFlow,
+    RationalQuadraticCoupling,
+    conditional_kwargs,
+    masks,
+)
 from tfp_flows.conditioning import is_conditional
 from tfp_flows.testing import assert_bijector_invariants, with_fixed_kwargs
 
@@ -107,17 +117,23 @@ def maf(seed, name="maf"):
 
 
 def spline(seed, name="rational_quadratic_coupling", bins=4):
-    return RationalQuadraticCoupling(masks.half(D), ContextParams(seed, (bins, bins, bins - 1)), num_bins=bins,
-                                     bound=3.0, name=name)
+    return RationalQuadraticCoupling(
+        masks.half(D), ContextParams(seed, (bins, bins, bins - 1)), num_bins=bins, bound=3.0, name=name
+    )
 
 
 def mixture(seed, name="logistic_mixture_coupling", components=2):
-    return LogisticMixtureCoupling(masks.half(D), ContextParams(seed, (None, None) + (components,) * 3),
-                                   num_components=components, name=name)
+    return LogisticMixtureCoupling(
+        masks.half(D), ContextParams(seed, (None, None) + (components,) * 3), num_components=components, name=name
+    )
 
 
-MAKERS = {"affine-coupling": coupling, "maf": maf, "rational-quadratic-coupling": spline,
-          "logistic-mixture-coupling": mixture}
+MAKERS = {
+    "affine-coupling": coupling,
+    "maf": maf,
+    "rational-quadratic-coupling": spline,
+    "logistic-mixture-coupling": mixture,
+}
 
 
 def network_of(bijector):
@@ -176,13 +192,20 @@ def test_log_prob_with_a_context_runs_each_network_once(kind):
 def test_routing_through_chain_invert_and_channel_slice_with_repeated_names():
     first, second, third, iaf = coupling(13), coupling(14, parity=1), coupling(15, size=2), maf(16)
     inner = ChannelSlice(tfb.Chain([third], name="inner"), num_channels=2, event_ndims=1)
-    flow = tfb.Chain([first, tfb.Permute(list(range(D))[::-1]), second, tfb.Invert(iaf, name="iaf"),
-                      ActNorm(tf.zeros(D), tf.zeros(D)), tfb.Chain([inner], name="level")])
+    flow = tfb.Chain(
+        [
+            first,
+            tfb.Permute(list(range(D))[::-1]),
+            second,
+            tfb.Invert(iaf, name="iaf"),
+            ActNorm(tf.zeros(D), tf.zeros(D)),
+            tfb.Chain([inner], name="level"),
+        ]
+    )
     c = normal((3, C), 17)
     kwargs = conditional_kwargs(flow, c)
     route = {"conditional_input": c}
-    assert kwargs == {"affine_coupling": route, "iaf": route,
-                      "level": {"channel_slice": {"affine_coupling": route}}}
+    assert kwargs == {"affine_coupling": route, "iaf": route, "level": {"channel_slice": {"affine_coupling": route}}}
     # The density TFP's routing gives is the one of the steps applied by hand, each with the context.
     x = normal((3, D), 18)
     dist = tfd.TransformedDistribution(tfd.MultivariateNormalDiag(tf.zeros(D)), flow)
@@ -225,8 +248,9 @@ def test_non_conditional_bijectors_get_nothing():
 
 
 def test_tfps_maf_is_conditional_only_with_a_conditional_network():
-    conditional = tfb.AutoregressiveNetwork(params=2, event_shape=[D], conditional=True,
-                                            conditional_event_shape=[C], hidden_units=[8])
+    conditional = tfb.AutoregressiveNetwork(
+        params=2, event_shape=[D], conditional=True, conditional_event_shape=[C], hidden_units=[8]
+    )
     plain = tfb.AutoregressiveNetwork(params=2, event_shape=[D], hidden_units=[8])
     assert is_conditional(tfb.MaskedAutoregressiveFlow(conditional))
     assert not is_conditional(tfb.MaskedAutoregressiveFlow(plain))

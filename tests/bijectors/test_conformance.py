@@ -1,12 +1,13 @@
 """Every bijector in the registry passes the shared conformance kit (tfp_flows.testing)."""
+
 import inspect
 
 import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
+from bijector_cases import CASES
 
 import tfp_flows
-from bijector_cases import CASES
 from tfp_flows.testing import assert_bijector_invariants, assert_dtype_agreement
 
 CASE_IDS = sorted(CASES)
@@ -17,9 +18,15 @@ def test_bijector_invariants(case_id):
     case = CASES[case_id]
     bijector = case.make(tf.float32)
     assert_bijector_invariants(
-        bijector, tf.constant(case.x, tf.float32), case.event_ndims, rtol=case.rtol, atol=case.atol,
-        edge_inputs=[tf.constant(e, tf.float32) for e in case.edge_inputs], check_xla=case.check_xla,
-        name=case_id)
+        bijector,
+        tf.constant(case.x, tf.float32),
+        case.event_ndims,
+        rtol=case.rtol,
+        atol=case.atol,
+        edge_inputs=[tf.constant(e, tf.float32) for e in case.edge_inputs],
+        check_xla=case.check_xla,
+        name=case_id,
+    )
 
 
 @pytest.mark.parametrize("case_id", CASE_IDS)
@@ -27,14 +34,20 @@ def test_float64_agrees_with_float32(case_id):
     case = CASES[case_id]
     bijector64 = case.make(tf.float64)
     # float64 is the reference: its own invariants hold to tight tolerances.
-    assert_bijector_invariants(bijector64, tf.constant(case.x, tf.float64), case.event_ndims,
-                               rtol=1e-8, atol=1e-8, check_xla=False, name=f"{case_id} (float64)")
+    assert_bijector_invariants(
+        bijector64,
+        tf.constant(case.x, tf.float64),
+        case.event_ndims,
+        rtol=1e-8,
+        atol=1e-8,
+        check_xla=False,
+        name=f"{case_id} (float64)",
+    )
     assert_dtype_agreement(case.make, case.x, case.event_ndims, rtol=case.rtol, atol=case.atol, name=case_id)
 
 
 def _exported_bijector_classes():
-    return [obj for obj in vars(tfp_flows).values()
-            if inspect.isclass(obj) and issubclass(obj, tfp.bijectors.Bijector)]
+    return [obj for obj in vars(tfp_flows).values() if inspect.isclass(obj) and issubclass(obj, tfp.bijectors.Bijector)]
 
 
 def test_every_exported_bijector_is_in_the_registry():

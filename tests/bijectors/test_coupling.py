@@ -12,15 +12,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
-
-import keras_models
 from bijector_cases.couplings import BlockConditioner, ConvConditioner, DenseConditioner, ShiftOnly
 from coupling_support import assert_same_bijection, forced_multiplicative, fresh, normal
+
+import keras_models
 from keras_models.layers import AdditiveCouplingLayer, AffineCouplingLayer, MaskedConditioner, MixtureCouplingLayer, mlp
 from tfp_flows import AdditiveCoupling, AffineCoupling, LogisticMixtureCoupling, coupling, masks
 
-
 # --- The slicing and the multiplicative mask paths -----------------------------------------------------------
+
 
 def test_half_and_channel_masks_take_the_slicing_path_and_checkerboard_does_not():
     assert coupling.last_axis_split(masks.half(6)) == (3, True)
@@ -29,11 +29,15 @@ def test_half_and_channel_masks_take_the_slicing_path_and_checkerboard_does_not(
     assert coupling.last_axis_split(masks.checkerboard(2, 2, 4)) is None
 
 
-@pytest.mark.parametrize("mask,shape,make_conditioner", [
-    (masks.half(6), (4, 6), lambda: DenseConditioner(6, 2, tf.float32, seed=17)),
-    (masks.half(5, parity=1), (4, 5), lambda: DenseConditioner(5, 2, tf.float32, seed=18)),
-    (masks.channel(2, 2, 4, parity=1), (3, 2, 2, 4), lambda: ConvConditioner(4, 2, tf.float32, seed=19)),
-], ids=["half", "half-odd-parity1", "channel-parity1"])
+@pytest.mark.parametrize(
+    "mask,shape,make_conditioner",
+    [
+        (masks.half(6), (4, 6), lambda: DenseConditioner(6, 2, tf.float32, seed=17)),
+        (masks.half(5, parity=1), (4, 5), lambda: DenseConditioner(5, 2, tf.float32, seed=18)),
+        (masks.channel(2, 2, 4, parity=1), (3, 2, 2, 4), lambda: ConvConditioner(4, 2, tf.float32, seed=19)),
+    ],
+    ids=["half", "half-odd-parity1", "channel-parity1"],
+)
 @pytest.mark.parametrize("bound", ["tanh", "sigmoid", None])
 def test_slicing_and_multiplicative_paths_agree(monkeypatch, mask, shape, make_conditioner, bound):
     conditioner = make_conditioner()
@@ -88,6 +92,7 @@ def test_parameters_with_trailing_axes_are_sliced_on_the_event_axis(monkeypatch,
 
 # --- The conditioner is run once per log_prob ----------------------------------------------------------------
 
+
 def test_log_prob_runs_the_conditioner_once():
     calls = []
     conditioner = DenseConditioner(4, 2, tf.float32, seed=27)
@@ -97,13 +102,15 @@ def test_log_prob_runs_the_conditioner_once():
         return conditioner(x)
 
     flow = tfp.distributions.TransformedDistribution(
-        tfp.distributions.MultivariateNormalDiag(tf.zeros(4)), AffineCoupling(masks.half(4), counting))
+        tfp.distributions.MultivariateNormalDiag(tf.zeros(4)), AffineCoupling(masks.half(4), counting)
+    )
     log_prob = flow.log_prob(fresh(normal((3, 4), 28)))
     assert np.all(np.isfinite(log_prob))
     assert len(calls) == 1
 
 
 # --- Errors that name the argument ----------------------------------------------------------------------------
+
 
 def test_coupling_rejects_input_of_the_wrong_event_shape():
     bijector = AffineCoupling(masks.half(4), lambda x: (x, x))
@@ -147,12 +154,12 @@ class FullShape:
         self.index, self.pass_first = coupling.last_axis_split(mask)
 
     def __call__(self, x_masked):
-        x_pass = x_masked[..., :self.index] if self.pass_first else x_masked[..., self.index:]
+        x_pass = x_masked[..., : self.index] if self.pass_first else x_masked[..., self.index :]
         num_pass = x_pass.shape[-1]  # zeros to pad on the last event axis
         outputs = self.block_fn(x_pass)
         single = not isinstance(outputs, (tuple, list))
         padded = []
-        for p in ((outputs,) if single else outputs):
+        for p in (outputs,) if single else outputs:
             paddings = [[0, 0]] * p.shape.rank
             axis = x_masked.shape.rank - 1  # the last event axis; any parameter axes follow it
             paddings[axis] = [num_pass, 0] if self.pass_first else [0, num_pass]
@@ -165,10 +172,16 @@ def assert_identical(a, b, x, event_ndims):
     y = a.forward(fresh(x)).numpy()
     np.testing.assert_array_equal(b.forward(fresh(x)), y, err_msg="forward")
     np.testing.assert_array_equal(a.inverse(fresh(y)), b.inverse(fresh(y)), err_msg="inverse")
-    np.testing.assert_array_equal(a.forward_log_det_jacobian(fresh(x), event_ndims),
-                                  b.forward_log_det_jacobian(fresh(x), event_ndims), err_msg="fldj")
-    np.testing.assert_array_equal(a.inverse_log_det_jacobian(fresh(y), event_ndims),
-                                  b.inverse_log_det_jacobian(fresh(y), event_ndims), err_msg="ildj")
+    np.testing.assert_array_equal(
+        a.forward_log_det_jacobian(fresh(x), event_ndims),
+        b.forward_log_det_jacobian(fresh(x), event_ndims),
+        err_msg="fldj",
+    )
+    np.testing.assert_array_equal(
+        a.inverse_log_det_jacobian(fresh(y), event_ndims),
+        b.inverse_log_det_jacobian(fresh(y), event_ndims),
+        err_msg="ildj",
+    )
 
 
 MASKS = {
@@ -219,15 +232,16 @@ def test_mixture_block_conditioner_with_trailing_axes_matches_the_full_shape_con
     def params(x_pass):  # (a, b, logits, locs, log_scales) of the transformed block, components last
         out = network(x_pass)
         stack = lambda pieces: tf.stack(pieces, axis=-1)  # noqa: E731
-        return out[0], out[1], stack(out[2:2 + k]), stack(out[2 + k:2 + 2 * k]), stack(out[2 + 2 * k:])
+        return out[0], out[1], stack(out[2 : 2 + k]), stack(out[2 + k : 2 + 2 * k]), stack(out[2 + 2 * k :])
 
     ours = LogisticMixtureCoupling(mask, Recording(params, network.block_split), k)
     plain = LogisticMixtureCoupling(mask, FullShape(params, mask), k)
     assert ours._block_conditioner
     x = normal((4, 5), 6)
     np.testing.assert_array_equal(ours.inverse(fresh(x)), plain.inverse(fresh(x)))
-    np.testing.assert_array_equal(ours.inverse_log_det_jacobian(fresh(x), 1),
-                                  plain.inverse_log_det_jacobian(fresh(x), 1))
+    np.testing.assert_array_equal(
+        ours.inverse_log_det_jacobian(fresh(x), 1), plain.inverse_log_det_jacobian(fresh(x), 1)
+    )
     np.testing.assert_array_equal(ours.forward(fresh(x)), plain.forward(fresh(x)))
 
 
@@ -241,13 +255,16 @@ def test_plain_callables_and_checkerboard_masks_keep_the_full_shape_contract():
     assert explicit_none.shapes == [[1, 2, 2, 2]]
 
 
-@pytest.mark.parametrize("mask,declared,message", [
-    (masks.half(6), (3, False), r"declares block_split \(3, False\) but the mask has block_split \(3, True\)"),
-    (masks.half(6), (2, True), r"declares block_split \(2, True\)"),
-    (masks.checkerboard(2, 2, 2), (1, True), "is not two contiguous blocks"),
-    (masks.half(6), "yes", "`block_split` must be None or"),
-    (masks.half(6), (3,), "`block_split` must be None or"),
-])
+@pytest.mark.parametrize(
+    "mask,declared,message",
+    [
+        (masks.half(6), (3, False), r"declares block_split \(3, False\) but the mask has block_split \(3, True\)"),
+        (masks.half(6), (2, True), r"declares block_split \(2, True\)"),
+        (masks.checkerboard(2, 2, 2), (1, True), "is not two contiguous blocks"),
+        (masks.half(6), "yes", "`block_split` must be None or"),
+        (masks.half(6), (3,), "`block_split` must be None or"),
+    ],
+)
 def test_a_block_split_other_than_the_masks_is_refused(mask, declared, message):
     fn = Recording(lambda h: (h, h), block_split=declared)
     with pytest.raises(ValueError, match=message):
@@ -264,6 +281,7 @@ def test_block_parameters_of_the_wrong_shape_name_the_output():
 
 
 # --- Keras layers and models ----------------------------------------------------------------------------------
+
 
 def test_masked_conditioner_takes_both_forms_and_agrees_on_the_transformed_entries():
     mask = masks.half(5)  # pass-through: the first 2 entries; transformed: the last 3
@@ -283,11 +301,18 @@ def test_masked_conditioner_takes_both_forms_and_agrees_on_the_transformed_entri
         np.testing.assert_array_equal(f.numpy()[:, :, :2], 0.0)  # zeros on the pass-through entries
 
 
-@pytest.mark.parametrize("mask,declared", [
-    (masks.half(6), (3, True)), (masks.half(6, parity=1), (3, False)), (masks.half(7), (3, True)),
-    (masks.channel(2, 2, 4, parity=1), (2, False)), (masks.checkerboard(2, 2, 2), None),
-    (masks.half(7, parity=1), (3, False)), (masks.channel(2, 2, 3, parity=1), (1, False)),
-])
+@pytest.mark.parametrize(
+    "mask,declared",
+    [
+        (masks.half(6), (3, True)),
+        (masks.half(6, parity=1), (3, False)),
+        (masks.half(7), (3, True)),
+        (masks.channel(2, 2, 4, parity=1), (2, False)),
+        (masks.checkerboard(2, 2, 2), None),
+        (masks.half(7, parity=1), (3, False)),
+        (masks.channel(2, 2, 3, parity=1), (1, False)),
+    ],
+)
 def test_masked_conditioner_declares_blocks_for_half_and_channel_masks(mask, declared):
     assert MaskedConditioner(None, mask).block_split == declared
 
@@ -317,24 +342,32 @@ def test_masked_conditioner_network_sees_every_pass_through_entry_and_feeds_ever
 
 
 @pytest.mark.parametrize("xla", [False, True], ids=["graph", "xla"])
-@pytest.mark.parametrize("make,shape", [
-    (lambda: keras_models.RealNVP(event_shape=(7,), num_couplings=3, hidden_units=(8,)), (4, 7)),
-    (lambda: keras_models.RealNVP(event_shape=(4, 4, 2), width=4, num_blocks=1, num_scales=2), (2, 4, 4, 2)),
-    (lambda: keras_models.NICE(event_shape=(6,), num_couplings=2, hidden_units=(8,)), (4, 6)),
-    (lambda: keras_models.Glow(event_shape=(8, 8, 3), num_levels=2, num_steps=1, hidden_channels=4), (2, 8, 8, 3)),
-    (lambda: keras_models.FlowPlusPlus(event_shape=(6,), num_components=2, num_couplings=2, hidden_channels=8),
-     (4, 6)),
-], ids=["RealNVP", "RealNVP-image", "NICE", "Glow", "FlowPlusPlus"])
-def test_models_use_the_block_path_and_compute_exactly_what_the_full_width_path_does(monkeypatch, make, shape,
-                                                                                     xla):
+@pytest.mark.parametrize(
+    "make,shape",
+    [
+        (lambda: keras_models.RealNVP(event_shape=(7,), num_couplings=3, hidden_units=(8,)), (4, 7)),
+        (lambda: keras_models.RealNVP(event_shape=(4, 4, 2), width=4, num_blocks=1, num_scales=2), (2, 4, 4, 2)),
+        (lambda: keras_models.NICE(event_shape=(6,), num_couplings=2, hidden_units=(8,)), (4, 6)),
+        (lambda: keras_models.Glow(event_shape=(8, 8, 3), num_levels=2, num_steps=1, hidden_channels=4), (2, 8, 8, 3)),
+        (
+            lambda: keras_models.FlowPlusPlus(event_shape=(6,), num_components=2, num_couplings=2, hidden_channels=8),
+            (4, 6),
+        ),
+    ],
+    ids=["RealNVP", "RealNVP-image", "NICE", "Glow", "FlowPlusPlus"],
+)
+def test_models_use_the_block_path_and_compute_exactly_what_the_full_width_path_does(monkeypatch, make, shape, xla):
     model = make()
     x = tf.constant(np.random.default_rng(9).uniform(0.05, 0.95, size=shape).astype(np.float32))
     model(x[:1])
     rng = np.random.default_rng(10)
     for w in model.trainable_weights:  # off the identity, so every coupling matters
         w.assign(w + 0.1 * rng.normal(size=w.shape).astype(np.float32))
-    layers = [layer for layer in model._flatten_layers()
-              if isinstance(layer, (AffineCouplingLayer, AdditiveCouplingLayer, MixtureCouplingLayer))]
+    layers = [
+        layer
+        for layer in model._flatten_layers()
+        if isinstance(layer, (AffineCouplingLayer, AdditiveCouplingLayer, MixtureCouplingLayer))
+    ]
     # Half and channel masks take the block path; checkerboard masks (RealNVP images) keep the full width.
     splits = [layer.conditioner.block_split is not None for layer in layers]
     assert any(splits) and [layer.bijector()._block_conditioner for layer in layers] == splits

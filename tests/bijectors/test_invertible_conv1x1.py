@@ -6,14 +6,21 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
+from coupling_support import (
+    MAGNITUDES,
+    PROPERTY_SETTINGS,
+    SEEDS,
+    assert_near,
+    assert_same_bijection,
+    fresh,
+    normal,
+    random_inputs,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 
-from coupling_support import (MAGNITUDES, PROPERTY_SETTINGS, SEEDS, assert_near, assert_same_bijection, fresh, normal,
-                              random_inputs)
 from tfp_flows import InvertibleConv1x1
 from tfp_flows.invertible_conv1x1 import random_rotation_lower_upper
-
 
 tfb = tfp.bijectors
 
@@ -26,7 +33,7 @@ def test_invertible_conv1x1_equals_scale_matvec_lu_over_channels(shape, event_nd
     reference = tfb.ScaleMatvecLU(lower_upper, permutation)
     assert_same_bijection(ours, reference, normal(shape, 9), event_ndims)
     # The documented value: positions * sum(log|diag U|).
-    positions = int(np.prod(shape[len(shape) - event_ndims:-1]))
+    positions = int(np.prod(shape[len(shape) - event_ndims : -1]))
     expected = positions * np.sum(np.log(np.abs(np.diag(lower_upper))))
     fldj = ours.forward_log_det_jacobian(fresh(normal(shape, 10)), event_ndims)
     assert fldj.shape == shape[:-event_ndims]
@@ -53,6 +60,7 @@ def test_invertible_conv1x1_gradient_reaches_lower_upper_variable():
 
 
 # --- random_rotation_lower_upper -----------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("channels", [1, 2, 5, 16])
 def test_random_rotation_lower_upper_follows_tf_linalg_lu_convention(channels):

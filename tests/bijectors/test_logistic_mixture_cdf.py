@@ -18,17 +18,17 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 from hypothesis import given
 from hypothesis import strategies as st
-
 from mixture_support import SETTINGS, assert_finite, floats, fresh, magnitudes
+
 from tfp_flows import LogisticMixtureCDF
 from tfp_flows import logistic_mixture_cdf as lmc
-
 
 tfb = tfp.bijectors
 tfd = tfp.distributions
 
 
 # --- An independent float64 reference (NumPy only) ---------------------------------------------------------
+
 
 def reference_logit_cdf(x, logits, locs, log_scales):
     """logit(F(x)) in float64 NumPy, in log space."""
@@ -54,8 +54,11 @@ def reference_quantile(z, logits, locs, log_scales, iterations=200):
 
 def random_mixture(seed, num_components, loc_spread=2.0, log_scale_spread=0.7):
     rng = np.random.default_rng(seed)
-    return (rng.normal(size=num_components) * 1.5, rng.normal(size=num_components) * loc_spread,
-            rng.normal(size=num_components) * log_scale_spread)
+    return (
+        rng.normal(size=num_components) * 1.5,
+        rng.normal(size=num_components) * loc_spread,
+        rng.normal(size=num_components) * log_scale_spread,
+    )
 
 
 def make_bijector(params, dtype=tf.float32, **kwargs):
@@ -65,13 +68,25 @@ def make_bijector(params, dtype=tf.float32, **kwargs):
 LATENT_GRID = np.concatenate([np.linspace(-20.0, 20.0, 401), [-60.0, -40.0, -30.0, 30.0, 40.0, 60.0]])
 
 
-DRAWS = [(seed, k, loc_spread, scale_spread)
-         for seed, (k, loc_spread, scale_spread) in enumerate(
-             [(1, 1.0, 1.0), (2, 3.0, 0.5), (3, 2.0, 1.0), (4, 1.0, 0.3), (8, 2.0, 0.7), (8, 4.0, 1.0),
-              (32, 1.0, 0.5), (32, 2.0, 0.8)])]
+DRAWS = [
+    (seed, k, loc_spread, scale_spread)
+    for seed, (k, loc_spread, scale_spread) in enumerate(
+        [
+            (1, 1.0, 1.0),
+            (2, 3.0, 0.5),
+            (3, 2.0, 1.0),
+            (4, 1.0, 0.3),
+            (8, 2.0, 0.7),
+            (8, 4.0, 1.0),
+            (32, 1.0, 0.5),
+            (32, 2.0, 0.8),
+        ]
+    )
+]
 
 
 # --- Inversion accuracy ---------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("seed,num_components,loc_spread,scale_spread", DRAWS)
 def test_float32_inversion_error_below_1e4_over_bulk_and_tails(seed, num_components, loc_spread, scale_spread):
@@ -84,8 +99,9 @@ def test_float32_inversion_error_below_1e4_over_bulk_and_tails(seed, num_compone
     # Latent round trip, evaluated in float64 so only the search's error is measured.
     z_back = reference_logit_cdf(x, *params32)
     latent_error = np.abs(z_back - z) / np.maximum(1.0, np.abs(z) / 20.0)
-    assert latent_error.max() <= 1e-4, \
+    assert latent_error.max() <= 1e-4, (
         f"latent round-trip error {latent_error.max():.2e} at z = {z[latent_error.argmax()]}"
+    )
     # Data-space error against an independent bisection.
     x_true = reference_quantile(z, *params32)
     data_error = np.abs(x - x_true) / np.maximum(1.0, np.abs(x_true))
@@ -123,8 +139,12 @@ def test_search_converges_within_its_budget(monkeypatch):
 def search_arguments(params, z, dtype=tf.float32):
     """`lmc._search`'s arguments for one mixture and latents z: parameters broadcast to [len(z), K]."""
     logits, locs, log_scales = (np.broadcast_to(p, (len(z), len(p))) for p in params)
-    return (tf.constant(z, dtype), tf.math.log_softmax(tf.constant(logits, dtype)), tf.constant(locs, dtype),
-            tf.constant(log_scales, dtype))
+    return (
+        tf.constant(z, dtype),
+        tf.math.log_softmax(tf.constant(logits, dtype)),
+        tf.constant(locs, dtype),
+        tf.constant(log_scales, dtype),
+    )
 
 
 @pytest.mark.parametrize("dtype", [tf.float32, tf.float64])
@@ -138,8 +158,11 @@ def test_single_component_is_found_by_the_initial_guess(dtype):
 def flow_plus_plus_like_batch(seed, size=4096, num_components=32):
     """Random Flow++-like mixtures (as a conditioner at initialisation gives them) and base-distribution latents."""
     rng = np.random.default_rng(seed)
-    params = (rng.normal(size=(size, num_components)), rng.normal(scale=2.0, size=(size, num_components)),
-              rng.uniform(-2.0, 1.0, size=(size, num_components)))
+    params = (
+        rng.normal(size=(size, num_components)),
+        rng.normal(scale=2.0, size=(size, num_components)),
+        rng.uniform(-2.0, 1.0, size=(size, num_components)),
+    )
     return params, rng.logistic(size=size)
 
 
@@ -157,8 +180,13 @@ def test_slow_elements_finish_alone_after_a_few_full_passes(monkeypatch):
     (logits, locs, log_scales), z = flow_plus_plus_like_batch(seed=1)
     params32 = tuple(np.float32(p).astype(np.float64) for p in (logits, locs, log_scales))
     log_weights = tf.math.log_softmax(tf.constant(logits, tf.float32))
-    x, steps = lmc._search(tf.constant(z, tf.float32), log_weights, tf.constant(locs, tf.float32),
-                           tf.constant(log_scales, tf.float32), lmc.MAX_ITERATIONS[tf.float32])
+    x, steps = lmc._search(
+        tf.constant(z, tf.float32),
+        log_weights,
+        tf.constant(locs, tf.float32),
+        tf.constant(log_scales, tf.float32),
+        lmc.MAX_ITERATIONS[tf.float32],
+    )
     (full_size, full_steps), (tail_size, total_steps) = phases
     assert (full_size, tail_size) == (4096, 4096 // lmc.TAIL_FRACTION)
     # Newton from the moment-matched guess: 4 passes here (Chandrupatla took 11 over the whole batch).
@@ -171,8 +199,12 @@ def test_slow_elements_finish_alone_after_a_few_full_passes(monkeypatch):
 @pytest.mark.parametrize("jit_compile", [False, True])
 def test_gathered_second_phase_matches_searching_every_element_to_the_end(monkeypatch, jit_compile):
     (logits, locs, log_scales), z = flow_plus_plus_like_batch(seed=2, size=1000, num_components=8)
-    arguments = (tf.constant(z, tf.float32), tf.math.log_softmax(tf.constant(logits, tf.float32)),
-                 tf.constant(locs, tf.float32), tf.constant(log_scales, tf.float32))
+    arguments = (
+        tf.constant(z, tf.float32),
+        tf.math.log_softmax(tf.constant(logits, tf.float32)),
+        tf.constant(locs, tf.float32),
+        tf.constant(log_scales, tf.float32),
+    )
 
     def search(*arguments):
         return lmc._search(*arguments, lmc.MAX_ITERATIONS[tf.float32])
@@ -191,8 +223,13 @@ def test_initial_guess_is_the_quantile_of_the_moment_matched_logistic(z):
     matched_scale = np.sqrt(3.0 * mixture.variance().numpy()) / np.pi
     sign = -1.0 if z > 0 else 1.0  # the search's variable is y = sign * x
     logits, locs, log_scales = (tf.constant(p, tf.float64) for p in params)
-    guess = lmc._moment_matched_guess(tf.constant(abs(z), tf.float64), tf.constant(sign, tf.float64),
-                                      tf.math.log_softmax(logits), locs, tf.exp(log_scales))
+    guess = lmc._moment_matched_guess(
+        tf.constant(abs(z), tf.float64),
+        tf.constant(sign, tf.float64),
+        tf.math.log_softmax(logits),
+        locs,
+        tf.exp(log_scales),
+    )
     np.testing.assert_allclose(sign * guess.numpy(), mixture.mean().numpy() + matched_scale * z, rtol=1e-12)
 
 
@@ -207,11 +244,16 @@ def test_a_component_with_logit_minus_infinity_is_dropped(dtype):
     params = random_mixture(12, 3)
     with_dropped = tuple(np.append(p, extra) for p, extra in zip(params, (-np.inf, -30.0, 2.5)))
     z = LATENT_GRID
-    np.testing.assert_allclose(make_bijector(with_dropped, dtype).forward(fresh(z, dtype)),
-                               make_bijector(params, dtype).forward(fresh(z, dtype)), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        make_bijector(with_dropped, dtype).forward(fresh(z, dtype)),
+        make_bijector(params, dtype).forward(fresh(z, dtype)),
+        rtol=1e-6,
+        atol=1e-6,
+    )
 
 
 # --- Densities -------------------------------------------------------------------------------------------------
+
 
 def mixture_distribution(params, dtype=tf.float32):
     logits, locs, log_scales = (tf.constant(p, dtype) for p in params)
@@ -259,6 +301,7 @@ def test_inverse_log_det_is_finite_and_exact_deep_in_the_tails():
 
 # --- K = 1 and repeated components ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("loc,log_scale", [(0.0, 0.0), (1.5, 2.0), (-3.0, -1.5)])
 def test_single_component_is_an_affine_map(loc, log_scale):
     """logit(sigmoid((x - mu) / s)) = (x - mu) / s: the forward is x = mu + s z, log-det log s."""
@@ -266,8 +309,12 @@ def test_single_component_is_an_affine_map(loc, log_scale):
     affine = tfb.Shift(tf.constant(loc, tf.float64))(tfb.Scale(tf.constant(np.exp(log_scale), tf.float64)))
     z = np.array([-200.0, -30.0, -1.0, 0.0, 0.5, 12.0, 200.0])
     np.testing.assert_allclose(bijector.forward(fresh(z, tf.float64)), affine.forward(z), rtol=1e-10, atol=1e-10)
-    np.testing.assert_allclose(bijector.forward_log_det_jacobian(fresh(z, tf.float64), event_ndims=0),
-                               np.full(z.shape, log_scale), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(
+        bijector.forward_log_det_jacobian(fresh(z, tf.float64), event_ndims=0),
+        np.full(z.shape, log_scale),
+        rtol=1e-10,
+        atol=1e-10,
+    )
     np.testing.assert_allclose(bijector.inverse(fresh(z, tf.float64)), affine.inverse(z), rtol=1e-10, atol=1e-10)
 
 
@@ -276,11 +323,16 @@ def test_identical_components_reduce_to_one():
     repeated = make_bijector(([0.3, -2.0, 1.0], [0.8] * 3, [0.4] * 3))
     z = np.linspace(-25.0, 25.0, 11)
     np.testing.assert_allclose(repeated.forward(fresh(z)), single.forward(fresh(z)), rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(repeated.forward_log_det_jacobian(fresh(z), event_ndims=0),
-                               single.forward_log_det_jacobian(fresh(z), event_ndims=0), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        repeated.forward_log_det_jacobian(fresh(z), event_ndims=0),
+        single.forward_log_det_jacobian(fresh(z), event_ndims=0),
+        rtol=1e-5,
+        atol=1e-5,
+    )
 
 
 # --- XLA ---------------------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("dtype", [tf.float32, tf.float64])
 def test_root_search_compiles_with_xla(dtype):
@@ -295,11 +347,13 @@ def test_root_search_compiles_with_xla(dtype):
     assert "while" in hlo  # the search is one bounded XLA loop
     x_xla, fldj_xla = sample_direction(z)
     np.testing.assert_allclose(x_xla, bijector.forward(fresh(z, dtype)), rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(fldj_xla, bijector.forward_log_det_jacobian(fresh(z, dtype), event_ndims=0),
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        fldj_xla, bijector.forward_log_det_jacobian(fresh(z, dtype), event_ndims=0), rtol=1e-5, atol=1e-5
+    )
 
 
 # --- Gradients ---------------------------------------------------------------------------------------------------
+
 
 def test_forward_gradients_match_finite_differences():
     """The implicit gradients of the root search, against central differences in float64."""
@@ -333,8 +387,10 @@ def test_forward_gradients_match_finite_differences():
 
 
 def test_gradients_are_finite_deep_in_the_tails():
-    params = [tf.Variable(p, dtype=tf.float32) for p in
-              (np.array([0.0, 2.0, -1.0]), np.array([-1.0, 0.5, 3.0]), np.array([-3.0, -1.0, 0.5]))]
+    params = [
+        tf.Variable(p, dtype=tf.float32)
+        for p in (np.array([0.0, 2.0, -1.0]), np.array([-1.0, 0.5, 3.0]), np.array([-3.0, -1.0, 0.5]))
+    ]
     bijector = LogisticMixtureCDF(*params)
     x = tf.constant([-1e3, -200.0, -20.0, 0.0, 20.0, 200.0, 1e3])
     z = tf.constant([-200.0, -60.0, -15.0, 0.0, 15.0, 60.0, 200.0])
@@ -350,6 +406,7 @@ def test_gradients_are_finite_deep_in_the_tails():
 
 
 # --- Parameters: shapes, variables, deferred tensors -----------------------------------------------------------
+
 
 def test_batch_shape_comes_from_the_parameters_without_their_component_axis():
     bijector = LogisticMixtureCDF(tf.zeros([3, 1, 4]), tf.zeros([5, 4]), tf.zeros([4]))
@@ -375,6 +432,7 @@ def test_variables_and_deferred_tensors_are_used_not_copied():
 
 
 # --- Errors that name the argument -------------------------------------------------------------------------------
+
 
 def test_mismatched_component_axes_raise():
     with pytest.raises(ValueError, match="component axes"):
@@ -423,8 +481,11 @@ def _vectors(size, elements):
 @st.composite
 def mixtures(draw):
     k = draw(st.integers(1, 6))
-    return (draw(_vectors(k, floats(-10.0, 10.0))), draw(_vectors(k, floats(-20.0, 20.0))),
-            draw(_vectors(k, floats(-4.0, 3.0))))
+    return (
+        draw(_vectors(k, floats(-10.0, 10.0))),
+        draw(_vectors(k, floats(-20.0, 20.0))),
+        draw(_vectors(k, floats(-4.0, 3.0))),
+    )
 
 
 def _tensor(value, dtype):
@@ -436,7 +497,7 @@ def _latent_tolerance(z, x, params, dtype):
     eps = np.finfo(dtype.as_numpy_dtype).eps
     _, locs, log_scales = params
     conditioning = (np.abs(x) + np.abs(locs).max()) * np.exp(-log_scales.min())
-    return 3.0 * eps ** 0.75 + 64.0 * eps * (np.abs(z) + conditioning)
+    return 3.0 * eps**0.75 + 64.0 * eps * (np.abs(z) + conditioning)
 
 
 def _finite_gradients(bijector, inputs, direction):
@@ -484,8 +545,11 @@ def test_density_direction_round_trips_and_matches_the_mixture(params, x, dtype_
     x = x.astype(dtype.as_numpy_dtype)
     eps = np.finfo(dtype.as_numpy_dtype).eps
     # A latent error maps to the data side divided by dz/dx = exp(ildj).
-    tolerance = (2.0 * _latent_tolerance(z, x, params, dtype) * np.exp(-ildj.astype(np.float64))
-                 + 8.0 * eps * np.abs(x) + eps ** 0.75)
+    tolerance = (
+        2.0 * _latent_tolerance(z, x, params, dtype) * np.exp(-ildj.astype(np.float64))
+        + 8.0 * eps * np.abs(x)
+        + eps**0.75
+    )
     error = np.abs(x_back - x)
     assert np.all(error <= tolerance), f"x -> z -> x errors {error} above {tolerance} at x = {x}"
     if dtype == tf.float64:
@@ -497,8 +561,12 @@ def test_density_direction_round_trips_and_matches_the_mixture(params, x, dtype_
 
 
 @SETTINGS
-@given(params=mixtures(), bad=st.sampled_from([np.nan, np.inf, -np.inf]), which=st.sampled_from([0, 1, 2]),
-       index=st.integers(0, 5))
+@given(
+    params=mixtures(),
+    bad=st.sampled_from([np.nan, np.inf, -np.inf]),
+    which=st.sampled_from([0, 1, 2]),
+    index=st.integers(0, 5),
+)
 def test_non_finite_parameters_raise_instead_of_returning_nan(params, bad, which, index):
     params = [np.array(p) for p in params]
     params[which][index % params[which].size] = bad

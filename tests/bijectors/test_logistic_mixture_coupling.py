@@ -2,24 +2,25 @@
 equivalent, the tanh-bounded scale and log-scale floor, XLA, argument errors, and a property test of round
 trips with finite log-dets and gradients.
 """
+
 from unittest import mock
 
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
+from bijector_cases.mixtures import MixtureConditioner
 from hypothesis import given
 from hypothesis import strategies as st
-
-from bijector_cases.mixtures import MixtureConditioner
 from mixture_support import SETTINGS, assert_finite, floats, fresh, magnitudes
-from tfp_flows import LogisticMixtureCDF, LogisticMixtureCoupling, coupling, masks
 
+from tfp_flows import LogisticMixtureCDF, LogisticMixtureCoupling, coupling, masks
 
 tfb = tfp.bijectors
 
 
 # --- The coupling ------------------------------------------------------------------------------------------------
+
 
 def _forced_multiplicative(make):
     with mock.patch.object(coupling, "last_axis_split", lambda mask: None):
@@ -34,12 +35,21 @@ def test_coupling_slicing_and_multiplicative_paths_agree(mask):
     assert sliced._split is not None and multiplied._split is None  # the two paths really differ
     x = np.random.default_rng(52).logistic(size=(4, mask.size)).astype(np.float32) * 2
     for method in ("forward", "inverse"):
-        np.testing.assert_allclose(getattr(multiplied, method)(fresh(x)), getattr(sliced, method)(fresh(x)),
-                                   rtol=1e-5, atol=1e-5, err_msg=method)
+        np.testing.assert_allclose(
+            getattr(multiplied, method)(fresh(x)),
+            getattr(sliced, method)(fresh(x)),
+            rtol=1e-5,
+            atol=1e-5,
+            err_msg=method,
+        )
         log_det = f"{method}_log_det_jacobian"
-        np.testing.assert_allclose(getattr(multiplied, log_det)(fresh(x), event_ndims=1),
-                                   getattr(sliced, log_det)(fresh(x), event_ndims=1), rtol=1e-5, atol=1e-5,
-                                   err_msg=log_det)
+        np.testing.assert_allclose(
+            getattr(multiplied, log_det)(fresh(x), event_ndims=1),
+            getattr(sliced, log_det)(fresh(x), event_ndims=1),
+            rtol=1e-5,
+            atol=1e-5,
+            err_msg=log_det,
+        )
 
 
 def test_coupling_equals_a_hand_assembled_elementwise_map():
@@ -56,20 +66,28 @@ def test_coupling_equals_a_hand_assembled_elementwise_map():
     z = ours.inverse(fresh(data, tf.float64)).numpy()
     np.testing.assert_allclose(z[:, :3], data[:, :3])
     np.testing.assert_allclose(z[:, 3:], density.forward(data[:, 3:]), rtol=1e-10, atol=1e-10)
-    np.testing.assert_allclose(ours.inverse_log_det_jacobian(fresh(data, tf.float64), event_ndims=1),
-                               density.forward_log_det_jacobian(data[:, 3:], event_ndims=1), rtol=1e-10)
+    np.testing.assert_allclose(
+        ours.inverse_log_det_jacobian(fresh(data, tf.float64), event_ndims=1),
+        density.forward_log_det_jacobian(data[:, 3:], event_ndims=1),
+        rtol=1e-10,
+    )
     # Sampling direction: the same map inverted.
     np.testing.assert_allclose(ours.forward(fresh(z, tf.float64)).numpy()[:, 3:], data[:, 3:], rtol=1e-9, atol=1e-9)
-    np.testing.assert_allclose(ours.forward_log_det_jacobian(fresh(z, tf.float64), event_ndims=1),
-                               density.inverse_log_det_jacobian(z[:, 3:], event_ndims=1), rtol=1e-9)
+    np.testing.assert_allclose(
+        ours.forward_log_det_jacobian(fresh(z, tf.float64), event_ndims=1),
+        density.inverse_log_det_jacobian(z[:, 3:], event_ndims=1),
+        rtol=1e-9,
+    )
 
 
 def _constant_params_fn(a_raw, b, log_scale, num_components=1):
     """A conditioner that ignores its input: every transformed entry gets the same logistic mixture."""
+
     def params_fn(x):
         ones = tf.ones_like(x)
         k = tf.ones(tf.concat([tf.shape(x), [num_components]], axis=0), x.dtype)
         return a_raw * ones, b * ones, 0.0 * k, 0.0 * k, log_scale * k
+
     return params_fn
 
 
@@ -80,8 +98,9 @@ def test_coupling_scale_is_tanh_bounded(a_raw, expected_log_scale):
     x = np.array([[0.1, 0.2, -3.0, 40.0]], np.float32)
     z = coupling_.inverse(fresh(x)).numpy()
     np.testing.assert_allclose(z[:, 2:], np.exp(expected_log_scale) * x[:, 2:] + 0.5, rtol=1e-5)
-    np.testing.assert_allclose(coupling_.inverse_log_det_jacobian(fresh(x), event_ndims=1),
-                               [2 * expected_log_scale], rtol=1e-5)
+    np.testing.assert_allclose(
+        coupling_.inverse_log_det_jacobian(fresh(x), event_ndims=1), [2 * expected_log_scale], rtol=1e-5
+    )
 
 
 def test_coupling_floors_log_scales_at_minus_7():
@@ -103,8 +122,9 @@ def test_coupling_xla_matches_eager():
 
     x_xla, fldj_xla = sample_direction(z)
     np.testing.assert_allclose(x_xla, coupling_.forward(tf.identity(z)), rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(fldj_xla, coupling_.forward_log_det_jacobian(tf.identity(z), event_ndims=3),
-                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        fldj_xla, coupling_.forward_log_det_jacobian(tf.identity(z), event_ndims=3), rtol=1e-4, atol=1e-4
+    )
 
 
 @pytest.mark.parametrize("num_components", [0, -1, 2.0, True])
@@ -149,14 +169,24 @@ class _RandomConditioner(tf.Module):
     def __call__(self, x):
         out = tf.matmul(tf.tanh(tf.matmul(x, self.w1)), self.w2)
         out = tf.reshape(out, tf.concat([tf.shape(x), [2 + 3 * self.k]], axis=0))
-        return out[..., 0], out[..., 1], out[..., 2:2 + self.k], out[..., 2 + self.k:2 + 2 * self.k], \
-            out[..., 2 + 2 * self.k:]
+        return (
+            out[..., 0],
+            out[..., 1],
+            out[..., 2 : 2 + self.k],
+            out[..., 2 + self.k : 2 + 2 * self.k],
+            out[..., 2 + 2 * self.k :],
+        )
 
 
 @SETTINGS
-@given(size=st.integers(2, 6), num_components=st.integers(1, 4), gain=floats(0.01, 5.0),
-       seed=st.integers(0, 2**16), parity=st.sampled_from([0, 1]), z=st.lists(magnitudes(1e3), min_size=12,
-                                                                            max_size=12))
+@given(
+    size=st.integers(2, 6),
+    num_components=st.integers(1, 4),
+    gain=floats(0.01, 5.0),
+    seed=st.integers(0, 2**16),
+    parity=st.sampled_from([0, 1]),
+    z=st.lists(magnitudes(1e3), min_size=12, max_size=12),
+)
 def test_coupling_round_trips_with_finite_log_dets_and_gradients(size, num_components, gain, seed, parity, z):
     conditioner = _RandomConditioner(size, num_components, gain, seed)
     coupling = LogisticMixtureCoupling(masks.half(size, parity), conditioner, num_components, validate_args=True)
@@ -182,6 +212,6 @@ def test_coupling_round_trips_with_finite_log_dets_and_gradients(size, num_compo
     outputs = [o.numpy() for o in conditioner(tf.constant(x.numpy() * masks.half(size, parity)))]
     conditioning = (np.abs(x.numpy()) + np.abs(outputs[3]).max()) * np.exp(-max(outputs[4].min(), -7.0))
     eps = np.finfo(np.float32).eps
-    tolerance = np.e * (3.0 * eps ** 0.75 + 64.0 * eps * (np.abs(z) + conditioning))
+    tolerance = np.e * (3.0 * eps**0.75 + 64.0 * eps * (np.abs(z) + conditioning))
     error = np.abs(z_back - z)
     assert np.all(error <= tolerance), f"z -> x -> z errors {error} above {tolerance}"

@@ -1,16 +1,16 @@
 """LogitTransform: agreement with TFP's Sigmoid after an affine shrink, finite latents at the data
 end points, validate_args errors, and property tests of the data and latent sides.
 """
+
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
+from elementwise_support import DTYPES, SETTINGS, arrays, const64, floats
 from hypothesis import given
 from hypothesis import strategies as st
 
-from elementwise_support import DTYPES, SETTINGS, arrays, const64, floats
 from tfp_flows import LogitTransform
-
 
 tfb = tfp.bijectors
 
@@ -22,12 +22,18 @@ def test_logit_transform_matches_tfp_sigmoid_with_affine_shrink():
     reference = tfb.Chain([tfb.Invert(tfb.Sigmoid()), tfb.Shift(const64(alpha)), tfb.Scale(const64(1 - 2 * alpha))])
     data = const64(np.concatenate([[0.0, 1.0, 1e-9, 1 - 1e-9], np.linspace(0.0, 1.0, 41)]))
     np.testing.assert_allclose(ours.inverse(data), reference.forward(data), rtol=1e-10)
-    np.testing.assert_allclose(ours.inverse_log_det_jacobian(data, event_ndims=0),
-                               reference.forward_log_det_jacobian(data, event_ndims=0), rtol=1e-10)
+    np.testing.assert_allclose(
+        ours.inverse_log_det_jacobian(data, event_ndims=0),
+        reference.forward_log_det_jacobian(data, event_ndims=0),
+        rtol=1e-10,
+    )
     latent = const64(np.linspace(-2.9, 2.9, 31))
     np.testing.assert_allclose(ours.forward(latent), reference.inverse(latent), rtol=1e-10, atol=1e-14)
-    np.testing.assert_allclose(ours.forward_log_det_jacobian(latent, event_ndims=0),
-                               reference.inverse_log_det_jacobian(latent, event_ndims=0), rtol=1e-10)
+    np.testing.assert_allclose(
+        ours.forward_log_det_jacobian(latent, event_ndims=0),
+        reference.inverse_log_det_jacobian(latent, event_ndims=0),
+        rtol=1e-10,
+    )
 
 
 def test_logit_transform_data_end_points_give_finite_latents_in_float32():
@@ -61,11 +67,15 @@ def test_logit_transform_rejects_alpha_outside_zero_to_half(alpha):
 
 # ---- LogitTransform ----------------------------------------------------------------------------------------------
 
+
 @SETTINGS
-@given(alpha=st.one_of(floats(1e-6, 0.49), st.sampled_from([0.0, 0.5, 0.7, -1e-3])),
-       data=st.lists(st.one_of(st.sampled_from([0.0, 1.0, 1e-30]), floats(0.0, 1.0), floats(-5.0, 5.0)),
-                     min_size=4, max_size=4),
-       dtype_name=st.sampled_from(sorted(DTYPES)))
+@given(
+    alpha=st.one_of(floats(1e-6, 0.49), st.sampled_from([0.0, 0.5, 0.7, -1e-3])),
+    data=st.lists(
+        st.one_of(st.sampled_from([0.0, 1.0, 1e-30]), floats(0.0, 1.0), floats(-5.0, 5.0)), min_size=4, max_size=4
+    ),
+    dtype_name=st.sampled_from(sorted(DTYPES)),
+)
 def test_logit_transform_data_side_invariants_or_clear_error(alpha, data, dtype_name):
     """Data x in [0, 1] (the inverse's domain): z = inverse(x) finite, forward(z) == x, ildj(x) == -fldj(z)."""
     dtype, rtol = DTYPES[dtype_name]

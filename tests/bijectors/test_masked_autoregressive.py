@@ -4,12 +4,13 @@ The conformance kit (tests/bijectors/test_conformance.py, registry cases in bije
 checks the invariants; this file checks agreement with TFP's own class, the number of network passes,
 gradients, and TFP's cache pitfalls (DESIGN.md).
 """
+
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
-
 from bijector_cases.autoregressive import EVENT_SIZE, MaskedNetwork
+
 from tfp_flows import OnePassMaskedAutoregressiveFlow
 
 tfb = tfp.bijectors
@@ -49,9 +50,13 @@ def test_same_numbers_as_tfps_class(mode, network_kwargs):
 
     def evaluate(bijector, x, y):
         # Fresh tensors everywhere: no value may come from a cache filled by the other direction.
-        return (bijector.forward(tf.identity(x)), bijector.forward_log_det_jacobian(tf.identity(x), event_ndims=1),
-                bijector.inverse(y), bijector.inverse_log_det_jacobian(y, event_ndims=1),
-                density(bijector).log_prob(tf.identity(y)))
+        return (
+            bijector.forward(tf.identity(x)),
+            bijector.forward_log_det_jacobian(tf.identity(x), event_ndims=1),
+            bijector.inverse(y),
+            bijector.inverse_log_det_jacobian(y, event_ndims=1),
+            density(bijector).log_prob(tf.identity(y)),
+        )
 
     if mode != "eager":
         evaluate = tf.function(evaluate, jit_compile=mode == "xla")
@@ -72,9 +77,12 @@ def test_same_numbers_as_tfps_class_with_bijector_fn_and_conditional_kwargs():
     y, offset = points(5), tf.constant(0.7)
     for method in ("inverse", "inverse_log_det_jacobian"):
         kwargs = dict(event_ndims=1) if method != "inverse" else {}
-        np.testing.assert_allclose(getattr(ours, method)(tf.identity(y), offset=offset, **kwargs).numpy(),
-                                   getattr(theirs, method)(tf.identity(y), offset=offset, **kwargs).numpy(),
-                                   rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(
+            getattr(ours, method)(tf.identity(y), offset=offset, **kwargs).numpy(),
+            getattr(theirs, method)(tf.identity(y), offset=offset, **kwargs).numpy(),
+            rtol=1e-6,
+            atol=1e-6,
+        )
 
 
 def test_inverse_then_its_log_det_take_one_network_pass():
@@ -111,8 +119,8 @@ def test_log_prob_traces_one_network_pass_and_its_gradients_match_tfps(xla):
     loss, grads = ours()
     assert counting.calls == 1  # traced once, one pass
     tfp_loss, tfp_grads = tf.function(
-        lambda: loss_and_grads(tfb.MaskedAutoregressiveFlow(shift_and_log_scale_fn=counting.network)),
-        jit_compile=xla)()
+        lambda: loss_and_grads(tfb.MaskedAutoregressiveFlow(shift_and_log_scale_fn=counting.network)), jit_compile=xla
+    )()
     np.testing.assert_allclose(loss.numpy(), tfp_loss.numpy(), rtol=1e-6)
     for got, want in zip(grads, tfp_grads):
         assert got is not None
@@ -124,8 +132,9 @@ def test_forward_log_det_is_minus_the_inverse_log_det_at_the_output():
     x = points(11)
     y = maf.forward(x)
     fldj = maf.forward_log_det_jacobian(x, event_ndims=1)  # y's cache entry holds x but no log-det yet
-    np.testing.assert_allclose(fldj.numpy(), -maf.inverse_log_det_jacobian(tf.identity(y), event_ndims=1).numpy(),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        fldj.numpy(), -maf.inverse_log_det_jacobian(tf.identity(y), event_ndims=1).numpy(), rtol=1e-5, atol=1e-6
+    )
     assert maf.inverse(y) is x  # TFP's cache: the input of the forward call
 
 

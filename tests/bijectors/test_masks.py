@@ -1,13 +1,12 @@
-"""The coupling masks (tfp_flows.masks): half, checkerboard and channel, and their argument errors.
-"""
+"""The coupling masks (tfp_flows.masks): half, checkerboard and channel, and their argument errors."""
 
 import numpy as np
 import pytest
 
 from tfp_flows import masks
 
-
 # --- Mask helpers ---------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("size", [2, 3, 6, 7])
 def test_half_mask(size):
@@ -34,16 +33,19 @@ def test_channel_mask():
     np.testing.assert_array_equal(masks.channel(2, 3, 5, parity=1), 1.0 - mask)
 
 
-@pytest.mark.parametrize("call,argument", [
-    (lambda: masks.half(1), "event_size"),
-    (lambda: masks.half(4.0), "event_size"),
-    (lambda: masks.half(4, parity=2), "parity"),
-    (lambda: masks.channel(2, 2, 1), "channels"),
-    (lambda: masks.channel(0, 2, 4), "height"),
-    (lambda: masks.checkerboard(1, 1, 3), "pixels"),
-    (lambda: masks.checkerboard(2, 2, 3, parity=-1), "parity"),
-    (lambda: masks.checkerboard(2, 0, 3), "width"),
-])
+@pytest.mark.parametrize(
+    "call,argument",
+    [
+        (lambda: masks.half(1), "event_size"),
+        (lambda: masks.half(4.0), "event_size"),
+        (lambda: masks.half(4, parity=2), "parity"),
+        (lambda: masks.channel(2, 2, 1), "channels"),
+        (lambda: masks.channel(0, 2, 4), "height"),
+        (lambda: masks.checkerboard(1, 1, 3), "pixels"),
+        (lambda: masks.checkerboard(2, 2, 3, parity=-1), "parity"),
+        (lambda: masks.checkerboard(2, 0, 3), "width"),
+    ],
+)
 def test_mask_helpers_reject_bad_arguments(call, argument):
     with pytest.raises(ValueError, match=argument):
         call()

@@ -2,17 +2,18 @@
 batched parameters), validate_args errors, and property tests (random parameters and inputs satisfy the
 invariants or raise a clear error).
 """
+
 import numpy as np
 import pytest
 import tensorflow as tf
+from elementwise_support import DTYPES, ERRORS, SETTINGS, arrays, check_invariants, const64, floats
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from elementwise_support import DTYPES, ERRORS, SETTINGS, arrays, check_invariants, const64, floats
 from tfp_flows import Planar
 
-
 # ---- formulas written out independently --------------------------------------------------------------------------
+
 
 def _planar_numpy(z, w, u, b):
     """Rezende & Mohamed (2015) eq. 10 and appendix A, in NumPy: f(z) and log|det| with u_hat."""
@@ -31,8 +32,9 @@ def test_planar_forward_and_log_det_match_the_paper_formula():
     bijector = Planar(const64(w), const64(u), const64(b))
     expected_y, expected_ldj = _planar_numpy(z, w, u, b)
     np.testing.assert_allclose(bijector.forward(const64(z)), expected_y, rtol=1e-12)
-    np.testing.assert_allclose(bijector.forward_log_det_jacobian(const64(z), event_ndims=1), expected_ldj,
-                               rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(
+        bijector.forward_log_det_jacobian(const64(z), event_ndims=1), expected_ldj, rtol=1e-10, atol=1e-12
+    )
 
 
 # Down to w . u = -4 the slope of w . f along w stays >= softplus(-4) = 0.018; much further, the forward pass
@@ -50,8 +52,9 @@ def test_planar_inverse_is_exact_in_float32_even_when_w_dot_u_is_below_minus_one
     # The inverse log-det is that of the true inverse, as the forward's Jacobian says (float64 reference).
     z64 = z.astype(np.float64)
     _, ldj64 = _planar_numpy(z64, w.astype(np.float64), u.astype(np.float64), 0.3)
-    np.testing.assert_allclose(bijector.inverse_log_det_jacobian(tf.constant(y.numpy()), event_ndims=1),
-                               -ldj64, atol=1e-4)
+    np.testing.assert_allclose(
+        bijector.inverse_log_det_jacobian(tf.constant(y.numpy()), event_ndims=1), -ldj64, atol=1e-4
+    )
 
 
 def test_planar_inverse_under_xla_matches_eager():
@@ -87,16 +90,19 @@ def test_planar_rejects_zero_w_and_mismatched_sizes():
 def test_planar_inverse_under_xla_never_returns_nan():
     # Regression: a zero value tolerance let the XLA-compiled root search stall (its tanh is not bit-identical
     # to the eager one) and return NaN for one row of this batch.
-    planar = Planar(w=tf.constant([1.293874, 0.6211898]), u=tf.constant([0.31886613, -0.009196484]),
-                              b=tf.constant(-0.17898594))
-    y = tf.constant([[0.8430802, 0.22478794], [1.8001704, -0.18726681], [-0.6628666, 0.83528906],
-                     [0.114790164, 0.02495369]])
+    planar = Planar(
+        w=tf.constant([1.293874, 0.6211898]), u=tf.constant([0.31886613, -0.009196484]), b=tf.constant(-0.17898594)
+    )
+    y = tf.constant(
+        [[0.8430802, 0.22478794], [1.8001704, -0.18726681], [-0.6628666, 0.83528906], [0.114790164, 0.02495369]]
+    )
     x = tf.function(planar.inverse, jit_compile=True)(y).numpy()
     assert np.all(np.isfinite(x)), x
     np.testing.assert_allclose(planar.forward(tf.constant(x)).numpy(), y.numpy(), atol=1e-5)
 
 
 # ---- Planar ------------------------------------------------------------------------------------------------------
+
 
 @st.composite
 def _planar_setups(draw):
@@ -113,8 +119,15 @@ def _planar_setups(draw):
 def test_planar_invariants_or_clear_error(setup, dtype_name):
     w, u, b, z = setup
     dtype, rtol = DTYPES[dtype_name]
-    make = lambda: Planar(tf.constant(w, dtype), tf.constant(u, dtype), tf.constant(b, dtype),  # noqa: E731
-                          validate_args=True)
+
+    def make():
+        return Planar(
+            tf.constant(w, dtype),
+            tf.constant(u, dtype),
+            tf.constant(b, dtype),
+            validate_args=True,
+        )
+
     if not np.any(np.square(w.astype(dtype.as_numpy_dtype))):  # w = 0 (or underflowing to it)
         with pytest.raises(ERRORS, match="`w`"):
             make()
@@ -129,5 +142,10 @@ def test_planar_invariants_or_clear_error(setup, dtype_name):
     scale = 1.0 + np.max(np.abs(z)) + size_u_hat
     a_error = rtol * size_w * scale / min_slope  # rounding of w . y, through the root of the 1-D equation
     # d log(slope) / da = -2 tanh sech^2 c / slope, |c| = |w . u_hat| <= 1 + |w . u|.
-    check_invariants(make(), z, 1, x_tol=rtol * scale + size_u_hat * a_error,
-                      ldj_tol=rtol * 10 + a_error * 2 * (2.0 + abs(w_dot_u)) / min_slope)
+    check_invariants(
+        make(),
+        z,
+        1,
+        x_tol=rtol * scale + size_u_hat * a_error,
+        ldj_tol=rtol * 10 + a_error * 2 * (2.0 + abs(w_dot_u)) / min_slope,
+    )

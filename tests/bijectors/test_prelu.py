@@ -1,20 +1,20 @@
-"""PReLU: validate_args errors, a chain with a TFP Scale under XLA, and property tests.
-"""
+"""PReLU: validate_args errors, a chain with a TFP Scale under XLA, and property tests."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
+from elementwise_support import DTYPES, ERRORS, SETTINGS, arrays, check_invariants, floats
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from elementwise_support import DTYPES, ERRORS, SETTINGS, arrays, check_invariants, floats
 from tfp_flows import PReLU
-
 
 tfb = tfp.bijectors
 
 
 # ---- validate_args errors name the argument ----------------------------------------------------------------------
+
 
 def _message(excinfo):
     return str(excinfo.value)
@@ -42,9 +42,13 @@ def test_prelu_with_a_tfp_scale_in_a_chain_round_trips_under_xla():
 
 # ---- PReLU -------------------------------------------------------------------------------------------------------
 
+
 @SETTINGS
-@given(alpha=st.one_of(floats(1e-4, 1e4), floats(-1.0, 0.0)), x=arrays([4, 3], 1e6),
-       dtype_name=st.sampled_from(sorted(DTYPES)))
+@given(
+    alpha=st.one_of(floats(1e-4, 1e4), floats(-1.0, 0.0)),
+    x=arrays([4, 3], 1e6),
+    dtype_name=st.sampled_from(sorted(DTYPES)),
+)
 def test_prelu_invariants_or_clear_error(alpha, x, dtype_name):
     dtype, rtol = DTYPES[dtype_name]
     if alpha <= 0:
@@ -55,5 +59,10 @@ def test_prelu_invariants_or_clear_error(alpha, x, dtype_name):
     # on the other side of the kink, where the slope is ambiguous anyway. Keep alpha * x normal (or exactly 0).
     tiny = np.finfo(dtype.as_numpy_dtype).tiny
     assume(np.all((x == 0) | (np.abs(x) * min(alpha, 1.0) > 2 * tiny)))
-    check_invariants(PReLU(tf.constant(alpha, dtype), validate_args=True), x, 0,
-                      x_tol=rtol * np.abs(x), ldj_tol=rtol * (1.0 + abs(np.log(alpha))))
+    check_invariants(
+        PReLU(tf.constant(alpha, dtype), validate_args=True),
+        x,
+        0,
+        x_tol=rtol * np.abs(x),
+        ldj_tol=rtol * (1.0 + abs(np.log(alpha))),
+    )

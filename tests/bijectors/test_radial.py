@@ -1,16 +1,16 @@
 """Radial (Rezende & Mohamed 2015): the paper's formulas, the finite and analytic centre, validate_args
 errors, gradients behind deferred tensors, and property tests.
 """
+
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
+from elementwise_support import DTYPES, ERRORS, SETTINGS, arrays, check_invariants, const64, floats
 from hypothesis import given
 from hypothesis import strategies as st
 
-from elementwise_support import DTYPES, ERRORS, SETTINGS, arrays, check_invariants, const64, floats
 from tfp_flows import Radial
-
 
 tfd = tfp.distributions
 
@@ -25,11 +25,13 @@ def test_radial_is_finite_and_analytic_at_its_centre():
     jacobian = tape.batch_jacobian(y, z).numpy()[0]
     # At r = 0, f(z) ~ z0 + (1 + beta / alpha)(z - z0): the Jacobian is a multiple of the identity.
     np.testing.assert_allclose(jacobian, (1.0 + beta / alpha) * np.eye(3), atol=1e-12)
-    np.testing.assert_allclose(bijector.forward_log_det_jacobian(z, event_ndims=1), [3 * np.log1p(beta / alpha)],
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        bijector.forward_log_det_jacobian(z, event_ndims=1), [3 * np.log1p(beta / alpha)], rtol=1e-12
+    )
     np.testing.assert_allclose(bijector.inverse(const64(z0[None])), z0[None], atol=1e-15)
-    np.testing.assert_allclose(bijector.inverse_log_det_jacobian(const64(z0[None]), event_ndims=1),
-                               [-3 * np.log1p(beta / alpha)], rtol=1e-12)
+    np.testing.assert_allclose(
+        bijector.inverse_log_det_jacobian(const64(z0[None]), event_ndims=1), [-3 * np.log1p(beta / alpha)], rtol=1e-12
+    )
 
 
 def test_radial_forward_and_log_det_match_the_paper_formula():
@@ -42,8 +44,7 @@ def test_radial_forward_and_log_det_match_the_paper_formula():
     expected_ldj = 3 * np.log1p(beta * h) + np.log1p(beta * h + beta * h_prime * r)
     bijector = Radial(const64(z0), const64(alpha), const64(beta))
     np.testing.assert_allclose(bijector.forward(const64(z)), expected_y, rtol=1e-12)
-    np.testing.assert_allclose(bijector.forward_log_det_jacobian(const64(z), event_ndims=1), expected_ldj,
-                               rtol=1e-10)
+    np.testing.assert_allclose(bijector.forward_log_det_jacobian(const64(z), event_ndims=1), expected_ldj, rtol=1e-10)
 
 
 def test_radial_rejects_non_positive_alpha_and_beta_below_minus_alpha():
@@ -61,6 +62,7 @@ def test_radial_rejects_non_positive_alpha_and_beta_below_minus_alpha():
 
 # ---- parameters, composition ---------------------------------------------------------------------------------
 
+
 def test_gradients_reach_variables_behind_deferred_tensors():
     raw_alpha = tf.Variable(0.0)
     raw_beta = tf.Variable(0.3)
@@ -77,6 +79,7 @@ def test_gradients_reach_variables_behind_deferred_tensors():
 
 
 # ---- Radial ------------------------------------------------------------------------------------------------------
+
 
 @st.composite
 def _radial_setups(draw):
@@ -98,8 +101,15 @@ def _radial_setups(draw):
 def test_radial_invariants_or_clear_error(setup, dtype_name):
     z0, alpha, beta, gap, z = setup
     dtype, rtol = DTYPES[dtype_name]
-    make = lambda: Radial(tf.constant(z0, dtype), tf.constant(alpha, dtype), tf.constant(beta, dtype),  # noqa: E731
-                          validate_args=True)
+
+    def make():
+        return Radial(
+            tf.constant(z0, dtype),
+            tf.constant(alpha, dtype),
+            tf.constant(beta, dtype),
+            validate_args=True,
+        )
+
     if alpha <= 0:
         with pytest.raises(ERRORS, match="`alpha`"):
             make()
@@ -111,5 +121,10 @@ def test_radial_invariants_or_clear_error(setup, dtype_name):
     # Rounding of y (of size |z| + |beta|) reaches r amplified by the inverse's radial condition number, at most
     # 1 / gap (at z0); the log-det changes with r at a rate of at most D (2 / (alpha gap) + 2 / alpha).
     r_error = rtol * (1.0 + np.max(np.abs(z)) + abs(beta)) / min(gap, 1.0)
-    check_invariants(make(), z, 1, x_tol=r_error * (1.0 + abs(beta) / alpha),
-                      ldj_tol=rtol * 10 + r_error * len(z0) * (2.0 / (alpha * min(gap, 1.0)) + 2.0 / alpha))
+    check_invariants(
+        make(),
+        z,
+        1,
+        x_tol=r_error * (1.0 + abs(beta) / alpha),
+        ldj_tol=rtol * 10 + r_error * len(z0) * (2.0 / (alpha * min(gap, 1.0)) + 2.0 / alpha),
+    )

@@ -1,16 +1,16 @@
 """Squeeze: space-to-depth and back, any batch rank, inside a TransformedDistribution, shape errors,
 and a property test of the round trip.
 """
+
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
+from elementwise_support import SETTINGS
 from hypothesis import given
 from hypothesis import strategies as st
 
-from elementwise_support import SETTINGS
 from tfp_flows import Squeeze
-
 
 tfd = tfp.distributions
 
@@ -63,9 +63,16 @@ def test_squeeze_rejects_height_or_width_not_divisible_by_the_factor():
 
 # ---- Squeeze -----------------------------------------------------------------------------------------------------
 
+
 @SETTINGS
-@given(factor=st.integers(1, 3), height=st.integers(1, 6), width=st.integers(1, 6), channels=st.integers(1, 3),
-       batch=st.lists(st.integers(1, 2), max_size=2), scale=st.sampled_from([0.0, 1.0, 1e30]))
+@given(
+    factor=st.integers(1, 3),
+    height=st.integers(1, 6),
+    width=st.integers(1, 6),
+    channels=st.integers(1, 3),
+    batch=st.lists(st.integers(1, 2), max_size=2),
+    scale=st.sampled_from([0.0, 1.0, 1e30]),
+)
 def test_squeeze_round_trips_or_rejects_the_shape(factor, height, width, channels, batch, scale):
     squeeze = Squeeze(factor, validate_args=True)
     rng = np.random.default_rng(height * 100 + width * 10 + channels)
@@ -75,7 +82,7 @@ def test_squeeze_round_trips_or_rejects_the_shape(factor, height, width, channel
             squeeze.inverse(tf.constant(data))
         return
     latent = squeeze.inverse(tf.constant(data))
-    assert latent.shape == tuple(batch) + (height // factor, width // factor, channels * factor ** 2)
+    assert latent.shape == tuple(batch) + (height // factor, width // factor, channels * factor**2)
     np.testing.assert_array_equal(squeeze.forward(tf.constant(latent.numpy())), data)
     np.testing.assert_array_equal(np.sort(latent.numpy(), axis=None), np.sort(data, axis=None))  # a permutation
     assert float(squeeze.inverse_log_det_jacobian(tf.constant(data), event_ndims=3)) == 0.0

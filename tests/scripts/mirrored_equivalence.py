@@ -13,6 +13,7 @@ and we record the weights when training begins (after ActNorm's init), the first
 the global batch, the gradient (weights before - after,
 exact for SGD with learning rate 1 up to float32 rounding) and the loss Keras reports. Writes JSON to argv[1].
 """
+
 import json
 import os
 import sys
@@ -20,13 +21,13 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
-import tensorflow as tf  # noqa: E402
+import tensorflow as tf
 
 _CPU = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(_CPU, [tf.config.LogicalDeviceConfiguration()] * 2)
 
-import numpy as np  # noqa: E402
 import keras  # noqa: E402
+import numpy as np  # noqa: E402
 
 from keras_models import Glow, RealNVP  # noqa: E402
 
@@ -83,8 +84,10 @@ def perturbed_initial_weights(model):
     zero the first step's gradient of every layer before them, and the comparison would lose its teeth."""
     rng = np.random.default_rng(2)
     trainable = {id(w) for w in model.trainable_weights}
-    return [np.asarray(w) + (0.1 * rng.normal(size=w.shape)).astype(w.dtype) if id(w) in trainable else np.asarray(w)
-            for w in model.weights]
+    return [
+        np.asarray(w) + (0.1 * rng.normal(size=w.shape)).astype(w.dtype) if id(w) in trainable else np.asarray(w)
+        for w in model.weights
+    ]
 
 
 def main(out_path):
@@ -95,8 +98,10 @@ def main(out_path):
 
     def from_function(strategy):
         return strategy.distribute_datasets_from_function(
-            lambda ctx: tf.data.Dataset.from_tensor_slices(x).batch(ctx.get_per_replica_batch_size(GLOBAL_BATCH),
-                                                                    drop_remainder=True))
+            lambda ctx: tf.data.Dataset.from_tensor_slices(x).batch(
+                ctx.get_per_replica_batch_size(GLOBAL_BATCH), drop_remainder=True
+            )
+        )
 
     mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     results = {}

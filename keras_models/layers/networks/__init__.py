@@ -4,6 +4,7 @@
 contract with `tfp_flows.coupling`), `MADE` (made.py) for autoregressive steps, `GatedConvAttentionNet`
 (attention.py) for Flow++.
 """
+
 from keras_models.layers.networks.attention import GatedConvAttentionNet
 from keras_models.layers.networks.conditioners import MaskedConditioner, ResidualConvNet, glow_conv, mlp
 from keras_models.layers.networks.made import MADE

@@ -18,10 +18,10 @@ Example:
     >>> net(tf.zeros([3, 4, 4, 1])).shape                    # zero-initialised output
     TensorShape([3, 4, 4, 6])
 """
-import numpy as np
-import tensorflow as tf
 
 import keras
+import numpy as np
+import tensorflow as tf
 
 
 def concat_elu(x):
@@ -78,8 +78,10 @@ class GatedSelfAttentionBlock(keras.layers.Layer):
     def build(self, input_shape):
         height, width_px = int(input_shape[-3]), int(input_shape[-2])
         self.position_embedding = self.add_weight(
-            name="position_embedding", shape=(height, width_px, self.width),
-            initializer=keras.initializers.RandomNormal(stddev=0.01))
+            name="position_embedding",
+            shape=(height, width_px, self.width),
+            initializer=keras.initializers.RandomNormal(stddev=0.01),
+        )
         sequence_shape = (None, height * width_px, self.width)
         self.attention.build(sequence_shape, sequence_shape)
         self.gate_dense.build(sequence_shape)
@@ -109,8 +111,17 @@ class GatedConvAttentionNet(keras.layers.Layer):
       zero_init_output: start the last convolution at zero (coupling starts as the identity).
     """
 
-    def __init__(self, width, num_blocks, output_channels, use_attention=False, num_heads=4, extra_input=None,
-                 zero_init_output=True, **kwargs):
+    def __init__(
+        self,
+        width,
+        num_blocks,
+        output_channels,
+        use_attention=False,
+        num_heads=4,
+        extra_input=None,
+        zero_init_output=True,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.width, self.num_blocks, self.output_channels = int(width), int(num_blocks), int(output_channels)
         self.use_attention, self.num_heads = bool(use_attention), int(num_heads)
@@ -124,8 +135,9 @@ class GatedConvAttentionNet(keras.layers.Layer):
             if self.use_attention:
                 self.blocks.append(GatedSelfAttentionBlock(self.width, self.num_heads, dtype=dtype))
         out_init = "zeros" if zero_init_output else "glorot_uniform"
-        self.conv_out = keras.layers.Conv2D(self.output_channels, 3, padding="same", kernel_initializer=out_init,
-                                            bias_initializer="zeros", dtype=dtype)
+        self.conv_out = keras.layers.Conv2D(
+            self.output_channels, 3, padding="same", kernel_initializer=out_init, bias_initializer="zeros", dtype=dtype
+        )
 
     def build(self, input_shape):
         input_shape = tuple(input_shape)
@@ -149,8 +161,13 @@ class GatedConvAttentionNet(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(width=self.width, num_blocks=self.num_blocks, output_channels=self.output_channels,
-                      use_attention=self.use_attention, num_heads=self.num_heads,
-                      extra_input=None if self.extra_input is None else self.extra_input.tolist(),
-                      zero_init_output=self.zero_init_output)
+        config.update(
+            width=self.width,
+            num_blocks=self.num_blocks,
+            output_channels=self.output_channels,
+            use_attention=self.use_attention,
+            num_heads=self.num_heads,
+            extra_input=None if self.extra_input is None else self.extra_input.tolist(),
+            zero_init_output=self.zero_init_output,
+        )
         return config

@@ -16,10 +16,10 @@ Winkler et al. 2019, "Learning likelihoods with conditional normalizing flows").
 built for the wider input, so it learns the context embedding; any network (`mlp`, `glow_conv`,
 `ResidualConvNet`, a split prior's conv) takes a context this way.
 """
-import numpy as np
-import tensorflow as tf
 
 import keras
+import numpy as np
+import tensorflow as tf
 
 from tfp_flows.coupling import last_axis_split
 from tfp_flows.validation import check_positive_ints
@@ -42,29 +42,39 @@ def checked_context(conditional_input, context_shape, batch_shape, owner, dtype)
     """
     if context_shape is None:
         if conditional_input is not None:
-            raise ValueError(f"{owner}: received `conditional_input` but this network was built without "
-                             "`context_shape` (an unconditional model); pass context_shape=... to the model to "
-                             "condition it")
+            raise ValueError(
+                f"{owner}: received `conditional_input` but this network was built without "
+                "`context_shape` (an unconditional model); pass context_shape=... to the model to "
+                "condition it"
+            )
         return None
     expected = "[batch, " + ", ".join(map(str, context_shape)) + "]"
     if conditional_input is None:
-        raise ValueError(f"{owner}: this network is conditional (context_shape={context_shape}) and needs "
-                         f"`conditional_input` of shape {expected}; received None")
+        raise ValueError(
+            f"{owner}: this network is conditional (context_shape={context_shape}) and needs "
+            f"`conditional_input` of shape {expected}; received None"
+        )
     c = tf.convert_to_tensor(conditional_input)
     if not c.dtype.is_floating:
-        raise TypeError(f"{owner}: `conditional_input` must be floating point of shape {expected}; received "
-                        f"dtype {c.dtype.name}")
+        raise TypeError(
+            f"{owner}: `conditional_input` must be floating point of shape {expected}; received dtype {c.dtype.name}"
+        )
     rank = len(context_shape)
     shape = c.shape
     if shape.rank is not None:
-        trailing = shape.as_list()[shape.rank - rank:] if shape.rank >= rank else None
+        trailing = shape.as_list()[shape.rank - rank :] if shape.rank >= rank else None
         leading = shape.as_list()[: shape.rank - rank]
-        if (trailing is None or any(t is not None and t != e for t, e in zip(trailing, context_shape))
-                or len(leading) != len(batch_shape)
-                or any(a is not None and b is not None and a != b for a, b in zip(leading, batch_shape))):
-            raise ValueError(f"{owner}: `conditional_input` must have shape {expected} with the input's batch "
-                             f"shape {list(batch_shape)} (context_shape={context_shape}); received shape "
-                             f"{shape.as_list()}")
+        if (
+            trailing is None
+            or any(t is not None and t != e for t, e in zip(trailing, context_shape))
+            or len(leading) != len(batch_shape)
+            or any(a is not None and b is not None and a != b for a, b in zip(leading, batch_shape))
+        ):
+            raise ValueError(
+                f"{owner}: `conditional_input` must have shape {expected} with the input's batch "
+                f"shape {list(batch_shape)} (context_shape={context_shape}); received shape "
+                f"{shape.as_list()}"
+            )
     return tf.reshape(tf.cast(c, dtype), [-1, int(np.prod(context_shape))])
 
 
@@ -73,8 +83,9 @@ def with_context(h, context):
     if context is None:
         return h
     middle = h.shape.rank - 2
-    context = tf.reshape(context, tf.concat([tf.shape(context)[:1], tf.ones([middle], tf.int32),
-                                             tf.shape(context)[1:]], 0))
+    context = tf.reshape(
+        context, tf.concat([tf.shape(context)[:1], tf.ones([middle], tf.int32), tf.shape(context)[1:]], 0)
+    )
     context = tf.broadcast_to(context, tf.concat([tf.shape(h)[:-1], tf.shape(context)[-1:]], 0))
     return tf.concat([h, context], axis=-1)
 
@@ -87,8 +98,9 @@ def mlp(hidden_units, output_units, activation="relu", name=None, dtype=None, la
     Keras 3 does not pass a parent's policy down, and a float32 layer would cast float64 inputs down.
     """
     layers = [keras.layers.Dense(units, activation=activation, dtype=dtype) for units in hidden_units]
-    layers.append(keras.layers.Dense(output_units, kernel_initializer=last_initializer, bias_initializer="zeros",
-                                     dtype=dtype))
+    layers.append(
+        keras.layers.Dense(output_units, kernel_initializer=last_initializer, bias_initializer="zeros", dtype=dtype)
+    )
     return keras.Sequential(layers, name=name)
 
 
@@ -97,12 +109,16 @@ def glow_conv(width, output_channels, name=None, dtype=None):
 
     `dtype` (a Keras dtype policy or name) reaches every Conv2D, as in `mlp`.
     """
-    return keras.Sequential([
-        keras.layers.Conv2D(width, 3, padding="same", activation="relu", dtype=dtype),
-        keras.layers.Conv2D(width, 1, padding="same", activation="relu", dtype=dtype),
-        keras.layers.Conv2D(output_channels, 3, padding="same", kernel_initializer="zeros",
-                            bias_initializer="zeros", dtype=dtype),
-    ], name=name)
+    return keras.Sequential(
+        [
+            keras.layers.Conv2D(width, 3, padding="same", activation="relu", dtype=dtype),
+            keras.layers.Conv2D(width, 1, padding="same", activation="relu", dtype=dtype),
+            keras.layers.Conv2D(
+                output_channels, 3, padding="same", kernel_initializer="zeros", bias_initializer="zeros", dtype=dtype
+            ),
+        ],
+        name=name,
+    )
 
 
 @keras.saving.register_keras_serializable(package="tfp_flows")
@@ -115,12 +131,15 @@ class ResidualConvNet(keras.layers.Layer):
         dtype = self.dtype_policy  # Keras 3 does not hand a layer's policy to its sub-layers by itself
         self.conv_in = keras.layers.Conv2D(width, 3, padding="same", dtype=dtype)
         self.blocks = [
-            [keras.layers.Conv2D(width, 3, padding="same", activation="relu", dtype=dtype),
-             keras.layers.Conv2D(width, 3, padding="same", dtype=dtype)]
+            [
+                keras.layers.Conv2D(width, 3, padding="same", activation="relu", dtype=dtype),
+                keras.layers.Conv2D(width, 3, padding="same", dtype=dtype),
+            ]
             for _ in range(num_blocks)
         ]
-        self.conv_out = keras.layers.Conv2D(output_channels, 3, padding="same", kernel_initializer="zeros",
-                                            bias_initializer="zeros", dtype=dtype)
+        self.conv_out = keras.layers.Conv2D(
+            output_channels, 3, padding="same", kernel_initializer="zeros", bias_initializer="zeros", dtype=dtype
+        )
 
     def build(self, input_shape):
         self.conv_in.build(input_shape)
@@ -214,8 +233,9 @@ class MaskedConditioner(keras.layers.Layer):
         if self.split is not None:
             flat = flat[..., self._pass_slice]
         params = []
-        for piece, trailing in zip(self._split_output(self.network(with_context(flat, context))),
-                                   self.param_trailing_shapes):
+        for piece, trailing in zip(
+            self._split_output(self.network(with_context(flat, context))), self.param_trailing_shapes
+        ):
             if self.split is not None:
                 piece = self._pad_to_event(piece, len(trailing))
             params.append(tf.reshape(piece, tf.concat([batch_shape, self.mask.shape, trailing], 0)))
@@ -232,8 +252,10 @@ class MaskedConditioner(keras.layers.Layer):
             x_pass = tf.reshape(x_pass, (-1,) + self.mask.shape[:-1] + (self.pass_channels,))
         params = self._split_output(self.network(with_context(x_pass, context)))
         if not one_batch_axis:
-            params = [tf.reshape(piece, tf.concat([batch_shape, block_shape, trailing], 0))
-                      for piece, trailing in zip(params, self.param_trailing_shapes)]
+            params = [
+                tf.reshape(piece, tf.concat([batch_shape, block_shape, trailing], 0))
+                for piece, trailing in zip(params, self.param_trailing_shapes)
+            ]
         return tuple(params)
 
     def _split_output(self, out):
@@ -242,7 +264,7 @@ class MaskedConditioner(keras.layers.Layer):
         params, start = [], 0
         for trailing in self.param_trailing_shapes:
             size = int(np.prod(trailing))
-            piece = out[..., start * self.trans_channels:(start + size) * self.trans_channels]
+            piece = out[..., start * self.trans_channels : (start + size) * self.trans_channels]
             start += size
             if trailing:
                 piece = tf.reshape(piece, tf.concat([tf.shape(piece)[:-1], [self.trans_channels], trailing], 0))

@@ -26,10 +26,11 @@ flattened context, to the pre-activation of every hidden layer l (Papamakarios e
 context may feed any unit, since it is not one of the autoregressive inputs). Output d then depends on
 x_1..x_{d-1} and c.
 """
+
+import keras
 import numpy as np
 import tensorflow as tf
 
-import keras
 from keras_models.layers.networks.conditioners import checked_context, checked_context_shape
 from tfp_flows.validation import check_int, check_positive_ints
 
@@ -74,18 +75,23 @@ class MADE(keras.layers.Layer):
         (TensorShape([5, 3]), TensorShape([5, 3]))
     """
 
-    def __init__(self, event_size, hidden_units=(256, 256), activation="relu", log_scale_limit=2.0,
-                 context_shape=None, **kwargs):
+    def __init__(
+        self, event_size, hidden_units=(256, 256), activation="relu", log_scale_limit=2.0, context_shape=None, **kwargs
+    ):
         super().__init__(**kwargs)
         self.context_shape = checked_context_shape(context_shape, "MADE")
-        event_size, hidden_units = check_int(event_size, "event_size"), check_positive_ints(hidden_units, "hidden_units")
+        event_size, hidden_units = (
+            check_int(event_size, "event_size"),
+            check_positive_ints(hidden_units, "hidden_units"),
+        )
         if log_scale_limit is not None and not log_scale_limit > 0:
             raise ValueError(f"`log_scale_limit` must be None or > 0; received {log_scale_limit!r}")
         self.event_size = int(event_size)
         self.hidden_units = hidden_units
         self.activation = keras.activations.get(activation)
-        self._activation_config = activation if isinstance(activation, str) else keras.activations.serialize(
-            self.activation)
+        self._activation_config = (
+            activation if isinstance(activation, str) else keras.activations.serialize(self.activation)
+        )
         self.log_scale_limit = log_scale_limit
         masks = made_masks(made_degrees(self.event_size, self.hidden_units))
         # The output mask is repeated for (shift, log_scale): unit 2 d + p reads what output d may read.
@@ -98,17 +104,22 @@ class MADE(keras.layers.Layer):
             last = i == len(self.masks) - 1
             with keras.name_scope(self.name, caller=self):  # the path add_weight would give: <layer>/kernel_i
                 kernel = MaskedKernel(
-                    mask, initializer="zeros" if last else keras.initializers.GlorotUniform(), shape=mask.shape,
-                    dtype=self.variable_dtype, name=f"kernel_{i}")
+                    mask,
+                    initializer="zeros" if last else keras.initializers.GlorotUniform(),
+                    shape=mask.shape,
+                    dtype=self.variable_dtype,
+                    name=f"kernel_{i}",
+                )
             kernel.constraint = _reassign  # the optimizer re-assigns (so masks) the kernel after every update
             self.kernels.append(kernel)
             self.biases.append(self.add_weight(name=f"bias_{i}", shape=(mask.shape[1],), initializer="zeros"))
         self.context_kernels = []  # unmasked: the context is no autoregressive input
         if self.context_shape is not None:
             size = int(np.prod(self.context_shape))
-            self.context_kernels = [self.add_weight(name=f"context_kernel_{i}", shape=(size, units),
-                                                    initializer="glorot_uniform")
-                                    for i, units in enumerate(self.hidden_units)]
+            self.context_kernels = [
+                self.add_weight(name=f"context_kernel_{i}", shape=(size, units), initializer="glorot_uniform")
+                for i, units in enumerate(self.hidden_units)
+            ]
         self.built = True
 
     def raw_outputs(self, x, conditional_input=None):
@@ -140,9 +151,13 @@ class MADE(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(event_size=self.event_size, hidden_units=list(self.hidden_units),
-                      activation=self._activation_config, log_scale_limit=self.log_scale_limit,
-                      context_shape=None if self.context_shape is None else list(self.context_shape))
+        config.update(
+            event_size=self.event_size,
+            hidden_units=list(self.hidden_units),
+            activation=self._activation_config,
+            log_scale_limit=self.log_scale_limit,
+            context_shape=None if self.context_shape is None else list(self.context_shape),
+        )
         return config
 
 
@@ -162,8 +177,9 @@ class MaskedKernel(keras.Variable):
     def __init__(self, mask, initializer, shape, **kwargs):
         self._mask = np.asarray(mask)
         if self._mask.shape != tuple(shape):
-            raise ValueError(f"MaskedKernel: `mask` must have the variable's shape {tuple(shape)}; received shape "
-                             f"{self._mask.shape}")
+            raise ValueError(
+                f"MaskedKernel: `mask` must have the variable's shape {tuple(shape)}; received shape {self._mask.shape}"
+            )
         super().__init__(initializer=self._masked_initializer(initializer), shape=shape, **kwargs)
 
     @property
@@ -185,8 +201,11 @@ class MaskedKernel(keras.Variable):
     def _restore_from_tensors(self, restored_tensors):
         # tf.train.Checkpoint writes to the underlying tf.Variable, not through `assign`: mask what it restores.
         return super()._restore_from_tensors(
-            {key: self._apply_mask(value) if value.shape == self.shape else value
-             for key, value in restored_tensors.items()})
+            {
+                key: self._apply_mask(value) if value.shape == self.shape else value
+                for key, value in restored_tensors.items()
+            }
+        )
 
 
 def _reassign(kernel):

@@ -1,8 +1,11 @@
 """Write one tiny .keras file per preset with the code as it was before the keras_models layout change."""
-import os, sys
+
+import os
+import sys
+
 import numpy as np
-import keras
-from keras_models import NICE, FlowPlusPlus, Glow, MAF, PlanarFlow, PReLUFlow, RadialFlow, RealNVP
+
+from keras_models import MAF, NICE, FlowPlusPlus, Glow, PlanarFlow, PReLUFlow, RadialFlow, RealNVP
 from keras_models.maf import IAF
 
 OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.dirname(os.path.abspath(__file__))
@@ -14,9 +17,18 @@ BUILD = {
     "maf": lambda: MAF((3,), num_layers=2, hidden_units=(4,)),
     "iaf": lambda: IAF((3,), num_layers=1, hidden_units=(4,)),
     "glow": lambda: Glow((2,), num_steps=1, hidden_channels=4, seed=0),
-    "flowpp-image": lambda: FlowPlusPlus((4, 4, 1), num_components=2, num_couplings=1, hidden_channels=2,
-                                         num_blocks=1, use_attention=True, num_heads=1, dequantizer_couplings=1,
-                                         dequantizer_channels=2, seed=0),
+    "flowpp-image": lambda: FlowPlusPlus(
+        (4, 4, 1),
+        num_components=2,
+        num_couplings=1,
+        hidden_channels=2,
+        num_blocks=1,
+        use_attention=True,
+        num_heads=1,
+        dequantizer_couplings=1,
+        dequantizer_channels=2,
+        seed=0,
+    ),
     "planar": lambda: PlanarFlow((2,), num_layers=2),
     "radial": lambda: RadialFlow((2,), num_layers=2),
 }
