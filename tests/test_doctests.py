@@ -5,6 +5,7 @@ the suite (one test per module, so a failure names the module). Examples are kep
 on a few batches); the few that need something the suite does not have (a TF Serving server, a TFDS download)
 say so and are marked `# doctest: +SKIP`.
 """
+
 import doctest
 import importlib
 import pkgutil
@@ -33,8 +34,20 @@ MODULES = [name for name in _module_names() if _has_examples(name)]
 
 
 def test_the_examples_cover_both_packages_and_the_datasets():
-    assert {"tfp_flows.planar", "tfp_flows.datasets.pipeline", "keras_models.flows.realnvp",
-            "keras_models.serving.export", "tfp_flows.validation"} <= set(MODULES)
+    assert {
+        "tfp_flows.planar",
+        "tfp_flows.datasets.pipeline",
+        "keras_models.flows.realnvp",
+        "keras_models.serving.export",
+        "tfp_flows.validation",
+    } <= set(MODULES)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _digits_prepared():
+    """Examples read the digits through TFDS; the first read prepares them and prints TFDS' progress lines, which
+    a doctest would take for output. Prepare them here, whichever test of the suite comes first."""
+    tfp_flows.datasets.make_dataset("digits", split="train", batch_size=1)
 
 
 @pytest.mark.parametrize("name", MODULES)
