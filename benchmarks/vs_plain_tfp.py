@@ -1,28 +1,34 @@
-"""Fit quality on unseen data: our presets against the same flows written plainly with TFP, median over seeds.
+"""Fit quality on unseen data: our presets against the strongest plain TFP build and BayesFlow, over paired seeds.
 
-    python benchmarks/vs_plain_tfp.py [--quick] [--seeds 0 1 2] [--data NAME ...] [--models NAME ...]
-                                      [--keep-best] [--scale C] [--out benchmarks/results-vs-plain-<mode>.json]
+    python benchmarks/vs_plain_tfp.py [--quick] [--seeds 0 1 2 3 4] [--data NAME ...] [--models NAME ...]
+                                      [--variants NAME ...] [--keep-best] [--no-noise] [--no-peers] [--scale C]
+                                      [--ours-args JSON] [--out benchmarks/results-vs-plain-<mode>.json]
     python benchmarks/vs_plain_tfp.py --table FILE [FILE ...]    # judge earlier runs, one comparison's seeds merged
 
 For every data set of `unseen_data` (drawn anew from each seed: new points, new mixing matrices, new
-train/test splits) and every seed, each pair (ours, plain TFP build of the same architecture: `plain_tfp`) is
-trained with `fit` for the same steps on the same batches (same seed, batch, Adam learning rate, XLA), then
-scored on the held-out split: the KL gap E_p[log p - log q] where the density is known, else bits/dim (images).
-The training-split score is reported beside it (the generalisation gap). Lower is better for both metrics.
+train/test splits, new folds) and every seed, ours and each plain TFP build of the same architecture (`plain_tfp`:
+Keras-default, zero-initialised and bounded forms) and, on the RealNVP and NSF rows, BayesFlow's `CouplingFlow`
+(`bayesflow_peer`) are trained with `fit` for the same steps on the same batches (same seed, batch, Adam learning
+rate, XLA), then scored on the held-out split: the KL gap E_p[log p - log q] where the density is known, the NLL
+for tabular data, bits/dim for images. The training-split score is reported beside it. Lower is better.
 
-Prints one line per fit, then per (data, model) the median and range over seeds for ours and theirs, and exits
-with status 1 when ours is worse than theirs on the median of any pair (within `TOLERANCE` of the metric),
-so a regression fails loudly. `--quick` (three seeds; spiral_mixture and ica8; RealNVP and MAF; 400 steps of
-small networks without XLA, plain builds with zero-init only): under 5 minutes on 2 cores.
+How a row is judged (paired seeds; "theirs" is the plain form with the best median over seeds, as a user settles
+on one build): d is the median over seeds of (ours - theirs), n the noise, the median over seeds of the absolute
+difference between theirs and the same build trained again with another seed (initialisation and batch order;
+the same data). **won** when d < -n, **lost** when d > n, **tied** otherwise. A row that looks lost on 5 seeds is
+rerun to 11 before it counts as lost. BayesFlow is judged against ours the same way, with the same n. The command
+exits 1 when any row is lost, so a regression fails loudly.
 
-Memory grows by about 0.14 GB per fit (XLA programs compiled per fit are kept; `keras.backend.clear_session`
-does not free them): a run of 30 spiral fits passed 15 GB, so run long studies one data set at a time.
+`--keep-best` trains every side the way `tfp-flows train` does by default: the same steps, each keeping the
+weights of its best validation checkpoint (one every tenth of the steps; the data set's own validation split
+picks it where it has one (tabular), else the first half of the held-out split picks it and the second half
+scores it). The verdicts then go by those scores; the table also names the rows ours loses at the last step.
 
-`--keep-best` trains both sides the way `tfp-flows train` does by default: the same steps, but each keeps the
-weights of its best validation checkpoint (one every tenth of the steps; the first half of the held-out split
-picks it, the second half scores it). The verdict and the exit status then go by those scores, and the table
-also says where ours loses at the last step. It is the fair test where a budget overfits a small training set
-for both sides (digits64: 1,200 steps of 128 over 1,500 images), which then rewards the slower learner.
+`--quick` (three seeds; spiral_mixture and wine13; RealNVP and MAF; 400 steps of small networks without XLA;
+the bounded plain form only, which is the strongest on every full row): under 5 minutes on 2 cores.
+
+Memory grows by about 0.14 GB per fit (XLA programs compiled per fit are kept), so run long studies one data set
+at a time.
 """
 
 import argparse
@@ -37,6 +43,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import bayesflow_peer
 import keras
 import numpy as np
 import plain_tfp
@@ -45,38 +52,61 @@ import unseen_data
 
 import keras_models
 
-# Absolute slack (nats for KL gaps, bits/dim for images) within which "ours >= theirs" counts as a tie.
+# The noise n of a row whose result file predates the noise fits (or a --no-noise run): the old fixed tolerance.
 TOLERANCE = 0.002
 # --keep-best: validation checkpoints per fit (every budget's step count is a multiple of it).
 CHECKPOINTS = 10
+# The noise fit trains the chosen plain form again with seed + this (initialisation and batch order).
+NOISE_SEED_OFFSET = 1000
+MODELS = ("RealNVP", "NICE", "MAF", "NSF", "Glow-2D")
 
 
 def _contenders(size, hidden, ours_args=None):
-    """model name -> (ours, {variant: plain TFP constructor}), for an event of `size` dimensions.
-
-    Each plain build comes in the two forms a user ends up with: Keras' default initialisation throughout (TFP's
-    own examples), and, because that often overflows at the first step once several unbounded affine couplings
-    compound, the same with a zero-initialised last layer. "Theirs" is the one with the better median over
-    seeds (`best_variant`).
-    """
-    plain = lambda build: {"keras-default-init": lambda: build(False), "zero-init": lambda: build(True)}  # noqa: E731
+    """model name -> (ours, {plain form: constructor}, {peer: constructor}) for events of `size` dimensions."""
     extra = dict(ours_args or {})
+
+    def forms(build):
+        return {
+            "keras-default-init": lambda: build(),
+            "zero-init": lambda: build(zero_init=True),
+            "bounded": lambda: build(bounded=True),
+        }
+
+    def bayesflow(depth, transform):
+        if not bayesflow_peer.available():
+            return {}
+        return {"BayesFlow": lambda: bayesflow_peer.BayesFlowCoupling(size, depth, hidden, transform)}
+
     return {
         "RealNVP": (
             lambda: keras_models.RealNVP(event_shape=(size,), num_couplings=8, hidden_units=hidden, **extra),
-            plain(lambda zero: plain_tfp.PlainRealNVP(size, 8, hidden, zero_init=zero)),
+            forms(lambda **form: plain_tfp.PlainRealNVP(size, 8, hidden, **form)),
+            bayesflow(8, "affine"),
         ),
         "NICE": (
             lambda: keras_models.NICE(event_shape=(size,), num_couplings=4, hidden_units=hidden, **extra),
-            {"keras-default-init": lambda: plain_tfp.PlainNICE(size, 4, hidden)},
-        ),  # additive: nothing overflows
+            {"keras-default-init": lambda: plain_tfp.PlainNICE(size, 4, hidden)},  # additive: nothing overflows
+            {},
+        ),
         "MAF": (
             lambda: keras_models.MAF(event_shape=(size,), num_layers=5, hidden_units=hidden, **extra),
-            plain(lambda zero: plain_tfp.PlainMAF(size, 5, hidden, zero_init=zero)),
+            forms(lambda **form: plain_tfp.PlainMAF(size, 5, hidden, **form)),
+            {},
+        ),
+        "NSF": (
+            lambda: keras_models.NSF(
+                event_shape=(size,), variant="coupling", num_layers=5, hidden_units=hidden, **extra
+            ),
+            {
+                "keras-default-init": lambda: plain_tfp.PlainNSF(size, 5, hidden),
+                "zero-init": lambda: plain_tfp.PlainNSF(size, 5, hidden, zero_init=True),
+            },
+            bayesflow(5, "spline"),
         ),
         "Glow-2D": (
             lambda: keras_models.Glow(event_shape=(size,), num_steps=8, hidden_channels=hidden[0], seed=0, **extra),
-            plain(lambda zero: plain_tfp.PlainGlow2D(size, 8, hidden, zero_init=zero)),
+            forms(lambda **form: plain_tfp.PlainGlow2D(size, 8, hidden, **form)),
+            {},
         ),
     }
 
@@ -88,13 +118,17 @@ BUDGETS = {
     "ica8": dict(hidden=(128, 128), batch=256, steps=3000, lr=1e-3),
     "ica32": dict(hidden=(256, 256), batch=256, steps=3000, lr=1e-3),
     "digits64": dict(hidden=(256, 256), batch=128, steps=1200, lr=1e-3),
-    "mnist784": dict(hidden=(512, 512), batch=128, steps=310, lr=1e-3),  # the issue's 10 epochs of 4,000
+    "mnist784": dict(hidden=(512, 512), batch=128, steps=310, lr=1e-3),  # 10 epochs of 4,000 digits
+    "wine13": dict(hidden=(64, 64), batch=64, steps=1000, lr=1e-3),  # 114 training rows a fold
+    "cancer30": dict(hidden=(64, 64), batch=64, steps=1000, lr=1e-3),  # 364 training rows a fold
 }
+BUDGETS.update({name + unseen_data.ONCE: BUDGETS[name] for name in unseen_data.IMAGE_BUILDERS})
 # --quick: two data sets, RealNVP and MAF, small widths and budgets, no XLA (compiling costs more than it saves),
-# and only the zero-init plain builds (the Keras-default ones overflow on most data and lose elsewhere).
+# and only the bounded plain form (the strongest plain form on the full rows).
 QUICK = dict(
-    data=("spiral_mixture", "ica8"),
+    data=("spiral_mixture", "wine13"),
     models=("RealNVP", "MAF"),
+    variants=("bounded",),
     hidden=(32, 32),
     steps=400,
     num_train=5000,
@@ -105,7 +139,7 @@ QUICK = dict(
 def _train_batches(data, batch, seed):
     dataset = tf.data.Dataset.from_tensor_slices(data.train).shuffle(len(data.train), seed=seed).repeat()
     dataset = dataset.batch(batch, drop_remainder=True)
-    if data.image:
+    if data.dequantize_per_batch:
         alpha = unseen_data.LOGIT_ALPHA
 
         def dequantize(pixels):  # fresh uniform noise for every batch, then the logit (RealNVP sec. 4.1)
@@ -126,8 +160,8 @@ def _train(model, data, budget, steps, seed, jit_compile=True, on_chunk=None):
     if isinstance(model, plain_tfp.PlainMAF):
         model.fit(dataset, steps, optimizer, jit_compile=jit_compile, every=every, on_chunk=on_chunk)
     else:
-        # Keras runs whole blocks of `steps_per_execution` steps, rounding each epoch up to a multiple of it (310
-        # steps at 50 per block ran 350 before 2026-12-06); a divisor of the epoch keeps the count exact.
+        # Keras runs whole blocks of `steps_per_execution` steps, rounding each epoch up to a multiple of it; a
+        # divisor of the epoch keeps the count exact.
         model.compile(optimizer=optimizer, jit_compile=jit_compile, steps_per_execution=math.gcd(every, 50))
         if hasattr(model, "initialize"):
             model.initialize(next(iter(dataset)))
@@ -146,20 +180,35 @@ def _log_q(log_q, points):
 
 
 def _score(log_q, data, points):
-    """KL gap (densities with a known log p) or bits/dim (images) of the model behind `log_q` on `points`."""
+    """KL gap (known log p), NLL (tabular) or bits/dim (images) of the model behind `log_q` on `points`."""
     values = _log_q(log_q, points)
     if data.image:
         return float(np.mean(unseen_data.to_bits_per_dim(values, points)))
+    if data.log_prob is None:
+        return float(-np.mean(values))
     return float(np.mean(data.log_prob(points.astype(np.float64)) - values))
 
 
 def run_fit(
-    name, model_name, seed, quick, data=None, ours_args=None, plain=True, rotate=True, keep_best=False, scale=1.0
+    name,
+    model_name,
+    seed,
+    quick,
+    data=None,
+    ours_args=None,
+    plain=True,
+    rotate=True,
+    keep_best=False,
+    scale=1.0,
+    variants=None,
+    peers=True,
+    include_ours=True,
+    train_seed=None,
 ):
-    """{"ours": scores, "variants": {plain variant: scores}} for one data set, model and seed, where scores are
-    (test, train, seconds) at the last step, and with `keep_best` also (best test, best step): the held-out split
-    is then halved, its first half picks the checkpoint of lowest validation loss (every tenth of the steps, the
-    way `tfp-flows train` keeps its best epoch), and both test scores come from the second half."""
+    """{"ours": scores, "variants": {plain form: scores}, "peers": {peer: scores}} for one data set, model and
+    seed, where scores are (test, train, seconds) at the last step, and with `keep_best` also (best test, best
+    step). `variants` limits the plain forms (None: all), `train_seed` (default `seed`) seeds the initialisation
+    and the batch order while `seed` draws the data: the noise fit trains a plain form again on the same data."""
     data = data or unseen_data.build(
         name,
         seed,
@@ -168,35 +217,40 @@ def run_fit(
         rotate=rotate,
         scale=scale,
     )
+    train_seed = seed if train_seed is None else train_seed
     budget = dict(BUDGETS[name], **({"hidden": QUICK["hidden"]} if quick else {}))
     steps = QUICK["steps"] if quick else budget["steps"]
     size = data.train.shape[1]
-    if data.image:
+    if data.dequantize_per_batch:
         rng = np.random.default_rng(seed)
         train_points = unseen_data.to_logit_space(data.train[:1000], rng).astype(np.float32)
     else:
         train_points = data.train[:5000]
-    validation, test = np.array_split(data.test, 2) if keep_best else (None, data.test)
-    ours, plain_variants = _contenders(size, budget["hidden"], ours_args)[model_name]
-    if not plain:
-        plain_variants = {}
-    elif quick and "zero-init" in plain_variants:
-        plain_variants = {"zero-init": plain_variants["zero-init"]}  # the default init mostly overflows anyway
+    if not keep_best:
+        validation, test = None, data.test
+    elif data.validation is not None:
+        validation, test = data.validation, data.test
+    else:
+        validation, test = np.array_split(data.test, 2)
+    ours, plain_forms, peer_builds = _contenders(size, budget["hidden"], ours_args)[model_name]
+    if quick and variants is None:
+        variants = QUICK["variants"]
+    plain_forms = {k: v for k, v in plain_forms.items() if plain and (variants is None or k in variants)}
 
     def fit_and_score(build):
-        keras.utils.set_random_seed(seed)
+        keras.utils.set_random_seed(train_seed)
         model = build()
         best = dict(loss=math.inf, weights=None, step=0, checkpoints=0)
         log_q = tf.function(model.log_prob, jit_compile=True)  # one per fit: the checkpoints and the scores
 
-        def checkpoint():  # the training loss (mean NLL) on the validation half; NaN never counts as best
+        def checkpoint():  # the training loss (mean NLL) on the validation split; NaN never counts as best
             best["checkpoints"] += 1
             loss = -float(np.mean(_log_q(log_q, validation)))
             if loss < best["loss"]:
                 best.update(loss=loss, weights=model.get_weights(), step=best["checkpoints"] * steps // CHECKPOINTS)
 
         seconds = _train(
-            model, data, budget, steps, seed, jit_compile=not quick, on_chunk=checkpoint if keep_best else None
+            model, data, budget, steps, train_seed, jit_compile=not quick, on_chunk=checkpoint if keep_best else None
         )
         scores = (_score(log_q, data, test), _score(log_q, data, train_points), seconds)
         if not keep_best:
@@ -206,10 +260,11 @@ def run_fit(
         model.set_weights(best["weights"])
         return scores + (_score(log_q, data, test), best["step"])
 
-    result = {"ours": fit_and_score(ours), "variants": {}}
-    for variant, build in plain_variants.items():
-        result["variants"][variant] = fit_and_score(build)
-    return result
+    return {
+        "ours": fit_and_score(ours) if include_ours else None,
+        "variants": {form: fit_and_score(build) for form, build in plain_forms.items()},
+        "peers": {peer: fit_and_score(build) for peer, build in peer_builds.items()} if peers else {},
+    }
 
 
 def _failed_as_worst(score):
@@ -223,38 +278,68 @@ def _median(values):
 
 
 def best_variant(variants):
-    """The plain variant (per-seed dicts variant -> test score) with the lowest median over seeds, or None.
+    """The plain form (per-seed dicts form -> test score) with the lowest median over seeds, or None.
 
-    One variant for all seeds of a data set, as a user would settle on one build; taking the better variant
-    seed by seed would hand the plain side the minimum of two noisy draws on every seed.
+    One form for all seeds of a data set, as a user would settle on one build; taking the better form seed by
+    seed would hand the plain side the minimum of several noisy draws on every seed.
     """
     if not variants or not variants[0]:
         return None
     return min(variants[0], key=lambda k: _median([v[k] for v in variants]))
 
 
-def _verdict(ours, theirs):
-    return "ours >= plain" if ours <= theirs + TOLERANCE and np.isfinite(ours) else "LOSES"
+def _paired_difference(a, b):
+    """a - b for one seed, a failed fit counting as the worst (two failed fits: no difference)."""
+    a, b = _failed_as_worst(a), _failed_as_worst(b)
+    return 0.0 if a == b else a - b
 
 
-def make_row(name, model_name, seeds, ours, variants, variants_train, plain=True, best=None, scale=1.0, ours_args=None):
-    """One comparison: `ours` [(test, train)] per seed, `variants` / `variants_train` [{variant: score}];
-    `best` (from --keep-best runs): {"ours": [(test, step)], "variants": [{variant: (test, step)}]} per seed,
-    judged the same way with its own choice of plain variant. `scale` and `ours_args` say which data and which
-    of our settings (--scale, --ours-args), so rows of other settings are never merged with these."""
+def noise_of(theirs, repeat):
+    """n: the median over seeds of |theirs - the same build trained with another seed|, over the seeds where
+    both fits are finite (a failed fit says nothing of the spread); None without repeats."""
+    if not repeat:
+        return None
+    spread = [abs(t - r) for t, r in zip(theirs, repeat) if np.isfinite(t) and np.isfinite(r)]
+    return statistics.median(spread) if spread else None
+
+
+def judge(ours, theirs, noise):
+    """(verdict, d, n): d the median over seeds of ours - theirs, won / lost beyond the noise n, tied within."""
+    d = statistics.median([_paired_difference(o, t) for o, t in zip(ours, theirs)])
+    n = TOLERANCE if noise is None else noise
+    return ("won" if d < -n else "lost" if d > n else "tied"), d, n
+
+
+def make_row(
+    name,
+    model_name,
+    seeds,
+    ours,
+    variants,
+    variants_train,
+    plain=True,
+    best=None,
+    scale=1.0,
+    ours_args=None,
+    peers=None,
+    noise=None,
+):
+    """One comparison over `seeds`: `ours` [(test, train)], `variants` / `variants_train` [{form: score}],
+    `peers` [{peer: test}] (BayesFlow), `noise` {"variant": form, "repeat": [test], "repeat_best": [test] or
+    None} (the chosen form trained again with another seed); `best` (--keep-best runs): {"ours": [(test, step)],
+    "variants": [{form: (test, step)}], "peers": [{peer: (test, step)}]}, judged the same way with its own choice
+    of plain form. `scale` and `ours_args` say which data and which of our settings (--scale, --ours-args), so rows
+    of other settings are never merged with these."""
     variant = best_variant(variants) if plain else None
     theirs = [v[variant] if variant else math.nan for v in variants]
-    # Result files written before 2026-12-04 kept no training-split scores of the plain variants: None then.
-    theirs_train = (
-        None if variants_train is None else [v.get(variant, math.nan) if variant else math.nan for v in variants_train]
-    )
+    theirs_train = None if variants_train is None else [v.get(variant, math.nan) for v in variants_train]
     row = dict(
         data=name,
         model=model_name,
         scale=scale,
         ours_args=ours_args,
         seeds=list(seeds),
-        metric="bits/dim" if name in unseen_data.IMAGE_BUILDERS else "KL gap (nats)",
+        metric=unseen_data.metric(name),
         ours=[o[0] for o in ours],
         ours_train=[o[1] for o in ours],
         theirs=theirs,
@@ -262,20 +347,43 @@ def make_row(name, model_name, seeds, ours, variants, variants_train, plain=True
         theirs_variant=variant,
         variants=variants,
         variants_train=variants_train,
+        peers=peers or [{} for _ in seeds],
+        noise=noise,
     )
     row["ours_median"], row["theirs_median"] = _median(row["ours"]), _median(theirs)
-    row["verdict"] = _verdict(row["ours_median"], row["theirs_median"]) if plain else "(ours only)"
+    same_form = noise is not None and noise.get("variant") == variant
+    if plain:
+        n = noise_of(theirs, noise["repeat"]) if same_form else None
+        row["verdict"], row["difference"], row["noise_n"] = judge(row["ours"], theirs, n)
+    else:
+        row["verdict"], row["difference"], row["noise_n"] = "(ours only)", math.nan, math.nan
+    row["peer_verdicts"] = {
+        peer: judge(row["ours"], [p[peer] for p in row["peers"]], row["noise_n"] if plain else None)[0]
+        for peer in row["peers"][0]
+    }
     if best is not None:
         scores = [{k: v[0] for k, v in per_seed.items()} for per_seed in best["variants"]]
-        best_variant_name = best_variant(scores) if plain else None
+        best_name = best_variant(scores) if plain else None
         row.update(
             best=best,
             ours_best=[o[0] for o in best["ours"]],
-            theirs_best_variant=best_variant_name,
-            theirs_best=[v[best_variant_name] if best_variant_name else math.nan for v in scores],
+            theirs_best_variant=best_name,
+            theirs_best=[v[best_name] if best_name else math.nan for v in scores],
         )
         row["ours_best_median"], row["theirs_best_median"] = _median(row["ours_best"]), _median(row["theirs_best"])
-        row["verdict_best"] = _verdict(row["ours_best_median"], row["theirs_best_median"]) if plain else "(ours only)"
+        if plain:
+            repeat = noise.get("repeat_best") if noise and noise.get("variant") == best_name else None
+            n = noise_of(row["theirs_best"], repeat)
+            row["verdict_best"], row["difference_best"], row["noise_n_best"] = judge(
+                row["ours_best"], row["theirs_best"], n
+            )
+        else:
+            row["verdict_best"], row["difference_best"], row["noise_n_best"] = "(ours only)", math.nan, math.nan
+        peers_best = best.get("peers") or [{} for _ in seeds]
+        row["peer_verdicts_best"] = {
+            peer: judge(row["ours_best"], [p[peer][0] for p in peers_best], row["noise_n_best"] if plain else None)[0]
+            for peer in peers_best[0]
+        }
     return row
 
 
@@ -289,45 +397,67 @@ def _label(row):
 
 
 def _seeds_won(ours, theirs):
-    """'k/n': on how many of the n seeds ours scored lower than the plain variant (a failed fit counts as worst)."""
+    """'k/n': on how many of the n seeds ours scored lower than the plain form (a failed fit counts as worst)."""
     return f"{sum(_failed_as_worst(o) < _failed_as_worst(t) for o, t in zip(ours, theirs))}/{len(ours)}"
 
 
+def _spread(values):
+    return f"{_median(values):.4f} ({min(values):.4f}-{max(values):.4f})"
+
+
+def _peer_cell(peers, verdicts):
+    """'BayesFlow 0.1234 (won)' per peer, or '-'."""
+    if not peers or not peers[0]:
+        return "-"
+    return "; ".join(f"{peer} {_median([p[peer] for p in peers]):.4f} ({verdicts[peer]})" for peer in peers[0])
+
+
 def print_table(rows):
-    print(
-        "\n| data | model | metric | ours: median (min-max) | plain TFP: median (min-max), variant | "
-        "train (ours / plain) | ours better on | verdict |\n|---|---|---|---|---|---|---|---|"
+    header = (
+        "| data | model | metric | ours: median (min-max) | plain TFP: median (min-max), form | d | n | "
+        "ours better on | verdict | BayesFlow |\n|---|---|---|---|---|---|---|---|---|---|"
     )
+    print("\nLast step:\n\n" + header)
     for r in rows:
         print(
-            f"| {' | '.join(_label(r))} | {r['metric']} | {r['ours_median']:.4f} ({min(r['ours']):.4f}-"
-            f"{max(r['ours']):.4f}) | {r['theirs_median']:.4f} ({min(r['theirs']):.4f}-{max(r['theirs']):.4f}), "
-            f"{r['theirs_variant']} | {_median(r['ours_train']):.4f} / "
-            f"{'-' if r['theirs_train'] is None else format(_median(r['theirs_train']), '.4f')} | "
-            f"{_seeds_won(r['ours'], r['theirs']) if r['theirs_variant'] else '-'} | {r['verdict']} |"
+            f"| {' | '.join(_label(r))} | {r['metric']} | {_spread(r['ours'])} | {_spread(r['theirs'])}, "
+            f"{r['theirs_variant']} | {r['difference']:+.4f} | {r['noise_n']:.4f} | "
+            f"{_seeds_won(r['ours'], r['theirs']) if r['theirs_variant'] else '-'} | {r['verdict']} | "
+            f"{_peer_cell(r['peers'], r['peer_verdicts'])} |"
         )
     kept = [r for r in rows if "verdict_best" in r]
     if kept:
-        print(
-            "\nBest validation checkpoint (--keep-best; held-out second half):\n\n| data | model | metric | "
-            "ours: median (min-max), steps | plain TFP: median (min-max), variant, steps | ours better on | "
-            "verdict |\n|---|---|---|---|---|---|---|"
-        )
+        print("\nBest validation checkpoint (--keep-best):\n\n" + header)
     for r in kept:
-        steps = [o[1] for o in r["best"]["ours"]]
-        their_steps = (
-            [v[r["theirs_best_variant"]][1] for v in r["best"]["variants"]] if r["theirs_best_variant"] else []
-        )
+        peers = [{k: v[0] for k, v in p.items()} for p in (r["best"].get("peers") or [{} for _ in r["seeds"]])]
         print(
-            f"| {' | '.join(_label(r))} | {r['metric']} | {r['ours_best_median']:.4f} "
-            f"({min(r['ours_best']):.4f}-{max(r['ours_best']):.4f}), {steps} | {r['theirs_best_median']:.4f} "
-            f"({min(r['theirs_best']):.4f}-{max(r['theirs_best']):.4f}), {r['theirs_best_variant']}, "
-            f"{their_steps} | {_seeds_won(r['ours_best'], r['theirs_best']) if r['theirs_best_variant'] else '-'} | "
-            f"{r['verdict_best']} |"
+            f"| {' | '.join(_label(r))} | {r['metric']} | {_spread(r['ours_best'])} | {_spread(r['theirs_best'])}, "
+            f"{r['theirs_best_variant']} | {r['difference_best']:+.4f} | {r['noise_n_best']:.4f} | "
+            f"{_seeds_won(r['ours_best'], r['theirs_best']) if r['theirs_best_variant'] else '-'} | "
+            f"{r['verdict_best']} | {_peer_cell(peers, r['peer_verdicts_best'])} |"
         )
     if kept:
-        last = [" ".join(_label(r)) for r in kept if r["verdict"] == "LOSES"]
+        last = [" ".join(_label(r)) for r in kept if r["verdict"] == "lost"]
         print(f"\nJudged on the best checkpoints; at the last step ours loses on: {last or 'none'}")
+    counts = {v: sum(r.get("verdict_best", r["verdict"]) == v for r in rows) for v in ("won", "tied", "lost")}
+    print(f"\nRows: {counts['won']} won, {counts['tied']} tied, {counts['lost']} lost")
+
+
+def _merge_noise(into, noise, seeds):
+    """Join one file's noise fits to the merged row's; a file without them leaves the merged row without."""
+    if into.get("noise", {}) is None or noise is None:
+        into["noise"] = None
+        return
+    merged = into.setdefault("noise", {"variant": noise["variant"], "repeat": [], "repeat_best": []})
+    if merged["variant"] != noise["variant"]:
+        into["noise"] = None  # repeats of different forms cannot be compared with one theirs
+        return
+    merged["repeat"] += noise["repeat"]
+    merged["repeat_best"] = (
+        merged["repeat_best"] + noise["repeat_best"]
+        if merged["repeat_best"] is not None and noise.get("repeat_best") is not None
+        else None
+    )
 
 
 def table_from_files(paths):
@@ -349,7 +479,7 @@ def table_from_files(paths):
                     r["verdict"] != "(ours only)",
                     "best" in r,
                 )
-                into = merged.setdefault(key, dict(seeds=[], ours=[], variants=[], variants_train=[], best=None))
+                into = merged.setdefault(key, dict(seeds=[], ours=[], variants=[], variants_train=[], peers=[]))
                 repeated = sorted(set(into["seeds"]) & set(r["seeds"]))
                 if repeated:
                     raise ValueError(
@@ -359,34 +489,43 @@ def table_from_files(paths):
                 into["seeds"] += r["seeds"]
                 into["ours"] += list(zip(r["ours"], r["ours_train"]))
                 into["variants"] += r["variants"]
-                # Files before 2026-12-04 kept no plain training scores: the merged row then has none either.
+                into["peers"] += r.get("peers") or [{} for _ in r["seeds"]]
                 has_train = into["variants_train"] is not None and r.get("variants_train") is not None
                 into["variants_train"] = into["variants_train"] + r["variants_train"] if has_train else None
+                _merge_noise(into, r.get("noise"), r["seeds"])
                 if "best" in r:
-                    into["best"] = into["best"] or {"ours": [], "variants": []}
+                    into["best"] = into.get("best") or {"ours": [], "variants": [], "peers": []}
                     into["best"]["ours"] += r["best"]["ours"]
                     into["best"]["variants"] += r["best"]["variants"]
-    rows = [
-        make_row(
-            data,
-            model,
-            m["seeds"],
-            m["ours"],
-            m["variants"],
-            m["variants_train"],
-            plain,
-            m["best"],
-            scale,
-            json.loads(args),
+                    into["best"]["peers"] += r["best"].get("peers") or [{} for _ in r["seeds"]]
+    rows = []
+    for (data, model, scale, args, plain, _), m in merged.items():
+        if m["peers"] and any(set(p) != set(m["peers"][0]) for p in m["peers"]):
+            m["peers"] = [{} for _ in m["seeds"]]  # a peer missing from some seeds is left out of the row
+            if m.get("best"):
+                m["best"]["peers"] = [{} for _ in m["seeds"]]
+        rows.append(
+            make_row(
+                data,
+                model,
+                m["seeds"],
+                m["ours"],
+                m["variants"],
+                m["variants_train"],
+                plain,
+                m.get("best"),
+                scale,
+                json.loads(args),
+                m["peers"],
+                m.get("noise"),
+            )
         )
-        for (data, model, scale, args, plain, _), m in merged.items()
-    ]
     return rows, _losses(rows)
 
 
 def _losses(rows):
     """The rows ours loses: on the best checkpoints where a row has them (--keep-best), else at the last step."""
-    return [" ".join(_label(r)) for r in rows if r.get("verdict_best", r["verdict"]) == "LOSES"]
+    return [" ".join(_label(r)) for r in rows if r.get("verdict_best", r["verdict"]) == "lost"]
 
 
 def _describe(scores):
@@ -397,7 +536,7 @@ def _describe(scores):
 
 def applicable(model_name, name):
     """Glow-2D is compared on the low-dimensional sets only (its 1x1 'conv' is a dense D x D matrix)."""
-    return not (model_name == "Glow-2D" and name in ("mnist784",))
+    return not (model_name == "Glow-2D" and name.startswith("mnist784"))
 
 
 def _positive_float(text):
@@ -407,12 +546,114 @@ def _positive_float(text):
     return value
 
 
+def _write(out, mode, seeds, rows, wall):
+    with open(out + ".tmp", "w", encoding="utf-8") as handle:
+        json.dump(
+            {
+                "mode": mode,
+                "seeds": seeds,
+                "wall_seconds": round(wall, 1),
+                "rows": rows,
+                "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
+            },
+            handle,
+            indent=1,
+        )
+    os.replace(out + ".tmp", out)
+
+
+def _run_rows(args, names, on_row=None):
+    """Every (data set, model) row of the run; `on_row(rows)` after each (the result file grows as rows finish)."""
+    rows = []
+    for name in names:
+        for model_name in args.models:
+            if not applicable(model_name, name):
+                continue
+            common = dict(ours_args=args.ours_args, rotate=args.rotate, keep_best=args.keep_best, scale=args.scale)
+            fits = []
+            for seed in args.seeds:
+                fit = run_fit(
+                    name,
+                    model_name,
+                    seed,
+                    args.quick,
+                    plain=args.plain,
+                    variants=args.variants,
+                    peers=args.peers,
+                    **common,
+                )
+                fits.append(fit)
+                others = {**fit["variants"], **fit["peers"]}
+                print(
+                    f"  {name} {model_name} seed {seed}: ours {_describe(fit['ours'])}; others: "
+                    f"{', '.join(f'{k} {_describe(v)}' for k, v in others.items()) or '-'}",
+                    flush=True,
+                )
+            index = 3 if args.keep_best else 0  # the noise repeats the form the verdict will judge against
+            form = best_variant([{k: v[index] for k, v in f["variants"].items()} for f in fits])
+            noise = None
+            if form and args.noise:
+                repeats = []
+                for seed in args.seeds:
+                    fit = run_fit(
+                        name,
+                        model_name,
+                        seed,
+                        args.quick,
+                        variants=[form],
+                        peers=False,
+                        include_ours=False,
+                        train_seed=seed + NOISE_SEED_OFFSET,
+                        **common,
+                    )
+                    repeats.append(fit["variants"][form])
+                    print(f"  {name} {model_name} seed {seed}: noise fit of {form}: {_describe(repeats[-1])}")
+                noise = {
+                    "variant": form,
+                    "repeat": [r[0] for r in repeats],
+                    "repeat_best": [r[3] for r in repeats] if args.keep_best else None,
+                }
+            best = None
+            if args.keep_best:
+                best = {
+                    "ours": [f["ours"][3:] for f in fits],
+                    "variants": [{k: v[3:] for k, v in f["variants"].items()} for f in fits],
+                    "peers": [{k: v[3:] for k, v in f["peers"].items()} for f in fits],
+                }
+            rows.append(
+                make_row(
+                    name,
+                    model_name,
+                    args.seeds,
+                    [f["ours"][:2] for f in fits],
+                    [{k: v[0] for k, v in f["variants"].items()} for f in fits],
+                    [{k: v[1] for k, v in f["variants"].items()} for f in fits],
+                    args.plain,
+                    best,
+                    args.scale,
+                    args.ours_args,
+                    [{k: v[0] for k, v in f["peers"].items()} for f in fits],
+                    noise,
+                )
+            )
+            if on_row is not None:
+                on_row(rows)
+    return rows
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument("--data", nargs="+", choices=unseen_data.NAMES, default=None)
-    parser.add_argument("--models", nargs="+", choices=["RealNVP", "NICE", "MAF", "Glow-2D"], default=None)
+    parser.add_argument("--models", nargs="+", choices=MODELS, default=None)
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        choices=["keras-default-init", "zero-init", "bounded"],
+        default=None,
+        help="train only these plain forms (default: all; --quick: bounded). Theirs is the best of those run.",
+    )
     parser.add_argument(
         "--ours-args",
         type=json.loads,
@@ -421,16 +662,20 @@ def main(argv=None):
         help='extra arguments of our models, e.g. \'{"actnorm": false, "log_scale_limit": 4}\' (studies)',
     )
     parser.add_argument(
-        "--no-plain",
-        dest="plain",
+        "--no-plain", dest="plain", action="store_false", help="train ours only (studies of our own settings)"
+    )
+    parser.add_argument("--no-peers", dest="peers", action="store_false", help="leave BayesFlow out")
+    parser.add_argument(
+        "--no-noise",
+        dest="noise",
         action="store_false",
-        help="train ours only (studies of our own settings; no verdict)",
+        help="skip the noise fits (the plain form trained again): rows are then judged with the fixed tolerance",
     )
     parser.add_argument(
         "--no-rotation",
         dest="rotate",
         action="store_false",
-        help="2-D densities in their fixed orientation (the runs before 2026-12-06)",
+        help="2-D densities in their fixed orientation (not turned per seed)",
     )
     parser.add_argument(
         "--scale",
@@ -438,13 +683,12 @@ def main(argv=None):
         default=1.0,
         metavar="C",
         help="the 2-D to 32-D densities' points times C, their log p adjusted (how a build depends "
-        "on the data's spread; pixels keep their units)",
+        "on the data's spread; pixels and tables keep their units)",
     )
     parser.add_argument(
         "--keep-best",
         action="store_true",
-        help="also score both sides at their best validation checkpoint (half the held-out split "
-        "picks it, the other half scores it), and judge on that",
+        help="also score every side at its best validation checkpoint, and judge on that",
     )
     parser.add_argument("--out", default=None)
     parser.add_argument(
@@ -459,81 +703,29 @@ def main(argv=None):
         rows, losses = table_from_files(args.table)
         print_table(rows)
         if losses:
-            print(f"FAIL: ours loses on the median: {losses}", file=sys.stderr)
+            print(f"FAIL: ours loses: {losses}", file=sys.stderr)
         return 1 if losses else 0
     names = args.data or (QUICK["data"] if args.quick else unseen_data.NAMES)
-    pixels = [name for name in names if name in unseen_data.IMAGE_BUILDERS]
-    if args.scale != 1.0 and pixels:  # before any fit: a run must not die at its first image set, results unwritten
+    fixed_units = [name for name in names if name not in unseen_data.DENSITY_BUILDERS]
+    if args.scale != 1.0 and fixed_units:  # before any fit: a run must not die halfway, results unwritten
         parser.error(
-            f"--scale applies to the densities only (pixels have fixed units); received --scale "
-            f"{args.scale:g} with {pixels}: pass --data with densities only"
+            f"--scale applies to the densities only (pixels and tables have fixed units); received --scale "
+            f"{args.scale:g} with {fixed_units}: pass --data with densities only"
         )
-    args.models = args.models or list(QUICK["models"] if args.quick else ("RealNVP", "NICE", "MAF", "Glow-2D"))
+    args.models = args.models or list(QUICK["models"] if args.quick else MODELS)
+    if args.peers and not bayesflow_peer.available():
+        print("BayesFlow is not installed (pip install '.[bench]'): its column stays empty", file=sys.stderr)
     mode = "quick" if args.quick else "full"
     out = args.out or os.path.join(os.path.dirname(os.path.abspath(__file__)), f"results-vs-plain-{mode}.json")
     start = time.perf_counter()
-    rows = []
-    for name in names:
-        for model_name in args.models:
-            if not applicable(model_name, name):
-                continue
-            fits = []
-            for seed in args.seeds:
-                fit = run_fit(
-                    name,
-                    model_name,
-                    seed,
-                    args.quick,
-                    ours_args=args.ours_args,
-                    plain=args.plain,
-                    rotate=args.rotate,
-                    keep_best=args.keep_best,
-                    scale=args.scale,
-                )
-                fits.append(fit)
-                print(
-                    f"  {name} {model_name} seed {seed}: ours {_describe(fit['ours'])}; plain TFP: "
-                    f"{', '.join(f'{k} {_describe(v)}' for k, v in fit['variants'].items()) or '-'}",
-                    flush=True,
-                )
-            best = None
-            if args.keep_best:
-                best = {
-                    "ours": [f["ours"][3:] for f in fits],
-                    "variants": [{k: v[3:] for k, v in f["variants"].items()} for f in fits],
-                }
-            rows.append(
-                make_row(
-                    name,
-                    model_name,
-                    args.seeds,
-                    [f["ours"][:2] for f in fits],
-                    [{k: v[0] for k, v in f["variants"].items()} for f in fits],
-                    [{k: v[1] for k, v in f["variants"].items()} for f in fits],
-                    args.plain,
-                    best,
-                    args.scale,
-                    args.ours_args,
-                )
-            )
+    rows = _run_rows(args, names, lambda rows: _write(out, mode, args.seeds, rows, time.perf_counter() - start))
     losses = _losses(rows)
     print_table(rows)
     wall = time.perf_counter() - start
-    with open(out, "w", encoding="utf-8") as handle:
-        json.dump(
-            {
-                "mode": mode,
-                "seeds": args.seeds,
-                "wall_seconds": round(wall, 1),
-                "rows": rows,
-                "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
-            },
-            handle,
-            indent=1,
-        )
+    _write(out, mode, args.seeds, rows, wall)
     print(f"\n{len(rows)} comparisons in {wall:.0f} s; written to {out}")
     if losses:
-        print(f"FAIL: ours loses on the median: {losses}", file=sys.stderr)
+        print(f"FAIL: ours loses: {losses}", file=sys.stderr)
         return 1
     return 0
 
