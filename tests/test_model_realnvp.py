@@ -61,15 +61,16 @@ def test_fit_beats_a_gaussian_on_two_moons():
 
 
 def test_log_scales_stay_bounded_whatever_the_weights():
-    """Each coupling's log-det is a sum of tanh-bounded log-scales: |log det| <= 2 per transformed entry."""
+    """Each coupling's log-det is a sum of tanh-bounded log-scales: |log det| <= c per transformed entry."""
     model = model_checks.perturb(small_vector_model(), scale=5.0)
+    limit = model.log_scale_limit
     x = tf.constant(MOONS[:128])
     largest = 0.0
     for coupling in couplings_of(model):  # D = 2: each coupling transforms one entry
         log_det = coupling.bijector().inverse_log_det_jacobian(x, event_ndims=1).numpy()
-        assert np.all(np.isfinite(log_det)) and np.all(np.abs(log_det) <= 2.0)
+        assert np.all(np.isfinite(log_det)) and np.all(np.abs(log_det) <= limit)
         largest = max(largest, float(np.abs(log_det).max()))
-    assert largest > 1.5  # the weights are large enough to push against the bound
+    assert largest > 0.75 * limit  # the weights are large enough to push against the bound
     assert np.all(np.isfinite(model.log_prob(x).numpy()))
 
 
