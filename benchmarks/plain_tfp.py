@@ -5,7 +5,7 @@ last layer), unbounded log-scales handed straight to TFP, `tfb.Permute` between 
 for every step. `zero_init=True` zeroes the last layer's kernel, the fix a user reaches for when the default
 overflows at the first step (several unbounded affine couplings compound; seen here on most data sets). Weights
 live in Keras 3 layers (or tf_keras ones for `tfb.AutoregressiveNetwork`), bijectors are rebuilt from them
-on every call (DESIGN.md: Keras 3 does not track variables inside TFP objects).
+on every call (docs/design.md#keras-3-does-not-track-variables-inside-tfp-objects).
 
 - `PlainRealNVP(D, K, hidden)`: K x [`tfb.RealNVP(num_masked=D // 2)` with an MLP returning (shift, log_scale),
   then `tfb.Permute`]: reversal (TFP's examples), or a fixed random permutation per coupling (`permutation`).
