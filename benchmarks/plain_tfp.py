@@ -12,7 +12,7 @@ per row (`vs_plain_tfp.best_variant`), so ours is measured against the strongest
 Spline couplings (`PlainNSF`) have no log-scale to bound: Keras-default and zero-init forms, parametrised as TFP's
 `RationalQuadraticSpline` docstring does. NICE is additive and cannot overflow: one form. Weights live in Keras 3
 layers (or tf_keras ones for `tfb.AutoregressiveNetwork`), bijectors are rebuilt from them on every call
-(docs/design.md: Keras 3 does not track variables inside TFP objects).
+(docs/design.md#keras-3-does-not-track-variables-inside-tfp-objects).
 
 - `PlainRealNVP(D, K, hidden)`: K x [`tfb.RealNVP(num_masked=D // 2)` with an MLP returning (shift, log_scale),
   then `tfb.Permute`]: reversal (TFP's examples), or a fixed random permutation per coupling (`permutation`).

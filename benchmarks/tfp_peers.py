@@ -13,7 +13,7 @@
 - `tfp_glow`: `tfb.Glow` with `tfb.GlowDefaultNetwork` conditioners (3x3 conv, 1x1 conv, zero-init 3x3 conv,
   like ours) and `tfb.GlowDefaultExitNetwork` learned priors at the splits, trained in a `tf.function` step.
   Its ActNorm initialises itself from the first batch it sees; we show it a real batch first (zeros would
-  give an infinite log-scale, see DESIGN.md).
+  give an infinite log-scale, see docs/design.md#actnorm-needs-a-real-batch-and-a-floored-scale).
 """
 
 import keras
@@ -35,7 +35,7 @@ def bounded(raw, limit=LOG_SCALE_LIMIT):
 
 class _FreshRealNVP(tfb.RealNVP):
     # Couplings rebuilt on every call around the same callable would share TFP's cache across traced graphs
-    # (DESIGN.md); our own couplings avoid it the same way.
+    # (docs/design.md#tfp-shares-its-cache-between-equal-bijectors); our own couplings avoid it the same way.
     def _get_parameterization(self):
         return id(self)
 

@@ -3,8 +3,9 @@
 TFP keys its forward/inverse cache by `Bijector._get_parameterization()`, which is the instance's `parameters`
 dict: two instances built with equal Python parameters share entries. Keras layers rebuild bijectors from the
 same Python values (or the same network) on every call, and a cache hit across traced graphs hands back a
-tensor from a dead graph (`InaccessibleTensorError`, DESIGN.md). `InstanceKeyedCache` keys entries by the
-instance's `id` instead; the entries hold the instance, so the id cannot be reused while they live.
+tensor from a dead graph (`InaccessibleTensorError`; docs/design.md#tfp-shares-its-cache-between-equal-bijectors).
+`InstanceKeyedCache` keys entries by the instance's `id` instead; the entries hold the instance, so the id
+cannot be reused while they live.
 
 `OnePassCache` adds the cache TFP's own FFJORD uses (`cache_util.BijectorCacheWithGreedyAttrs`): the
 transformation `_augmented_forward(x) -> (y, attrs)` / `_augmented_inverse(y) -> (x, attrs)` may return the

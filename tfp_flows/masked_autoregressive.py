@@ -21,7 +21,7 @@ Context: `conditional_input=c` (any method) reaches the network as TFP's MAF han
 
 Instances never share TFP's cache with other instances (`OnePassCache` keys it by the instance's id): Keras
 layers rebuild the bijector around the same network on every call, and a cache hit across traced graphs
-would hand back a tensor from a dead graph (DESIGN.md).
+would hand back a tensor from a dead graph (docs/design.md#tfp-shares-its-cache-between-equal-bijectors).
 
 Example:
     >>> import tensorflow as tf, tensorflow_probability as tfp

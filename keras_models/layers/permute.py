@@ -12,7 +12,8 @@ tfb = tfp.bijectors
 
 class _FreshPermute(InstanceKeyedCache, tfb.Permute):
     """A Permute built with equal parameters on every Keras call would share TFP's forward/inverse cache across
-    traced graphs (DESIGN.md): every instance gets its own entries."""
+    traced graphs (docs/design.md#tfp-shares-its-cache-between-equal-bijectors): every instance gets its own
+    entries."""
 
 
 class PermuteLayer(BijectorLayer):

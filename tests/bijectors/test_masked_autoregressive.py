@@ -2,7 +2,8 @@
 
 The conformance kit (tests/bijectors/test_conformance.py, registry cases in bijector_cases/autoregressive.py)
 checks the invariants; this file checks agreement with TFP's own class, the number of network passes,
-gradients, and TFP's cache pitfalls (DESIGN.md).
+gradients, and TFP's cache pitfalls (docs/design.md#tfp-shares-its-cache-between-equal-bijectors,
+docs/design.md#the-cache-can-hide-a-broken-inverse).
 """
 
 import numpy as np
@@ -139,7 +140,8 @@ def test_forward_log_det_is_minus_the_inverse_log_det_at_the_output():
 
 
 def test_instances_never_share_cache_entries():
-    """Two steps around the same network must not hand each other cached tensors (DESIGN.md)."""
+    """Two steps around the same network must not hand each other cached tensors (see
+    docs/design.md#tfp-shares-its-cache-between-equal-bijectors)."""
     counting = Counting(MaskedNetwork(tf.float32, seed=12))
     first = OnePassMaskedAutoregressiveFlow(shift_and_log_scale_fn=counting)
     second = OnePassMaskedAutoregressiveFlow(shift_and_log_scale_fn=counting)
