@@ -26,7 +26,10 @@ from keras_models.layers import mlp
 tfb = tfp.bijectors
 tfd = tfp.distributions
 
-LOG_SCALE_LIMIT = 2.0  # ours: AffineCoupling(log_scale_bound="tanh", log_scale_limit=2.0), MADE(log_scale_limit=2)
+# Our defaults, so both sides compute the same function: RealNVP's couplings s = tanh(r) (log_scale_limit=1.0),
+# the MADE's s = 2 tanh(r / 2) (log_scale_limit=2).
+REALNVP_LOG_SCALE_LIMIT = 1.0
+LOG_SCALE_LIMIT = 2.0
 
 
 def bounded(raw, limit=LOG_SCALE_LIMIT):
@@ -65,7 +68,7 @@ class TFPRealNVPModel(KerasFlow):
     def _conditioner(self, network):
         def shift_and_log_scale_fn(x0, output_units):
             out = network(x0)
-            return out[..., :output_units], bounded(out[..., output_units:])
+            return out[..., :output_units], bounded(out[..., output_units:], REALNVP_LOG_SCALE_LIMIT)
 
         return shift_and_log_scale_fn
 
