@@ -73,7 +73,7 @@ from keras_models.core.nan_policy import (
     raised_input_errors,
 )
 from tfp_flows.conditioning import conditional_kwargs
-from tfp_flows.validation import check_int, check_positive_ints, is_int
+from tfp_flows.validation import check_int, check_one_of, check_positive_ints, is_int
 
 tfb = tfp.bijectors
 tfd = tfp.distributions
@@ -148,9 +148,7 @@ class FlowModel(keras.Model):
                 f"`pixel_levels` must be None for continuous data (num_bits=None); received "
                 f"pixel_levels={pixel_levels!r} with num_bits={num_bits!r}"
             )
-        if nan_policy not in NAN_POLICIES:
-            raise ValueError(f"`nan_policy` must be one of {NAN_POLICIES}; received {nan_policy!r}")
-        self.nan_policy = nan_policy
+        self.nan_policy = check_one_of(nan_policy, "nan_policy", NAN_POLICIES)
         self.event_shape = tuple(int(d) for d in event_shape)
         self.num_bits = num_bits
         self.pixel_levels = None if num_bits is None else int(pixel_levels or 2**num_bits)
