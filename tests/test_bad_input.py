@@ -417,6 +417,19 @@ CASES = [
         ValueError,
         r"`temperature` must be a finite number >= 0; received inf",
     ),
+    (
+        "sample_temperature_where_c_goes",
+        lambda tmp: model().sample(2, 0.7),
+        TypeError,
+        r"`c` is the context of a conditional model, but this model is unconditional \(built without "
+        r"`context_shape`\); received c=0.7. `temperature` and `seed` are keyword-only",
+    ),
+    (
+        "sample_and_log_prob_tensor_temperature_where_c_goes",
+        lambda tmp: model().sample_and_log_prob(2, tf.constant(0.7)),
+        TypeError,
+        r"`c` is the context of a conditional model, but this model is unconditional .*received c=<tf.Tensor",
+    ),
     # Model construction and compilation.
     (
         "flow_model_nan_policy",

@@ -340,6 +340,12 @@ class FlowModel(keras.Model):
 
     def _context_for_samples(self, num_samples, c):
         """The context for `num_samples` draws: c [num_samples, *context_shape] or one c [*context_shape]."""
+        if self.context_shape is None and c is not None and np.ndim(c) == 0:
+            raise TypeError(
+                f"`c` is the context of a conditional model, but this model is unconditional (built without "
+                f"`context_shape`); received c={c!r}. `temperature` and `seed` are keyword-only: "
+                f"sample(n, temperature=..., seed=...); expected c=None"
+            )
         if c is None or self.context_shape is None:
             return self._checked_context(c, None)
         if np.ndim(c) == len(self.context_shape):  # one context for all samples
@@ -476,36 +482,20 @@ class FlowModel(keras.Model):
         bijector, kwargs = self._flow(self._context_for(z, c, self.latent_shape))
         return bijector.forward(z, **kwargs)
 
-    def sample(self, num_samples, c=None, temperature=None, seed=None):
+    def sample(self, num_samples, c=None, *, temperature=None, seed=None):
         """Draw `num_samples` examples, with the base scaled by `temperature` (Glow's T; None or 1.0 = the model).
 
         `seed` (an int or a pair of ints) makes the draw reproducible through stateless random ops. A conditional
         model draws x ~ p(x | c): c [num_samples, *context_shape] (one context per sample) or [*context_shape]
-        (one context for all). An unconditional model also takes `sample(n, temperature, seed)` positionally.
+        (one context for all). `temperature` and `seed` are keyword-only, so a number in c's place is an error,
+        never a temperature: `sample(16, temperature=0.7, seed=1)`.
         """
-        c, temperature, seed = self._sample_arguments(c, temperature, seed)
         c = self._context_for_samples(num_samples, c)
         bijector, kwargs = self._flow(c)
         return bijector.forward(self._tempered_latent(num_samples, temperature, seed, c), **kwargs)
 
-    def _sample_arguments(self, c, temperature, seed):
-        """(c, temperature, seed), keeping the signature from before `c` existed, `sample(n, temperature, seed)`,
-        for unconditional models: a scalar where `c` goes is then the temperature, and what follows, the seed.
-        `temperature=None` means 1.0."""
-        if (
-            self.context_shape is None
-            and c is not None
-            and not isinstance(c, (bool, str))
-            and np.ndim(c) == 0
-            and (isinstance(c, (int, float, np.number)) or tf.is_tensor(c))
-        ):
-            if seed is None and temperature is not None:
-                seed = temperature
-            return None, c, seed
-        return c, 1.0 if temperature is None else temperature, seed
-
-    def sample_and_log_prob(self, num_samples, c=None, temperature=None, seed=None):
-        """`(x, log_prob)`: `sample(num_samples, temperature, seed)` and the model's log p(x), in one pass.
+    def sample_and_log_prob(self, num_samples, c=None, *, temperature=None, seed=None):
+        """`(x, log_prob)`: `sample(num_samples, c, temperature=..., seed=...)` and the model's log p(x), in one pass.
 
             z = T * z0,  z0 ~ p_Z;      x = f(z);      log p(x) = log p_Z(z) - log|det df(z)/dz|
 
@@ -519,7 +509,6 @@ class FlowModel(keras.Model):
         number a caller scoring or importance-weighting the samples against the model needs. Same seed, same
         samples as `sample`. A conditional model takes c as `sample` does and returns log p(x | c).
         """
-        c, temperature, seed = self._sample_arguments(c, temperature, seed)
         c = self._context_for_samples(num_samples, c)
         z = self._tempered_latent(num_samples, temperature, seed, c)
         bijector, kwargs = self._flow(c)
@@ -528,7 +517,9 @@ class FlowModel(keras.Model):
         return x, self.base_distribution(c).log_prob(z) - log_det
 
     def _tempered_latent(self, num_samples, temperature, seed, c=None):
-        """z = temperature * z0 with z0 ~ p_Z, [num_samples, *latent_shape], after checking the arguments."""
+        """z = temperature * z0 with z0 ~ p_Z, [num_samples, *latent_shape], after checking the arguments
+        (`temperature=None` means 1)."""
+        temperature = 1.0 if temperature is None else temperature
         if not (is_int(num_samples) or (tf.is_tensor(num_samples) and num_samples.dtype.is_integer)):
             raise TypeError(
                 f"`num_samples` must be an int >= 1; received {num_samples!r} of type {type(num_samples).__name__}"
