@@ -22,7 +22,13 @@ the doctests skip what needs them):
     (4, 2)
 """
 
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 import tensorflow as tf
 
 from tfp_flows.validation import check_int
@@ -42,7 +48,9 @@ def _apis():
     return predict_pb2
 
 
-def predict_request(model_name, signature_name, inputs, version=None):
+def predict_request(
+    model_name: str, signature_name: str, inputs: Mapping[str, npt.ArrayLike], version: int | None = None
+) -> Any:
     """A `PredictRequest` for `signature_name` of `model_name` with `inputs` ({name: array}, dtypes as given).
 
     `version`: a specific integer version; None lets the server pick (its newest).
@@ -82,41 +90,65 @@ def _with_context(inputs, context, rows, dtype):
     return dict(inputs, context=context)
 
 
-def log_prob_request(model_name, x, dtype=np.float32, version=None, context=None):
+def log_prob_request(
+    model_name: str,
+    x: npt.ArrayLike,
+    dtype: npt.DTypeLike = np.float32,
+    version: int | None = None,
+    context: npt.ArrayLike | None = None,
+) -> Any:
     """log p(x) for a batch `x` [batch, *event_shape]; `dtype` must be the export's (float64 models: np.float64).
     A conditional model's log p(x | context) takes `context` [batch, *context_shape]."""
     x = _batch(x, "x", dtype)
     return predict_request(model_name, "log_prob", _with_context({"x": x}, context, len(x), dtype), version)
 
 
-def bits_per_dim_request(model_name, x, dtype=np.float32, version=None, context=None):
+def bits_per_dim_request(
+    model_name: str,
+    x: npt.ArrayLike,
+    dtype: npt.DTypeLike = np.float32,
+    version: int | None = None,
+    context: npt.ArrayLike | None = None,
+) -> Any:
     """Bits per dimension of image data `x` in [0, 1] (image models only)."""
     x = _batch(x, "x", dtype)
     return predict_request(model_name, "bits_per_dim", _with_context({"x": x}, context, len(x), dtype), version)
 
 
-def encode_request(model_name, x, dtype=np.float32, version=None, context=None):
+def encode_request(
+    model_name: str,
+    x: npt.ArrayLike,
+    dtype: npt.DTypeLike = np.float32,
+    version: int | None = None,
+    context: npt.ArrayLike | None = None,
+) -> Any:
     """Latents z = f^{-1}(x) of a batch `x` (given `context` for a conditional model)."""
     x = _batch(x, "x", dtype)
     return predict_request(model_name, "encode", _with_context({"x": x}, context, len(x), dtype), version)
 
 
-def decode_request(model_name, z, dtype=np.float32, version=None, context=None):
+def decode_request(
+    model_name: str,
+    z: npt.ArrayLike,
+    dtype: npt.DTypeLike = np.float32,
+    version: int | None = None,
+    context: npt.ArrayLike | None = None,
+) -> Any:
     """Data x = f(z) of a batch of latents `z` (given `context` for a conditional model)."""
     z = _batch(z, "z", dtype)
     return predict_request(model_name, "decode", _with_context({"z": z}, context, len(z), dtype), version)
 
 
 def sample_request(
-    model_name,
-    num_samples,
-    temperature=1.0,
-    seed=(0, 0),
-    version=None,
-    context=None,
-    dtype=np.float32,
-    signature_name="sample",
-):
+    model_name: str,
+    num_samples: int,
+    temperature: float = 1.0,
+    seed: int | Sequence[int] = (0, 0),
+    version: int | None = None,
+    context: npt.ArrayLike | None = None,
+    dtype: npt.DTypeLike = np.float32,
+    signature_name: str = "sample",
+) -> Any:
     """`num_samples` draws at `temperature`; the same `seed` (an int or a pair of ints) gives the same samples.
     A conditional model takes `context` [num_samples, *context_shape] (one context per sample; `dtype` the
     export's). `signature_name="sample_and_log_prob"` asks for the samples' log-densities too."""
@@ -136,12 +168,12 @@ def sample_request(
     return predict_request(model_name, signature_name, _with_context(inputs, context, num_samples, dtype), version)
 
 
-def decode_response(response):
+def decode_response(response: Any) -> dict[str, np.ndarray]:
     """{output key: NumPy array} of a `PredictResponse`."""
     return {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
 
 
-def prediction_stub(target="localhost:8500"):
+def prediction_stub(target: str = "localhost:8500") -> Any:
     """A `PredictionServiceStub` on an insecure gRPC channel to `target` (host:port); call `.Predict(request)`."""
     try:
         import grpc
@@ -151,7 +183,7 @@ def prediction_stub(target="localhost:8500"):
     return prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(target))
 
 
-def predict_locally(saved_model, request):
+def predict_locally(saved_model: Any, request: Any) -> Any:
     """Answer `request` with a SavedModel loaded in this process, as TF Serving's Predict does.
 
     Inputs are converted with `tf.make_ndarray` and must match the signature's names, dtypes and shapes

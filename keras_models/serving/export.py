@@ -52,12 +52,18 @@ import re
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import tensorflow as tf
 
 from keras_models.core.io import atomic_write_text, non_finite_weights
 from tfp_flows.validation import check_int, check_positive_ints
+
+if TYPE_CHECKING:
+    from tensorflow_probability import distributions as tfd
+
+    from keras_models.core.flow_model import FlowModel
 
 SAVED_MODEL_FILE = "saved_model.pb"
 MODELS_CONFIG_FILE = "models.config"
@@ -68,7 +74,12 @@ _TEMPORARY_PREFIX = ".tmp-export-"
 
 # --------------------------------------------------------------------------------------------------------
 # Public API.
-def export_saved_model(model, base_dir="saved_models", name=None, version=None):
+def export_saved_model(
+    model: FlowModel,
+    base_dir: str | os.PathLike = "saved_models",
+    name: str | None = None,
+    version: int | None = None,
+) -> str:
     """Write `model` (a `FlowModel`) as `base_dir/<name>/<version>/` and return that path.
 
     Args:
@@ -116,7 +127,12 @@ def export_saved_model(model, base_dir="saved_models", name=None, version=None):
     return path
 
 
-def export_distribution(distribution, event_shape, path, num_bits=None):
+def export_distribution(
+    distribution: tfd.TransformedDistribution,
+    event_shape: Sequence[int],
+    path: str | os.PathLike,
+    num_bits: int | None = None,
+) -> str:
     """Export a `tfd.TransformedDistribution` (our bijectors, TFP's, or both) with the same signatures.
 
     Args:
@@ -194,7 +210,7 @@ def export_distribution(distribution, event_shape, path, num_bits=None):
     return _save_atomically(functions, path, extra_variables=distribution.variables)
 
 
-def load_serving_model(path):
+def load_serving_model(path: str | os.PathLike) -> Any:
     """Load `path`: a SavedModel folder, or a model folder `<base>/<name>` (its highest integer version).
 
     Returns the object `tf.saved_model.load` returns; call `.signatures["log_prob"](x=batch)["log_prob"]`.
@@ -228,7 +244,7 @@ def load_serving_model(path):
         ) from err
 
 
-def list_versions(model_dir):
+def list_versions(model_dir: str | os.PathLike) -> list[tuple[int, str]]:
     """`[(version, folder_name), ...]` of `model_dir`'s integer-named subfolders, lowest version first."""
     if not os.path.isdir(model_dir):
         return []
@@ -240,7 +256,11 @@ def list_versions(model_dir):
     return sorted(entries)
 
 
-def write_models_config(base_dir="saved_models", model_base_path="/models", path=None):
+def write_models_config(
+    base_dir: str | os.PathLike = "saved_models",
+    model_base_path: str | None = "/models",
+    path: str | os.PathLike | None = None,
+) -> str:
     """Write TF Serving's `models.config` (a `ModelServerConfig` text proto) listing every model in `base_dir`.
 
     Args:
@@ -376,7 +396,7 @@ class _ServingFunctions:
                 "bits_per_dim", bits_per_dim, "bits_per_dim", "example", x_spec
             )
 
-    def module(self, extra_variables=()):
+    def module(self, extra_variables: Sequence[tf.Variable] = ()) -> tuple[tf.Module, dict[str, Any]]:
         """A `tf.Module` holding every variable the traced functions read, and the signatures to save with it."""
         concrete = {key: fn.get_concrete_function() for key, fn in self.functions.items()}
         signatures = dict(concrete, serving_default=concrete["log_prob"])
