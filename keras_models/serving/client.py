@@ -25,13 +25,16 @@ the doctests skip what needs them):
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 import numpy.typing as npt
 import tensorflow as tf
 
 from tfp_flows.validation import check_int
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing.Unpack from Python 3.11
 
 _INSTALL_HINT = (
     "keras_models.serving_client needs the optional package tensorflow-serving-api: "
@@ -90,53 +93,47 @@ def _with_context(inputs, context, rows, dtype):
     return dict(inputs, context=context)
 
 
-def log_prob_request(
+class RequestOptions(TypedDict, total=False):
+    """The keyword options of every request builder that sends a batch (`log_prob_request` and the like)."""
+
+    dtype: npt.DTypeLike  # the export's float dtype (float64 models: np.float64); default np.float32
+    version: int | None  # a specific integer version; None (default) lets the server pick its newest
+    context: npt.ArrayLike | None  # a conditional model's contexts [batch, *context_shape], one row per example
+
+
+def _batch_request(
     model_name: str,
-    x: npt.ArrayLike,
+    signature_name: str,
+    arg_name: str,
+    value: npt.ArrayLike,
     dtype: npt.DTypeLike = np.float32,
     version: int | None = None,
     context: npt.ArrayLike | None = None,
 ) -> Any:
-    """log p(x) for a batch `x` [batch, *event_shape]; `dtype` must be the export's (float64 models: np.float64).
-    A conditional model's log p(x | context) takes `context` [batch, *context_shape]."""
-    x = _batch(x, "x", dtype)
-    return predict_request(model_name, "log_prob", _with_context({"x": x}, context, len(x), dtype), version)
+    value = _batch(value, arg_name, dtype)
+    return predict_request(
+        model_name, signature_name, _with_context({arg_name: value}, context, len(value), dtype), version
+    )
 
 
-def bits_per_dim_request(
-    model_name: str,
-    x: npt.ArrayLike,
-    dtype: npt.DTypeLike = np.float32,
-    version: int | None = None,
-    context: npt.ArrayLike | None = None,
-) -> Any:
+def log_prob_request(model_name: str, x: npt.ArrayLike, **options: Unpack[RequestOptions]) -> Any:
+    """log p(x) for a batch `x` [batch, *event_shape] (log p(x | context) for a conditional model)."""
+    return _batch_request(model_name, "log_prob", "x", x, **options)
+
+
+def bits_per_dim_request(model_name: str, x: npt.ArrayLike, **options: Unpack[RequestOptions]) -> Any:
     """Bits per dimension of image data `x` in [0, 1] (image models only)."""
-    x = _batch(x, "x", dtype)
-    return predict_request(model_name, "bits_per_dim", _with_context({"x": x}, context, len(x), dtype), version)
+    return _batch_request(model_name, "bits_per_dim", "x", x, **options)
 
 
-def encode_request(
-    model_name: str,
-    x: npt.ArrayLike,
-    dtype: npt.DTypeLike = np.float32,
-    version: int | None = None,
-    context: npt.ArrayLike | None = None,
-) -> Any:
+def encode_request(model_name: str, x: npt.ArrayLike, **options: Unpack[RequestOptions]) -> Any:
     """Latents z = f^{-1}(x) of a batch `x` (given `context` for a conditional model)."""
-    x = _batch(x, "x", dtype)
-    return predict_request(model_name, "encode", _with_context({"x": x}, context, len(x), dtype), version)
+    return _batch_request(model_name, "encode", "x", x, **options)
 
 
-def decode_request(
-    model_name: str,
-    z: npt.ArrayLike,
-    dtype: npt.DTypeLike = np.float32,
-    version: int | None = None,
-    context: npt.ArrayLike | None = None,
-) -> Any:
+def decode_request(model_name: str, z: npt.ArrayLike, **options: Unpack[RequestOptions]) -> Any:
     """Data x = f(z) of a batch of latents `z` (given `context` for a conditional model)."""
-    z = _batch(z, "z", dtype)
-    return predict_request(model_name, "decode", _with_context({"z": z}, context, len(z), dtype), version)
+    return _batch_request(model_name, "decode", "z", z, **options)
 
 
 def sample_request(

@@ -99,28 +99,7 @@ def export_saved_model(
             f"{bad[:5]}{' and more' if len(bad) > 5 else ''}"
         )
 
-    # Each signature function takes the context last when the model is conditional (`context_shape`), else none.
-    def sample(n, temperature, seed, *context):
-        return model.sample(n, *context, temperature=temperature, seed=seed)
-
-    def sample_and_log_prob(n, temperature, seed, *context):
-        return model.sample_and_log_prob(n, *context, temperature=temperature, seed=seed)
-
-    def bits_per_dim(x, *context):
-        return model.bits_per_dim(model.log_prob(x, *context))
-
-    functions = _ServingFunctions(
-        log_prob=model.log_prob,
-        encode=model.encode,
-        decode=model.decode,
-        sample=sample,
-        sample_and_log_prob=sample_and_log_prob,
-        bits_per_dim=bits_per_dim if model.num_bits else None,
-        event_shape=model.event_shape,
-        latent_shape=model.latent_shape,
-        dtype=tf.as_dtype(model.compute_dtype),
-        context_shape=getattr(model, "context_shape", None),
-    )
+    functions = _serving_functions(model)
     model_dir = os.path.join(base_dir, name)
     path = _save_new_version(functions, model_dir, version, extra_variables=[_tf_variable(w) for w in model.weights])
     _refresh_models_config(base_dir)
@@ -175,35 +154,7 @@ def export_distribution(
             f"`distribution` must have a scalar batch shape (one flow); received batch shape {distribution.batch_shape}"
         )
     check_int(num_bits, "num_bits", allow_none=True)
-    bijector, base = distribution.bijector, distribution.distribution
-    latent_shape = tuple(int(d) for d in bijector.inverse_event_shape(event_shape))
-    dtype = tf.as_dtype(distribution.dtype)
-
-    def sample(n, temperature, seed):
-        z = base.sample(n, seed=seed)
-        return bijector.forward(z * tf.cast(temperature, z.dtype))
-
-    def sample_and_log_prob(n, temperature, seed):
-        z = base.sample(n, seed=seed) * tf.cast(temperature, dtype)
-        log_det = bijector.forward_log_det_jacobian(z, event_ndims=len(latent_shape))
-        return bijector.forward(z), base.log_prob(z) - log_det
-
-    def bits(x):
-        from tfp_flows.datasets import bits_per_dim
-
-        return bits_per_dim(distribution.log_prob(x), int(np.prod(event_shape)), num_levels=2**num_bits)
-
-    functions = _ServingFunctions(
-        log_prob=distribution.log_prob,
-        encode=bijector.inverse,
-        decode=bijector.forward,
-        sample=sample,
-        sample_and_log_prob=sample_and_log_prob,
-        bits_per_dim=bits if num_bits else None,
-        event_shape=event_shape,
-        latent_shape=latent_shape,
-        dtype=dtype,
-    )
+    functions = _serving_functions(_DistributionAsModel(distribution, event_shape, num_bits))
     path = os.fspath(path)
     if os.path.lexists(path):
         raise FileExistsError(errno.EEXIST, "refusing to overwrite an existing export", path)
@@ -408,6 +359,60 @@ class _ServingFunctions:
             + [v for v in extra_variables if isinstance(v, tf.Variable)]
         )
         return module, signatures
+
+
+def _serving_functions(model: FlowModel | _DistributionAsModel) -> _ServingFunctions:
+    """The signature functions of a `FlowModel` (or of a distribution dressed as one, `_DistributionAsModel`); each
+    takes the context last when the model is conditional (`context_shape`), else none."""
+
+    def sample(n, temperature, seed, *context):
+        return model.sample(n, *context, temperature=temperature, seed=seed)
+
+    def sample_and_log_prob(n, temperature, seed, *context):
+        return model.sample_and_log_prob(n, *context, temperature=temperature, seed=seed)
+
+    def bits_per_dim(x, *context):
+        return model.bits_per_dim(model.log_prob(x, *context))
+
+    return _ServingFunctions(
+        log_prob=model.log_prob,
+        encode=model.encode,
+        decode=model.decode,
+        sample=sample,
+        sample_and_log_prob=sample_and_log_prob,
+        bits_per_dim=bits_per_dim if model.num_bits else None,
+        event_shape=model.event_shape,
+        latent_shape=model.latent_shape,
+        dtype=tf.as_dtype(model.compute_dtype),
+        context_shape=getattr(model, "context_shape", None),
+    )
+
+
+class _DistributionAsModel:
+    """What the exporter reads of a `FlowModel`, for a `tfd.TransformedDistribution` (unconditional): sampling
+    scales the base's draw by `temperature` before the bijector's forward, as the models do."""
+
+    def __init__(self, distribution: tfd.TransformedDistribution, event_shape: tuple[int, ...], num_bits: int | None):
+        self.base, self.bijector = distribution.distribution, distribution.bijector
+        self.log_prob, self.encode, self.decode = distribution.log_prob, self.bijector.inverse, self.bijector.forward
+        self.event_shape, self.num_bits, self.compute_dtype = event_shape, num_bits, distribution.dtype
+        self.latent_shape = tuple(int(d) for d in self.bijector.inverse_event_shape(event_shape))
+
+    def sample(self, n: tf.Tensor, *, temperature: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+        z = self.base.sample(n, seed=seed)
+        return self.decode(z * tf.cast(temperature, z.dtype))
+
+    def sample_and_log_prob(
+        self, n: tf.Tensor, *, temperature: tf.Tensor, seed: tf.Tensor
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        z = self.base.sample(n, seed=seed) * tf.cast(temperature, self.compute_dtype)
+        log_det = self.bijector.forward_log_det_jacobian(z, event_ndims=len(self.latent_shape))
+        return self.decode(z), self.base.log_prob(z) - log_det
+
+    def bits_per_dim(self, log_prob: tf.Tensor) -> tf.Tensor:
+        from tfp_flows.datasets import bits_per_dim
+
+        return bits_per_dim(log_prob, int(np.prod(self.event_shape)), num_levels=2**self.num_bits)
 
 
 def _tf_variable(weight):
