@@ -402,7 +402,7 @@ CASES = [
     (
         "sample_float_count",
         lambda tmp: model().sample(2.5),
-        TypeError,
+        ValueError,
         r"`num_samples` must be an int >= 1; received 2.5 of type float",
     ),
     (

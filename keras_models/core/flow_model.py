@@ -56,7 +56,6 @@ Example:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -77,7 +76,7 @@ from keras_models.core.nan_policy import (
     raised_input_errors,
 )
 from tfp_flows.conditioning import conditional_kwargs
-from tfp_flows.validation import check_int, check_one_of, check_positive_ints, is_int
+from tfp_flows.validation import check_int, check_number, check_one_of, check_positive_ints, is_int
 
 tfb = tfp.bijectors
 tfd = tfp.distributions
@@ -541,16 +540,11 @@ class FlowModel(keras.Model):
         """z = temperature * z0 with z0 ~ p_Z, [num_samples, *latent_shape], after checking the arguments
         (`temperature=None` means 1)."""
         temperature = 1.0 if temperature is None else temperature
-        if not (is_int(num_samples) or (tf.is_tensor(num_samples) and num_samples.dtype.is_integer)):
-            raise TypeError(
-                f"`num_samples` must be an int >= 1; received {num_samples!r} of type {type(num_samples).__name__}"
-            )
-        if is_int(num_samples):
+        # A tensor count must be of an integer dtype; a tensor temperature may be traced, so its value is not read.
+        if not (tf.is_tensor(num_samples) and num_samples.dtype.is_integer):
             check_int(num_samples, "num_samples")
-        if isinstance(temperature, (bool, np.bool_, str)):
-            raise TypeError(f"`temperature` must be a finite number >= 0; received {temperature!r}")
-        if isinstance(temperature, (int, float, np.number)) and not (temperature >= 0 and math.isfinite(temperature)):
-            raise ValueError(f"`temperature` must be a finite number >= 0; received {temperature!r}")
+        if not (tf.is_tensor(temperature) or isinstance(temperature, np.ndarray)):
+            check_number(temperature, "temperature", minimum=0)
         if c is not None and self._base_is_conditional():
             base = self.base_distribution(c)
             z = base.sample(seed=seed_pair(seed))  # batch [num_samples] from c
