@@ -1,4 +1,4 @@
-"""Argument checks shared by the bijectors: errors that name the argument, what was expected and what came.
+"""Argument checks for the whole project: errors that name the argument, what was expected and what came.
 
 Static problems (wrong rank, wrong trailing dimensions, integer dtypes) raise `ValueError`/`TypeError` at once,
 whatever `validate_args` says; value checks that need the data (positivity, domain) become
