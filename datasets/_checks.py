@@ -1,23 +1,17 @@
-"""Argument checks for the datasets package: errors name the argument, what was expected and what came."""
+"""Checks of the datasets' tensors (2-D points, class indices, one-hot contexts): errors name the argument, what
+was expected and what came. Python arguments (counts, seeds, choices) go through `tfp_flows.validation`."""
+
+from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
-from tfp_flows.validation import is_int
-
-__all__ = ["check_positive_int", "check_points_2d", "check_choice", "check_classes", "check_one_hot"]
+__all__ = ["check_points_2d", "check_classes", "check_one_hot"]
 
 
-def check_positive_int(value, arg_name):
-    """Return `value` as an int, or raise TypeError/ValueError naming `arg_name`."""
-    if not is_int(value):
-        raise TypeError(f"`{arg_name}` must be a positive int; received {value!r} of type {type(value).__name__}")
-    if value <= 0:
-        raise ValueError(f"`{arg_name}` must be a positive int; received {value}")
-    return int(value)
-
-
-def check_points_2d(x, arg_name="x"):
+def check_points_2d(x: Any, arg_name: str = "x") -> tf.Tensor:
     """Convert `x` to a float tensor of shape [..., 2], or raise TypeError/ValueError naming `arg_name`."""
     if not tf.is_tensor(x):
         x = tf.convert_to_tensor(x)
@@ -31,14 +25,7 @@ def check_points_2d(x, arg_name="x"):
     return x
 
 
-def check_choice(value, choices, arg_name):
-    """Raise ValueError naming `arg_name` unless `value` is one of `choices`."""
-    if value not in choices:
-        raise ValueError(f"`{arg_name}` must be one of {sorted(map(str, choices))}; received {value!r}")
-    return value
-
-
-def check_classes(classes, num_samples, num_classes, arg_name):
+def check_classes(classes: Any, num_samples: int, num_classes: int, arg_name: str) -> np.ndarray:
     """`classes` as an int64 array [num_samples] of values in 0..num_classes-1 (an int is repeated), or raise
     TypeError/ValueError naming `arg_name`."""
     array = np.asarray(classes)
@@ -55,7 +42,7 @@ def check_classes(classes, num_samples, num_classes, arg_name):
     return array.astype(np.int64)
 
 
-def check_one_hot(c, num_classes, dtype, arg_name="c"):
+def check_one_hot(c: Any, num_classes: int, dtype: tf.DType, arg_name: str = "c") -> tf.Tensor:
     """`c` as a tensor [..., num_classes] of `dtype`; its values are checked to be one-hot rows when eager
     (a traced function cannot look at them). Raises TypeError/ValueError naming `arg_name`."""
     c = tf.convert_to_tensor(c)

@@ -24,7 +24,7 @@ import math
 
 import tensorflow as tf
 
-from tfp_flows.datasets import _checks
+from tfp_flows.validation import check_int
 
 __all__ = ["bits_per_dim"]
 
@@ -44,8 +44,8 @@ def bits_per_dim(log_prob, num_dims, preprocessing_log_det_jacobian=0.0, num_lev
       Tensor of bits/dim with the shape of `log_prob` (float32 unless `log_prob` is float64).
       Average it over examples (averaging bits/dim equals converting the mean log-likelihood).
     """
-    num_dims = _checks.check_positive_int(num_dims, "num_dims")
-    num_levels = _checks.check_positive_int(num_levels, "num_levels")
+    num_dims = check_int(num_dims, "num_dims")
+    num_levels = check_int(num_levels, "num_levels")
     log_prob = tf.convert_to_tensor(log_prob)
     if not log_prob.dtype.is_floating:
         log_prob = tf.cast(log_prob, tf.float32)

@@ -70,13 +70,12 @@ Example:
 import numpy as np
 import tensorflow as tf
 
-from tfp_flows.datasets import _checks
 from tfp_flows.datasets.digits_builder import uint8_to_levels
 from tfp_flows.datasets.registry import dataset_info
 from tfp_flows.datasets.registry import list_datasets as _list_datasets
 from tfp_flows.datasets.tfds_loading import load_tfds_split
 from tfp_flows.datasets.toy_builder import toy_labelled_split, toy_split
-from tfp_flows.validation import is_int
+from tfp_flows.validation import check_int, check_one_of
 
 __all__ = ["make_dataset"]
 
@@ -130,12 +129,11 @@ def make_dataset(
       ([batch, *event_shape], [batch, K]).
     """
     info = dataset_info(name)
-    batch_size = _checks.check_positive_int(batch_size, "batch_size")
-    _checks.check_choice(dequantize, _DEQUANTIZE_CHOICES, "dequantize")
-    seed = _check_int(seed, "seed")
-    initial_epoch = _check_int(initial_epoch, "initial_epoch", minimum=0)
-    if num_examples is not None:
-        num_examples = _checks.check_positive_int(num_examples, "num_examples")
+    batch_size = check_int(batch_size, "batch_size")
+    check_one_of(dequantize, "dequantize", _DEQUANTIZE_CHOICES)
+    seed = check_int(seed, "seed", minimum=None)
+    initial_epoch = check_int(initial_epoch, "initial_epoch", minimum=0)
+    num_examples = check_int(num_examples, "num_examples", allow_none=True)
     dtype = tf.as_dtype(dtype)
     if dtype not in (tf.float32, tf.float64):
         raise ValueError(f"`dtype` must be tf.float32 or tf.float64; received {dtype.name}")
@@ -201,14 +199,6 @@ def make_dataset(
     ds = epochs.map(lambda epoch: tf.stack([seed_tensor, epoch])).flat_map(one_epoch)
     ds = ds.apply(tf.data.experimental.assert_cardinality(cardinality))
     return ds.prefetch(tf.data.AUTOTUNE)
-
-
-def _check_int(value, arg_name, minimum=None):
-    if not is_int(value):
-        raise TypeError(f"`{arg_name}` must be an int; received {value!r} of type {type(value).__name__}")
-    if minimum is not None and value < minimum:
-        raise ValueError(f"`{arg_name}` must be >= {minimum}; received {value}")
-    return int(value)
 
 
 def _load_split(info, split, data_dir, download, num_examples=None, with_labels=False):

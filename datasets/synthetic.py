@@ -42,6 +42,7 @@ import tensorflow as tf
 
 from tfp_flows.datasets import _checks
 from tfp_flows.datasets.mixture import GaussianMixture2D, curve_quadrature
+from tfp_flows.validation import check_int
 
 __all__ = [
     "ToyDensity",
@@ -79,7 +80,7 @@ class ToyDensity(abc.ABC):
         `seed` is anything `np.random.default_rng` accepts (an int or a sequence of ints); the same seed gives
         the same points.
         """
-        num_samples = _checks.check_positive_int(num_samples, "num_samples")
+        num_samples = check_int(num_samples, "num_samples")
         rng = np.random.default_rng(seed)
         return self._sample(num_samples, rng).astype(dtype)
 
@@ -123,7 +124,7 @@ class ClassMixtureDensity(ToyDensity):
 
         With `classes=None` the points equal `sample(num_samples, seed)` point for point.
         """
-        num_samples = _checks.check_positive_int(num_samples, "num_samples")
+        num_samples = check_int(num_samples, "num_samples")
         rng = np.random.default_rng(seed)
         if classes is None:
             classes = rng.integers(0, self.num_classes, size=num_samples)

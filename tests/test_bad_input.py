@@ -402,7 +402,7 @@ CASES = [
     (
         "sample_float_count",
         lambda tmp: model().sample(2.5),
-        TypeError,
+        ValueError,
         r"`num_samples` must be an int >= 1; received 2.5 of type float",
     ),
     (
@@ -416,6 +416,19 @@ CASES = [
         lambda tmp: model().sample(2, temperature=INF),
         ValueError,
         r"`temperature` must be a finite number >= 0; received inf",
+    ),
+    (
+        "sample_temperature_where_c_goes",
+        lambda tmp: model().sample(2, 0.7),
+        TypeError,
+        r"`c` is the context of a conditional model, but this model is unconditional \(built without "
+        r"`context_shape`\); received c=0.7. `temperature` and `seed` are keyword-only",
+    ),
+    (
+        "sample_and_log_prob_tensor_temperature_where_c_goes",
+        lambda tmp: model().sample_and_log_prob(2, tf.constant(0.7)),
+        TypeError,
+        r"`c` is the context of a conditional model, but this model is unconditional .*received c=<tf.Tensor",
     ),
     # Model construction and compilation.
     (
@@ -625,31 +638,31 @@ CASES = [
         "make_dataset_batch_size_zero",
         lambda tmp: make_dataset("two_moons", batch_size=0),
         ValueError,
-        r"`batch_size` must be a positive int; received 0",
+        r"`batch_size` must be an int >= 1; received 0",
     ),
     (
         "make_dataset_batch_size_float",
         lambda tmp: make_dataset("two_moons", batch_size=12.5),
-        TypeError,
-        r"`batch_size` must be a positive int; received 12.5 of type float",
+        ValueError,
+        r"`batch_size` must be an int >= 1; received 12.5 of type float",
     ),
     (
         "make_dataset_dequantize",
         lambda tmp: make_dataset("digits", dequantize="gaussian"),
         ValueError,
-        r"`dequantize` must be one of \[.*'uniform'\]; received 'gaussian'",
+        r"`dequantize` must be one of \('uniform', None, 'none'\); received 'gaussian'",
     ),
     (
         "make_dataset_seed",
         lambda tmp: make_dataset("two_moons", seed="7"),
-        TypeError,
+        ValueError,
         r"`seed` must be an int; received '7' of type str",
     ),
     (
         "make_dataset_initial_epoch",
         lambda tmp: make_dataset("two_moons", repeat=True, initial_epoch=-1),
         ValueError,
-        r"`initial_epoch` must be >= 0; received -1",
+        r"`initial_epoch` must be an int >= 0; received -1",
     ),
     (
         "make_dataset_integer_dtype",

@@ -81,7 +81,7 @@ def test_logit_jacobian_is_counted_inside_or_outside_the_model(kind):
     "kwargs, error",
     [
         (dict(log_prob=0.0, num_dims=0), ValueError),
-        (dict(log_prob=0.0, num_dims=2.5), TypeError),
+        (dict(log_prob=0.0, num_dims=2.5), ValueError),
         (dict(log_prob=0.0, num_dims=4, num_levels=0), ValueError),
     ],
 )

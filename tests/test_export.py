@@ -125,9 +125,11 @@ def _expected(flow, x):
             expected[f"{call}_and_log_prob/samples"] = samples
             # The model's density at the samples (also at temperature != 1): the hand-composed flow's reference
             # goes through the inverse, the models' is their own one-pass method.
-            expected[f"{call}_and_log_prob/log_prob"] = (
-                flow.sample_and_log_prob(n, temperature, seed)[1] if is_model else flow.log_prob(samples)
-            )
+            if is_model:
+                log_prob = flow.sample_and_log_prob(n, temperature=temperature, seed=seed)[1]
+            else:
+                log_prob = flow.log_prob(samples)
+            expected[f"{call}_and_log_prob/log_prob"] = log_prob
     return {key: np.asarray(value) for key, value in expected.items()}, (z.numpy() * 0.9).astype(np.float32)
 
 

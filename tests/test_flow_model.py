@@ -120,6 +120,21 @@ def test_sample_with_a_seed_is_reproducible_and_temperature_scales_the_base():
     np.testing.assert_allclose(cold.numpy(), 0.5 * a.numpy(), rtol=1e-6)
 
 
+@pytest.mark.parametrize("method", ["sample", "sample_and_log_prob"])
+def test_temperature_and_seed_are_keyword_only_and_a_number_is_never_a_context(method):
+    """One call, one meaning: c is the only positional argument after n, and a number there is refused."""
+    model = ActNormTestModel()
+    draw = getattr(model, method)
+    with pytest.raises(TypeError, match=r"takes from 2 to 3 positional arguments but 4 were given"):
+        draw(3, None, 0.5)
+    for number in (0.5, 2, np.float32(0.5), tf.constant(0.5)):
+        with pytest.raises(TypeError, match=r"`c` is the context of a conditional model.*keyword-only"):
+            draw(3, number)
+    by_keyword = draw(3, temperature=0.5, seed=4)
+    again = draw(3, None, temperature=0.5, seed=4)
+    np.testing.assert_array_equal(np.asarray(tf.nest.flatten(by_keyword)[0]), np.asarray(tf.nest.flatten(again)[0]))
+
+
 def test_sample_at_temperature_one_skips_the_scaling_and_draws_the_same():
     model = ActNormTestModel()
     model.initialize_from_data(tf.constant(np.random.default_rng(1).normal(size=(8, 3)), tf.float32))

@@ -260,13 +260,6 @@ def test_fit_on_the_iw_elbo_minimises_minus_the_bound(tmp_path):
     np.testing.assert_allclose(float(reloaded.iw_elbo(64, seed=2)), float(vi.iw_elbo(64, seed=2)), rtol=1e-6)
 
 
-def test_a_config_saved_before_the_objective_existed_loads_with_the_elbo():
-    config = VariationalFlow(PlanarFlow(event_shape=(2,), num_layers=1), target_log_prob="U2").get_config()
-    del config["objective"], config["num_importance_samples"]
-    restored = VariationalFlow.from_config(config)
-    assert (restored.objective, restored.num_importance_samples) == ("elbo", 1)
-
-
 @pytest.mark.parametrize(
     "kwargs, match",
     [

@@ -1,19 +1,23 @@
-"""Argument checks shared by the bijectors: errors that name the argument, what was expected and what came.
+"""Argument checks for the whole project: errors that name the argument, what was expected and what came.
 
 Static problems (wrong rank, wrong trailing dimensions, integer dtypes) raise `ValueError`/`TypeError` at once,
 whatever `validate_args` says; value checks that need the data (positivity, domain) become
 `tf.debugging` assertions only when `validate_args=True`, as everywhere in TFP.
 
 Python arguments (counts, sizes, shapes, tolerances, choices, callables) are checked by `check_int`,
-`check_positive_ints`, `check_vector_event_shape`, `check_number`, `check_one_of` and `check_callable`, used by
-the bijectors and by keras_models alike. `bool` is never a number here (`True` would otherwise pass as 1):
+`check_positive_ints`, `check_vector_event_shape`, `check_number`, `check_one_of` and `check_callable`: the one
+set of checks the bijectors, `tfp_flows.datasets` and keras_models all use. Like Keras' own argument checks they
+raise `ValueError` for a value of the wrong type too, and `bool` is never a number here (`True` would otherwise
+pass as 1):
 
 >>> check_int(3, "num_layers")
 3
 >>> check_int(True, "num_layers")
 Traceback (most recent call last):
 ...
-ValueError: `num_layers` must be an int >= 1; received True
+ValueError: `num_layers` must be an int >= 1; received True of type bool
+>>> check_int(-1, "seed", minimum=None)
+-1
 >>> check_positive_ints([64, 64], "hidden_units")
 (64, 64)
 >>> check_number(0.0, "epsilon", minimum=0, strict=True)
@@ -24,8 +28,12 @@ ValueError: `epsilon` must be a finite number > 0; received 0.0
 'sigmoid'
 """
 
+from __future__ import annotations
+
 import math
 import numbers
+from collections.abc import Collection, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 import tensorflow as tf
@@ -47,17 +55,32 @@ __all__ = [
 ]
 
 
-def is_int(value):
+T = TypeVar("T")
+
+
+def _prefix(owner: str | None) -> str:
+    return f"{owner}: " if owner else ""
+
+
+def is_int(value: Any) -> bool:
     """True for Python and NumPy integers, False for `bool` (and everything else)."""
     return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
-def is_real(value):
+def is_real(value: Any) -> bool:
     """True for Python and NumPy real numbers (ints included), False for `bool` and everything else."""
     return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 
-def check_int(value, arg_name, minimum=1, maximum=None, owner=None, allow_none=False, hint=""):
+def check_int(
+    value: Any,
+    arg_name: str,
+    minimum: int | None = 1,
+    maximum: int | None = None,
+    owner: str | None = None,
+    allow_none: bool = False,
+    hint: str = "",
+) -> int | None:
     """`value` as an int, or a ValueError naming `arg_name`, the range expected and the value received.
 
     Args:
@@ -82,12 +105,22 @@ def check_int(value, arg_name, minimum=1, maximum=None, owner=None, allow_none=F
         else:
             expected = "an int"
         expected = f"None or {expected}" if allow_none else expected
-        prefix = f"{owner}: " if owner else ""
-        raise ValueError(f"{prefix}`{arg_name}` must be {expected}; received {value!r}{f' ({hint})' if hint else ''}")
+        received = repr(value) if is_int(value) else f"{value!r} of type {type(value).__name__}"
+        raise ValueError(
+            f"{_prefix(owner)}`{arg_name}` must be {expected}; received {received}{f' ({hint})' if hint else ''}"
+        )
     return int(value)
 
 
-def check_number(value, arg_name, minimum=None, strict=False, allow_inf=False, owner=None, hint=""):
+def check_number(
+    value: Any,
+    arg_name: str,
+    minimum: float | None = None,
+    strict: bool = False,
+    allow_inf: bool = False,
+    owner: str | None = None,
+    hint: str = "",
+) -> float:
     """`value` as a float, or a ValueError naming `arg_name`, the range expected and the value received.
 
     Args:
@@ -106,37 +139,37 @@ def check_number(value, arg_name, minimum=None, strict=False, allow_inf=False, o
         if minimum is not None:
             expected += f" {'>' if strict else '>='} {minimum}"
         expected += " or math.inf" if allow_inf else ""
-        prefix = f"{owner}: " if owner else ""
-        raise ValueError(f"{prefix}`{arg_name}` must be {expected}; received {value!r}{f' ({hint})' if hint else ''}")
+        raise ValueError(
+            f"{_prefix(owner)}`{arg_name}` must be {expected}; received {value!r}{f' ({hint})' if hint else ''}"
+        )
     return float(value)
 
 
-def check_one_of(value, arg_name, choices, owner=None):
+def check_one_of(value: T, arg_name: str, choices: Collection[Any], owner: str | None = None) -> T:
     """`value` if it is one of `choices`, else a ValueError naming `arg_name`, the choices and the value."""
     if value not in choices:
-        prefix = f"{owner}: " if owner else ""
-        raise ValueError(f"{prefix}`{arg_name}` must be one of {choices}; received {value!r}")
+        raise ValueError(f"{_prefix(owner)}`{arg_name}` must be one of {choices}; received {value!r}")
     return value
 
 
-def check_callable(value, arg_name, signature, owner=None):
+def check_callable(value: T, arg_name: str, signature: str, owner: str | None = None) -> T:
     """`value` if callable, else a TypeError naming `arg_name`, the `signature` expected and the type received."""
     if not callable(value):
-        prefix = f"{owner}: " if owner else ""
-        raise TypeError(f"{prefix}`{arg_name}` must be callable ({signature}); received {type(value).__name__}")
+        raise TypeError(f"{_prefix(owner)}`{arg_name}` must be callable ({signature}); received {type(value).__name__}")
     return value
 
 
-def check_positive_ints(values, arg_name, owner=None):
+def check_positive_ints(values: Sequence[int], arg_name: str, owner: str | None = None) -> tuple[int, ...]:
     """A non-empty sequence of positive ints (layer widths, a shape) as a tuple, or a ValueError."""
     items = tuple(values) if np.ndim(values) else ()
     if not items or not all(is_int(v) and v > 0 for v in items):
-        prefix = f"{owner}: " if owner else ""
-        raise ValueError(f"{prefix}`{arg_name}` must be a non-empty sequence of positive ints; received {values!r}")
+        raise ValueError(
+            f"{_prefix(owner)}`{arg_name}` must be a non-empty sequence of positive ints; received {values!r}"
+        )
     return tuple(int(v) for v in items)
 
 
-def check_vector_event_shape(event_shape, owner, min_size=2, hint=""):
+def check_vector_event_shape(event_shape: Any, owner: str, min_size: int = 2, hint: str = "") -> tuple[int]:
     """`(D,)` with D >= `min_size`, or a ValueError naming `owner`; `hint` says what to do instead."""
     shape = tuple(event_shape) if np.ndim(event_shape) else (event_shape,)
     if len(shape) != 1 or not is_int(shape[0]) or shape[0] < min_size:
@@ -147,17 +180,16 @@ def check_vector_event_shape(event_shape, owner, min_size=2, hint=""):
     return (int(shape[0]),)
 
 
-def check_float_dtype(x, arg_name, owner=None):
+def check_float_dtype(x: Any, arg_name: str, owner: str | None = None) -> None:
     """Raise TypeError unless `x` has a floating-point dtype."""
     dtype = tf.as_dtype(getattr(x, "dtype", tf.float32))
     if not dtype.is_floating:
-        prefix = f"{owner}: " if owner else ""
         raise TypeError(
-            f"{prefix}`{arg_name}` must have a floating-point dtype (float32 or float64); received {dtype.name}"
+            f"{_prefix(owner)}`{arg_name}` must have a floating-point dtype (float32 or float64); received {dtype.name}"
         )
 
 
-def float_parameters(owner=None, **params):
+def float_parameters(owner: str | None = None, **params: Any) -> tuple[tf.DType, list[Any]]:
     """(dtype, [tensors]): a bijector's parameters in their common floating-point dtype, in the order given.
 
     The dtype is TFP's `dtype_util.common_dtype` of the values (float32 for Python numbers); a non-float one
@@ -172,7 +204,7 @@ def float_parameters(owner=None, **params):
     ]
 
 
-def check_event_shape(x, event_shape, arg_name, bijector_name):
+def check_event_shape(x: Any, event_shape: Sequence[int | None], arg_name: str, bijector_name: str) -> None:
     """Raise ValueError when the static trailing dimensions of `x` contradict `event_shape`.
 
     `event_shape` may hold `None` for a dimension that is free. Unknown static shapes pass (checked at run time
@@ -196,7 +228,7 @@ def check_event_shape(x, event_shape, arg_name, bijector_name):
             )
 
 
-def assert_in_unit_interval(x, arg_name):
+def assert_in_unit_interval(x: tf.Tensor, arg_name: str) -> list[tf.Operation]:
     """Assertions that `x` lies in [0, 1] (for `validate_args=True`)."""
     return [
         tf.debugging.assert_greater_equal(x, tf.zeros([], x.dtype), message=f"`{arg_name}` must be >= 0"),

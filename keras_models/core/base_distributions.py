@@ -31,7 +31,11 @@ Example:
     TensorShape([3])
 """
 
+from __future__ import annotations
+
 import warnings
+from collections.abc import Sequence
+from typing import Any
 
 import keras
 import numpy as np
@@ -56,22 +60,22 @@ class BaseDistribution(keras.layers.Layer):
     the flow layers' own initialisation.
     """
 
-    def build(self, input_shape):
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
         self.latent_shape = tuple(int(d) for d in input_shape[1:])
         self.built = True
 
-    def distribution(self):
+    def distribution(self) -> tfd.Distribution:
         """The `tfd.Distribution` over [*latent_shape], built from the current weights."""
         raise NotImplementedError(f"{type(self).__name__} must implement distribution()")
 
-    def needs_initialization(self):
+    def needs_initialization(self) -> bool:
         return False
 
-    def initialize_from_data(self, z):
+    def initialize_from_data(self, z: tf.Tensor) -> None:
         """Data-dependent initialisation from a batch of latents `z` [batch, *latent_shape] (default: nothing)."""
         del z
 
-    def call(self, z):
+    def call(self, z: tf.Tensor) -> tf.Tensor:
         """log p_Z(z), one value per example, so the layer can be used like any Keras layer."""
         return self.distribution().log_prob(z)
 
@@ -111,7 +115,15 @@ class GaussianMixtureBase(BaseDistribution):
       reparameterize: whether samples are reparameterised in every weight, `logits` included (see above).
     """
 
-    def __init__(self, num_components=8, kmeans_init=True, min_scale=1e-2, seed=0, reparameterize=False, **kwargs):
+    def __init__(
+        self,
+        num_components: int = 8,
+        kmeans_init: bool = True,
+        min_scale: float = 1e-2,
+        seed: int = 0,
+        reparameterize: bool = False,
+        **kwargs: Any,
+    ):
         kwargs.setdefault("name", "base_distribution")
         super().__init__(**kwargs)
         self.num_components = check_int(num_components, "num_components", minimum=1, owner="GaussianMixtureBase")
@@ -126,7 +138,7 @@ class GaussianMixtureBase(BaseDistribution):
             )
         self.reparameterize = bool(reparameterize)
 
-    def build(self, input_shape):
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
         super().build(input_shape)
         k, d = self.num_components, int(np.prod(self.latent_shape))
         self.logits = self.add_weight(name="logits", shape=(k,), initializer="zeros")
@@ -138,7 +150,7 @@ class GaussianMixtureBase(BaseDistribution):
             name="initialized", shape=(), trainable=False, initializer="zeros" if self.kmeans_init else "ones"
         )
 
-    def distribution(self):
+    def distribution(self) -> tfd.Distribution:
         # Independent(Normal) rather than MultivariateNormalDiag (the same density): TFP's implicit
         # reparameterisation of a mixture needs components that factorise into scalar distributions.
         components = tfd.Independent(tfd.Normal(self.locs.value, tf.exp(self.log_scales.value)), 1)
@@ -155,10 +167,10 @@ class GaussianMixtureBase(BaseDistribution):
             mixture, tfb.Reshape(self.latent_shape, event_shape_in=flat), name="gaussian_mixture"
         )
 
-    def needs_initialization(self):
+    def needs_initialization(self) -> bool:
         return not bool(keras.ops.convert_to_numpy(self.initialized))
 
-    def initialize_from_data(self, z):
+    def initialize_from_data(self, z: tf.Tensor) -> None:
         if not self.needs_initialization():
             return
         points = np.reshape(np.asarray(z, np.float64), (-1, int(np.prod(self.latent_shape))))
@@ -183,7 +195,7 @@ class GaussianMixtureBase(BaseDistribution):
             self.logits.assign(np.log(counts + 1.0).astype(dtype))
         self.initialized.assign(1.0)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(
             num_components=self.num_components,
@@ -214,7 +226,7 @@ class ConditionalGaussianBase(BaseDistribution):
 
     is_conditional = True
 
-    def __init__(self, hidden_units=(64,), context_shape=None, **kwargs):
+    def __init__(self, hidden_units: Sequence[int] = (64,), context_shape: Sequence[int] | None = None, **kwargs: Any):
         kwargs.setdefault("name", "base_distribution")
         super().__init__(**kwargs)
         self.hidden_units = tuple(
@@ -222,7 +234,7 @@ class ConditionalGaussianBase(BaseDistribution):
         )
         self.context_shape = None if context_shape is None else tuple(int(d) for d in context_shape)
 
-    def build(self, input_shape):
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
         super().build(input_shape)
         if self.context_shape is None:
             raise ValueError(
@@ -238,7 +250,7 @@ class ConditionalGaussianBase(BaseDistribution):
         )
         self.network.build((None, int(np.prod(self.context_shape))))
 
-    def distribution(self, c=None):
+    def distribution(self, c: tf.Tensor | None = None) -> tfd.Distribution:
         if c is None:
             raise ValueError(
                 f"ConditionalGaussianBase: `c` is required, of shape [batch, "
@@ -251,10 +263,10 @@ class ConditionalGaussianBase(BaseDistribution):
         normal = tfd.Normal(tf.reshape(loc, shape), tf.exp(tf.reshape(log_scale, shape)))
         return tfd.Independent(normal, reinterpreted_batch_ndims=len(self.latent_shape), name="conditional_gaussian")
 
-    def call(self, z, c=None):
+    def call(self, z: tf.Tensor, c: tf.Tensor | None = None) -> tf.Tensor:
         return self.distribution(c).log_prob(z)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(
             hidden_units=list(self.hidden_units),
@@ -270,7 +282,9 @@ class _Untracked:
         self.distribution = distribution
 
 
-def resolve_base_distribution(base_distribution, dtype_policy):
+def resolve_base_distribution(
+    base_distribution: str | dict | BaseDistribution | tfd.Distribution, dtype_policy: Any
+) -> tuple[str | None, BaseDistribution | None, _Untracked | None]:
     """`(name, layer, distribution)` for `FlowModel(base_distribution=...)` (module docstring); checks the type
     and the name; the latent shape is checked later, by `check_base_distribution`."""
     if isinstance(base_distribution, str):
@@ -290,7 +304,7 @@ def resolve_base_distribution(base_distribution, dtype_policy):
     )
 
 
-def check_base_distribution(distribution, latent_shape, dtype):
+def check_base_distribution(distribution: tfd.Distribution, latent_shape: Sequence[int], dtype: Any) -> None:
     """A ValueError unless the user's `distribution` has event shape `latent_shape`, a scalar batch shape and
     the model's `dtype`."""
     event_shape, batch_shape = distribution.event_shape, distribution.batch_shape

@@ -54,14 +54,17 @@ Example:
     TensorShape([5, 2])
 """
 
-import math
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from keras_models.core.base_distributions import check_base_distribution, resolve_base_distribution
+from keras_models.core.base_distributions import BaseDistribution, check_base_distribution, resolve_base_distribution
 from keras_models.core.nan_policy import (
     NAN_POLICIES,
     UNIT_INTERVAL,
@@ -73,13 +76,16 @@ from keras_models.core.nan_policy import (
     raised_input_errors,
 )
 from tfp_flows.conditioning import conditional_kwargs
-from tfp_flows.validation import check_int, check_positive_ints, is_int
+from tfp_flows.validation import check_int, check_number, check_one_of, check_positive_ints, is_int
 
 tfb = tfp.bijectors
 tfd = tfp.distributions
 
+TensorLike = tf.Tensor | np.ndarray  # a batch of data, latents or contexts
+Seed = int | Sequence[int] | tf.Tensor | None  # None, an int or a pair of ints (stateless sampling)
 
-def without_loss(compile_kwargs, owner, loss):
+
+def without_loss(compile_kwargs: dict[str, Any], owner: str, loss: str) -> dict[str, Any]:
     """`compile_kwargs` without `loss=None`, for a model that defines its own loss (`loss` says which, in words:
     "minus the objective"); a ValueError naming `owner`, the loss and the value received when a loss is passed."""
     kwargs = dict(compile_kwargs)
@@ -90,7 +96,7 @@ def without_loss(compile_kwargs, owner, loss):
     return kwargs
 
 
-def seed_pair(seed):
+def seed_pair(seed: Seed) -> tf.Tensor | None:
     """A stateless [2] int32 seed from None, an int or a pair (None: a fresh random draw)."""
     if seed is None:
         return None
@@ -123,13 +129,13 @@ class FlowModel(keras.Model):
 
     def __init__(
         self,
-        event_shape,
-        base_distribution="normal",
-        num_bits=None,
-        nan_policy="raise",
-        pixel_levels=None,
-        context_shape=None,
-        **kwargs,
+        event_shape: int | Sequence[int],
+        base_distribution: str | BaseDistribution | tfd.Distribution = "normal",
+        num_bits: int | None = None,
+        nan_policy: str = "raise",
+        pixel_levels: int | None = None,
+        context_shape: int | Sequence[int] | None = None,
+        **kwargs: Any,
     ):
         super().__init__(**kwargs)
         if context_shape is not None:
@@ -148,9 +154,7 @@ class FlowModel(keras.Model):
                 f"`pixel_levels` must be None for continuous data (num_bits=None); received "
                 f"pixel_levels={pixel_levels!r} with num_bits={num_bits!r}"
             )
-        if nan_policy not in NAN_POLICIES:
-            raise ValueError(f"`nan_policy` must be one of {NAN_POLICIES}; received {nan_policy!r}")
-        self.nan_policy = nan_policy
+        self.nan_policy = check_one_of(nan_policy, "nan_policy", NAN_POLICIES)
         self.event_shape = tuple(int(d) for d in event_shape)
         self.num_bits = num_bits
         self.pixel_levels = None if num_bits is None else int(pixel_levels or 2**num_bits)
@@ -197,7 +201,7 @@ class FlowModel(keras.Model):
             check_base_distribution(self._user_base.distribution, self.latent_shape, self.compute_dtype)
         self.built = True
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         if self._user_base is not None:
             raise ValueError(
                 "cannot serialise a FlowModel whose `base_distribution` is a tfd.Distribution "
@@ -220,7 +224,7 @@ class FlowModel(keras.Model):
         return config
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> FlowModel:
         config = dict(config)
         config["event_shape"] = tuple(config["event_shape"])
         return cls(**config)
@@ -228,11 +232,11 @@ class FlowModel(keras.Model):
     # ----------------------------------------------------------------------------------------------------
     # The distribution, rebuilt from the weights on every call (never cached across traces).
     @property
-    def num_dims(self):
+    def num_dims(self) -> int:
         return int(np.prod(self.event_shape))
 
     @property
-    def support(self):
+    def support(self) -> tuple[float, float] | None:
         """(low, high): the closed interval every value of an example must lie in; None for the whole real line.
 
         The data domain the first flow step declares (`data_support`: [0, 1] for the logit preprocessing),
@@ -248,16 +252,16 @@ class FlowModel(keras.Model):
         return (max(low for low, _ in bounds), min(high for _, high in bounds))
 
     @property
-    def bijector(self):
+    def bijector(self) -> tfb.Chain:
         """The flow f: latent -> data, as a `tfb.Chain` of the layers' bijectors (built from current weights)."""
         return tfb.Chain([layer.bijector() for layer in self.flow_layers], name="flow_bijector")
 
     @property
-    def is_conditional(self):
+    def is_conditional(self) -> bool:
         """Whether this is a conditional model p(x | c) (built with a `context_shape`)."""
         return self.context_shape is not None
 
-    def bijector_kwargs(self, c, bijector=None):
+    def bijector_kwargs(self, c: TensorLike, bijector: tfb.Bijector | None = None) -> dict[str, Any]:
         """TFP's `bijector_kwargs` handing the context `c` to every conditional step of `bijector` (default: a
         fresh `self.bijector`; its steps' names are the same on every build, so the dict fits any build)."""
         return conditional_kwargs(self.bijector if bijector is None else bijector, c)
@@ -265,7 +269,7 @@ class FlowModel(keras.Model):
     def _base_is_conditional(self):
         return bool(getattr(self.base_layer, "is_conditional", False))
 
-    def base_distribution(self, c=None):
+    def base_distribution(self, c: TensorLike | None = None) -> tfd.Distribution:
         """The base p_Z over the latent event shape (built from the base layer's current weights, if any); for a
         conditional base layer, p_Z(. | c) with c [batch, *context_shape]."""
         if self.base_layer is not None:
@@ -280,7 +284,7 @@ class FlowModel(keras.Model):
         return tfd.Sample(base, sample_shape=self.latent_shape, name="base")
 
     @property
-    def distribution(self):
+    def distribution(self) -> tfd.TransformedDistribution:
         """`tfd.TransformedDistribution(base, bijector)`: a plain TFP distribution over the data.
 
         For a conditional model, pass `bijector_kwargs=self.bijector_kwargs(c)` to its methods; with a
@@ -293,7 +297,7 @@ class FlowModel(keras.Model):
             )
         return tfd.TransformedDistribution(self.base_distribution(), self.bijector, name="flow")
 
-    def conditional_distribution(self, c):
+    def conditional_distribution(self, c: TensorLike) -> tfd.TransformedDistribution:
         """`tfd.TransformedDistribution(base given c, bijector)`; its methods take `bijector_kwargs(c)`."""
         c = self._checked_context(c, None)
         return tfd.TransformedDistribution(self.base_distribution(c), self.bijector, name="flow")
@@ -342,6 +346,12 @@ class FlowModel(keras.Model):
 
     def _context_for_samples(self, num_samples, c):
         """The context for `num_samples` draws: c [num_samples, *context_shape] or one c [*context_shape]."""
+        if self.context_shape is None and c is not None and np.ndim(c) == 0:
+            raise TypeError(
+                f"`c` is the context of a conditional model, but this model is unconditional (built without "
+                f"`context_shape`); received c={c!r}. `temperature` and `seed` are keyword-only: "
+                f"sample(n, temperature=..., seed=...); expected c=None"
+            )
         if c is None or self.context_shape is None:
             return self._checked_context(c, None)
         if np.ndim(c) == len(self.context_shape):  # one context for all samples
@@ -434,7 +444,7 @@ class FlowModel(keras.Model):
             fill = 0.0 if self.support is None else min(max(0.0, self.support[0]), self.support[1])
         return tf.where(mask, x, tf.fill(tf.shape(x), tf.constant(fill, x.dtype)))
 
-    def log_prob(self, x, c=None):
+    def log_prob(self, x: TensorLike, c: TensorLike | None = None) -> tf.Tensor:
         """log p(x) (log p(x | c) for a conditional model) in nats, one value per example; x is
         [batch, *event_shape] inside `support`, c [batch, *context_shape]."""
         x = self._checked(x, support=self.support)
@@ -462,7 +472,7 @@ class FlowModel(keras.Model):
             log_prob = self._conditional_log_prob(self._fill_invalid(x, keep), c)
         return tf.where(keep, log_prob, tf.constant(np.nan, log_prob.dtype))
 
-    def encode(self, x, c=None):
+    def encode(self, x: TensorLike, c: TensorLike | None = None) -> tf.Tensor:
         """Data -> latent: z = f^{-1}(x; c), x of shape [batch, *event_shape] (c [batch, *context_shape]).
 
         Not checked against `support`: the model's own samples may lie just outside it (Glow's density lives on
@@ -472,42 +482,40 @@ class FlowModel(keras.Model):
         bijector, kwargs = self._flow(self._context_for(x, c))
         return bijector.inverse(x, **kwargs)
 
-    def decode(self, z, c=None):
+    def decode(self, z: TensorLike, c: TensorLike | None = None) -> tf.Tensor:
         """Latent -> data: x = f(z; c), z of shape [batch, *latent_shape] (c [batch, *context_shape])."""
         z = self._checked(z, "z", self.latent_shape)
         bijector, kwargs = self._flow(self._context_for(z, c, self.latent_shape))
         return bijector.forward(z, **kwargs)
 
-    def sample(self, num_samples, c=None, temperature=None, seed=None):
+    def sample(
+        self,
+        num_samples: int | tf.Tensor,
+        c: TensorLike | None = None,
+        *,
+        temperature: float | tf.Tensor | None = None,
+        seed: Seed = None,
+    ) -> tf.Tensor:
         """Draw `num_samples` examples, with the base scaled by `temperature` (Glow's T; None or 1.0 = the model).
 
         `seed` (an int or a pair of ints) makes the draw reproducible through stateless random ops. A conditional
         model draws x ~ p(x | c): c [num_samples, *context_shape] (one context per sample) or [*context_shape]
-        (one context for all). An unconditional model also takes `sample(n, temperature, seed)` positionally.
+        (one context for all). `temperature` and `seed` are keyword-only, so a number in c's place is an error,
+        never a temperature: `sample(16, temperature=0.7, seed=1)`.
         """
-        c, temperature, seed = self._sample_arguments(c, temperature, seed)
         c = self._context_for_samples(num_samples, c)
         bijector, kwargs = self._flow(c)
         return bijector.forward(self._tempered_latent(num_samples, temperature, seed, c), **kwargs)
 
-    def _sample_arguments(self, c, temperature, seed):
-        """(c, temperature, seed), keeping the signature from before `c` existed, `sample(n, temperature, seed)`,
-        for unconditional models: a scalar where `c` goes is then the temperature, and what follows, the seed.
-        `temperature=None` means 1.0."""
-        if (
-            self.context_shape is None
-            and c is not None
-            and not isinstance(c, (bool, str))
-            and np.ndim(c) == 0
-            and (isinstance(c, (int, float, np.number)) or tf.is_tensor(c))
-        ):
-            if seed is None and temperature is not None:
-                seed = temperature
-            return None, c, seed
-        return c, 1.0 if temperature is None else temperature, seed
-
-    def sample_and_log_prob(self, num_samples, c=None, temperature=None, seed=None):
-        """`(x, log_prob)`: `sample(num_samples, temperature, seed)` and the model's log p(x), in one pass.
+    def sample_and_log_prob(
+        self,
+        num_samples: int | tf.Tensor,
+        c: TensorLike | None = None,
+        *,
+        temperature: float | tf.Tensor | None = None,
+        seed: Seed = None,
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """`(x, log_prob)`: `sample(num_samples, c, temperature=..., seed=...)` and the model's log p(x), in one pass.
 
             z = T * z0,  z0 ~ p_Z;      x = f(z);      log p(x) = log p_Z(z) - log|det df(z)/dz|
 
@@ -521,7 +529,6 @@ class FlowModel(keras.Model):
         number a caller scoring or importance-weighting the samples against the model needs. Same seed, same
         samples as `sample`. A conditional model takes c as `sample` does and returns log p(x | c).
         """
-        c, temperature, seed = self._sample_arguments(c, temperature, seed)
         c = self._context_for_samples(num_samples, c)
         z = self._tempered_latent(num_samples, temperature, seed, c)
         bijector, kwargs = self._flow(c)
@@ -530,17 +537,14 @@ class FlowModel(keras.Model):
         return x, self.base_distribution(c).log_prob(z) - log_det
 
     def _tempered_latent(self, num_samples, temperature, seed, c=None):
-        """z = temperature * z0 with z0 ~ p_Z, [num_samples, *latent_shape], after checking the arguments."""
-        if not (is_int(num_samples) or (tf.is_tensor(num_samples) and num_samples.dtype.is_integer)):
-            raise TypeError(
-                f"`num_samples` must be an int >= 1; received {num_samples!r} of type {type(num_samples).__name__}"
-            )
-        if is_int(num_samples):
+        """z = temperature * z0 with z0 ~ p_Z, [num_samples, *latent_shape], after checking the arguments
+        (`temperature=None` means 1)."""
+        temperature = 1.0 if temperature is None else temperature
+        # A tensor count must be of an integer dtype; a tensor temperature may be traced, so its value is not read.
+        if not (tf.is_tensor(num_samples) and num_samples.dtype.is_integer):
             check_int(num_samples, "num_samples")
-        if isinstance(temperature, (bool, np.bool_, str)):
-            raise TypeError(f"`temperature` must be a finite number >= 0; received {temperature!r}")
-        if isinstance(temperature, (int, float, np.number)) and not (temperature >= 0 and math.isfinite(temperature)):
-            raise ValueError(f"`temperature` must be a finite number >= 0; received {temperature!r}")
+        if not (tf.is_tensor(temperature) or isinstance(temperature, np.ndarray)):
+            check_number(temperature, "temperature", minimum=0)
         if c is not None and self._base_is_conditional():
             base = self.base_distribution(c)
             z = base.sample(seed=seed_pair(seed))  # batch [num_samples] from c
@@ -554,7 +558,7 @@ class FlowModel(keras.Model):
             z = z * tf.cast(temperature, z.dtype)  # skipped at T = 1 (a Python number): z * 1 == z exactly
         return z
 
-    def bits_per_dim(self, log_prob):
+    def bits_per_dim(self, log_prob: tf.Tensor) -> tf.Tensor:
         """Bits per dimension of `pixel_levels`-level data (2**num_bits by default) preprocessed to [0, 1]."""
         if not self.num_bits:
             raise ValueError("bits_per_dim needs image data: this model was built with num_bits=None")
@@ -564,7 +568,7 @@ class FlowModel(keras.Model):
 
     # ----------------------------------------------------------------------------------------------------
     # Keras integration.
-    def call(self, x, training=False):
+    def call(self, x: TensorLike | tuple[TensorLike, TensorLike], training: bool = False) -> tf.Tensor:
         """log p(x); for a conditional model `x` is the pair (x, c) and the result log p(x | c)."""
         del training
         if self.context_shape is not None and isinstance(x, (tuple, list)) and len(x) == 2:
@@ -583,7 +587,14 @@ class FlowModel(keras.Model):
             keep = tf.logical_and(keep, finite_rows(tf.cast(c, y_pred.dtype), len(self.context_shape)))
         return tf.cast(keep, y_pred.dtype)
 
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+    def compute_loss(
+        self,
+        x: Any = None,
+        y: Any = None,
+        y_pred: tf.Tensor | None = None,
+        sample_weight: Any = None,
+        training: bool = True,
+    ) -> tf.Tensor:
         """Mean negative log-likelihood of the batch, scaled so replicas' gradients sum to the global mean."""
         if y_pred is None:
             y_pred = self(x, training=training)
@@ -599,7 +610,7 @@ class FlowModel(keras.Model):
         num_replicas = tf.distribute.get_strategy().num_replicas_in_sync
         return total / num_replicas if num_replicas > 1 else total
 
-    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+    def compute_metrics(self, x: Any, y: Any, y_pred: tf.Tensor, sample_weight: Any = None) -> dict[str, Any]:
         kept = self._kept_examples(x, y_pred)
         if kept is not None:
             y_pred = tf.where(kept > 0, y_pred, tf.zeros_like(y_pred))
@@ -614,14 +625,14 @@ class FlowModel(keras.Model):
         return results
 
     @property
-    def metrics(self):
+    def metrics(self) -> list[keras.metrics.Metric]:
         trackers = [self.nll_tracker] + ([self.bits_per_dim_tracker] if self.bits_per_dim_tracker else [])
         return super().metrics + trackers
 
-    def compile(self, optimizer="adam", **kwargs):
+    def compile(self, optimizer: str | keras.optimizers.Optimizer = "adam", **kwargs: Any) -> None:
         super().compile(optimizer=optimizer, **without_loss(kwargs, "FlowModel", "the negative log-likelihood"))
 
-    def compile_from_config(self, config):
+    def compile_from_config(self, config: dict[str, Any]) -> None:
         """Restore the compiled state of a `.keras` file (the optimizer and its slots) despite our `compile`."""
         config = keras.saving.deserialize_keras_object(config)
         config.pop("loss", None)
@@ -638,7 +649,7 @@ class FlowModel(keras.Model):
             if getattr(layer, "needs_initialization", lambda: False)()
         ]
 
-    def initialize_from_data(self, x, c=None):
+    def initialize_from_data(self, x: TensorLike, c: TensorLike | None = None) -> tf.Tensor:
         """Run every layer's data-dependent initialisation from a real batch `x` (data side), once.
 
         Layers are visited from the data side, each seeing the batch as the layers before it transform it
@@ -731,7 +742,7 @@ class FlowModel(keras.Model):
                 raise error
         return x  # distributed datasets: map check_finite_batches in the input function (keras_models.train.run does)
 
-    def fit(self, x=None, *args, **kwargs):
+    def fit(self, x: Any = None, *args: Any, **kwargs: Any) -> keras.callbacks.History:
         x = self._guard_input(x, "x")
         if kwargs.get("validation_data") is not None:
             kwargs["validation_data"] = self._guard_input(kwargs["validation_data"], "validation_data")
@@ -753,7 +764,7 @@ class FlowModel(keras.Model):
                 self.optimizer.build(self.trainable_variables)
         return _reraising_input_errors(super().fit, x, *args, **kwargs)
 
-    def evaluate(self, x=None, *args, **kwargs):
+    def evaluate(self, x: Any = None, *args: Any, **kwargs: Any) -> Any:
         x = self._guard_input(x, "x")
         if self.context_shape is not None:
             args, c = list(args), kwargs.pop("y", None)

@@ -6,17 +6,21 @@ leaves either the old file or the new one. Shared by `keras_models.train` (check
 `keras_models.serving` (exports), which must not depend on each other.
 """
 
+from __future__ import annotations
+
 import contextlib
 import glob
 import json
 import os
 import tempfile
+from collections.abc import Callable
+from typing import Any
 
 import keras
 import numpy as np
 
 
-def non_finite_weights(model):
+def non_finite_weights(model: keras.Model) -> list[str]:
     """Paths of the weights (trainable or not) holding NaN or infinity."""
     bad = []
     for weight in model.weights:
@@ -30,7 +34,7 @@ def _temporary_prefix(path):
     return f".tmp-{os.path.basename(path)}."
 
 
-def remove_stale_temporaries(path):
+def remove_stale_temporaries(path: str | os.PathLike) -> None:
     """Remove temporary files a killed writer of `path` left beside it (only one process writes `path`)."""
     folder = os.path.dirname(os.path.abspath(path))
     for stale in glob.glob(os.path.join(glob.escape(folder), glob.escape(_temporary_prefix(path)) + "*")):
@@ -38,7 +42,7 @@ def remove_stale_temporaries(path):
             os.remove(stale)
 
 
-def atomic_write_text(path, text):
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write `text` to `path` through a temporary file in the same folder and an atomic rename."""
 
     def write(tmp):
@@ -48,7 +52,8 @@ def atomic_write_text(path, text):
     save_through_temporary(write, path, suffix="")
 
 
-def atomic_write_json(path, obj):
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write `obj` as indented JSON (NumPy numbers and arrays as plain ones) with `atomic_write_text`."""
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
 
 
@@ -60,7 +65,7 @@ def _json_default(value):
     return str(value)
 
 
-def save_model_atomically(model, path):
+def save_model_atomically(model: keras.Model, path: str | os.PathLike) -> None:
     """`model.save(path)` through a temporary `.keras` file and a rename; refuses non-finite weights."""
     bad = non_finite_weights(model)
     if bad:
@@ -70,7 +75,7 @@ def save_model_atomically(model, path):
     save_through_temporary(model.save, path, suffix=".keras")
 
 
-def save_through_temporary(save, path, suffix):
+def save_through_temporary(save: Callable[[str], object], path: str | os.PathLike, suffix: str) -> None:
     """`save(temporary)` in `path`'s folder, fsync, then an atomic rename onto `path`."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)

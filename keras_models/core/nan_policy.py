@@ -8,6 +8,8 @@ runs in the input pipeline (so it also holds under XLA, which drops `tf.debuggin
 hands its error objects to `fit`/`evaluate` through `raised_input_errors`.
 """
 
+from __future__ import annotations
+
 import threading
 
 import numpy as np
@@ -27,7 +29,8 @@ class OutOfSupportError(ValueError):
     """Data outside the model's `support` (e.g. images not on the [0, 1] scale) with `nan_policy="raise"`."""
 
 
-def non_finite_message(arg_name, where):
+def non_finite_message(arg_name: str, where: str) -> str:
+    """The message of a `NonFiniteInputError` for `arg_name` (`where`: a few words on where it was found, or "")."""
     where = f" {where}" if where else ""
     return (
         f"`{arg_name}`{where} holds NaN or infinity; expected finite values (nan_policy='raise'; pass "
@@ -35,7 +38,7 @@ def non_finite_message(arg_name, where):
     )
 
 
-def finite_rows(x, event_rank):
+def finite_rows(x: tf.Tensor, event_rank: int) -> tf.Tensor:
     """Batch-shaped bool: True where every value of the example (the last `event_rank` axes) is finite."""
     return tf.reduce_all(tf.math.is_finite(x), axis=list(range(-event_rank, 0)))
 
@@ -66,7 +69,13 @@ def _out_of_support_suffix(support):
     )
 
 
-def out_of_support_error(x, support, arg_name="x", event_rank=1, where=""):
+def out_of_support_error(
+    x: tf.Tensor | np.ndarray,
+    support: tuple[float, float] | None,
+    arg_name: str = "x",
+    event_rank: int = 1,
+    where: str = "",
+) -> OutOfSupportError | None:
     """An `OutOfSupportError` describing the finite values of `x` outside the closed interval `support`, or None.
 
     `x` is an array or eager tensor [batch..., *event] (the event is the last `event_rank` axes); the message
@@ -89,7 +98,9 @@ def out_of_support_error(x, support, arg_name="x", event_rank=1, where=""):
     )
 
 
-def check_finite_batches(dataset, arg_name="x", support=None):
+def check_finite_batches(
+    dataset: tf.data.Dataset, arg_name: str = "x", support: tuple[float, float] | None = None
+) -> tf.data.Dataset:
     """`dataset` with every float tensor checked for NaN/inf as it is read, and, given a `support` (low, high),
     the data (x, the element's first tensor) for values outside that interval.
 
@@ -149,15 +160,15 @@ class _RaisedInputErrors:
         self._lock = threading.Lock()
         self._errors = []
 
-    def record(self, error):
+    def record(self, error: ValueError) -> None:
         with self._lock:
             self._errors.append(error)
 
-    def clear(self):
+    def clear(self) -> None:
         with self._lock:
             self._errors.clear()
 
-    def take(self):
+    def take(self) -> ValueError | None:
         """The first error recorded since the last `clear`/`take` (None if there is none); clears the record."""
         with self._lock:
             errors, self._errors = self._errors, []

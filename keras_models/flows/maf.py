@@ -129,11 +129,6 @@ class MAF(FlowModel):
         )
         return config
 
-    @classmethod
-    def from_config(cls, config):
-        # A config saved before `actnorm` existed (its default became "auto", on for MAF) had no ActNorm layers.
-        return super().from_config({"actnorm": False, **config})
-
 
 @keras.saving.register_keras_serializable(package="tfp_flows")
 class IAF(MAF):

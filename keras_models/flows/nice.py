@@ -109,8 +109,3 @@ class NICE(FlowModel):
             actnorm=self.actnorm,
         )
         return config
-
-    @classmethod
-    def from_config(cls, config):
-        # A config saved before `actnorm` existed (its default became "auto", on) had no ActNorm layer.
-        return super().from_config({"actnorm": False, **config})

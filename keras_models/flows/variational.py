@@ -352,7 +352,7 @@ class VariationalFlow(keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        """The inverse of `get_config`; files saved before `objective` existed load with its defaults."""
+        """The inverse of `get_config`: the flow and a serialised target are deserialised first."""
         config = dict(config)
         config["flow"] = keras.saving.deserialize_keras_object(config["flow"])
         if not isinstance(config["target_log_prob"], str):

@@ -22,10 +22,19 @@ the doctests skip what needs them):
     (4, 2)
 """
 
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypedDict
+
 import numpy as np
+import numpy.typing as npt
 import tensorflow as tf
 
 from tfp_flows.validation import check_int
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing.Unpack from Python 3.11
 
 _INSTALL_HINT = (
     "keras_models.serving_client needs the optional package tensorflow-serving-api: "
@@ -42,7 +51,9 @@ def _apis():
     return predict_pb2
 
 
-def predict_request(model_name, signature_name, inputs, version=None):
+def predict_request(
+    model_name: str, signature_name: str, inputs: Mapping[str, npt.ArrayLike], version: int | None = None
+) -> Any:
     """A `PredictRequest` for `signature_name` of `model_name` with `inputs` ({name: array}, dtypes as given).
 
     `version`: a specific integer version; None lets the server pick (its newest).
@@ -82,41 +93,59 @@ def _with_context(inputs, context, rows, dtype):
     return dict(inputs, context=context)
 
 
-def log_prob_request(model_name, x, dtype=np.float32, version=None, context=None):
-    """log p(x) for a batch `x` [batch, *event_shape]; `dtype` must be the export's (float64 models: np.float64).
-    A conditional model's log p(x | context) takes `context` [batch, *context_shape]."""
-    x = _batch(x, "x", dtype)
-    return predict_request(model_name, "log_prob", _with_context({"x": x}, context, len(x), dtype), version)
+class RequestOptions(TypedDict, total=False):
+    """The keyword options of every request builder that sends a batch (`log_prob_request` and the like)."""
+
+    dtype: npt.DTypeLike  # the export's float dtype (float64 models: np.float64); default np.float32
+    version: int | None  # a specific integer version; None (default) lets the server pick its newest
+    context: npt.ArrayLike | None  # a conditional model's contexts [batch, *context_shape], one row per example
 
 
-def bits_per_dim_request(model_name, x, dtype=np.float32, version=None, context=None):
+def _batch_request(
+    model_name: str,
+    signature_name: str,
+    arg_name: str,
+    value: npt.ArrayLike,
+    dtype: npt.DTypeLike = np.float32,
+    version: int | None = None,
+    context: npt.ArrayLike | None = None,
+) -> Any:
+    value = _batch(value, arg_name, dtype)
+    return predict_request(
+        model_name, signature_name, _with_context({arg_name: value}, context, len(value), dtype), version
+    )
+
+
+def log_prob_request(model_name: str, x: npt.ArrayLike, **options: Unpack[RequestOptions]) -> Any:
+    """log p(x) for a batch `x` [batch, *event_shape] (log p(x | context) for a conditional model)."""
+    return _batch_request(model_name, "log_prob", "x", x, **options)
+
+
+def bits_per_dim_request(model_name: str, x: npt.ArrayLike, **options: Unpack[RequestOptions]) -> Any:
     """Bits per dimension of image data `x` in [0, 1] (image models only)."""
-    x = _batch(x, "x", dtype)
-    return predict_request(model_name, "bits_per_dim", _with_context({"x": x}, context, len(x), dtype), version)
+    return _batch_request(model_name, "bits_per_dim", "x", x, **options)
 
 
-def encode_request(model_name, x, dtype=np.float32, version=None, context=None):
+def encode_request(model_name: str, x: npt.ArrayLike, **options: Unpack[RequestOptions]) -> Any:
     """Latents z = f^{-1}(x) of a batch `x` (given `context` for a conditional model)."""
-    x = _batch(x, "x", dtype)
-    return predict_request(model_name, "encode", _with_context({"x": x}, context, len(x), dtype), version)
+    return _batch_request(model_name, "encode", "x", x, **options)
 
 
-def decode_request(model_name, z, dtype=np.float32, version=None, context=None):
+def decode_request(model_name: str, z: npt.ArrayLike, **options: Unpack[RequestOptions]) -> Any:
     """Data x = f(z) of a batch of latents `z` (given `context` for a conditional model)."""
-    z = _batch(z, "z", dtype)
-    return predict_request(model_name, "decode", _with_context({"z": z}, context, len(z), dtype), version)
+    return _batch_request(model_name, "decode", "z", z, **options)
 
 
 def sample_request(
-    model_name,
-    num_samples,
-    temperature=1.0,
-    seed=(0, 0),
-    version=None,
-    context=None,
-    dtype=np.float32,
-    signature_name="sample",
-):
+    model_name: str,
+    num_samples: int,
+    temperature: float = 1.0,
+    seed: int | Sequence[int] = (0, 0),
+    version: int | None = None,
+    context: npt.ArrayLike | None = None,
+    dtype: npt.DTypeLike = np.float32,
+    signature_name: str = "sample",
+) -> Any:
     """`num_samples` draws at `temperature`; the same `seed` (an int or a pair of ints) gives the same samples.
     A conditional model takes `context` [num_samples, *context_shape] (one context per sample; `dtype` the
     export's). `signature_name="sample_and_log_prob"` asks for the samples' log-densities too."""
@@ -136,12 +165,12 @@ def sample_request(
     return predict_request(model_name, signature_name, _with_context(inputs, context, num_samples, dtype), version)
 
 
-def decode_response(response):
+def decode_response(response: Any) -> dict[str, np.ndarray]:
     """{output key: NumPy array} of a `PredictResponse`."""
     return {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
 
 
-def prediction_stub(target="localhost:8500"):
+def prediction_stub(target: str = "localhost:8500") -> Any:
     """A `PredictionServiceStub` on an insecure gRPC channel to `target` (host:port); call `.Predict(request)`."""
     try:
         import grpc
@@ -151,7 +180,7 @@ def prediction_stub(target="localhost:8500"):
     return prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(target))
 
 
-def predict_locally(saved_model, request):
+def predict_locally(saved_model: Any, request: Any) -> Any:
     """Answer `request` with a SavedModel loaded in this process, as TF Serving's Predict does.
 
     Inputs are converted with `tf.make_ndarray` and must match the signature's names, dtypes and shapes

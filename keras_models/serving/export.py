@@ -44,17 +44,26 @@ Example:
     TensorShape([3])
 """
 
+from __future__ import annotations
+
 import errno
 import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import tensorflow as tf
 
 from keras_models.core.io import atomic_write_text, non_finite_weights
 from tfp_flows.validation import check_int, check_positive_ints
+
+if TYPE_CHECKING:
+    from tensorflow_probability import distributions as tfd
+
+    from keras_models.core.flow_model import FlowModel
 
 SAVED_MODEL_FILE = "saved_model.pb"
 MODELS_CONFIG_FILE = "models.config"
@@ -65,7 +74,12 @@ _TEMPORARY_PREFIX = ".tmp-export-"
 
 # --------------------------------------------------------------------------------------------------------
 # Public API.
-def export_saved_model(model, base_dir="saved_models", name=None, version=None):
+def export_saved_model(
+    model: FlowModel,
+    base_dir: str | os.PathLike = "saved_models",
+    name: str | None = None,
+    version: int | None = None,
+) -> str:
     """Write `model` (a `FlowModel`) as `base_dir/<name>/<version>/` and return that path.
 
     Args:
@@ -84,43 +98,20 @@ def export_saved_model(model, base_dir="saved_models", name=None, version=None):
             f"refusing to export model {name!r}: non-finite weights (NaN or inf) in "
             f"{bad[:5]}{' and more' if len(bad) > 5 else ''}"
         )
-    context_shape = getattr(model, "context_shape", None)
-    if context_shape is None:
-        functions = _ServingFunctions(
-            log_prob=model.log_prob,
-            encode=model.encode,
-            decode=model.decode,
-            sample=lambda n, temperature, seed: model.sample(n, temperature=temperature, seed=seed),
-            sample_and_log_prob=lambda n, temperature, seed: model.sample_and_log_prob(
-                n, temperature=temperature, seed=seed
-            ),
-            bits_per_dim=(lambda x: model.bits_per_dim(model.log_prob(x))) if model.num_bits else None,
-            event_shape=model.event_shape,
-            latent_shape=model.latent_shape,
-            dtype=tf.as_dtype(model.compute_dtype),
-        )
-    else:  # every signature takes the context as one more named input
-        functions = _ServingFunctions(
-            log_prob=model.log_prob,
-            encode=model.encode,
-            decode=model.decode,
-            sample=lambda n, temperature, seed, c: model.sample(n, c, temperature=temperature, seed=seed),
-            sample_and_log_prob=lambda n, temperature, seed, c: model.sample_and_log_prob(
-                n, c, temperature=temperature, seed=seed
-            ),
-            bits_per_dim=(lambda x, c: model.bits_per_dim(model.log_prob(x, c))) if model.num_bits else None,
-            event_shape=model.event_shape,
-            latent_shape=model.latent_shape,
-            dtype=tf.as_dtype(model.compute_dtype),
-            context_shape=context_shape,
-        )
+
+    functions = _serving_functions(model)
     model_dir = os.path.join(base_dir, name)
     path = _save_new_version(functions, model_dir, version, extra_variables=[_tf_variable(w) for w in model.weights])
     _refresh_models_config(base_dir)
     return path
 
 
-def export_distribution(distribution, event_shape, path, num_bits=None):
+def export_distribution(
+    distribution: tfd.TransformedDistribution,
+    event_shape: Sequence[int],
+    path: str | os.PathLike,
+    num_bits: int | None = None,
+) -> str:
     """Export a `tfd.TransformedDistribution` (our bijectors, TFP's, or both) with the same signatures.
 
     Args:
@@ -163,42 +154,14 @@ def export_distribution(distribution, event_shape, path, num_bits=None):
             f"`distribution` must have a scalar batch shape (one flow); received batch shape {distribution.batch_shape}"
         )
     check_int(num_bits, "num_bits", allow_none=True)
-    bijector, base = distribution.bijector, distribution.distribution
-    latent_shape = tuple(int(d) for d in bijector.inverse_event_shape(event_shape))
-    dtype = tf.as_dtype(distribution.dtype)
-
-    def sample(n, temperature, seed):
-        z = base.sample(n, seed=seed)
-        return bijector.forward(z * tf.cast(temperature, z.dtype))
-
-    def sample_and_log_prob(n, temperature, seed):
-        z = base.sample(n, seed=seed) * tf.cast(temperature, dtype)
-        log_det = bijector.forward_log_det_jacobian(z, event_ndims=len(latent_shape))
-        return bijector.forward(z), base.log_prob(z) - log_det
-
-    def bits(x):
-        from tfp_flows.datasets import bits_per_dim
-
-        return bits_per_dim(distribution.log_prob(x), int(np.prod(event_shape)), num_levels=2**num_bits)
-
-    functions = _ServingFunctions(
-        log_prob=distribution.log_prob,
-        encode=bijector.inverse,
-        decode=bijector.forward,
-        sample=sample,
-        sample_and_log_prob=sample_and_log_prob,
-        bits_per_dim=bits if num_bits else None,
-        event_shape=event_shape,
-        latent_shape=latent_shape,
-        dtype=dtype,
-    )
+    functions = _serving_functions(_DistributionAsModel(distribution, event_shape, num_bits))
     path = os.fspath(path)
     if os.path.lexists(path):
         raise FileExistsError(errno.EEXIST, "refusing to overwrite an existing export", path)
     return _save_atomically(functions, path, extra_variables=distribution.variables)
 
 
-def load_serving_model(path):
+def load_serving_model(path: str | os.PathLike) -> Any:
     """Load `path`: a SavedModel folder, or a model folder `<base>/<name>` (its highest integer version).
 
     Returns the object `tf.saved_model.load` returns; call `.signatures["log_prob"](x=batch)["log_prob"]`.
@@ -232,7 +195,7 @@ def load_serving_model(path):
         ) from err
 
 
-def list_versions(model_dir):
+def list_versions(model_dir: str | os.PathLike) -> list[tuple[int, str]]:
     """`[(version, folder_name), ...]` of `model_dir`'s integer-named subfolders, lowest version first."""
     if not os.path.isdir(model_dir):
         return []
@@ -244,7 +207,11 @@ def list_versions(model_dir):
     return sorted(entries)
 
 
-def write_models_config(base_dir="saved_models", model_base_path="/models", path=None):
+def write_models_config(
+    base_dir: str | os.PathLike = "saved_models",
+    model_base_path: str | None = "/models",
+    path: str | os.PathLike | None = None,
+) -> str:
     """Write TF Serving's `models.config` (a `ModelServerConfig` text proto) listing every model in `base_dir`.
 
     Args:
@@ -293,160 +260,94 @@ def write_models_config(base_dir="saved_models", model_base_path="/models", path
 # --------------------------------------------------------------------------------------------------------
 # The traced functions and the module that carries them.
 class _ServingFunctions:
-    """The signature functions, traced once with fixed input signatures (dtypes and shapes, batch free)."""
+    """The signature functions, traced once with fixed input signatures (dtypes and shapes, batch free).
+
+    With a `context_shape` (a conditional model) every signature takes one more named input, `context`
+    [None, *context_shape], and every function given here takes the context as its last argument.
+    """
 
     def __init__(
         self,
-        log_prob,
-        encode,
-        decode,
-        sample,
-        bits_per_dim,
-        event_shape,
-        latent_shape,
-        dtype,
-        sample_and_log_prob=None,
-        context_shape=None,
+        log_prob: Callable[..., tf.Tensor],
+        encode: Callable[..., tf.Tensor],
+        decode: Callable[..., tf.Tensor],
+        sample: Callable[..., tf.Tensor],
+        bits_per_dim: Callable[..., tf.Tensor] | None,
+        event_shape: Sequence[int],
+        latent_shape: Sequence[int],
+        dtype: tf.DType,
+        sample_and_log_prob: Callable[..., tuple[tf.Tensor, tf.Tensor]] | None = None,
+        context_shape: Sequence[int] | None = None,
     ):
-        if context_shape is not None:
-            self._init_conditional(
-                log_prob,
-                encode,
-                decode,
-                sample,
-                bits_per_dim,
-                event_shape,
-                latent_shape,
-                dtype,
-                sample_and_log_prob,
-                tuple(context_shape),
-            )
-            return
         x_spec = tf.TensorSpec([None, *event_shape], dtype, name="x")
         z_spec = tf.TensorSpec([None, *latent_shape], dtype, name="z")
+        context_specs = [] if context_shape is None else [tf.TensorSpec([None, *context_shape], dtype, name="context")]
         sample_specs = [
             tf.TensorSpec([], tf.int32, name="num_samples"),
             tf.TensorSpec([], tf.float32, name="temperature"),
             tf.TensorSpec([2], tf.int32, name="seed"),
+            *context_specs,
         ]
 
-        def log_prob_fn(x):
-            return {"log_prob": log_prob(x)}
+        def per_example(key, function, output, what, spec):
+            """Signature `key`: {output: function(data, *context)}, the context checked to hold one row per `what`."""
 
-        def encode_fn(x):
-            return {"z": encode(x)}
+            def signature(data, *context):
+                # A mismatch fails with InvalidArgument (TF Serving answers 400).
+                checks = [
+                    tf.debugging.assert_equal(
+                        tf.shape(c)[0], tf.shape(data)[0], message=f"`context` must have one row per {what}"
+                    )
+                    for c in context
+                ]
+                with tf.control_dependencies(checks):
+                    context = [tf.identity(c) for c in context]
+                return {output: function(data, *context)}
 
-        def decode_fn(z):
-            return {"x": decode(z)}
+            signature.__name__ = f"{key}_fn"  # the graph's function: __inference_<key>_fn_<id>
+            return tf.function(signature, input_signature=[spec, *context_specs])
 
-        def checked_sample_inputs(num_samples, temperature):
-            # Bad requests fail with InvalidArgument (TF Serving answers 400), not a silent empty or NaN batch.
-            checks = [
-                tf.debugging.assert_positive(num_samples, message="`num_samples` must be >= 1"),
-                tf.debugging.assert_non_negative(temperature, message="`temperature` must be >= 0"),
-                tf.debugging.assert_all_finite(temperature, message="`temperature` must be finite"),
-            ]
-            with tf.control_dependencies(checks):
-                return tf.identity(num_samples), tf.identity(temperature)
+        def sampling(key, function, outputs):
+            """Signature `key`: `outputs` named onto function(num_samples, temperature, seed, *context), after checking
+            the inputs."""
 
-        def sample_fn(num_samples, temperature, seed):
-            num_samples, temperature = checked_sample_inputs(num_samples, temperature)
-            return {"samples": sample(num_samples, temperature, seed)}
+            def signature(num_samples, temperature, seed, *context):
+                # Bad requests fail with InvalidArgument (TF Serving answers 400), not a silent empty or NaN batch.
+                checks = [
+                    tf.debugging.assert_positive(num_samples, message="`num_samples` must be >= 1"),
+                    tf.debugging.assert_non_negative(temperature, message="`temperature` must be >= 0"),
+                    tf.debugging.assert_all_finite(temperature, message="`temperature` must be finite"),
+                ] + [
+                    tf.debugging.assert_equal(
+                        tf.shape(c)[0], num_samples, message="`context` must have one row per sample (num_samples rows)"
+                    )
+                    for c in context
+                ]
+                with tf.control_dependencies(checks):
+                    num_samples, temperature = tf.identity(num_samples), tf.identity(temperature)
+                    context = [tf.identity(c) for c in context]
+                values = function(num_samples, temperature, seed, *context)
+                return dict(zip(outputs, values if len(outputs) > 1 else (values,)))
 
-        def sample_and_log_prob_fn(num_samples, temperature, seed):
-            num_samples, temperature = checked_sample_inputs(num_samples, temperature)
-            samples, log_prob = sample_and_log_prob(num_samples, temperature, seed)
-            return {"samples": samples, "log_prob": log_prob}
+            signature.__name__ = f"{key}_fn"  # the graph's function: __inference_<key>_fn_<id>
+            return tf.function(signature, input_signature=sample_specs)
 
         self.functions = {
-            "log_prob": tf.function(log_prob_fn, input_signature=[x_spec]),
-            "sample": tf.function(sample_fn, input_signature=sample_specs),
-            "encode": tf.function(encode_fn, input_signature=[x_spec]),
-            "decode": tf.function(decode_fn, input_signature=[z_spec]),
+            "log_prob": per_example("log_prob", log_prob, "log_prob", "example", x_spec),
+            "sample": sampling("sample", sample, ("samples",)),
+            "encode": per_example("encode", encode, "z", "example", x_spec),
+            "decode": per_example("decode", decode, "x", "latent", z_spec),
         }
         if sample_and_log_prob is not None:
-            self.functions["sample_and_log_prob"] = tf.function(sample_and_log_prob_fn, input_signature=sample_specs)
+            self.functions["sample_and_log_prob"] = sampling(
+                "sample_and_log_prob", sample_and_log_prob, ("samples", "log_prob")
+            )
         if bits_per_dim is not None:
-            self.functions["bits_per_dim"] = tf.function(
-                lambda x: {"bits_per_dim": bits_per_dim(x)}, input_signature=[x_spec]
+            self.functions["bits_per_dim"] = per_example(
+                "bits_per_dim", bits_per_dim, "bits_per_dim", "example", x_spec
             )
 
-    def _init_conditional(
-        self,
-        log_prob,
-        encode,
-        decode,
-        sample,
-        bits_per_dim,
-        event_shape,
-        latent_shape,
-        dtype,
-        sample_and_log_prob,
-        context_shape,
-    ):
-        """The signatures of a conditional model: each takes the named input `context` [None, *context_shape]."""
-        x_spec = tf.TensorSpec([None, *event_shape], dtype, name="x")
-        z_spec = tf.TensorSpec([None, *latent_shape], dtype, name="z")
-        c_spec = tf.TensorSpec([None, *context_shape], dtype, name="context")
-        sample_specs = [
-            tf.TensorSpec([], tf.int32, name="num_samples"),
-            tf.TensorSpec([], tf.float32, name="temperature"),
-            tf.TensorSpec([2], tf.int32, name="seed"),
-            c_spec,
-        ]
-
-        def same_batch(data, context, what):
-            # One context per example: a mismatch fails with InvalidArgument (TF Serving answers 400).
-            check = tf.debugging.assert_equal(
-                tf.shape(context)[0], tf.shape(data)[0], message=f"`context` must have one row per {what}"
-            )
-            with tf.control_dependencies([check]):
-                return tf.identity(context)
-
-        def checked_sample_inputs(num_samples, temperature, context):
-            checks = [
-                tf.debugging.assert_positive(num_samples, message="`num_samples` must be >= 1"),
-                tf.debugging.assert_non_negative(temperature, message="`temperature` must be >= 0"),
-                tf.debugging.assert_all_finite(temperature, message="`temperature` must be finite"),
-                tf.debugging.assert_equal(
-                    tf.shape(context)[0],
-                    num_samples,
-                    message="`context` must have one row per sample (num_samples rows)",
-                ),
-            ]
-            with tf.control_dependencies(checks):
-                return tf.identity(num_samples), tf.identity(temperature), tf.identity(context)
-
-        def sample_fn(num_samples, temperature, seed, context):
-            num_samples, temperature, context = checked_sample_inputs(num_samples, temperature, context)
-            return {"samples": sample(num_samples, temperature, seed, context)}
-
-        def sample_and_log_prob_fn(num_samples, temperature, seed, context):
-            num_samples, temperature, context = checked_sample_inputs(num_samples, temperature, context)
-            samples, log_prob_value = sample_and_log_prob(num_samples, temperature, seed, context)
-            return {"samples": samples, "log_prob": log_prob_value}
-
-        self.functions = {
-            "log_prob": tf.function(
-                lambda x, context: {"log_prob": log_prob(x, same_batch(x, context, "example"))},
-                input_signature=[x_spec, c_spec],
-            ),
-            "sample": tf.function(sample_fn, input_signature=sample_specs),
-            "encode": tf.function(
-                lambda x, context: {"z": encode(x, same_batch(x, context, "example"))}, input_signature=[x_spec, c_spec]
-            ),
-            "decode": tf.function(
-                lambda z, context: {"x": decode(z, same_batch(z, context, "latent"))}, input_signature=[z_spec, c_spec]
-            ),
-            "sample_and_log_prob": tf.function(sample_and_log_prob_fn, input_signature=sample_specs),
-        }
-        if bits_per_dim is not None:
-            self.functions["bits_per_dim"] = tf.function(
-                lambda x, context: {"bits_per_dim": bits_per_dim(x, same_batch(x, context, "example"))},
-                input_signature=[x_spec, c_spec],
-            )
-
-    def module(self, extra_variables=()):
+    def module(self, extra_variables: Sequence[tf.Variable] = ()) -> tuple[tf.Module, dict[str, Any]]:
         """A `tf.Module` holding every variable the traced functions read, and the signatures to save with it."""
         concrete = {key: fn.get_concrete_function() for key, fn in self.functions.items()}
         signatures = dict(concrete, serving_default=concrete["log_prob"])
@@ -458,6 +359,60 @@ class _ServingFunctions:
             + [v for v in extra_variables if isinstance(v, tf.Variable)]
         )
         return module, signatures
+
+
+def _serving_functions(model: FlowModel | _DistributionAsModel) -> _ServingFunctions:
+    """The signature functions of a `FlowModel` (or of a distribution dressed as one, `_DistributionAsModel`); each
+    takes the context last when the model is conditional (`context_shape`), else none."""
+
+    def sample(n, temperature, seed, *context):
+        return model.sample(n, *context, temperature=temperature, seed=seed)
+
+    def sample_and_log_prob(n, temperature, seed, *context):
+        return model.sample_and_log_prob(n, *context, temperature=temperature, seed=seed)
+
+    def bits_per_dim(x, *context):
+        return model.bits_per_dim(model.log_prob(x, *context))
+
+    return _ServingFunctions(
+        log_prob=model.log_prob,
+        encode=model.encode,
+        decode=model.decode,
+        sample=sample,
+        sample_and_log_prob=sample_and_log_prob,
+        bits_per_dim=bits_per_dim if model.num_bits else None,
+        event_shape=model.event_shape,
+        latent_shape=model.latent_shape,
+        dtype=tf.as_dtype(model.compute_dtype),
+        context_shape=getattr(model, "context_shape", None),
+    )
+
+
+class _DistributionAsModel:
+    """What the exporter reads of a `FlowModel`, for a `tfd.TransformedDistribution` (unconditional): sampling
+    scales the base's draw by `temperature` before the bijector's forward, as the models do."""
+
+    def __init__(self, distribution: tfd.TransformedDistribution, event_shape: tuple[int, ...], num_bits: int | None):
+        self.base, self.bijector = distribution.distribution, distribution.bijector
+        self.log_prob, self.encode, self.decode = distribution.log_prob, self.bijector.inverse, self.bijector.forward
+        self.event_shape, self.num_bits, self.compute_dtype = event_shape, num_bits, distribution.dtype
+        self.latent_shape = tuple(int(d) for d in self.bijector.inverse_event_shape(event_shape))
+
+    def sample(self, n: tf.Tensor, *, temperature: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+        z = self.base.sample(n, seed=seed)
+        return self.decode(z * tf.cast(temperature, z.dtype))
+
+    def sample_and_log_prob(
+        self, n: tf.Tensor, *, temperature: tf.Tensor, seed: tf.Tensor
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        z = self.base.sample(n, seed=seed) * tf.cast(temperature, self.compute_dtype)
+        log_det = self.bijector.forward_log_det_jacobian(z, event_ndims=len(self.latent_shape))
+        return self.decode(z), self.base.log_prob(z) - log_det
+
+    def bits_per_dim(self, log_prob: tf.Tensor) -> tf.Tensor:
+        from tfp_flows.datasets import bits_per_dim
+
+        return bits_per_dim(log_prob, int(np.prod(self.event_shape)), num_levels=2**self.num_bits)
 
 
 def _tf_variable(weight):
