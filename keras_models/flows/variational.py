@@ -333,9 +333,10 @@ class VariationalFlow(keras.Model):
         store[_SAMPLER_STATE] = self.seed_generator.state
 
     def load_own_variables(self, store):
-        super().load_own_variables({key: store[key] for key in store if key != _SAMPLER_STATE})
-        if _SAMPLER_STATE in store:  # files written before the state was saved restore without it
-            self.seed_generator.state.assign(store[_SAMPLER_STATE])
+        # A Keras H5 store is no dict: it lists its entries through keys() alone.
+        names = [key for key in store.keys() if key != _SAMPLER_STATE]  # noqa: SIM118
+        super().load_own_variables({key: store[key] for key in names})
+        self.seed_generator.state.assign(store[_SAMPLER_STATE])
 
     def get_config(self):
         config = super().get_config()
