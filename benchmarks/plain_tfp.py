@@ -151,7 +151,7 @@ class PlainRealNVP(KerasFlow):
         # Chain's inverse (the density direction) applies its FIRST bijector first: the data side is the last
         # Permute, then the last coupling, so the first coupling acts on the reversed data (ours: on the data
         # itself, masks alternating from the data side). The same flow family, the other orientation
-        # (benchmarks/README.md, item 11).
+        # (benchmarks/README.md, "Method").
         return tfb.Chain(steps[::-1])
 
 

@@ -29,7 +29,7 @@ seeds of a benchmark vary the data as well as the initialisation.
 The 2-D densities are turned by a rotation drawn from the seed (`rotate=False`: the fixed orientation of the
 runs before 2026-12-06). A coupling flow transforms one coordinate given the other, so a density in one fixed
 orientation favours whichever coordinate order a build happens to use: on the spiral, the same maths fit 0.57
-nats in one order and 0.77 in the other (seed 0; benchmarks/README.md, item 12). Rotating per seed makes the
+nats in one order and 0.77 in the other (seed 0; benchmarks/README.md, "Method"). Rotating per seed makes the
 seeds sample orientations, so the median compares the flows rather than their coordinate order.
 
 Conditional data p(x | c) (`build_conditional`, c one-hot, p(c) uniform, both log p(x | c) and log p(x) exact):

@@ -18,7 +18,7 @@ zero-initialised last layer, which the affine couplings keep). Started as random
 2-D densities of benchmarks/vs_plain_tfp.py better (turned spiral 1.32 against 1.42 nats, heavy-tailed banana
 0.21 against 0.34, medians of 3 seeds) at a small cost on 8- to 784-D data (8-D ICA 0.89 against 0.79 nats,
 64-D digits 5.76 against 5.72, 784-D MNIST 4.24 against 4.15 bits/dim), still ahead of plain TFP on each of
-those (benchmarks/README.md, item 12).
+those (benchmarks/README.md, "NICE's initialisation and ActNorm").
 
 Example:
     >>> import numpy as np, tensorflow as tf
@@ -59,8 +59,8 @@ class NICE(FlowModel):
         before the first coupling. "auto" (default) and True: on; False: the paper's model exactly. The
         couplings only shift, so without it the model centres each dimension through the conditioners' biases,
         which Adam moves by about the learning rate per step: logit-space pixels sitting near -2.9 take
-        thousands of steps to reach the base's centre. The ActNorm starts there (benchmarks/README.md, "Fit
-        quality on unseen data": 784-D MNIST vectors and 64-D digits at equal steps).
+        thousands of steps to reach the base's centre. The ActNorm starts there (benchmarks/README.md, "ActNorm
+        before the couplings of vector presets": 784-D MNIST vectors and 64-D digits at equal steps).
       **kwargs: `keras.Model` arguments, e.g. `name`, `dtype="float64"` (reaches every sub-layer).
 
     Event shape: (D,) in, (D,) latent. Masks alternate `tfp_flows.masks.half(D, parity=k % 2)`.

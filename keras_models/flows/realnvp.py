@@ -76,10 +76,9 @@ class RealNVP(FlowModel):
       hidden_units: vectors only: MLP conditioner widths. Default (512, 512).
       activation: vectors only: hidden activation of the MLPs. Default "relu".
       actnorm: put a Glow-style ActNorm (data-initialised per-channel affine) before every coupling. "auto"
-        (default): on for vectors, off for images. With the couplings' log-scales bounded to (-2, 2), data whose
-        dimensions differ widely in location and spread (logit-space pixels, correlated tabular data) need the
-        ActNorms to fit at all: on 784-D MNIST vectors, 4.04 test bits/dim with them against 6.03 without, at
-        equal steps (benchmarks/README.md, "Fit quality on unseen data").
+        (default): on for vectors, off for images. With the couplings' log-scales bounded, data whose dimensions
+        differ widely in location and spread (logit-space pixels, correlated tabular data) need the ActNorms to
+        fit at all (benchmarks/README.md, "ActNorm before the couplings of vector presets").
       width: images only: feature maps of the residual conv conditioners. Default 64.
       num_blocks: images only: residual blocks per conditioner. Default 2 (the paper: 8 blocks of 64 maps on
         CIFAR-10; smaller here so CPU runs stay practical).
