@@ -128,3 +128,12 @@ def test_path_log_weights_have_the_plain_values():
 def test_invalid_gradient_estimators_say_what_to_use(kwargs, message):
     with pytest.raises(ValueError, match=message):
         VariationalFlow(_flow(), target_log_prob="U1", **kwargs)
+
+
+def test_a_run_config_passes_the_estimator_to_variational_runs_only():
+    from keras_models.train.config import resolve_config
+
+    base = dict(epochs=1, steps_per_epoch=1, batch_size=8, learning_rate=1e-3, seed=0, model_args=None, name=None)
+    assert resolve_config(dict(base, dataset="U1", gradient_estimator="stl"))["gradient_estimator"] == "stl"
+    with pytest.raises(ValueError, match=r"`gradient_estimator` \(a config file key\) applies only to variational"):
+        resolve_config(dict(base, dataset="two_moons", gradient_estimator="stl"))
