@@ -211,6 +211,15 @@ CASES = [
         unit_interval=B_BIT,
         export=dict(hidden_units=(8,), num_bins=3),
     ),
+    # Learned LU mixing between steps (keras_models/flows/mixing.py): its L, U and log|diag U| must train too.
+    ModelCase(
+        "nsf-coupling-lu",
+        "nsf",
+        partial(NSF, (3,), num_layers=2, hidden_units=(16,), num_bins=4, bound=2.0, mixing="lu"),
+        normal_3d,
+        export=dict(hidden_units=(8,), num_bins=3),
+        skip={"jit_compile_trains": "glow-vector compiles the same LU map; nsf-coupling the same couplings"},
+    ),
     ModelCase(
         "nsf-autoregressive",
         "nsf",

@@ -8,8 +8,9 @@ Density (x -> z) needs one MADE pass; sampling (z -> x) needs D sequential passe
 pass and density is D passes. Use MAF to fit data by likelihood, IAF when sampling speed matters (e.g. as a
 variational posterior, `VariationalFlow`, whose loss only samples).
 
-Steps are separated by a reversal of the dimensions (or a fixed random permutation), so every dimension is
-conditioned on every other one somewhere in the stack. The bijector of each step is TFP's own
+Steps are separated by a reversal of the dimensions (or a fixed random permutation, or with `mixing="lu"` a
+learned invertible linear map; keras_models/flows/mixing.py), so every dimension is conditioned on every other
+one somewhere in the stack. The bijector of each step is TFP's own
 `tfb.MaskedAutoregressiveFlow`, built on every call around the Keras-owned `MADE` (TFP's
 `tfb.AutoregressiveNetwork` is a tf_keras layer whose variables Keras 3 would not train), through its subclass
 `tfp_flows.OnePassMaskedAutoregressiveFlow`, which computes the density direction and its log-det from one MADE
@@ -30,12 +31,10 @@ import keras
 import numpy as np
 
 from keras_models.core.flow_model import FlowModel
+from keras_models.flows.mixing import mixing_layer, resolve_mixing
 from keras_models.layers.actnorm import ACTNORM_CHOICES, ActNormLayer
 from keras_models.layers.masked_autoregressive import MaskedAutoregressiveLayer
-from keras_models.layers.permute import PermuteLayer
 from tfp_flows.validation import check_int, check_one_of, check_positive_ints
-
-PERMUTATIONS = ("reverse", "random")
 
 
 @keras.saving.register_keras_serializable(package="tfp_flows")
@@ -53,7 +52,10 @@ class MAF(FlowModel):
       log_scale_limit: per-step soft bound c on the log-scale, c tanh(raw / c) (default 2.0); None: unbounded.
       permutation: "reverse" (default) reverses the dimensions between steps; "random" uses fixed random
         permutations drawn from `permutation_seed`.
-      permutation_seed: seed of the "random" permutations (stored in the config, so reloads agree).
+      permutation_seed: seed of the "random" permutations and of the "lu" maps' initial rotations (stored in the
+        config, so reloads agree).
+      mixing: what goes between steps: None (default: `permutation`), "reverse", "random", or "lu", a learned
+        invertible linear map W = P L U initialised at a random rotation (keras_models/flows/mixing.py).
       inverse_autoregressive: False for MAF (fast density), True for IAF (fast sampling).
       actnorm: put an ActNorm (per-dimension affine initialised from the first batch to zero mean and unit
         variance) before every step, the data-initialised counterpart of the batch normalisation between MADEs
@@ -77,6 +79,7 @@ class MAF(FlowModel):
         permutation_seed=0,
         inverse_autoregressive=False,
         actnorm="auto",
+        mixing=None,
         **kwargs,
     ):
         super().__init__(event_shape, **kwargs)
@@ -86,10 +89,9 @@ class MAF(FlowModel):
             )
         num_layers = check_int(num_layers, "num_layers")
         hidden_units = check_positive_ints(hidden_units, "hidden_units")
-        if permutation not in PERMUTATIONS:
-            raise ValueError(f"`permutation` must be one of {PERMUTATIONS}; received {permutation!r}")
+        between_steps = resolve_mixing(mixing, permutation, owner="MAF")
         self.num_layers, self.hidden_units, self.activation = int(num_layers), tuple(hidden_units), activation
-        self.log_scale_limit, self.permutation = log_scale_limit, permutation
+        self.log_scale_limit, self.permutation, self.mixing = log_scale_limit, permutation, mixing
         self.permutation_seed, self.inverse_autoregressive = permutation_seed, bool(inverse_autoregressive)
         actnorm = check_one_of(actnorm, "actnorm", ACTNORM_CHOICES, owner="MAF")
         self.actnorm = not self.inverse_autoregressive if actnorm == "auto" else actnorm
@@ -98,8 +100,7 @@ class MAF(FlowModel):
         latent_side_first = []
         for i in range(self.num_layers):
             if i:
-                order = np.arange(size)[::-1] if permutation == "reverse" else rng.permutation(size)
-                latent_side_first.append(PermuteLayer(order, dtype=self.dtype_policy, name=f"permute_{i}"))
+                latent_side_first.append(mixing_layer(between_steps, size, i, rng, self.dtype_policy))
             latent_side_first.append(
                 MaskedAutoregressiveLayer(
                     self.hidden_units,
@@ -123,6 +124,7 @@ class MAF(FlowModel):
             activation=self.activation,
             log_scale_limit=self.log_scale_limit,
             permutation=self.permutation,
+            mixing=self.mixing,
             permutation_seed=self.permutation_seed,
             inverse_autoregressive=self.inverse_autoregressive,
             actnorm=self.actnorm,

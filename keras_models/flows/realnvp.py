@@ -9,7 +9,9 @@ with s bounded to (-1, 1) by s = tanh(r) (`tfp_flows.AffineCoupling(log_scale_bo
 conditioner's last layer zero-initialised, so every coupling starts as the identity.
 
 Vectors, `event_shape=(D,)`: `num_couplings` couplings with alternating half masks and MLP conditioners
-(`hidden_units`), each preceded by a Glow-style ActNorm (data-initialised per-dimension affine; `actnorm`).
+(`hidden_units`), each preceded by a Glow-style ActNorm (data-initialised per-dimension affine; `actnorm`). With
+`mixing` ("reverse", "random" or "lu", keras_models/flows/mixing.py) every coupling uses the same half mask and
+the mixing between couplings decides what each transforms; "lu" learns it (W = P L U, Glow's 1x1 convolution).
 
 Images, `event_shape=(H, W, C)`, data in [0, 1] as (pixel + u) / 256: the data side first maps [0, 1] to R by
 logit(alpha + (1 - 2 alpha) x) (sec. 4.1, alpha = `logit_alpha`), then the multi-scale architecture (sec. 3.6):
@@ -40,6 +42,7 @@ import keras
 import numpy as np
 
 from keras_models.core.flow_model import FlowModel
+from keras_models.flows.mixing import MIXINGS, mixing_layer
 from keras_models.layers import (
     ActNormLayer,
     AffineCouplingLayer,
@@ -92,6 +95,10 @@ class RealNVP(FlowModel):
         RealNVP example: with the ActNorms, the fit that loses no row of the quality benchmark; a looser bound
         lets a coupling squeeze what it has seen, and on 784-D MNIST vectors c = 2 fits worse than c = 1 with
         ActNorm on; benchmarks/README.md, "RealNVP's scale bound").
+      mixing: vectors only: what goes between couplings. None (default): nothing, the half masks alternate;
+        "reverse", "random" (fixed permutations) or "lu" (a learned invertible linear map initialised at a random
+        rotation): one mask parity, mixed between couplings (keras_models/flows/mixing.py).
+      permutation_seed: vectors only: seed of the "random" permutations and of the "lu" maps' initial rotations.
       base_distribution: "normal" (default, as in the paper), "logistic", or any base `FlowModel` takes ("gmm",
         a `BaseDistribution` layer, a `tfd.Distribution` over the latent).
       context_shape: None (default), or the shape of one context c: a conditional RealNVP p(x | c), every
@@ -114,6 +121,8 @@ class RealNVP(FlowModel):
         num_bits=8,
         base_distribution="normal",
         log_scale_limit=1.0,
+        mixing=None,
+        permutation_seed=0,
         **kwargs,
     ):
         shape = tuple(event_shape) if np.ndim(event_shape) else (event_shape,)
@@ -135,6 +144,13 @@ class RealNVP(FlowModel):
             raise ValueError(f"`logit_alpha` must be a number in (0, 0.5); received {logit_alpha!r}")
         self.logit_alpha = float(logit_alpha)
         self.num_scales = num_scales
+        self.mixing = check_one_of(mixing, "mixing", MIXINGS, owner="RealNVP")
+        if is_image and mixing is not None:
+            raise ValueError(
+                f"RealNVP: `mixing` is for vectors (event_shape (D,)); images mix through the squeezes and masks; "
+                f"received mixing={mixing!r} with event_shape {self.event_shape}"
+            )
+        self.permutation_seed = int(permutation_seed)
         if is_image:
             height, width_px, _ = self.event_shape
             self.num_scales = (
@@ -160,11 +176,14 @@ class RealNVP(FlowModel):
         def network_fn(output_units):
             return mlp(self.hidden_units, output_units, activation=self.activation, dtype=dtype)
 
+        rng = np.random.default_rng(self.permutation_seed)
         layers = []
         for k in range(self.num_couplings):
             name = f"coupling_{k}"
+            if k and self.mixing is not None:
+                layers.append(mixing_layer(self.mixing, size, k, rng, dtype))
             coupling = AffineCouplingLayer(
-                masks.half(size, parity=k % 2),
+                masks.half(size, parity=k % 2 if self.mixing is None else 0),
                 network_fn,
                 dtype=dtype,
                 name=name,
@@ -244,5 +263,7 @@ class RealNVP(FlowModel):
             num_scales=self.num_scales,
             logit_alpha=self.logit_alpha,
             log_scale_limit=self.log_scale_limit,
+            mixing=self.mixing,
+            permutation_seed=self.permutation_seed,
         )
         return config

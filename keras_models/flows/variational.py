@@ -26,6 +26,29 @@ Each of a step's N batch elements draws its own K samples (N * K draws a step); 
 gradients. The metrics `elbo` (mean log w over all N * K draws) and `iw_elbo` (mean of the N estimates of L_K)
 come from the same samples; the loss is minus the chosen objective.
 
+`gradient_estimator` picks how the objective's gradient is estimated from the same draws (the objective's value,
+the loss and the metrics do not change):
+
+    "reparameterized"  the gradient of the estimate itself (default): total derivative of log p~(z) - log q(z)
+                       through z = f(eps) and through q's parameters phi in log q.
+    "stl"              sticking the landing (Roeder, Wu & Duvenaud 2017, "Sticking the landing", eq. 8): the
+                       score term d/dphi log q_phi(z) at fixed z (zero in expectation) is dropped, leaving
+                           grad = d/dz [log p~(z) - log q_stop(z)] dz/dphi,
+                       log q_stop being log q with its parameters held fixed. Unbiased for the ELBO, and zero
+                       variance where q = p. ELBO only (objective "elbo", or "iw-elbo" with K = 1): on L_K with
+                       K > 1 it is biased (Tucker et al. 2019, sec. 4), use "dreg" there.
+    "dreg"             doubly reparameterised (Tucker, Lawson, Gu & Maddison 2019, "Doubly reparameterized
+                       gradient estimators for Monte Carlo objectives", eq. 7) for objective "iw-elbo":
+                           grad L_K = E[sum_k wt_k^2 d/dz_k (log p~(z_k) - log q_stop(z_k)) dz_k/dphi],
+                       wt_k = w_k / sum_j w_j the normalised weights; computed through the surrogate
+                       sum_k stop_gradient(wt_k^2) log w_k with log w_k's score term dropped. It keeps the signal of
+                       q's gradient from vanishing as K grows (Rainforth et al. 2018). At K = 1 it is "stl".
+
+Dropping the score term costs one density pass per step: d/dphi log q_phi(z) at fixed z is the gradient of
+`flow.distribution.log_prob(stop_gradient(z))` (the inverse direction), and the path log-weight is
+log w - (that - stop_gradient(that)): the same value, with the gradient of log q_stop (`path_elbo_terms`).
+A flow whose inverse is slow (an IAF: D passes) pays that in every step.
+
 `estimate_log_normalizer(num_samples)` estimates log Z itself by importance sampling with q as the proposal,
 with its standard error and the effective sample size of the weights (method docstring).
 
@@ -53,6 +76,7 @@ from tfp_flows.validation import check_int, check_one_of
 
 _SAMPLER_STATE = "sampler_seed_state"
 OBJECTIVES = ("elbo", "iw-elbo")
+GRADIENT_ESTIMATORS = ("reparameterized", "stl", "dreg")
 
 LogNormalizerEstimate = collections.namedtuple(
     "LogNormalizerEstimate", ["log_z", "standard_error", "ess", "num_samples", "elbo"]
@@ -69,6 +93,19 @@ def iw_elbo_terms(log_weights):
     """
     num_importance_samples = tf.cast(tf.shape(log_weights)[-1], log_weights.dtype)
     return tf.reduce_logsumexp(log_weights, axis=-1) - tf.math.log(num_importance_samples)
+
+
+def doubly_reparameterized_objective(path_log_weights):
+    """The mean of L_K's estimates over rows of [N, K] path log-weights, with DReG's gradient (module docstring).
+
+    Value: mean_n iw_elbo_terms(log w)_n. Gradient: that of the surrogate mean_n sum_k stop_gradient(wt_nk^2)
+    log w_nk, wt = softmax(log w) over k (Tucker et al. 2019, eq. 7), where log w must carry only the path
+    gradient (`VariationalFlow.path_elbo_terms`).
+    """
+    normalised = tf.stop_gradient(tf.nn.softmax(path_log_weights, axis=-1))
+    surrogate = tf.reduce_mean(tf.reduce_sum(tf.square(normalised) * path_log_weights, axis=-1))
+    value = tf.stop_gradient(tf.reduce_mean(iw_elbo_terms(path_log_weights)))
+    return value + surrogate - tf.stop_gradient(surrogate)
 
 
 def summarise_importance_weights(log_sum_w, log_sum_w2, num_samples):
@@ -121,6 +158,23 @@ def _check_objective(objective, num_importance_samples):
     return objective, num_importance_samples
 
 
+def _check_gradient_estimator(estimator, objective, num_importance_samples):
+    """`estimator` if it is known and unbiased for the objective (module docstring), else a ValueError."""
+    check_one_of(estimator, "gradient_estimator", GRADIENT_ESTIMATORS, owner="VariationalFlow")
+    if estimator == "stl" and num_importance_samples > 1:
+        raise ValueError(
+            f"VariationalFlow: gradient_estimator='stl' is biased for the importance-weighted bound with K > 1 "
+            f"(Tucker et al. 2019); use gradient_estimator='dreg' with objective='iw-elbo' (received "
+            f"num_importance_samples={num_importance_samples!r})"
+        )
+    if estimator == "dreg" and objective != "iw-elbo":
+        raise ValueError(
+            f"VariationalFlow: gradient_estimator='dreg' is the importance-weighted bound's estimator; for "
+            f"objective={objective!r} use gradient_estimator='stl' (the same estimator at K = 1)"
+        )
+    return estimator
+
+
 def _check_reparameterized(flow):
     """A ValueError unless q's base samples are reparameterised: the ELBO's gradient reaches q's weights only
     through the sample path (a categorical draw in a mixture base would silently leave its weights untrained)."""
@@ -148,6 +202,8 @@ class VariationalFlow(keras.Model):
       objective: "elbo" (default) or "iw-elbo", the importance-weighted bound L_K (module docstring).
       num_importance_samples: K, an int >= 1 (default 1) for "iw-elbo". K > 1 with "elbo" is an error, not
         ignored: the ELBO has no K, and a silently unused K would look like the tighter bound was trained.
+      gradient_estimator: "reparameterized" (default), "stl" (the ELBO) or "dreg" (objective "iw-elbo"): how the
+        gradient of the objective is estimated (module docstring); the objective itself is the same.
       seed: seed of the sampler (a Keras `SeedGenerator`; its state is saved with the model's weights, so a fit
         resumed from a backup draws the samples an uninterrupted one would).
     """
@@ -160,6 +216,7 @@ class VariationalFlow(keras.Model):
         seed=None,
         objective="elbo",
         num_importance_samples=1,
+        gradient_estimator="reparameterized",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -175,6 +232,9 @@ class VariationalFlow(keras.Model):
                 f"`target_log_prob` must be a callable or an energy name 'U1'..'U4'; received {target_log_prob!r}"
             )
         self.objective, self.num_importance_samples = _check_objective(objective, num_importance_samples)
+        self.gradient_estimator = _check_gradient_estimator(
+            gradient_estimator, self.objective, self.num_importance_samples
+        )
         _check_reparameterized(flow)
         self.flow = flow
         self.target_log_prob = target_log_prob
@@ -201,6 +261,18 @@ class VariationalFlow(keras.Model):
         """log p~(z) - log q(z) for `num_samples` draws z ~ q (their mean estimates the ELBO)."""
         z, log_q = self.sample_and_log_prob(num_samples, seed=seed)
         return tf.cast(self.target_fn(z), log_q.dtype) - log_q
+
+    def path_elbo_terms(self, num_samples, seed=None):
+        """`elbo_terms` with the score term's gradient dropped: log p~(z) - log q_stop(z) (module docstring).
+
+        The values equal `elbo_terms(num_samples, seed)`; the gradient through q's parameters is
+        d/dz [log p~(z) - log q_stop(z)] dz/dphi only, since d/dphi log q_phi(z) at fixed z (the gradient of the
+        density pass at stop_gradient(z)) is subtracted from the total derivative of the sampling pass's log q.
+        """
+        z, log_q = self.sample_and_log_prob(num_samples, seed=seed)
+        log_q_at_fixed_z = self.flow.distribution.log_prob(tf.stop_gradient(z))
+        log_q_stop = log_q - (log_q_at_fixed_z - tf.stop_gradient(log_q_at_fixed_z))
+        return tf.cast(self.target_fn(z), log_q.dtype) - log_q_stop
 
     def elbo(self, num_samples=1024, seed=None):
         """A Monte-Carlo estimate of the ELBO from `num_samples` draws (pass `seed` to reproduce it)."""
@@ -274,12 +346,17 @@ class VariationalFlow(keras.Model):
         return tf.cast(self.seed_generator.next(), tf.int32)
 
     def call(self, x, training=False):
-        """Log-weights: [N] (K = 1, the ELBO's terms) or [N, K]; N is the leading size of the dummy batch `x`."""
-        del training
-        num_samples = tf.shape(tf.nest.flatten(x)[0])[0]
-        if self.num_importance_samples == 1:
-            return self.elbo_terms(num_samples, seed=self._next_seed())
-        return self.log_weights(num_samples, seed=self._next_seed())
+        """Log-weights: [N] (K = 1, the ELBO's terms) or [N, K]; N is the leading size of the dummy batch `x`.
+
+        In training with `gradient_estimator` "stl" or "dreg" they are `path_elbo_terms` (same values).
+        """
+        k = self.num_importance_samples
+        num_draws = tf.shape(tf.nest.flatten(x)[0])[0] * k
+        if training and self.gradient_estimator != "reparameterized":
+            log_weights = self.path_elbo_terms(num_draws, seed=self._next_seed())
+        else:
+            log_weights = self.elbo_terms(num_draws, seed=self._next_seed())
+        return log_weights if k == 1 else tf.reshape(log_weights, [-1, k])
 
     def _grouped(self, y_pred):
         """`call`'s log-weights as [N, K]."""
@@ -290,7 +367,9 @@ class VariationalFlow(keras.Model):
         gradients sum to the mean."""
         if y_pred is None:
             y_pred = self(x, training=training)
-        if self.objective == "iw-elbo":
+        if self.gradient_estimator == "dreg":
+            loss = -doubly_reparameterized_objective(self._grouped(y_pred))
+        elif self.objective == "iw-elbo":
             loss = -tf.reduce_mean(iw_elbo_terms(self._grouped(y_pred)))
         else:
             loss = -tf.reduce_mean(y_pred)
@@ -347,6 +426,7 @@ class VariationalFlow(keras.Model):
             batch_size=self.batch_size,
             seed=self.seed,
             objective=self.objective,
+            gradient_estimator=self.gradient_estimator,
             num_importance_samples=self.num_importance_samples,
         )
         return config

@@ -6,7 +6,8 @@ a `context_shape` (labels) and a preset whose constructor takes `context_shape` 
 
 `objective` and `num_importance_samples` belong to variational inference (`--dataset U1`..`U4`): they become
 `VariationalFlow(objective=..., num_importance_samples=...)` and default there to "elbo" and 1; a
-density-estimation run refuses them rather than silently ignoring them.
+density-estimation run refuses them rather than silently ignoring them. So does `gradient_estimator` (a config
+file key, no flag: `VariationalFlow(gradient_estimator=...)`, "reparameterized" by default, which checks it).
 """
 
 import inspect
@@ -38,9 +39,10 @@ DEFAULTS = {
     # Variational inference only (None: not given; a VI run then uses "elbo" and 1).
     "objective": None,
     "num_importance_samples": None,
+    "gradient_estimator": None,
 }
 
-VARIATIONAL_KEYS = ("objective", "num_importance_samples")
+VARIATIONAL_KEYS = ("objective", "num_importance_samples", "gradient_estimator")
 
 
 def is_energy(name):
@@ -82,8 +84,9 @@ def _resolve_variational_keys(resolved):
         given = {key: resolved[key] for key in VARIATIONAL_KEYS if resolved[key] is not None}
         if given:
             key, value = next(iter(given.items()))
+            origin = "a config file key" if key == "gradient_estimator" else f"--{key.replace('_', '-')}"
             raise ValueError(
-                f"`{key}` (--{key.replace('_', '-')}) applies only to variational inference on an "
+                f"`{key}` ({origin}) applies only to variational inference on an "
                 f"energy (--dataset U1..U4); received {key}={value!r} for the density-estimation "
                 f"dataset {resolved['dataset']!r}"
             )

@@ -67,6 +67,7 @@ def train_variational(config, run_dir, start):
         seed=config["seed"],
         objective=config.get("objective") or "elbo",
         num_importance_samples=config.get("num_importance_samples") or 1,
+        gradient_estimator=config.get("gradient_estimator") or "reparameterized",
     )
     model.compile(optimizer=make_optimizer(config), jit_compile=bool(config["jit_compile"]))
     chief = is_chief()
@@ -86,6 +87,7 @@ def train_variational(config, run_dir, start):
     metrics = {
         "objective": model.objective,
         "num_importance_samples": model.num_importance_samples,
+        "gradient_estimator": model.gradient_estimator,
         "train_elbo": float(elbos[-1]) if np.isfinite(elbos[-1]) else None,
         # L_K over the last epoch's steps (equal to train_elbo when K = 1).
         "train_iw_elbo": float(iw_elbos[-1]) if np.isfinite(iw_elbos[-1]) else None,
