@@ -44,7 +44,7 @@ def test_spline_made_output_d_ignores_inputs_d_and_later():
         ({"num_bins": 1}, "`num_bins` must be an int >= 2"),
         ({"bound": 0}, "`bound` must be a finite number > 0"),
         ({"permutation": "shuffle"}, "`permutation` must be one of"),
-        ({"actnorm": "auto"}, "`actnorm` must be True or False"),
+        ({"actnorm": "on"}, "`actnorm` must be one of"),
     ],
     ids=["variant", "num_bins", "bound", "permutation", "actnorm"],
 )
@@ -56,3 +56,14 @@ def test_bad_arguments_raise_naming_them(kwargs, match):
 def test_images_are_refused():
     with pytest.raises(ValueError, match=r"NSF models vectors: `event_shape` must be \(D,\)"):
         NSF((4, 4, 1))
+
+
+def test_actnorm_auto_means_what_it_means_for_every_preset():
+    """"auto" places ActNorms wherever data initialise them: every vector density preset, not IAF or images."""
+    from keras_models import IAF, MAF, NICE, RealNVP
+
+    vectors = [NSF((2,)), MAF((2,), hidden_units=(4,)), NICE((2,), hidden_units=(4,)), RealNVP((2,), hidden_units=(4,))]
+    assert all(model.actnorm for model in vectors)
+    assert not IAF((2,), hidden_units=(4,)).actnorm
+    assert not RealNVP((4, 4, 1), width=4, num_blocks=0, num_scales=1).actnorm
+    assert not NSF((2,), actnorm=False).actnorm and NSF((2,), actnorm=True).actnorm

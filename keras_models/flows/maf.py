@@ -32,9 +32,9 @@ import numpy as np
 
 from keras_models.core.flow_model import FlowModel
 from keras_models.flows.mixing import mixing_layer, resolve_mixing
-from keras_models.layers.actnorm import ACTNORM_CHOICES, ActNormLayer
+from keras_models.layers.actnorm import ActNormLayer, resolve_actnorm
 from keras_models.layers.masked_autoregressive import MaskedAutoregressiveLayer
-from tfp_flows.validation import check_int, check_one_of, check_positive_ints
+from tfp_flows.validation import check_int, check_positive_ints
 
 
 @keras.saving.register_keras_serializable(package="tfp_flows")
@@ -93,8 +93,7 @@ class MAF(FlowModel):
         self.num_layers, self.hidden_units, self.activation = int(num_layers), tuple(hidden_units), activation
         self.log_scale_limit, self.permutation, self.mixing = log_scale_limit, permutation, mixing
         self.permutation_seed, self.inverse_autoregressive = permutation_seed, bool(inverse_autoregressive)
-        actnorm = check_one_of(actnorm, "actnorm", ACTNORM_CHOICES, owner="MAF")
-        self.actnorm = not self.inverse_autoregressive if actnorm == "auto" else actnorm
+        self.actnorm = resolve_actnorm(actnorm, "MAF", data_initialised=not self.inverse_autoregressive)
         rng = np.random.default_rng(permutation_seed)
         size = self.event_shape[0]
         latent_side_first = []

@@ -35,9 +35,9 @@ import keras
 
 from keras_models.core.flow_model import FlowModel
 from keras_models.layers import ActNormLayer, AdditiveCouplingLayer, DiagonalScaleLayer, mlp
-from keras_models.layers.actnorm import ACTNORM_CHOICES
+from keras_models.layers.actnorm import resolve_actnorm
 from tfp_flows import masks
-from tfp_flows.validation import check_int, check_one_of, check_positive_ints, check_vector_event_shape
+from tfp_flows.validation import check_int, check_positive_ints, check_vector_event_shape
 
 VECTOR_EVENT_HINT = "flatten images to (H * W * C,) first, as NICE did on MNIST"
 
@@ -82,7 +82,7 @@ class NICE(FlowModel):
         hidden_units = check_positive_ints(hidden_units, "hidden_units")
         super().__init__(event_shape, base_distribution=base_distribution, num_bits=num_bits, **kwargs)
         self.num_couplings, self.hidden_units, self.activation = num_couplings, hidden_units, activation
-        self.actnorm = check_one_of(actnorm, "actnorm", ACTNORM_CHOICES, owner="NICE") in ("auto", True)
+        self.actnorm = resolve_actnorm(actnorm, "NICE", data_initialised=True)
         dtype = self.dtype_policy
         (size,) = event_shape
 

@@ -53,7 +53,7 @@ from keras_models.layers import (
     SqueezeLayer,
     mlp,
 )
-from keras_models.layers.actnorm import ACTNORM_CHOICES
+from keras_models.layers.actnorm import resolve_actnorm
 from tfp_flows import masks
 from tfp_flows.affine_coupling import checked_log_scale_limit
 from tfp_flows.validation import check_int, check_one_of, check_positive_ints, check_vector_event_shape, is_real
@@ -135,8 +135,7 @@ class RealNVP(FlowModel):
         hidden_units = check_positive_ints(hidden_units, "hidden_units")
         super().__init__(shape, base_distribution=base_distribution, num_bits=num_bits if is_image else None, **kwargs)
         self.num_couplings, self.hidden_units, self.activation = num_couplings, hidden_units, activation
-        actnorm = check_one_of(actnorm, "actnorm", ACTNORM_CHOICES, owner="RealNVP")
-        self.actnorm = not is_image if actnorm == "auto" else actnorm
+        self.actnorm = resolve_actnorm(actnorm, "RealNVP", data_initialised=not is_image)
         self.log_scale_limit = checked_log_scale_limit(log_scale_limit, "tanh")
         self.width = check_int(width, "width")
         self.num_blocks = check_int(num_blocks, "num_blocks", minimum=0)

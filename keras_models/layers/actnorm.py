@@ -5,9 +5,19 @@ import tensorflow as tf
 
 import tfp_flows
 from keras_models.layers.base import BijectorLayer
+from tfp_flows.validation import check_one_of
 
-# The `actnorm` argument of the presets that place ActNorms (RealNVP, MAF, NICE): "auto" lets the preset decide.
+# The `actnorm` argument of the presets that place ActNorms (RealNVP, NICE, MAF, NSF).
 ACTNORM_CHOICES = ("auto", True, False)
+
+
+def resolve_actnorm(actnorm: str | bool, owner: str, data_initialised: bool) -> bool:
+    """Whether a preset places ActNorms: `actnorm` True / False as given; "auto" means the same for every preset:
+    on where a batch of data initialises them (`data_initialised`: density models of vectors), off where none
+    does (IAF, whose job is variational inference) or the architecture normalises otherwise (RealNVP's
+    multi-scale images). ValueError naming `owner` for anything else."""
+    actnorm = check_one_of(actnorm, "actnorm", ACTNORM_CHOICES, owner=owner)
+    return data_initialised if actnorm == "auto" else actnorm
 
 
 class ActNormLayer(BijectorLayer):
