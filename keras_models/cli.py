@@ -84,20 +84,22 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
 }
 
 
-def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+def add_config_flags(parser: argparse.ArgumentParser) -> list[argparse.Action]:
     """One flag per `TrainConfig` field, its help and default taken from the field (the one source of both).
 
     Every flag defaults to None, "not given", so that a config file's value is kept unless the flag overrides it.
+    Returns the flags' actions.
     """
+    actions = []
     for field in dataclasses.fields(TrainConfig):
         meta = field.metadata
         flag = meta.get("flag", "--" + field.name.replace("_", "-"))
-        if flag is None:
-            continue
         if "const" in meta:
-            parser.add_argument(flag, dest=field.name, action="store_const", const=meta["const"], help=meta["help"])
+            action = parser.add_argument(
+                flag, dest=field.name, action="store_const", const=meta["const"], help=meta["help"]
+            )
         elif meta["kind"] == "flag" and field.default:
-            parser.add_argument(
+            action = parser.add_argument(
                 f"--no-{field.name.replace('_', '-')}",
                 dest=field.name,
                 action="store_false",
@@ -105,11 +107,11 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
                 help="turn off: " + meta["help"],
             )
         elif meta["kind"] == "flag":
-            parser.add_argument(flag, dest=field.name, action="store_true", default=None, help=meta["help"])
+            action = parser.add_argument(flag, dest=field.name, action="store_true", default=None, help=meta["help"])
         else:
             default = field.default_factory() if field.default is dataclasses.MISSING else field.default
             shown = f" (default {json.dumps(default) if isinstance(default, dict) else default})"
-            parser.add_argument(
+            action = parser.add_argument(
                 flag,
                 dest=field.name,
                 type=_PARSERS[meta["kind"]],
@@ -117,6 +119,8 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
                 metavar=meta.get("metavar"),
                 help=meta["help"] + (shown if default is not None else ""),
             )
+        actions.append(action)
+    return actions
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -139,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", parents=[logging], help="train a flow, then evaluate, plot and export it")
     train.add_argument("--config", help="JSON or YAML file whose keys mirror these flags")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last backup")
-    _add_config_flags(train)
+    add_config_flags(train)
 
     evaluate = commands.add_parser(
         "evaluate", parents=[logging], help="NLL (and bits/dim) of a checkpoint or export on a split"

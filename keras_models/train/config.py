@@ -35,8 +35,7 @@ def option(default: Any = None, help: str = "", *, kind: str = "text", **cli: An
     `kind` names the value's type for the parser and the checks: "text", "int", "positive_int",
     "positive_float", "fraction" (a number in [0, 1]), "json_object" or "flag" (a boolean: `--name` sets a False
     default, `--no-name` turns off a True one). `cli` holds argparse extras: `choices`, `metavar`, or `flag` and
-    `const` for a flag of another name that stores `const` (`--quiet` stores verbose=0); `flag=None` keeps the
-    key out of the command line (config files only).
+    `const` for a flag of another name that stores `const` (`--quiet` stores verbose=0).
     """
     metadata = {"help": help, "kind": kind, **cli}
     if isinstance(default, dict | list):
