@@ -43,31 +43,24 @@ class Preset:
     aliases: tuple[str, ...] = ()
 
 
+def _toy_and_vi(toy_args: dict, **vi_changes: object) -> dict[str, dict]:
+    """`toy_args` and `vi_args` of a preset whose VI architecture is its toy one with `vi_changes`."""
+    return {"toy_args": toy_args, "vi_args": {**toy_args, **vi_changes}}
+
+
 PRESETS: dict[str, Preset] = {
     entry.name: entry
     for entry in (
         Preset("prelu", PReLUFlow, aliases=("preluflow",)),
-        Preset(
-            "nice",
-            NICE,
-            toy_args={"num_couplings": 4, "hidden_units": [64, 64]},
-            vi_args={"num_couplings": 4, "hidden_units": [64, 64]},
-        ),
+        Preset("nice", NICE, **_toy_and_vi({"num_couplings": 4, "hidden_units": [64, 64]})),
         # No ActNorm in VI: there is no data to initialise it from (it would stay a learned affine).
         Preset(
             "realnvp",
             RealNVP,
             conditional=True,
-            toy_args={"num_couplings": 6, "hidden_units": [64, 64]},
-            vi_args={"num_couplings": 6, "hidden_units": [64, 64], "actnorm": False},
+            **_toy_and_vi({"num_couplings": 6, "hidden_units": [64, 64]}, actnorm=False),
         ),
-        Preset(
-            "maf",
-            MAF,
-            conditional=True,
-            toy_args={"num_layers": 4, "hidden_units": [64, 64]},
-            vi_args={"num_layers": 4, "hidden_units": [64, 64], "actnorm": False},
-        ),
+        Preset("maf", MAF, conditional=True, **_toy_and_vi({"num_layers": 4, "hidden_units": [64, 64]}, actnorm=False)),
         Preset("nsf", NSF, conditional=True, toy_args={"num_layers": 4, "hidden_units": [64, 64], "num_bins": 8}),
         Preset("glow", Glow, conditional=True, toy_args={"num_steps": 6, "hidden_channels": 64}),
         Preset(

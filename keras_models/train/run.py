@@ -68,15 +68,7 @@ def _train_stream(config, start_step, input_context=None):
     """
     from tfp_flows.datasets import make_dataset
 
-    common = dict(
-        split="train",
-        batch_size=config["batch_size"],
-        seed=config["seed"],
-        shuffle=True,
-        drop_remainder=True,
-        input_context=input_context,
-        **_conditional_kwargs(config),
-    )
+    common = dict(_split_kwargs(config, "train"), input_context=input_context)
     replicas_per_pipeline = (
         1 if input_context is None else (input_context.num_replicas_in_sync // input_context.num_input_pipelines)
     )
@@ -88,9 +80,13 @@ def _train_stream(config, start_step, input_context=None):
     return make_dataset(config["dataset"], repeat=True, initial_epoch=data_epoch, **common).skip(offset)
 
 
-def _conditional_kwargs(config):
-    """make_dataset's `conditional=True` for a conditional run, nothing otherwise (its default)."""
-    return {"conditional": True} if config["conditional"] else {}
+def _split_kwargs(config, split):
+    """make_dataset's arguments for a split: training batches shuffled and whole, validation in order and all;
+    `conditional=True` for a conditional run (nothing otherwise: its default)."""
+    training = split == "train"
+    kwargs = dict(split=split, batch_size=config["batch_size"], seed=config["seed"])
+    kwargs.update(shuffle=training, drop_remainder=training)
+    return dict(kwargs, conditional=True) if config["conditional"] else kwargs
 
 
 def _datasets(config, strategy, start_step=0, check_finite=True, support=None):
@@ -108,16 +104,7 @@ def _datasets(config, strategy, start_step=0, check_finite=True, support=None):
         train_ds = strategy.distribute_datasets_from_function(replica_stream)
     else:
         train_ds = _train_stream(config, start_step)
-    validation = make_dataset(
-        config["dataset"],
-        split="validation",
-        batch_size=config["batch_size"],
-        seed=config["seed"],
-        shuffle=False,
-        drop_remainder=False,
-        repeat=False,
-        **_conditional_kwargs(config),
-    )
+    validation = make_dataset(config["dataset"], repeat=False, **_split_kwargs(config, "validation"))
     return first_batch, train_ds, validation.take(config["validation_batches"])
 
 
