@@ -257,6 +257,11 @@ class BestEpochCheckpoint(keras.callbacks.Callback):
         self.best = math.inf if state is None else float(state["val_loss"])
         self.best_epoch = None if state is None else int(state["epoch"])
 
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        if self.chief:  # a run killed while writing the best epoch left its temporary files here
+            for path in (self.filepath, os.path.join(self.folder, BEST_STATE_FILE)):
+                remove_stale_temporaries(path)
+
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         current = (logs or {}).get(self.monitor)
         if current is None:
