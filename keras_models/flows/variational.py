@@ -333,7 +333,8 @@ class VariationalFlow(keras.Model):
         store[_SAMPLER_STATE] = self.seed_generator.state
 
     def load_own_variables(self, store):
-        super().load_own_variables({key: store[key] for key in store if key != _SAMPLER_STATE})
+        # keys(), not iteration: Keras' H5 store has no __iter__ (Python would then index it 0, 1, ...).
+        super().load_own_variables({key: store[key] for key in store.keys() if key != _SAMPLER_STATE})  # noqa: SIM118
         if _SAMPLER_STATE in store:  # files written before the state was saved restore without it
             self.seed_generator.state.assign(store[_SAMPLER_STATE])
 
