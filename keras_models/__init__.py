@@ -2,8 +2,10 @@
 
 Each preset is a `FlowModel` whose Keras layers own every weight and rebuild tfp_flows bijectors on each call;
 `model.distribution` is a plain `tfd.TransformedDistribution` usable in any TFP program. Every preset's class is
-exported here by name (imported on first use: the package itself loads no TensorFlow), and a test checks that
-the list matches the registry (`keras_models.flows.presets.PRESETS`):
+exported here by name, and a test checks that the list matches the registry (`keras_models.flows.presets.PRESETS`).
+The package itself loads no TensorFlow (the command line's `--help` and `list` stay instant): the classes load on
+first use, or at once when Keras is already imported. `keras.saving.load_model` finds them once they are loaded,
+so import keras before keras_models, or touch any class here (`keras_models.RealNVP`) before loading a file:
 
 >>> import keras_models
 >>> from keras_models.flows.presets import preset
@@ -13,6 +15,7 @@ True
 
 import importlib
 import os
+import sys
 from typing import TYPE_CHECKING
 
 # Keras reads its backend once, on first import: whichever submodule imports it, the package's TensorFlow backend
@@ -53,14 +56,19 @@ if TYPE_CHECKING:  # what IDEs and type checkers read; at run time `__getattr__`
     from keras_models.flows.variational import VariationalFlow
 
 
+def _import_all() -> None:
+    """Import every exported class: Keras registers the serialisable ones, so `keras.saving.load_model` finds them."""
+    importlib.import_module("keras_models._backend")  # refuses a non-TensorFlow Keras backend, with the fix
+    for name, module in _EXPORTS.items():
+        globals()[name] = getattr(importlib.import_module(module), name)
+
+
 def __getattr__(name: str) -> object:
-    """The exported class `name`, imported on first use (PEP 562)."""
+    """The exported class `name`, imported on first use (PEP 562) with all the others."""
     if name not in _EXPORTS:
         raise AttributeError(f"module 'keras_models' has no attribute {name!r}")
-    importlib.import_module("keras_models._backend")  # refuses a non-TensorFlow Keras backend, with the fix
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
+    _import_all()
+    return globals()[name]
 
 
 def __dir__() -> list[str]:
@@ -84,3 +92,9 @@ __all__ = [
     "RealNVP",
     "VariationalFlow",
 ]
+
+
+# With Keras already imported (TensorFlow is loaded: nothing left to save), register every class at once, so that
+# `import keras` then `import keras_models` (isort's order) is enough for `keras.saving.load_model`.
+if "keras" in sys.modules:
+    _import_all()

@@ -203,8 +203,10 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0 if metrics.get("stop_reason") == "completed" else 1
 
 
-def _load_checkpoint(path):
+def _load_checkpoint(path: str) -> "keras.Model":  # noqa: F821 (keras loads lazily)
     import keras
+
+    from keras_models import FlowModel  # noqa: F401  (loads every class of the package, so that Keras finds them)
 
     if os.path.isdir(path) and os.path.isfile(os.path.join(path, "model.keras")):
         path = os.path.join(path, "model.keras")

@@ -343,6 +343,22 @@ def test_help_and_list_answer_without_importing_tensorflow(tmp_path):
     assert json.loads(result.stdout.splitlines()[-1]) == [], result.stdout
 
 
+def test_keras_models_registers_its_classes_when_keras_is_loaded(tmp_path):
+    """`import keras` then `import keras_models` (isort's order) registers every class for `load_model`; the
+    package alone stays light."""
+    script = (
+        "import sys, keras, keras_models\n"
+        "assert keras.saving.get_registered_object('tfp_flows>PlanarFlow') is keras_models.PlanarFlow\n"
+        "print('ok')\n"
+    )
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.stdout.strip().endswith("ok"), result.stderr[-3000:]
+
+
 def test_train_flags_and_their_help_come_from_train_config():
     """One source of defaults: every TrainConfig key is a flag (or --no-/--quiet form), its help shows the
     field's default, and `tfp-flows train` with no flags runs TrainConfig's defaults (the README's first command)."""
