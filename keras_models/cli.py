@@ -206,7 +206,9 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 def _load_checkpoint(path: str) -> "keras.Model":  # noqa: F821 (keras loads lazily)
     import keras
 
-    from keras_models import FlowModel  # noqa: F401  (loads every class of the package, so that Keras finds them)
+    # Every preset and the variational wrapper, with their layers: Keras finds a saved class once it is imported.
+    import keras_models.flows.presets
+    import keras_models.flows.variational  # noqa: F401
 
     if os.path.isdir(path) and os.path.isfile(os.path.join(path, "model.keras")):
         path = os.path.join(path, "model.keras")
