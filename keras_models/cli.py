@@ -15,18 +15,24 @@ tfp-flows list
 """
 
 import argparse
+import contextlib
+import dataclasses
 import json
 import os
 import sys
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Only light modules here: `--help` and `list` must answer without importing TensorFlow (seconds).
+from keras_models.train import catalog
+from keras_models.train.config import TrainConfig
 
 
-def _number_type(convert, accept, expected):
+def _number_type(convert: Callable[[str], Any], accept: Callable[[Any], bool], expected: str) -> Callable[[str], Any]:
     """An argparse `type`: `convert(text)` when that works and `accept`s the value, else an error saying `expected`
     and the text received (argparse prefixes the flag)."""
 
-    def parse(text):
+    def parse(text: str) -> Any:
         try:
             value = convert(text)
         except ValueError:
@@ -41,9 +47,10 @@ def _number_type(convert, accept, expected):
 _positive_int = _number_type(int, lambda value: value >= 1, "a positive integer")
 _positive_float = _number_type(float, lambda value: value > 0, "a positive number")  # NaN fails too
 _non_negative_float = _number_type(float, lambda value: 0 <= value < float("inf"), "a finite number >= 0")
+_fraction = _number_type(float, lambda value: 0 <= value <= 1, "a number in [0, 1]")
 
 
-def _json_object(text):
+def _json_object(text: str) -> dict:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as error:
@@ -53,7 +60,7 @@ def _json_object(text):
     return value
 
 
-def _load_config_file(path):
+def _load_config_file(path: str) -> dict[str, Any]:
     with open(path, encoding="utf-8") as handle:
         text = handle.read()
     if path.endswith((".yaml", ".yml")):
@@ -67,7 +74,57 @@ def _load_config_file(path):
     return {key.replace("-", "_"): value for key, value in config.items()}
 
 
-def build_parser():
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "text": str,
+    "int": int,
+    "positive_int": _positive_int,
+    "positive_float": _positive_float,
+    "fraction": _fraction,
+    "json_object": _json_object,
+}
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    """One flag per `TrainConfig` field, its help and default taken from the field (the one source of both).
+
+    Every flag defaults to None, "not given", so that a config file's value is kept unless the flag overrides it.
+    Returns the flags' actions.
+    """
+    actions = []
+    for field in dataclasses.fields(TrainConfig):
+        meta = field.metadata
+        flag = meta.get("flag", "--" + field.name.replace("_", "-"))
+        if "const" in meta:
+            action = parser.add_argument(
+                flag, dest=field.name, action="store_const", const=meta["const"], help=meta["help"]
+            )
+        elif meta["kind"] == "flag" and field.default:
+            action = parser.add_argument(
+                f"--no-{field.name.replace('_', '-')}",
+                dest=field.name,
+                action="store_false",
+                default=None,
+                help="turn off: " + meta["help"],
+            )
+        elif meta["kind"] == "flag":
+            action = parser.add_argument(flag, dest=field.name, action="store_true", default=None, help=meta["help"])
+        else:
+            default = field.default_factory() if field.default is dataclasses.MISSING else field.default
+            shown = f" (default {json.dumps(default) if isinstance(default, dict) else default})"
+            action = parser.add_argument(
+                flag,
+                dest=field.name,
+                type=_PARSERS[meta["kind"]],
+                choices=meta.get("choices"),
+                metavar=meta.get("metavar"),
+                help=meta["help"] + (shown if default is not None else ""),
+            )
+        actions.append(action)
+    return actions
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `tfp-flows` parser: its commands and flags (the train flags made from `TrainConfig`)."""
     parser = argparse.ArgumentParser(
         prog="tfp-flows",
         description="Normalizing flows with TensorFlow Probability and Keras 3.",
@@ -75,60 +132,31 @@ def build_parser():
         epilog=__doc__,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    train = commands.add_parser("train", help="train a flow, then evaluate, plot and export it")
-    train.add_argument("--config", help="JSON or YAML file whose keys mirror these flags")
-    train.add_argument("--preset", help="model preset (see `tfp-flows list`); default realnvp")
-    train.add_argument("--dataset", help="dataset or VI energy (see `tfp-flows list`); default two_moons")
-    train.add_argument("--epochs", type=_positive_int)
-    train.add_argument("--steps-per-epoch", type=_positive_int)
-    train.add_argument("--batch-size", type=_positive_int, help="global batch size")
-    train.add_argument("--learning-rate", type=_positive_float)
-    train.add_argument("--seed", type=int)
-    train.add_argument(
-        "--model-args", type=_json_object, help="preset arguments as JSON, e.g. '{\"num_couplings\": 4}'"
-    )
-    train.add_argument("--run-dir", help="parent folder of run folders (default runs)")
-    train.add_argument("--name", help="run and export name (default <preset>-<dataset>)")
-    train.add_argument("--export-dir", help="where SavedModels go (default saved_models)")
-    train.add_argument("--no-export", dest="export", action="store_false", default=None)
-    train.add_argument(
-        "--no-restore-best",
-        dest="restore_best",
-        action="store_false",
-        default=None,
-        help="keep the last epoch's weights instead of the best validation epoch's",
-    )
-    train.add_argument("--jit-compile", action="store_true", default=None, help="compile train steps with XLA")
-    train.add_argument("--strategy", choices=["default", "mirrored", "multiworker"])
-    train.add_argument("--quiet", dest="verbose", action="store_const", const=0, default=None)
-    train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last backup")
-    train.add_argument(
-        "--conditional",
+    logging = argparse.ArgumentParser(add_help=False)
+    logging.add_argument(
+        "--verbose",
+        dest="tensorflow_logs",
         action="store_true",
-        default=None,
-        help="train p(x | c) with c the one-hot label (datasets with a context shape, `tfp-flows list`)",
-    )
-    train.add_argument(
-        "--objective",
-        choices=["elbo", "iw-elbo"],
-        help="variational inference (--dataset U1..U4) only: the bound trained on (default elbo)",
-    )
-    train.add_argument(
-        "--num-importance-samples",
-        type=_positive_int,
-        metavar="K",
-        help="variational inference only: K samples per estimate of the iw-elbo (default 1)",
+        help="show TensorFlow's own log lines (C++ start-up messages, absl warnings); hidden otherwise",
     )
 
-    evaluate = commands.add_parser("evaluate", help="NLL (and bits/dim) of a checkpoint or export on a split")
+    train = commands.add_parser("train", parents=[logging], help="train a flow, then evaluate, plot and export it")
+    train.add_argument("--config", help="JSON or YAML file whose keys mirror these flags")
+    train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last backup")
+    add_config_flags(train)
+
+    evaluate = commands.add_parser(
+        "evaluate", parents=[logging], help="NLL (and bits/dim) of a checkpoint or export on a split"
+    )
     evaluate.add_argument("--model", required=True, help="a .keras checkpoint, a run folder or a SavedModel")
     evaluate.add_argument("--dataset", required=True)
     evaluate.add_argument("--split", default="test")
     evaluate.add_argument("--batch-size", type=_positive_int, default=256)
     evaluate.add_argument("--max-batches", type=_positive_int, default=None)
 
-    sample = commands.add_parser("sample", help="draw from an exported model (no training code needed)")
+    sample = commands.add_parser(
+        "sample", parents=[logging], help="draw from an exported model (no training code needed)"
+    )
     sample.add_argument("--model", required=True, help="saved_models/<name> (newest version) or .../<version>")
     sample.add_argument("--num-samples", type=_positive_int, default=64)
     sample.add_argument("--temperature", type=_non_negative_float, default=1.0)
@@ -141,17 +169,19 @@ def build_parser():
         "or a JSON list (c itself), e.g. --context 3 for the digit 3",
     )
 
-    export = commands.add_parser("export", help="export a .keras checkpoint as a TF Serving SavedModel")
+    export = commands.add_parser(
+        "export", parents=[logging], help="export a .keras checkpoint as a TF Serving SavedModel"
+    )
     export.add_argument("--model", required=True, help="a .keras checkpoint or a run folder")
     export.add_argument("--export-dir", default="saved_models")
     export.add_argument("--name", default=None)
     export.add_argument("--version", type=_positive_int, default=None)
 
-    commands.add_parser("list", help="list presets and datasets")
+    commands.add_parser("list", help="list presets, datasets and energies")
     return parser
 
 
-def _train(args, parser):
+def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from keras_models.train import run
 
     if args.resume:
@@ -160,8 +190,8 @@ def _train(args, parser):
         result = run.train(resume=args.resume)
     else:
         config = _load_config_file(args.config) if args.config else {}
-        flags = {k: v for k, v in vars(args).items() if k not in ("command", "config", "resume") and v is not None}
-        config.update(flags)
+        flags = {field.name: getattr(args, field.name) for field in dataclasses.fields(TrainConfig)}
+        config.update({key: value for key, value in flags.items() if value is not None})
         result = run.train(config)
     print(f"run folder:   {result['run_dir']}")
     for _name, path in sorted(result.get("figures", {}).items()):
@@ -173,8 +203,12 @@ def _train(args, parser):
     return 0 if metrics.get("stop_reason") == "completed" else 1
 
 
-def _load_checkpoint(path):
+def _load_checkpoint(path: str) -> "keras.Model":  # noqa: F821 (keras loads lazily)
     import keras
+
+    # Every preset and the variational wrapper, with their layers: Keras finds a saved class once it is imported.
+    import keras_models.flows.presets
+    import keras_models.flows.variational  # noqa: F401
 
     if os.path.isdir(path) and os.path.isfile(os.path.join(path, "model.keras")):
         path = os.path.join(path, "model.keras")
@@ -326,40 +360,78 @@ def _export(args):
     return 0
 
 
-def _list():
-    from keras_models.flows.presets import PRESETS
-    from tfp_flows.datasets import dataset_info, list_datasets
-    from tfp_flows.datasets.energies import ENERGIES
-
-    print("presets:  " + ", ".join(sorted(PRESETS)))
-    print("datasets: " + ", ".join(sorted(list_datasets())))
+def _list() -> int:
+    """Presets, data sets and energies from the TensorFlow-free catalog (tests check it against the registries)."""
+    width = max(map(len, [*catalog.PRESETS, *catalog.DATASETS, *catalog.ENERGIES])) + 2
+    print("presets (--preset; [c]: takes --conditional, [vi]: fits an energy):")
+    for name, entry in catalog.PRESETS.items():
+        marks = " ".join(mark for mark, on in (("[c]", entry.conditional), ("[vi]", entry.variational)) if on)
+        print(f"  {name:<{width}}{entry.description}{' ' + marks if marks else ''}")
+    print("datasets (--dataset):")
+    for name, entry in sorted(catalog.DATASETS.items()):
+        print(f"  {name:<{width}}{entry.description}, event shape {entry.event_shape}")
     # The context shape is the one-hot condition c that make_dataset(..., conditional=True) pairs with x.
-    labelled = [
-        (name, dataset_info(name).context_shape)
-        for name in sorted(list_datasets())
-        if dataset_info(name).context_shape is not None
-    ]
+    labelled = [(name, entry.context_shape) for name, entry in sorted(catalog.DATASETS.items()) if entry.context_shape]
     print("conditional datasets (context shape of c): " + ", ".join(f"{name} {shape}" for name, shape in labelled))
-    print(
-        "energies (variational inference with planar/radial/...): "
-        + ", ".join(sorted(name.upper() for name in ENERGIES))
-    )
+    print("energies (--dataset; variational inference with the [vi] presets):")
+    for name, description in catalog.ENERGIES.items():
+        print(f"  {name:<{width}}{description}")
     return 0
 
 
-def main(argv=None):
+@contextlib.contextmanager
+def _stderr_to_devnull() -> Iterator[None]:
+    """Point file descriptor 2 at /dev/null for a while: what C++ code writes there is dropped.
+
+    TensorFlow's C++ libraries log at load time through absl before absl's logging is initialised, and absl then
+    ignores TF_CPP_MIN_LOG_LEVEL ("All log messages before absl::InitializeLog() ..."): only the descriptor can stop
+    those lines. Python's own exceptions still show: they are printed after the descriptor is back.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _load_tensorflow(verbose: bool) -> None:
+    """Import TensorFlow for a command, its log lines hidden unless `verbose` (`--verbose`).
+
+    TF_CPP_MIN_LOG_LEVEL must be set before TensorFlow is imported (it is read once); an explicit setting in the
+    environment wins unless --verbose asks for everything. The device scan runs here too, so that the CUDA
+    probe's lines on a machine without a GPU are dropped with the rest.
+    """
+    if verbose:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+        import tensorflow  # noqa: F401
+
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with _stderr_to_devnull():
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()
+    import absl.logging
+
+    absl.logging.set_verbosity(absl.logging.ERROR)
+    tf.get_logger().setLevel("ERROR")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run `tfp-flows` with `argv` (default: the process's arguments); returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        if args.command == "train":
-            return _train(args, parser)
-        if args.command == "evaluate":
-            return _evaluate(args)
-        if args.command == "sample":
-            return _sample(args)
-        if args.command == "export":
-            return _export(args)
+    if args.command == "list":
         return _list()
+    commands = {"train": lambda: _train(args, parser), "evaluate": lambda: _evaluate(args)}
+    commands.update(sample=lambda: _sample(args), export=lambda: _export(args))
+    try:
+        _load_tensorflow(args.tensorflow_logs)
+        return commands[args.command]()
     except (ValueError, TypeError, FileNotFoundError, FileExistsError) as error:
         # Bad input: one clear line, usage-style exit code, no traceback.
         print(f"tfp-flows {args.command}: error: {error}", file=sys.stderr)

@@ -66,3 +66,15 @@ def test_train_reports_and_saves_the_best_epoch(tmp_path):
     saved = keras.saving.load_model(next(tmp_path.glob("*/model.keras")))
     for a, b in zip(saved.get_weights(), result["model"].get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_new_run_clears_the_temporaries_a_killed_best_epoch_write_left(tmp_path):
+    stale = [tmp_path / ".tmp-best.weights.h5.x1y2.weights.h5", tmp_path / ".tmp-best.json.a1b2"]
+    for path in stale:
+        path.write_bytes(b"half a file")
+    callback = training.BestEpochCheckpoint(str(tmp_path))
+    callback.set_model(_model())
+    callback.on_train_begin()
+    assert not any(path.exists() for path in stale)
+    training.BestEpochCheckpoint(str(tmp_path / "worker"), chief=False).on_train_begin()  # a worker writes nothing
+    assert not (tmp_path / "worker").exists()

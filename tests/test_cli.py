@@ -241,6 +241,9 @@ def test_bad_names_exit_2_with_one_clear_line_and_no_traceback(tmp_path, args, m
     assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
     assert message in result.stderr, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
+    # TensorFlow's own start-up lines are off without --verbose: the error is all there is.
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], lines
 
 
 def test_evaluate_reports_bits_per_dim_on_the_datas_own_levels(tmp_path, capsys):
@@ -279,32 +282,136 @@ def test_evaluate_reports_bits_per_dim_on_the_datas_own_levels(tmp_path, capsys)
     np.testing.assert_allclose(report["bits_per_dim"], (report["nll"] / 64 + np.log(17)) / np.log(2), rtol=1e-5)
 
 
-def test_conditional_run_needs_a_preset_that_takes_context_shape(monkeypatch):
-    from keras_models.train import config as run_config
+def test_conditional_run_needs_a_preset_with_a_conditional_form():
+    from keras_models.train.config import resolve_config
 
-    class Base:
-        def __init__(self, event_shape, context_shape=None):
-            pass
-
-    class PassesItOn(Base):
-        def __init__(self, event_shape, width=4, **kwargs):
-            super().__init__(event_shape, **kwargs)
-
-    class Closed(Base):
-        def __init__(self, event_shape, width=4):
-            super().__init__(event_shape)
-
-    assert run_config.takes_keyword(PassesItOn, "context_shape")
-    assert not run_config.takes_keyword(Closed, "context_shape")
-    monkeypatch.setattr(run_config, "preset_class", lambda name: Closed)
     with pytest.raises(
         ValueError,
-        match=r"needs a preset whose constructor takes `context_shape`; preset 'realnvp' "
-        r"\(Closed\) does not",
+        match=r"needs a preset with a conditional form; preset 'flowpp' \(FlowPlusPlus\) has none. "
+        r"Expected one of \['glow', 'maf', 'nsf', 'realnvp'\]",
     ):
-        run_config.resolve_config({"dataset": "digits", "conditional": True})
-    monkeypatch.setattr(run_config, "preset_class", lambda name: PassesItOn)
-    assert run_config.resolve_config({"dataset": "digits", "conditional": True})["conditional"] is True
+        resolve_config({"dataset": "digits", "preset": "flowpp", "conditional": True})
+    assert resolve_config({"dataset": "digits", "conditional": True})["conditional"] is True
+
+
+@pytest.mark.parametrize("name", ["prelu", "nice", "realnvp", "maf", "nsf", "glow", "flowpp", "planar", "radial"])
+def test_preset_conditional_says_whether_the_model_takes_a_context(name):
+    """`Preset.conditional` against the model itself: a preset without a conditional form refuses `context_shape`."""
+    from keras_models.flows.presets import preset
+
+    entry = preset(name)
+    args = dict(entry.toy_args or entry.vi_args or {})
+    if entry.conditional:
+        assert entry.model((2,), context_shape=(2,), **args).context_shape == (2,)
+    else:
+        with pytest.raises(ValueError, match="has no conditional form"):
+            entry.model((2,), context_shape=(2,), **args)
+
+
+def test_the_catalog_list_prints_matches_the_registries():
+    """`tfp-flows list` reads a TensorFlow-free table (keras_models/train/catalog.py): it must say what the
+    registries say."""
+    from keras_models.flows.presets import PRESETS
+    from keras_models.flows.variational import GRADIENT_ESTIMATORS, OBJECTIVES
+    from keras_models.train import catalog
+    from tfp_flows.datasets import dataset_info, list_datasets
+    from tfp_flows.datasets.energies import ENERGIES
+
+    assert list(catalog.PRESETS) == list(PRESETS)
+    for name, entry in PRESETS.items():
+        summary = catalog.PRESETS[name]
+        assert (summary.conditional, summary.variational) == (entry.conditional, entry.vi_args is not None), name
+    assert sorted(catalog.DATASETS) == list_datasets()
+    for name, summary in catalog.DATASETS.items():
+        info = dataset_info(name)
+        assert (summary.event_shape, summary.context_shape) == (info.event_shape, info.context_shape), name
+    assert sorted(catalog.ENERGIES) == sorted(name.upper() for name in ENERGIES)
+    assert catalog.OBJECTIVES == OBJECTIVES
+    assert catalog.GRADIENT_ESTIMATORS == GRADIENT_ESTIMATORS
+
+
+def test_help_and_list_answer_without_importing_tensorflow(tmp_path):
+    script = (
+        "import contextlib, io, json, sys\n"
+        "from keras_models.cli import main\n"
+        "for argv in (['--help'], ['train', '--help'], ['evaluate', '--help'], ['sample', '--help'], ['list']):\n"
+        "    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        "        main(argv)\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'tfp_flows'))))\n"
+    )
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=True
+    )
+    assert json.loads(result.stdout.splitlines()[-1]) == [], result.stdout
+
+
+def test_keras_models_registers_its_classes_when_keras_is_loaded(tmp_path):
+    """`import keras` then `import keras_models` (isort's order) registers every class for `load_model`; the
+    package alone stays light."""
+    script = (
+        "import sys, keras, keras_models\n"
+        "assert keras.saving.get_registered_object('tfp_flows>PlanarFlow') is keras_models.PlanarFlow\n"
+        "print('ok')\n"
+    )
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.stdout.strip().endswith("ok"), result.stderr[-3000:]
+
+
+def test_train_flags_and_their_help_come_from_train_config():
+    """One source of defaults: every TrainConfig key is a flag (or --no-/--quiet form), its help shows the
+    field's default, and `tfp-flows train` with no flags runs TrainConfig's defaults (the README's first command)."""
+    import argparse
+    import dataclasses
+
+    from keras_models.cli import add_config_flags, build_parser
+    from keras_models.train.config import DEFAULTS, TrainConfig, resolve_config
+
+    by_dest = {action.dest: action for action in add_config_flags(argparse.ArgumentParser())}
+    for field in dataclasses.fields(TrainConfig):
+        action = by_dest[field.name]
+        assert action.default is None, field.name  # an unset flag leaves a config file's value alone
+        assert field.metadata["help"] in action.help, field.name
+        if field.metadata["kind"] != "flag" and "const" not in field.metadata and field.default is not None:
+            default = field.default_factory() if field.default is dataclasses.MISSING else field.default
+            assert f"(default {json.dumps(default) if isinstance(default, dict) else default})" in action.help
+    assert by_dest["export"].option_strings == ["--no-export"] and by_dest["verbose"].option_strings == ["--quiet"]
+    parser = build_parser()
+    args = parser.parse_args(["train"])
+    flags = {field.name: getattr(args, field.name) for field in dataclasses.fields(TrainConfig)}
+    assert set(flags.values()) == {None}
+    resolved = resolve_config({})
+    assert {key: resolved[key] for key in DEFAULTS if key != "name"} == {
+        k: v for k, v in DEFAULTS.items() if k != "name"
+    }
+    assert (resolved["preset"], resolved["dataset"], resolved["epochs"], resolved["steps_per_epoch"]) == (
+        "realnvp",
+        "two_moons",
+        12,
+        200,
+    )
+    assert (resolved["batch_size"], resolved["learning_rate"], resolved["name"]) == (256, 2e-3, "realnvp-two_moons")
+
+
+def test_the_optimizer_reads_its_numbers_from_the_config():
+    from keras_models.train.common import make_optimizer
+    from keras_models.train.config import resolve_config
+
+    default = make_optimizer(resolve_config({})).get_config()
+    assert default["clipnorm"] == 10.0 and default["learning_rate"]["config"]["alpha"] == 0.05
+    optimizer = make_optimizer(
+        resolve_config({"clipnorm": 3.0, "final_learning_rate_fraction": 0.5, "learning_rate": 0.1})
+    )
+    schedule = optimizer.get_config()["learning_rate"]["config"]
+    assert optimizer.clipnorm == 3.0
+    assert (schedule["initial_learning_rate"], schedule["alpha"], schedule["decay_steps"]) == (0.1, 0.5, 12 * 200)
+    with pytest.raises(ValueError, match=r"`final_learning_rate_fraction` must be a number in \[0, 1\]; received 2"):
+        resolve_config({"final_learning_rate_fraction": 2})
 
 
 def test_conditional_image_figure_draws_one_row_per_class_with_c_fixed_along_it(tmp_path):

@@ -28,6 +28,7 @@ from keras_models import (
 )
 from keras_models.train import callbacks as training
 from keras_models.train import run
+from keras_models.train.common import make_optimizer
 
 TIMEOUT_S = 300
 EPOCHS, STEPS = 4, 40
@@ -391,7 +392,7 @@ def test_a_backup_that_cannot_be_written_keeps_the_previous_one_and_says_why(tmp
     model = run.build_model(
         config["preset"], (2,), **run._model_args(config, tfp_flows.datasets.dataset_info(config["dataset"]))
     )
-    model.compile(optimizer=run.make_optimizer(config))
+    model.compile(optimizer=make_optimizer(config))
     model.optimizer.build(model.trainable_variables)
     model.load_weights(str(backup / "epoch-000001.weights.h5"))
     assert int(model.optimizer.iterations.numpy()) == 5

@@ -59,7 +59,7 @@ def test_images_are_refused():
 
 
 def test_actnorm_auto_means_what_it_means_for_every_preset():
-    """"auto" places ActNorms wherever data initialise them: every vector density preset, not IAF or images."""
+    """ "auto" places ActNorms wherever data initialise them: every vector density preset, not IAF or images."""
     from keras_models import IAF, MAF, NICE, RealNVP
 
     vectors = [NSF((2,)), MAF((2,), hidden_units=(4,)), NICE((2,), hidden_units=(4,)), RealNVP((2,), hidden_units=(4,))]

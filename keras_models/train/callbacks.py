@@ -15,10 +15,12 @@ writes themselves are `keras_models.core.io`'s.
 import contextlib
 import glob
 import json
+import math
 import os
 import shutil
 import tempfile
 import warnings
+from collections.abc import Sequence
 
 import keras
 import numpy as np
@@ -40,16 +42,16 @@ class AtomicCheckpoint(keras.callbacks.Callback):
     `stop_reason` says why. `path=None` only checks (non-chief workers must stop with the chief).
     """
 
-    def __init__(self, path):
+    def __init__(self, path: str | None) -> None:
         super().__init__()
         self.path = path
         self.stop_reason = None
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: dict | None = None) -> None:
         if self.path:
             remove_stale_temporaries(self.path)
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         bad = non_finite_weights(self.model)
         if bad:
             self.stop_reason = (
@@ -64,15 +66,15 @@ class AtomicCheckpoint(keras.callbacks.Callback):
 class NaNGuard(keras.callbacks.TerminateOnNaN):
     """Keras' TerminateOnNaN that also records why it stopped (for metrics.json)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self.stop_reason = None
         self._epoch = 0
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self._epoch = epoch
 
-    def on_batch_end(self, batch, logs=None):
+    def on_batch_end(self, batch: int, logs: dict | None = None) -> None:
         loss = (logs or {}).get("loss")
         if loss is not None and not np.isfinite(float(np.asarray(loss))) and self.stop_reason is None:
             self.stop_reason = (
@@ -85,7 +87,7 @@ class NaNGuard(keras.callbacks.TerminateOnNaN):
 BACKUP_STATE_FILE = "state.json"
 
 
-def read_backup_state(backup_dir):
+def read_backup_state(backup_dir: str) -> dict | None:
     """The backup's state {"epoch": n, "weights": file name} (n epochs done), or None when there is none."""
     path = os.path.join(backup_dir, BACKUP_STATE_FILE)
     if not os.path.isfile(path):
@@ -100,7 +102,7 @@ def read_backup_state(backup_dir):
     return state
 
 
-def backed_up_epoch(backup_dir):
+def backed_up_epoch(backup_dir: str) -> int:
     """How many epochs the backup in `backup_dir` has completed (0 when there is no backup)."""
     state = read_backup_state(backup_dir)
     return int(state["epoch"]) if state else 0
@@ -129,14 +131,14 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         let a finished run be resumed for more epochs.
     """
 
-    def __init__(self, backup_dir, chief=None, delete_checkpoint=True):
+    def __init__(self, backup_dir: str, chief: bool | None = None, delete_checkpoint: bool = True) -> None:
         super().__init__(backup_dir, save_freq="epoch", delete_checkpoint=delete_checkpoint)
         self.chief = is_chief() if chief is None else bool(chief)
         self.write_dir = None
         self.restored_epoch = 0
         self._batches_done = 0
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: dict | None = None) -> None:
         self.write_dir = self.backup_dir if self.chief else tempfile.mkdtemp(prefix="tfp-flows-worker-backup-")
         self._remove_stale_temporaries()
         state = read_backup_state(self.backup_dir)
@@ -147,15 +149,18 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
             self.model.optimizer.build(self.model.trainable_variables)  # its variables must exist to be loaded
         self.model.load_weights(os.path.join(self.backup_dir, state["weights"]))
         self.restored_epoch = int(state["epoch"])
-        self.model._initial_epoch = self.restored_epoch  # what Keras' BackupAndRestore sets: fit starts there
+        # Keras has no public hook for "fit starts at epoch n" from a callback; this attribute is what its own
+        # BackupAndRestore sets, and tests/test_fault_tolerance.py's test_a_new_fit_restores_the_backup_and_continues_
+        # at_its_epoch fails the day Keras changes it.
+        self.model._initial_epoch = self.restored_epoch
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self._batches_done = 0
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         self._batches_done = batch + 1  # backups happen at epoch ends only
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         steps = (self.params or {}).get("steps")
         if steps and self._batches_done < steps:
             return  # stopped mid-epoch (TerminateOnNaN): a partial epoch is not a finished one
@@ -208,7 +213,7 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
             with contextlib.suppress(OSError):
                 os.remove(stale)
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: dict | None = None) -> None:
         if self.write_dir and self.write_dir != self.backup_dir:
             shutil.rmtree(self.write_dir, ignore_errors=True)
         elif self.delete_checkpoint and self.chief and not self.model.stop_training:
@@ -220,7 +225,7 @@ BEST_WEIGHTS_FILE = "best.weights.h5"
 BEST_STATE_FILE = "best.json"
 
 
-def read_best_state(folder):
+def read_best_state(folder: str) -> dict | None:
     """{"epoch": n, "val_loss": v} of the best validation epoch saved in `folder`, or None."""
     path = os.path.join(folder, BEST_STATE_FILE)
     if not os.path.isfile(path) or not os.path.isfile(os.path.join(folder, BEST_WEIGHTS_FILE)):
@@ -229,36 +234,48 @@ def read_best_state(folder):
         return json.load(handle)
 
 
-class BestEpochCheckpoint(keras.callbacks.ModelCheckpoint):
-    """Keras' `ModelCheckpoint(monitor="val_loss", save_best_only=True, save_weights_only=True)`, made crash-safe.
+class BestEpochCheckpoint(keras.callbacks.Callback):
+    """Keeps the best validation epoch's weights on disk, crash-safe: what Keras' `ModelCheckpoint(monitor="val_loss",
+    save_best_only=True, save_weights_only=True)` does, on the public `Callback` hooks only.
 
-    The weights of the best validation epoch so far go to `folder/best.weights.h5` through a temporary file and a
-    rename, then `folder/best.json` ({"epoch", "val_loss"}) is replaced atomically. The best value survives a
-    resume: a new callback on the same folder starts from it (Keras' `initial_value_threshold`), so a run
-    killed and resumed keeps the same best epoch as one never interrupted. `restore(model)` loads the best
-    weights at the end of training (what `EarlyStopping(restore_best_weights=True)` does, without stopping
-    early and without holding the weights only in memory). Only the chief writes (`chief=False`: nothing).
+    At the end of an epoch whose `monitor` value is finite and below the best so far, the weights go to
+    `folder/best.weights.h5` through a temporary file and a rename, then `folder/best.json` ({"epoch", "val_loss"})
+    is replaced atomically. The best value survives a resume: a new callback on the same folder starts from it,
+    so a run killed and resumed keeps the same best epoch as one never interrupted. `restore(model)` loads the best
+    weights at the end of training (what `EarlyStopping(restore_best_weights=True)` does, without stopping early
+    and without holding the weights only in memory). Only the chief writes (`chief=False`: nothing); every
+    worker keeps the same `best_epoch`.
     """
 
-    def __init__(self, folder, chief=True, monitor="val_loss"):
+    def __init__(self, folder: str, chief: bool = True, monitor: str = "val_loss") -> None:
+        super().__init__()
         self.folder = folder
-        state = read_best_state(folder)
-        super().__init__(
-            os.path.join(folder, BEST_WEIGHTS_FILE),
-            monitor=monitor,
-            save_best_only=True,
-            save_weights_only=True,
-            mode="min",
-            initial_value_threshold=None if state is None else float(state["val_loss"]),
-        )
+        self.filepath = os.path.join(folder, BEST_WEIGHTS_FILE)
+        self.monitor = monitor
         self.chief = bool(chief)
+        state = read_best_state(folder)
+        self.best = math.inf if state is None else float(state["val_loss"])
         self.best_epoch = None if state is None else int(state["epoch"])
 
-    def _save_model(self, epoch, batch, logs):
-        previous = (self.best, self.best_epoch)
-        if not self._should_save_model(epoch, batch, logs, self.filepath):
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        if self.chief:  # a run killed while writing the best epoch left its temporary files here
+            for path in (self.filepath, os.path.join(self.folder, BEST_STATE_FILE)):
+                remove_stale_temporaries(path)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        current = (logs or {}).get(self.monitor)
+        if current is None:
+            warnings.warn(
+                f"BestEpochCheckpoint: the logs of epoch {epoch + 1} have no {self.monitor!r} (fit without "
+                f"validation_data?); expected one of them, received {sorted(logs or {})}",
+                stacklevel=2,
+            )
             return
-        self.best_epoch = epoch + 1
+        current = float(np.asarray(current))
+        if not current < self.best:  # NaN never improves
+            return
+        previous = (self.best, self.best_epoch)
+        self.best, self.best_epoch = current, epoch + 1
         if not self.chief:
             return
         try:
@@ -266,7 +283,7 @@ class BestEpochCheckpoint(keras.callbacks.ModelCheckpoint):
                 lambda tmp: self.model.save_weights(tmp, overwrite=True), self.filepath, suffix=".weights.h5"
             )
             atomic_write_json(
-                os.path.join(self.folder, BEST_STATE_FILE), {"epoch": self.best_epoch, "val_loss": float(self.best)}
+                os.path.join(self.folder, BEST_STATE_FILE), {"epoch": self.best_epoch, "val_loss": current}
             )
         except OSError as error:
             # Not fatal: the backup is what a run cannot go on without (it stops the run and says why); here the
@@ -278,7 +295,7 @@ class BestEpochCheckpoint(keras.callbacks.ModelCheckpoint):
                 stacklevel=2,
             )
 
-    def restore(self, model):
+    def restore(self, model: keras.Model) -> int | None:
         """Load the best epoch's weights into `model`; returns that epoch (None when none was saved)."""
         if read_best_state(self.folder) is None:
             return None
@@ -286,7 +303,14 @@ class BestEpochCheckpoint(keras.callbacks.ModelCheckpoint):
         return self.best_epoch
 
 
-def default_callbacks(run_dir, backup=True, tensorboard=True, checkpoint=True, chief=None, best=False):
+def default_callbacks(
+    run_dir: str,
+    backup: bool = True,
+    tensorboard: bool = True,
+    checkpoint: bool = True,
+    chief: bool | None = None,
+    best: bool = False,
+) -> list[keras.callbacks.Callback]:
     """NaN guard, BackupAndRestore (resume after a crash), TensorBoard and an atomic checkpoint in `run_dir`.
 
     `chief` (default: `is_chief()` from TF_CONFIG): only the chief writes; every worker still checks for
@@ -308,7 +332,7 @@ def default_callbacks(run_dir, backup=True, tensorboard=True, checkpoint=True, c
     return callbacks
 
 
-def stop_reason(callbacks):
+def stop_reason(callbacks: Sequence[keras.callbacks.Callback]) -> str | None:
     """The first recorded reason a callback stopped training, or None."""
     for callback in callbacks:
         reason = getattr(callback, "stop_reason", None)

@@ -5,13 +5,16 @@ conversion of metrics to strict JSON. Both runs import this module; neither impo
 """
 
 import time
+from collections.abc import Mapping
+from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 
-def device():
+def device() -> str:
+    """What metrics.json records as the run's device: the GPUs TensorFlow sees, or "CPU"."""
     gpus = tf.config.list_physical_devices("GPU")
     return f"{len(gpus)} GPU(s): " + ", ".join(g.name for g in gpus) if gpus else "CPU"
 
@@ -19,7 +22,7 @@ def device():
 class EpochSummary(keras.callbacks.Callback):
     """One line per epoch after Keras' progress bar: the metrics and the epoch's wall time."""
 
-    def __init__(self, epochs):
+    def __init__(self, epochs: int) -> None:
         super().__init__()
         self.epochs = epochs
 
@@ -31,19 +34,27 @@ class EpochSummary(keras.callbacks.Callback):
         print(f"epoch {epoch + 1}/{self.epochs}: {shown} ({time.time() - self._start:.1f} s)", flush=True)
 
 
-def make_optimizer(config):
-    """Adam with a cosine-decayed learning rate over the whole run and gradient clipping (no NaN from a spike)."""
+def make_optimizer(config: Mapping[str, Any]) -> keras.optimizers.Optimizer:
+    """Adam with a cosine-decayed learning rate over the whole run and gradient clipping (no NaN from a spike).
+
+    lr(t) = lr0 (alpha + (1 - alpha) (1 + cos(pi t / T)) / 2) for T = epochs * steps_per_epoch (Loshchilov &
+    Hutter 2017, SGDR, without restarts; Keras' CosineDecay), alpha = `final_learning_rate_fraction`; gradients
+    clipped to the norm `clipnorm`. Every number comes from the run's config (`TrainConfig`'s defaults).
+    """
     schedule = keras.optimizers.schedules.CosineDecay(
-        config["learning_rate"], decay_steps=config["epochs"] * config["steps_per_epoch"], alpha=0.05
+        config["learning_rate"],
+        decay_steps=config["epochs"] * config["steps_per_epoch"],
+        alpha=config["final_learning_rate_fraction"],
     )
-    return keras.optimizers.Adam(schedule, clipnorm=10.0)
+    return keras.optimizers.Adam(schedule, clipnorm=config["clipnorm"])
 
 
-def finite_or_none(value):
+def finite_or_none(value: Any) -> float | None:
     """A float for metrics.json (strict JSON has no NaN): None when missing or not finite."""
     return float(value) if value is not None and np.isfinite(value) else None
 
 
-def last_metric(history, key):
+def last_metric(history: Mapping[str, list], key: str) -> float | None:
+    """The last epoch's value of `key` in a Keras history, None when missing or not finite."""
     values = history.get(key)
     return finite_or_none(values[-1]) if values else None

@@ -1,63 +1,128 @@
-"""A run's configuration: the keys `tfp-flows train` flags and config files mirror, checked and defaulted.
+"""A run's configuration: `TrainConfig`, the one source of every key, default and help text of `tfp-flows train`.
 
-`conditional` trains p(x | c) on `make_dataset(..., conditional=True)`'s (x, c) pairs: it needs a dataset with
-a `context_shape` (labels) and a preset whose constructor takes `context_shape` (checked on its signature, through
-**kwargs up the class hierarchy), and says which is missing otherwise.
+The command line makes its `train` flags from `TrainConfig`'s fields (a key `batch_size` is the flag
+`--batch-size`, its help is the field's, its default is the field's), config files (`--config run.yaml`) use the
+same keys, and `resolve_config` fills in and checks a run's keys against it. This module imports no TensorFlow, so
+that `tfp-flows --help` answers at once; the checks that need the registries import them when called.
 
-`objective` and `num_importance_samples` belong to variational inference (`--dataset U1`..`U4`): they become
-`VariationalFlow(objective=..., num_importance_samples=...)` and default there to "elbo" and 1; a
-density-estimation run refuses them rather than silently ignoring them. So does `gradient_estimator` (a config
-file key, no flag: `VariationalFlow(gradient_estimator=...)`, "reparameterized" by default, which checks it).
+`conditional` trains p(x | c) on `make_dataset(..., conditional=True)`'s (x, c) pairs: it needs a dataset with a
+`context_shape` (labels) and a preset whose registry entry says it has a conditional form (`Preset.conditional`),
+and says which is missing otherwise.
+
+`objective`, `num_importance_samples` and `gradient_estimator` belong to variational inference (`--dataset
+U1`..`U4`): they become
+`VariationalFlow(objective=..., num_importance_samples=..., gradient_estimator=...)` and default there to
+`VARIATIONAL_DEFAULTS`; a density-estimation run refuses them rather than silently ignoring them.
+
+>>> DEFAULTS["preset"], DEFAULTS["epochs"], TrainConfig().learning_rate
+('realnvp', 12, 0.002)
 """
 
-import inspect
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
 
-from keras_models.flows.presets import preset_class
-from keras_models.flows.variational import OBJECTIVES
-from tfp_flows.validation import check_int, check_one_of
+from keras_models.train.catalog import GRADIENT_ESTIMATORS, OBJECTIVES, is_energy
 
-DEFAULTS = {
-    "preset": "realnvp",
-    "dataset": "two_moons",
-    "epochs": 12,
-    "steps_per_epoch": 200,
-    "batch_size": 256,
-    "learning_rate": 2e-3,
-    "seed": 0,
-    "model_args": {},
-    "run_dir": "runs",
-    "name": None,
-    "export_dir": "saved_models",
-    "export": True,
-    "jit_compile": False,
-    "strategy": "default",
-    "validation_batches": 8,
-    "restore_best": True,
-    "num_plot_samples": 2000,
-    "verbose": 1,
-    "conditional": False,
-    # Variational inference only (None: not given; a VI run then uses "elbo" and 1).
-    "objective": None,
-    "num_importance_samples": None,
-    "gradient_estimator": None,
+STRATEGIES: tuple[str, ...] = ("default", "mirrored", "multiworker")
+
+# A VI run's values for keys left unset (None); a density run must leave them unset.
+VARIATIONAL_DEFAULTS: dict[str, Any] = {
+    "objective": "elbo",
+    "num_importance_samples": 1,
+    "gradient_estimator": "reparameterized",
 }
 
-VARIATIONAL_KEYS = ("objective", "num_importance_samples", "gradient_estimator")
+
+def option(default: Any = None, help: str = "", *, kind: str = "text", **cli: Any) -> Any:
+    """A `TrainConfig` field: its default, its help text and how the command line reads it.
+
+    `kind` names the value's type for the parser and the checks: "text", "int", "positive_int",
+    "positive_float", "fraction" (a number in [0, 1]), "json_object" or "flag" (a boolean: `--name` sets a False
+    default, `--no-name` turns off a True one). `cli` holds argparse extras: `choices`, `metavar`, or `flag` and
+    `const` for a flag of another name that stores `const` (`--quiet` stores verbose=0).
+    """
+    metadata = {"help": help, "kind": kind, **cli}
+    if isinstance(default, dict | list):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
 
 
-def is_energy(name):
-    from tfp_flows.datasets.energies import ENERGIES
+@dataclasses.dataclass
+class TrainConfig:
+    """The keys of a training run (`tfp-flows train` flags and config-file keys) with their defaults."""
 
-    return str(name).lower() in ENERGIES
+    preset: str = option("realnvp", "model preset, one of `tfp-flows list`")
+    dataset: str = option(
+        "two_moons", "data set, or an energy U1..U4 for variational inference; `tfp-flows list` names them"
+    )
+    epochs: int = option(12, "training epochs", kind="positive_int")
+    steps_per_epoch: int = option(200, "optimizer steps per epoch", kind="positive_int")
+    batch_size: int = option(256, "global batch size (summed over replicas)", kind="positive_int")
+    learning_rate: float = option(
+        2e-3, "Adam's initial learning rate, cosine-decayed over the run", kind="positive_float"
+    )
+    final_learning_rate_fraction: float = option(
+        0.05, "the cosine decay ends at this fraction of the initial learning rate (Keras' alpha)", kind="fraction"
+    )
+    clipnorm: float = option(10.0, "gradients are clipped to this norm (no NaN from one spike)", kind="positive_float")
+    seed: int = option(0, "seed of the weights and of the data's shuffling", kind="int")
+    model_args: dict = option(
+        {}, "preset arguments as JSON, e.g. '{\"num_couplings\": 4}' (over the run's own)", kind="json_object"
+    )
+    run_dir: str = option("runs", "parent folder of run folders")
+    name: str | None = option(None, "run and export name (default <preset>-<dataset>)")
+    export_dir: str = option("saved_models", "where SavedModels go")
+    export: bool = option(True, "export the trained flow as a TF Serving SavedModel", kind="flag")
+    jit_compile: bool = option(False, "compile train steps with XLA", kind="flag")
+    strategy: str = option("default", "tf.distribute strategy", choices=STRATEGIES)
+    validation_batches: int = option(8, "validation batches scored after every epoch", kind="positive_int")
+    restore_best: bool = option(
+        True, "end with the best validation epoch's weights rather than the last epoch's", kind="flag"
+    )
+    num_plot_samples: int = option(2000, "points drawn in the run's figures", kind="positive_int")
+    verbose: int = option(1, "no progress bar (Keras' fit verbose=0)", kind="int", flag="--quiet", const=0)
+    conditional: bool = option(
+        False,
+        "train p(x | c) with c the one-hot label (datasets with a context shape, `tfp-flows list`)",
+        kind="flag",
+    )
+    objective: str | None = option(
+        None,
+        f"variational inference (--dataset U1..U4) only: the bound trained on "
+        f"(default {VARIATIONAL_DEFAULTS['objective']})",
+        choices=OBJECTIVES,
+    )
+    num_importance_samples: int | None = option(
+        None,
+        f"variational inference only: K samples per estimate of the iw-elbo "
+        f"(default {VARIATIONAL_DEFAULTS['num_importance_samples']})",
+        kind="positive_int",
+        metavar="K",
+    )
+    gradient_estimator: str | None = option(
+        None,
+        f"variational inference only: the gradient estimator (default "
+        f"{VARIATIONAL_DEFAULTS['gradient_estimator']}; stl for the elbo, dreg for the iw-elbo)",
+        choices=GRADIENT_ESTIMATORS,
+    )
 
 
-def resolve_config(config):
-    """Defaults filled in, names checked, and a run name chosen."""
+DEFAULTS: dict[str, Any] = dataclasses.asdict(TrainConfig())
+
+
+def resolve_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """`config` over `TrainConfig`'s defaults, names and values checked, VI keys filled in and a run name chosen.
+
+    Keys given as None take their default (a flag not passed); the result is a plain dict (config.json).
+    """
+    from keras_models.flows.presets import preset
+
     unknown = sorted(set(config) - set(DEFAULTS))
     if unknown:
         raise ValueError(f"unknown configuration keys {unknown}; expected keys among {sorted(DEFAULTS)}")
-    resolved = dict(DEFAULTS, **{k: v for k, v in config.items() if v is not None or k == "name"})
-    preset_class(resolved["preset"])  # raises with the valid names
+    resolved = dataclasses.asdict(TrainConfig(**{k: v for k, v in config.items() if v is not None or k == "name"}))
+    preset(resolved["preset"])  # raises with the valid names
     if not is_energy(resolved["dataset"]):
         from tfp_flows.datasets import list_datasets
 
@@ -70,62 +135,68 @@ def resolve_config(config):
             )
     _resolve_variational_keys(resolved)
     _check_conditional(resolved)
-    for key in ("epochs", "steps_per_epoch", "batch_size"):
-        check_int(resolved[key], key)
-    if not resolved["learning_rate"] > 0:
-        raise ValueError(f"`learning_rate` must be > 0; received {resolved['learning_rate']!r}")
+    _check_numbers(resolved)
+    if resolved["strategy"] not in STRATEGIES:
+        raise ValueError(f"`strategy` must be one of {list(STRATEGIES)}; received {resolved['strategy']!r}")
     resolved["name"] = resolved["name"] or f"{resolved['preset']}-{str(resolved['dataset']).lower()}"
     return resolved
 
 
-def _resolve_variational_keys(resolved):
+def _check_numbers(resolved: dict[str, Any]) -> None:
+    """The numeric keys against their field's kind (what the command line's parser checks for flags)."""
+    from tfp_flows.validation import check_int, check_number
+
+    for field in dataclasses.fields(TrainConfig):
+        value, kind = resolved[field.name], field.metadata["kind"]
+        if value is None:
+            continue
+        if kind == "positive_int":
+            check_int(value, field.name, minimum=1)
+        elif kind == "int":
+            check_int(value, field.name, minimum=None)
+        elif kind == "positive_float":
+            check_number(value, field.name, minimum=0, strict=True)
+        elif kind == "fraction" and check_number(value, field.name, minimum=0) > 1:
+            raise ValueError(f"`{field.name}` must be a number in [0, 1]; received {value!r}")
+
+
+def _resolve_variational_keys(resolved: dict[str, Any]) -> None:
     """Fill in and check `objective` / `num_importance_samples` for a VI run; refuse them for a density run."""
+    from tfp_flows.validation import check_int, check_one_of
+
     if not is_energy(resolved["dataset"]):
-        given = {key: resolved[key] for key in VARIATIONAL_KEYS if resolved[key] is not None}
+        given = {key: resolved[key] for key in VARIATIONAL_DEFAULTS if resolved[key] is not None}
         if given:
             key, value = next(iter(given.items()))
-            origin = "a config file key" if key == "gradient_estimator" else f"--{key.replace('_', '-')}"
+            origin = f"--{key.replace('_', '-')}"
             raise ValueError(
                 f"`{key}` ({origin}) applies only to variational inference on an "
                 f"energy (--dataset U1..U4); received {key}={value!r} for the density-estimation "
                 f"dataset {resolved['dataset']!r}"
             )
         return
-    objective = check_one_of(resolved["objective"] or "elbo", "objective", OBJECTIVES)
-    k = check_int(
-        1 if resolved["num_importance_samples"] is None else resolved["num_importance_samples"],
-        "num_importance_samples",
-        minimum=1,
-    )
+    filled = {key: default if resolved[key] is None else resolved[key] for key, default in VARIATIONAL_DEFAULTS.items()}
+    objective = check_one_of(filled["objective"], "objective", OBJECTIVES)
+    k = check_int(filled["num_importance_samples"], "num_importance_samples", minimum=1)
     if objective == "elbo" and k > 1:
         raise ValueError(
             f"`num_importance_samples` > 1 needs objective 'iw-elbo' (--objective iw-elbo); received "
             f"num_importance_samples={k} with objective 'elbo'"
         )
     resolved["objective"], resolved["num_importance_samples"] = objective, k
+    resolved["gradient_estimator"] = check_one_of(
+        filled["gradient_estimator"], "gradient_estimator", GRADIENT_ESTIMATORS
+    )
 
 
-def takes_keyword(cls, name):
-    """Whether `cls(...)` accepts the keyword argument `name`: named by its `__init__`, or passed on through
-    `**kwargs` to a base class whose `__init__` names it."""
-    for klass in cls.__mro__:
-        if "__init__" not in vars(klass) or klass is object:
-            continue
-        parameters = inspect.signature(vars(klass)["__init__"]).parameters
-        if name in parameters:
-            return True
-        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
-            return False
-    return False
-
-
-def _check_conditional(resolved):
-    """`conditional` needs labelled data and a preset that takes `context_shape`; each refusal says which."""
+def _check_conditional(resolved: dict[str, Any]) -> None:
+    """`conditional` needs labelled data and a preset with a conditional form; each refusal says which."""
     conditional = resolved["conditional"]
     if not isinstance(conditional, bool):
         raise TypeError(f"`conditional` must be true or false; received {conditional!r}")
     if not conditional:
         return
+    from keras_models.flows.presets import PRESETS, preset
     from tfp_flows.datasets import dataset_info, list_datasets
 
     labelled = [name for name in list_datasets() if dataset_info(name).context_shape is not None]
@@ -135,9 +206,10 @@ def _check_conditional(resolved):
             f"`conditional` (--conditional) needs a dataset with labels (a context_shape); "
             f"{dataset!r} has none. Expected one of {labelled}"
         )
-    model_class = preset_class(resolved["preset"])
-    if not takes_keyword(model_class, "context_shape"):
+    entry = preset(resolved["preset"])
+    if not entry.conditional:
+        conditional_presets = sorted(name for name, other in PRESETS.items() if other.conditional)
         raise ValueError(
-            f"`conditional` (--conditional) needs a preset whose constructor takes `context_shape`; "
-            f"preset {resolved['preset']!r} ({model_class.__name__}) does not"
+            f"`conditional` (--conditional) needs a preset with a conditional form; preset {resolved['preset']!r} "
+            f"({entry.model.__name__}) has none. Expected one of {conditional_presets}"
         )

@@ -5,8 +5,10 @@ import os
 
 import tensorflow as tf
 
+from keras_models.train.config import STRATEGIES
 
-def is_chief(tf_config=None):
+
+def is_chief(tf_config: dict | None = None) -> bool:
     """True unless TF_CONFIG makes this process a non-chief worker (only the chief writes files).
 
     The chief is task "chief", or worker 0 when the cluster has no "chief" job (MultiWorkerMirroredStrategy's
@@ -20,12 +22,13 @@ def is_chief(tf_config=None):
     return task_type == "worker" and int(task.get("index", 0)) == 0 and "chief" not in config.get("cluster", {})
 
 
-def make_strategy(name):
-    """The tf.distribute strategy for --strategy default|mirrored|multiworker."""
-    if name == "default":
-        return tf.distribute.get_strategy()
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    if name == "multiworker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    raise ValueError(f"unknown strategy {name!r}; expected one of ['default', 'mirrored', 'multiworker']")
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """The tf.distribute strategy for --strategy default|mirrored|multiworker (`config.STRATEGIES`)."""
+    makers = {
+        "default": tf.distribute.get_strategy,
+        "mirrored": tf.distribute.MirroredStrategy,
+        "multiworker": tf.distribute.MultiWorkerMirroredStrategy,
+    }
+    if name not in makers:
+        raise ValueError(f"unknown strategy {name!r}; expected one of {list(STRATEGIES)}")
+    return makers[name]()

@@ -1,10 +1,13 @@
 """Figures for runs, made with matplotlib (Agg backend, files only): densities, sample grids, curves."""
 
+from collections.abc import Callable, Mapping, Sequence
+
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from numpy.typing import ArrayLike
 
 
 def _grid(limits, resolution):
@@ -14,7 +17,7 @@ def _grid(limits, resolution):
     return xx, yy, np.stack([xx.ravel(), yy.ravel()], axis=-1).astype(np.float32)
 
 
-def limits_of(points, margin=0.15):
+def limits_of(points: ArrayLike, margin: float = 0.15) -> list[tuple[float, float]]:
     """Square-ish plot limits that hold `points` with a margin."""
     lo, hi = np.percentile(points, 0.5, axis=0), np.percentile(points, 99.5, axis=0)
     pad = (hi - lo) * margin + 1e-3
@@ -22,17 +25,17 @@ def limits_of(points, margin=0.15):
 
 
 def plot_density_2d(
-    log_prob_fn,
-    path,
-    data=None,
-    samples=None,
-    target_log_prob_fn=None,
-    limits=None,
-    resolution=150,
-    title="learned density",
-    data_classes=None,
-    sample_classes=None,
-):
+    log_prob_fn: Callable[[np.ndarray], np.ndarray],
+    path: str,
+    data: ArrayLike | None = None,
+    samples: ArrayLike | None = None,
+    target_log_prob_fn: Callable[[np.ndarray], np.ndarray] | None = None,
+    limits: Sequence[tuple[float, float]] | None = None,
+    resolution: int = 150,
+    title: str = "learned density",
+    data_classes: ArrayLike | None = None,
+    sample_classes: ArrayLike | None = None,
+) -> str:
     """Heat map of exp(log_prob_fn) on a grid beside the data, the samples and (for VI) the target.
 
     `data_classes` / `sample_classes` (int arrays, optional) colour each point by its class (conditional runs).
@@ -69,7 +72,7 @@ def plot_density_2d(
     return path
 
 
-def image_grid(images, columns=8, pad=0, pad_value=1.0):
+def image_grid(images: ArrayLike, columns: int = 8, pad: int = 0, pad_value: float = 1.0) -> np.ndarray:
     """Tile [N, H, W, C] images in [0, 1] into one [rows*(H+pad)-pad, columns*(W+pad)-pad, C] array, with `pad`
     pixels of `pad_value` between tiles (digits touch their 8 x 8 borders: without a gap, rows run together)."""
     images = np.clip(np.asarray(images, np.float32), 0.0, 1.0)
@@ -83,7 +86,7 @@ def image_grid(images, columns=8, pad=0, pad_value=1.0):
     return canvas
 
 
-def plot_images(rows, path, titles=None, columns=8):
+def plot_images(rows: Sequence[ArrayLike], path: str, titles: Sequence[str] | None = None, columns: int = 8) -> str:
     """One figure with a tiled grid per entry of `rows` (e.g. samples at two temperatures).
 
     Each panel is as tall as its grid's aspect ratio asks (plus room for a title), so one row of images gives a
@@ -111,7 +114,7 @@ def plot_images(rows, path, titles=None, columns=8):
     return path
 
 
-def plot_image_rows(rows, path, row_labels, title=None):
+def plot_image_rows(rows: Sequence[ArrayLike], path: str, row_labels: Sequence[str], title: str | None = None) -> str:
     """One grid with a row of images per entry of `rows` (e.g. samples of one class each), labelled on the left.
 
     Every row holds the same number of [H, W, C] images in [0, 1]; `row_labels` names each row (a class name).
@@ -137,7 +140,7 @@ def plot_image_rows(rows, path, row_labels, title=None):
     return path
 
 
-def plot_training_curve(history, path):
+def plot_training_curve(history: Mapping[str, Sequence[float]], path: str) -> str:
     """Loss (and bits/dim when present) per epoch for training and validation."""
     keys = [k for k in ("nll", "bits_per_dim", "elbo") if k in history]
     fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.2))

@@ -1,8 +1,9 @@
 """One training run end to end: data, model, `fit` with callbacks, metrics, figures and a SavedModel export.
 
 `train(config)` is what `tfp-flows train` calls; `config` is a plain dict whose keys mirror the command-line
-flags (see `config.DEFAULTS`). Each run writes `runs/<name>-<timestamp>/` with config.json, metrics.json, model.keras,
-tensorboard/, backup/ (for --resume) and PNG figures, then exports to `saved_models/<name>/<version>/`.
+flags (see `config.TrainConfig`). Each run writes `runs/<name>-<timestamp>/` with config.json, metrics.json,
+model.keras, tensorboard/, backup/ (for --resume) and PNG figures, then exports to
+`saved_models/<name>/<version>/`; `skeleton` holds the steps it shares with the variational run (variational.py).
 
 Resuming (`train(resume=run_dir)`, `tfp-flows train --resume RUN_DIR`): the configuration comes from the run's
 config.json, the weights and optimizer state from backup/ (`callbacks.AtomicBackupAndRestore`, written at every
@@ -15,7 +16,7 @@ Conditional runs (`conditional`, `--conditional`): the preset gets the dataset's
 condition. The figures show, for 2-D data, the learned marginal (1/K) sum_k q(x | k) beside samples drawn at the
 validation contexts; for images, one row of samples per class (c fixed along a row). The interpolation strip is
 left out (it would need the encoder's context), and `validation_kl_gap` uses the true log p(x | c) where it
-exists (conditional two_moons, eight_gaussians). The unconditional path is unchanged.
+exists (conditional two_moons, eight_gaussians).
 
 Distribution (`strategy`): "mirrored" (all local GPUs), "multiworker" (TF_CONFIG names the cluster; every
 worker runs the same command) or "default". The model is built and compiled under `strategy.scope()`, ActNorm
@@ -28,18 +29,21 @@ import datetime
 import json
 import os
 import time
+from collections.abc import Mapping
+from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_models.core.io import atomic_write_json, save_model_atomically
-from keras_models.core.nan_policy import NonFiniteInputError, OutOfSupportError, check_finite_batches
+from keras_models.core.io import atomic_write_json
+from keras_models.core.nan_policy import check_finite_batches
 from keras_models.flows.presets import build_model, preset
 from keras_models.train import callbacks as train_callbacks
-from keras_models.train import plots
-from keras_models.train.common import EpochSummary, device, finite_or_none, last_metric, make_optimizer
-from keras_models.train.config import DEFAULTS, is_energy, resolve_config  # noqa: F401 (DEFAULTS: the documented keys)
+from keras_models.train import plots, skeleton
+from keras_models.train.catalog import is_energy
+from keras_models.train.common import finite_or_none, last_metric
+from keras_models.train.config import resolve_config
 from keras_models.train.distribute import is_chief, make_strategy
 from keras_models.train.variational import train_variational
 
@@ -64,15 +68,7 @@ def _train_stream(config, start_step, input_context=None):
     """
     from tfp_flows.datasets import make_dataset
 
-    common = dict(
-        split="train",
-        batch_size=config["batch_size"],
-        seed=config["seed"],
-        shuffle=True,
-        drop_remainder=True,
-        input_context=input_context,
-        **_conditional_kwargs(config),
-    )
+    common = dict(_split_kwargs(config, "train"), input_context=input_context)
     replicas_per_pipeline = (
         1 if input_context is None else (input_context.num_replicas_in_sync // input_context.num_input_pipelines)
     )
@@ -84,9 +80,13 @@ def _train_stream(config, start_step, input_context=None):
     return make_dataset(config["dataset"], repeat=True, initial_epoch=data_epoch, **common).skip(offset)
 
 
-def _conditional_kwargs(config):
-    """make_dataset's `conditional=True` for a conditional run, nothing otherwise (the unconditional call as it was)."""
-    return {"conditional": True} if config["conditional"] else {}
+def _split_kwargs(config, split):
+    """make_dataset's arguments for a split: training batches shuffled and whole, validation in order and all;
+    `conditional=True` for a conditional run (nothing otherwise: its default)."""
+    training = split == "train"
+    kwargs = dict(split=split, batch_size=config["batch_size"], seed=config["seed"])
+    kwargs.update(shuffle=training, drop_remainder=training)
+    return dict(kwargs, conditional=True) if config["conditional"] else kwargs
 
 
 def _datasets(config, strategy, start_step=0, check_finite=True, support=None):
@@ -104,16 +104,7 @@ def _datasets(config, strategy, start_step=0, check_finite=True, support=None):
         train_ds = strategy.distribute_datasets_from_function(replica_stream)
     else:
         train_ds = _train_stream(config, start_step)
-    validation = make_dataset(
-        config["dataset"],
-        split="validation",
-        batch_size=config["batch_size"],
-        seed=config["seed"],
-        shuffle=False,
-        drop_remainder=False,
-        repeat=False,
-        **_conditional_kwargs(config),
-    )
+    validation = make_dataset(config["dataset"], repeat=False, **_split_kwargs(config, "validation"))
     return first_batch, train_ds, validation.take(config["validation_batches"])
 
 
@@ -150,7 +141,6 @@ def _figures(model, run_dir, validation_points, history, info):
         paths["interpolation"] = plots.plot_images(
             [strip], os.path.join(run_dir, "interpolation.png"), titles=["latent interpolation"]
         )
-    _write_tensorboard_images(run_dir, paths)
     return paths
 
 
@@ -194,21 +184,14 @@ def _conditional_figures(model, run_dir, validation_points, history, info):
             row_labels=list(info.class_names),
             title="samples given the class (one row each), T = 0.7",
         )
-    _write_tensorboard_images(run_dir, paths)
     return paths
 
 
-def _write_tensorboard_images(run_dir, paths):
-    writer = tf.summary.create_file_writer(os.path.join(run_dir, "tensorboard", "figures"))
-    with writer.as_default():
-        for name, path in paths.items():
-            image = tf.io.decode_png(tf.io.read_file(path), channels=3)
-            tf.summary.image(name, image[tf.newaxis], step=0)
-    writer.flush()
+def train(config: Mapping[str, Any] | None = None, resume: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Train, evaluate, plot and export one run; returns a dict of what was written where.
 
-
-def train(config=None, resume=None):
-    """Train, evaluate, plot and export one run; returns a dict of what was written where."""
+    Returns {"run_dir", "metrics" (as in metrics.json), "figures" (name -> PNG, completed runs), "model"}.
+    """
     start = time.time()
     if resume:
         run_dir = os.fspath(resume)
@@ -225,19 +208,23 @@ def train(config=None, resume=None):
     chief = is_chief()
     if chief:
         atomic_write_json(os.path.join(run_dir, "config.json"), config)
+    keras.utils.set_random_seed(config["seed"])
     if is_energy(config["dataset"]):
-        return train_variational(config, run_dir, start)
+        return train_variational(config, run_dir, start, chief)
+    return _train_density(config, run_dir, start, chief)
 
+
+def _train_density(config: dict[str, Any], run_dir: str, start: float, chief: bool) -> dict[str, Any]:
+    """The density-estimation run: fit the preset to the dataset by maximum likelihood (`run.train`)."""
     from tfp_flows.datasets import dataset_info
 
-    keras.utils.set_random_seed(config["seed"])
     info = dataset_info(config["dataset"])
     strategy = make_strategy(config["strategy"])
     with strategy.scope():
         model = build_model(config["preset"], info.event_shape, **_model_args(config, info))
-        model.compile(optimizer=make_optimizer(config), jit_compile=bool(config["jit_compile"]))
+        skeleton.compile_model(model, config)
     # A resumed run continues the data stream where its backup stopped (see the module docstring).
-    initial_epoch = train_callbacks.backed_up_epoch(os.path.join(run_dir, "backup"))
+    initial_epoch = skeleton.resumed_epoch(run_dir)
     first_batch, train_ds, validation = _datasets(
         config,
         strategy,
@@ -245,78 +232,60 @@ def train(config=None, resume=None):
         check_finite=model.nan_policy == "raise",
         support=model.support,
     )
-    callbacks = train_callbacks.default_callbacks(run_dir, chief=chief, best=bool(config["restore_best"]))
-    callbacks.append(EpochSummary(config["epochs"]))
-    stop_reason = None
-    try:
+
+    def initialize_actnorm() -> None:
+        # ActNorm's data-dependent init sees one global batch, the same on every worker, before any step.
         with strategy.scope():
-            # ActNorm's data-dependent init sees one global batch, the same on every worker, before any step.
             model._maybe_initialize(first_batch)
-        model.fit(
-            train_ds,
-            epochs=config["epochs"],
-            steps_per_epoch=config["steps_per_epoch"],
-            validation_data=validation,
-            callbacks=callbacks,
-            verbose=config["verbose"],
-        )
-    except NonFiniteInputError as error:
-        stop_reason = f"non-finite input data: {error}"
-    except OutOfSupportError as error:
-        stop_reason = f"input data outside the model's support: {error}"
-    history = getattr(getattr(model, "history", None), "history", None) or {}
-    stop_reason = stop_reason or train_callbacks.stop_reason(callbacks) or "completed"
-    completed = stop_reason == "completed"
-    steps_trained = int(model.optimizer.iterations.numpy())  # before the best epoch's optimizer state comes back
-    best = _restore_best_epoch(model, callbacks, run_dir, chief) if completed else None
+
+    callbacks = train_callbacks.default_callbacks(run_dir, chief=chief, best=bool(config["restore_best"]))
+    outcome = skeleton.fit_run(
+        model,
+        config,
+        callbacks,
+        initial_epoch,
+        before_fit=initialize_actnorm,
+        x=train_ds,
+        validation_data=validation,
+    )
+    completed = outcome.completed
+    best = _restore_best_epoch(model, callbacks) if completed else None
     # Validation with NaN weights says nothing; every worker takes the same branch (same weights).
     evaluation = model.evaluate(validation, return_dict=True, verbose=0) if completed else {}
-    metrics = {
-        "train_nll": last_metric(history, "nll"),
+    specific = {
+        "train_nll": last_metric(outcome.history, "nll"),
         "validation_nll": finite_or_none(evaluation.get("nll")),
-        "epochs": initial_epoch + len(history.get("loss", [])),
-        "resumed_from_epoch": initial_epoch,
-        "steps": steps_trained,
-        "wall_time_s": round(time.time() - start, 2),
-        "device": device(),
         "num_replicas": strategy.num_replicas_in_sync,
-        "stop_reason": stop_reason,
         # Which weights the metrics, model.keras and the export hold (EarlyStopping's restore_best_weights).
         "weights": (f"best validation epoch ({best})" if best else "last epoch"),
         "best_epoch": best,
-        "preset": config["preset"],
-        "dataset": config["dataset"],
     }
     if model.num_bits:
-        metrics["train_bits_per_dim"] = last_metric(history, "bits_per_dim")
-        metrics["validation_bits_per_dim"] = finite_or_none(evaluation.get("bits_per_dim"))
+        specific["train_bits_per_dim"] = last_metric(outcome.history, "bits_per_dim")
+        specific["validation_bits_per_dim"] = finite_or_none(evaluation.get("bits_per_dim"))
     if config["conditional"]:
-        metrics["conditional"] = True
-        metrics["context_shape"] = list(info.context_shape)
+        specific["conditional"] = True
+        specific["context_shape"] = list(info.context_shape)
     if completed:
-        metrics.update(_kl_gap(model, config["dataset"], validation, bool(config["conditional"])))
-    result = {"run_dir": run_dir, "metrics": metrics}
-    if chief:
-        if completed:
-            validation_points = _collect_points(validation, config["num_plot_samples"])
-            result["figures"] = _figures(model, run_dir, validation_points, history, info)
-            if config["export"]:
-                from keras_models.serving.export import export_saved_model
+        specific.update(_kl_gap(model, config["dataset"], validation, bool(config["conditional"])))
+    metrics = skeleton.run_metrics(config, outcome, start, **specific)
 
-                metrics["export_path"] = export_saved_model(model, base_dir=config["export_dir"], name=config["name"])
-        atomic_write_json(os.path.join(run_dir, "metrics.json"), metrics)
+    def figures() -> dict[str, str]:
+        validation_points = _collect_points(validation, config["num_plot_samples"])
+        return _figures(model, run_dir, validation_points, outcome.history, info)
+
+    result = skeleton.finish_run(config, run_dir, metrics, outcome, model, figures, chief)
     result["model"] = model
     return result
 
 
-def _restore_best_epoch(model, callbacks, run_dir, chief):
-    """Load the best validation epoch's weights (BestEpochCheckpoint) and make model.keras hold them."""
+def _restore_best_epoch(model: keras.Model, callbacks: list[keras.callbacks.Callback]) -> int | None:
+    """Load the best validation epoch's weights (BestEpochCheckpoint); returns that epoch, None if none was kept.
+
+    `skeleton.finish_run` then saves model.keras with them."""
     for callback in callbacks:
         if isinstance(callback, train_callbacks.BestEpochCheckpoint):
-            epoch = callback.restore(model)
-            if epoch is not None and chief:
-                save_model_atomically(model, os.path.join(run_dir, "model.keras"))
-            return epoch
+            return callback.restore(model)
     return None
 
 
