@@ -65,6 +65,7 @@ from keras_models.core.base_distributions import check_base_distribution, resolv
 from keras_models.core.nan_policy import (
     NAN_POLICIES,
     UNIT_INTERVAL,
+    InputErrorRecord,
     NonFiniteInputError,
     check_finite_batches,
     finite_rows,
@@ -156,6 +157,8 @@ class FlowModel(keras.Model):
         self.pixel_levels = None if num_bits is None else int(pixel_levels or 2**num_bits)
         self.flow_layers = []
         self.nll_tracker = keras.metrics.Mean(name="nll")
+        # This model's pipeline errors (nan_policy "raise"), apart from any other model's fit in another thread.
+        self.input_errors = InputErrorRecord()
         self.bits_per_dim_tracker = keras.metrics.Mean(name="bits_per_dim") if num_bits else None
 
     # ----------------------------------------------------------------------------------------------------
@@ -720,7 +723,7 @@ class FlowModel(keras.Model):
         if self.nan_policy != "raise" or x is None:
             return x
         if isinstance(x, tf.data.Dataset):
-            return check_finite_batches(x, arg_name, support=self.support)
+            return check_finite_batches(x, arg_name, support=self.support, record=self.input_errors)
         if isinstance(x, (np.ndarray, tf.Tensor)) and (
             x.dtype.kind == "f" if isinstance(x, np.ndarray) else x.dtype.is_floating
         ):
@@ -740,18 +743,18 @@ class FlowModel(keras.Model):
             if c is None and args:
                 c = args.pop(0)
             # ActNorm's init reads the first batch before Keras does: its pipeline errors are re-raised too.
-            _reraising_input_errors(self._maybe_initialize, x, c)
+            _reraising_input_errors(self.input_errors, self._maybe_initialize, x, c)
             x, _ = self._paired(x, c, "x")
             if kwargs.get("validation_data") is not None:
                 validation, _ = self._paired(kwargs["validation_data"], None, "validation_data")
                 kwargs["validation_data"] = validation if isinstance(validation, tf.data.Dataset) else (validation,)
         else:
-            _reraising_input_errors(self._maybe_initialize, x)
+            _reraising_input_errors(self.input_errors, self._maybe_initialize, x)
         # Creating the optimizer's slots before the first step avoids a second trace of the train step.
         if self.optimizer is not None and not self.optimizer.built:
             with self.distribute_strategy.scope():
                 self.optimizer.build(self.trainable_variables)
-        return _reraising_input_errors(super().fit, x, *args, **kwargs)
+        return _reraising_input_errors(self.input_errors, super().fit, x, *args, **kwargs)
 
     def evaluate(self, x=None, *args, **kwargs):
         x = self._guard_input(x, "x")
@@ -760,17 +763,20 @@ class FlowModel(keras.Model):
             if c is None and args:
                 c = args.pop(0)
             x, _ = self._paired(x, c, "x")
-        return _reraising_input_errors(super().evaluate, x, *args, **kwargs)
+        return _reraising_input_errors(self.input_errors, super().evaluate, x, *args, **kwargs)
 
 
-def _reraising_input_errors(run, *args, **kwargs):
+def _reraising_input_errors(record, run, *args, **kwargs):
     """`run(*args, **kwargs)` (Keras' fit or evaluate), with an `InvalidArgumentError` that carried one of
-    `check_finite_batches`' errors replaced by that error object (`raised_input_errors`); others pass as they are."""
-    raised_input_errors.clear()
+    `check_finite_batches`' errors replaced by that error object: from the model's own `record`, else from
+    `raised_input_errors` (pipelines checked outside the model, as distributed input functions are); others pass
+    as they are."""
+    record.clear()
+    raised_input_errors.clear()  # a stale error of a pipeline nobody read to its end must not stand for a new one
     try:
         return run(*args, **kwargs)
     except tf.errors.InvalidArgumentError:
-        ours = raised_input_errors.take()
+        ours = record.take() or raised_input_errors.take()
         if ours is None:
             raise
         raise ours from None
