@@ -39,6 +39,11 @@ called without c, with c of the wrong shape or dtype, or an unconditional one gi
 TypeError naming `c`. Under nan_policy "raise" a non-finite c is refused like non-finite x; "omit" leaves such
 examples out too.
 
+Mixed precision (`keras.mixed_precision.set_global_policy("mixed_float16")` or "mixed_bfloat16", before the model
+is built): the conditioner networks compute in float16/bfloat16, while the weights, the bijectors, the
+log-determinants, the base log-density and the loss stay float32 (`keras_models.core.precision`); `compile` wraps
+the optimizer in Keras' `LossScaleOptimizer` under mixed_float16. Data, samples and exports are float32.
+
 Distribution: build and compile the model under `strategy.scope()`; the loss is the global-batch mean (each
 replica's mean divided by the number of replicas, so the summed gradients are the single-device gradients);
 ActNorm's data-dependent init runs once from one global batch, before any replica takes a step.
@@ -73,6 +78,7 @@ from keras_models.core.nan_policy import (
     out_of_support_error,
     raised_input_errors,
 )
+from keras_models.core.precision import ComputesInVariableDtype
 from tfp_flows.conditioning import conditional_kwargs
 from tfp_flows.validation import check_int, check_positive_ints, is_int
 
@@ -102,7 +108,7 @@ def seed_pair(seed):
 
 
 @keras.saving.register_keras_serializable(package="tfp_flows")
-class FlowModel(keras.Model):
+class FlowModel(ComputesInVariableDtype, keras.Model):
     """Base class of every preset. Subclasses create their `BijectorLayer`s and call `_set_flow_layers`.
 
     Args:
@@ -156,9 +162,9 @@ class FlowModel(keras.Model):
         self.num_bits = num_bits
         self.pixel_levels = None if num_bits is None else int(pixel_levels or 2**num_bits)
         self.flow_layers = []
-        self.nll_tracker = keras.metrics.Mean(name="nll")
         # This model's pipeline errors (nan_policy "raise"), apart from any other model's fit in another thread.
         self.input_errors = InputErrorRecord()
+        self.nll_tracker = keras.metrics.Mean(name="nll")
         self.bits_per_dim_tracker = keras.metrics.Mean(name="bits_per_dim") if num_bits else None
 
     # ----------------------------------------------------------------------------------------------------
