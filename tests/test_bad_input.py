@@ -924,7 +924,11 @@ def test_two_fits_in_two_threads_keep_their_own_input_errors():
     def fit_bad():
         flow = model_for("bad")
         data = tf.data.Dataset.from_tensor_slices(bad).batch(16)
-        hold = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, _: time.sleep(1.0 if batch == 0 else 0))
+
+        def hold_after_the_first_step(batch, logs):
+            time.sleep(1.0 if batch == 0 else 0.0)
+
+        hold = keras.callbacks.LambdaCallback(on_train_batch_end=hold_after_the_first_step)
         clean_started.wait()
         try:
             flow.fit(data, epochs=1, verbose=0, callbacks=[hold])
