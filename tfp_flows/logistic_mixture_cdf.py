@@ -168,6 +168,11 @@ def _search(z, log_weights, locs, log_scales, max_iterations):
     """
     dtype = z.dtype
     eps = np.finfo(dtype.as_numpy_dtype).eps
+    # A scale past float range (a conditioner's log-scale of 100 from inputs far outside the data, 1e3 times)
+    # would turn the bracket and the moment-matched guess into inf - inf. Searching with it capped at
+    # finfo.max^(1/3) (7e12 in float32) moves that component's CDF, flat at 1/2 +- |y - mu| / (4 s), by less than
+    # float rounding over any reachable y, and keeps s |z| and s^2 finite.
+    log_scales = tf.minimum(log_scales, tf.constant(np.log(np.finfo(dtype.as_numpy_dtype).max) / 3.0, dtype))
     scales, inverse_scales = tf.math.exp(log_scales), tf.math.exp(-log_scales)
     sign = tf.where(z > 0, -tf.ones_like(z), tf.ones_like(z))
     signed_locs = sign[..., tf.newaxis] * locs

@@ -17,6 +17,7 @@ log-density, numerically sensitive as a softmax is: Keras' guide runs such outpu
 Under a plain policy ("float32", "float64") the two dtypes are the same and nothing changes.
 """
 
+import numpy as np
 import tensorflow as tf
 
 
@@ -35,10 +36,20 @@ class ComputesInVariableDtype:
 
 def in_flow_dtype(outputs, dtype):
     """`outputs` (a tensor or a nest of them, a network's result) with every float tensor cast to `dtype`, the
-    variable dtype of the network's policy (float32 under a mixed policy): what the bijectors compute in."""
+    variable dtype of the network's policy (float32 under a mixed policy): what the bijectors compute in.
+
+    A float16 output that overflowed (beyond 65504, as inputs far outside the data give) is saturated at the
+    largest float16 instead of reaching the bijector as infinity: its parameters are bounded there anyway (tanh
+    log-scales, softmax bins, floored mixture scales), and the log-density stays finite.
+    """
     dtype = tf.as_dtype(dtype)
+    half_max = float(np.finfo(np.float16).max)
 
     def cast(t):
-        return tf.cast(t, dtype) if tf.is_tensor(t) and t.dtype.is_floating and t.dtype != dtype else t
+        if not (tf.is_tensor(t) and t.dtype.is_floating and t.dtype != dtype):
+            return t
+        if t.dtype == tf.float16:
+            t = tf.clip_by_value(t, -half_max, half_max)
+        return tf.cast(t, dtype)
 
     return tf.nest.map_structure(cast, outputs)
