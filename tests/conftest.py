@@ -26,6 +26,7 @@ def _seed_everything():
 
 
 def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: takes more than a few seconds (deselect with -m 'not slow')")
     # Third-party noise that says nothing about this project (TFP's distutils use, Keras' numpy-copy shim).
     for line in (
         "ignore:distutils Version classes are deprecated:DeprecationWarning",

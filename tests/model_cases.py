@@ -50,6 +50,7 @@ CHECKS = (
     "keras_round_trip",
     "jit_compile_trains",
     "bijector_conforms",
+    "mixed_precision",
 )
 
 

@@ -167,3 +167,60 @@ def assert_bijector_conforms(model, x, rtol=1e-3, atol=1e-3, check_jacobian=True
         check_jacobian=check_jacobian,
         name=model.name,
     )
+
+
+def assert_mixed_precision(make, data, policy, tmp_path, rtol=0.05, atol=0.05):
+    """Under the global `policy` ("mixed_float16", "mixed_bfloat16", set by the caller): the networks compute in
+    the policy's compute dtype and the weights stay float32; `fit` (with Keras' loss scaling under float16) trains
+    to a finite loss; log_prob, sample, encode and decode give finite float32 values, log_prob close to the same
+    weights' in float32 and decode(encode(x)) close to x; `.keras` files and SavedModels reload with the same
+    log-densities. `make()` builds the model, as the case does."""
+    from keras_models.core.precision import ComputesInVariableDtype
+    from keras_models.serving.export import export_saved_model, load_serving_model
+
+    compute = keras.mixed_precision.global_policy().compute_dtype
+    model = make()
+    assert model.dtype_policy.name == policy
+    float_weights = {w.path: w.dtype for w in model.weights if "int" not in w.dtype}
+    assert set(float_weights.values()) == {"float32"}, float_weights
+    # Flow steps, the base and the model compute in float32; every other layer is a network, in `compute`.
+    networks = [layer for layer in model._flatten_layers() if not isinstance(layer, ComputesInVariableDtype)]
+    assert all(layer.compute_dtype == compute for layer in networks), {n.name: n.compute_dtype for n in networks}
+    assert model.compute_dtype == "float32"
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    if policy == "mixed_float16":
+        assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    history = model.fit(dataset_of(data, 16), epochs=1, steps_per_epoch=2, verbose=0)
+    assert np.all(np.isfinite(history.history["loss"])), history.history
+    perturb(model, scale=0.05)
+
+    x, c = split(data)
+    args = () if c is None else (c,)
+    log_prob = model.log_prob(x, *args)
+    assert log_prob.dtype == tf.float32 and np.all(np.isfinite(log_prob.numpy())), log_prob
+    samples = model.sample(5, first(c, 5), seed=3)
+    assert samples.dtype == tf.float32 and np.all(np.isfinite(samples.numpy())), samples
+    z = model.encode(x, *args)
+    assert z.dtype == tf.float32
+    np.testing.assert_allclose(model.decode(tf.identity(z), *args).numpy(), x.numpy(), rtol=rtol, atol=atol)
+
+    # The same weights with every layer in float32: the conditioners' rounding moves log p(x) only a little.
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        reference = make()
+        reference.set_weights(model.get_weights())
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+    np.testing.assert_allclose(log_prob.numpy(), reference.log_prob(x, *args).numpy(), rtol=rtol, atol=atol)
+
+    path = str(tmp_path / f"{model.name}.keras")
+    model.save(path)
+    reloaded = keras.saving.load_model(path)
+    assert reloaded.dtype_policy.name == policy
+    np.testing.assert_allclose(reloaded.log_prob(x, *args).numpy(), log_prob.numpy(), rtol=1e-5, atol=1e-5)
+    if c is None:  # conditional export is tests/test_export_conditional.py's
+        signatures = load_serving_model(export_saved_model(model, base_dir=str(tmp_path), name="mixed")).signatures
+        served = signatures["log_prob"](x=x)["log_prob"].numpy()
+        # A graph fuses a network's MatMul/Conv, BiasAdd and ReLU, rounding to half precision once where eager
+        # ops round after each: the served values differ from eager ones by the policy's rounding.
+        np.testing.assert_allclose(served, log_prob.numpy(), rtol=rtol, atol=atol)

@@ -10,6 +10,7 @@ import functools
 import os
 import re
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -896,3 +897,65 @@ def test_flow_plus_plus_omits_data_its_dequantizer_would_have_clipped():
     np.testing.assert_allclose(loss.numpy(), -elbo[:2].mean(), rtol=1e-5)
     gradients = tape.gradient(loss, flow.trainable_weights)
     assert gradients and all(g is not None and np.all(np.isfinite(g.numpy())) for g in gradients)
+
+
+def test_two_fits_in_two_threads_keep_their_own_input_errors():
+    """Each model records its own pipeline errors: a fit on NaN data raises its NonFiniteInputError while another
+    model fits clean data in another thread, again and again (every fit starts by clearing its record).
+
+    The NaN batch's error is recorded a second before the bad fit reads it (tf.data checks batches ahead of the
+    train step, and a callback holds the bad fit a second after its first step), and the clean thread starts fits
+    in that second: with one store for the process, a clean fit's start wiped the bad fit's error, which then
+    surfaced as tf.data's bare InvalidArgumentError."""
+    import threading
+    import time
+
+    clean = np.random.default_rng(0).normal(size=(64, 2)).astype(np.float32)
+    bad = clean.copy()
+    bad[40, 1] = NAN  # batch 2 of 16 examples
+    clean_started, bad_done = threading.Event(), threading.Event()
+    outcomes = {}
+
+    def model_for(key):
+        flow = RealNVP((2,), num_couplings=2, hidden_units=(4,), name=f"{key}_flow")
+        flow.compile(optimizer="adam")
+        return flow
+
+    def fit_clean():
+        flow, data = model_for("clean"), tf.data.Dataset.from_tensor_slices(clean).batch(16)
+        try:
+            flow.fit(data, epochs=1, verbose=0)
+            clean_started.set()
+            while not bad_done.is_set():
+                flow.fit(data, epochs=1, verbose=0)
+            outcomes["clean"] = "trained"
+        except Exception as error:  # the outcome under test, whatever it is
+            outcomes["clean"] = error
+        finally:
+            clean_started.set()
+
+    def fit_bad():
+        flow = model_for("bad")
+        data = tf.data.Dataset.from_tensor_slices(bad).batch(16)
+
+        def hold_after_the_first_step(batch, logs):
+            time.sleep(1.0 if batch == 0 else 0.0)
+
+        hold = keras.callbacks.LambdaCallback(on_train_batch_end=hold_after_the_first_step)
+        clean_started.wait()
+        try:
+            flow.fit(data, epochs=1, verbose=0, callbacks=[hold])
+            outcomes["bad"] = "trained"
+        except Exception as error:
+            outcomes["bad"] = error
+        finally:
+            bad_done.set()
+
+    threads = [threading.Thread(target=fit_clean), threading.Thread(target=fit_bad)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outcomes["clean"] == "trained", outcomes["clean"]
+    assert isinstance(outcomes["bad"], NonFiniteInputError), repr(outcomes["bad"])
+    assert "`x`" in str(outcomes["bad"]) and "NaN or infinity" in str(outcomes["bad"])

@@ -17,11 +17,17 @@ from keras_models.flows.presets import PRESETS
 CASE_BY_ID = {case.id: case for case in CASES}
 
 
+# The one case per check that is not marked slow, where a check costs more than a few seconds per case.
+FAST_CASE = {"mixed_precision": "realnvp-vector"}
+
+
 def cases_for(check):
-    return [
-        pytest.param(case, id=case.id, marks=[pytest.mark.skip(reason=case.skip[check])] if check in case.skip else [])
-        for case in CASES
-    ]
+    def marks(case):
+        if check in case.skip:
+            return [pytest.mark.skip(reason=case.skip[check])]
+        return [pytest.mark.slow] if check in FAST_CASE and case.id != FAST_CASE[check] else []
+
+    return [pytest.param(case, id=case.id, marks=marks(case)) for case in CASES]
 
 
 def sizes(model, vectors, images):
@@ -88,6 +94,24 @@ def test_jit_compile_trains(case):
     keras.utils.set_random_seed(2)
     model = case.make(**case.jit_overrides)
     model_checks.assert_jit_compile_trains(model, case.data(sizes(model, 128, 64)))
+
+
+@pytest.fixture(params=["mixed_float16", "mixed_bfloat16"])
+def mixed_policy(request):
+    """A mixed global dtype policy for one test, and the previous policy back afterwards (other tests build
+    their models under it)."""
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(request.param)
+    try:
+        yield request.param
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+@pytest.mark.parametrize("case", cases_for("mixed_precision"))
+def test_mixed_precision_fits_evaluates_samples_saves_and_exports(case, mixed_policy, tmp_path):
+    keras.utils.set_random_seed(3)
+    model_checks.assert_mixed_precision(case.make, case.data(32), mixed_policy, tmp_path)
 
 
 @pytest.mark.parametrize("case", cases_for("bijector_conforms"))

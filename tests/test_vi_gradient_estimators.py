@@ -135,5 +135,5 @@ def test_a_run_config_passes_the_estimator_to_variational_runs_only():
 
     base = dict(epochs=1, steps_per_epoch=1, batch_size=8, learning_rate=1e-3, seed=0, model_args=None, name=None)
     assert resolve_config(dict(base, dataset="U1", gradient_estimator="stl"))["gradient_estimator"] == "stl"
-    with pytest.raises(ValueError, match=r"`gradient_estimator` \(a config file key\) applies only to variational"):
+    with pytest.raises(ValueError, match=r"`gradient_estimator` \(--gradient-estimator\) applies only to variational"):
         resolve_config(dict(base, dataset="two_moons", gradient_estimator="stl"))

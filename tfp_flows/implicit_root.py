@@ -17,7 +17,7 @@ correction trick (x* + (c - stop_gradient(c)), c = -f(x*, theta) / stop_gradient
 gradient but evaluates f and its slope once more in every forward call, also when sampling asks for no
 gradient; and hand-written partial derivatives of f are not needed. Both compile under XLA. Gradients are
 first order: second derivatives through the root are not supported (the root is a constant inside the
-gradient function).
+gradient function). Where df/dx underflows to zero the root is held constant (its gradient is zero, not inf).
 
 Example (x* = sqrt(theta), the root of x^2 - theta on x > 0, found by bisection; dx*/dtheta = 1 / (2 sqrt(theta))):
     >>> import tensorflow as tf
@@ -64,8 +64,14 @@ def implicit_root(solve, residual, *params, slope=None):
                 tape.watch([x, *params])
                 f = residual(x, *params)
             df_dx = tape.gradient(f, x) if slope is None else slope(x, *params)
+            # Where the slope underflows (a root on a plateau flatter than float resolution, as a sample of a
+            # conditioner fed inputs 1e3 times outside its data lands on) dx*/dtheta is beyond float range: the
+            # root counts as a constant there, so one such element gives finite gradients instead of NaN in
+            # every weight.
+            cotangent = -dx / df_dx
+            cotangent = tf.where(tf.math.is_finite(cotangent), cotangent, tf.zeros_like(cotangent))
             grads = tape.gradient(
-                f, list(params), output_gradients=-dx / df_dx, unconnected_gradients=tf.UnconnectedGradients.ZERO
+                f, list(params), output_gradients=cotangent, unconnected_gradients=tf.UnconnectedGradients.ZERO
             )
             del tape
             return grads

@@ -105,11 +105,13 @@ def _bracket(abs_z, log_mass, signed_locs, scales, log_weights):
         at the smallest, >= mass at the largest);
       * each term is <= mass, so y <= m_k + s_k logit(r_k) <= m_k + s_k (log r_k + log 2) for every k with
         r_k = mass / pi_k <= 1/2;
-      * the largest of the K terms is >= mass / K, so y >= min over k with r_k < K of m_k + s_k log(r_k / K)
-        (logit(r) >= log r); taking the minimum over all k, with log(r_k / K) capped at 0, can only lower it.
+      * the largest of the K terms is >= mass / K, and a term is at most its weight pi_k, so the largest is one
+        of the components with r_k <= K, and y >= min over those k of m_k + s_k log(r_k / K) (logit(r) >= log r).
     The last two keep the bracket tight when a light but very wide component stretches the first (then a
-    bisection step would be wasted on it). With log r in place of logit(r) they cost no transcendental function
-    and are looser by at most s_k log 2.
+    bisection step would be wasted on it): a component of weight below mass / K bounds nothing from below,
+    however wide it is. With log r in place of logit(r) they cost no transcendental function and are looser by
+    at most s_k log 2. Also returned: the largest scale among the components with r_k <= K, which set the
+    slope of G near the root (see `_search`'s margin).
     """
     quantiles = signed_locs - scales * abs_z[..., tf.newaxis]
     log_two = np.log(2.0)
@@ -117,10 +119,15 @@ def _bracket(abs_z, log_mass, signed_locs, scales, log_weights):
     upper = log_ratio + log_two
     upper = tf.where(upper <= 0.0, signed_locs + scales * upper, tf.constant(np.inf, abs_z.dtype))
     log_num_components = tf.math.log(tf.cast(tf.shape(log_weights)[-1], abs_z.dtype))
-    lower = signed_locs + scales * tf.minimum(log_ratio - log_num_components, 0.0)
+    # The heaviest component always qualifies: pi_k >= 1/K and mass <= 1/2 give log r_k <= log K - log 2.
+    log_share = log_ratio - log_num_components
+    qualifies = log_share <= 0.0
+    infinity = tf.constant(np.inf, abs_z.dtype)
+    lower = tf.where(qualifies, signed_locs + scales * tf.minimum(log_share, 0.0), infinity)
     low = tf.maximum(tf.reduce_min(quantiles, axis=-1), tf.reduce_min(lower, axis=-1))
     high = tf.minimum(tf.reduce_max(quantiles, axis=-1), tf.reduce_min(upper, axis=-1))
-    return low, high
+    slope_scale = tf.reduce_max(tf.where(qualifies, scales, tf.zeros_like(scales)), axis=-1)
+    return low, high, slope_scale
 
 
 def _moment_matched_guess(abs_z, sign, log_weights, locs, scales):
@@ -161,19 +168,26 @@ def _search(z, log_weights, locs, log_scales, max_iterations):
     """
     dtype = z.dtype
     eps = np.finfo(dtype.as_numpy_dtype).eps
+    # A scale past float range (a conditioner's log-scale of 100 from inputs far outside the data, 1e3 times)
+    # would turn the bracket and the moment-matched guess into inf - inf. Searching with it capped at
+    # finfo.max^(1/3) (7e12 in float32) moves that component's CDF, flat at 1/2 +- |y - mu| / (4 s), by less than
+    # float rounding over any reachable y, and keeps s |z| and s^2 finite.
+    log_scales = tf.minimum(log_scales, tf.constant(np.log(np.finfo(dtype.as_numpy_dtype).max) / 3.0, dtype))
     scales, inverse_scales = tf.math.exp(log_scales), tf.math.exp(-log_scales)
     sign = tf.where(z > 0, -tf.ones_like(z), tf.ones_like(z))
     signed_locs = sign[..., tf.newaxis] * locs
     abs_z = tf.abs(z)
     log_mass = -tf.math.softplus(abs_z)  # log sigmoid(-|z|)
-    low, high = _bracket(abs_z, log_mass, signed_locs, scales, log_weights)
+    low, high, slope_scale = _bracket(abs_z, log_mass, signed_locs, scales, log_weights)
     # The root can sit on an end of the bracket (one component dominating a tail), where G is zero up to
     # rounding; a Newton step would then leave the bracket and be replaced by slow bisection. Widen by more
     # than rounding can explain: G errs by ~eps (1 + |log mass| + log K) (the bounds' terms s_k |log r_k| are
-    # at most ~2 s_k (|log mass| + log K) for the components they use) and changes by >= 1 / max_k s_k per unit.
+    # at most ~2 s_k (|log mass| + log K) for the components they use) and changes by about >= 1 / s_k per unit,
+    # s_k the largest scale among the components that can hold the largest term at the root (`_bracket`). A
+    # lighter component, however wide, moves G by less than that: counted, a weight of 1e-8 with a scale of
+    # 1e10 widened the bracket to +-3e5, more than the step budget can bisect down to a sharp component's width.
     log_num_components = tf.math.log(tf.cast(tf.shape(log_weights)[-1], dtype))
-    max_scale = tf.math.exp(tf.reduce_max(log_scales, axis=-1))
-    margin = 32.0 * eps * max_scale * (1.0 + tf.abs(log_mass) + log_num_components) + 4.0 * eps * tf.maximum(
+    margin = 32.0 * eps * slope_scale * (1.0 + tf.abs(log_mass) + log_num_components) + 4.0 * eps * tf.maximum(
         tf.abs(low), tf.abs(high)
     )
     low, high = low - margin, high + margin

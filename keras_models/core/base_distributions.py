@@ -42,6 +42,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from keras_models.core.precision import ComputesInVariableDtype, in_flow_dtype
 from tfp_flows.validation import check_int, check_number, check_one_of
 
 tfb = tfp.bijectors
@@ -50,7 +51,7 @@ tfd = tfp.distributions
 NAMED_BASE_DISTRIBUTIONS = ("normal", "logistic", "gmm")
 
 
-class BaseDistribution(keras.layers.Layer):
+class BaseDistribution(ComputesInVariableDtype, keras.layers.Layer):
     """A Keras layer that owns the weights of a base distribution p_Z and builds it per call (`distribution()`).
 
     `FlowModel` builds it with `(None, *latent_shape)` once the latent shape is known, so its weights exist
@@ -258,7 +259,7 @@ class ConditionalGaussianBase(BaseDistribution):
             )
         c = tf.convert_to_tensor(c, self.compute_dtype)
         flat = tf.reshape(c, [-1, int(np.prod(self.context_shape))])
-        loc, log_scale = tf.split(self.network(flat), 2, axis=-1)
+        loc, log_scale = tf.split(in_flow_dtype(self.network(flat), self.variable_dtype), 2, axis=-1)
         shape = tf.concat([tf.shape(flat)[:1], self.latent_shape], 0)
         normal = tfd.Normal(tf.reshape(loc, shape), tf.exp(tf.reshape(log_scale, shape)))
         return tfd.Independent(normal, reinterpreted_batch_ndims=len(self.latent_shape), name="conditional_gaussian")

@@ -39,6 +39,11 @@ called without c, with c of the wrong shape or dtype, or an unconditional one gi
 TypeError naming `c`. Under nan_policy "raise" a non-finite c is refused like non-finite x; "omit" leaves such
 examples out too.
 
+Mixed precision (`keras.mixed_precision.set_global_policy("mixed_float16")` or "mixed_bfloat16", before the model
+is built): the conditioner networks compute in float16/bfloat16, while the weights, the bijectors, the
+log-determinants, the base log-density and the loss stay float32 (`keras_models.core.precision`); `compile` wraps
+the optimizer in Keras' `LossScaleOptimizer` under mixed_float16. Data, samples and exports are float32.
+
 Distribution: build and compile the model under `strategy.scope()`; the loss is the global-batch mean (each
 replica's mean divided by the number of replicas, so the summed gradients are the single-device gradients);
 ActNorm's data-dependent init runs once from one global batch, before any replica takes a step.
@@ -68,6 +73,7 @@ from keras_models.core.base_distributions import BaseDistribution, check_base_di
 from keras_models.core.nan_policy import (
     NAN_POLICIES,
     UNIT_INTERVAL,
+    InputErrorRecord,
     NonFiniteInputError,
     check_finite_batches,
     finite_rows,
@@ -75,6 +81,7 @@ from keras_models.core.nan_policy import (
     out_of_support_error,
     raised_input_errors,
 )
+from keras_models.core.precision import ComputesInVariableDtype
 from tfp_flows.conditioning import conditional_kwargs
 from tfp_flows.validation import check_int, check_number, check_one_of, check_positive_ints, is_int
 
@@ -107,7 +114,7 @@ def seed_pair(seed: Seed) -> tf.Tensor | None:
 
 
 @keras.saving.register_keras_serializable(package="tfp_flows")
-class FlowModel(keras.Model):
+class FlowModel(ComputesInVariableDtype, keras.Model):
     """Base class of every preset. Subclasses create their `BijectorLayer`s and call `_set_flow_layers`.
 
     Args:
@@ -159,6 +166,8 @@ class FlowModel(keras.Model):
         self.num_bits = num_bits
         self.pixel_levels = None if num_bits is None else int(pixel_levels or 2**num_bits)
         self.flow_layers = []
+        # This model's pipeline errors (nan_policy "raise"), apart from any other model's fit in another thread.
+        self.input_errors = InputErrorRecord()
         self.nll_tracker = keras.metrics.Mean(name="nll")
         self.bits_per_dim_tracker = keras.metrics.Mean(name="bits_per_dim") if num_bits else None
 
@@ -731,7 +740,7 @@ class FlowModel(keras.Model):
         if self.nan_policy != "raise" or x is None:
             return x
         if isinstance(x, tf.data.Dataset):
-            return check_finite_batches(x, arg_name, support=self.support)
+            return check_finite_batches(x, arg_name, support=self.support, record=self.input_errors)
         if isinstance(x, (np.ndarray, tf.Tensor)) and (
             x.dtype.kind == "f" if isinstance(x, np.ndarray) else x.dtype.is_floating
         ):
@@ -751,18 +760,18 @@ class FlowModel(keras.Model):
             if c is None and args:
                 c = args.pop(0)
             # ActNorm's init reads the first batch before Keras does: its pipeline errors are re-raised too.
-            _reraising_input_errors(self._maybe_initialize, x, c)
+            _reraising_input_errors(self.input_errors, self._maybe_initialize, x, c)
             x, _ = self._paired(x, c, "x")
             if kwargs.get("validation_data") is not None:
                 validation, _ = self._paired(kwargs["validation_data"], None, "validation_data")
                 kwargs["validation_data"] = validation if isinstance(validation, tf.data.Dataset) else (validation,)
         else:
-            _reraising_input_errors(self._maybe_initialize, x)
+            _reraising_input_errors(self.input_errors, self._maybe_initialize, x)
         # Creating the optimizer's slots before the first step avoids a second trace of the train step.
         if self.optimizer is not None and not self.optimizer.built:
             with self.distribute_strategy.scope():
                 self.optimizer.build(self.trainable_variables)
-        return _reraising_input_errors(super().fit, x, *args, **kwargs)
+        return _reraising_input_errors(self.input_errors, super().fit, x, *args, **kwargs)
 
     def evaluate(self, x: Any = None, *args: Any, **kwargs: Any) -> Any:
         x = self._guard_input(x, "x")
@@ -771,17 +780,20 @@ class FlowModel(keras.Model):
             if c is None and args:
                 c = args.pop(0)
             x, _ = self._paired(x, c, "x")
-        return _reraising_input_errors(super().evaluate, x, *args, **kwargs)
+        return _reraising_input_errors(self.input_errors, super().evaluate, x, *args, **kwargs)
 
 
-def _reraising_input_errors(run, *args, **kwargs):
+def _reraising_input_errors(record, run, *args, **kwargs):
     """`run(*args, **kwargs)` (Keras' fit or evaluate), with an `InvalidArgumentError` that carried one of
-    `check_finite_batches`' errors replaced by that error object (`raised_input_errors`); others pass as they are."""
-    raised_input_errors.clear()
+    `check_finite_batches`' errors replaced by that error object: from the model's own `record`, else from
+    `raised_input_errors` (pipelines checked outside the model, as distributed input functions are); others pass
+    as they are."""
+    record.clear()
+    raised_input_errors.clear()  # a stale error of a pipeline nobody read to its end must not stand for a new one
     try:
         return run(*args, **kwargs)
     except tf.errors.InvalidArgumentError:
-        ours = raised_input_errors.take()
+        ours = record.take() or raised_input_errors.take()
         if ours is None:
             raise
         raise ours from None

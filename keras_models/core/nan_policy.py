@@ -5,7 +5,9 @@ The policy (`nan_policy`, the names of scipy.stats) is "raise" (default), "omit"
 the model's maths: the two errors (both `ValueError`s whose messages name the argument, the expected values and
 those received), `out_of_support_error` for eager data, and `check_finite_batches`, the tf.data check that
 runs in the input pipeline (so it also holds under XLA, which drops `tf.debugging` checks in a compiled step) and
-hands its error objects to `fit`/`evaluate` through `raised_input_errors`.
+hands its error objects to `fit`/`evaluate` through an `InputErrorRecord`: each model has its own (so two fits in
+two threads never see each other's errors), and `raised_input_errors` is the record of pipelines checked outside a
+model (input functions of distributed datasets).
 """
 
 from __future__ import annotations
@@ -99,18 +101,24 @@ def out_of_support_error(
 
 
 def check_finite_batches(
-    dataset: tf.data.Dataset, arg_name: str = "x", support: tuple[float, float] | None = None
+    dataset: tf.data.Dataset,
+    arg_name: str = "x",
+    support: tuple[float, float] | None = None,
+    record: InputErrorRecord | None = None,
 ) -> tf.data.Dataset:
     """`dataset` with every float tensor checked for NaN/inf as it is read, and, given a `support` (low, high),
     the data (x, the element's first tensor) for values outside that interval.
 
     The checks run in the tf.data pipeline, not in the (possibly XLA-compiled) train step. A good batch passes
     through pure TensorFlow ops; a bad one takes a `tf.cond` branch into Python (`tf.py_function`), which builds
-    the `NonFiniteInputError` or `OutOfSupportError` naming `arg_name`, records the object in `raised_input_errors`
-    and raises it. tf.data delivers it as a `tf.errors.InvalidArgumentError` (a ValueError raised in Python),
-    and `FlowModel.fit`/`evaluate` re-raise the recorded error object itself: no error text is parsed. Use it
-    inside `distribute_datasets_from_function` input functions (with `support=model.support`).
+    the `NonFiniteInputError` or `OutOfSupportError` naming `arg_name`, records the object in `record` (an
+    `InputErrorRecord`; None: the process-wide `raised_input_errors`) and raises it. tf.data delivers it as a
+    `tf.errors.InvalidArgumentError` (a ValueError raised in Python), and `FlowModel.fit`/`evaluate` re-raise the
+    recorded error object itself: no error text is parsed. `fit` checks its datasets with the model's own record
+    (`FlowModel.input_errors`); inside `distribute_datasets_from_function` input functions, pass
+    `support=model.support` and `record=model.input_errors`, so concurrent fits keep their errors apart.
     """
+    record = raised_input_errors if record is None else record
     where = "(a batch read from the dataset)"
 
     def raise_input_error(x, finite):
@@ -122,7 +130,7 @@ def check_finite_batches(
                 f"{_out_of_support_prefix(arg_name, where, support)}; received values in "
                 f"[{_format_number(values.min())}, {_format_number(values.max())}]{_out_of_support_suffix(support)}"
             )
-        raised_input_errors.record(error)
+        record.record(error)
         raise error
 
     def check(*element):
@@ -148,12 +156,13 @@ def check_finite_batches(
     return dataset.map(check, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
-class _RaisedInputErrors:
+class InputErrorRecord:
     """The input errors `check_finite_batches` raised since the last `take`: how `FlowModel.fit`/`evaluate` know
     that an `InvalidArgumentError` from tf.data is one of ours, and get our error object back.
 
-    A process-wide record (tf.data runs the check on its own threads, not the caller's): `fit` and `evaluate`
-    clear it before they start reading and take the first error recorded when reading fails.
+    Owned by one model (`FlowModel.input_errors`; tf.data runs the check on its own threads, not the caller's, so
+    the record travels with the pipeline rather than with a thread): `fit` and `evaluate` clear it before they
+    start reading and take the first error recorded when reading fails. Thread-safe.
     """
 
     def __init__(self):
@@ -175,4 +184,6 @@ class _RaisedInputErrors:
         return errors[0] if errors else None
 
 
-raised_input_errors = _RaisedInputErrors()
+# Pipelines checked outside a model (`check_finite_batches` without `record`) record here; FlowModel.fit looks here
+# after its own record.
+raised_input_errors = InputErrorRecord()

@@ -37,6 +37,7 @@ import tensorflow_probability as tfp
 
 import tfp_flows
 from keras_models.core.nan_policy import OutOfSupportError
+from keras_models.core.precision import ComputesInVariableDtype, in_flow_dtype
 from keras_models.layers.networks.attention import GatedConvAttentionNet
 from tfp_flows.validation import check_int
 
@@ -84,12 +85,13 @@ class _ConditionalAffineShiftAndLogScale:
 
     def __call__(self, eps_masked):
         out = self.network(tf.concat([eps_masked, tf.cast(self.context, eps_masked.dtype)], axis=-1))
+        out = in_flow_dtype(out, eps_masked.dtype)  # a float16 network's output parametrises a float32 coupling
         shift, log_scale = tf.split(out, 2, axis=-1)
         return shift, log_scale
 
 
 @keras.saving.register_keras_serializable(package="tfp_flows")
-class VariationalDequantizer(keras.layers.Layer):
+class VariationalDequantizer(ComputesInVariableDtype, keras.layers.Layer):
     """q(u | x) for image data x of shape [H, W, C] on the [0, 1] scale; all weights are Keras weights.
 
     x (and u in `log_prob`) must lie in [0, 1]: eager calls raise `OutOfSupportError` otherwise (inside

@@ -8,8 +8,10 @@ TFP object, and every gradient reaches `model.trainable_weights`.
 import keras
 import numpy as np
 
+from keras_models.core.precision import ComputesInVariableDtype
 
-class BijectorLayer(keras.layers.Layer):
+
+class BijectorLayer(ComputesInVariableDtype, keras.layers.Layer):
     """A Keras layer that owns the weights of one flow step and builds its bijector on demand.
 
     Subclasses create their weights in `build(event_shape)` (called by the constructor of the model once the
@@ -17,6 +19,9 @@ class BijectorLayer(keras.layers.Layer):
     a dummy call) and implement `bijector()`, returning a `tfp.bijectors.Bijector` whose forward maps the
     latent side to the data side. `event_shape` is the shape of one example on this step's data side.
     A step whose inverse is made for a bounded domain only says so in `data_support`.
+
+    Under a mixed policy the step's bijector computes in the variable dtype (float32) while the networks it
+    builds with its `dtype_policy` compute in float16 or bfloat16 (`keras_models.core.precision`).
 
     Layers with data-dependent initialisation (ActNorm) override `initialize_from_data(x)`, where `x` is a real
     batch on this step's data side; the fact that it ran is stored in a weight, so it never runs twice (after a

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 from bijector_cases.mixtures import MixtureConditioner
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from mixture_support import SETTINGS, assert_finite, floats, fresh, magnitudes
 
@@ -187,6 +187,10 @@ class _RandomConditioner(tf.Module):
     parity=st.sampled_from([0, 1]),
     z=st.lists(magnitudes(1e3), min_size=12, max_size=12),
 )
+# A light (weight 3e-8) but very wide (scale 1e10) component next to a sharp one (scale 9e-4) once widened the
+# search's bracket to +-3e5, which the step budget could not bisect down: the sample landed on the wrong side of
+# the sharp component (error 60).
+@example(size=6, num_components=3, gain=3.875, seed=1049, parity=0, z=[1000.0] + [0.0] * 11)
 def test_coupling_round_trips_with_finite_log_dets_and_gradients(size, num_components, gain, seed, parity, z):
     conditioner = _RandomConditioner(size, num_components, gain, seed)
     coupling = LogisticMixtureCoupling(masks.half(size, parity), conditioner, num_components, validate_args=True)

@@ -21,6 +21,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_models.core.precision import in_flow_dtype
 from tfp_flows.coupling import last_axis_split
 from tfp_flows.validation import check_positive_ints
 
@@ -239,7 +240,7 @@ class MaskedConditioner(keras.layers.Layer):
             if self.split is not None:
                 piece = self._pad_to_event(piece, len(trailing))
             params.append(tf.reshape(piece, tf.concat([batch_shape, self.mask.shape, trailing], 0)))
-        return tuple(params)
+        return in_flow_dtype(tuple(params), self.variable_dtype)
 
     def _call_on_block(self, x_pass, context=None):
         """Block form: the same network and the same slices of its output, without zeros in or out."""
@@ -256,7 +257,7 @@ class MaskedConditioner(keras.layers.Layer):
                 tf.reshape(piece, tf.concat([batch_shape, block_shape, trailing], 0))
                 for piece, trailing in zip(params, self.param_trailing_shapes)
             ]
-        return tuple(params)
+        return in_flow_dtype(tuple(params), self.variable_dtype)
 
     def _split_output(self, out):
         """The network's output [..., trans_channels * width] as one tensor per parameter of the transformed

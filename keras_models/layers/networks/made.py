@@ -31,6 +31,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_models.core.precision import in_flow_dtype
 from keras_models.layers.networks.conditioners import checked_context, checked_context_shape
 from tfp_flows.validation import check_int, check_positive_ints
 
@@ -139,6 +140,7 @@ class MADE(keras.layers.Layer):
                     h = h + tf.matmul(context, self.context_kernels[i])
                 h = self.activation(h)
         per_dimension = self.masks[-1].shape[1] // self.event_size
+        h = in_flow_dtype(h, self.variable_dtype)  # the bijector's parameters, in float32 under a mixed policy
         return tf.reshape(h, tf.concat([batch_shape, [self.event_size, per_dimension]], axis=0))
 
     def call(self, x, conditional_input=None):
