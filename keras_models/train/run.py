@@ -89,8 +89,9 @@ def _split_kwargs(config, split):
     return dict(kwargs, conditional=True) if config["conditional"] else kwargs
 
 
-def _datasets(config, strategy, start_step=0, check_finite=True, support=None):
-    """(first global batch for ActNorm, training data from `start_step`, validation data)."""
+def _datasets(config, strategy, start_step=0, check_finite=True, support=None, record=None):
+    """(first global batch for ActNorm, training data from `start_step`, validation data); a distributed stream's
+    input errors go to `record` (the model's own `input_errors`)."""
     from tfp_flows.datasets import make_dataset
 
     first_batch = next(iter(_train_stream(config, 0).take(1)))
@@ -99,7 +100,7 @@ def _datasets(config, strategy, start_step=0, check_finite=True, support=None):
         def replica_stream(ctx):
             stream = _train_stream(config, start_step, ctx)
             # FlowModel.fit cannot reach inside a distributed dataset: check NaN/inf and support here (nan_policy).
-            return check_finite_batches(stream, support=support) if check_finite else stream
+            return check_finite_batches(stream, support=support, record=record) if check_finite else stream
 
         train_ds = strategy.distribute_datasets_from_function(replica_stream)
     else:
@@ -231,6 +232,7 @@ def _train_density(config: dict[str, Any], run_dir: str, start: float, chief: bo
         initial_epoch * config["steps_per_epoch"],
         check_finite=model.nan_policy == "raise",
         support=model.support,
+        record=model.input_errors,
     )
 
     def initialize_actnorm() -> None:
