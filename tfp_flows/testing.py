@@ -110,7 +110,7 @@ def _assert_finite(value, what):
     value = np.asarray(value)
     if not np.all(np.isfinite(value)):
         bad = int(np.size(value) - np.sum(np.isfinite(value)))
-        raise AssertionError(f"{what}: {bad} of {value.size} entries are not finite")
+        raise AssertionError(f"{what} is not finite: {bad} of {value.size} entries")
 
 
 def _evaluate(bijector, x, event_ndims):
