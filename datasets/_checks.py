@@ -1,6 +1,10 @@
 """Argument checks for the datasets package: errors name the argument, what was expected and what came."""
 
+from collections.abc import Collection
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 import tensorflow as tf
 
 from tfp_flows.validation import is_int
@@ -8,7 +12,7 @@ from tfp_flows.validation import is_int
 __all__ = ["check_positive_int", "check_points_2d", "check_choice", "check_classes", "check_one_hot"]
 
 
-def check_positive_int(value, arg_name):
+def check_positive_int(value: Any, arg_name: str) -> int:
     """Return `value` as an int, or raise TypeError/ValueError naming `arg_name`."""
     if not is_int(value):
         raise TypeError(f"`{arg_name}` must be a positive int; received {value!r} of type {type(value).__name__}")
@@ -17,7 +21,7 @@ def check_positive_int(value, arg_name):
     return int(value)
 
 
-def check_points_2d(x, arg_name="x"):
+def check_points_2d(x: tf.Tensor, arg_name: str = "x") -> tf.Tensor:
     """Convert `x` to a float tensor of shape [..., 2], or raise TypeError/ValueError naming `arg_name`."""
     if not tf.is_tensor(x):
         x = tf.convert_to_tensor(x)
@@ -31,14 +35,14 @@ def check_points_2d(x, arg_name="x"):
     return x
 
 
-def check_choice(value, choices, arg_name):
+def check_choice(value: Any, choices: Collection[Any], arg_name: str) -> Any:
     """Raise ValueError naming `arg_name` unless `value` is one of `choices`."""
     if value not in choices:
         raise ValueError(f"`{arg_name}` must be one of {sorted(map(str, choices))}; received {value!r}")
     return value
 
 
-def check_classes(classes, num_samples, num_classes, arg_name):
+def check_classes(classes: npt.ArrayLike, num_samples: int, num_classes: int, arg_name: str) -> np.ndarray:
     """`classes` as an int64 array [num_samples] of values in 0..num_classes-1 (an int is repeated), or raise
     TypeError/ValueError naming `arg_name`."""
     array = np.asarray(classes)
@@ -55,7 +59,7 @@ def check_classes(classes, num_samples, num_classes, arg_name):
     return array.astype(np.int64)
 
 
-def check_one_hot(c, num_classes, dtype, arg_name="c"):
+def check_one_hot(c: tf.Tensor, num_classes: int, dtype: npt.DTypeLike, arg_name: str = "c") -> tf.Tensor:
     """`c` as a tensor [..., num_classes] of `dtype`; its values are checked to be one-hot rows when eager
     (a traced function cannot look at them). Raises TypeError/ValueError naming `arg_name`."""
     c = tf.convert_to_tensor(c)

@@ -26,6 +26,8 @@ ValueError: `epsilon` must be a finite number > 0; received 0.0
 
 import math
 import numbers
+from collections.abc import Callable, Collection, Sequence
+from typing import Any, Literal, overload
 
 import numpy as np
 import tensorflow as tf
@@ -47,17 +49,49 @@ __all__ = [
 ]
 
 
-def is_int(value):
+def is_int(value: object) -> bool:
     """True for Python and NumPy integers, False for `bool` (and everything else)."""
     return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
-def is_real(value):
+def is_real(value: object) -> bool:
     """True for Python and NumPy real numbers (ints included), False for `bool` and everything else."""
     return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 
-def check_int(value, arg_name, minimum=1, maximum=None, owner=None, allow_none=False, hint=""):
+@overload
+def check_int(
+    value: Any,
+    arg_name: str,
+    minimum: int | None = 1,
+    maximum: int | None = None,
+    owner: str | None = None,
+    allow_none: Literal[False] = False,
+    hint: str = "",
+) -> int: ...
+
+
+@overload
+def check_int(
+    value: Any,
+    arg_name: str,
+    minimum: int | None = 1,
+    maximum: int | None = None,
+    owner: str | None = None,
+    allow_none: bool = False,
+    hint: str = "",
+) -> int | None: ...
+
+
+def check_int(
+    value: Any,
+    arg_name: str,
+    minimum: int | None = 1,
+    maximum: int | None = None,
+    owner: str | None = None,
+    allow_none: bool = False,
+    hint: str = "",
+) -> int | None:
     """`value` as an int, or a ValueError naming `arg_name`, the range expected and the value received.
 
     Args:
@@ -87,7 +121,15 @@ def check_int(value, arg_name, minimum=1, maximum=None, owner=None, allow_none=F
     return int(value)
 
 
-def check_number(value, arg_name, minimum=None, strict=False, allow_inf=False, owner=None, hint=""):
+def check_number(
+    value: Any,
+    arg_name: str,
+    minimum: float | None = None,
+    strict: bool = False,
+    allow_inf: bool = False,
+    owner: str | None = None,
+    hint: str = "",
+) -> float:
     """`value` as a float, or a ValueError naming `arg_name`, the range expected and the value received.
 
     Args:
@@ -111,7 +153,7 @@ def check_number(value, arg_name, minimum=None, strict=False, allow_inf=False, o
     return float(value)
 
 
-def check_one_of(value, arg_name, choices, owner=None):
+def check_one_of(value: Any, arg_name: str, choices: Collection[Any], owner: str | None = None) -> Any:
     """`value` if it is one of `choices`, else a ValueError naming `arg_name`, the choices and the value."""
     if value not in choices:
         prefix = f"{owner}: " if owner else ""
@@ -119,7 +161,7 @@ def check_one_of(value, arg_name, choices, owner=None):
     return value
 
 
-def check_callable(value, arg_name, signature, owner=None):
+def check_callable(value: Any, arg_name: str, signature: str, owner: str | None = None) -> Callable[..., Any]:
     """`value` if callable, else a TypeError naming `arg_name`, the `signature` expected and the type received."""
     if not callable(value):
         prefix = f"{owner}: " if owner else ""
@@ -127,7 +169,7 @@ def check_callable(value, arg_name, signature, owner=None):
     return value
 
 
-def check_positive_ints(values, arg_name, owner=None):
+def check_positive_ints(values: Any, arg_name: str, owner: str | None = None) -> tuple[int, ...]:
     """A non-empty sequence of positive ints (layer widths, a shape) as a tuple, or a ValueError."""
     items = tuple(values) if np.ndim(values) else ()
     if not items or not all(is_int(v) and v > 0 for v in items):
@@ -136,7 +178,7 @@ def check_positive_ints(values, arg_name, owner=None):
     return tuple(int(v) for v in items)
 
 
-def check_vector_event_shape(event_shape, owner, min_size=2, hint=""):
+def check_vector_event_shape(event_shape: Any, owner: str, min_size: int = 2, hint: str = "") -> tuple[int]:
     """`(D,)` with D >= `min_size`, or a ValueError naming `owner`; `hint` says what to do instead."""
     shape = tuple(event_shape) if np.ndim(event_shape) else (event_shape,)
     if len(shape) != 1 or not is_int(shape[0]) or shape[0] < min_size:
@@ -147,7 +189,7 @@ def check_vector_event_shape(event_shape, owner, min_size=2, hint=""):
     return (int(shape[0]),)
 
 
-def check_float_dtype(x, arg_name, owner=None):
+def check_float_dtype(x: tf.Tensor, arg_name: str, owner: str | None = None) -> None:
     """Raise TypeError unless `x` has a floating-point dtype."""
     dtype = tf.as_dtype(getattr(x, "dtype", tf.float32))
     if not dtype.is_floating:
@@ -157,7 +199,7 @@ def check_float_dtype(x, arg_name, owner=None):
         )
 
 
-def float_parameters(owner=None, **params):
+def float_parameters(owner: str | None = None, **params: Any) -> tuple[tf.DType, list[tf.Tensor]]:
     """(dtype, [tensors]): a bijector's parameters in their common floating-point dtype, in the order given.
 
     The dtype is TFP's `dtype_util.common_dtype` of the values (float32 for Python numbers); a non-float one
@@ -172,7 +214,7 @@ def float_parameters(owner=None, **params):
     ]
 
 
-def check_event_shape(x, event_shape, arg_name, bijector_name):
+def check_event_shape(x: tf.Tensor, event_shape: Sequence[int | None], arg_name: str, bijector_name: str) -> None:
     """Raise ValueError when the static trailing dimensions of `x` contradict `event_shape`.
 
     `event_shape` may hold `None` for a dimension that is free. Unknown static shapes pass (checked at run time
@@ -196,7 +238,7 @@ def check_event_shape(x, event_shape, arg_name, bijector_name):
             )
 
 
-def assert_in_unit_interval(x, arg_name):
+def assert_in_unit_interval(x: tf.Tensor, arg_name: str) -> list[tf.Operation]:
     """Assertions that `x` lies in [0, 1] (for `validate_args=True`)."""
     return [
         tf.debugging.assert_greater_equal(x, tf.zeros([], x.dtype), message=f"`{arg_name}` must be >= 0"),
