@@ -22,16 +22,16 @@ Example:
     TensorShape([256, 2])
 """
 
-from tfp_flows.datasets import energies
-from tfp_flows.datasets.bits import bits_per_dim
-from tfp_flows.datasets.conditional import CONDITIONAL_DENSITIES, ConditionalToyDensity, get_conditional_density
-from tfp_flows.datasets.digits_builder import DIGITS_SPLIT_SIZES, TfpFlowsDigits, digits_split
-from tfp_flows.datasets.energies import ENERGIES, get_energy
-from tfp_flows.datasets.pipeline import make_dataset
-from tfp_flows.datasets.registry import FlowDatasetInfo, dataset_info, list_datasets
-from tfp_flows.datasets.synthetic import DENSITIES, ToyDensity, get_density
-from tfp_flows.datasets.tfds_loading import DatasetNotPreparedError, load_tfds_split
-from tfp_flows.datasets.toy_builder import TOY_SPLIT_SIZES, TfpFlowsToy, ToyConfig, toy_labelled_split, toy_split
+from . import energies
+from .bits import bits_per_dim
+from .conditional import CONDITIONAL_DENSITIES, ConditionalToyDensity, get_conditional_density
+from .digits_builder import DIGITS_SPLIT_SIZES, TfpFlowsDigits, digits_split
+from .energies import ENERGIES, get_energy
+from .pipeline import make_dataset
+from .registry import FlowDatasetInfo, dataset_info, list_datasets
+from .synthetic import DENSITIES, ToyDensity, get_density
+from .tfds_loading import DatasetNotPreparedError, load_tfds_split
+from .toy_builder import TOY_SPLIT_SIZES, TfpFlowsToy, ToyConfig, toy_labelled_split, toy_split
 
 __all__ = [
     "CONDITIONAL_DENSITIES",

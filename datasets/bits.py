@@ -29,7 +29,9 @@ from tfp_flows.validation import check_int
 __all__ = ["bits_per_dim"]
 
 
-def bits_per_dim(log_prob, num_dims, preprocessing_log_det_jacobian=0.0, num_levels=256):
+def bits_per_dim(
+    log_prob: tf.Tensor, num_dims: int, preprocessing_log_det_jacobian: float = 0.0, num_levels: int = 256
+) -> tf.Tensor:
     """Bits/dim of data on the `num_levels`-level scale from log-likelihoods (nats) of the preprocessed data.
 
     Args:

@@ -24,11 +24,13 @@ Example:
 """
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 import tensorflow as tf
 
-from tfp_flows.datasets import _checks, synthetic
+from . import _checks, synthetic
 
 __all__ = ["ConditionalToyDensity", "CONDITIONAL_DENSITIES", "get_conditional_density"]
 
@@ -43,7 +45,7 @@ class ConditionalToyDensity:
       class_names: a name per class, for figures.
     """
 
-    def __init__(self, density):
+    def __init__(self, density: synthetic.ClassMixtureDensity) -> None:
         if not isinstance(density, synthetic.ClassMixtureDensity):
             raise TypeError(f"`density` must be a synthetic.ClassMixtureDensity; received {type(density).__name__}")
         self.density = density
@@ -52,10 +54,16 @@ class ConditionalToyDensity:
         self.class_names = tuple(density.class_names)
 
     @property
-    def context_shape(self):
+    def context_shape(self) -> tuple[int]:
         return (self.num_classes,)
 
-    def sample(self, num_samples, seed=0, dtype=np.float32, classes=None):
+    def sample(
+        self,
+        num_samples: int,
+        seed: int | Sequence[int] = 0,
+        dtype: npt.DTypeLike = np.float32,
+        classes: npt.ArrayLike | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(x [n, 2], c one-hot [n, K]) of `dtype`.
 
         Args:
@@ -68,11 +76,17 @@ class ConditionalToyDensity:
         x, labels = self.sample_labels(num_samples, seed=seed, dtype=dtype, classes=classes)
         return x, np.eye(self.num_classes, dtype=dtype)[labels]
 
-    def sample_labels(self, num_samples, seed=0, dtype=np.float32, classes=None):
+    def sample_labels(
+        self,
+        num_samples: int,
+        seed: int | Sequence[int] = 0,
+        dtype: npt.DTypeLike = np.float32,
+        classes: npt.ArrayLike | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """As `sample`, with the classes as int64 indices [n] instead of one-hot vectors."""
         return self.density.sample_with_classes(num_samples, seed=seed, dtype=dtype, classes=classes)
 
-    def log_prob(self, x, c):
+    def log_prob(self, x: tf.Tensor, c: tf.Tensor) -> tf.Tensor:
         """The true log p(x | c): x [..., 2] and one-hot c [..., K] -> [...], in the dtype of x.
 
         log p(x | c) = sum_k c_k log p(x | k), which for a one-hot c picks its class's log-density (every
@@ -82,11 +96,11 @@ class ConditionalToyDensity:
         c = _checks.check_one_hot(c, self.num_classes, per_class.dtype, "c")
         return tf.reduce_sum(c * per_class, axis=-1)
 
-    def prior_log_prob(self):
+    def prior_log_prob(self) -> float:
         """log p(c = k) = -log K for every class (the classes are equally likely)."""
         return -math.log(self.num_classes)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"ConditionalToyDensity({self.density!r})"
 
 
@@ -97,7 +111,7 @@ CONDITIONAL_DENSITIES = {
 }
 
 
-def get_conditional_density(name):
+def get_conditional_density(name: str) -> ConditionalToyDensity:
     """The `ConditionalToyDensity` of toy density `name`; ValueError listing the names that have one."""
     if name not in CONDITIONAL_DENSITIES:
         raise ValueError(

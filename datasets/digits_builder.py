@@ -23,10 +23,15 @@ Example:
     >>> ds = tfds.load("tfp_flows_digits", split="train", data_dir="/tmp/tfds")  # doctest: +SKIP
 """
 
+from collections.abc import Iterator
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
+import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from tfp_flows.datasets.tfds_loading import PackagedBuilder
+from .tfds_loading import PackagedBuilder
 
 __all__ = [
     "TfpFlowsDigits",
@@ -41,13 +46,13 @@ DIGITS_SPLIT_SIZES = {"train": 1297, "validation": 250, "test": 250}
 DIGITS_LEVELS = 17  # the originals count 0..16 set bits of a 4x4 block
 
 
-def digits_levels_to_uint8(levels):
+def digits_levels_to_uint8(levels: npt.ArrayLike) -> np.ndarray:
     """Map digit levels 0..16 to the 8-bit scale: floor(255 v / 16 + 1/2) as uint8."""
     levels = np.asarray(levels, np.float64)
     return np.floor(levels * (255.0 / 16.0) + 0.5).astype(np.uint8)
 
 
-def uint8_to_levels(pixels, num_levels):
+def uint8_to_levels(pixels: tf.Tensor, num_levels: int) -> tf.Tensor:
     """The inverse of the map to the 8-bit scale for `num_levels`-level data: round(pixel (L - 1) / 255).
 
     Exact for `digits_levels_to_uint8` (the rounding error there, at most 1/2 pixel, is 1/32 of a level here).
@@ -56,7 +61,7 @@ def uint8_to_levels(pixels, num_levels):
     return (pixels * ((num_levels - 1) / 255.0) + 0.5) // 1.0
 
 
-def digits_split(split):
+def digits_split(split: str) -> tuple[np.ndarray, np.ndarray]:
     """(images uint8 [n, 8, 8, 1], labels int64 [n]) of `split`, in the builder's generation order."""
     from sklearn.datasets import load_digits  # imported here: only needed when the data are generated
 
@@ -81,7 +86,7 @@ class TfpFlowsDigits(PackagedBuilder):
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "Initial release."}
 
-    def _info(self):
+    def _info(self) -> tfds.core.DatasetInfo:
         return tfds.core.DatasetInfo(
             builder=self,
             description=(
@@ -99,11 +104,11 @@ class TfpFlowsDigits(PackagedBuilder):
             citation="Alpaydin, E. & Kaynak, C. (1998). Optical Recognition of Handwritten Digits. UCI.",
         )
 
-    def _split_generators(self, dl_manager):
+    def _split_generators(self, dl_manager: Any) -> dict[str, Iterator[tuple[int, dict[str, Any]]]]:
         del dl_manager  # bundled with scikit-learn, nothing to download
         return {split: self._generate_examples(split) for split in DIGITS_SPLIT_SIZES}
 
-    def _generate_examples(self, split):
+    def _generate_examples(self, split: str) -> Iterator[tuple[int, dict[str, Any]]]:
         images, labels = digits_split(split)
         for index, (image, label) in enumerate(zip(images, labels)):
             yield index, {"image": image, "label": int(label)}

@@ -21,37 +21,38 @@ Example:
 """
 
 import math
+from collections.abc import Callable
 
 import tensorflow as tf
 
-from tfp_flows.datasets import _checks
+from . import _checks
 
 __all__ = ["u1", "u2", "u3", "u4", "w1", "w2", "w3", "ENERGIES", "PLOT_LIMITS", "get_energy"]
 
 PLOT_LIMITS = ((-4.0, 4.0), (-4.0, 4.0))
 
 
-def w1(z):
+def w1(z: tf.Tensor) -> tf.Tensor:
     """w1(z) = sin(2 pi z1 / 4)."""
     return tf.sin(2.0 * math.pi * z[..., 0] / 4.0)
 
 
-def w2(z):
+def w2(z: tf.Tensor) -> tf.Tensor:
     """w2(z) = 3 exp(-1/2 ((z1 - 1) / 0.6)^2)."""
     return 3.0 * tf.exp(-0.5 * tf.square((z[..., 0] - 1.0) / 0.6))
 
 
-def w3(z):
+def w3(z: tf.Tensor) -> tf.Tensor:
     """w3(z) = 3 sigmoid((z1 - 1) / 0.3)."""
     return 3.0 * tf.sigmoid((z[..., 0] - 1.0) / 0.3)
 
 
-def _neg_log_sum_exp(a, b):
+def _neg_log_sum_exp(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
     """-log(exp(a) + exp(b)), stable."""
     return -tf.reduce_logsumexp(tf.stack([a, b], axis=-1), axis=-1)
 
 
-def u1(z):
+def u1(z: tf.Tensor) -> tf.Tensor:
     """U1(z) = 1/2 ((|z| - 2) / 0.4)^2 - log(exp(-1/2 ((z1 - 2)/0.6)^2) + exp(-1/2 ((z1 + 2)/0.6)^2))."""
     z = _checks.check_points_2d(z, "z")
     ring = 0.5 * tf.square((tf.norm(z, axis=-1) - 2.0) / 0.4)
@@ -60,13 +61,13 @@ def u1(z):
     return ring + _neg_log_sum_exp(left, right)
 
 
-def u2(z):
+def u2(z: tf.Tensor) -> tf.Tensor:
     """U2(z) = 1/2 ((z2 - w1(z)) / 0.4)^2."""
     z = _checks.check_points_2d(z, "z")
     return 0.5 * tf.square((z[..., 1] - w1(z)) / 0.4)
 
 
-def u3(z):
+def u3(z: tf.Tensor) -> tf.Tensor:
     """U3(z) = -log(exp(-1/2 ((z2 - w1)/0.35)^2) + exp(-1/2 ((z2 - w1 + w2)/0.35)^2))."""
     z = _checks.check_points_2d(z, "z")
     a = -0.5 * tf.square((z[..., 1] - w1(z)) / 0.35)
@@ -74,7 +75,7 @@ def u3(z):
     return _neg_log_sum_exp(a, b)
 
 
-def u4(z):
+def u4(z: tf.Tensor) -> tf.Tensor:
     """U4(z) = -log(exp(-1/2 ((z2 - w1)/0.4)^2) + exp(-1/2 ((z2 - w1 + w3)/0.35)^2))."""
     z = _checks.check_points_2d(z, "z")
     a = -0.5 * tf.square((z[..., 1] - w1(z)) / 0.4)
@@ -85,7 +86,7 @@ def u4(z):
 ENERGIES = {"u1": u1, "u2": u2, "u3": u3, "u4": u4}
 
 
-def get_energy(name):
+def get_energy(name: str) -> Callable[[tf.Tensor], tf.Tensor]:
     """The energy function called `name` ("u1".."u4", case-insensitive, so "U2" works)."""
     key = str(name).lower()
     if key not in ENERGIES:

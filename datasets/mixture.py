@@ -19,8 +19,10 @@ thousand here); evaluate large grids in chunks.
 """
 
 import math
+from collections.abc import Callable
 
 import numpy as np
+import numpy.typing as npt
 import tensorflow as tf
 
 __all__ = ["GaussianMixture2D", "curve_quadrature"]
@@ -38,7 +40,7 @@ class GaussianMixture2D:
         -1.8379
     """
 
-    def __init__(self, centers, log_weights, scale):
+    def __init__(self, centers: npt.ArrayLike, log_weights: npt.ArrayLike, scale: float) -> None:
         centers = np.asarray(centers, np.float64)
         log_weights = np.asarray(log_weights, np.float64)
         if centers.ndim != 2 or centers.shape[1] != 2:
@@ -53,10 +55,10 @@ class GaussianMixture2D:
         self.scale = float(scale)
 
     @property
-    def num_components(self):
+    def num_components(self) -> int:
         return self.centers.shape[0]
 
-    def log_prob(self, x):
+    def log_prob(self, x: tf.Tensor) -> tf.Tensor:
         """log p(x) for x of shape [..., 2] (float32 or float64); returns shape [...]."""
         x = tf.convert_to_tensor(x)
         if not x.dtype.is_floating:
@@ -73,7 +75,15 @@ class GaussianMixture2D:
         return tf.reduce_logsumexp(log_kernel, axis=-1) - tf.constant(log_norm, dtype)
 
 
-def curve_quadrature(curve, latent_log_density, lo, hi, max_panel_length, nodes_per_panel=8, arc_resolution=20_000):
+def curve_quadrature(
+    curve: Callable[[np.ndarray], np.ndarray],
+    latent_log_density: Callable[[np.ndarray], np.ndarray],
+    lo: float,
+    hi: float,
+    max_panel_length: float,
+    nodes_per_panel: int = 8,
+    arc_resolution: int = 20_000,
+) -> tuple[np.ndarray, np.ndarray]:
     """Nodes and log-weights approximating integral_lo^hi pi(t) f(c(t)) dt by sum_i w_i f(c(t_i)).
 
     Composite Gauss-Legendre on panels of equal arc length of the curve (each at most `max_panel_length`), so

@@ -67,15 +67,18 @@ Example:
     TensorSpec(shape=(128, 2), dtype=tf.float32, name=None)
 """
 
+from collections.abc import Callable
+
 import numpy as np
 import tensorflow as tf
 
-from tfp_flows.datasets.digits_builder import uint8_to_levels
-from tfp_flows.datasets.registry import dataset_info
-from tfp_flows.datasets.registry import list_datasets as _list_datasets
-from tfp_flows.datasets.tfds_loading import load_tfds_split
-from tfp_flows.datasets.toy_builder import toy_labelled_split, toy_split
 from tfp_flows.validation import check_int, check_one_of
+
+from .digits_builder import uint8_to_levels
+from .registry import FlowDatasetInfo, dataset_info
+from .registry import list_datasets as _list_datasets
+from .tfds_loading import load_tfds_split
+from .toy_builder import toy_labelled_split, toy_split
 
 __all__ = ["make_dataset"]
 
@@ -84,23 +87,23 @@ _INT64_MAX = 2**63 - 1
 
 
 def make_dataset(
-    name,
-    split="train",
-    batch_size=128,
+    name: str,
+    split: str = "train",
+    batch_size: int = 128,
     *,
-    shuffle=True,
-    seed=0,
-    dequantize="uniform",
-    drop_remainder=None,
-    repeat=False,
-    initial_epoch=0,
-    num_examples=None,
-    data_dir=None,
-    input_context=None,
-    dtype=tf.float32,
-    download=False,
-    conditional=False,
-):
+    shuffle: bool = True,
+    seed: int = 0,
+    dequantize: str = "uniform",
+    drop_remainder: bool | None = None,
+    repeat: bool = False,
+    initial_epoch: int = 0,
+    num_examples: int | None = None,
+    data_dir: str | None = None,
+    input_context: tf.distribute.InputContext | None = None,
+    dtype: tf.DType = tf.float32,
+    download: bool = False,
+    conditional: bool = False,
+) -> tf.data.Dataset:
     """A batched, shuffled, dequantized `tf.data.Dataset` of x alone, or (x, c), for dataset `name`.
 
     Args:
@@ -167,23 +170,26 @@ def make_dataset(
             f"`num_examples` or drop_remainder=False"
         )
     examples = tf.constant(examples)
+    num_classes = 0
     if conditional:
+        assert labels is not None and info.context_shape is not None  # _load_split(with_labels=True) gives them
         labels = tf.constant(labels[:num_examples][pipeline_id::num_pipelines])
+        num_classes = info.context_shape[0]
     preprocess = _preprocessor(info, dequantize, dtype)
 
-    def one_epoch(epoch_key):
+    def one_epoch(epoch_key: tf.Tensor) -> tf.data.Dataset:
         key = tf.random.experimental.stateless_fold_in(epoch_key, pipeline_id)
         order = tf.range(size, dtype=tf.int64)
         if shuffle:
             order = tf.random.experimental.stateless_shuffle(order, seed=key)
 
-        def load_batch(index, rows):
+        def load_batch(index: tf.Tensor, rows: tf.Tensor) -> tf.Tensor | tuple[tf.Tensor, tf.Tensor]:
             noise_key = tf.random.experimental.stateless_fold_in(key, index)
             x = preprocess(tf.gather(examples, rows), noise_key)
             if not conditional:
                 return x
             # c gathered with the same rows, so x is exactly the unconditional dataset's batch.
-            return x, tf.one_hot(tf.gather(labels, rows), info.context_shape[0], dtype=dtype)
+            return x, tf.one_hot(tf.gather(labels, rows), num_classes, dtype=dtype)
 
         batches = tf.data.Dataset.from_tensor_slices(order).batch(per_replica_batch, drop_remainder=drop_remainder)
         return batches.enumerate().map(load_batch, num_parallel_calls=tf.data.AUTOTUNE)
@@ -201,7 +207,14 @@ def make_dataset(
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def _load_split(info, split, data_dir, download, num_examples=None, with_labels=False):
+def _load_split(
+    info: FlowDatasetInfo,
+    split: str,
+    data_dir: str | None,
+    download: bool,
+    num_examples: int | None = None,
+    with_labels: bool = False,
+) -> tuple[np.ndarray, np.ndarray | None]:
     """(examples, labels) of the split (at least its first `num_examples`) as NumPy arrays: float32 [N, 2] or
     uint8 [N, H, W, C], and int64 [N] class indices when `with_labels` (else None)."""
     if not info.is_8bit_image:
@@ -229,20 +242,22 @@ def _load_split(info, split, data_dir, download, num_examples=None, with_labels=
     return np.concatenate([images for images, _ in chunks]), np.concatenate([labels for _, labels in chunks])
 
 
-def _preprocessor(info, dequantize, dtype):
+def _preprocessor(
+    info: FlowDatasetInfo, dequantize: str, dtype: tf.DType
+) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
     """(raw_batch, noise_key) -> float batch."""
     if not info.is_8bit_image:
         return lambda batch, key: tf.cast(batch, dtype)
-    levels = float(info.num_levels)
+    levels = float(info.levels)
 
-    def values(batch):
+    def values(batch: tf.Tensor) -> tf.Tensor:
         """The pixels' levels 0..L-1 (8-bit pixels as they are; fewer levels mapped back from the 8-bit scale)."""
         pixels = tf.cast(batch, dtype)
-        return pixels if info.num_levels == 256 else uint8_to_levels(pixels, info.num_levels)
+        return pixels if info.levels == 256 else uint8_to_levels(pixels, info.levels)
 
     if dequantize == "uniform":
 
-        def uniform(batch, key):
+        def uniform(batch: tf.Tensor, key: tf.Tensor) -> tf.Tensor:
             noise = tf.random.stateless_uniform(tf.shape(batch), seed=key, dtype=dtype)
             return (values(batch) + noise) / levels
 

@@ -25,9 +25,9 @@ Example:
 import dataclasses
 import math
 
-from tfp_flows.datasets import conditional, synthetic
-from tfp_flows.datasets.digits_builder import DIGITS_LEVELS, DIGITS_SPLIT_SIZES
-from tfp_flows.datasets.toy_builder import TOY_SPLITS
+from . import conditional, synthetic
+from .digits_builder import DIGITS_LEVELS, DIGITS_SPLIT_SIZES
+from .toy_builder import TOY_SPLITS
 
 __all__ = ["FlowDatasetInfo", "dataset_info", "list_datasets"]
 
@@ -53,25 +53,25 @@ class FlowDatasetInfo:
     """
 
     name: str
-    event_shape: tuple
+    event_shape: tuple[int, ...]
     is_8bit_image: bool
-    splits: tuple
+    splits: tuple[str, ...]
     tfds_name: str
     needs_download: bool = False
     levels: int = 256
-    context_shape: tuple = None
-    class_names: tuple = None
+    context_shape: tuple[int, ...] | None = None
+    class_names: tuple[str, ...] | None = None
 
     @property
-    def num_dims(self):
+    def num_dims(self) -> int:
         return math.prod(self.event_shape)
 
     @property
-    def num_levels(self):
+    def num_levels(self) -> int | None:
         return self.levels if self.is_8bit_image else None
 
 
-def _toy_info(name):
+def _toy_info(name: str) -> FlowDatasetInfo:
     labelled = conditional.CONDITIONAL_DENSITIES.get(name)
     return FlowDatasetInfo(
         name,
@@ -123,12 +123,12 @@ _INFOS = {
 }
 
 
-def list_datasets():
+def list_datasets() -> list[str]:
     """The names `make_dataset` and `dataset_info` accept, sorted."""
     return sorted(_INFOS)
 
 
-def dataset_info(name):
+def dataset_info(name: str) -> FlowDatasetInfo:
     """The `FlowDatasetInfo` of dataset `name`; ValueError listing the valid names otherwise."""
     if name not in _INFOS:
         raise ValueError(f"`name` must be one of {list_datasets()}; received {name!r}")

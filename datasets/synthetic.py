@@ -36,13 +36,16 @@ Example:
 
 import abc
 import math
+from collections.abc import Callable, Sequence
 
 import numpy as np
+import numpy.typing as npt
 import tensorflow as tf
 
-from tfp_flows.datasets import _checks
-from tfp_flows.datasets.mixture import GaussianMixture2D, curve_quadrature
 from tfp_flows.validation import check_int
+
+from . import _checks
+from .mixture import GaussianMixture2D, curve_quadrature
 
 __all__ = [
     "ToyDensity",
@@ -70,11 +73,11 @@ class ToyDensity(abc.ABC):
       plot_limits: a box that frames the picture (may cut the far tails).
     """
 
-    name = None
-    limits = None
-    plot_limits = None
+    name: str
+    limits: tuple[tuple[float, float], tuple[float, float]]
+    plot_limits: tuple[tuple[float, float], tuple[float, float]]
 
-    def sample(self, num_samples, seed=0, dtype=np.float32):
+    def sample(self, num_samples: int, seed: int | Sequence[int] = 0, dtype: npt.DTypeLike = np.float32) -> np.ndarray:
         """Draw `num_samples` points as a NumPy array [num_samples, 2].
 
         `seed` is anything `np.random.default_rng` accepts (an int or a sequence of ints); the same seed gives
@@ -84,24 +87,24 @@ class ToyDensity(abc.ABC):
         rng = np.random.default_rng(seed)
         return self._sample(num_samples, rng).astype(dtype)
 
-    def log_prob(self, x):
+    def log_prob(self, x: tf.Tensor) -> tf.Tensor:
         """The true log-density at x, shape [..., 2] -> [...], in the dtype of x (float32 or float64)."""
         x = _checks.check_points_2d(x, "x")
         return self._log_prob(x)
 
-    def prob(self, x):
+    def prob(self, x: tf.Tensor) -> tf.Tensor:
         """The true density at x, shape [..., 2] -> [...]."""
         return tf.exp(self.log_prob(x))
 
     @abc.abstractmethod
-    def _sample(self, num_samples, rng):
+    def _sample(self, num_samples: int, rng: np.random.Generator) -> np.ndarray:
         """float64 array [num_samples, 2]."""
 
     @abc.abstractmethod
-    def _log_prob(self, x):
+    def _log_prob(self, x: tf.Tensor) -> tf.Tensor:
         """log p(x) for a float tensor of shape [..., 2]."""
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
 
@@ -115,11 +118,17 @@ class ClassMixtureDensity(ToyDensity):
     (`conditional.ConditionalToyDensity` builds p(x | c) on this).
     """
 
-    num_classes = None
-    class_names = None
-    class_mixtures = None
+    num_classes: int
+    class_names: tuple[str, ...]
+    class_mixtures: list[GaussianMixture2D]
 
-    def sample_with_classes(self, num_samples, seed=0, dtype=np.float32, classes=None):
+    def sample_with_classes(
+        self,
+        num_samples: int,
+        seed: int | Sequence[int] = 0,
+        dtype: npt.DTypeLike = np.float32,
+        classes: npt.ArrayLike | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(points [n, 2] of `dtype`, classes int64 [n]): the classes drawn uniformly, or the `classes` given.
 
         With `classes=None` the points equal `sample(num_samples, seed)` point for point.
@@ -132,21 +141,27 @@ class ClassMixtureDensity(ToyDensity):
             classes = _checks.check_classes(classes, num_samples, self.num_classes, "classes")
         return self._sample_given_class(classes, rng).astype(dtype), classes.astype(np.int64)
 
-    def class_log_prob(self, x):
+    def class_log_prob(self, x: tf.Tensor) -> tf.Tensor:
         """log p(x | k) for every class k: x [..., 2] -> [..., K], in the dtype of x."""
         x = _checks.check_points_2d(x, "x")
         return tf.stack([mixture.log_prob(x) for mixture in self.class_mixtures], axis=-1)
 
-    def _sample(self, num_samples, rng):
+    def _sample(self, num_samples: int, rng: np.random.Generator) -> np.ndarray:
         # The same draws as sample_with_classes: classes first, then the points given them.
         return self._sample_given_class(rng.integers(0, self.num_classes, size=num_samples), rng)
 
     @abc.abstractmethod
-    def _sample_given_class(self, classes, rng):
+    def _sample_given_class(self, classes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """float64 array [len(classes), 2], point i drawn from p(x | classes[i])."""
 
 
-def _curve_mixtures(curves, latent_log_density, lo, hi, noise):
+def _curve_mixtures(
+    curves: Sequence[Callable[[np.ndarray], np.ndarray]],
+    latent_log_density: Callable[[np.ndarray], np.ndarray],
+    lo: float,
+    hi: float,
+    noise: float,
+) -> list[GaussianMixture2D]:
     """One `GaussianMixture2D` per curve: p(x | k) for x = c_k(t) + noise * eps, t ~ pi on [lo, hi]."""
     mixtures = []
     for curve in curves:
@@ -155,7 +170,7 @@ def _curve_mixtures(curves, latent_log_density, lo, hi, noise):
     return mixtures
 
 
-def _equal_mixture_of(mixtures):
+def _equal_mixture_of(mixtures: Sequence[GaussianMixture2D]) -> GaussianMixture2D:
     """The `GaussianMixture2D` (1/K) sum_k p_k(x) of K mixtures with one common scale."""
     # Each part gets exactly its share 1/K, whatever the quadrature error in its own normalisation.
     log_share = math.log(len(mixtures))
@@ -182,7 +197,7 @@ class TwoMoons(ClassMixtureDensity):
     num_classes = 2
     class_names = ("upper moon", "lower moon")
 
-    def __init__(self, noise=0.2):
+    def __init__(self, noise: float = 0.2) -> None:
         self.noise = float(noise)
         self.class_mixtures = _curve_mixtures(
             [self._upper, self._lower], lambda t: np.zeros_like(t), 0.0, math.pi, self.noise
@@ -190,19 +205,19 @@ class TwoMoons(ClassMixtureDensity):
         self._mixture = _equal_mixture_of(self.class_mixtures)
 
     @staticmethod
-    def _upper(t):
+    def _upper(t: np.ndarray) -> np.ndarray:
         return np.stack([2.0 * np.cos(t) - 1.0, 2.0 * np.sin(t) - 0.2], axis=-1)
 
     @staticmethod
-    def _lower(t):
+    def _lower(t: np.ndarray) -> np.ndarray:
         return np.stack([2.0 * (1.0 - np.cos(t)) - 1.0, 2.0 * (0.5 - np.sin(t)) - 0.2], axis=-1)
 
-    def _sample_given_class(self, component, rng):
+    def _sample_given_class(self, component: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         t = rng.uniform(0.0, math.pi, size=len(component))
         points = np.where(component[:, None] == 0, self._upper(t), self._lower(t))
         return points + self.noise * rng.standard_normal((len(component), 2))
 
-    def _log_prob(self, x):
+    def _log_prob(self, x: tf.Tensor) -> tf.Tensor:
         return self._mixture.log_prob(x)
 
 
@@ -219,7 +234,7 @@ class EightGaussians(ClassMixtureDensity):
     num_classes = 8
     class_names = tuple(f"{45 * k} deg" for k in range(8))  # the angle of the component's centre
 
-    def __init__(self, radius=_SQRT2 * 2.0, scale=0.5 / _SQRT2):
+    def __init__(self, radius: float = _SQRT2 * 2.0, scale: float = 0.5 / _SQRT2) -> None:
         self.radius, self.scale = float(radius), float(scale)
         angles = np.arange(8) * (math.pi / 4.0)
         self.centers = self.radius * np.stack([np.cos(angles), np.sin(angles)], axis=-1)
@@ -228,10 +243,10 @@ class EightGaussians(ClassMixtureDensity):
         ]
         self._mixture = GaussianMixture2D(self.centers, np.zeros(8), self.scale)
 
-    def _sample_given_class(self, component, rng):
+    def _sample_given_class(self, component: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return self.centers[component] + self.scale * rng.standard_normal((len(component), 2))
 
-    def _log_prob(self, x):
+    def _log_prob(self, x: tf.Tensor) -> tf.Tensor:
         return self._mixture.log_prob(x)
 
 
@@ -246,15 +261,15 @@ class Checkerboard(ToyDensity):
     limits = ((-4.0, 4.0), (-4.0, 4.0))
     plot_limits = ((-4.0, 4.0), (-4.0, 4.0))
 
-    def __init__(self):
+    def __init__(self) -> None:
         cells = [(i, j) for i in range(4) for j in range(4) if (i + j) % 2 == 0]
         self.black_cells = np.array(cells, np.float64)
 
-    def _sample(self, num_samples, rng):
+    def _sample(self, num_samples: int, rng: np.random.Generator) -> np.ndarray:
         cell = self.black_cells[rng.integers(0, len(self.black_cells), size=num_samples)]
         return -4.0 + 2.0 * (cell + rng.uniform(size=(num_samples, 2)))
 
-    def _log_prob(self, x):
+    def _log_prob(self, x: tf.Tensor) -> tf.Tensor:
         inside = tf.reduce_all((x >= -4.0) & (x < 4.0), axis=-1)
         cell = tf.floor(x / 2.0)
         black = tf.equal(tf.math.floormod(cell[..., 0] + cell[..., 1], 2.0), 0.0)
@@ -274,17 +289,17 @@ class Rings(ToyDensity):
     limits = ((-4.0, 4.0), (-4.0, 4.0))
     plot_limits = ((-3.5, 3.5), (-3.5, 3.5))
 
-    def __init__(self, radii=(0.75, 1.5, 2.25, 3.0), noise=0.08):
+    def __init__(self, radii: Sequence[float] = (0.75, 1.5, 2.25, 3.0), noise: float = 0.08) -> None:
         self.radii = np.asarray(radii, np.float64)
         self.noise = float(noise)
 
-    def _sample(self, num_samples, rng):
+    def _sample(self, num_samples: int, rng: np.random.Generator) -> np.ndarray:
         radius = self.radii[rng.integers(0, len(self.radii), size=num_samples)]
         theta = rng.uniform(0.0, 2.0 * math.pi, size=num_samples)
         circle = radius[:, None] * np.stack([np.cos(theta), np.sin(theta)], axis=-1)
         return circle + self.noise * rng.standard_normal((num_samples, 2))
 
-    def _log_prob(self, x):
+    def _log_prob(self, x: tf.Tensor) -> tf.Tensor:
         dtype = x.dtype
         radii = tf.constant(self.radii, dtype)
         variance = self.noise**2
@@ -309,27 +324,34 @@ class Pinwheel(ToyDensity):
     limits = ((-6.0, 6.0), (-6.0, 6.0))
     plot_limits = ((-4.5, 4.5), (-4.5, 4.5))
 
-    def __init__(self, num_arms=5, radial_std=0.3, rate=0.25, noise=0.2, truncation=4.0):
+    def __init__(
+        self,
+        num_arms: int = 5,
+        radial_std: float = 0.3,
+        rate: float = 0.25,
+        noise: float = 0.2,
+        truncation: float = 4.0,
+    ) -> None:
         self.num_arms, self.radial_std, self.rate = int(num_arms), float(radial_std), float(rate)
         self.noise, self.truncation = float(noise), float(truncation)
         self.s_range = (1.0 - truncation * radial_std, 1.0 + truncation * radial_std)
         curves = [self._arm(k) for k in range(self.num_arms)]
         self._mixture = _equal_mixture_of(_curve_mixtures(curves, self._latent_log_density, *self.s_range, self.noise))
 
-    def _arm(self, k):
-        def curve(s):
+    def _arm(self, k: int) -> Callable[[np.ndarray], np.ndarray]:
+        def curve(s: np.ndarray) -> np.ndarray:
             return self._arm_points(np.full_like(s, k, dtype=np.float64), s)
 
         return curve
 
-    def _arm_points(self, arm, s):
+    def _arm_points(self, arm: np.ndarray, s: np.ndarray) -> np.ndarray:
         alpha = 2.0 * math.pi * arm / self.num_arms + self.rate * np.exp(s)
         return 2.0 * s[..., None] * np.stack([np.cos(alpha), -np.sin(alpha)], axis=-1)
 
-    def _latent_log_density(self, s):
+    def _latent_log_density(self, s: tf.Tensor) -> np.ndarray:
         return -0.5 * np.square((s - 1.0) / self.radial_std)
 
-    def _sample(self, num_samples, rng):
+    def _sample(self, num_samples: int, rng: np.random.Generator) -> np.ndarray:
         arm = rng.integers(0, self.num_arms, size=num_samples).astype(np.float64)
         s = np.empty(num_samples)
         missing = np.arange(num_samples)
@@ -338,7 +360,7 @@ class Pinwheel(ToyDensity):
             missing = missing[(s[missing] < self.s_range[0]) | (s[missing] > self.s_range[1])]
         return self._arm_points(arm, s) + self.noise * rng.standard_normal((num_samples, 2))
 
-    def _log_prob(self, x):
+    def _log_prob(self, x: tf.Tensor) -> tf.Tensor:
         return self._mixture.log_prob(x)
 
 
@@ -352,12 +374,12 @@ class PReLUTutorial(ToyDensity):
     limits = ((-6.0, 106.0), (-20.0, 20.0))
     plot_limits = ((-5.0, 40.0), (-12.0, 12.0))
 
-    def _sample(self, num_samples, rng):
+    def _sample(self, num_samples: int, rng: np.random.Generator) -> np.ndarray:
         x2 = 4.0 * rng.standard_normal(num_samples)
         x1 = 0.25 * np.square(x2) + rng.standard_normal(num_samples)
         return np.stack([x1, x2], axis=-1)
 
-    def _log_prob(self, x):
+    def _log_prob(self, x: tf.Tensor) -> tf.Tensor:
         x1, x2 = x[..., 0], x[..., 1]
         log_two_pi = tf.constant(math.log(2.0 * math.pi), x.dtype)
         log_p_x2 = -0.5 * tf.square(x2 / 4.0) - math.log(4.0) - 0.5 * log_two_pi
@@ -371,7 +393,7 @@ DENSITIES = {
 }
 
 
-def get_density(name):
+def get_density(name: str) -> ToyDensity:
     """The `ToyDensity` registered as `name` (see `DENSITIES`); ValueError listing the names otherwise."""
     if name not in DENSITIES:
         raise ValueError(f"`name` must be one of {sorted(DENSITIES)}; received {name!r}")

@@ -14,13 +14,15 @@ Example:
 
 import inspect
 import os
+from typing import Any
 
+import tensorflow as tf
 import tensorflow_datasets as tfds
 
 __all__ = ["DatasetNotPreparedError", "PackagedBuilder", "default_data_dir", "load_tfds_split"]
 
 
-class PackagedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+class PackagedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):  # type: ignore[call-arg]
     """Base of our TFDS builders that live inside an installed package (not in a TFDS dataset folder).
 
     TFDS 4.9 finds a builder's `code_path` with the `importlib_resources` backport, which Python >= 3.9 does not
@@ -29,7 +31,7 @@ class PackagedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
     @tfds.core.utils.classproperty
     @classmethod
-    def code_path(cls):
+    def code_path(cls) -> Any:
         return tfds.core.Path(inspect.getfile(cls))
 
 
@@ -37,13 +39,13 @@ class DatasetNotPreparedError(FileNotFoundError):
     """A TFDS dataset that must be downloaded is missing from the data directory (the message says how to fix it)."""
 
 
-def default_data_dir():
+def default_data_dir() -> str:
     """TFDS's data directory when none is given ($TFDS_DATA_DIR when TFDS was imported, else
     ~/tensorflow_datasets): the directory `tfds.load` searches."""
     return os.path.expanduser(str(tfds.core.constants.DATA_DIR))
 
 
-def load_tfds_split(tfds_name, split, data_dir=None, download=False):
+def load_tfds_split(tfds_name: str, split: str, data_dir: str | None = None, download: bool = False) -> tf.data.Dataset:
     """`tfds.load(tfds_name, split=split)` as a dict-element `tf.data.Dataset`, files read in a fixed order.
 
     Args:

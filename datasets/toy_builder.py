@@ -22,12 +22,14 @@ Example:
 """
 
 import dataclasses
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import tensorflow_datasets as tfds
 
-from tfp_flows.datasets import conditional, synthetic
-from tfp_flows.datasets.tfds_loading import PackagedBuilder
+from . import conditional, synthetic
+from .tfds_loading import PackagedBuilder
 
 __all__ = ["TfpFlowsToy", "ToyConfig", "TOY_SPLIT_SIZES", "TOY_SPLITS", "toy_split", "toy_labelled_split"]
 
@@ -35,7 +37,7 @@ TOY_SPLITS = ("train", "validation", "test")
 TOY_SPLIT_SIZES = {"train": 50_000, "validation": 10_000, "test": 10_000}
 
 
-def toy_split(name, split, seed=0, num_examples=None):
+def toy_split(name: str, split: str, seed: int = 0, num_examples: int | None = None) -> np.ndarray:
     """The points of split `split` of toy density `name`, float32 [n, 2], in generation order.
 
     Drawn with `synthetic.get_density(name).sample(n, seed=[seed, index of split in TOY_SPLITS])`;
@@ -45,7 +47,9 @@ def toy_split(name, split, seed=0, num_examples=None):
     return density.sample(_size(split, num_examples), seed=_split_seed(seed, split), dtype=np.float32)
 
 
-def toy_labelled_split(name, split, seed=0, num_examples=None):
+def toy_labelled_split(
+    name: str, split: str, seed: int = 0, num_examples: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """(points float32 [n, 2], classes int64 [n]) of split `split` of conditional toy density `name`.
 
     The points are exactly `toy_split(name, split, seed, num_examples)`; the classes are those that made them
@@ -55,13 +59,13 @@ def toy_labelled_split(name, split, seed=0, num_examples=None):
     return density.sample_labels(_size(split, num_examples), seed=_split_seed(seed, split), dtype=np.float32)
 
 
-def _size(split, num_examples):
+def _size(split: str, num_examples: int | None) -> int:
     if split not in TOY_SPLITS:
         raise ValueError(f"`split` must be one of {list(TOY_SPLITS)} for toy data; received {split!r}")
     return TOY_SPLIT_SIZES[split] if num_examples is None else num_examples
 
 
-def _split_seed(seed, split):
+def _split_seed(seed: int, split: str) -> list[int]:
     return [int(seed), TOY_SPLITS.index(split)]
 
 
@@ -92,7 +96,7 @@ class TfpFlowsToy(PackagedBuilder):
         for density_name, density in synthetic.DENSITIES.items()
     ]
 
-    def _info(self):
+    def _info(self) -> tfds.core.DatasetInfo:
         return tfds.core.DatasetInfo(
             builder=self,
             description="2-D toy densities with exact samplers and log-densities (tfp_flows.datasets.synthetic).",
@@ -101,21 +105,21 @@ class TfpFlowsToy(PackagedBuilder):
             citation="Grathwohl et al. (2019), FFJORD, ICLR; Rezende & Mohamed (2015), ICML.",
         )
 
-    def _is_labelled(self):
+    def _is_labelled(self) -> bool:
         return self.builder_config.density in conditional.CONDITIONAL_DENSITIES
 
-    def _features(self):
+    def _features(self) -> tfds.features.FeaturesDict:
         features = {"x": tfds.features.Tensor(shape=(2,), dtype=np.float32)}
         if self._is_labelled():
             names = conditional.get_conditional_density(self.builder_config.density).class_names
             features["label"] = tfds.features.ClassLabel(names=list(names))
         return features
 
-    def _split_generators(self, dl_manager):
+    def _split_generators(self, dl_manager: Any) -> dict[str, Iterator[tuple[int, dict[str, Any]]]]:
         del dl_manager  # generated locally, nothing to download
         return {split: self._generate_examples(split) for split in TOY_SPLITS}
 
-    def _generate_examples(self, split):
+    def _generate_examples(self, split: str) -> Iterator[tuple[int, dict[str, Any]]]:
         config = self.builder_config
         size = getattr(config, f"{split}_size")
         if not self._is_labelled():

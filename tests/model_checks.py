@@ -89,9 +89,11 @@ def assert_sample_encode_decode(model, data, atol=1e-4):
     conditional model samples given contexts, and differently given other contexts."""
     x, c = split(data)
     samples = model.sample(7, first(c, 7), seed=3)
-    assert tuple(samples.shape) == (7,) + tuple(model.event_shape)
-    assert np.all(np.isfinite(samples.numpy()))
-    np.testing.assert_allclose(model.sample(7, first(c, 7), seed=3).numpy(), samples.numpy(), rtol=0, atol=0)
+    assert tuple(samples.shape) == (7,) + tuple(model.event_shape), f"sample: shape {samples.shape}"
+    assert np.all(np.isfinite(samples.numpy())), "sample: values are not finite"
+    np.testing.assert_allclose(
+        model.sample(7, first(c, 7), seed=3).numpy(), samples.numpy(), rtol=0, atol=0, err_msg="sample: same seed"
+    )
     cooler = model.sample(7, first(c, 7), temperature=0.5, seed=3)
     assert tuple(cooler.shape) == tuple(samples.shape)
     if c is not None:
@@ -99,16 +101,24 @@ def assert_sample_encode_decode(model, data, atol=1e-4):
         assert np.max(np.abs(other.numpy() - samples.numpy())) > 1e-4, "the context does not change the samples"
     z = model.encode(x, c) if c is not None else model.encode(x)
     decoded = model.decode(tf.identity(z), c) if c is not None else model.decode(tf.identity(z))
-    np.testing.assert_allclose(decoded.numpy(), x.numpy(), atol=atol, rtol=1e-4)
+    np.testing.assert_allclose(decoded.numpy(), x.numpy(), atol=atol, rtol=1e-4, err_msg="decode(encode(x)) != x")
 
 
 def assert_log_prob_per_example(model, data):
     """`log_prob` gives one finite value per example (calling the model need not: Flow++ with variational
-    dequantization returns its ELBO)."""
+    dequantization returns its ELBO), and it is the log-density of the model's TFP distribution (base and
+    bijector: log p(x) = log p_Z(f^{-1}(x)) + log|det df^{-1}(x)/dx|)."""
     x, c = split(data)
     log_prob = (model.log_prob(x, c) if c is not None else model.log_prob(x)).numpy()
-    assert log_prob.shape == (len(x),), log_prob.shape
-    assert np.all(np.isfinite(log_prob)), log_prob
+    assert log_prob.shape == (len(x),), f"log_prob: shape {log_prob.shape}, expected ({len(x)},)"
+    assert np.all(np.isfinite(log_prob)), f"log_prob: values are not finite: {log_prob}"
+    if c is None:
+        expected = model.distribution.log_prob(x)
+    else:
+        expected = model.conditional_distribution(c).log_prob(x, bijector_kwargs=model.bijector_kwargs(c))
+    np.testing.assert_allclose(
+        log_prob, expected.numpy(), rtol=1e-5, atol=1e-4, err_msg="log_prob != the distribution's log_prob"
+    )
 
 
 def as_saved_config(config):

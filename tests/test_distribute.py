@@ -15,6 +15,8 @@ import sys
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # runs replicas and workers in fresh Python processes
+
 SCRIPTS = pathlib.Path(__file__).parent / "scripts"
 TIMEOUT_S = 300
 

@@ -37,6 +37,7 @@ def test_docstring_names_the_paper_the_command_and_the_time(script):
         assert marker in docstring, f"{script}'s docstring lacks {marker!r}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", sorted(SCRIPTS))
 def test_quick_run_exits_cleanly_and_writes_a_non_blank_png(script, tmp_path):
     out = tmp_path / "figures"

@@ -27,6 +27,8 @@ import tfp_flows
 from keras_models import FlowPlusPlus, Glow, RealNVP
 from keras_models.serving.export import export_distribution, export_saved_model
 
+pytestmark = pytest.mark.slow  # trains, exports and reloads models in fresh Python processes
+
 tfb, tfd = tfp.bijectors, tfp.distributions
 
 HELPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "serving_reload.py")

@@ -17,6 +17,8 @@ from keras_models import MAF, NSF, ConditionalGaussianBase, Glow, RealNVP
 from keras_models.serving import client as serving_client
 from keras_models.serving.export import export_saved_model, load_serving_model
 
+pytestmark = pytest.mark.slow  # trains, exports and reloads models in fresh Python processes
+
 N, TEMPERATURE, SEED = 4, 0.7, [3, 4]
 
 

@@ -1,5 +1,7 @@
 """Activation normalization (ActNorm) from Glow (Kingma & Dhariwal 2018, sec. 3.1), and its data-dependent init."""
 
+from typing import Any
+
 import numpy as np
 import tensorflow as tf
 from tensorflow_probability import bijectors as tfb
@@ -12,7 +14,7 @@ from tfp_flows.instance_cache import InstanceKeyedCache
 __all__ = ["ActNorm", "actnorm_initial_parameters"]
 
 
-def channel_count(param, arg_name, min_rank, bijector_name):
+def channel_count(param: tf.Tensor, arg_name: str, min_rank: int, bijector_name: str) -> int | None:
     """The static size of `param`'s last axis (None if unknown); ValueError if its rank is below `min_rank`."""
     rank = param.shape.rank
     if rank is not None and rank < min_rank:
@@ -23,7 +25,7 @@ def channel_count(param, arg_name, min_rank, bijector_name):
     return param.shape[-1] if rank is not None else None
 
 
-def check_channels(x, channels, arg_name, param_name, bijector_name):
+def check_channels(x: tf.Tensor, channels: int | None, arg_name: str, param_name: str, bijector_name: str) -> None:
     """Static check that `x` is floating point and ends in `channels` (skipped where a size is unknown).
 
     Raises TypeError/ValueError naming `x`'s argument and the parameter that fixes the channel count.
@@ -42,7 +44,7 @@ def check_channels(x, channels, arg_name, param_name, bijector_name):
         )
 
 
-def broadcast_over_positions(log_det, x):
+def broadcast_over_positions(log_det: tf.Tensor, x: tf.Tensor) -> tf.Tensor:
     """The per-position log-det broadcast to x's shape without its channel axis (batch and spatial axes).
 
     TFP then sums it over the event axes beyond the channel vector (H * W terms for an [H, W, C] event), and
@@ -52,7 +54,7 @@ def broadcast_over_positions(log_det, x):
     return tf.broadcast_to(log_det, shape)
 
 
-def assert_finite_parameter(param, message):
+def assert_finite_parameter(param: tf.Tensor, message: str) -> tf.Operation | None:
     """A check that `param` is finite: ValueError now if its value is static, else an assertion op.
 
     (TFP's `assert_finite` hands back the tensor itself when the value is static, which the Bijector base
@@ -66,7 +68,15 @@ def assert_finite_parameter(param, message):
     return assert_util.assert_equal(tf.reduce_all(tf.math.is_finite(param)), True, message=message)
 
 
-def checked_channels(x, channels, param, arg_name, param_name, bijector_name, validate_args):
+def checked_channels(
+    x: tf.Tensor,
+    channels: int | None,
+    param: tf.Tensor,
+    arg_name: str,
+    param_name: str,
+    bijector_name: str,
+    validate_args: bool,
+) -> tf.Tensor:
     """`x` after `check_channels`, and with `validate_args` behind `assert_channels` (both name `param_name`)."""
     check_channels(x, channels, arg_name, param_name, bijector_name)
     if validate_args:
@@ -74,7 +84,7 @@ def checked_channels(x, channels, param, arg_name, param_name, bijector_name, va
     return x
 
 
-def assert_channels(x, param, arg_name, param_name, bijector_name):
+def assert_channels(x: tf.Tensor, param: tf.Tensor, arg_name: str, param_name: str, bijector_name: str) -> tf.Tensor:
     """`x` behind a run-time assertion that its last axis matches `param`'s (for `validate_args=True`)."""
     assertion = assert_util.assert_equal(
         tf.shape(x)[-1],
@@ -119,7 +129,9 @@ class ActNorm(InstanceKeyedCache, tfb.Bijector):
         2.772588...
     """
 
-    def __init__(self, loc, log_scale, validate_args=False, name="actnorm"):
+    def __init__(
+        self, loc: tf.Tensor, log_scale: tf.Tensor, validate_args: bool = False, name: str = "actnorm"
+    ) -> None:
         parameters = dict(locals())
         with tf.name_scope(name) as name:
             dtype, (self._loc, self._log_scale) = validation.float_parameters("ActNorm", loc=loc, log_scale=log_scale)
@@ -141,47 +153,47 @@ class ActNorm(InstanceKeyedCache, tfb.Bijector):
             )
 
     @classmethod
-    def _parameter_properties(cls, dtype, num_classes=None):
+    def _parameter_properties(cls, dtype: tf.DType, num_classes: int | None = None) -> dict[str, Any]:
         return {
             "loc": parameter_properties.ParameterProperties(event_ndims=1),
             "log_scale": parameter_properties.ParameterProperties(event_ndims=1),
         }
 
     @property
-    def loc(self):
+    def loc(self) -> tf.Tensor:
         return self._loc
 
     @property
-    def log_scale(self):
+    def log_scale(self) -> tf.Tensor:
         return self._log_scale
 
     @property
-    def channels(self):
+    def channels(self) -> int | None:
         """The static channel count C (None if unknown)."""
         return self._channels
 
-    def _checked(self, x, arg_name):
+    def _checked(self, x: tf.Tensor, arg_name: str) -> tf.Tensor:
         return checked_channels(
             x, self._channels, self._log_scale, arg_name, "log_scale", self.name, self.validate_args
         )
 
-    def _forward(self, x):
+    def _forward(self, x: tf.Tensor) -> tf.Tensor:
         x = self._checked(x, "x")
         return x * tf.math.exp(self._log_scale) + self._loc
 
-    def _inverse(self, y):
+    def _inverse(self, y: tf.Tensor) -> tf.Tensor:
         y = self._checked(y, "y")
         return (y - self._loc) * tf.math.exp(-self._log_scale)
 
-    def _forward_log_det_jacobian(self, x):
+    def _forward_log_det_jacobian(self, x: tf.Tensor) -> tf.Tensor:
         check_channels(x, self._channels, "x", "log_scale", self.name)
         return broadcast_over_positions(tf.reduce_sum(self._log_scale, axis=-1), x)
 
-    def _inverse_log_det_jacobian(self, y):
+    def _inverse_log_det_jacobian(self, y: tf.Tensor) -> tf.Tensor:
         check_channels(y, self._channels, "y", "log_scale", self.name)
         return broadcast_over_positions(-tf.reduce_sum(self._log_scale, axis=-1), y)
 
-    def _parameter_control_dependencies(self, is_init):
+    def _parameter_control_dependencies(self, is_init: bool) -> list[tf.Operation]:
         if not self.validate_args:
             return []
         assertions = []
@@ -193,7 +205,7 @@ class ActNorm(InstanceKeyedCache, tfb.Bijector):
         return [a for a in assertions if a is not None]
 
 
-def actnorm_initial_parameters(x, epsilon=1e-6):
+def actnorm_initial_parameters(x: tf.Tensor, epsilon: float = 1e-6) -> tuple[tf.Tensor, tf.Tensor]:
     """Glow's data-dependent initialisation: (loc, log_scale) such that `ActNorm(loc, log_scale).inverse(x)`
     has zero mean and unit variance per channel over the batch `x` (Kingma & Dhariwal 2018, sec. 3.1).
 

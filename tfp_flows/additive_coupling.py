@@ -1,5 +1,9 @@
 """NICE's additive coupling (Dinh, Krueger & Bengio 2015, "NICE: Non-linear Independent Components Estimation")."""
 
+from collections.abc import Callable
+from typing import Any
+
+import numpy.typing as npt
 import tensorflow as tf
 
 from tfp_flows import validation
@@ -8,7 +12,7 @@ from tfp_flows.coupling import MaskedCoupling
 __all__ = ["AdditiveCoupling"]
 
 
-def checked_conditioner_output(value, validate_args, fn_name, what):
+def checked_conditioner_output(value: tf.Tensor, validate_args: bool, fn_name: str, what: str) -> tf.Tensor:
     """The conditioner output as a tensor; with `validate_args`, an assertion that it is finite."""
     value = tf.convert_to_tensor(value)
     if validate_args:
@@ -48,23 +52,31 @@ class AdditiveCoupling(MaskedCoupling):
         array([[1., 2., 5., 5.]], dtype=float32)
     """
 
-    def __init__(self, mask, shift_fn, validate_args=False, name="additive_coupling"):
+    def __init__(
+        self,
+        mask: npt.ArrayLike,
+        shift_fn: Callable[..., Any],
+        validate_args: bool = False,
+        name: str = "additive_coupling",
+    ) -> None:
         parameters = dict(locals())
         self._shift_fn = validation.check_callable(shift_fn, "shift_fn", "x_masked -> shift")
         super().__init__(mask=mask, validate_args=validate_args, parameters=parameters, name=name, conditioner=shift_fn)
 
     @property
-    def shift_fn(self):
+    def shift_fn(self) -> Callable[..., Any]:
         return self._shift_fn
 
-    def _conditioner_params(self, x_masked, conditional_input=None):
+    def _conditioner_params(
+        self, x_masked: tf.Tensor, conditional_input: tf.Tensor | None = None
+    ) -> tuple[tf.Tensor, ...]:
         shift = self._call_conditioner(self._shift_fn, x_masked, conditional_input)
         return (checked_conditioner_output(shift, self.validate_args, "shift_fn", "shift"),)
 
-    def _transform(self, x, params):
+    def _transform(self, x: tf.Tensor, params: tuple[tf.Tensor, ...]) -> tuple[tf.Tensor, tf.Tensor]:
         (shift,) = params
         return x + shift, tf.zeros_like(x)
 
-    def _untransform(self, y, params):
+    def _untransform(self, y: tf.Tensor, params: tuple[tf.Tensor, ...]) -> tuple[tf.Tensor, tf.Tensor]:
         (shift,) = params
         return y - shift, tf.zeros_like(y)

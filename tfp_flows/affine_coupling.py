@@ -4,7 +4,10 @@ RealNVP: Dinh, Sohl-Dickstein & Bengio 2017; Glow: Kingma & Dhariwal 2018.
 """
 
 import math
+from collections.abc import Callable
+from typing import Any
 
+import numpy.typing as npt
 import tensorflow as tf
 
 from tfp_flows import validation
@@ -17,7 +20,7 @@ LOG_SCALE_BOUNDS = ("tanh", "sigmoid", None)
 MAX_SIGMOID_LIMIT = 60.0  # largest finite c of the sigmoid floor: exp(-c) stays a normal float32
 
 
-def checked_log_scale_limit(log_scale_limit, log_scale_bound):
+def checked_log_scale_limit(log_scale_limit: float, log_scale_bound: str) -> float:
     """`log_scale_limit` as a float, or ValueError naming it: a finite number > 0; with the "sigmoid" bound at
     most MAX_SIGMOID_LIMIT, or math.inf (no floor)."""
     sigmoid = log_scale_bound == "sigmoid"
@@ -88,13 +91,13 @@ class AffineCoupling(MaskedCoupling):
 
     def __init__(
         self,
-        mask,
-        shift_and_log_scale_fn,
-        log_scale_bound="tanh",
-        log_scale_limit=2.0,
-        validate_args=False,
-        name="affine_coupling",
-    ):
+        mask: npt.ArrayLike,
+        shift_and_log_scale_fn: Callable[..., Any],
+        log_scale_bound: str = "tanh",
+        log_scale_limit: float = 2.0,
+        validate_args: bool = False,
+        name: str = "affine_coupling",
+    ) -> None:
         parameters = dict(locals())
         self._shift_and_log_scale_fn = validation.check_callable(
             shift_and_log_scale_fn, "shift_and_log_scale_fn", "x_masked -> (shift, log_scale)"
@@ -106,18 +109,20 @@ class AffineCoupling(MaskedCoupling):
         )
 
     @property
-    def shift_and_log_scale_fn(self):
+    def shift_and_log_scale_fn(self) -> Callable[..., Any]:
         return self._shift_and_log_scale_fn
 
     @property
-    def log_scale_bound(self):
+    def log_scale_bound(self) -> str:
         return self._log_scale_bound
 
     @property
-    def log_scale_limit(self):
+    def log_scale_limit(self) -> float:
         return self._log_scale_limit
 
-    def _conditioner_params(self, x_masked, conditional_input=None):
+    def _conditioner_params(
+        self, x_masked: tf.Tensor, conditional_input: tf.Tensor | None = None
+    ) -> tuple[tf.Tensor, ...]:
         outputs = self._call_conditioner(self._shift_and_log_scale_fn, x_masked, conditional_input)
         if not isinstance(outputs, (tuple, list)) or len(outputs) != 2:
             raise ValueError(
@@ -129,7 +134,7 @@ class AffineCoupling(MaskedCoupling):
             checked_conditioner_output(raw_log_scale, self.validate_args, "shift_and_log_scale_fn", "log_scale"),
         )
 
-    def _log_scale(self, raw):
+    def _log_scale(self, raw: tf.Tensor) -> tf.Tensor:
         """The bounded forward log-scale s = bound(raw)."""
         if self._log_scale_bound == "tanh":
             limit = tf.constant(self._log_scale_limit, dtype=raw.dtype)
@@ -138,7 +143,7 @@ class AffineCoupling(MaskedCoupling):
             return -self._density_scale(raw)[1]
         return raw
 
-    def _density_scale(self, raw):
+    def _density_scale(self, raw: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """(g, log g) of the sigmoid bound, g = exp(-c) + (1 - exp(-c)) sigmoid(r + 2).
 
         With a floor, g >= exp(-c) >= exp(-MAX_SIGMOID_LIMIT), so log g is taken directly (one sigmoid and one log:
@@ -153,7 +158,7 @@ class AffineCoupling(MaskedCoupling):
         # g <= 1, but floor + (1 - floor) * 1 can round to 1 + ulp.
         return g, tf.minimum(tf.math.log(g), tf.zeros([], raw.dtype))
 
-    def _transform(self, x, params):
+    def _transform(self, x: tf.Tensor, params: tuple[tf.Tensor, ...]) -> tuple[tf.Tensor, tf.Tensor]:
         shift, raw_log_scale = params
         if self._log_scale_bound == "sigmoid":
             g, log_g = self._density_scale(raw_log_scale)
@@ -161,7 +166,7 @@ class AffineCoupling(MaskedCoupling):
         log_scale = self._log_scale(raw_log_scale)
         return x * tf.math.exp(log_scale) + shift, log_scale
 
-    def _untransform(self, y, params):
+    def _untransform(self, y: tf.Tensor, params: tuple[tf.Tensor, ...]) -> tuple[tf.Tensor, tf.Tensor]:
         shift, raw_log_scale = params
         if self._log_scale_bound == "sigmoid":
             g, log_g = self._density_scale(raw_log_scale)

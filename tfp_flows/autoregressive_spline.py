@@ -28,6 +28,12 @@ Example:
     array([[ 0.5, -1.5]], dtype=float32)
 """
 
+from collections.abc import Callable
+from typing import Any
+
+import tensorflow as tf
+from tensorflow_probability import bijectors as tfb
+
 from tfp_flows import validation
 from tfp_flows.masked_autoregressive import OnePassMaskedAutoregressiveFlow
 from tfp_flows.rational_quadratic_coupling import SplineAttributes, SplineSettings
@@ -52,22 +58,22 @@ class MaskedAutoregressiveSpline(SplineAttributes, OnePassMaskedAutoregressiveFl
 
     def __init__(
         self,
-        conditioner,
-        num_bins=8,
-        bound=3.0,
-        min_bin_width=1e-3,
-        min_bin_height=1e-3,
-        min_derivative=1e-3,
-        validate_args=False,
-        name="masked_autoregressive_spline",
-    ):
+        conditioner: Callable[..., Any],
+        num_bins: int = 8,
+        bound: float = 3.0,
+        min_bin_width: float = 1e-3,
+        min_bin_height: float = 1e-3,
+        min_derivative: float = 1e-3,
+        validate_args: bool = False,
+        name: str = "masked_autoregressive_spline",
+    ) -> None:
         self._conditioner = validation.check_callable(
             conditioner, "conditioner", "y -> theta [..., D, 3K - 1]", owner=name
         )
         self._settings = SplineSettings(num_bins, bound, min_bin_width, min_bin_height, min_derivative, owner=name)
         super().__init__(bijector_fn=self._spline_fn, validate_args=validate_args, name=name)
 
-    def _spline_fn(self, y, **kwargs):
+    def _spline_fn(self, y: tf.Tensor, **kwargs: Any) -> tfb.Bijector:
         """TFP's `bijector_fn`: the elementwise spline whose parameters the network computes from y."""
         theta = self._conditioner(y, **kwargs)
         k = self._settings.num_bins

@@ -14,7 +14,10 @@ Example:
     array([[2., 1.]], dtype=float32)
 """
 
+from typing import Any
+
 import tensorflow as tf
+from tensorflow_probability import bijectors as tfb
 
 from tfp_flows import validation
 from tfp_flows.one_pass import OnePassBijector
@@ -31,7 +34,14 @@ class ChannelSlice(OnePassBijector):
       event_ndims: the event rank the inner bijector works on (1 for vectors, 3 for [H, W, C] images).
     """
 
-    def __init__(self, bijector, num_channels, event_ndims, validate_args=False, name="channel_slice"):
+    def __init__(
+        self,
+        bijector: tfb.Bijector,
+        num_channels: int,
+        event_ndims: int,
+        validate_args: bool = False,
+        name: str = "channel_slice",
+    ) -> None:
         num_channels = validation.check_int(num_channels, "num_channels", owner="ChannelSlice")
         event_ndims = validation.check_int(event_ndims, "event_ndims", owner="ChannelSlice")
         parameters = dict(locals())
@@ -43,14 +53,14 @@ class ChannelSlice(OnePassBijector):
         )
 
     @classmethod
-    def _parameter_properties(cls, dtype, num_classes=None):
+    def _parameter_properties(cls, dtype: tf.DType, num_classes: int | None = None) -> dict[str, Any]:
         return {}
 
     @property
-    def bijector(self):
+    def bijector(self) -> tfb.Bijector:
         return self._bijector
 
-    def _split(self, x):
+    def _split(self, x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         channels = x.shape[-1]
         if channels is not None and channels <= self._num_channels:
             raise ValueError(
@@ -64,13 +74,13 @@ class ChannelSlice(OnePassBijector):
     # bijector unchanged, as `tfb.Invert` passes its own.
     passes_kwargs_to_bijector = True
 
-    def _forward_and_log_det(self, x, **kwargs):
+    def _forward_and_log_det(self, x: tf.Tensor, **kwargs: Any) -> tuple[tf.Tensor, tf.Tensor]:
         head, tail = self._split(x)
         y_head = self._bijector.forward(head, **kwargs)
         fldj = self._bijector.forward_log_det_jacobian(head, event_ndims=self._event_ndims, **kwargs)
         return tf.concat([y_head, tail], axis=-1), fldj
 
-    def _inverse_and_log_det(self, y, **kwargs):
+    def _inverse_and_log_det(self, y: tf.Tensor, **kwargs: Any) -> tuple[tf.Tensor, tf.Tensor]:
         head, tail = self._split(y)
         x_head = self._bijector.inverse(head, **kwargs)
         ildj = self._bijector.inverse_log_det_jacobian(head, event_ndims=self._event_ndims, **kwargs)

@@ -45,10 +45,11 @@ Example:
     True
 """
 
-import tensorflow_probability as tfp
-from tensorflow_probability.python.bijectors import invert as invert_lib
+from typing import Any
 
-tfb = tfp.bijectors
+import tensorflow as tf
+from tensorflow_probability import bijectors as tfb
+from tensorflow_probability.python.bijectors import invert as invert_lib
 
 # `tfb.Invert(b)` returns a `_Invert` (the non-CompositeTensor base class) when `b` is not a CompositeTensor, as our
 # Keras-built bijectors are not: an isinstance check needs the base class.
@@ -65,7 +66,7 @@ class ConditionalBijector:
     accepts_conditional_input = True
 
 
-def is_conditional(bijector):
+def is_conditional(bijector: tfb.Bijector) -> bool:
     """Whether `bijector` itself (not its parts) takes `conditional_input`."""
     if getattr(bijector, "accepts_conditional_input", False):
         return True
@@ -78,14 +79,14 @@ def is_conditional(bijector):
     return False
 
 
-def _parts(bijector):
+def _parts(bijector: tfb.Bijector) -> list[tfb.Bijector] | None:
     """The sub-bijectors a composition routes keyword arguments to by name (None if not a composition)."""
     if isinstance(bijector, tfb.Composition):
         return list(bijector.bijectors)
     return None
 
 
-def conditional_kwargs(bijector, conditional_input):
+def conditional_kwargs(bijector: tfb.Bijector, conditional_input: tf.Tensor) -> dict[str, Any]:
     """The `bijector_kwargs` that hand `conditional_input` to every conditional part of `bijector`.
 
     Returns {} when nothing is conditional (pass it anyway: TFP then calls every part as without a context),
@@ -103,7 +104,8 @@ def conditional_kwargs(bijector, conditional_input):
     parts = _parts(bijector)
     if parts is None:
         return {}
-    routed, unrouted = {}, set()
+    routed: dict[str, dict[str, Any]] = {}
+    unrouted: set[str] = set()
     for part in parts:
         kwargs = conditional_kwargs(part, conditional_input)
         if kwargs:
@@ -118,7 +120,7 @@ def conditional_kwargs(bijector, conditional_input):
     return routed
 
 
-def _name_clash(bijector, name):
+def _name_clash(bijector: tfb.Bijector, name: str) -> str:
     return (
         f"conditional_kwargs: in {bijector.name!r}, the name {name!r} is shared by a part that takes "
         f"`conditional_input` and one that does not; TFP routes keyword arguments by name, so give them "

@@ -31,7 +31,11 @@ Speed: with a two-block mask the coupling slices instead of multiplying, so the 
 touch only the transformed block. Any other mask (checkerboard, custom) takes the multiplicative path.
 """
 
+from collections.abc import Callable, Sequence
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 import tensorflow as tf
 
 from tfp_flows import validation
@@ -41,7 +45,7 @@ from tfp_flows.one_pass import OnePassBijector
 __all__ = ["MaskedCoupling", "last_axis_split"]
 
 
-def last_axis_split(mask):
+def last_axis_split(mask: npt.ArrayLike) -> tuple[int, bool] | None:
     """(split index, pass-through block first?) when `mask` is two contiguous blocks along its last axis.
 
     The split index is where the second block starts: the mask's last axis is [1] * index + [0] * rest when the
@@ -70,25 +74,25 @@ def last_axis_split(mask):
 class _MultiplyLayout:
     """Any 0/1 mask: the conditioner sees x * mask; y = mask * x + (1 - mask) * g(x); log-dets masked."""
 
-    def __init__(self, mask_value):
+    def __init__(self, mask_value: np.ndarray) -> None:
         self._mask_value = mask_value
         self.param_event_shape = list(mask_value.shape)
 
-    def _mask(self, dtype):
+    def _mask(self, dtype: tf.DType) -> tf.Tensor:
         return tf.constant(self._mask_value, dtype=dtype)
 
-    def split(self, x):
+    def split(self, x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         """(pass-through part, transformed part, conditioner input)."""
         return x, x, x * self._mask(x.dtype)
 
-    def restrict(self, param, extra):
+    def restrict(self, param: tf.Tensor, extra: int) -> tf.Tensor:
         return param
 
-    def merge(self, x_pass, y_trans):
+    def merge(self, x_pass: tf.Tensor, y_trans: tf.Tensor) -> tf.Tensor:
         mask = self._mask(x_pass.dtype)
         return mask * x_pass + (1.0 - mask) * y_trans
 
-    def mask_log_det(self, elementwise):
+    def mask_log_det(self, elementwise: tf.Tensor) -> tf.Tensor:
         return elementwise * (1.0 - self._mask(elementwise.dtype))
 
 
@@ -99,15 +103,15 @@ class _SliceLayout:
     parameters; otherwise it gets the full event shape (zeros where transformed) and its parameters are sliced.
     """
 
-    def __init__(self, mask_value, split, block_conditioner):
+    def __init__(self, mask_value: np.ndarray, split: tuple[int, bool], block_conditioner: bool) -> None:
         self._index, self._pass_first = split
         self._block_conditioner = block_conditioner
         event_shape = list(mask_value.shape)
         size = event_shape[-1]
-        self._begin, self._end = (self._index, size) if self._pass_first else (0, self._index)
+        self._begin, self._end = (self._index, int(size)) if self._pass_first else (0, self._index)
         self.param_event_shape = event_shape[:-1] + [self._end - self._begin] if block_conditioner else event_shape
 
-    def split(self, x):
+    def split(self, x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         """(pass-through block, transformed block, conditioner input)."""
         index = self._index
         x_pass, x_trans = (x[..., :index], x[..., index:]) if self._pass_first else (x[..., index:], x[..., :index])
@@ -116,16 +120,16 @@ class _SliceLayout:
         zeros = tf.zeros_like(x_trans)
         return x_pass, x_trans, tf.concat([x_pass, zeros] if self._pass_first else [zeros, x_pass], axis=-1)
 
-    def restrict(self, param, extra):
+    def restrict(self, param: tf.Tensor, extra: int) -> tf.Tensor:
         """The part of a conditioner output that acts on the transformed block."""
         if self._block_conditioner:
             return param
         return param[(Ellipsis, slice(self._begin, self._end)) + (slice(None),) * extra]
 
-    def merge(self, x_pass, y_trans):
+    def merge(self, x_pass: tf.Tensor, y_trans: tf.Tensor) -> tf.Tensor:
         return tf.concat([x_pass, y_trans] if self._pass_first else [y_trans, x_pass], axis=-1)
 
-    def mask_log_det(self, elementwise):
+    def mask_log_det(self, elementwise: tf.Tensor) -> tf.Tensor:
         return elementwise
 
 
@@ -149,7 +153,14 @@ class MaskedCoupling(ConditionalBijector, OnePassBijector):
     code path (`_run`) then splits, conditions, transforms and merges through it.
     """
 
-    def __init__(self, mask, validate_args, parameters, name, conditioner=None):
+    def __init__(
+        self,
+        mask: npt.ArrayLike,
+        validate_args: bool,
+        parameters: dict[str, Any],
+        name: str,
+        conditioner: Callable[..., Any] | None = None,
+    ) -> None:
         mask_value = tf.get_static_value(mask) if tf.is_tensor(mask) else np.asarray(mask)
         if mask_value is None:
             raise ValueError(
@@ -181,23 +192,23 @@ class MaskedCoupling(ConditionalBijector, OnePassBijector):
         )
 
     @classmethod
-    def _parameter_properties(cls, dtype, num_classes=None):
+    def _parameter_properties(cls, dtype: tf.DType, num_classes: int | None = None) -> dict[str, Any]:
         return {}
 
     @property
-    def mask(self):
+    def mask(self) -> np.ndarray:
         """The 0/1 mask (NumPy array of the event shape): 1 = pass-through, 0 = transformed."""
         return self._mask_value
 
     @property
-    def event_shape(self):
+    def event_shape(self) -> tuple[int, ...]:
         return self._mask_value.shape
 
-    def _check_input(self, x, arg_name):
+    def _check_input(self, x: tf.Tensor, arg_name: str) -> None:
         validation.check_float_dtype(x, arg_name)
         validation.check_event_shape(x, self._mask_value.shape, arg_name, self.name)
 
-    def _check_param_shape(self, param, input_rank, index, event_shape):
+    def _check_param_shape(self, param: tf.Tensor, input_rank: int, index: int, event_shape: Sequence[int]) -> int:
         """The number of trailing parameter axes of `param`, after checking its event shape statically.
 
         Parameters have the batch and event shape of the input, plus any trailing parameter axes (mixture
@@ -218,14 +229,16 @@ class MaskedCoupling(ConditionalBijector, OnePassBijector):
         return extra
 
     @staticmethod
-    def _call_conditioner(conditioner, x_cond, conditional_input):
+    def _call_conditioner(conditioner: Callable[..., Any], x_cond: tf.Tensor, conditional_input: tf.Tensor) -> Any:
         """`conditioner(x_cond)`, or `conditioner(x_cond, conditional_input=c)` when there is a context c: an
         unconditional conditioner is called exactly as before conditioning existed."""
         if conditional_input is None:
             return conditioner(x_cond)
         return conditioner(x_cond, **{CONDITIONAL_INPUT: conditional_input})
 
-    def _run(self, x, direction, conditional_input=None):
+    def _run(
+        self, x: tf.Tensor, direction: str, conditional_input: tf.Tensor | None = None
+    ) -> tuple[tf.Tensor, tf.Tensor]:
         layout = self._layout
         x_pass, x_trans, conditioner_input = layout.split(x)
         params = tuple(
@@ -237,25 +250,32 @@ class MaskedCoupling(ConditionalBijector, OnePassBijector):
         event_axes = list(range(-self._mask_value.ndim, 0))
         return layout.merge(x_pass, y_trans), tf.reduce_sum(layout.mask_log_det(log_det), axis=event_axes)
 
-    def _forward_and_log_det(self, x, conditional_input=None):
+    # TFP hands a bijector only the keyword arguments it declares: the context, never arbitrary **kwargs.
+    def _forward_and_log_det(  # type: ignore[override]
+        self, x: tf.Tensor, conditional_input: tf.Tensor | None = None
+    ) -> tuple[tf.Tensor, tf.Tensor]:
         self._check_input(x, "x")
         return self._run(x, "forward", conditional_input)
 
-    def _inverse_and_log_det(self, y, conditional_input=None):
+    def _inverse_and_log_det(  # type: ignore[override]
+        self, y: tf.Tensor, conditional_input: tf.Tensor | None = None
+    ) -> tuple[tf.Tensor, tf.Tensor]:
         self._check_input(y, "y")
         return self._run(y, "inverse", conditional_input)
 
-    def _conditioner_params(self, x_masked, conditional_input=None):
+    def _conditioner_params(
+        self, x_masked: tf.Tensor, conditional_input: tf.Tensor | None = None
+    ) -> tuple[tf.Tensor, ...]:
         raise NotImplementedError
 
-    def _transform(self, x, params):
+    def _transform(self, x: tf.Tensor, params: tuple[tf.Tensor, ...]) -> tuple[tf.Tensor, tf.Tensor]:
         raise NotImplementedError
 
-    def _untransform(self, y, params):
+    def _untransform(self, y: tf.Tensor, params: tuple[tf.Tensor, ...]) -> tuple[tf.Tensor, tf.Tensor]:
         raise NotImplementedError
 
 
-def _declares_blocks(conditioner, split, name):
+def _declares_blocks(conditioner: Callable[..., Any] | None, split: tuple[int, bool] | None, name: str) -> bool:
     """Whether `conditioner` takes the pass-through block: its `block_split` is the mask's `split`.
 
     `block_split` is the conditioner's declaration (see the module docstring); None or absent means the

@@ -36,12 +36,17 @@ Example (x* = sqrt(theta), the root of x^2 - theta on x > 0, found by bisection;
     (array([2., 3.]), array([0.25      , 0.16666667]))
 """
 
+from collections.abc import Callable
+from typing import Any
+
 import tensorflow as tf
 
 __all__ = ["implicit_root"]
 
 
-def implicit_root(solve, residual, *params, slope=None):
+def implicit_root(
+    solve: Callable[..., Any], residual: Callable[..., Any], *params: Any, slope: Callable[..., Any] | None = None
+) -> tf.Tensor:
     """x* = solve(*params), a root of residual(x*, *params) = 0, differentiable in `params` (see module docstring).
 
     Args:
@@ -56,10 +61,10 @@ def implicit_root(solve, residual, *params, slope=None):
     """
 
     @tf.custom_gradient
-    def root(*params):
+    def root(*params: Any) -> tuple[tf.Tensor, Callable[[tf.Tensor], list[tf.Tensor]]]:
         x = tf.stop_gradient(solve(*params))
 
-        def grad(dx):
+        def grad(dx: tf.Tensor) -> list[tf.Tensor]:
             with tf.GradientTape(persistent=True) as tape:
                 tape.watch([x, *params])
                 f = residual(x, *params)

@@ -16,6 +16,9 @@ Both are mixins: put them before the TFP base class (`class B(OnePassCache, tfb.
 `_get_parameterization` and `_cache` come first in the method resolution order.
 """
 
+from typing import Any
+
+import tensorflow as tf
 from tensorflow_probability.python.internal import cache_util
 
 __all__ = ["InstanceKeyedCache", "OnePassCache"]
@@ -24,7 +27,7 @@ __all__ = ["InstanceKeyedCache", "OnePassCache"]
 class InstanceKeyedCache:
     """Mixin for `tfb.Bijector`s: TFP's cache never shares entries between two instances."""
 
-    def _get_parameterization(self):
+    def _get_parameterization(self) -> int:
         return id(self)
 
 
@@ -35,22 +38,22 @@ class OnePassCache(InstanceKeyedCache):
         forward_name="_augmented_forward", inverse_name="_augmented_inverse"
     )
 
-    def _augmented_forward(self, x, **kwargs):
+    def _augmented_forward(self, x: tf.Tensor, **kwargs: Any) -> tuple[tf.Tensor, dict[str, tf.Tensor] | None]:
         raise NotImplementedError
 
-    def _augmented_inverse(self, y, **kwargs):
+    def _augmented_inverse(self, y: tf.Tensor, **kwargs: Any) -> tuple[tf.Tensor, dict[str, tf.Tensor] | None]:
         raise NotImplementedError
 
-    def _cached_fldj(self, x, **kwargs):
+    def _cached_fldj(self, x: tf.Tensor, **kwargs: Any) -> tf.Tensor:
         """forward log-det at `x`: from the cache entry of `forward(x)`, or one more forward evaluation."""
         attrs = self._cache.forward_attributes(x, **kwargs)
         if "ildj" not in attrs:
-            attrs.update(self._augmented_forward(x, **kwargs)[1])
+            attrs.update(self._augmented_forward(x, **kwargs)[1] or {})
         return -attrs["ildj"]
 
-    def _cached_ildj(self, y, **kwargs):
+    def _cached_ildj(self, y: tf.Tensor, **kwargs: Any) -> tf.Tensor:
         """inverse log-det at `y`: from the cache entry of `inverse(y)`, or one more inverse evaluation."""
         attrs = self._cache.inverse_attributes(y, **kwargs)
         if "ildj" not in attrs:
-            attrs.update(self._augmented_inverse(y, **kwargs)[1])
+            attrs.update(self._augmented_inverse(y, **kwargs)[1] or {})
         return attrs["ildj"]

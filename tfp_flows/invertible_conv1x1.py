@@ -1,6 +1,9 @@
 """Glow's invertible 1x1 convolution, LU-parametrised (Kingma & Dhariwal 2018, sec. 3.2)."""
 
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 import tensorflow as tf
 from tensorflow_probability import bijectors as tfb
 from tensorflow_probability.python.internal import assert_util, dtype_util, parameter_properties, tensor_util
@@ -53,7 +56,13 @@ class InvertibleConv1x1(InstanceKeyedCache, tfb.Bijector):
         True
     """
 
-    def __init__(self, lower_upper, permutation, validate_args=False, name="invertible_conv1x1"):
+    def __init__(
+        self,
+        lower_upper: tf.Tensor,
+        permutation: tf.Tensor,
+        validate_args: bool = False,
+        name: str = "invertible_conv1x1",
+    ) -> None:
         parameters = dict(locals())
         with tf.name_scope(name) as name:
             dtype = dtype_util.common_dtype([lower_upper], dtype_hint=tf.float32)
@@ -80,7 +89,7 @@ class InvertibleConv1x1(InstanceKeyedCache, tfb.Bijector):
                 name=name,
             )
 
-    def _check_static_shapes(self):
+    def _check_static_shapes(self) -> int | None:
         channels = channel_count(self._lower_upper, "lower_upper", 2, "InvertibleConv1x1")
         rows = self._lower_upper.shape[-2] if self._lower_upper.shape.rank is not None else None
         if rows is not None and channels is not None and rows != channels:
@@ -97,7 +106,7 @@ class InvertibleConv1x1(InstanceKeyedCache, tfb.Bijector):
         return channels if channels is not None else perm_channels
 
     @classmethod
-    def _parameter_properties(cls, dtype, num_classes=None):
+    def _parameter_properties(cls, dtype: tf.DType, num_classes: int | None = None) -> dict[str, Any]:
         return {
             "lower_upper": parameter_properties.ParameterProperties(
                 event_ndims=2, shape_fn=lambda sample_shape: ps.concat([sample_shape, sample_shape[-1:]], axis=0)
@@ -108,24 +117,24 @@ class InvertibleConv1x1(InstanceKeyedCache, tfb.Bijector):
         }
 
     @property
-    def lower_upper(self):
+    def lower_upper(self) -> tf.Tensor:
         return self._lower_upper
 
     @property
-    def permutation(self):
+    def permutation(self) -> tf.Tensor:
         return self._permutation
 
     @property
-    def channels(self):
+    def channels(self) -> int | None:
         """The static channel count C (None if unknown)."""
         return self._channels
 
-    def _checked(self, x, arg_name):
+    def _checked(self, x: tf.Tensor, arg_name: str) -> tf.Tensor:
         return checked_channels(
             x, self._channels, self._lower_upper, arg_name, "lower_upper", self.name, self.validate_args
         )
 
-    def _factors(self):
+    def _factors(self) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         """(L with a unit diagonal, U, permutation) as tensors."""
         lower_upper = tf.convert_to_tensor(self._lower_upper)
         ones = tf.ones_like(tf.linalg.diag_part(lower_upper))
@@ -133,11 +142,11 @@ class InvertibleConv1x1(InstanceKeyedCache, tfb.Bijector):
         upper = tf.linalg.band_part(lower_upper, 0, -1)
         return lower, upper, tf.convert_to_tensor(self._permutation)
 
-    def _unbatched(self):
+    def _unbatched(self) -> bool:
         """True when the parameters have no batch axes: one matrix for every position (the Glow case)."""
         return self._lower_upper.shape.rank == 2 and self._permutation.shape.rank == 1
 
-    def _forward(self, x):
+    def _forward(self, x: tf.Tensor) -> tf.Tensor:
         x = self._checked(x, "x")
         lower, upper, permutation = self._factors()
         channels = tf.shape(lower)[-1]
@@ -150,7 +159,7 @@ class InvertibleConv1x1(InstanceKeyedCache, tfb.Bijector):
             return tf.reshape(tf.matmul(flat, weights, transpose_b=True), tf.shape(x))
         return tf.linalg.matvec(weights, x)
 
-    def _inverse(self, y):
+    def _inverse(self, y: tf.Tensor) -> tf.Tensor:
         y = self._checked(y, "y")
         lower, upper, permutation = self._factors()
         channels = tf.shape(lower)[-1]
@@ -165,18 +174,18 @@ class InvertibleConv1x1(InstanceKeyedCache, tfb.Bijector):
         solved = tf.linalg.triangular_solve(upper, tf.linalg.triangular_solve(lower, rhs, lower=True), lower=False)
         return solved[..., 0]
 
-    def _log_abs_det(self):
+    def _log_abs_det(self) -> tf.Tensor:
         return tf.reduce_sum(tf.math.log(tf.math.abs(tf.linalg.diag_part(self._lower_upper))), axis=-1)
 
-    def _forward_log_det_jacobian(self, x):
+    def _forward_log_det_jacobian(self, x: tf.Tensor) -> tf.Tensor:
         check_channels(x, self._channels, "x", "lower_upper", self.name)
         return broadcast_over_positions(self._log_abs_det(), x)
 
-    def _inverse_log_det_jacobian(self, y):
+    def _inverse_log_det_jacobian(self, y: tf.Tensor) -> tf.Tensor:
         check_channels(y, self._channels, "y", "lower_upper", self.name)
         return broadcast_over_positions(-self._log_abs_det(), y)
 
-    def _parameter_control_dependencies(self, is_init):
+    def _parameter_control_dependencies(self, is_init: bool) -> list[tf.Operation]:
         if not self.validate_args:
             return []
         assertions = []
@@ -205,7 +214,7 @@ class InvertibleConv1x1(InstanceKeyedCache, tfb.Bijector):
         return [a for a in assertions if a is not None]
 
 
-def _lu_partial_pivoting(matrix):
+def _lu_partial_pivoting(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(packed lower_upper, permutation) with matrix[permutation] = L U, as `tf.linalg.lu` returns."""
     packed = np.array(matrix, dtype=np.float64)
     size = packed.shape[0]
@@ -220,7 +229,9 @@ def _lu_partial_pivoting(matrix):
     return packed, permutation
 
 
-def random_rotation_lower_upper(channels, seed=None, dtype=np.float32):
+def random_rotation_lower_upper(
+    channels: int, seed: int | None = None, dtype: npt.DTypeLike = np.float32
+) -> tuple[np.ndarray, np.ndarray]:
     """Glow's initialisation: the LU factors of a random orthogonal C x C matrix (log|det W| = 0).
 
     The matrix is Q from the QR decomposition of a standard normal matrix (signs fixed so Q is Haar

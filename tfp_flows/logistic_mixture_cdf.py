@@ -55,6 +55,9 @@ Example:
     array([ 0.3, -4. ], dtype=float32)
 """
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -77,7 +80,9 @@ __all__ = ["LogisticMixtureCDF", "MAX_ITERATIONS", "mixture_logit_cdf", "invert_
 MAX_ITERATIONS = {tf.float32: 23, tf.float64: 23}
 
 
-def mixture_logit_cdf(x, log_weights, locs, log_scales):
+def mixture_logit_cdf(
+    x: tf.Tensor, log_weights: tf.Tensor, locs: tf.Tensor, log_scales: tf.Tensor
+) -> tuple[tf.Tensor, tf.Tensor]:
     """z = logit(F(x)) and log dz/dx, elementwise, in log space (the closed-form, density direction).
 
     Args:
@@ -96,7 +101,9 @@ def mixture_logit_cdf(x, log_weights, locs, log_scales):
     return log_cdf - log_sf, log_pdf - log_cdf - log_sf
 
 
-def _bracket(abs_z, log_mass, signed_locs, scales, log_weights):
+def _bracket(
+    abs_z: tf.Tensor, log_mass: tf.Tensor, signed_locs: tf.Tensor, scales: tf.Tensor, log_weights: tf.Tensor
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """An interval [low, high] that contains the root y of H(y) = mass (see `_search`): closed form, O(K).
 
     In the variable of the search, H(y) = sum_k pi_k sigmoid((y - m_k) / s_k), m_k = sign * mu_k, and
@@ -130,7 +137,9 @@ def _bracket(abs_z, log_mass, signed_locs, scales, log_weights):
     return low, high, slope_scale
 
 
-def _moment_matched_guess(abs_z, sign, log_weights, locs, scales):
+def _moment_matched_guess(
+    abs_z: tf.Tensor, sign: float, log_weights: tf.Tensor, locs: tf.Tensor, scales: tf.Tensor
+) -> tf.Tensor:
     """The z-quantile of the logistic with the mixture's mean and variance, in the search's variable.
 
     Mean m = sum_k pi_k mu_k, variance v = sum_k pi_k (mu_k^2 + pi^2 s_k^2 / 3) - m^2 (a logistic of scale s has
@@ -147,7 +156,9 @@ def _moment_matched_guess(abs_z, sign, log_weights, locs, scales):
     return sign * mean - matched_scale * abs_z
 
 
-def _search(z, log_weights, locs, log_scales, max_iterations):
+def _search(
+    z: tf.Tensor, log_weights: tf.Tensor, locs: tf.Tensor, log_scales: tf.Tensor, max_iterations: int
+) -> tuple[tf.Tensor, tf.Tensor]:
     """The root x of logit(F(x)) = z, and the number of steps taken, by a safeguarded Newton search.
 
     Solved on the side of the median where the CDF is small, each side accurate where the other saturates: in
@@ -240,7 +251,7 @@ def _search(z, log_weights, locs, log_scales, max_iterations):
 TAIL_FRACTION = 16
 
 
-def _first_unconverged(done, count):
+def _first_unconverged(done: tf.Tensor, count: int) -> tf.Tensor:
     """Indices of the first `count` elements with `done` False, in order; padded with index 0 if fewer.
 
     A scatter by running count, not a sort: XLA's sort (`top_k`, `argsort`) costs several times more on CPU.
@@ -255,7 +266,13 @@ def _first_unconverged(done, count):
     return indices[:count]
 
 
-def _newton_loop(constants, state, steps, max_iterations, stop_count):
+def _newton_loop(
+    constants: Sequence[tf.Tensor],
+    state: Sequence[tf.Tensor],
+    steps: int | tf.Tensor,
+    max_iterations: int,
+    stop_count: int | tf.Tensor,
+) -> tuple[tf.Tensor, list[tf.Tensor]]:
     """Safeguarded Newton steps (see `_search`) until at most `stop_count` elements are left or the budget ends.
 
     Args:
@@ -272,7 +289,7 @@ def _newton_loop(constants, state, steps, max_iterations, stop_count):
     # G' is accurate only where 1 - H is (H <= 3/4, the root's side); past that a tiny Newton step is no proof.
     log_three_quarters = np.log(0.75)
 
-    def objective(y):
+    def objective(y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         """(G(y), G'(y), log H(y)): one pass over the components."""
         w = (signed_locs - y[..., tf.newaxis]) * inverse_scales  # -u_k
         # softplus(w) = -log sigmoid(u_k) and sigmoid(w) = sigmoid(-u_k) from one exponential, exp(-|w|) (a
@@ -287,7 +304,20 @@ def _newton_loop(constants, state, steps, max_iterations, stop_count):
         dlog_h = tf.reduce_sum(scaled * sigmoid_w * inverse_scales, axis=-1) / total
         return log_h - tfp.math.log1mexp(log_h) + abs_z, dlog_h / -tf.math.expm1(log_h), log_h
 
-    def body(i, y, low, high, g_low, g_high, d_low, d_high, g_last, step_last, step_before, done):
+    def body(
+        i: tf.Tensor,
+        y: tf.Tensor,
+        low: tf.Tensor,
+        high: tf.Tensor,
+        g_low: tf.Tensor,
+        g_high: tf.Tensor,
+        d_low: tf.Tensor,
+        d_high: tf.Tensor,
+        g_last: tf.Tensor,
+        step_last: tf.Tensor,
+        step_before: tf.Tensor,
+        done: tf.Tensor,
+    ) -> tuple[tf.Tensor, ...]:
         g, dg, log_h = objective(y)
         below, above = g < 0.0, g > 0.0
         low, g_low, d_low = tf.where(below, y, low), tf.where(below, g, g_low), tf.where(below, dg, d_low)
@@ -330,19 +360,23 @@ def _newton_loop(constants, state, steps, max_iterations, stop_count):
             done | converged,
         )
 
-    def cond(i, *state):
+    def cond(i: tf.Tensor, *state: Any) -> tf.Tensor:
         return (i < max_iterations) & (tf.reduce_sum(tf.cast(~state[-1], tf.int32)) > stop_count)
 
     result = tf.while_loop(cond, body, [steps] + list(state))
     return result[0], list(result[1:])
 
 
-def _latent_error(x, z, log_weights, locs, log_scales):
+def _latent_error(
+    x: tf.Tensor, z: tf.Tensor, log_weights: tf.Tensor, locs: tf.Tensor, log_scales: tf.Tensor
+) -> tf.Tensor:
     """The residual of the root search, logit(F(x)) - z; its gradients at the root give the implicit gradients."""
     return mixture_logit_cdf(x, log_weights, locs, log_scales)[0] - z
 
 
-def invert_mixture_logit_cdf(z, log_weights, locs, log_scales, max_iterations=None):
+def invert_mixture_logit_cdf(
+    z: tf.Tensor, log_weights: tf.Tensor, locs: tf.Tensor, log_scales: tf.Tensor, max_iterations: int | None = None
+) -> tf.Tensor:
     """x such that logit(F(x)) = z: the sampling direction, by a bracketed root search (see module docstring).
 
     Args:
@@ -361,11 +395,21 @@ def invert_mixture_logit_cdf(z, log_weights, locs, log_scales, max_iterations=No
     z = tf.broadcast_to(z, shape[:-1])
     log_weights, locs, log_scales = (tf.broadcast_to(p, shape) for p in (log_weights, locs, log_scales))
     return implicit_root(
-        lambda *params: _search(*params, max_iterations)[0], _latent_error, z, log_weights, locs, log_scales
+        lambda z, w, m, s: _search(z, w, m, s, max_iterations)[0],
+        _latent_error,
+        z,
+        log_weights,
+        locs,
+        log_scales,
     )
 
 
-def check_component_shapes(named_params, num_components=None, validate_args=False, owner="LogisticMixtureCDF"):
+def check_component_shapes(
+    named_params: dict[str, tf.Tensor],
+    num_components: int | None = None,
+    validate_args: bool = False,
+    owner: str = "LogisticMixtureCDF",
+) -> list[tf.Operation]:
     """Static (ValueError) and, with `validate_args`, run-time checks that the component axes agree.
 
     Args:
@@ -452,7 +496,14 @@ class LogisticMixtureCDF(tfb.Bijector):
         array([ 0.3, -4. ], dtype=float32)
     """
 
-    def __init__(self, logits, locs, log_scales, validate_args=False, name="logistic_mixture_cdf"):
+    def __init__(
+        self,
+        logits: tf.Tensor,
+        locs: tf.Tensor,
+        log_scales: tf.Tensor,
+        validate_args: bool = False,
+        name: str = "logistic_mixture_cdf",
+    ) -> None:
         parameters = dict(locals())
         with tf.name_scope(name) as name:
             dtype, (self._logits, self._locs, self._log_scales) = validation.float_parameters(
@@ -464,7 +515,7 @@ class LogisticMixtureCDF(tfb.Bijector):
             )
 
     @classmethod
-    def _parameter_properties(cls, dtype, num_classes=None):
+    def _parameter_properties(cls, dtype: tf.DType, num_classes: int | None = None) -> dict[str, Any]:
         # Each parameter's last axis is the component axis: an event axis of the parameter, not a batch axis.
         return dict(
             logits=parameter_properties.ParameterProperties(event_ndims=1),
@@ -473,21 +524,21 @@ class LogisticMixtureCDF(tfb.Bijector):
         )
 
     @property
-    def logits(self):
+    def logits(self) -> tf.Tensor:
         return self._logits
 
     @property
-    def locs(self):
+    def locs(self) -> tf.Tensor:
         return self._locs
 
     @property
-    def log_scales(self):
+    def log_scales(self) -> tf.Tensor:
         return self._log_scales
 
-    def _named_parameters(self):
+    def _named_parameters(self) -> dict[str, tf.Tensor]:
         return {"logits": self._logits, "locs": self._locs, "log_scales": self._log_scales}
 
-    def _mixture(self):
+    def _mixture(self) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         """(log pi, mu, log s) as tensors: variables are read once per call."""
         return (
             tf.math.log_softmax(tf.convert_to_tensor(self._logits), axis=-1),
@@ -495,24 +546,24 @@ class LogisticMixtureCDF(tfb.Bijector):
             tf.convert_to_tensor(self._log_scales),
         )
 
-    def _is_increasing(self):
+    def _is_increasing(self) -> bool:
         return True
 
-    def _forward(self, z):
+    def _forward(self, z: tf.Tensor) -> tf.Tensor:
         return invert_mixture_logit_cdf(z, *self._mixture())
 
-    def _inverse(self, x):
+    def _inverse(self, x: tf.Tensor) -> tf.Tensor:
         return mixture_logit_cdf(x, *self._mixture())[0]
 
-    def _inverse_log_det_jacobian(self, x):
+    def _inverse_log_det_jacobian(self, x: tf.Tensor) -> tf.Tensor:
         return mixture_logit_cdf(x, *self._mixture())[1]
 
-    def _forward_log_det_jacobian(self, z):
+    def _forward_log_det_jacobian(self, z: tf.Tensor) -> tf.Tensor:
         # log dx/dz = -(log dz/dx) at x = forward(z); `self.forward` reuses TFP's cached solution when the
         # forward pass already ran on this tensor, so the root search is not repeated.
         return -mixture_logit_cdf(self.forward(z), *self._mixture())[1]
 
-    def _parameter_control_dependencies(self, is_init):
+    def _parameter_control_dependencies(self, is_init: bool) -> list[tf.Operation]:
         if not self.validate_args:
             return []
         params = self._named_parameters()

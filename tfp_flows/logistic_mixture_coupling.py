@@ -34,6 +34,10 @@ Example:
     array([[ 0.5, -1. ,  2. ,  0.3]], dtype=float32)
 """
 
+from collections.abc import Callable
+from typing import Any
+
+import numpy.typing as npt
 import tensorflow as tf
 
 from tfp_flows import validation
@@ -87,7 +91,14 @@ class LogisticMixtureCoupling(MaskedCoupling):
         array([[ 0.5, -1. ,  2. ,  0.3]], dtype=float32)
     """
 
-    def __init__(self, mask, params_fn, num_components, validate_args=False, name="logistic_mixture_coupling"):
+    def __init__(
+        self,
+        mask: npt.ArrayLike,
+        params_fn: Callable[..., Any],
+        num_components: int,
+        validate_args: bool = False,
+        name: str = "logistic_mixture_coupling",
+    ) -> None:
         parameters = dict(locals())
         self._params_fn = validation.check_callable(
             params_fn, "params_fn", "x_masked -> (a, b, logits, locs, log_scales)"
@@ -98,14 +109,16 @@ class LogisticMixtureCoupling(MaskedCoupling):
         )
 
     @property
-    def params_fn(self):
+    def params_fn(self) -> Callable[..., Any]:
         return self._params_fn
 
     @property
-    def num_components(self):
+    def num_components(self) -> int:
         return self._num_components
 
-    def _conditioner_params(self, x_masked, conditional_input=None):
+    def _conditioner_params(
+        self, x_masked: tf.Tensor, conditional_input: tf.Tensor | None = None
+    ) -> tuple[tf.Tensor, ...]:
         outputs = self._call_conditioner(self._params_fn, x_masked, conditional_input)
         if not isinstance(outputs, (tuple, list)) or len(outputs) != 5:
             received = f"{len(outputs)} outputs" if isinstance(outputs, (tuple, list)) else type(outputs).__name__
@@ -135,14 +148,14 @@ class LogisticMixtureCoupling(MaskedCoupling):
             tf.maximum(log_scales, tf.constant(MIN_LOG_SCALE, log_scales.dtype)),
         )
 
-    def _transform(self, z, params):
+    def _transform(self, z: tf.Tensor, params: tuple[tf.Tensor, ...]) -> tuple[tf.Tensor, tf.Tensor]:
         # Latent -> data: undo the affine map, then the root search for the mixture CDF's logit.
         a, b, log_weights, locs, log_scales = params
         x = invert_mixture_logit_cdf((z - b) * tf.math.exp(-a), log_weights, locs, log_scales)
         _, log_det = mixture_logit_cdf(x, log_weights, locs, log_scales)
         return x, -(a + log_det)
 
-    def _untransform(self, x, params):
+    def _untransform(self, x: tf.Tensor, params: tuple[tf.Tensor, ...]) -> tuple[tf.Tensor, tf.Tensor]:
         # Data -> latent (closed form).
         a, b, log_weights, locs, log_scales = params
         logit_cdf, log_det = mixture_logit_cdf(x, log_weights, locs, log_scales)

@@ -18,6 +18,8 @@ wider than [0, 1]; latents beyond logit(alpha) .. logit(1 - alpha) land just out
 saturates (|z| beyond about 16 in float32, 36 in float64), cannot be told apart any more.
 """
 
+from typing import Any
+
 import numpy as np
 import tensorflow as tf
 from tensorflow_probability import bijectors as tfb
@@ -54,7 +56,7 @@ class LogitTransform(tfb.Bijector):
         >>> ildj = to_data.inverse_log_det_jacobian(pixels, event_ndims=1)   # the data-side log-det
     """
 
-    def __init__(self, alpha=1e-6, validate_args=False, name="logit_transform"):
+    def __init__(self, alpha: float = 1e-6, validate_args: bool = False, name: str = "logit_transform") -> None:
         """Build the bijector.
 
         Args:
@@ -85,11 +87,11 @@ class LogitTransform(tfb.Bijector):
             )
 
     @property
-    def alpha(self):
+    def alpha(self) -> float:
         return self._alpha
 
     @classmethod
-    def _parameter_properties(cls, dtype):
+    def _parameter_properties(cls, dtype: tf.DType) -> dict[str, Any]:
         return {
             "alpha": parameter_properties.ParameterProperties(
                 default_constraining_bijector_fn=lambda: tfb.Sigmoid(
@@ -98,40 +100,40 @@ class LogitTransform(tfb.Bijector):
             ),
         }
 
-    def _is_increasing(self):
+    def _is_increasing(self) -> bool:
         return True
 
-    def _alpha_as(self, dtype):
+    def _alpha_as(self, dtype: tf.DType) -> tf.Tensor:
         if isinstance(self.alpha, float):
             return tf.constant(self.alpha, dtype)
         return tf.cast(tf.convert_to_tensor(self.alpha), dtype)
 
-    def _forward(self, z):
+    def _forward(self, z: tf.Tensor) -> tf.Tensor:
         alpha = self._alpha_as(z.dtype)
         return (tf.sigmoid(z) - alpha) / (1.0 - 2.0 * alpha)
 
-    def _shrunk(self, x):
+    def _shrunk(self, x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         """(p, 1 - p) with p = alpha + (1 - 2 alpha) x, each formed directly (no 1 - p cancellation)."""
         alpha = self._alpha_as(x.dtype)
         scale = 1.0 - 2.0 * alpha
         return alpha + scale * x, alpha + scale * (1.0 - x), scale
 
-    def _inverse(self, x):
+    def _inverse(self, x: tf.Tensor) -> tf.Tensor:
         with tf.control_dependencies(self._data_assertions(x)):
             p, one_minus_p, _ = self._shrunk(x)
             return tf.math.log(p) - tf.math.log(one_minus_p)
 
-    def _inverse_log_det_jacobian(self, x):
+    def _inverse_log_det_jacobian(self, x: tf.Tensor) -> tf.Tensor:
         with tf.control_dependencies(self._data_assertions(x)):
             p, one_minus_p, scale = self._shrunk(x)
             return tf.math.log(scale) - tf.math.log(p) - tf.math.log(one_minus_p)
 
-    def _forward_log_det_jacobian(self, z):
+    def _forward_log_det_jacobian(self, z: tf.Tensor) -> tf.Tensor:
         alpha = self._alpha_as(z.dtype)
         # log sigmoid(z) + log(1 - sigmoid(z)) = -softplus(-z) - softplus(z): finite for any z.
         return -tf.math.softplus(-z) - tf.math.softplus(z) - tf.math.log(1.0 - 2.0 * alpha)
 
-    def _data_assertions(self, x):
+    def _data_assertions(self, x: tf.Tensor) -> list[tf.Operation]:
         if not self.validate_args:
             return []
         zero, one = tf.zeros([], x.dtype), tf.ones([], x.dtype)
@@ -141,7 +143,7 @@ class LogitTransform(tfb.Bijector):
             tf.debugging.assert_less_equal(x, one, message=f"{message}; received values above 1"),
         ]
 
-    def _parameter_control_dependencies(self, is_init):
+    def _parameter_control_dependencies(self, is_init: bool) -> list[tf.Operation]:
         if not self.validate_args or isinstance(self.alpha, float) or is_init == tensor_util.is_ref(self.alpha):
             return []  # a Python float was checked in __init__
         alpha = tf.convert_to_tensor(self.alpha)

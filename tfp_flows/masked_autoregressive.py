@@ -34,6 +34,9 @@ Example:
     (TensorShape([4, 3]), TensorShape([4]))
 """
 
+from typing import Any
+
+import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfp_flows.conditioning import ConditionalBijector
@@ -45,18 +48,18 @@ __all__ = ["OnePassMaskedAutoregressiveFlow"]
 class OnePassMaskedAutoregressiveFlow(ConditionalBijector, OnePassCache, tfp.bijectors.MaskedAutoregressiveFlow):
     """`tfb.MaskedAutoregressiveFlow` (same arguments) whose inverse and its log-det share one network pass."""
 
-    def _augmented_forward(self, x, **kwargs):
+    def _augmented_forward(self, x: tf.Tensor, **kwargs: Any) -> tuple[tf.Tensor, dict[str, tf.Tensor] | None]:
         return super()._forward(x, **kwargs), None  # TFP's D-pass loop; no log-det comes out of it
 
-    def _augmented_inverse(self, y, **kwargs):
+    def _augmented_inverse(self, y: tf.Tensor, **kwargs: Any) -> tuple[tf.Tensor, dict[str, tf.Tensor] | None]:
         bijector = self._bijector_fn(y, **kwargs)  # the one network pass
         x = bijector.inverse(y)
         return x, {"ildj": bijector.inverse_log_det_jacobian(y, event_ndims=self._event_ndims)}
 
-    def _inverse(self, y, **kwargs):
+    def _inverse(self, y: tf.Tensor, **kwargs: Any) -> tf.Tensor:
         return self._augmented_inverse(y, **kwargs)[0]
 
-    def _inverse_log_det_jacobian(self, y, **kwargs):
+    def _inverse_log_det_jacobian(self, y: tf.Tensor, **kwargs: Any) -> tf.Tensor:
         # Reached only when the cache holds no log-det for `y`: a fresh tensor, the log-det asked before the
         # inverse, or `y` the output of `forward(x)` (whose loop gives none). One pass; its x is not kept (TFP's
         # cache holds an entry only while its output tensor lives), so `inverse(y)` asked later runs another.

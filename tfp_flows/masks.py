@@ -23,7 +23,7 @@ from tfp_flows.validation import check_int
 __all__ = ["half", "checkerboard", "channel"]
 
 
-def half(event_size, parity=0):
+def half(event_size: int, parity: int = 0) -> np.ndarray:
     """Vector mask of shape [event_size]: the first floor(event_size / 2) entries are 1 when parity = 0.
 
     parity = 1 flips it (the first floor(event_size / 2) entries are 0, the last ceil(event_size / 2) are 1).
@@ -38,7 +38,7 @@ def half(event_size, parity=0):
     return 1.0 - mask if parity else mask
 
 
-def checkerboard(height, width, channels, parity=0):
+def checkerboard(height: int, width: int, channels: int, parity: int = 0) -> np.ndarray:
     """Image mask of shape [height, width, channels]: 1 where (row + column) is even when parity = 0.
 
     The same pattern in every channel (Dinh et al. 2017, fig. 3); parity = 1 flips it.
@@ -57,7 +57,7 @@ def checkerboard(height, width, channels, parity=0):
     return np.repeat(pattern[:, :, np.newaxis], channels, axis=2)
 
 
-def channel(height, width, channels, parity=0):
+def channel(height: int, width: int, channels: int, parity: int = 0) -> np.ndarray:
     """Image mask of shape [height, width, channels]: the first floor(channels / 2) channels are 1 when parity = 0.
 
     parity = 1 flips it (Dinh et al. 2017, fig. 3, channel-wise masking).

@@ -14,6 +14,8 @@ under XLA); then z = y - u_hat tanh(a + b). Gradients of a come from the implici
 da/dtheta = -(dg/dtheta) / (dg/da) at the root (`tfp_flows.implicit_root`), not from the search loop.
 """
 
+from typing import Any
+
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -30,17 +32,17 @@ __all__ = ["Planar"]
 _MAX_ROOT_ITERATIONS = 100
 
 
-def _tiny(dtype):
+def _tiny(dtype: tf.DType) -> tf.Tensor:
     """The smallest positive normal number of `dtype`."""
     return tf.constant(np.finfo(dtype_util.as_numpy_dtype(dtype)).tiny, dtype)
 
 
-def _projection_residual(a, w_dot_y, b, one_plus_c):
+def _projection_residual(a: tf.Tensor, w_dot_y: tf.Tensor, b: tf.Tensor, one_plus_c: tf.Tensor) -> tf.Tensor:
     """g(a) = a + c tanh(a + b) - w . y, c = w . u_hat = one_plus_c - 1: zero at a = w . inverse(y)."""
     return a + (one_plus_c - 1.0) * tf.tanh(a + b) - w_dot_y
 
 
-def _solve_projection_root(w_dot_y, b, one_plus_c):
+def _solve_projection_root(w_dot_y: tf.Tensor, b: tf.Tensor, one_plus_c: tf.Tensor) -> tf.Tensor:
     """The root of `_projection_residual` by Chandrupatla's method inside a guaranteed bracket."""
     c = one_plus_c - 1.0
     # The root is within |c| of w . y; widening by 1 makes the end values strictly of opposite signs
@@ -80,7 +82,9 @@ class Planar(tfb.Bijector):
         >>> ldj = bijector.forward_log_det_jacobian(z, event_ndims=1)
     """
 
-    def __init__(self, w, u, b, validate_args=False, name="planar"):
+    def __init__(
+        self, w: tf.Tensor, u: tf.Tensor, b: tf.Tensor, validate_args: bool = False, name: str = "planar"
+    ) -> None:
         """Build the bijector.
 
         Args:
@@ -103,26 +107,26 @@ class Planar(tfb.Bijector):
             )
 
     @property
-    def w(self):
+    def w(self) -> tf.Tensor:
         return self._w
 
     @property
-    def u(self):
+    def u(self) -> tf.Tensor:
         return self._u
 
     @property
-    def b(self):
+    def b(self) -> tf.Tensor:
         return self._b
 
     @classmethod
-    def _parameter_properties(cls, dtype):
+    def _parameter_properties(cls, dtype: tf.DType) -> dict[str, Any]:
         return {
             "w": parameter_properties.ParameterProperties(event_ndims=1),
             "u": parameter_properties.ParameterProperties(event_ndims=1),
             "b": parameter_properties.ParameterProperties(event_ndims=0),
         }
 
-    def _params(self):
+    def _params(self) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
         """(w, u_hat, b, softplus(w . u) = 1 + w . u_hat), read from the (possibly variable) parameters."""
         w = tf.convert_to_tensor(self.w)
         u = tf.convert_to_tensor(self.u)
@@ -137,7 +141,7 @@ class Planar(tfb.Bijector):
         return w, u_hat, b, one_plus_c
 
     @staticmethod
-    def _slope(tanh, one_plus_c):
+    def _slope(tanh: tf.Tensor, one_plus_c: tf.Tensor) -> tf.Tensor:
         """d(w . f(z)) / d(w . z) = 1 + u_hat . psi(z) = 1 + c sech^2, as tanh^2 + sech^2 (1 + c).
 
         Both terms are non-negative, so there is no cancellation when c = w . u_hat is close to -1.
@@ -145,16 +149,16 @@ class Planar(tfb.Bijector):
         tanh_sq = tf.square(tanh)
         return tanh_sq + (1.0 - tanh_sq) * one_plus_c
 
-    def _forward(self, z):
+    def _forward(self, z: tf.Tensor) -> tf.Tensor:
         w, u_hat, b, _ = self._params()
         tanh = tf.tanh(tf.reduce_sum(w * z, axis=-1) + b)
         return z + u_hat * tanh[..., tf.newaxis]
 
-    def _forward_log_det_jacobian(self, z):
+    def _forward_log_det_jacobian(self, z: tf.Tensor) -> tf.Tensor:
         w, _, b, one_plus_c = self._params()
         return tf.math.log(self._slope(tf.tanh(tf.reduce_sum(w * z, axis=-1) + b), one_plus_c))
 
-    def _solve_projection(self, y, w, b, one_plus_c):
+    def _solve_projection(self, y: tf.Tensor, w: tf.Tensor, b: tf.Tensor, one_plus_c: tf.Tensor) -> tf.Tensor:
         """a = w . z from y: the root of g(a) = a + c tanh(a + b) - w . y, with implicit-function gradients."""
         w_dot_y = tf.reduce_sum(w * y, axis=-1)
         shape = tf.broadcast_dynamic_shape(
@@ -172,19 +176,19 @@ class Planar(tfb.Bijector):
             slope=lambda a, w_dot_y, b, one_plus_c: self._slope(tf.tanh(a + b), one_plus_c),
         )
 
-    def _inverse(self, y):
+    def _inverse(self, y: tf.Tensor) -> tf.Tensor:
         w, u_hat, b, one_plus_c = self._params()
         a = self._solve_projection(y, w, b, one_plus_c)
         return y - u_hat * tf.tanh(a + b)[..., tf.newaxis]
 
-    def _inverse_log_det_jacobian(self, y):
+    def _inverse_log_det_jacobian(self, y: tf.Tensor) -> tf.Tensor:
         w, _, b, one_plus_c = self._params()
         # a = w . x with x = inverse(y): `log_prob` asks for inverse(y) and then ildj(y), and TFP's cache hands
         # back the same x, so the root solve runs once per log_prob (twice if ildj is called on its own).
         a = tf.reduce_sum(w * self.inverse(y), axis=-1)
         return -tf.math.log(self._slope(tf.tanh(a + b), one_plus_c))
 
-    def _parameter_control_dependencies(self, is_init):
+    def _parameter_control_dependencies(self, is_init: bool) -> list[tf.Operation]:
         if not self.validate_args:
             return []
         assertions = []

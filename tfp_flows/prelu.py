@@ -9,6 +9,8 @@ bijection of R, used as an invertible nonlinearity between linear flow layers (e
 "Transformation autoregressive networks"). The map preserves sign, so the inverse picks its branch on y.
 """
 
+from typing import Any
+
 import tensorflow as tf
 from tensorflow_probability import bijectors as tfb
 from tensorflow_probability.python.internal import assert_util, dtype_util, parameter_properties, tensor_util
@@ -37,7 +39,7 @@ class PReLU(tfb.Bijector):
         0.6931471824645996
     """
 
-    def __init__(self, alpha, validate_args=False, name="prelu"):
+    def __init__(self, alpha: float | tf.Tensor, validate_args: bool = False, name: str = "prelu") -> None:
         """Build the bijector.
 
         Args:
@@ -54,41 +56,41 @@ class PReLU(tfb.Bijector):
             )
 
     @property
-    def alpha(self):
+    def alpha(self) -> tf.Tensor:
         """The slope applied to negative inputs."""
         return self._alpha
 
     @classmethod
-    def _parameter_properties(cls, dtype):
+    def _parameter_properties(cls, dtype: tf.DType) -> dict[str, Any]:
         return {
             "alpha": parameter_properties.ParameterProperties(
                 default_constraining_bijector_fn=lambda: tfb.Softplus(low=dtype_util.eps(dtype))
             ),
         }
 
-    def _is_increasing(self):
+    def _is_increasing(self) -> bool:
         return True
 
-    def _forward(self, x):
+    def _forward(self, x: tf.Tensor) -> tf.Tensor:
         alpha = tf.convert_to_tensor(self.alpha)
         return tf.where(x >= 0, x, alpha * x)
 
-    def _inverse(self, y):
+    def _inverse(self, y: tf.Tensor) -> tf.Tensor:
         alpha = tf.convert_to_tensor(self.alpha)
         return tf.where(y >= 0, y, y / alpha)
 
-    def _log_slope(self, on_negative_side):
+    def _log_slope(self, on_negative_side: tf.Tensor) -> tf.Tensor:
         # The log-det takes the broadcast shape of the input and alpha (each entry is the slope's log).
         log_alpha = tf.math.log(tf.convert_to_tensor(self.alpha))
         return tf.where(on_negative_side, log_alpha, tf.zeros([], log_alpha.dtype))
 
-    def _forward_log_det_jacobian(self, x):
+    def _forward_log_det_jacobian(self, x: tf.Tensor) -> tf.Tensor:
         return self._log_slope(x < 0)
 
-    def _inverse_log_det_jacobian(self, y):
+    def _inverse_log_det_jacobian(self, y: tf.Tensor) -> tf.Tensor:
         return -self._log_slope(y < 0)
 
-    def _parameter_control_dependencies(self, is_init):
+    def _parameter_control_dependencies(self, is_init: bool) -> list[tf.Operation]:
         if not self.validate_args:
             return []
         # Constants are checked once at construction, variables at every use (TFP's convention).

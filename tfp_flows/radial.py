@@ -13,6 +13,8 @@ p = alpha + beta - r_y, whose non-negative root is taken in the cancellation-fre
 then z = z0 + (y - z0) / (1 + beta h(r)), since y - z0 and z - z0 are parallel.
 """
 
+from typing import Any
+
 import tensorflow as tf
 from tensorflow_probability import bijectors as tfb
 from tensorflow_probability.python.internal import assert_util, dtype_util, parameter_properties, tensor_util
@@ -22,7 +24,7 @@ from tfp_flows import validation
 __all__ = ["Radial"]
 
 
-def _safe_norm(v):
+def _safe_norm(v: tf.Tensor) -> tf.Tensor:
     """||v|| over the last axis with a zero (not NaN) gradient at v = 0.
 
     The Euclidean norm is not differentiable at 0 and tf.norm returns NaN there; every use below multiplies
@@ -57,7 +59,14 @@ class Radial(tfb.Bijector):
         >>> ldj = bijector.forward_log_det_jacobian(z, event_ndims=1)
     """
 
-    def __init__(self, z0, alpha, beta, validate_args=False, name="radial"):
+    def __init__(
+        self,
+        z0: tf.Tensor,
+        alpha: float | tf.Tensor,
+        beta: tf.Tensor,
+        validate_args: bool = False,
+        name: str = "radial",
+    ) -> None:
         """Build the bijector.
 
         Args:
@@ -77,19 +86,19 @@ class Radial(tfb.Bijector):
             )
 
     @property
-    def z0(self):
+    def z0(self) -> tf.Tensor:
         return self._z0
 
     @property
-    def alpha(self):
+    def alpha(self) -> tf.Tensor:
         return self._alpha
 
     @property
-    def beta(self):
+    def beta(self) -> tf.Tensor:
         return self._beta
 
     @classmethod
-    def _parameter_properties(cls, dtype):
+    def _parameter_properties(cls, dtype: tf.DType) -> dict[str, Any]:
         return {
             "z0": parameter_properties.ParameterProperties(event_ndims=1),
             "alpha": parameter_properties.ParameterProperties(
@@ -101,11 +110,11 @@ class Radial(tfb.Bijector):
             ),
         }
 
-    def _params(self):
+    def _params(self) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         return (tf.convert_to_tensor(self.z0), tf.convert_to_tensor(self.alpha), tf.convert_to_tensor(self.beta))
 
     @staticmethod
-    def _log_det(r, alpha, beta, event_size):
+    def _log_det(r: tf.Tensor, alpha: tf.Tensor, beta: tf.Tensor, event_size: int) -> tf.Tensor:
         """log|det df/dz| at radius r, written as sums of non-negative terms (no cancellation as beta -> -alpha).
 
         1 + beta h = (alpha + beta + r) / (alpha + r);
@@ -117,18 +126,18 @@ class Radial(tfb.Bijector):
         tangential_term = tf.math.log(alpha + beta + r) - log_alpha_plus_r
         return tf.cast(event_size - 1, r.dtype) * tangential_term + radial_term
 
-    def _forward(self, z):
+    def _forward(self, z: tf.Tensor) -> tf.Tensor:
         z0, alpha, beta = self._params()
         offset = z - z0
         r = _safe_norm(offset)
         return z + (beta / (alpha + r))[..., tf.newaxis] * offset
 
-    def _forward_log_det_jacobian(self, z):
+    def _forward_log_det_jacobian(self, z: tf.Tensor) -> tf.Tensor:
         z0, alpha, beta = self._params()
         r = _safe_norm(z - z0)
         return self._log_det(r, alpha, beta, tf.shape(z)[-1])
 
-    def _inverse_radius(self, r_y, alpha, beta):
+    def _inverse_radius(self, r_y: tf.Tensor, alpha: tf.Tensor, beta: tf.Tensor) -> tf.Tensor:
         """The non-negative root r of r^2 + p r - alpha r_y = 0, p = alpha + beta - r_y, without cancellation."""
         p = alpha + beta - r_y
         # q = |p| + sqrt(p^2 + 4 alpha r_y) serves both stable forms; it vanishes only in the degenerate case
@@ -137,7 +146,7 @@ class Radial(tfb.Bijector):
         safe_q = tf.where(q > 0, q, tf.ones_like(q))
         return tf.where(p >= 0, 2.0 * alpha * r_y / safe_q, 0.5 * q)
 
-    def _inverse(self, y):
+    def _inverse(self, y: tf.Tensor) -> tf.Tensor:
         z0, alpha, beta = self._params()
         offset = y - z0
         r = self._inverse_radius(_safe_norm(offset), alpha, beta)
@@ -147,12 +156,12 @@ class Radial(tfb.Bijector):
         safe_denominator = tf.where(denominator > 0, denominator, tf.ones_like(denominator))
         return z0 + ((alpha + r) / safe_denominator)[..., tf.newaxis] * offset
 
-    def _inverse_log_det_jacobian(self, y):
+    def _inverse_log_det_jacobian(self, y: tf.Tensor) -> tf.Tensor:
         z0, alpha, beta = self._params()
         r = self._inverse_radius(_safe_norm(y - z0), alpha, beta)
         return -self._log_det(r, alpha, beta, tf.shape(y)[-1])
 
-    def _parameter_control_dependencies(self, is_init):
+    def _parameter_control_dependencies(self, is_init: bool) -> list[tf.Operation]:
         if not self.validate_args:
             return []
         assertions = []

@@ -35,9 +35,12 @@ Example:
 """
 
 import math
+from collections.abc import Callable, Sequence
+from typing import Any
 
+import numpy.typing as npt
 import tensorflow as tf
-import tensorflow_probability as tfp
+from tensorflow_probability import bijectors as tfb
 
 from tfp_flows import validation
 from tfp_flows.additive_coupling import checked_conditioner_output
@@ -45,12 +48,11 @@ from tfp_flows.coupling import MaskedCoupling
 
 __all__ = ["RationalQuadraticCoupling", "SplineAttributes", "SplineSettings", "identity_raw_derivative"]
 
-tfb = tfp.bijectors
 
 _OUTPUT_NAMES = ("widths", "heights", "derivatives")
 
 
-def identity_raw_derivative(min_derivative):
+def identity_raw_derivative(min_derivative: float) -> float:
     """d~ with min_derivative + softplus(d~) = 1: with zero width and height logits the spline is the identity."""
     return math.log(math.expm1(1.0 - min_derivative))
 
@@ -61,7 +63,15 @@ class SplineSettings:
     Shared by `RationalQuadraticCoupling` and `MaskedAutoregressiveSpline`. Errors name the argument.
     """
 
-    def __init__(self, num_bins, bound, min_bin_width, min_bin_height, min_derivative, owner):
+    def __init__(
+        self,
+        num_bins: int,
+        bound: float,
+        min_bin_width: float,
+        min_bin_height: float,
+        min_derivative: float,
+        owner: str,
+    ) -> None:
         self.num_bins = validation.check_int(
             num_bins, "num_bins", minimum=2, owner=owner, hint="a spline needs at least one interior knot"
         )
@@ -86,11 +96,11 @@ class SplineSettings:
         self.owner = owner
 
     @property
-    def raw_sizes(self):
+    def raw_sizes(self) -> tuple[int, int, int]:
         """Number of raw parameters per entry for (widths, heights, derivatives): (K, K, K - 1)."""
         return self.num_bins, self.num_bins, self.num_bins - 1
 
-    def check_sizes(self, params, what):
+    def check_sizes(self, params: Sequence[tf.Tensor], what: str) -> None:
         """Raise ValueError when the static last axes of (widths, heights, derivatives) are not (K, K, K - 1)."""
         for value, name, size in zip(params, _OUTPUT_NAMES, self.raw_sizes):
             got = value.shape[-1] if value.shape.rank else None
@@ -100,13 +110,15 @@ class SplineSettings:
                     f"{self.num_bins}); received shape {value.shape.as_list()}"
                 )
 
-    def spline(self, widths, heights, derivatives, validate_args=False):
+    def spline(
+        self, widths: tf.Tensor, heights: tf.Tensor, derivatives: tf.Tensor, validate_args: bool = False
+    ) -> tfb.RationalQuadraticSpline:
         """`tfb.RationalQuadraticSpline` on [-bound, bound] from raw parameters (the module docstring's map)."""
         dtype = widths.dtype
         span = 2.0 * self.bound
         k = self.num_bins
 
-        def bins(raw, minimum):
+        def bins(raw: tf.Tensor, minimum: float) -> tf.Tensor:
             scale = tf.constant(span - k * minimum, dtype)
             return tf.math.softmax(raw, axis=-1) * scale + tf.constant(minimum, dtype)
 
@@ -122,16 +134,19 @@ class SplineSettings:
 class SplineAttributes:
     """The read-only attributes both spline bijectors expose: `conditioner`, `num_bins`, `bound`."""
 
+    _conditioner: Callable[..., Any]
+    _settings: "SplineSettings"
+
     @property
-    def conditioner(self):
+    def conditioner(self) -> Callable[..., Any]:
         return self._conditioner
 
     @property
-    def num_bins(self):
+    def num_bins(self) -> int:
         return self._settings.num_bins
 
     @property
-    def bound(self):
+    def bound(self) -> float:
         return self._settings.bound
 
 
@@ -160,16 +175,16 @@ class RationalQuadraticCoupling(SplineAttributes, MaskedCoupling):
 
     def __init__(
         self,
-        mask,
-        conditioner,
-        num_bins=8,
-        bound=3.0,
-        min_bin_width=1e-3,
-        min_bin_height=1e-3,
-        min_derivative=1e-3,
-        validate_args=False,
-        name="rational_quadratic_coupling",
-    ):
+        mask: npt.ArrayLike,
+        conditioner: Callable[..., Any],
+        num_bins: int = 8,
+        bound: float = 3.0,
+        min_bin_width: float = 1e-3,
+        min_bin_height: float = 1e-3,
+        min_derivative: float = 1e-3,
+        validate_args: bool = False,
+        name: str = "rational_quadratic_coupling",
+    ) -> None:
         parameters = dict(locals())
         self._conditioner = validation.check_callable(
             conditioner, "conditioner", "x_masked -> (widths, heights, derivatives)", owner=name
@@ -179,7 +194,9 @@ class RationalQuadraticCoupling(SplineAttributes, MaskedCoupling):
             mask=mask, validate_args=validate_args, parameters=parameters, name=name, conditioner=conditioner
         )
 
-    def _conditioner_params(self, x_masked, conditional_input=None):
+    def _conditioner_params(
+        self, x_masked: tf.Tensor, conditional_input: tf.Tensor | None = None
+    ) -> tuple[tf.Tensor, ...]:
         outputs = self._call_conditioner(self._conditioner, x_masked, conditional_input)
         if not isinstance(outputs, (tuple, list)) or len(outputs) != 3:
             received = f"{len(outputs)} outputs" if isinstance(outputs, (tuple, list)) else type(outputs).__name__
@@ -199,14 +216,15 @@ class RationalQuadraticCoupling(SplineAttributes, MaskedCoupling):
         self._settings.check_sizes(params, "conditioner output")
         return params
 
-    def _spline(self, params):
-        return self._settings.spline(*params, validate_args=self.validate_args)
+    def _spline(self, params: Sequence[tf.Tensor]) -> tfb.RationalQuadraticSpline:
+        widths, heights, derivatives = params
+        return self._settings.spline(widths, heights, derivatives, validate_args=self.validate_args)
 
-    def _transform(self, x, params):
+    def _transform(self, x: tf.Tensor, params: tuple[tf.Tensor, ...]) -> tuple[tf.Tensor, tf.Tensor]:
         spline = self._spline(params)
         return spline.forward(x), spline.forward_log_det_jacobian(x, event_ndims=0)
 
-    def _untransform(self, y, params):
+    def _untransform(self, y: tf.Tensor, params: tuple[tf.Tensor, ...]) -> tuple[tf.Tensor, tf.Tensor]:
         spline = self._spline(params)
         x = spline.inverse(y)
         return x, -spline.forward_log_det_jacobian(x, event_ndims=0)

@@ -14,6 +14,9 @@ Written with reshape/transpose over a flattened batch, so any number of batch di
 works, unlike the rank-4-only `tf.nn.space_to_depth`.
 """
 
+from collections.abc import Sequence
+from typing import Any
+
 import tensorflow as tf
 from tensorflow_probability import bijectors as tfb
 from tensorflow_probability.python.internal import prefer_static as ps
@@ -42,7 +45,7 @@ class Squeeze(tfb.Bijector):
         TensorShape([2, 2, 12])
     """
 
-    def __init__(self, factor=2, validate_args=False, name="squeeze"):
+    def __init__(self, factor: int = 2, validate_args: bool = False, name: str = "squeeze") -> None:
         """Build the bijector.
 
         Args:
@@ -63,16 +66,16 @@ class Squeeze(tfb.Bijector):
             )
 
     @property
-    def factor(self):
+    def factor(self) -> int:
         return self._factor
 
     @classmethod
-    def _parameter_properties(cls, dtype):
+    def _parameter_properties(cls, dtype: tf.DType) -> dict[str, Any]:
         return {}  # `factor` is a static Python int, not a tensor parameter.
 
     # --- shape bookkeeping -------------------------------------------------------------------------------------
 
-    def _check_static(self, shape, divisible_dims, what, arg_name):
+    def _check_static(self, shape: Any, divisible_dims: Sequence[tuple[int, int]], what: str, arg_name: str) -> None:
         """ValueError when the statically known event dims at `divisible_dims` are not multiples of their divisor."""
         shape = tf.TensorShape(shape)
         if shape.rank is None:
@@ -89,7 +92,9 @@ class Squeeze(tfb.Bijector):
                     f"{self._factor}); received shape {shape.as_list()}"
                 )
 
-    def _assert_divisible(self, shape_tensor, divisible_dims, what, arg_name):
+    def _assert_divisible(
+        self, shape_tensor: tf.Tensor, divisible_dims: Sequence[tuple[int, int]], what: str, arg_name: str
+    ) -> list[tf.Operation]:
         if not self.validate_args:
             return []
         return [
@@ -102,14 +107,14 @@ class Squeeze(tfb.Bijector):
         ]
 
     @property
-    def _space_dims(self):
+    def _space_dims(self) -> tuple[tuple[int, int], ...]:
         return ((-3, self._factor), (-2, self._factor))
 
     @property
-    def _depth_dims(self):
+    def _depth_dims(self) -> tuple[tuple[int, int], ...]:
         return ((-1, self._factor**2),)
 
-    def _forward_event_shape(self, input_shape):
+    def _forward_event_shape(self, input_shape: tf.TensorShape) -> tf.TensorShape:
         self._check_static(input_shape, self._depth_dims, "the channel dimension C", "x")
         if input_shape.rank is None:
             return tf.TensorShape(None)
@@ -120,7 +125,7 @@ class Squeeze(tfb.Bijector):
             [scale(height, f), scale(width, f), None if channels is None else channels // f**2]
         )
 
-    def _inverse_event_shape(self, output_shape):
+    def _inverse_event_shape(self, output_shape: tf.TensorShape) -> tf.TensorShape:
         self._check_static(output_shape, self._space_dims, "the height H and width W", "y")
         if output_shape.rank is None:
             return tf.TensorShape(None)
@@ -134,7 +139,7 @@ class Squeeze(tfb.Bijector):
             ]
         )
 
-    def _forward_event_shape_tensor(self, input_shape):
+    def _forward_event_shape_tensor(self, input_shape: tf.Tensor) -> tf.Tensor:
         f = self._factor
         with tf.control_dependencies(
             self._assert_divisible(input_shape, self._depth_dims, "the channel dimension C", "x")
@@ -143,7 +148,7 @@ class Squeeze(tfb.Bijector):
                 [input_shape[:-3], [input_shape[-3] * f, input_shape[-2] * f, input_shape[-1] // f**2]], axis=0
             )
 
-    def _inverse_event_shape_tensor(self, output_shape):
+    def _inverse_event_shape_tensor(self, output_shape: tf.Tensor) -> tf.Tensor:
         f = self._factor
         with tf.control_dependencies(
             self._assert_divisible(output_shape, self._space_dims, "the height H and width W", "y")
@@ -154,7 +159,7 @@ class Squeeze(tfb.Bijector):
 
     # --- the maps ----------------------------------------------------------------------------------------------
 
-    def _forward(self, x):
+    def _forward(self, x: tf.Tensor) -> tf.Tensor:
         """depth-to-space: [..., H, W, C f^2] -> [..., H f, W f, C]."""
         self._check_static(x.shape, self._depth_dims, "the channel dimension C", "x")
         f = self._factor
@@ -166,7 +171,7 @@ class Squeeze(tfb.Bijector):
         spatial = tf.transpose(blocks, [0, 1, 3, 2, 4, 5])
         return tf.reshape(spatial, ps.concat([shape[:-3], [height * f, width * f, channels // f**2]], axis=0))
 
-    def _inverse(self, y):
+    def _inverse(self, y: tf.Tensor) -> tf.Tensor:
         """space-to-depth: [..., H, W, C] -> [..., H/f, W/f, C f^2], channel order of tf.nn.space_to_depth."""
         self._check_static(y.shape, self._space_dims, "the height H and width W", "y")
         f = self._factor
@@ -178,8 +183,8 @@ class Squeeze(tfb.Bijector):
         depth = tf.transpose(blocks, [0, 1, 3, 2, 4, 5])
         return tf.reshape(depth, ps.concat([shape[:-3], [height // f, width // f, channels * f**2]], axis=0))
 
-    def _forward_log_det_jacobian(self, x):
+    def _forward_log_det_jacobian(self, x: tf.Tensor) -> tf.Tensor:
         return tf.zeros([], dtype=x.dtype)
 
-    def _inverse_log_det_jacobian(self, y):
+    def _inverse_log_det_jacobian(self, y: tf.Tensor) -> tf.Tensor:
         return tf.zeros([], dtype=y.dtype)

@@ -24,6 +24,9 @@ Example:
     >>> assert_bijector_invariants(tfp.bijectors.Exp(), tf.constant([[0.5, -1.0]]), event_ndims=1)
 """
 
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
 import numpy as np
 import tensorflow as tf
 from tensorflow_probability import bijectors as tfb
@@ -34,7 +37,7 @@ __all__ = ["assert_bijector_invariants", "assert_dtype_agreement", "jacobian_log
 class _FixedKwargs(tfb.Bijector):
     """`bijector` with every method called with the same keyword arguments (see `with_fixed_kwargs`)."""
 
-    def __init__(self, bijector, kwargs):
+    def __init__(self, bijector: tfb.Bijector, kwargs: Mapping[str, Any]) -> None:
         parameters = dict(locals())
         self._bijector, self._kwargs = bijector, dict(kwargs)
         self._ndims = bijector.forward_min_event_ndims
@@ -45,40 +48,40 @@ class _FixedKwargs(tfb.Bijector):
             name="fixed_kwargs",
         )
 
-    def _get_parameterization(self):
+    def _get_parameterization(self) -> int:
         return id(self)  # never share TFP's cache with another instance (tfp_flows.instance_cache)
 
-    def _forward(self, x):
+    def _forward(self, x: tf.Tensor) -> tf.Tensor:
         return self._bijector.forward(x, **self._kwargs)
 
-    def _inverse(self, y):
+    def _inverse(self, y: tf.Tensor) -> tf.Tensor:
         return self._bijector.inverse(y, **self._kwargs)
 
-    def _forward_log_det_jacobian(self, x):
+    def _forward_log_det_jacobian(self, x: tf.Tensor) -> tf.Tensor:
         return self._bijector.forward_log_det_jacobian(x, event_ndims=self._ndims, **self._kwargs)
 
-    def _inverse_log_det_jacobian(self, y):
+    def _inverse_log_det_jacobian(self, y: tf.Tensor) -> tf.Tensor:
         return self._bijector.inverse_log_det_jacobian(
             y, event_ndims=self._bijector.inverse_min_event_ndims, **self._kwargs
         )
 
 
-def with_fixed_kwargs(bijector, kwargs):
+def with_fixed_kwargs(bijector: tfb.Bijector, kwargs: Mapping[str, Any]) -> tfb.Bijector:
     """A bijector computing `bijector.method(..., **kwargs)` for every method: a conditional bijector at a fixed
     context, for the invariants above (the context's batch shape must match the points')."""
     return _FixedKwargs(bijector, kwargs)
 
 
-def _fresh(t):
+def _fresh(t: tf.Tensor) -> tf.Tensor:
     """A new tensor with the same value: no identity in common with anything TFP may have cached."""
     return tf.constant(np.array(t), dtype=t.dtype)
 
 
-def _event_size(shape, event_ndims):
+def _event_size(shape: Sequence[int], event_ndims: int) -> int:
     return int(np.prod(shape[len(shape) - event_ndims :])) if event_ndims else 1
 
 
-def jacobian_log_det(fn, x, event_ndims):
+def jacobian_log_det(fn: Callable[..., Any], x: tf.Tensor, event_ndims: int) -> tf.Tensor:
     """log|det d fn(x) / dx| per batch member, by autodiff over the flattened event.
 
     For `event_ndims == 0` the map is elementwise, the Jacobian diagonal, and the result is
@@ -102,18 +105,18 @@ def jacobian_log_det(fn, x, event_ndims):
     return tf.reshape(log_abs_det, batch_shape)
 
 
-def _close(actual, desired, rtol, atol, what):
+def _close(actual: Any, desired: Any, rtol: float, atol: float, what: str) -> None:
     np.testing.assert_allclose(np.asarray(actual), np.asarray(desired), rtol=rtol, atol=atol, err_msg=what)
 
 
-def _assert_finite(value, what):
+def _assert_finite(value: Any, what: str) -> None:
     value = np.asarray(value)
     if not np.all(np.isfinite(value)):
         bad = int(np.size(value) - np.sum(np.isfinite(value)))
-        raise AssertionError(f"{what}: {bad} of {value.size} entries are not finite")
+        raise AssertionError(f"{what} is not finite: {bad} of {value.size} entries")
 
 
-def _evaluate(bijector, x, event_ndims):
+def _evaluate(bijector: tfb.Bijector, x: tf.Tensor, event_ndims: int) -> dict[str, tf.Tensor]:
     """forward, inverse(forward), fldj and ildj at f(x): the numbers compared across execution modes."""
     y = bijector.forward(x)
     return {
@@ -124,7 +127,9 @@ def _evaluate(bijector, x, event_ndims):
     }
 
 
-def _check_round_trips(bijector, x, event_ndims, rtol, atol, name):
+def _check_round_trips(
+    bijector: tfb.Bijector, x: tf.Tensor, event_ndims: int, rtol: float, atol: float, name: str
+) -> tf.Tensor:
     y = bijector.forward(_fresh(x))
     x_back = bijector.inverse(_fresh(y))
     _close(x_back, x, rtol, atol, f"{name}: inverse(forward(x)) != x")
@@ -133,7 +138,9 @@ def _check_round_trips(bijector, x, event_ndims, rtol, atol, name):
     return y
 
 
-def _check_log_dets(bijector, x, y, event_ndims, rtol, atol, name):
+def _check_log_dets(
+    bijector: tfb.Bijector, x: tf.Tensor, y: tf.Tensor, event_ndims: int, rtol: float, atol: float, name: str
+) -> None:
     fldj = bijector.forward_log_det_jacobian(_fresh(x), event_ndims=event_ndims)
     ildj = bijector.inverse_log_det_jacobian(_fresh(y), event_ndims=event_ndims)
     expected = jacobian_log_det(bijector.forward, _fresh(x), event_ndims)
@@ -151,7 +158,7 @@ def _check_log_dets(bijector, x, y, event_ndims, rtol, atol, name):
     )
 
 
-def _check_finite(bijector, x, event_ndims, name):
+def _check_finite(bijector: tfb.Bijector, x: tf.Tensor, event_ndims: int, name: str) -> None:
     x = _fresh(x)
     variables = list(bijector.trainable_variables)
     with tf.GradientTape(persistent=True) as tape:
@@ -172,7 +179,9 @@ def _check_finite(bijector, x, event_ndims, name):
     del tape
 
 
-def _check_execution_modes(bijector, x, event_ndims, rtol, atol, name):
+def _check_execution_modes(
+    bijector: tfb.Bijector, x: tf.Tensor, event_ndims: int, rtol: float, atol: float, name: str
+) -> None:
     eager = _evaluate(bijector, _fresh(x), event_ndims)
     graph = tf.function(lambda t: _evaluate(bijector, t, event_ndims))(_fresh(x))
     xla = tf.function(lambda t: _evaluate(bijector, t, event_ndims), jit_compile=True)(_fresh(x))
@@ -182,8 +191,16 @@ def _check_execution_modes(bijector, x, event_ndims, rtol, atol, name):
 
 
 def assert_bijector_invariants(
-    bijector, x, event_ndims, rtol=1e-4, atol=1e-4, edge_inputs=(), check_jacobian=True, check_xla=True, name=None
-):
+    bijector: tfb.Bijector,
+    x: tf.Tensor,
+    event_ndims: int,
+    rtol: float = 1e-4,
+    atol: float = 1e-4,
+    edge_inputs: Sequence[Any] = (),
+    check_jacobian: bool = True,
+    check_xla: bool = True,
+    name: str | None = None,
+) -> None:
     """Assert the conformance invariants (see the module docstring) for `bijector` at the points `x`.
 
     Args:
@@ -222,7 +239,14 @@ def assert_bijector_invariants(
             _close(graph[key], eager[key], rtol, atol, f"{name}: {key} differs between eager and tf.function")
 
 
-def assert_dtype_agreement(make_bijector, x, event_ndims, rtol=1e-4, atol=1e-4, name=None):
+def assert_dtype_agreement(
+    make_bijector: Callable[[tf.DType], tfb.Bijector],
+    x: tf.Tensor,
+    event_ndims: int,
+    rtol: float = 1e-4,
+    atol: float = 1e-4,
+    name: str | None = None,
+) -> None:
     """Assert float64 and float32 give the same forward, inverse and log-dets to float32 accuracy.
 
     Args:

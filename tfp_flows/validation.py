@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Collection, Sequence
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 import numpy as np
 import tensorflow as tf
@@ -70,6 +70,30 @@ def is_int(value: Any) -> bool:
 def is_real(value: Any) -> bool:
     """True for Python and NumPy real numbers (ints included), False for `bool` and everything else."""
     return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+@overload
+def check_int(
+    value: Any,
+    arg_name: str,
+    minimum: int | None = 1,
+    maximum: int | None = None,
+    owner: str | None = None,
+    allow_none: Literal[False] = False,
+    hint: str = "",
+) -> int: ...
+
+
+@overload
+def check_int(
+    value: Any,
+    arg_name: str,
+    minimum: int | None = 1,
+    maximum: int | None = None,
+    owner: str | None = None,
+    allow_none: bool = False,
+    hint: str = "",
+) -> int | None: ...
 
 
 def check_int(
