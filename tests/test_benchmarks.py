@@ -318,7 +318,9 @@ def test_both_sides_train_exactly_the_budget_and_checkpoint_every_tenth(vs_plain
 
     import keras_models
 
-    data = types.SimpleNamespace(train=np.random.default_rng(0).normal(size=(256, 2)).astype("float32"), image=False)
+    data = types.SimpleNamespace(
+        train=np.random.default_rng(0).normal(size=(256, 2)).astype("float32"), image=False, dequantize_per_batch=False
+    )
     for model in (
         keras_models.MAF(event_shape=(2,), num_layers=1, hidden_units=(4,)),
         vs_plain.plain_tfp.PlainMAF(2, num_layers=1, hidden_units=(4,)),
