@@ -189,6 +189,18 @@ def _score(log_q, data, points):
     return float(np.mean(data.log_prob(points.astype(np.float64)) - values))
 
 
+def build_data(name, seed, quick, rotate=True, scale=1.0):
+    """The data set `name` drawn with `seed`, at the quick or full size."""
+    return unseen_data.build(
+        name,
+        seed,
+        num_train=QUICK["num_train"] if quick else 10_000,
+        num_test=QUICK["num_test"] if quick else 20_000,
+        rotate=rotate,
+        scale=scale,
+    )
+
+
 def run_fit(
     name,
     model_name,
@@ -209,14 +221,7 @@ def run_fit(
     seed, where scores are (test, train, seconds) at the last step, and with `keep_best` also (best test, best
     step). `variants` limits the plain forms (None: all), `train_seed` (default `seed`) seeds the initialisation
     and the batch order while `seed` draws the data: the noise fit trains a plain form again on the same data."""
-    data = data or unseen_data.build(
-        name,
-        seed,
-        num_train=QUICK["num_train"] if quick else 10_000,
-        num_test=QUICK["num_test"] if quick else 20_000,
-        rotate=rotate,
-        scale=scale,
-    )
+    data = data or build_data(name, seed, quick, rotate, scale)
     train_seed = seed if train_seed is None else train_seed
     budget = dict(BUDGETS[name], **({"hidden": QUICK["hidden"]} if quick else {}))
     steps = min(QUICK["steps"], budget["steps"]) if quick else budget["steps"]
@@ -443,7 +448,7 @@ def print_table(rows):
     print(f"\nRows: {counts['won']} won, {counts['tied']} tied, {counts['lost']} lost")
 
 
-def _merge_noise(into, noise, seeds):
+def _merge_noise(into, noise):
     """Join one file's noise fits to the merged row's; a file without them leaves the merged row without."""
     if into.get("noise", {}) is None or noise is None:
         into["noise"] = None
@@ -492,7 +497,7 @@ def table_from_files(paths):
                 into["peers"] += r.get("peers") or [{} for _ in r["seeds"]]
                 has_train = into["variants_train"] is not None and r.get("variants_train") is not None
                 into["variants_train"] = into["variants_train"] + r["variants_train"] if has_train else None
-                _merge_noise(into, r.get("noise"), r["seeds"])
+                _merge_noise(into, r.get("noise"))
                 if "best" in r:
                     into["best"] = into.get("best") or {"ours": [], "variants": [], "peers": []}
                     into["best"]["ours"] += r["best"]["ours"]
@@ -570,13 +575,16 @@ def _run_rows(args, names, on_row=None):
             if not applicable(model_name, name):
                 continue
             common = dict(ours_args=args.ours_args, rotate=args.rotate, keep_best=args.keep_best, scale=args.scale)
-            fits = []
+            fits, drawn = [], {}
             for seed in args.seeds:
+                # Drawn once per seed: the noise fits below train on the very same data.
+                drawn[seed] = build_data(name, seed, args.quick, args.rotate, args.scale)
                 fit = run_fit(
                     name,
                     model_name,
                     seed,
                     args.quick,
+                    data=drawn[seed],
                     plain=args.plain,
                     variants=args.variants,
                     peers=args.peers,
@@ -600,6 +608,7 @@ def _run_rows(args, names, on_row=None):
                         model_name,
                         seed,
                         args.quick,
+                        data=drawn[seed],
                         variants=[form],
                         peers=False,
                         include_ours=False,
