@@ -95,7 +95,26 @@ def assert_channels(x: tf.Tensor, param: tf.Tensor, arg_name: str, param_name: s
         return tf.identity(x)
 
 
-class ActNorm(InstanceKeyedCache, tfb.Bijector):
+class PerChannel:
+    """Shared by bijectors whose parameters act on the last (channel) axis: the static channel count, and the
+    input check against the parameter named by `_channel_param` (the attribute `"_" + _channel_param`)."""
+
+    _channels: int | None
+    _channel_param: str
+    name: str
+    validate_args: bool
+
+    @property
+    def channels(self) -> int | None:
+        """The static channel count C (None if unknown)."""
+        return self._channels
+
+    def _checked(self, x: tf.Tensor, arg_name: str) -> tf.Tensor:
+        param = getattr(self, "_" + self._channel_param)
+        return checked_channels(x, self._channels, param, arg_name, self._channel_param, self.name, self.validate_args)
+
+
+class ActNorm(PerChannel, InstanceKeyedCache, tfb.Bijector):
     """Per-channel affine map with learned location and log-scale (Glow's ActNorm).
 
     Forward (latent -> data), per channel c on the last axis:
@@ -128,6 +147,8 @@ class ActNorm(InstanceKeyedCache, tfb.Bijector):
         >>> float(actnorm.forward_log_det_jacobian(tf.ones([1, 2, 2, 2]), event_ndims=3)[0])  # 4 * log 2
         2.772588...
     """
+
+    _channel_param = "log_scale"
 
     def __init__(
         self, loc: tf.Tensor, log_scale: tf.Tensor, validate_args: bool = False, name: str = "actnorm"
@@ -166,16 +187,6 @@ class ActNorm(InstanceKeyedCache, tfb.Bijector):
     @property
     def log_scale(self) -> tf.Tensor:
         return self._log_scale
-
-    @property
-    def channels(self) -> int | None:
-        """The static channel count C (None if unknown)."""
-        return self._channels
-
-    def _checked(self, x: tf.Tensor, arg_name: str) -> tf.Tensor:
-        return checked_channels(
-            x, self._channels, self._log_scale, arg_name, "log_scale", self.name, self.validate_args
-        )
 
     def _forward(self, x: tf.Tensor) -> tf.Tensor:
         x = self._checked(x, "x")

@@ -11,18 +11,18 @@ from tensorflow_probability.python.internal import prefer_static as ps
 
 from tfp_flows import validation
 from tfp_flows.actnorm import (
+    PerChannel,
     assert_finite_parameter,
     broadcast_over_positions,
     channel_count,
     check_channels,
-    checked_channels,
 )
 from tfp_flows.instance_cache import InstanceKeyedCache
 
 __all__ = ["InvertibleConv1x1", "random_rotation_lower_upper"]
 
 
-class InvertibleConv1x1(InstanceKeyedCache, tfb.Bijector):
+class InvertibleConv1x1(PerChannel, InstanceKeyedCache, tfb.Bijector):
     """A learned linear map W over the channel (last) axis, the same at every position: Glow's 1x1 convolution.
 
     W is stored through its pivoted LU factorisation, in the packed convention of `tf.linalg.lu` and
@@ -55,6 +55,8 @@ class InvertibleConv1x1(InstanceKeyedCache, tfb.Bijector):
         >>> float(tf.reduce_max(tf.abs(conv.inverse(conv.forward(x)) - x))) < 1e-5
         True
     """
+
+    _channel_param = "lower_upper"
 
     def __init__(
         self,
@@ -123,16 +125,6 @@ class InvertibleConv1x1(InstanceKeyedCache, tfb.Bijector):
     @property
     def permutation(self) -> tf.Tensor:
         return self._permutation
-
-    @property
-    def channels(self) -> int | None:
-        """The static channel count C (None if unknown)."""
-        return self._channels
-
-    def _checked(self, x: tf.Tensor, arg_name: str) -> tf.Tensor:
-        return checked_channels(
-            x, self._channels, self._lower_upper, arg_name, "lower_upper", self.name, self.validate_args
-        )
 
     def _factors(self) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         """(L with a unit diagonal, U, permutation) as tensors."""
