@@ -6,7 +6,9 @@
 batches, steps, optimiser and learning rate as ours, and scores it by its exact log-density
 (`CouplingFlow.log_prob`: the change of variables through its invertible layers).
 
-What is equalised: depth (couplings), the MLP widths, batch, steps, Adam and its learning rate, the data.
+What is equalised: depth, the MLP widths, batch, steps, Adam and its learning rate, the data. Depth counts
+couplings: each of BayesFlow's `depth` layers is a `DualCoupling`, two couplings that transform one half each, so a
+flow of K of our couplings meets `CouplingFlow(depth=K / 2)` (`depth_for`).
 What is not, because it is BayesFlow's own design and a user gets it by default: its MLP (mish activations,
 residual blocks, He-normal init, dropout 0.05 while training), its ActNorm and random permutations between
 couplings, its affine coupling's own scale bound, and its spline transform (learned interval edges, affine tails
@@ -27,6 +29,13 @@ def available() -> bool:
     except ImportError:
         return False
     return True
+
+
+def depth_for(num_couplings: int) -> int:
+    """BayesFlow's `depth` for a flow of `num_couplings` single couplings: one `DualCoupling` is two of them."""
+    if num_couplings % 2:
+        raise ValueError(f"depth_for: `num_couplings` must be even (one DualCoupling is two); received {num_couplings}")
+    return num_couplings // 2
 
 
 class BayesFlowCoupling(keras.Model):

@@ -72,10 +72,14 @@ def _contenders(size, hidden, ours_args=None):
             "bounded": lambda: build(bounded=True),
         }
 
-    def bayesflow(depth, transform):
+    def bayesflow(num_couplings, transform):
         if not bayesflow_peer.available():
             return {}
-        return {"BayesFlow": lambda: bayesflow_peer.BayesFlowCoupling(size, depth, hidden, transform)}
+        return {
+            "BayesFlow": lambda: bayesflow_peer.BayesFlowCoupling(
+                size, bayesflow_peer.depth_for(num_couplings), hidden, transform
+            )
+        }
 
     return {
         "RealNVP": (
@@ -95,13 +99,13 @@ def _contenders(size, hidden, ours_args=None):
         ),
         "NSF": (
             lambda: keras_models.NSF(
-                event_shape=(size,), variant="coupling", num_layers=5, hidden_units=hidden, **extra
+                event_shape=(size,), variant="coupling", num_layers=6, hidden_units=hidden, **extra
             ),
             {
-                "keras-default-init": lambda: plain_tfp.PlainNSF(size, 5, hidden),
-                "zero-init": lambda: plain_tfp.PlainNSF(size, 5, hidden, zero_init=True),
+                "keras-default-init": lambda: plain_tfp.PlainNSF(size, 6, hidden),
+                "zero-init": lambda: plain_tfp.PlainNSF(size, 6, hidden, zero_init=True),
             },
-            bayesflow(5, "spline"),
+            bayesflow(6, "spline"),
         ),
         "Glow-2D": (
             lambda: keras_models.Glow(event_shape=(size,), num_steps=8, hidden_channels=hidden[0], seed=0, **extra),

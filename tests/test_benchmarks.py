@@ -458,3 +458,15 @@ def test_bayesflow_peer_trains_with_fit_and_scores_by_its_exact_density(vs_plain
     log_q = peer.log_prob(x).numpy()
     assert log_q.shape == (64,) and np.all(np.isfinite(log_q)) and peer.trainable_weights
     assert np.isfinite(history.history["loss"][0])
+
+
+def test_bayesflow_peer_gets_as_many_couplings_as_ours(vs_plain):
+    """BayesFlow's depth counts DualCouplings (two couplings each): K of ours meet depth K / 2, not depth K."""
+    pytest.importorskip("bayesflow")
+    ours, _, peers = vs_plain._contenders(4, (8,))["RealNVP"]
+    peer = peers["BayesFlow"]()
+    dual = [layer for layer in peer.network.invertible_layers if type(layer).__name__ == "DualCoupling"]
+    couplings = [layer for layer in ours().flow_layers if "coupling" in layer.name]
+    assert 2 * len(dual) == len(couplings) == 8
+    with pytest.raises(ValueError, match="num_couplings"):
+        vs_plain.bayesflow_peer.depth_for(5)
