@@ -28,11 +28,13 @@ _EXPORTS = {
     "BaseDistribution": "keras_models.core.base_distributions",
     "ConditionalGaussianBase": "keras_models.core.base_distributions",
     "GaussianMixtureBase": "keras_models.core.base_distributions",
+    "DeepSetsEmbedding": "keras_models.layers.networks.embeddings",
     "FlowModel": "keras_models.core.flow_model",
     "FlowPlusPlus": "keras_models.flows.flow_plus_plus",
     "Glow": "keras_models.flows.glow",
     "IAF": "keras_models.flows.maf",  # a MAF variant (the inverse direction), not a preset of its own
     "MAF": "keras_models.flows.maf",
+    "MLPEmbedding": "keras_models.layers.networks.embeddings",
     "NICE": "keras_models.flows.nice",
     "NSF": "keras_models.flows.nsf",
     "PlanarFlow": "keras_models.flows.planar_radial",
@@ -54,6 +56,7 @@ if TYPE_CHECKING:  # what IDEs and type checkers read; at run time `__getattr__`
     from keras_models.flows.prelu_flow import PReLUFlow
     from keras_models.flows.realnvp import RealNVP
     from keras_models.flows.variational import VariationalFlow
+    from keras_models.layers.networks.embeddings import DeepSetsEmbedding, MLPEmbedding
 
 
 def _import_all() -> None:
@@ -82,10 +85,12 @@ __all__ = [
     "NSF",
     "BaseDistribution",
     "ConditionalGaussianBase",
+    "DeepSetsEmbedding",
     "FlowModel",
     "FlowPlusPlus",
     "GaussianMixtureBase",
     "Glow",
+    "MLPEmbedding",
     "PReLUFlow",
     "PlanarFlow",
     "RadialFlow",
