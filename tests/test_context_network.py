@@ -1,5 +1,5 @@
 """`FlowModel(context_network=...)`: one learned embedding e = h(c) of the raw context, computed once per call or
-train step and read by every conditioner and by a conditional base (keras_models/layers/networks/embeddings.py).
+train step and read by every conditioner and by a conditional base (keras_models/core/context_networks.py).
 
 Every conditional preset of the registry gets a small case here (a new conditional preset without one fails
 `test_every_conditional_preset_has_a_case`); the set encoder's own property (order of the set does not matter)

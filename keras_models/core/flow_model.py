@@ -77,6 +77,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from keras_models.core.base_distributions import BaseDistribution, check_base_distribution, resolve_base_distribution
+from keras_models.core.context_networks import resolve_context_network
 from keras_models.core.nan_policy import (
     NAN_POLICIES,
     UNIT_INTERVAL,
@@ -89,7 +90,6 @@ from keras_models.core.nan_policy import (
     raised_input_errors,
 )
 from keras_models.core.precision import ComputesInVariableDtype, in_flow_dtype
-from keras_models.layers.networks.embeddings import resolve_context_network
 from tfp_flows.conditioning import conditional_kwargs
 from tfp_flows.validation import check_int, check_number, check_one_of, check_positive_ints, is_int
 

@@ -1,4 +1,4 @@
-"""Context embeddings: networks mapping a raw context c to the vector every conditioner of a flow reads.
+"""Context embeddings (`FlowModel(context_network=)`): networks mapping a raw context c to what the conditioners read.
 
 A conditional `FlowModel(context_shape=..., context_network=...)` calls its context network once per
 `log_prob` / `sample` / train step and hands the embedding e = h(c) to every conditioner and to a conditional base
