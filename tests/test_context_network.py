@@ -213,3 +213,53 @@ def test_the_registry_builds_a_preset_with_a_context_network_from_json_arguments
     assert isinstance(model.context_network, MLPEmbedding) and model.step_context_shape == (5,)
     x, c = vector_data(4)
     assert model.log_prob(x, c).shape == (4,)
+
+
+def _sbc_benchmark():
+    # Loaded from its file under a private name: benchmarks/ is not a package (tests/test_benchmarks.py does the same).
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "sbc_deepsets.py"
+    spec = importlib.util.spec_from_file_location("_sbc_deepsets", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("task", ["mean", "scale"])
+def test_the_sbc_benchmarks_analytic_posterior_is_prior_times_likelihood_normalised(task):
+    """benchmarks/sbc_deepsets.py judges the flow by its analytic posterior: log p(theta | x) - log p(theta) -
+    log p(x | theta) must be the same (-log p(x)) for every theta, and its moments those of the density."""
+    from scipy import stats
+
+    bench = _sbc_benchmark()
+    rng = np.random.default_rng(0)
+    _, x = bench.simulate(task, 1, rng)
+    mean, std = bench.posterior_moments(task, x)
+    theta = mean + std * rng.uniform(-2, 2, size=(50, mean.shape[1]))  # points around the posterior
+    if task == "mean":
+        prior = stats.norm(0, 1).logpdf(theta).sum(axis=1)
+        scale = np.full(len(theta), bench.SIGMA)
+        mu = theta
+    else:
+        mu, scale = theta[:, :2], np.exp(theta[:, 2])
+        variance = scale**2  # prior density of (mu, log sigma): InvGamma(sigma^2) N(mu; 0, sigma^2 / k0) 2 sigma^2
+        prior = (
+            stats.invgamma(bench.A0, scale=bench.B0).logpdf(variance)
+            + np.log(2 * variance)
+            + stats.norm(0, scale[:, None] / np.sqrt(bench.K0)).logpdf(mu).sum(axis=1)
+        )
+    likelihood = stats.norm(mu[:, None], scale[:, None, None]).logpdf(x).sum(axis=(1, 2))
+    evidence = prior + likelihood - bench.posterior_log_prob(task, theta, np.repeat(x, len(theta), axis=0))
+    np.testing.assert_allclose(evidence, evidence[0], atol=1e-8)
+    # Self-normalised importance sampling from a wide Gaussian: the posterior's mean and std match the formulas.
+    proposal = stats.norm(mean, 3 * std)
+    draws = proposal.rvs(size=(200_000, mean.shape[1]), random_state=1)
+    log_w = bench.posterior_log_prob(task, draws, np.repeat(x, len(draws), axis=0)) - proposal.logpdf(draws).sum(1)
+    w = np.exp(log_w - log_w.max())
+    w /= w.sum()
+    is_mean = w @ draws
+    is_std = np.sqrt(w @ (draws - is_mean) ** 2)
+    np.testing.assert_allclose(is_mean, mean[0], atol=0.05 * std.max())
+    np.testing.assert_allclose(is_std, std[0], rtol=0.05)
