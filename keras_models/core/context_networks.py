@@ -15,6 +15,15 @@ flow. Any Keras layer mapping [batch, *context_shape] to [batch, *embedding_shap
   the same scale for any n, as BayesFlow's `DeepSet` pools.
 
 `context_network="mlp"` or `"deepsets"` on a model builds these with their defaults (`resolve_context_network`).
+
+>>> import numpy as np
+>>> from keras_models import RealNVP
+>>> model = RealNVP((2,), num_couplings=2, hidden_units=(16,), context_shape=(20, 2), context_network="deepsets")
+>>> model.step_context_shape  # what every coupling reads: the 16-dimensional embedding of a set of 20 points
+(16,)
+>>> sets = np.random.default_rng(0).normal(size=(3, 20, 2)).astype("float32")
+>>> model.log_prob(np.zeros((3, 2), "float32"), sets).shape
+TensorShape([3])
 """
 
 from collections.abc import Sequence
