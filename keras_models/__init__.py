@@ -28,11 +28,13 @@ _EXPORTS = {
     "BaseDistribution": "keras_models.core.base_distributions",
     "ConditionalGaussianBase": "keras_models.core.base_distributions",
     "GaussianMixtureBase": "keras_models.core.base_distributions",
+    "DeepSetsEmbedding": "keras_models.core.context_networks",
     "FlowModel": "keras_models.core.flow_model",
     "FlowPlusPlus": "keras_models.flows.flow_plus_plus",
     "Glow": "keras_models.flows.glow",
     "IAF": "keras_models.flows.maf",  # a MAF variant (the inverse direction), not a preset of its own
     "MAF": "keras_models.flows.maf",
+    "MLPEmbedding": "keras_models.core.context_networks",
     "NICE": "keras_models.flows.nice",
     "NSF": "keras_models.flows.nsf",
     "PlanarFlow": "keras_models.flows.planar_radial",
@@ -44,6 +46,7 @@ _EXPORTS = {
 
 if TYPE_CHECKING:  # what IDEs and type checkers read; at run time `__getattr__` loads the same names
     from keras_models.core.base_distributions import BaseDistribution, ConditionalGaussianBase, GaussianMixtureBase
+    from keras_models.core.context_networks import DeepSetsEmbedding, MLPEmbedding
     from keras_models.core.flow_model import FlowModel
     from keras_models.flows.flow_plus_plus import FlowPlusPlus
     from keras_models.flows.glow import Glow
@@ -82,10 +85,12 @@ __all__ = [
     "NSF",
     "BaseDistribution",
     "ConditionalGaussianBase",
+    "DeepSetsEmbedding",
     "FlowModel",
     "FlowPlusPlus",
     "GaussianMixtureBase",
     "Glow",
+    "MLPEmbedding",
     "PReLUFlow",
     "PlanarFlow",
     "RadialFlow",

@@ -119,6 +119,18 @@ def with_context(data, context_size):
     return make
 
 
+def with_set_context(data, set_size, set_dim):
+    """Data paired with set-valued contexts c [n, set_size, set_dim] ~ N(0, 1), x shifted by the mean of the set's
+    first coordinate (what a `DeepSetsEmbedding` context network reads)."""
+
+    def make(n, seed=0):
+        x = data(n, seed)
+        c = np.random.default_rng(seed + 100).normal(size=(n, set_size, set_dim)).astype(np.float32)
+        return (x + c[:, :, :1].mean(axis=1)).astype(np.float32), c
+
+    return make
+
+
 def with_conditional_gaussian_base(model_class, *args, base_hidden_units=(4,), **kwargs):
     """`model_class(*args, **kwargs)` on a fresh `ConditionalGaussianBase` (a base layer built per model: a
     `partial` holding one instance would share its weights between every model the case makes)."""
@@ -309,6 +321,22 @@ CASES = [
         "realnvp",
         partial(with_conditional_gaussian_base, RealNVP, (2,), num_couplings=2, hidden_units=(8,), context_shape=(2,)),
         with_context(moons, 2),
+        conditional=True,
+    ),
+    # A learned embedding of a set-valued context (DeepSets), shared by the couplings and the conditional base.
+    ModelCase(
+        "realnvp-vector-context-network",
+        "realnvp",
+        partial(
+            with_conditional_gaussian_base,
+            RealNVP,
+            (2,),
+            num_couplings=2,
+            hidden_units=(8,),
+            context_shape=(4, 2),
+            context_network={"class_name": "deepsets", "config": {"embedding_dim": 3, "phi_units": [8]}},
+        ),
+        with_set_context(moons, 4, 2),
         conditional=True,
     ),
     ModelCase(

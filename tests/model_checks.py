@@ -12,7 +12,6 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfp_flows.conditioning import conditional_kwargs
 from tfp_flows.testing import assert_bijector_invariants, with_fixed_kwargs
 
 tfd = tfp.distributions
@@ -167,7 +166,7 @@ def assert_bijector_conforms(model, x, rtol=1e-3, atol=1e-3, check_jacobian=True
     event_ndims = len(model.event_shape)
     bijector = model.bijector
     if c is not None:
-        bijector = with_fixed_kwargs(bijector, conditional_kwargs(bijector, c))
+        bijector = with_fixed_kwargs(bijector, model.bijector_kwargs(c, bijector))  # c embedded if the model does
     assert_bijector_invariants(
         bijector,
         tf.constant(z.numpy()),

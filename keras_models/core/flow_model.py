@@ -39,6 +39,13 @@ called without c, with c of the wrong shape or dtype, or an unconditional one gi
 TypeError naming `c`. Under nan_policy "raise" a non-finite c is refused like non-finite x; "omit" leaves such
 examples out too.
 
+A learned embedding of the context (`context_network=`, any Keras layer mapping c [batch, *context_shape] to
+e [batch, *embedding_shape]; `MLPEmbedding`, or `DeepSetsEmbedding` for a set of observations c [n, d]): every
+conditioner and a conditional base then read e = h(c) in place of c, computed once per `log_prob`, `sample`,
+`encode`/`decode` call and train step and shared by all of them, as nflows' `embedding_net` and BayesFlow's
+summary networks do; h trains with the flow and is saved in `.keras` files. Every method, `bijector_kwargs(c)`,
+`conditional_distribution(c)` and the SavedModel signatures still take the raw c (`embed_context(c)` gives e).
+
 Mixed precision (`keras.mixed_precision.set_global_policy("mixed_float16")` or "mixed_bfloat16", before the model
 is built): the conditioner networks compute in float16/bfloat16, while the weights, the bijectors, the
 log-determinants, the base log-density and the loss stay float32 (`keras_models.core.precision`); `compile` wraps
@@ -70,6 +77,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from keras_models.core.base_distributions import BaseDistribution, check_base_distribution, resolve_base_distribution
+from keras_models.core.context_networks import resolve_context_network
 from keras_models.core.nan_policy import (
     NAN_POLICIES,
     UNIT_INTERVAL,
@@ -81,7 +89,7 @@ from keras_models.core.nan_policy import (
     out_of_support_error,
     raised_input_errors,
 )
-from keras_models.core.precision import ComputesInVariableDtype
+from keras_models.core.precision import ComputesInVariableDtype, in_flow_dtype
 from tfp_flows.conditioning import conditional_kwargs
 from tfp_flows.validation import check_int, check_number, check_one_of, check_positive_ints, is_int
 
@@ -131,7 +139,12 @@ class FlowModel(ComputesInVariableDtype, keras.Model):
       nan_policy: what non-finite data, and data outside `support`, does: "raise" (default), "omit" or
         "propagate" (module docstring).
       context_shape: None (default, an unconditional model p(x)), or the shape of one context c, making the model
-        p(x | c) (module docstring). Subclasses read `self.context_shape` to build conditional steps.
+        p(x | c) (module docstring).
+      context_network: None (default: the steps read c itself), or a Keras layer mapping c [batch,
+        *context_shape] to an embedding e [batch, *embedding_shape] that every conditioner and a conditional base
+        read instead (module docstring); "mlp" or "deepsets" for `MLPEmbedding()` or `DeepSetsEmbedding()`, or
+        {"class_name": "mlp" | "deepsets", "config": {...}}. Needs `context_shape`. Subclasses build their
+        conditional steps for `self.step_context_shape`: the embedding's shape, or `context_shape` without one.
     """
 
     def __init__(
@@ -142,6 +155,7 @@ class FlowModel(ComputesInVariableDtype, keras.Model):
         nan_policy: str = "raise",
         pixel_levels: int | None = None,
         context_shape: int | Sequence[int] | None = None,
+        context_network: keras.layers.Layer | str | dict | None = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
@@ -150,6 +164,8 @@ class FlowModel(ComputesInVariableDtype, keras.Model):
                 tuple(context_shape) if np.ndim(context_shape) else (context_shape,), "context_shape"
             )
         self.context_shape = None if context_shape is None else tuple(int(d) for d in context_shape)
+        self.context_network = resolve_context_network(context_network, self.dtype_policy)
+        self.step_context_shape = self._embedding_shape()
         event_shape = check_positive_ints(tuple(event_shape) if np.ndim(event_shape) else (event_shape,), "event_shape")
         self.base_distribution_name, self.base_layer, self._user_base = resolve_base_distribution(
             base_distribution, self.dtype_policy
@@ -198,17 +214,57 @@ class FlowModel(ComputesInVariableDtype, keras.Model):
                     "model is not: pass context_shape=... to the model"
                 )
             if self.base_layer.context_shape is None:
-                self.base_layer.context_shape = self.context_shape
-            elif tuple(self.base_layer.context_shape) != self.context_shape:
+                self.base_layer.context_shape = self.step_context_shape
+            elif tuple(self.base_layer.context_shape) != self.step_context_shape:
                 raise ValueError(
                     f"`base_distribution` has context_shape {tuple(self.base_layer.context_shape)} but "
-                    f"the model's is {self.context_shape}; expected the same"
+                    f"the model's steps read a context of shape {self.step_context_shape}"
+                    f"{' (the context network embedding)' if self.context_network is not None else ''}; "
+                    "expected the same"
                 )
         if self.base_layer is not None and not self.base_layer.built:
             self.base_layer.build((None,) + self.latent_shape)
         if self._user_base is not None:
             check_base_distribution(self._user_base.distribution, self.latent_shape, self.compute_dtype)
         self.built = True
+
+    def _embedding_shape(self):
+        """The shape of one context as the steps read it: `context_shape`, or the context network's output shape
+        (the network is built here, so its weights exist before any call)."""
+        network = self.context_network
+        if network is None:
+            return self.context_shape
+        if self.context_shape is None:
+            raise ValueError(
+                f"`context_network` embeds a context, but this model is unconditional (context_shape=None); "
+                f"pass context_shape=... or context_network=None; received context_network={network!r}"
+            )
+        input_shape = (None, *self.context_shape)
+        try:
+            if not network.built:
+                network.build(input_shape)
+            shape = tuple(network.compute_output_shape(input_shape))
+        except NotImplementedError:
+            shape = tuple(network(tf.zeros([1, *self.context_shape], self.compute_dtype)).shape)
+        embedding = shape[1:]
+        if not embedding or not all(is_int(d) and d > 0 for d in embedding):
+            raise ValueError(
+                f"`context_network` must map a context [batch, {', '.join(map(str, self.context_shape))}] to an "
+                f"embedding [batch, *embedding_shape] of known positive sizes; received output shape {list(shape)} "
+                f"from {type(network).__name__}"
+            )
+        return tuple(int(d) for d in embedding)
+
+    def embed_context(self, c: TensorLike) -> tf.Tensor:
+        """e = h(c), what the steps and a conditional base read for c [batch, *context_shape]: the context network's
+        output in the model's dtype, or c itself without a network."""
+        return self._embedded(self._checked_context(c, None))
+
+    def _embedded(self, c):
+        """The embedding of a checked context (None for an unconditional model): one call of the network."""
+        if c is None or self.context_network is None:
+            return c
+        return in_flow_dtype(self.context_network(c), self.compute_dtype)
 
     def get_config(self) -> dict[str, Any]:
         if self._user_base is not None:
@@ -230,6 +286,8 @@ class FlowModel(ComputesInVariableDtype, keras.Model):
             pixel_levels=None if self.pixel_levels == 2 ** (self.num_bits or 0) else self.pixel_levels,
             context_shape=None if self.context_shape is None else list(self.context_shape),
         )
+        if self.context_network is not None:
+            config["context_network"] = keras.saving.serialize_keras_object(self.context_network)
         return config
 
     @classmethod
@@ -272,8 +330,9 @@ class FlowModel(ComputesInVariableDtype, keras.Model):
 
     def bijector_kwargs(self, c: TensorLike, bijector: tfb.Bijector | None = None) -> dict[str, Any]:
         """TFP's `bijector_kwargs` handing the context `c` to every conditional step of `bijector` (default: a
-        fresh `self.bijector`; its steps' names are the same on every build, so the dict fits any build)."""
-        return conditional_kwargs(self.bijector if bijector is None else bijector, c)
+        fresh `self.bijector`; its steps' names are the same on every build, so the dict fits any build). With a
+        context network the steps receive its embedding of c."""
+        return conditional_kwargs(self.bijector if bijector is None else bijector, self.embed_context(c))
 
     def _base_is_conditional(self):
         return bool(getattr(self.base_layer, "is_conditional", False))
@@ -281,9 +340,15 @@ class FlowModel(ComputesInVariableDtype, keras.Model):
     def base_distribution(self, c: TensorLike | None = None) -> tfd.Distribution:
         """The base p_Z over the latent event shape (built from the base layer's current weights, if any); for a
         conditional base layer, p_Z(. | c) with c [batch, *context_shape]."""
+        if c is not None and self._base_is_conditional():
+            c = self.embed_context(c)
+        return self._base(c)
+
+    def _base(self, e=None):
+        """The base p_Z, given the embedded context `e` when it is conditional."""
         if self.base_layer is not None:
             if self._base_is_conditional():
-                return self.base_layer.distribution(c)
+                return self.base_layer.distribution(e)
             return self.base_layer.distribution()
         if self._user_base is not None:
             return self._user_base.distribution
@@ -308,8 +373,7 @@ class FlowModel(ComputesInVariableDtype, keras.Model):
 
     def conditional_distribution(self, c: TensorLike) -> tfd.TransformedDistribution:
         """`tfd.TransformedDistribution(base given c, bijector)`; its methods take `bijector_kwargs(c)`."""
-        c = self._checked_context(c, None)
-        return tfd.TransformedDistribution(self.base_distribution(c), self.bijector, name="flow")
+        return tfd.TransformedDistribution(self._base(self.embed_context(c)), self.bijector, name="flow")
 
     def _checked_context(self, c, batch_shape, arg_name="c"):
         """`c` as a tensor of the model's dtype, after checking it is given exactly when the model is conditional,
@@ -353,8 +417,9 @@ class FlowModel(ComputesInVariableDtype, keras.Model):
         batch = x.shape.as_list()[: x.shape.rank - rank] if x.shape.rank is not None else None
         return self._checked_context(c, batch)
 
-    def _context_for_samples(self, num_samples, c):
-        """The context for `num_samples` draws: c [num_samples, *context_shape] or one c [*context_shape]."""
+    def _embedded_for_samples(self, num_samples, c):
+        """The embedded context for `num_samples` draws given c [num_samples, *context_shape] or one c
+        [*context_shape] (embedded once, then broadcast to every draw)."""
         if self.context_shape is None and c is not None and np.ndim(c) == 0:
             raise TypeError(
                 f"`c` is the context of a conditional model, but this model is unconditional (built without "
@@ -364,8 +429,8 @@ class FlowModel(ComputesInVariableDtype, keras.Model):
         if c is None or self.context_shape is None:
             return self._checked_context(c, None)
         if np.ndim(c) == len(self.context_shape):  # one context for all samples
-            c = self._checked_context(tf.convert_to_tensor(c)[None], None)
-            return tf.broadcast_to(c, tf.concat([[num_samples], tf.shape(c)[1:]], 0))
+            e = self._embedded(self._checked_context(tf.convert_to_tensor(c)[None], None))
+            return tf.broadcast_to(e, tf.concat([[num_samples], tf.shape(e)[1:]], 0))
         c = self._checked_context(c, None)
         if c.shape.rank != len(self.context_shape) + 1:
             raise ValueError(
@@ -378,12 +443,12 @@ class FlowModel(ComputesInVariableDtype, keras.Model):
                 f"`c` must have shape [{num_samples}, {', '.join(map(str, self.context_shape))}]: one "
                 f"context per sample (num_samples={num_samples}); received shape {c.shape.as_list()}"
             )
-        return c
+        return self._embedded(c)
 
-    def _flow(self, c):
-        """(bijector, its bijector_kwargs for c) built from the current weights."""
+    def _flow(self, e):
+        """(bijector, its bijector_kwargs for the embedded context e) built from the current weights."""
         bijector = self.bijector
-        return bijector, ({} if c is None else conditional_kwargs(bijector, c))
+        return bijector, ({} if e is None else conditional_kwargs(bijector, e))
 
     # ----------------------------------------------------------------------------------------------------
     # Public maths.
@@ -465,8 +530,9 @@ class FlowModel(ComputesInVariableDtype, keras.Model):
         return self._conditional_log_prob(x, c)
 
     def _conditional_log_prob(self, x, c):
-        bijector, kwargs = self._flow(c)
-        distribution = tfd.TransformedDistribution(self.base_distribution(c), bijector, name="flow")
+        e = self._embedded(c)  # once, shared by every step and the base
+        bijector, kwargs = self._flow(e)
+        distribution = tfd.TransformedDistribution(self._base(e), bijector, name="flow")
         return distribution.log_prob(x, bijector_kwargs=kwargs)
 
     def _log_prob_omitting(self, x, c=None):
@@ -488,13 +554,13 @@ class FlowModel(ComputesInVariableDtype, keras.Model):
         all of R^D; the logit's forward image is slightly wider than [0, 1]), and round trips must work.
         """
         x = self._checked(x)
-        bijector, kwargs = self._flow(self._context_for(x, c))
+        bijector, kwargs = self._flow(self._embedded(self._context_for(x, c)))
         return bijector.inverse(x, **kwargs)
 
     def decode(self, z: TensorLike, c: TensorLike | None = None) -> tf.Tensor:
         """Latent -> data: x = f(z; c), z of shape [batch, *latent_shape] (c [batch, *context_shape])."""
         z = self._checked(z, "z", self.latent_shape)
-        bijector, kwargs = self._flow(self._context_for(z, c, self.latent_shape))
+        bijector, kwargs = self._flow(self._embedded(self._context_for(z, c, self.latent_shape)))
         return bijector.forward(z, **kwargs)
 
     def sample(
@@ -512,9 +578,9 @@ class FlowModel(ComputesInVariableDtype, keras.Model):
         (one context for all). `temperature` and `seed` are keyword-only, so a number in c's place is an error,
         never a temperature: `sample(16, temperature=0.7, seed=1)`.
         """
-        c = self._context_for_samples(num_samples, c)
-        bijector, kwargs = self._flow(c)
-        return bijector.forward(self._tempered_latent(num_samples, temperature, seed, c), **kwargs)
+        e = self._embedded_for_samples(num_samples, c)
+        bijector, kwargs = self._flow(e)
+        return bijector.forward(self._tempered_latent(num_samples, temperature, seed, e), **kwargs)
 
     def sample_and_log_prob(
         self,
@@ -538,31 +604,31 @@ class FlowModel(ComputesInVariableDtype, keras.Model):
         number a caller scoring or importance-weighting the samples against the model needs. Same seed, same
         samples as `sample`. A conditional model takes c as `sample` does and returns log p(x | c).
         """
-        c = self._context_for_samples(num_samples, c)
-        z = self._tempered_latent(num_samples, temperature, seed, c)
-        bijector, kwargs = self._flow(c)
+        e = self._embedded_for_samples(num_samples, c)
+        z = self._tempered_latent(num_samples, temperature, seed, e)
+        bijector, kwargs = self._flow(e)
         x = bijector.forward(z, **kwargs)
         log_det = bijector.forward_log_det_jacobian(z, event_ndims=len(self.latent_shape), **kwargs)
-        return x, self.base_distribution(c).log_prob(z) - log_det
+        return x, self._base(e).log_prob(z) - log_det
 
-    def _tempered_latent(self, num_samples, temperature, seed, c=None):
-        """z = temperature * z0 with z0 ~ p_Z, [num_samples, *latent_shape], after checking the arguments
-        (`temperature=None` means 1)."""
+    def _tempered_latent(self, num_samples, temperature, seed, e=None):
+        """z = temperature * z0 with z0 ~ p_Z (given the embedded context e), [num_samples, *latent_shape], after
+        checking the arguments (`temperature=None` means 1)."""
         temperature = 1.0 if temperature is None else temperature
         # A tensor count must be of an integer dtype; a tensor temperature may be traced, so its value is not read.
         if not (tf.is_tensor(num_samples) and num_samples.dtype.is_integer):
             check_int(num_samples, "num_samples")
         if not (tf.is_tensor(temperature) or isinstance(temperature, np.ndarray)):
             check_number(temperature, "temperature", minimum=0)
-        if c is not None and self._base_is_conditional():
-            base = self.base_distribution(c)
-            z = base.sample(seed=seed_pair(seed))  # batch [num_samples] from c
+        if e is not None and self._base_is_conditional():
+            base = self._base(e)
+            z = base.sample(seed=seed_pair(seed))  # batch [num_samples] from e
             if not (isinstance(temperature, (int, float, np.number)) and temperature == 1):
                 mean = base.mean()  # temper around the conditional mean: mu(c) + T sigma(c) eps
                 return mean + (z - mean) * tf.cast(temperature, z.dtype)
             return z
         else:
-            z = self.base_distribution().sample(num_samples, seed=seed_pair(seed))
+            z = self._base().sample(num_samples, seed=seed_pair(seed))
         if not (isinstance(temperature, (int, float, np.number)) and temperature == 1):
             z = z * tf.cast(temperature, z.dtype)  # skipped at T = 1 (a Python number): z * 1 == z exactly
         return z
@@ -673,6 +739,7 @@ class FlowModel(ComputesInVariableDtype, keras.Model):
                 keep = tf.logical_and(keep, finite_rows(c, len(self.context_shape)))
                 c = tf.boolean_mask(c, keep)
             h = tf.boolean_mask(h, keep)
+        c = self._embedded(c)
         for layer in self.flow_layers:
             if c is not None and getattr(layer, "initializes_with_context", False):
                 layer.initialize_from_data(h, conditional_input=c)  # containers (SequentialFlow): steps need c

@@ -167,7 +167,7 @@ class Glow(FlowModel):
                     network_fn,
                     log_scale_bound="sigmoid",
                     log_scale_limit=self.log_scale_limit,
-                    context_shape=self.context_shape,
+                    context_shape=self.step_context_shape,
                     dtype=dtype,
                 ),
             ]
@@ -180,7 +180,7 @@ class Glow(FlowModel):
         dtype = self.dtype_policy
         layers = [SqueezeLayer(dtype=dtype)] + self._steps(squeezed)
         if levels_left > 1:
-            prior = SplitPriorLayer(squeezed, context_shape=self.context_shape, dtype=dtype)
+            prior = SplitPriorLayer(squeezed, context_shape=self.step_context_shape, dtype=dtype)
             kept = (squeezed[0], squeezed[1], prior.num_kept_channels)
             layers += [
                 prior,

@@ -106,7 +106,7 @@ class MAF(FlowModel):
                     activation,
                     log_scale_limit,
                     self.inverse_autoregressive,
-                    context_shape=self.context_shape,
+                    context_shape=self.step_context_shape,
                     dtype=self.dtype_policy,
                     name=f"autoregressive_{i}",
                 )

@@ -137,7 +137,7 @@ class NSF(FlowModel):
                 self.hidden_units,
                 activation=self.activation,
                 dtype=dtype,
-                context_shape=self.context_shape,
+                context_shape=self.step_context_shape,
                 name=f"autoregressive_{i}",
                 **self._spline_kwargs(),
             )
@@ -151,7 +151,7 @@ class NSF(FlowModel):
             masks.half(size),
             network_fn,
             dtype=dtype,
-            context_shape=self.context_shape,
+            context_shape=self.step_context_shape,
             name=f"coupling_{i}",
             **self._spline_kwargs(),
         )

@@ -187,7 +187,7 @@ class RealNVP(FlowModel):
                 dtype=dtype,
                 name=name,
                 log_scale_limit=self.log_scale_limit,
-                context_shape=self.context_shape,
+                context_shape=self.step_context_shape,
             )
             layers += self._with_actnorm(coupling, name)
         return layers
@@ -225,7 +225,7 @@ class RealNVP(FlowModel):
                 dtype=dtype,
                 name=name,
                 log_scale_limit=self.log_scale_limit,
-                context_shape=self.context_shape,
+                context_shape=self.step_context_shape,
             )
             layers += self._with_actnorm(coupling, name)
         return layers
