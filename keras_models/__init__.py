@@ -26,6 +26,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up 
 
 _EXPORTS = {
     "BaseDistribution": "keras_models.core.base_distributions",
+    "CNF": "keras_models.flows.cnf",
     "ConditionalGaussianBase": "keras_models.core.base_distributions",
     "GaussianMixtureBase": "keras_models.core.base_distributions",
     "FlowModel": "keras_models.core.flow_model",
@@ -45,6 +46,7 @@ _EXPORTS = {
 if TYPE_CHECKING:  # what IDEs and type checkers read; at run time `__getattr__` loads the same names
     from keras_models.core.base_distributions import BaseDistribution, ConditionalGaussianBase, GaussianMixtureBase
     from keras_models.core.flow_model import FlowModel
+    from keras_models.flows.cnf import CNF
     from keras_models.flows.flow_plus_plus import FlowPlusPlus
     from keras_models.flows.glow import Glow
     from keras_models.flows.maf import IAF, MAF
@@ -76,6 +78,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "CNF",
     "IAF",
     "MAF",
     "NICE",
