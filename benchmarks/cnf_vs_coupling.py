@@ -20,7 +20,9 @@ tabular, x = A s with non-Gaussian sources; exact log p). Models (data-side size
            exact trace up to D = 8) - the training step never calls the solver, the evaluation does.
   RealNVP  8 affine couplings (ActNorm on), the project's defaults for vectors.
   NSF      4 rational-quadratic coupling steps, 8 bins (ActNorm on).
-`--quick`: two moons, 10 s per model and seed, 2,000 held-out points: under 3 minutes on 2 shared CPU cores.
+`--quick`: two moons, 10 s per model and seed, 2,000 held-out points. Its wall time is mostly tracing (RealNVP's
+and NSF's first executions) and evaluation: 620 s on 2 CPU cores shared with other jobs (load average about 8),
+so not the 3 minutes aimed at; an idle machine was not available to time it.
 """
 
 import argparse
