@@ -26,6 +26,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up 
 
 _EXPORTS = {
     "BaseDistribution": "keras_models.core.base_distributions",
+    "CNF": "keras_models.flows.cnf",
     "ConditionalGaussianBase": "keras_models.core.base_distributions",
     "GaussianMixtureBase": "keras_models.core.base_distributions",
     "DeepSetsEmbedding": "keras_models.core.context_networks",
@@ -48,6 +49,7 @@ if TYPE_CHECKING:  # what IDEs and type checkers read; at run time `__getattr__`
     from keras_models.core.base_distributions import BaseDistribution, ConditionalGaussianBase, GaussianMixtureBase
     from keras_models.core.context_networks import DeepSetsEmbedding, MLPEmbedding
     from keras_models.core.flow_model import FlowModel
+    from keras_models.flows.cnf import CNF
     from keras_models.flows.flow_plus_plus import FlowPlusPlus
     from keras_models.flows.glow import Glow
     from keras_models.flows.maf import IAF, MAF
@@ -79,6 +81,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "CNF",
     "IAF",
     "MAF",
     "NICE",

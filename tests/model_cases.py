@@ -30,6 +30,7 @@ import numpy as np
 from sklearn.datasets import load_digits, make_moons
 
 from keras_models import (
+    CNF,
     IAF,
     MAF,
     NICE,
@@ -158,6 +159,10 @@ def same_dequantization_elbo(model, reloaded):
 
 
 B_BIT = {"num_bits": 8}
+CNF_CONFORMS = (
+    "the kit runs the ODE solver eagerly, through autodiff Jacobians and under XLA (minutes); tests/test_cnf.py "
+    "checks the flow and log-det against closed-form fields, sample_encode_decode the round trip"
+)
 
 CASES = [
     ModelCase(
@@ -392,6 +397,39 @@ CASES = [
         atol=1e-5,
         unit_interval=B_BIT,
         export={},
+    ),
+    # Continuous flows (FFJORD underneath): flow matching, exact trace; the export's tight tolerances keep a row's
+    # value independent of its batch (the adaptive solver steps the whole batch together).
+    ModelCase(
+        "cnf",
+        "cnf",
+        partial(CNF, (2,), hidden_units=(16,), seed=0),
+        moons,
+        atol=1e-3,  # the solver's tolerances (1e-5) bound how well decode undoes encode
+        skip={"bijector_conforms": CNF_CONFORMS},
+        unit_interval=B_BIT,
+        export=dict(hidden_units=(8,), rtol=1e-7, atol=1e-7),
+    ),
+    ModelCase(
+        "cnf-conditional",
+        "cnf",
+        partial(CNF, (2,), hidden_units=(16,), context_shape=(2,), seed=0),
+        with_context(moons, 2),
+        atol=1e-3,
+        conditional=True,
+        skip={"bijector_conforms": CNF_CONFORMS, "jit_compile_trains": "cnf compiles the same flow-matching step"},
+    ),
+    # Maximum likelihood through the solver (adjoint gradients) with Hutchinson's trace.
+    ModelCase(
+        "cnf-hutchinson-maximum-likelihood",
+        "cnf",
+        partial(CNF, (3,), hidden_units=(16,), objective="maximum_likelihood", trace="hutchinson", seed=0),
+        normal_3d,
+        atol=1e-3,
+        skip={
+            "bijector_conforms": CNF_CONFORMS,
+            "jit_compile_trains": "passes, but XLA compiles the adaptive solver and its adjoint for 80 s here",
+        },
     ),
     ModelCase("prelu", "prelu", partial(PReLUFlow, (2,), num_layers=3), banana, unit_interval=B_BIT, export={}),
 ]

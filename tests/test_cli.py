@@ -537,3 +537,33 @@ def test_conditional_two_moons_run_end_to_end(tmp_path, preset, model_args):
     assert metrics["context_shape"] == [2] and np.isfinite(metrics["validation_nll"])
     assert np.isfinite(metrics["validation_kl_gap"])  # against the true log p(x | moon)
     assert_real_image(run_dir / "density.png")
+
+
+def test_cnf_trains_by_flow_matching_from_the_command_line(tmp_path):
+    """`--preset cnf` takes its toy defaults from the registry; a flow-matching run logs no training NLL (its loss
+    is not one), while validation solves the ODE for the exact NLL and KL gap, and the export is written."""
+    tfp_flows(
+        "train",
+        "--preset",
+        "cnf",
+        "--dataset",
+        "two_moons",
+        "--epochs",
+        "1",
+        "--steps-per-epoch",
+        "5",
+        "--batch-size",
+        "64",
+        "--model-args",
+        '{"hidden_units": [8]}',
+        "--quiet",
+        cwd=tmp_path,
+    )
+    run_dir = _only_run_dir(tmp_path / "runs")
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["stop_reason"] == "completed" and metrics["preset"] == "cnf"
+    assert metrics["train_nll"] is None
+    assert np.isfinite(metrics["validation_nll"]) and np.isfinite(metrics["validation_kl_gap"])
+    assert (run_dir / "model.keras").is_file()
+    assert (tmp_path / "saved_models" / "cnf-two_moons" / "1" / "saved_model.pb").is_file()
+    assert_real_image(run_dir / "density.png")

@@ -13,6 +13,7 @@ import pytest
 import tensorflow as tf
 
 from keras_models import (
+    CNF,
     MAF,
     NSF,
     ConditionalGaussianBase,
@@ -89,6 +90,10 @@ CASES = {
             (4, 4, 1), num_levels=1, num_steps=1, hidden_channels=4, seed=0, context_network=net, **CONTEXT
         ),
         image_data,
+    ),
+    "cnf": (
+        lambda net: CNF((2,), hidden_units=(8,), context_network=net, **CONTEXT),
+        vector_data,
     ),
 }
 

@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 from test_export import HELPER, TOLERANCE
 
-from keras_models import MAF, NSF, ConditionalGaussianBase, Glow, RealNVP
+from keras_models import CNF, MAF, NSF, ConditionalGaussianBase, Glow, RealNVP
 from keras_models.serving import client as serving_client
 from keras_models.serving.export import export_saved_model, load_serving_model
 
@@ -24,7 +24,8 @@ N, TEMPERATURE, SEED = 4, 0.7, [3, 4]
 
 def _models():
     """key -> (model, its data shape): conditional couplings (RealNVP with a conditional base, NSF's splines, an
-    image Glow) and MADEs (MAF), each tiny, initialised from data and perturbed so no step is the identity."""
+    image Glow), MADEs (MAF) and a continuous flow (CNF: its ODE solver's loop in the graph), each tiny, initialised
+    from data and perturbed so no step is the identity."""
     realnvp = RealNVP(
         (2,),
         num_couplings=2,
@@ -38,12 +39,15 @@ def _models():
     glow = Glow(
         (4, 4, 1), num_levels=1, num_steps=1, hidden_channels=4, seed=0, context_shape=(3,), name="glow-conditional"
     )
+    # Tight tolerances: the adaptive solver steps a batch together, and the export is called on other batches.
+    cnf = CNF((2,), hidden_units=(8,), context_shape=(3,), rtol=1e-7, atol=1e-7, name="cnf-conditional")
     rng = np.random.default_rng(0)
     models = {
         "realnvp": (realnvp, (2,), 0.3),
         "maf": (maf, (3,), 0.3),
         "nsf": (nsf, (2,), 0.3),
         "glow": (glow, (4, 4, 1), 0.05),
+        "cnf": (cnf, (2,), 0.3),
     }
     for model, shape, scale in models.values():
         model.initialize_from_data(_data(rng, 16, shape), rng.normal(size=(16, 3)).astype(np.float32))
@@ -125,7 +129,7 @@ def exports(tmp_path_factory):
     return {"out": out, "expected": expected, "served": served, "inputs": inputs}
 
 
-@pytest.mark.parametrize("key", ["realnvp", "maf", "nsf", "glow"])
+@pytest.mark.parametrize("key", ["realnvp", "maf", "nsf", "glow", "cnf"])
 def test_a_tensorflow_only_reload_answers_with_the_context_as_the_model_does(exports, key):
     answers = np.load(exports["out"] / f"{key}.npz")
     assert set(answers.files) == set(exports["expected"][key])

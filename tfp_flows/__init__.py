@@ -12,6 +12,7 @@ from tfp_flows.affine_coupling import AffineCoupling
 from tfp_flows.autoregressive_spline import MaskedAutoregressiveSpline
 from tfp_flows.channel_slice import ChannelSlice
 from tfp_flows.conditioning import conditional_kwargs
+from tfp_flows.continuous_flow import ContinuousFlow
 from tfp_flows.invertible_conv1x1 import InvertibleConv1x1
 from tfp_flows.logistic_mixture_cdf import LogisticMixtureCDF
 from tfp_flows.logistic_mixture_coupling import LogisticMixtureCoupling
@@ -30,6 +31,7 @@ __all__ = [
     "AdditiveCoupling",
     "AffineCoupling",
     "ChannelSlice",
+    "ContinuousFlow",
     "InvertibleConv1x1",
     "LogisticMixtureCDF",
     "LogisticMixtureCoupling",

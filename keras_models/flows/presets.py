@@ -20,6 +20,7 @@ import dataclasses
 from collections.abc import Sequence
 
 from keras_models.core.flow_model import FlowModel
+from keras_models.flows.cnf import CNF
 from keras_models.flows.flow_plus_plus import FlowPlusPlus
 from keras_models.flows.glow import Glow
 from keras_models.flows.maf import MAF
@@ -69,6 +70,7 @@ PRESETS: dict[str, Preset] = {
             toy_args={"num_couplings": 4, "num_components": 4, "hidden_channels": 64},
             aliases=("flowplusplus",),
         ),
+        Preset("cnf", CNF, conditional=True, toy_args={"hidden_units": [64, 64], "rtol": 1e-4, "atol": 1e-4}),
         Preset("planar", PlanarFlow, vi_args={"num_layers": 16}),
         Preset("radial", RadialFlow, vi_args={"num_layers": 16}),
     )

@@ -42,6 +42,9 @@ PRESETS: dict[str, PresetSummary] = {
     "flowpp": PresetSummary(
         "Flow++: logistic-mixture couplings, variational dequantization (Ho et al. 2019)", False, False
     ),
+    "cnf": PresetSummary(
+        "continuous flow dx/dt = v(x, t), flow matching or maximum likelihood (FFJORD's log-density)", True, False
+    ),
     "planar": PresetSummary("planar flow (Rezende & Mohamed 2015), for variational inference", False, True),
     "radial": PresetSummary("radial flow (Rezende & Mohamed 2015), for variational inference", False, True),
 }

@@ -141,14 +141,18 @@ def plot_image_rows(rows: Sequence[ArrayLike], path: str, row_labels: Sequence[s
 
 
 def plot_training_curve(history: Mapping[str, Sequence[float]], path: str) -> str:
-    """Loss (and bits/dim when present) per epoch for training and validation."""
-    keys = [k for k in ("nll", "bits_per_dim", "elbo") if k in history]
+    """The NLL (bits/dim, ELBO when present) per epoch for training and validation; a loss that is no likelihood
+    (CNF's flow-matching loss: the training logs hold `loss` but no `nll`) gets its own panel."""
+    keys = [k for k in ("nll", "bits_per_dim", "elbo") if k in history or f"val_{k}" in history]
+    if "loss" in history and "nll" not in history and "elbo" not in history:
+        keys.insert(0, "loss")
     fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.2))
     axes = np.atleast_1d(axes)
     for ax, key in zip(axes, keys):
-        epochs = np.arange(1, len(history[key]) + 1)
-        ax.plot(epochs, history[key], marker="o", label="train")
-        if f"val_{key}" in history:
+        epochs = np.arange(1, len(history.get(key, history.get(f"val_{key}"))) + 1)
+        if key in history:
+            ax.plot(epochs, history[key], marker="o", label="train")
+        if f"val_{key}" in history and key != "loss":
             ax.plot(epochs, history[f"val_{key}"], marker="s", label="validation")
         ax.set_xlabel("epoch")
         ax.set_ylabel(key)
