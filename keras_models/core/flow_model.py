@@ -91,6 +91,7 @@ from keras_models.core.nan_policy import (
 )
 from keras_models.core.precision import ComputesInVariableDtype, in_flow_dtype
 from tfp_flows.conditioning import conditional_kwargs
+from tfp_flows.instance_cache import forget_traced_entries
 from tfp_flows.validation import check_int, check_number, check_one_of, check_positive_ints, is_int
 
 tfb = tfp.bijectors
@@ -838,7 +839,10 @@ class FlowModel(ComputesInVariableDtype, keras.Model):
         if self.optimizer is not None and not self.optimizer.built:
             with self.distribute_strategy.scope():
                 self.optimizer.build(self.trainable_variables)
-        return _reraising_input_errors(self.input_errors, super().fit, x, *args, **kwargs)
+        try:
+            return _reraising_input_errors(self.input_errors, super().fit, x, *args, **kwargs)
+        finally:
+            forget_traced_entries()  # or TFP's caches keep this fit's graphs and layers for good (instance_cache)
 
     def evaluate(self, x: Any = None, *args: Any, **kwargs: Any) -> Any:
         x = self._guard_input(x, "x")
@@ -847,7 +851,16 @@ class FlowModel(ComputesInVariableDtype, keras.Model):
             if c is None and args:
                 c = args.pop(0)
             x, _ = self._paired(x, c, "x")
-        return _reraising_input_errors(self.input_errors, super().evaluate, x, *args, **kwargs)
+        try:
+            return _reraising_input_errors(self.input_errors, super().evaluate, x, *args, **kwargs)
+        finally:
+            forget_traced_entries()
+
+    def predict(self, x: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().predict(x, *args, **kwargs)
+        finally:
+            forget_traced_entries()
 
 
 def _reraising_input_errors(record, run, *args, **kwargs):

@@ -83,7 +83,8 @@ class Glow(FlowModel):
       num_steps: K, steps of flow per level (default 8).
       hidden_channels: width of each coupling's conditioner (conv channels, or MLP units for vectors).
       num_bits: bit depth for `bits_per_dim`; "auto" = 8 for images, None for vectors.
-      seed: seed of the 1x1 convolutions' random rotation initialisation (None: fresh randomness).
+      seed: seed of the 1x1 convolutions' random rotation initialisation (None: drawn from Python's `random`,
+        which `keras.utils.set_random_seed` seeds).
       log_scale_limit: c of the couplings' sigmoid scale floor exp(-c) (see `tfp_flows.AffineCoupling`); bounds
         how much sampling can expand per coupling. math.inf: no floor, exactly Glow's sigmoid(r + 2).
       **kwargs: `FlowModel` / `keras.Model` arguments (`base_distribution`, `name`, ...). `context_shape=`

@@ -5,6 +5,8 @@ LU decomposition; L (unit lower), U (strict upper) and log|diag| train. Storing 
 keeps W invertible and makes log|det W| = sum(log_abs_diag) exact and cheap.
 """
 
+import random
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -14,6 +16,10 @@ from keras_models.layers.base import BijectorLayer
 
 
 def _random_rotation_lu(channels, seed):
+    if seed is None:
+        # Drawn from Python's `random`, as Keras' own initialisers draw their default seeds (make_default_seed), so
+        # `keras.utils.set_random_seed` makes an unseeded model's rotations the same in every process.
+        seed = random.randint(1, 10**9)
     rng = np.random.default_rng(seed)
     rotation, _ = np.linalg.qr(rng.normal(size=(channels, channels)))
     lower_upper, permutation = tf.linalg.lu(tf.constant(rotation, tf.float64))
