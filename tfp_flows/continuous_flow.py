@@ -33,6 +33,7 @@ Example (the linear field v = a x, whose flow is x(1) = e^a z with log-determina
 """
 
 from collections.abc import Callable
+from typing import Any
 
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -52,7 +53,7 @@ def rademacher_probes(probe_seed: int) -> Callable[..., tf.Tensor]:
     probes (+-1) from the fixed stateless seed (probe_seed, 0), whatever seed TFP passes, one probe per probe index
     shared by every example, so an example's estimate does not depend on its place in the batch."""
 
-    def sample_fn(shape, dtype, seed=None):
+    def sample_fn(shape: Any, dtype: tf.DType, seed: Any = None) -> tf.Tensor:
         del seed
         shape = tf.convert_to_tensor(shape, tf.int32)
         shared = tf.concat([shape[:1], [1], shape[2:]], 0)
@@ -62,7 +63,7 @@ def rademacher_probes(probe_seed: int) -> Callable[..., tf.Tensor]:
     return sample_fn
 
 
-class ContinuousFlow(tfb.FFJORD):
+class ContinuousFlow(tfb.FFJORD):  # type: ignore[name-defined]
     """FFJORD with forward = t: 0 -> 1 (latent -> data), a chosen trace, DormandPrince tolerances and a context.
 
     Args:
@@ -102,7 +103,7 @@ class ContinuousFlow(tfb.FFJORD):
             augmentation = tfb.ffjord.trace_jacobian_exact
         else:
 
-            def augmentation(ode_fn, state_shape, state_dtype):
+            def augmentation(ode_fn: Callable[..., Any], state_shape: Any, state_dtype: tf.DType) -> Any:
                 return tfb.ffjord.trace_jacobian_hutchinson(
                     ode_fn,
                     state_shape,
@@ -123,7 +124,7 @@ class ContinuousFlow(tfb.FFJORD):
             name=name,
         )
 
-    def _check_kwargs(self, kwargs):
+    def _check_kwargs(self, kwargs: dict[str, Any]) -> None:
         unexpected = set(kwargs) - ({CONDITIONAL_INPUT} if self.accepts_conditional_input else set())
         if unexpected:
             raise ValueError(
@@ -131,10 +132,10 @@ class ContinuousFlow(tfb.FFJORD):
                 f"{[CONDITIONAL_INPUT] if self.accepts_conditional_input else 'none (built with conditional=False)'}"
             )
 
-    def _augmented_forward(self, x, **condition_kwargs):
+    def _augmented_forward(self, x: tf.Tensor, **condition_kwargs: Any) -> Any:
         self._check_kwargs(condition_kwargs)
         return super()._augmented_forward(x, **condition_kwargs)
 
-    def _augmented_inverse(self, y, **condition_kwargs):
+    def _augmented_inverse(self, y: tf.Tensor, **condition_kwargs: Any) -> Any:
         self._check_kwargs(condition_kwargs)
         return super()._augmented_inverse(y, **condition_kwargs)
