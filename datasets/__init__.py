@@ -7,6 +7,8 @@ top-level `datasets`, which belongs to Hugging Face). Importing it registers two
 Main entry points:
 - `make_dataset(name, split, batch_size, ...)`: a `tf.data.Dataset` of x alone for `FlowModel.fit`, or of
   (x, c) pairs with `conditional=True` (c one-hot: the image's label, the toy point's class).
+- `from_source(source, ...)`: a user's own data (CSV, NumPy, DataFrame, tf.data, image folder), checked and split,
+  with the training split's standardisation statistics (`sources`).
 - `dataset_info(name)`, `list_datasets()`: event shape, 8-bit flag, D and context shape of each dataset.
 - `bits_per_dim(log_prob, num_dims, ...)`: bits/dim on the 8-bit scale with every Jacobian counted.
 - `get_density(name)` / `DENSITIES`: 2-D samplers with their true `log_prob`.
@@ -29,6 +31,7 @@ from .digits_builder import DIGITS_SPLIT_SIZES, TfpFlowsDigits, digits_split
 from .energies import ENERGIES, get_energy
 from .pipeline import make_dataset
 from .registry import FlowDatasetInfo, dataset_info, list_datasets
+from .sources import RegisteredData, TabularData, from_source, read_table_chunks
 from .synthetic import DENSITIES, ToyDensity, get_density
 from .tfds_loading import DatasetNotPreparedError, load_tfds_split
 from .toy_builder import TOY_SPLIT_SIZES, TfpFlowsToy, ToyConfig, toy_labelled_split, toy_split
@@ -41,8 +44,10 @@ __all__ = [
     "DatasetNotPreparedError",
     "ENERGIES",
     "FlowDatasetInfo",
+    "RegisteredData",
     "TOY_SPLIT_SIZES",
     "TfpFlowsDigits",
+    "TabularData",
     "TfpFlowsToy",
     "ToyConfig",
     "ToyDensity",
@@ -50,12 +55,14 @@ __all__ = [
     "dataset_info",
     "digits_split",
     "energies",
+    "from_source",
     "get_conditional_density",
     "get_density",
     "get_energy",
     "list_datasets",
     "load_tfds_split",
     "make_dataset",
+    "read_table_chunks",
     "toy_labelled_split",
     "toy_split",
 ]

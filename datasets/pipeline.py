@@ -80,7 +80,7 @@ from .registry import list_datasets as _list_datasets
 from .tfds_loading import load_tfds_split
 from .toy_builder import toy_labelled_split, toy_split
 
-__all__ = ["make_dataset"]
+__all__ = ["epochs_of_batches", "make_dataset"]
 
 _DEQUANTIZE_CHOICES = ("uniform", None, "none")
 _INT64_MAX = 2**63 - 1
@@ -169,13 +169,53 @@ def make_dataset(
             f"{per_replica_batch} (drop_remainder={drop_remainder}); pass a smaller `batch_size`, more "
             f"`num_examples` or drop_remainder=False"
         )
-    examples = tf.constant(examples)
     num_classes = 0
     if conditional:
         assert labels is not None and info.context_shape is not None  # _load_split(with_labels=True) gives them
-        labels = tf.constant(labels[:num_examples][pipeline_id::num_pipelines])
+        labels = labels[:num_examples][pipeline_id::num_pipelines]
         num_classes = info.context_shape[0]
-    preprocess = _preprocessor(info, dequantize, dtype)
+    return epochs_of_batches(
+        examples,
+        _preprocessor(info, dequantize, dtype),
+        per_replica_batch,
+        shuffle=shuffle,
+        seed=seed,
+        drop_remainder=drop_remainder,
+        repeat=repeat,
+        initial_epoch=initial_epoch,
+        pipeline_id=pipeline_id,
+        labels=labels if conditional else None,
+        num_classes=num_classes,
+        dtype=dtype,
+    )
+
+
+def epochs_of_batches(
+    examples: np.ndarray,
+    preprocess: Callable[[tf.Tensor, tf.Tensor], tf.Tensor],
+    batch_size: int,
+    *,
+    shuffle: bool,
+    seed: int,
+    drop_remainder: bool,
+    repeat: bool,
+    initial_epoch: int = 0,
+    pipeline_id: int = 0,
+    labels: np.ndarray | None = None,
+    num_classes: int = 0,
+    dtype: tf.DType = tf.float32,
+) -> tf.data.Dataset:
+    """Batches of one input pipeline's `examples` (already sharded), epoch after epoch: `make_dataset`'s engine,
+    shared with the user's own arrays (`sources.TabularData.dataset`).
+
+    Each epoch is a seeded permutation keyed by (seed, epoch), so `repeat=True` from `initial_epoch` is the same
+    stream an uninterrupted run reads; `preprocess(raw_batch, noise_key)` makes the float batch; with `labels`
+    every batch is (x, one-hot c).
+    """
+    size = len(examples)
+    examples = tf.constant(examples)
+    if labels is not None:
+        labels = tf.constant(labels)
 
     def one_epoch(epoch_key: tf.Tensor) -> tf.data.Dataset:
         key = tf.random.experimental.stateless_fold_in(epoch_key, pipeline_id)
@@ -186,12 +226,12 @@ def make_dataset(
         def load_batch(index: tf.Tensor, rows: tf.Tensor) -> tf.Tensor | tuple[tf.Tensor, tf.Tensor]:
             noise_key = tf.random.experimental.stateless_fold_in(key, index)
             x = preprocess(tf.gather(examples, rows), noise_key)
-            if not conditional:
+            if labels is None:
                 return x
             # c gathered with the same rows, so x is exactly the unconditional dataset's batch.
             return x, tf.one_hot(tf.gather(labels, rows), num_classes, dtype=dtype)
 
-        batches = tf.data.Dataset.from_tensor_slices(order).batch(per_replica_batch, drop_remainder=drop_remainder)
+        batches = tf.data.Dataset.from_tensor_slices(order).batch(batch_size, drop_remainder=drop_remainder)
         return batches.enumerate().map(load_batch, num_parallel_calls=tf.data.AUTOTUNE)
 
     if repeat:
@@ -200,7 +240,7 @@ def make_dataset(
     else:
         # A fresh epoch number on every iteration (every Keras epoch), reproducible for the seed.
         epochs = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
-        cardinality = size // per_replica_batch if drop_remainder else -(-size // per_replica_batch)
+        cardinality = size // batch_size if drop_remainder else -(-size // batch_size)
     seed_tensor = tf.constant(seed, tf.int64)
     ds = epochs.map(lambda epoch: tf.stack([seed_tensor, epoch])).flat_map(one_epoch)
     ds = ds.apply(tf.data.experimental.assert_cardinality(cardinality))
