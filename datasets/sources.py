@@ -199,13 +199,14 @@ def from_source(
     logged = _column_names(log_columns, names, "log_columns", name)
     _check_log_columns(values, names, logged, name)
     train, validation, test = _split_rows(values, validation_fraction, test_fraction, seed, name)
-    return TabularData(name, names, train, validation, test, logged)
+    return TabularData(os.path.splitext(name)[0], names, train, validation, test, logged)
 
 
 def read_table(
     source: Any, columns: str | Sequence[str | int] | None = None
 ) -> tuple[np.ndarray, tuple[str, ...], str]:
-    """(values float64 [N, D], column names, short name) of a tabular source, all rows, the `columns` chosen."""
+    """(values float64 [N, D], column names, the source's name for messages: the file's name, "array",
+    "dataframe" or "dataset") of a tabular source, all rows, the `columns` chosen."""
     chunks = list(read_table_chunks(source, columns, chunk_rows=1 << 16))
     name, names = chunks[0][2], chunks[0][1]
     values = np.concatenate([chunk for chunk, _, _ in chunks]) if chunks[0][0] is not None else np.zeros((0, 0))
@@ -217,7 +218,7 @@ def read_table(
 def read_table_chunks(
     source: Any, columns: str | Sequence[str | int] | None = None, chunk_rows: int = 4096
 ) -> Iterator[tuple[np.ndarray, tuple[str, ...], str]]:
-    """(values float64 [n <= chunk_rows, D], column names, short name) for consecutive rows of a tabular source,
+    """(values float64 [n <= chunk_rows, D], column names, the source's name) for consecutive rows of a tabular source,
     read a chunk at a time (a CSV line by line, a `.npy` memory-mapped), so a file larger than memory streams.
 
     Yields at least once (values None for a source without rows); errors as `from_source`'s.
@@ -290,18 +291,16 @@ def _array_chunks(array: Any, columns: Any, chunk_rows: int, name: str) -> Itera
         raise ValueError(f"{where}: expected a numeric array; received dtype {array.dtype}")
     names = tuple(f"x{i}" for i in range(array.shape[1]))
     chosen = _column_indices(columns, names, where)
-    short = where if name in ("array", "dataset") else os.path.splitext(where)[0]
     if len(array) == 0:
-        yield None, tuple(names[i] for i in chosen), short
+        yield None, tuple(names[i] for i in chosen), where
         return
     for start in range(0, len(array), chunk_rows):
         rows = np.asarray(array[start : start + chunk_rows], dtype=np.float64)[:, list(chosen)]
-        yield rows, tuple(names[i] for i in chosen), short
+        yield rows, tuple(names[i] for i in chosen), where
 
 
 def _csv_chunks(path: str, columns: Any, chunk_rows: int) -> Iterator:
     where = os.path.basename(path)
-    short = os.path.splitext(where)[0]
     with open(path, newline="", encoding="utf-8") as handle:
         reader = csv.reader(handle)
         header = next(reader, None)
@@ -325,10 +324,10 @@ def _csv_chunks(path: str, columns: Any, chunk_rows: int) -> Iterator:
                 )
             rows.append([_number(row[i], header[i], where, reader.line_num) for i in chosen])
             if len(rows) == chunk_rows:
-                yield np.asarray(rows, np.float64), names, short
+                yield np.asarray(rows, np.float64), names, where
                 rows, yielded = [], True
         if rows or not yielded:
-            yield (np.asarray(rows, np.float64) if rows else None), names, short
+            yield (np.asarray(rows, np.float64) if rows else None), names, where
 
 
 def _is_number(text: str) -> bool:

@@ -151,7 +151,7 @@ class FlowModel(ComputesInVariableDtype, keras.Model):
     ):
         super().__init__(**kwargs)
         self.standardization = None if standardization is None else dict(standardization)
-        if self.standardization is not None and np.ndim(event_shape) > 1:
+        if self.standardization is not None and np.ndim(event_shape) and len(event_shape) != 1:
             raise ValueError(
                 f"`standardization` is for tabular data of event shape (D,); received event_shape {event_shape!r}"
             )
