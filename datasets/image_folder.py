@@ -19,8 +19,8 @@ resized to it (bilinear with antialiasing, rounded back to uint8) and images of 
 Channels: grayscale stays one channel and colour is three. An alpha channel is dropped (RGBA -> RGB, grey+alpha ->
 grey), as in Keras' `image_dataset_from_directory` with its default `color_mode="rgb"`: a flow of 8-bit pixels
 models the colours, and the alpha of most photographs and screenshots is constant. Transparent pixels keep the
-colour stored under them. Palette PNGs decode as RGB; 16-bit PNGs are scaled to 8 bits. A folder that mixes
-grayscale and colour images is refused: convert it to one or the other.
+colour stored under them. Palette PNGs and CMYK JPEGs decode as RGB; 16-bit PNGs are scaled to 8 bits. A folder
+that mixes grayscale and colour images is refused: convert it to one or the other.
 
 Split: by file, seeded. Files are ranked by the SHA-256 of (seed, path inside the folder); the first
 round(validation_fraction N) (at least one) are the validation split, the next round(test_fraction N) (at least
@@ -61,6 +61,8 @@ import dataclasses
 import hashlib
 import os
 import struct
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import tensorflow as tf
 
@@ -73,10 +75,13 @@ __all__ = ["ImageFolder", "image_batches", "load_image_folder"]
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 SPLITS = ("train", "validation", "test")
 _DEQUANTIZE_CHOICES = ("uniform", None, "none")
+_T = TypeVar("_T")
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _JPEG_SIGNATURE = b"\xff\xd8\xff"
 # PNG colour type -> the channels kept: grey, RGB, palette (decoded as RGB), grey+alpha, RGBA (alpha dropped).
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 1, 6: 3}
+# JPEG components -> channels: grey, YCbCr/RGB, CMYK (which `tf.io.decode_image` converts to RGB).
+_JPEG_CHANNELS = {1: 1, 3: 3, 4: 3}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,7 +146,10 @@ def load_image_folder(
     channels = _common(shapes, lambda shape: shape[2], "channel counts", "convert them all to grayscale or to RGB")
     if image_size is None:
         image_size = _common(
-            shapes, lambda shape: shape[:2], "sizes (height, width)", "pass `image_size=(H, W)` to resize them"
+            shapes,
+            lambda shape: (shape[0], shape[1]),
+            "sizes (height, width)",
+            "pass `image_size=(H, W)` to resize them",
         )
     image_shape = (*image_size, channels)
 
@@ -244,7 +252,9 @@ def image_batches(
         )
     paths = tf.constant(files)
     num_classes = len(folder.class_names) if conditional and folder.class_names else 0
-    labels = tf.constant(folder.labels[split][pipeline_id::num_pipelines], tf.int32) if num_classes else None
+    labels = None
+    if num_classes and folder.labels is not None:
+        labels = tf.constant(folder.labels[split][pipeline_id::num_pipelines], tf.int32)
     image_shape = folder.image_shape
 
     def one_epoch(epoch_key: tf.Tensor) -> tf.data.Dataset:
@@ -281,7 +291,7 @@ def _checked_image_size(image_size: object) -> tuple[int, int] | None:
     return int(values[0]), int(values[1])
 
 
-def _checked_fraction(value: object, arg_name: str, allow_zero: bool) -> float:
+def _checked_fraction(value: Any, arg_name: str, allow_zero: bool) -> float:
     expected = "[0, 1)" if allow_zero else "(0, 1)"
     if not (is_real(value) and (0.0 <= value < 1.0 if allow_zero else 0.0 < value < 1.0)):
         raise ValueError(f"`{arg_name}` must be a number in {expected}; received {value!r}")
@@ -359,17 +369,17 @@ def _header_shape(file: str) -> tuple[int, int, int]:
             height, width, channels = (int(v) for v in tf.io.extract_jpeg_shape(tf.io.read_file(file)).numpy())
         except tf.errors.InvalidArgumentError as error:
             raise ValueError(f"image file {file!r} is not a readable JPEG ({error.message.splitlines()[0]})") from None
-        if channels not in (1, 3):
-            raise ValueError(
-                f"image file {file!r} is a JPEG with {channels} channels (CMYK?); expected grayscale or RGB"
-            )
-        return height, width, channels
+        if channels not in _JPEG_CHANNELS:
+            raise ValueError(f"image file {file!r} is a JPEG with {channels} channels; expected 1, 3 or 4 (CMYK)")
+        return height, width, _JPEG_CHANNELS[channels]
     raise ValueError(f"image file {file!r} is neither a PNG nor a JPEG (its first bytes are {head[:8]!r})")
 
 
-def _common(shapes: dict[str, tuple[int, int, int]], part, what: str, remedy: str):
+def _common(
+    shapes: dict[str, tuple[int, int, int]], part: Callable[[tuple[int, int, int]], _T], what: str, remedy: str
+) -> _T:
     """The one value of `part(shape)` over all files, or a ValueError naming two files that differ."""
-    by_value: dict = collections.defaultdict(list)
+    by_value: dict[_T, list[str]] = collections.defaultdict(list)
     for file, shape in shapes.items():
         by_value[part(shape)].append(file)
     if len(by_value) > 1:

@@ -146,6 +146,23 @@ def test_grayscale_stays_one_channel_and_alpha_is_dropped(tmp_path):
         np.testing.assert_array_equal(image, rgba[..., :3])
 
 
+def test_palette_pngs_and_cmyk_jpegs_decode_as_rgb(tmp_path):
+    from PIL import Image  # Pillow (a matplotlib dependency) writes the modes TensorFlow cannot encode
+
+    palette = Image.new("P", (6, 4))
+    palette.putpalette([10, 20, 30] + [0, 0, 0] * 255)
+    palette.save(tmp_path / "palette.png")
+    Image.new("CMYK", (6, 4), (0, 0, 0, 0)).save(tmp_path / "cmyk.jpg", quality=100)
+    Image.new("RGB", (6, 4), (1, 2, 3)).save(tmp_path / "rgb.png")
+    folder = load_image_folder(tmp_path, validation_fraction=0.3, test_fraction=0.0)
+    assert folder.image_shape == (4, 6, 3)
+    images = dict(
+        zip(folder.files["train"] + folder.files["validation"], _examples(folder.train) + _examples(folder.validation))
+    )
+    np.testing.assert_array_equal(images[str(tmp_path / "palette.png")], np.full((4, 6, 3), [10, 20, 30]))
+    assert np.all(images[str(tmp_path / "cmyk.jpg")] >= 250)  # no ink: white
+
+
 def test_jpeg_files_are_read_by_header_and_decoded(tmp_path):
     smooth = np.broadcast_to(np.linspace(0, 255, 16, dtype=np.uint8)[None, :, None], (8, 16, 3))
     for i, name in enumerate(["a.jpg", "b.JPEG", "c.jpeg"]):
