@@ -154,7 +154,7 @@ def load_image_folder(
     image_shape = (*image_size, channels)
 
     split_of = _split(root, files, validation_fraction, test_fraction, seed)
-    split_files = {name: tuple(f for f in files if split_of[f] == name) for name in SPLITS}
+    split_files = {name: tuple(sorted(f for f in files if split_of[f] == name)) for name in SPLITS}
     label_of = dict(zip(files, labels, strict=True)) if class_names is not None else None
     split_labels = (
         None if label_of is None else {name: tuple(label_of[f] for f in split_files[name]) for name in SPLITS}
