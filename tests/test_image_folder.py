@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from keras_models import Glow
-from tfp_flows.datasets.image_folder import ImageFolder, image_batches, load_image_folder
+from tfp_flows.datasets import ImageFolder, image_batches, load_image_folder
 
 
 def _write(path, pixels, kind="png"):
