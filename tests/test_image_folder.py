@@ -306,6 +306,18 @@ def test_conditional_batches_pair_each_image_with_its_one_hot_class(tmp_path):
         assert by_image[bytes(image.tobytes())] == np.argmax(code)
 
 
+def test_image_batches_shard_the_files_per_input_pipeline(tmp_path):
+    _flat_folder(tmp_path, count=21)
+    folder = load_image_folder(tmp_path, validation_fraction=0.05, test_fraction=0.0)  # 20 training images
+    shards = []
+    for pipeline in (0, 1):
+        context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=pipeline, num_replicas_in_sync=2)
+        batches = image_batches(folder, "train", batch_size=10, dequantize=None, input_context=context)
+        assert batches.element_spec.shape == (5, 4, 6, 1) and int(batches.cardinality()) == 2
+        shards.append({bytes(x.tobytes()) for x in np.concatenate(_examples(batches))})
+    assert len(shards[0]) == len(shards[1]) == 10 and not shards[0] & shards[1]  # each image on one pipeline only
+
+
 def test_image_batches_refuse_what_they_cannot_serve(tmp_path):
     _flat_folder(tmp_path, count=6)
     folder = load_image_folder(tmp_path, validation_fraction=0.2, test_fraction=0.0)
