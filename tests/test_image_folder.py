@@ -347,6 +347,7 @@ def two_class_folder(tmp_path_factory):
     return load_image_folder(root, validation_fraction=0.25, test_fraction=0.0)
 
 
+@pytest.mark.slow  # ~20 s: traces and fits a Glow
 def test_a_glow_trains_on_a_folder_with_fit(two_class_folder):
     folder = two_class_folder
     model = Glow(folder.image_shape, num_levels=2, num_steps=1, hidden_channels=8, seed=0)
@@ -361,6 +362,7 @@ def test_a_glow_trains_on_a_folder_with_fit(two_class_folder):
     assert history["val_bits_per_dim"][-1] < min(before - 2.0, 7.5), (before, history["val_bits_per_dim"])
 
 
+@pytest.mark.slow  # ~20 s: traces and fits a Glow
 def test_a_conditional_glow_learns_the_class_subfolders(two_class_folder):
     folder = two_class_folder
     model = Glow(folder.image_shape, num_levels=2, num_steps=1, hidden_channels=8, seed=0, context_shape=(2,))
