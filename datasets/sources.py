@@ -13,8 +13,10 @@ an empty file, a CSV without a header row or with a ragged row, a used column th
 column (s_j = 0), NaN or infinite values (under `nan_policy="raise"`; "omit" drops those rows, "propagate"
 keeps them), a log column with a value <= 0.
 
-Images (a folder of PNG/JPEG files, optionally one subfolder per class) are read by
-`image_folder.load_image_folder`; a registered name (`list_datasets()`) is `make_dataset`'s data.
+Images (a folder of PNG/JPEG files, optionally one subfolder per class, the class giving the context c of a
+conditional flow) are read by `image_folder.load_image_folder` into an `ImageData`; a registered name
+(`list_datasets()`) is `make_dataset`'s data. All three answer `info` and `dataset(split, batch_size, ...)`, the
+run's two questions.
 
 Example:
     >>> import numpy as np
@@ -39,12 +41,21 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from tfp_flows.validation import check_int, check_number, check_one_of
+from tfp_flows.validation import check_int, check_number, check_one_of, is_int
 
-from .pipeline import epochs_of_batches, make_dataset
+from .pipeline import make_dataset, seeded_epochs
 from .registry import FlowDatasetInfo, dataset_info, list_datasets
 
-__all__ = ["RegisteredData", "SPLITS", "TabularData", "check_finite", "from_source", "read_table", "read_table_chunks"]
+__all__ = [
+    "ImageData",
+    "RegisteredData",
+    "SPLITS",
+    "TabularData",
+    "check_finite",
+    "from_source",
+    "read_table",
+    "read_table_chunks",
+]
 
 SPLITS = ("train", "validation", "test")
 TABULAR_SUFFIXES = (".csv", ".npy", ".npz")
@@ -124,18 +135,52 @@ class TabularData:
                 f"{per_replica_batch}; expected a smaller `batch_size` (--batch-size) or more rows"
             )
         dtype = tf.as_dtype(dtype)
-        return epochs_of_batches(
-            rows.astype(dtype.as_numpy_dtype),
-            lambda batch, key: batch,
-            per_replica_batch,
-            shuffle=shuffle,
+        rows = tf.constant(rows.astype(dtype.as_numpy_dtype))
+        size = int(rows.shape[0])
+
+        def one_epoch(epoch_key: tf.Tensor) -> tf.data.Dataset:
+            key = tf.random.experimental.stateless_fold_in(epoch_key, pipeline_id)
+            order = tf.range(size, dtype=tf.int64)
+            if shuffle:
+                order = tf.random.experimental.stateless_shuffle(order, seed=key)
+            batches = tf.data.Dataset.from_tensor_slices(order).batch(per_replica_batch, drop_remainder=drop_remainder)
+            return batches.map(lambda index: tf.gather(rows, index), num_parallel_calls=tf.data.AUTOTUNE)
+
+        return seeded_epochs(
+            one_epoch,
             seed=check_int(seed, "seed", minimum=None),
-            drop_remainder=drop_remainder,
             repeat=repeat,
             initial_epoch=check_int(initial_epoch, "initial_epoch", minimum=0),
-            pipeline_id=pipeline_id,
-            dtype=dtype,
+            batches_per_epoch=size // per_replica_batch if drop_remainder else -(-size // per_replica_batch),
         )
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageData:
+    """A folder of images (`image_folder.load_image_folder`'s `ImageFolder`) as a run reads it: `info` and
+    `dataset(split, ...)`, which is `image_batches(folder, split, ...)` (8-bit dequantization, one-hot labels
+    with `conditional=True`)."""
+
+    name: str
+    folder: Any
+
+    @property
+    def info(self) -> FlowDatasetInfo:
+        names = self.folder.class_names
+        return FlowDatasetInfo(
+            self.name,
+            tuple(self.folder.image_shape),
+            True,
+            SPLITS,
+            tfds_name="",
+            context_shape=None if names is None else (len(names),),
+            class_names=None if names is None else tuple(names),
+        )
+
+    def dataset(self, split: str = "train", batch_size: int = 128, **kwargs: Any) -> tf.data.Dataset:
+        from .image_folder import image_batches
+
+        return image_batches(self.folder, split, batch_size, **kwargs)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,7 +208,8 @@ def from_source(
     image_size: int | Sequence[int] | None = None,
     nan_policy: str = "raise",
 ) -> Any:
-    """The data of `source`, checked and split: a `TabularData`, an `image_folder.ImageFolder` or a `RegisteredData`.
+    """The data of `source`, checked and split: a `TabularData`, an `ImageData` (a folder of images) or a
+    `RegisteredData`; each has `info` (a `FlowDatasetInfo`) and `dataset(split, batch_size, ...)`.
 
     Args:
       source: a path to a `.csv` file (a header row of column names), a `.npy` / `.npz` file of an [N, D] array
@@ -459,14 +505,12 @@ def _given_splits(sources: Mapping[str, Any], columns: Any, log_columns: Any, na
     return TabularData(name, names, values["train"], values.get("validation", empty), values.get("test", empty), logged)
 
 
-def _image_folder(path: str, image_size: Any, validation_fraction: float, test_fraction: float, seed: int) -> Any:
-    try:
-        from .image_folder import load_image_folder
-    except ImportError:
-        raise ValueError(
-            f"{path} is a folder: image folders need tfp_flows.datasets.image_folder, which this installation "
-            "lacks; expected a .csv, .npy or .npz file"
-        ) from None
-    return load_image_folder(
+def _image_folder(path: str, image_size: Any, validation_fraction: float, test_fraction: float, seed: int) -> ImageData:
+    from .image_folder import load_image_folder
+
+    if is_int(image_size):
+        image_size = (image_size, image_size)
+    folder = load_image_folder(
         path, image_size=image_size, validation_fraction=validation_fraction, test_fraction=test_fraction, seed=seed
     )
+    return ImageData(os.path.basename(os.path.normpath(path)), folder)
