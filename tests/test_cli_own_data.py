@@ -144,3 +144,56 @@ def test_data_and_dataset_together_are_refused(tmp_path, capsys):
     assert main(["train", "--data", "x.csv", "--dataset", "rings", "--run-dir", str(tmp_path / "runs")]) == 2
     assert "expected one of them" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory):
+    """40 grey 8x8 PNGs in two class subfolders (dark, light), and a folder of mixed sizes."""
+    import tensorflow as tf
+
+    root = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    for name, level in (("dark", 60), ("light", 190)):
+        (root / "classes" / name).mkdir(parents=True)
+        for i in range(20):
+            pixels = np.clip(rng.normal(level, 25, (8, 8, 1)), 0, 255).astype(np.uint8)
+            tf.io.write_file(str(root / "classes" / name / f"{i}.png"), tf.io.encode_png(pixels))
+    (root / "mixed").mkdir()
+    for i, size in enumerate((8, 8, 10, 8)):
+        tf.io.write_file(str(root / "mixed" / f"{i}.png"), tf.io.encode_png(np.full((size, size, 1), i, np.uint8)))
+    return root
+
+
+@pytest.mark.slow  # ~30 s each on 2 busy cores: a Glow is traced, trained a few steps, plotted and exported
+@pytest.mark.parametrize("conditional", [False, True])
+def test_a_folder_of_pngs_trains_a_glow_and_a_conditional_glow(tmp_path, image_folder, conditional):
+    from keras_models.train import run
+
+    result = run.train(
+        dict(
+            data=str(image_folder / "classes"),
+            preset="glow",
+            conditional=conditional,
+            epochs=1,
+            steps_per_epoch=4,
+            batch_size=8,
+            validation_batches=1,
+            model_args={"num_levels": 2, "num_steps": 1, "hidden_channels": 8},
+            run_dir=str(tmp_path / "runs"),
+            export_dir=str(tmp_path / "saved"),
+            verbose=0,
+        )
+    )
+    metrics = result["metrics"]
+    assert metrics["stop_reason"] == "completed" and np.isfinite(metrics["validation_bits_per_dim"])
+    assert metrics.get("context_shape") == ([2] if conditional else None)
+    assert (pathlib.Path(result["run_dir"]) / "samples.png").is_file()
+
+
+def test_mixed_image_sizes_without_image_size_exit_2_and_write_nothing(tmp_path, image_folder, capsys):
+    args = ["train", "--data", str(image_folder / "mixed"), "--preset", "glow", "--run-dir", str(tmp_path / "r")]
+    capsys.readouterr()
+    assert main(args) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "different sizes" in lines[0] and "image_size" in lines[0], lines
+    assert list(tmp_path.iterdir()) == []
