@@ -188,6 +188,21 @@ def test_a_folder_of_pngs_trains_a_glow_and_a_conditional_glow(tmp_path, image_f
     assert metrics["stop_reason"] == "completed" and np.isfinite(metrics["validation_bits_per_dim"])
     assert metrics.get("context_shape") == ([2] if conditional else None)
     assert (pathlib.Path(result["run_dir"]) / "samples.png").is_file()
+    if conditional:
+        return
+    # Scoring the folder: one line per file with its bits/dim, the same from the run and from the bare export.
+    tables = []
+    for model in (result["run_dir"], metrics["export_path"]):
+        out = str(tmp_path / f"scores{len(tables)}.csv")
+        args = ["score", "--model", model, "--data", str(image_folder / "classes"), "--out", out]
+        assert main([*args, "--threshold-quantile", "0.1"]) == 0
+        tables.append(_read_scores(out))
+    assert len(tables[0]) == 40 and tables[0][0]["file"] == "dark/0.png"
+    for name in ("log_prob", "bits_per_dim"):
+        a, b = ([float(row[name]) for row in table] for table in tables)
+        np.testing.assert_allclose(a, b, rtol=1e-5)
+    log_prob, bits = float(tables[0][0]["log_prob"]), float(tables[0][0]["bits_per_dim"])
+    assert bits == pytest.approx(8 - log_prob / (64 * np.log(2)), rel=1e-5)  # 8-bit images, D = 8 * 8 * 1
 
 
 def test_mixed_image_sizes_without_image_size_exit_2_and_write_nothing(tmp_path, image_folder, capsys):

@@ -91,7 +91,8 @@ def export_saved_model(
       name: model name, the folder under `base_dir` (letters, digits, `.`, `_`, `-`); default `model.name`.
       version: positive int, or None for one more than the highest version present (1 for a new model).
       metadata: JSON-able facts about the model for the tools that read the export (the training split's
-        log-density quantiles for `tfp-flows score`), written with the column names of a tabular model to
+        log-density quantiles for `tfp-flows score`), written with the column names of a tabular model (the
+        pixel levels of an image model) to
         `<version>/assets.extra/tfp_flows.json` (TF Serving ignores that folder; `read_export_metadata` reads it).
 
     Refuses non-finite weights (ValueError) and never overwrites an existing version (FileExistsError).
@@ -110,6 +111,8 @@ def export_saved_model(
     facts = dict(metadata or {})
     if getattr(model, "standardization", None):
         facts.setdefault("columns", list(model.standardization["columns"]))
+    if getattr(model, "num_bits", None):
+        facts.setdefault("pixel_levels", int(model.pixel_levels))  # bits/dim of scored images on their own levels
     path = _save_new_version(
         functions, model_dir, version, extra_variables=[_tf_variable(w) for w in model.weights], metadata=facts
     )

@@ -9,12 +9,14 @@ assets.extra/tfp_flows.json) that `--threshold-quantile q` compares against:
     is_outlier = log p(x) < Q(q),   Q interpolated linearly between the stored quantiles of the training rows
 
 `score_rows(scorer, source, out, ...)` streams the source a batch at a time (`read_table_chunks`: a CSV line by
-line, an `.npy` memory-mapped), so a file larger than memory works, and writes a CSV of `index,log_prob`
-(`,is_outlier`) to a temporary file renamed into place: a bad row leaves no half-written output.
+line, an `.npy` memory-mapped; a folder of images file by file), so data larger than memory work, and writes a
+CSV of `index,log_prob` (images: `index,file,log_prob,bits_per_dim`; `,is_outlier` with a threshold) to a
+temporary file renamed into place: a bad row leaves no half-written output.
 """
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import itertools
 import json
@@ -38,6 +40,7 @@ class Scorer:
     columns: tuple[str, ...] | None
     quantiles: Mapping[float, float] | None
     event_shape: tuple[int, ...]
+    bits_per_dim: Callable[[np.ndarray], np.ndarray] | None = None  # image models: log p (nats) -> bits/dim
 
     def threshold(self, quantile: float) -> float:
         """Q(quantile): the training rows' log-density quantile, interpolated between the stored ones."""
@@ -62,7 +65,8 @@ def is_export(path: str) -> bool:
 def load_scorer(path: str, load_checkpoint: Callable[[str], Any]) -> Scorer:
     """The `Scorer` of a checkpoint or run folder (`load_checkpoint(path)` opens it) or of a SavedModel alone."""
     if is_export(path):
-        signature = load_serving_model(path).signatures["log_prob"]
+        loaded = load_serving_model(path)
+        signature = loaded.signatures["log_prob"]
         inputs = signature.structured_input_signature[1]
         if "context" in inputs:
             raise ValueError(f"--model {path!r} is a conditional export; expected an unconditional model to score")
@@ -72,11 +76,14 @@ def load_scorer(path: str, load_checkpoint: Callable[[str], Any]) -> Scorer:
         def export_log_prob(rows: np.ndarray) -> np.ndarray:
             return signature(x=tf.constant(rows, dtype))["log_prob"].numpy()
 
+        event_shape = tuple(inputs["x"].shape[1:])
+        num_levels = metadata.get("pixel_levels", 256)
         return Scorer(
             export_log_prob,
             _columns(metadata.get("columns")),
             _quantiles(metadata.get("train_log_prob_quantiles")),
-            tuple(inputs["x"].shape[1:]),
+            event_shape,
+            _bits_per_dim(int(np.prod(event_shape)), num_levels) if "bits_per_dim" in loaded.signatures else None,
         )
     model = load_checkpoint(path)
     if getattr(model, "context_shape", None) is not None:
@@ -92,7 +99,16 @@ def load_scorer(path: str, load_checkpoint: Callable[[str], Any]) -> Scorer:
     def checkpoint_log_prob(rows: np.ndarray) -> np.ndarray:
         return model.log_prob(tf.constant(rows, model.compute_dtype)).numpy()
 
-    return Scorer(checkpoint_log_prob, _columns(standardization.get("columns")), quantiles, tuple(model.event_shape))
+    bits = _bits_per_dim(model.num_dims, model.pixel_levels) if getattr(model, "num_bits", None) else None
+    return Scorer(
+        checkpoint_log_prob, _columns(standardization.get("columns")), quantiles, tuple(model.event_shape), bits
+    )
+
+
+def _bits_per_dim(num_dims: int, num_levels: int) -> Callable[[np.ndarray], np.ndarray]:
+    from tfp_flows.datasets import bits_per_dim
+
+    return lambda log_prob: np.asarray(bits_per_dim(log_prob, num_dims, num_levels=num_levels))
 
 
 def _columns(columns: Sequence[str] | None) -> tuple[str, ...] | None:
@@ -127,12 +143,50 @@ def iter_log_probs(scorer: Scorer, source: Any, batch_size: int) -> Any:
         start += len(rows)
 
 
+def iter_image_log_probs(scorer: Scorer, folder: str, batch_size: int) -> Any:
+    """(first index, file paths, log p) for consecutive batches of the PNG/JPEG files under `folder` (sorted paths,
+    class subfolders included), each image at its bin centres x = (pixel + 1/2) / 256 (as `evaluate` scores
+    images); an image of another size or channel count than the model's is refused, naming the file."""
+    from tfp_flows.datasets.image_folder import IMAGE_EXTENSIONS
+
+    if len(scorer.event_shape) != 3:
+        raise ValueError(f"--data {folder!r} is a folder of images; this model takes rows of {scorer.event_shape[0]}")
+    files = sorted(
+        os.path.join(root, name)
+        for root, folders, names in os.walk(folder)
+        for name in names
+        if name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith(".")
+    )
+    if not files:
+        raise ValueError(f"{folder}: no PNG/JPEG images (files ending in {', '.join(IMAGE_EXTENSIONS)})")
+    height, width, channels = scorer.event_shape
+    for start in range(0, len(files), batch_size):
+        batch = files[start : start + batch_size]
+        images = []
+        for file in batch:
+            image = tf.io.decode_image(tf.io.read_file(file), channels=channels, expand_animations=False)
+            if tuple(image.shape[:2]) != (height, width):
+                raise ValueError(
+                    f"{file}: an image of size {tuple(image.shape[:2])}; the model takes ({height}, {width}) images "
+                    "(resize the files, or train with --image-size)"
+                )
+            images.append(image.numpy())
+        yield start, batch, scorer.log_prob((np.stack(images).astype(np.float32) + 0.5) / 256.0)
+
+
 def score_rows(
     scorer: Scorer, source: Any, out: str, batch_size: int = 1024, threshold_quantile: float | None = None
 ) -> dict[str, Any]:
     """Write `out` (CSV: index, log_prob[, is_outlier]) for every row of `source`; returns a summary dict."""
     threshold = None if threshold_quantile is None else scorer.threshold(threshold_quantile)
-    batches = iter_log_probs(scorer, source, batch_size)
+    images = isinstance(source, (str, os.PathLike)) and os.path.isdir(source)
+    if images and scorer.bits_per_dim is None:
+        raise ValueError(f"--data {source!r} is a folder of images; --model is not an image model")
+    batches = (
+        iter_image_log_probs(scorer, os.fspath(source), batch_size)
+        if images
+        else iter_log_probs(scorer, source, batch_size)
+    )
     first = next(batches)  # a missing, empty or unreadable source fails here, before anything is created
     folder = os.path.dirname(os.path.abspath(out))
     created = not os.path.isdir(folder)
@@ -140,18 +194,23 @@ def score_rows(
     descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp-scores-", suffix=".csv")
     count, total, outliers = 0, 0.0, 0
     try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write("index,log_prob" + (",is_outlier" if threshold is not None else "") + "\n")
-            for start, _, log_probs in itertools.chain([first], batches):
-                lines = []
+        with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as handle:
+            writer = csv.writer(handle, lineterminator="\n")
+            header = ["index", "file", "log_prob", "bits_per_dim"] if images else ["index", "log_prob"]
+            writer.writerow(header + (["is_outlier"] if threshold is not None else []))
+            for start, rows, log_probs in itertools.chain([first], batches):
+                bits = scorer.bits_per_dim(log_probs) if images else None
                 for offset, value in enumerate(log_probs):
-                    line = f"{start + offset},{float(value)!r}"
+                    line = [start + offset]
+                    if images:
+                        line += [os.path.relpath(rows[offset], source), repr(float(value)), repr(float(bits[offset]))]
+                    else:
+                        line.append(repr(float(value)))
                     if threshold is not None:
                         outlier = bool(value < threshold)
                         outliers += outlier
-                        line += f",{int(outlier)}"
-                    lines.append(line)
-                handle.write("\n".join(lines) + "\n")
+                        line.append(int(outlier))
+                    writer.writerow(line)
                 count += len(log_probs)
                 total += float(np.sum(log_probs, dtype=np.float64))
         os.replace(temporary, out)

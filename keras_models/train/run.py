@@ -309,9 +309,9 @@ def _train_density(config: dict[str, Any], run_dir: str, start: float, chief: bo
     export_metadata = {}
     if standardization is not None:
         specific["columns"] = standardization["columns"]
-        if completed:
-            specific.update(_tabular_scores(model, source, config["batch_size"]))
-            export_metadata["train_log_prob_quantiles"] = specific["train_log_prob_quantiles"]
+    if config["data"] is not None and completed and not config["conditional"]:
+        specific.update(_own_data_scores(model, source, config["batch_size"]))
+        export_metadata["train_log_prob_quantiles"] = specific["train_log_prob_quantiles"]
     metrics = skeleton.run_metrics(config, outcome, start, **specific)
 
     def figures() -> dict[str, str]:
@@ -334,23 +334,28 @@ def _train_density(config: dict[str, Any], run_dir: str, start: float, chief: bo
 SCORE_QUANTILES = (0.001, 0.005, *(round(0.01 * k, 2) for k in range(1, 100)), 0.995, 0.999)
 
 
-def _tabular_scores(model: keras.Model, source: Any, batch_size: int) -> dict[str, Any]:
-    """metrics.json's entries for the user's own rows: the mean log-density of the held-out test rows (`test_nll`
-    as its negative) and the quantiles of the training rows' log-densities (`SCORE_QUANTILES`)."""
+def _own_data_scores(model: keras.Model, source: Any, batch_size: int) -> dict[str, Any]:
+    """metrics.json's entries for the user's own data: the quantiles of the training examples' log-densities
+    (`SCORE_QUANTILES`, for `score --threshold-quantile`) and the held-out test split's mean, `test_nll` (images at
+    their bin centres, as `score` reads them, with `test_bits_per_dim`)."""
+    images = len(source.info.event_shape) == 3
+    kwargs = dict(shuffle=False, drop_remainder=False, **({"dequantize": None} if images else {}))
 
-    def log_probs(rows: np.ndarray) -> np.ndarray:
-        batches = [model.log_prob(rows[i : i + batch_size]).numpy() for i in range(0, len(rows), batch_size)]
-        return np.concatenate(batches).astype(np.float64)
+    def log_probs(split: str) -> np.ndarray:
+        values = [model.log_prob(batch).numpy() for batch in source.dataset(split, batch_size, **kwargs)]
+        return np.concatenate(values).astype(np.float64)
 
-    train = log_probs(source.train.astype(np.float32))
+    train = log_probs("train")
+    quantiles = np.nanquantile(train, SCORE_QUANTILES)
     scores: dict[str, Any] = {
-        "train_log_prob_quantiles": {
-            str(q): float(v) for q, v in zip(SCORE_QUANTILES, np.nanquantile(train, SCORE_QUANTILES))
-        }
+        "train_log_prob_quantiles": {str(q): float(v) for q, v in zip(SCORE_QUANTILES, quantiles)}
     }
-    if len(source.test):
-        scores["test_nll"] = finite_or_none(float(-np.mean(log_probs(source.test.astype(np.float32)))))
-        scores["test_examples"] = len(source.test)
+    test_size = len(source.test) if hasattr(source, "test") else source.folder.num_examples["test"]
+    if test_size:
+        test = log_probs("test")
+        scores.update(test_nll=finite_or_none(float(-np.mean(test))), test_examples=len(test))
+        if images:
+            scores["test_bits_per_dim"] = finite_or_none(float(np.mean(model.bits_per_dim(test))))
     return scores
 
 
