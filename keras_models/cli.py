@@ -153,7 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--model", required=True, help="a .keras checkpoint, a run folder or a SavedModel")
     source = evaluate.add_mutually_exclusive_group(required=True)
     source.add_argument("--dataset", help="a registered dataset (`tfp-flows list`), scored on --split")
-    source.add_argument("--data", help="your own rows (.csv, .npy, .npz), all of them, in the model's columns")
+    source.add_argument(
+        "--data", help="your own data, all of it: rows (.csv, .npy, .npz) in the model's columns, or an image folder"
+    )
     evaluate.add_argument("--split", default="test", help="--dataset only: the split scored")
     evaluate.add_argument("--batch-size", type=_positive_int, default=256)
     evaluate.add_argument("--max-batches", type=_positive_int, default=None)
@@ -300,17 +302,21 @@ def _evaluate(args):
 
 
 def _evaluate_rows(args):
-    """`evaluate --data`: the mean NLL of every row of the user's file, streamed a batch at a time."""
+    """`evaluate --data`: the mean NLL of every row (every image: bits/dim too) of the user's data, streamed."""
     import numpy as np
 
-    from keras_models.serving.scoring import iter_log_probs, load_scorer
+    from keras_models.serving.scoring import iter_image_log_probs, iter_log_probs, load_scorer
 
     scorer = load_scorer(args.model, _load_checkpoint)
-    batches = iter_log_probs(scorer, args.data, args.batch_size)
+    images = os.path.isdir(args.data)
+    reader = iter_image_log_probs if images else iter_log_probs
+    batches = reader(scorer, args.data, args.batch_size)
     if args.max_batches:
         batches = (batch for _, batch in zip(range(args.max_batches), batches))
     log_probs = np.concatenate([values for _, _, values in batches]).astype(np.float64)
     report = {"data": args.data, "examples": int(len(log_probs)), "nll": float(-log_probs.mean())}
+    if images and scorer.bits_per_dim is not None:
+        report["bits_per_dim"] = float(np.mean(scorer.bits_per_dim(log_probs)))
     print(json.dumps(report, sort_keys=True))
     return 0
 

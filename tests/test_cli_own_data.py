@@ -166,7 +166,7 @@ def image_folder(tmp_path_factory):
 
 @pytest.mark.slow  # ~30 s each on 2 busy cores: a Glow is traced, trained a few steps, plotted and exported
 @pytest.mark.parametrize("conditional", [False, True])
-def test_a_folder_of_pngs_trains_a_glow_and_a_conditional_glow(tmp_path, image_folder, conditional):
+def test_a_folder_of_pngs_trains_a_glow_and_a_conditional_glow(tmp_path, image_folder, conditional, capsys):
     from keras_models.train import run
 
     result = run.train(
@@ -203,6 +203,11 @@ def test_a_folder_of_pngs_trains_a_glow_and_a_conditional_glow(tmp_path, image_f
         np.testing.assert_allclose(a, b, rtol=1e-5)
     log_prob, bits = float(tables[0][0]["log_prob"]), float(tables[0][0]["bits_per_dim"])
     assert bits == pytest.approx(8 - log_prob / (64 * np.log(2)), rel=1e-5)  # 8-bit images, D = 8 * 8 * 1
+    capsys.readouterr()
+    assert main(["evaluate", "--model", metrics["export_path"], "--data", str(image_folder / "classes")]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["examples"] == 40
+    assert report["bits_per_dim"] == pytest.approx(np.mean([float(row["bits_per_dim"]) for row in tables[0]]))
 
 
 def test_mixed_image_sizes_without_image_size_exit_2_and_write_nothing(tmp_path, image_folder, capsys):
