@@ -116,9 +116,11 @@ BAD_FILES = {
     "text_column": (HEADER + "1,x,3\n2,y,4\n3,z,5\n", "column 'mid' is not numeric"),
     "constant_column": (HEADER + "1,7,1\n2,7,3\n3,7,2\n4,7,0\n", "column 'mid' is constant"),
     "nan": (HEADER + "1,2,3\n2,nan,4\n3,5,1\n4,1,2\n", "column 'mid' holds nan"),
+    # The tiny run takes the log of `big`.
+    "log_of_zero": (HEADER + "1,2,3\n0,1,4\n", "column 'big' holds 0.0 (row 1)"),
 }
-# Scoring takes any values, a constant column's included: only what cannot be read is an error there.
-CASES = [("train", case) for case in sorted(BAD_FILES)] + [
+# Scoring takes a constant column (only training standardises); a log column's zero is the model's, not train's.
+CASES = [("train", case) for case in sorted(BAD_FILES) if case != "log_of_zero"] + [
     ("score", case) for case in sorted(BAD_FILES) if case != "constant_column"
 ]
 

@@ -66,7 +66,7 @@ def test_the_keras_file_and_the_savedmodel_keep_the_standardisation(tmp_path):
     export = export_saved_model(model, base_dir=str(tmp_path / "saved"), name="m", metadata={"note": 1})
     served = load_serving_model(export).signatures["log_prob"](x=tf.constant(x))["log_prob"].numpy()
     np.testing.assert_allclose(served, model.log_prob(x).numpy(), rtol=1e-6)
-    assert read_export_metadata(export) == {"columns": STATS["columns"], "note": 1}
+    assert read_export_metadata(export) == {"columns": STATS["columns"], "log_columns": ["pos"], "note": 1}
 
 
 def test_bad_statistics_are_refused_naming_them():

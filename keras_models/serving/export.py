@@ -111,6 +111,7 @@ def export_saved_model(
     facts = dict(metadata or {})
     if getattr(model, "standardization", None):
         facts.setdefault("columns", list(model.standardization["columns"]))
+        facts.setdefault("log_columns", list(model.standardization.get("log_columns", [])))
     if getattr(model, "num_bits", None):
         facts.setdefault("pixel_levels", int(model.pixel_levels))  # bits/dim of scored images on their own levels
     path = _save_new_version(

@@ -41,6 +41,7 @@ class Scorer:
     quantiles: Mapping[float, float] | None
     event_shape: tuple[int, ...]
     bits_per_dim: Callable[[np.ndarray], np.ndarray] | None = None  # image models: log p (nats) -> bits/dim
+    log_columns: tuple[str, ...] = ()  # columns the model takes the log of: their values must be > 0
 
     def threshold(self, quantile: float) -> float:
         """Q(quantile): the training rows' log-density quantile, interpolated between the stored ones."""
@@ -84,6 +85,7 @@ def load_scorer(path: str, load_checkpoint: Callable[[str], Any]) -> Scorer:
             _quantiles(metadata.get("train_log_prob_quantiles")),
             event_shape,
             _bits_per_dim(int(np.prod(event_shape)), num_levels) if "bits_per_dim" in loaded.signatures else None,
+            tuple(metadata.get("log_columns", ())),
         )
     model = load_checkpoint(path)
     if getattr(model, "context_shape", None) is not None:
@@ -101,7 +103,12 @@ def load_scorer(path: str, load_checkpoint: Callable[[str], Any]) -> Scorer:
 
     bits = _bits_per_dim(model.num_dims, model.pixel_levels) if getattr(model, "num_bits", None) else None
     return Scorer(
-        checkpoint_log_prob, _columns(standardization.get("columns")), quantiles, tuple(model.event_shape), bits
+        checkpoint_log_prob,
+        _columns(standardization.get("columns")),
+        quantiles,
+        tuple(model.event_shape),
+        bits,
+        tuple(standardization.get("log_columns", ())),
     )
 
 
@@ -139,6 +146,14 @@ def iter_log_probs(scorer: Scorer, source: Any, batch_size: int) -> Any:
                 "--columns at training, or score a file with the model's columns)"
             )
         check_finite(rows, names, name, first_row=start)
+        for column in scorer.log_columns:
+            values = rows[:, names.index(column)]
+            if np.any(values <= 0):
+                row = int(np.argmax(values <= 0))
+                raise ValueError(
+                    f"{name}: column {column!r} holds {values[row]} (row {start + row}); the model takes its log, "
+                    "so expected values > 0"
+                )
         yield start, rows, scorer.log_prob(rows.astype(np.float32))
         start += len(rows)
 
