@@ -263,7 +263,7 @@ def read_table(
 
 def read_table_chunks(
     source: Any, columns: str | Sequence[str | int] | None = None, chunk_rows: int = 4096
-) -> Iterator[tuple[np.ndarray, tuple[str, ...], str]]:
+) -> Iterator[tuple[np.ndarray | None, tuple[str, ...], str]]:
     """(values float64 [n <= chunk_rows, D], column names, the source's name) for consecutive rows of a tabular source,
     read a chunk at a time (a CSV line by line, a `.npy` memory-mapped), so a file larger than memory streams.
 
@@ -472,7 +472,9 @@ def _check_log_columns(values: np.ndarray, names: tuple[str, ...], logged: tuple
             )
 
 
-def _split_rows(values: np.ndarray, validation_fraction: float, test_fraction: float, seed: int, where: str):
+def _split_rows(
+    values: np.ndarray, validation_fraction: float, test_fraction: float, seed: int, where: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     n = len(values)
     order = np.random.default_rng(seed).permutation(n)
     num_test, num_validation = round(n * test_fraction), round(n * validation_fraction)
