@@ -59,13 +59,14 @@ def _model_args(config, info):
     return args
 
 
-def _train_stream(config, source, start_step, input_context=None):
+def _train_stream(config, start_step, input_context=None, source=None):
     """Training batches from global step `start_step` on (per replica when `input_context` is given).
 
     make_dataset(repeat=True) is the endless sequence of data epochs, each shuffled by (seed, epoch): enter it
     at the data epoch and batch where step `start_step` falls, so a resumed run reads what an uninterrupted
     one would have read. Each global step takes one batch per replica from its input pipeline.
     """
+    source = load_source(config) if source is None else source
     common = dict(_split_kwargs(config, "train"), input_context=input_context)
     replicas_per_pipeline = (
         1 if input_context is None else (input_context.num_replicas_in_sync // input_context.num_input_pipelines)
@@ -91,17 +92,17 @@ def _datasets(config, source, strategy, start_step=0, check_finite=True, support
     """(first global batch for ActNorm, training data from `start_step`, validation data) of `source` (a
     registered dataset or the user's own, `sources.from_source`); a distributed stream's input errors go to
     `record` (the model's own `input_errors`)."""
-    first_batch = next(iter(_train_stream(config, source, 0).take(1)))
+    first_batch = next(iter(_train_stream(config, 0, source=source).take(1)))
     if strategy.num_replicas_in_sync > 1:
 
         def replica_stream(ctx):
-            stream = _train_stream(config, source, start_step, ctx)
+            stream = _train_stream(config, start_step, ctx, source)
             # FlowModel.fit cannot reach inside a distributed dataset: check NaN/inf and support here (nan_policy).
             return check_finite_batches(stream, support=support, record=record) if check_finite else stream
 
         train_ds = strategy.distribute_datasets_from_function(replica_stream)
     else:
-        train_ds = _train_stream(config, source, start_step)
+        train_ds = _train_stream(config, start_step, source=source)
     validation = source.dataset(repeat=False, **_split_kwargs(config, "validation"))
     return first_batch, train_ds, validation.take(config["validation_batches"])
 
