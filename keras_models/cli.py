@@ -185,8 +185,14 @@ def build_parser() -> argparse.ArgumentParser:
         "score", parents=[logging], help="write log p(x) of every row of your data as CSV (anomaly scores)"
     )
     score.add_argument("--model", required=True, help="a run folder, a .keras checkpoint or a SavedModel")
-    score.add_argument("--data", required=True, help="the rows to score: .csv (header row), .npy or .npz")
-    score.add_argument("--out", default="scores.csv", help="the CSV written: index, log_prob[, is_outlier]")
+    score.add_argument(
+        "--data", required=True, help="what to score: rows (.csv with a header row, .npy, .npz) or an image folder"
+    )
+    score.add_argument(
+        "--out",
+        default="scores.csv",
+        help="the CSV written: index, log_prob (images: index, file, log_prob, bits_per_dim)[, is_outlier]",
+    )
     score.add_argument("--batch-size", type=_positive_int, default=1024, help="rows read and scored at a time")
     score.add_argument(
         "--threshold-quantile",
