@@ -48,7 +48,11 @@ setup(
             # tests/test_benchmarks.py trains the benchmark's BayesFlow contender once.
             "bayesflow>=2.0.12,<2.1",
             "tensorflow-serving-api>=2.21,<3",
+            # tests/test_datasets_sources.py feeds from_source a DataFrame; examples/anomaly_detection.py reads
+            # scikit-learn's breast cancer table as one.
+            "pandas>=2,<4",
         ],
+        "examples": ["pandas>=2,<4"],
         # 2.21 is the oldest tested; each release requires the TensorFlow of its own minor version or newer.
         "serving": ["tensorflow-serving-api>=2.21,<3"],
         # Ruff changes its rules and format between minor releases: one minor, the one the tree is formatted with.

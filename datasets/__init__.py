@@ -7,6 +7,10 @@ top-level `datasets`, which belongs to Hugging Face). Importing it registers two
 Main entry points:
 - `make_dataset(name, split, batch_size, ...)`: a `tf.data.Dataset` of x alone for `FlowModel.fit`, or of
   (x, c) pairs with `conditional=True` (c one-hot: the image's label, the toy point's class).
+- `from_source(source, ...)`: a user's own data (CSV, NumPy, DataFrame, tf.data, image folder), checked and split,
+  with the training split's standardisation statistics (`sources`).
+- `load_image_folder(path, ...)`: a folder of the user's PNG/JPEG images (flat, or one subfolder per class) as
+  seeded train/validation/test splits; `image_batches(folder, split, batch_size, ...)` makes them `fit`-ready.
 - `dataset_info(name)`, `list_datasets()`: event shape, 8-bit flag, D and context shape of each dataset.
 - `bits_per_dim(log_prob, num_dims, ...)`: bits/dim on the 8-bit scale with every Jacobian counted.
 - `get_density(name)` / `DENSITIES`: 2-D samplers with their true `log_prob`.
@@ -27,8 +31,10 @@ from .bits import bits_per_dim
 from .conditional import CONDITIONAL_DENSITIES, ConditionalToyDensity, get_conditional_density
 from .digits_builder import DIGITS_SPLIT_SIZES, TfpFlowsDigits, digits_split
 from .energies import ENERGIES, get_energy
+from .image_folder import ImageFolder, image_batches, load_image_folder
 from .pipeline import make_dataset
 from .registry import FlowDatasetInfo, dataset_info, list_datasets
+from .sources import ImageData, RegisteredData, TabularData, from_source, read_table_chunks
 from .synthetic import DENSITIES, ToyDensity, get_density
 from .tfds_loading import DatasetNotPreparedError, load_tfds_split
 from .toy_builder import TOY_SPLIT_SIZES, TfpFlowsToy, ToyConfig, toy_labelled_split, toy_split
@@ -41,8 +47,12 @@ __all__ = [
     "DatasetNotPreparedError",
     "ENERGIES",
     "FlowDatasetInfo",
+    "ImageData",
+    "ImageFolder",
+    "RegisteredData",
     "TOY_SPLIT_SIZES",
     "TfpFlowsDigits",
+    "TabularData",
     "TfpFlowsToy",
     "ToyConfig",
     "ToyDensity",
@@ -50,12 +60,16 @@ __all__ = [
     "dataset_info",
     "digits_split",
     "energies",
+    "from_source",
     "get_conditional_density",
     "get_density",
     "get_energy",
+    "image_batches",
     "list_datasets",
+    "load_image_folder",
     "load_tfds_split",
     "make_dataset",
+    "read_table_chunks",
     "toy_labelled_split",
     "toy_split",
 ]

@@ -80,7 +80,7 @@ from .registry import list_datasets as _list_datasets
 from .tfds_loading import load_tfds_split
 from .toy_builder import toy_labelled_split, toy_split
 
-__all__ = ["make_dataset"]
+__all__ = ["dequantize_levels", "make_dataset", "seeded_epochs"]
 
 _DEQUANTIZE_CHOICES = ("uniform", None, "none")
 _INT64_MAX = 2**63 - 1
@@ -194,17 +194,69 @@ def make_dataset(
         batches = tf.data.Dataset.from_tensor_slices(order).batch(per_replica_batch, drop_remainder=drop_remainder)
         return batches.enumerate().map(load_batch, num_parallel_calls=tf.data.AUTOTUNE)
 
+    batches_per_epoch = size // per_replica_batch if drop_remainder else -(-size // per_replica_batch)
+    return seeded_epochs(
+        one_epoch, seed=seed, repeat=repeat, initial_epoch=initial_epoch, batches_per_epoch=batches_per_epoch
+    )
+
+
+def seeded_epochs(
+    one_epoch: Callable[[tf.Tensor], tf.data.Dataset],
+    *,
+    seed: int,
+    repeat: bool,
+    initial_epoch: int,
+    batches_per_epoch: int,
+) -> tf.data.Dataset:
+    """The batches of `one_epoch(key)` for data epochs keyed [seed, epoch], with `make_dataset`'s randomness.
+
+    `repeat=True`: the endless epochs initial_epoch, initial_epoch + 1, ... (a resumed run sees the data an
+    uninterrupted one would have seen). `repeat=False`: one epoch, whose number is drawn afresh on every
+    iteration (every Keras epoch) from `tf.data.Dataset.random(seed, rerandomize_each_iteration=True)`, so each
+    epoch has a new order and noise and the sequence is the same for the same seed. The cardinality is set
+    (`batches_per_epoch`, or infinite), so Keras knows the epoch length, and the result is prefetched.
+
+    Args:
+      one_epoch: int64 key [2] -> a `tf.data.Dataset` of the epoch's `batches_per_epoch` batches.
+      seed: the first half of every epoch's key.
+      repeat: endless epochs rather than one.
+      initial_epoch: with `repeat=True`, the first data epoch.
+      batches_per_epoch: the number of batches `one_epoch` yields.
+    """
     if repeat:
         epochs = tf.data.Dataset.range(initial_epoch, _INT64_MAX)
         cardinality = tf.data.INFINITE_CARDINALITY
     else:
         # A fresh epoch number on every iteration (every Keras epoch), reproducible for the seed.
         epochs = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
-        cardinality = size // per_replica_batch if drop_remainder else -(-size // per_replica_batch)
+        cardinality = batches_per_epoch
     seed_tensor = tf.constant(seed, tf.int64)
     ds = epochs.map(lambda epoch: tf.stack([seed_tensor, epoch])).flat_map(one_epoch)
     ds = ds.apply(tf.data.experimental.assert_cardinality(cardinality))
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def dequantize_levels(
+    levels: tf.Tensor, key: tf.Tensor, num_levels: int, dequantize: str | None = "uniform", dtype: tf.DType = tf.float32
+) -> tf.Tensor:
+    """Pixels' levels 0..L-1 (L = `num_levels`) as model inputs in [0, 1): `make_dataset`'s dequantization.
+
+    `dequantize="uniform"`: x = (level + u) / L with u ~ U[0, 1) drawn from the stateless `key` (a fresh key per
+    batch gives fresh noise); the model's log-likelihood on x lower-bounds the discrete one in expectation
+    (Theis et al. 2016, "A note on the evaluation of generative models"). None or "none": the bin centres
+    x = (level + 1/2) / L, for evaluating discrete data. 8-bit pixels are their own levels (L = 256).
+
+    Example:
+        >>> import tensorflow as tf
+        >>> x = dequantize_levels(tf.constant([0, 255], tf.uint8), tf.constant([0, 0]), 256, dequantize=None)
+        >>> (x * 512).numpy().tolist()   # the bin centres (level + 1/2) / 256
+        [1.0, 511.0]
+    """
+    check_one_of(dequantize, "dequantize", _DEQUANTIZE_CHOICES)
+    values = tf.cast(levels, dtype)
+    if dequantize == "uniform":
+        return (values + tf.random.stateless_uniform(tf.shape(values), seed=key, dtype=dtype)) / num_levels
+    return (values + 0.5) / num_levels
 
 
 def _load_split(
@@ -248,18 +300,11 @@ def _preprocessor(
     """(raw_batch, noise_key) -> float batch."""
     if not info.is_8bit_image:
         return lambda batch, key: tf.cast(batch, dtype)
-    levels = float(info.levels)
 
-    def values(batch: tf.Tensor) -> tf.Tensor:
-        """The pixels' levels 0..L-1 (8-bit pixels as they are; fewer levels mapped back from the 8-bit scale)."""
+    def preprocess(batch: tf.Tensor, key: tf.Tensor) -> tf.Tensor:
+        # 8-bit pixels are their own levels; fewer levels are mapped back from the 8-bit scale.
         pixels = tf.cast(batch, dtype)
-        return pixels if info.levels == 256 else uint8_to_levels(pixels, info.levels)
+        levels = pixels if info.levels == 256 else uint8_to_levels(pixels, info.levels)
+        return dequantize_levels(levels, key, info.levels, dequantize, dtype)
 
-    if dequantize == "uniform":
-
-        def uniform(batch: tf.Tensor, key: tf.Tensor) -> tf.Tensor:
-            noise = tf.random.stateless_uniform(tf.shape(batch), seed=key, dtype=dtype)
-            return (values(batch) + noise) / levels
-
-        return uniform
-    return lambda batch, key: (values(batch) + 0.5) / levels
+    return preprocess

@@ -7,6 +7,8 @@ tfp-flows train --preset radial --dataset U1 --objective iw-elbo --num-importanc
 tfp-flows train --preset glow --dataset digits --conditional   # class-conditional: one sample row per digit
 tfp-flows train --config run.yaml                 # keys mirror the flags (model_args, epochs, ...)
 tfp-flows train --resume runs/realnvp-two_moons-20261123-101500
+tfp-flows train --data measurements.csv --columns a,b,c --log-columns c   # your own table, in its own units
+tfp-flows score --model runs/<run> --data new_rows.csv --out scores.csv --threshold-quantile 0.01
 tfp-flows evaluate --model runs/<run>/model.keras --dataset two_moons --split test
 tfp-flows sample --model saved_models/realnvp-two_moons --num-samples 500 --out samples/
 tfp-flows sample --model saved_models/glow-digits --context 3   # a conditional export: 64 samples of c = 3
@@ -149,24 +151,55 @@ def build_parser() -> argparse.ArgumentParser:
         "evaluate", parents=[logging], help="NLL (and bits/dim) of a checkpoint or export on a split"
     )
     evaluate.add_argument("--model", required=True, help="a .keras checkpoint, a run folder or a SavedModel")
-    evaluate.add_argument("--dataset", required=True)
-    evaluate.add_argument("--split", default="test")
+    source = evaluate.add_mutually_exclusive_group(required=True)
+    source.add_argument("--dataset", help="a registered dataset (`tfp-flows list`), scored on --split")
+    source.add_argument(
+        "--data", help="your own data, all of it: rows (.csv, .npy, .npz) in the model's columns, or an image folder"
+    )
+    evaluate.add_argument("--split", default="test", help="--dataset only: the split scored")
     evaluate.add_argument("--batch-size", type=_positive_int, default=256)
     evaluate.add_argument("--max-batches", type=_positive_int, default=None)
 
     sample = commands.add_parser(
         "sample", parents=[logging], help="draw from an exported model (no training code needed)"
     )
-    sample.add_argument("--model", required=True, help="saved_models/<name> (newest version) or .../<version>")
+    sample.add_argument(
+        "--model",
+        required=True,
+        help="saved_models/<name> (newest version), .../<version>, a run folder or a .keras checkpoint",
+    )
     sample.add_argument("--num-samples", type=_positive_int, default=64)
     sample.add_argument("--temperature", type=_non_negative_float, default=1.0)
     sample.add_argument("--seed", type=int, default=0)
-    sample.add_argument("--out", default="samples", help="folder for samples.npy and samples.png")
+    sample.add_argument(
+        "--out", default="samples", help="folder for samples.npy and samples.png (and samples.csv for tabular models)"
+    )
     sample.add_argument(
         "--context",
         default=None,
         help="conditional exports: the condition c of every sample, a class index K (one-hot c) "
         "or a JSON list (c itself), e.g. --context 3 for the digit 3",
+    )
+
+    score = commands.add_parser(
+        "score", parents=[logging], help="write log p(x) of every row of your data as CSV (anomaly scores)"
+    )
+    score.add_argument("--model", required=True, help="a run folder, a .keras checkpoint or a SavedModel")
+    score.add_argument(
+        "--data", required=True, help="what to score: rows (.csv with a header row, .npy, .npz) or an image folder"
+    )
+    score.add_argument(
+        "--out",
+        default="scores.csv",
+        help="the CSV written: index, log_prob (images: index, file, log_prob, bits_per_dim)[, is_outlier]",
+    )
+    score.add_argument("--batch-size", type=_positive_int, default=1024, help="rows read and scored at a time")
+    score.add_argument(
+        "--threshold-quantile",
+        type=_fraction,
+        default=None,
+        metavar="Q",
+        help="add is_outlier: log p(x) below the Q-th quantile of the training rows' log-densities (e.g. 0.01)",
     )
 
     export = commands.add_parser(
@@ -199,7 +232,9 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     metrics = result["metrics"]
     if metrics.get("export_path"):
         print(f"SavedModel:   {metrics['export_path']}")
-    print("metrics:      " + json.dumps({k: v for k, v in metrics.items() if k != "export_path"}, sort_keys=True))
+    # The training rows' log-density quantiles (for `score --threshold-quantile`) stay in metrics.json.
+    shown = {k: v for k, v in metrics.items() if k not in ("export_path", "train_log_prob_quantiles")}
+    print("metrics:      " + json.dumps(shown, sort_keys=True))
     return 0 if metrics.get("stop_reason") == "completed" else 1
 
 
@@ -223,6 +258,8 @@ def _evaluate(args):
 
     from tfp_flows.datasets import bits_per_dim, dataset_info, make_dataset
 
+    if args.data is not None:
+        return _evaluate_rows(args)
     info = dataset_info(args.dataset)
 
     def batches(conditional):
@@ -270,16 +307,72 @@ def _evaluate(args):
     return 0
 
 
+def _evaluate_rows(args):
+    """`evaluate --data`: the mean NLL of every row (every image: bits/dim too) of the user's data, streamed."""
+    import numpy as np
+
+    from keras_models.serving.scoring import iter_image_log_probs, iter_log_probs, load_scorer
+
+    scorer = load_scorer(args.model, _load_checkpoint)
+    images = os.path.isdir(args.data)
+    reader = iter_image_log_probs if images else iter_log_probs
+    batches = reader(scorer, args.data, args.batch_size)
+    if args.max_batches:
+        batches = (batch for _, batch in zip(range(args.max_batches), batches))
+    log_probs = np.concatenate([values for _, _, values in batches]).astype(np.float64)
+    report = {"data": args.data, "examples": int(len(log_probs)), "nll": float(-log_probs.mean())}
+    if images and scorer.bits_per_dim is not None:
+        report["bits_per_dim"] = float(np.mean(scorer.bits_per_dim(log_probs)))
+    print(json.dumps(report, sort_keys=True))
+    return 0
+
+
+def _score(args):
+    from keras_models.serving.scoring import load_scorer, score_rows
+
+    scorer = load_scorer(args.model, _load_checkpoint)
+    summary = score_rows(scorer, args.data, args.out, args.batch_size, args.threshold_quantile)
+    print(f"scores:  {summary.pop('out')}")
+    print("summary: " + json.dumps(summary, sort_keys=True))
+    return 0
+
+
 def _is_serving_dir(path):
     return os.path.isdir(path) and any(d.isdigit() for d in os.listdir(path))
 
 
 def _sample(args):
     import numpy as np
+
+    from keras_models.serving.scoring import is_export
+    from keras_models.train import plots
+
+    if is_export(args.model):
+        out, columns = _sample_export(args)
+    else:
+        out, columns = _sample_checkpoint(args)
+    os.makedirs(args.out, exist_ok=True)
+    np.save(os.path.join(args.out, "samples.npy"), out)
+    written = [f"samples: {os.path.join(args.out, 'samples.npy')} {list(out.shape)}"]
+    if columns is not None:
+        table = os.path.join(args.out, "samples.csv")
+        np.savetxt(table, out, delimiter=",", header=",".join(columns), comments="", fmt="%.9g")
+        written.append(f"table:   {table}")
+    png = os.path.join(args.out, "samples.png")
+    if out.ndim == 4:
+        plots.plot_images([out[:64]], png, titles=[f"samples, T = {args.temperature}"])
+    else:
+        _scatter(out.reshape(len(out), -1)[:, :2], png)
+    print("\n".join([*written, f"figure:  {png}"]))
+    return 0
+
+
+def _sample_export(args):
+    """(samples, column names or None) drawn by an export's `sample` signature."""
+    import numpy as np
     import tensorflow as tf
 
-    from keras_models.serving.export import load_serving_model
-    from keras_models.train import plots
+    from keras_models.serving.export import load_serving_model, read_export_metadata
 
     loaded = load_serving_model(args.model)
     signature = loaded.signatures["sample"]
@@ -297,16 +390,19 @@ def _sample(args):
             f"--context was given but {args.model} is not a conditional model (its sample signature "
             "takes no context); expected no --context"
         )
-    out = signature(**inputs)["samples"].numpy()
-    os.makedirs(args.out, exist_ok=True)
-    np.save(os.path.join(args.out, "samples.npy"), out)
-    png = os.path.join(args.out, "samples.png")
-    if out.ndim == 4:
-        plots.plot_images([out[:64]], png, titles=[f"samples, T = {args.temperature}"])
-    else:
-        _scatter(out.reshape(len(out), -1)[:, :2], png)
-    print(f"samples: {os.path.join(args.out, 'samples.npy')} {list(out.shape)}\nfigure:  {png}")
-    return 0
+    return signature(**inputs)["samples"].numpy(), read_export_metadata(args.model).get("columns")
+
+
+def _sample_checkpoint(args):
+    """(samples, column names or None) drawn by a checkpoint's `sample` (a run folder or a .keras file)."""
+    model = _load_checkpoint(args.model)
+    c = None
+    if getattr(model, "context_shape", None) is not None:
+        c = _parse_context(args.context, tuple(model.context_shape))
+    elif args.context is not None:
+        raise ValueError(f"--context was given but {args.model} is not a conditional model; expected no --context")
+    out = model.sample(args.num_samples, c, temperature=args.temperature, seed=args.seed).numpy()
+    return out, (getattr(model, "standardization", None) or {}).get("columns")
 
 
 def _parse_context(text, context_shape):
@@ -428,7 +524,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "list":
         return _list()
     commands = {"train": lambda: _train(args, parser), "evaluate": lambda: _evaluate(args)}
-    commands.update(sample=lambda: _sample(args), export=lambda: _export(args))
+    commands.update(sample=lambda: _sample(args), export=lambda: _export(args), score=lambda: _score(args))
     try:
         _load_tensorflow(args.tensorflow_logs)
         return commands[args.command]()

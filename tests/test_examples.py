@@ -18,6 +18,7 @@ SCRIPTS = {
     "realnvp_two_moons.py": "realnvp_two_moons.png",
     "glow_digits.py": "glow_digits.png",
     "flowpp_dequantization.py": "flowpp_dequantization.png",
+    "anomaly_detection.py": "anomaly_detection.png",
 }
 
 

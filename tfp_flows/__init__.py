@@ -18,6 +18,7 @@ from tfp_flows.logistic_mixture_cdf import LogisticMixtureCDF
 from tfp_flows.logistic_mixture_coupling import LogisticMixtureCoupling
 from tfp_flows.logit_transform import LogitTransform
 from tfp_flows.masked_autoregressive import OnePassMaskedAutoregressiveFlow
+from tfp_flows.masked_exp import MaskedExp
 from tfp_flows.planar import Planar
 from tfp_flows.prelu import PReLU
 from tfp_flows.radial import Radial
@@ -37,6 +38,7 @@ __all__ = [
     "LogisticMixtureCoupling",
     "LogitTransform",
     "MaskedAutoregressiveSpline",
+    "MaskedExp",
     "OnePassMaskedAutoregressiveFlow",
     "PReLU",
     "Planar",

@@ -68,7 +68,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import keras
@@ -90,6 +90,7 @@ from keras_models.core.nan_policy import (
     raised_input_errors,
 )
 from keras_models.core.precision import ComputesInVariableDtype, in_flow_dtype
+from keras_models.core.standardize import StandardizeLayer
 from tfp_flows.conditioning import conditional_kwargs
 from tfp_flows.instance_cache import forget_traced_entries
 from tfp_flows.validation import check_int, check_number, check_one_of, check_positive_ints, is_int
@@ -146,6 +147,9 @@ class FlowModel(ComputesInVariableDtype, keras.Model):
         read instead (module docstring); "mlp" or "deepsets" for `MLPEmbedding()` or `DeepSetsEmbedding()`, or
         {"class_name": "mlp" | "deepsets", "config": {...}}. Needs `context_shape`. Subclasses build their
         conditional steps for `self.step_context_shape`: the embedding's shape, or `context_shape` without one.
+      standardization: None, or tabular data's fixed first step: {"shift", "scale", "columns", "log_columns"}
+        (`tfp_flows.datasets.TabularData.standardization()`), a `StandardizeLayer` put before the preset's
+        steps, so `log_prob` takes raw rows in the data's units and `sample` returns them.
     """
 
     def __init__(
@@ -157,9 +161,15 @@ class FlowModel(ComputesInVariableDtype, keras.Model):
         pixel_levels: int | None = None,
         context_shape: int | Sequence[int] | None = None,
         context_network: keras.layers.Layer | str | dict | None = None,
+        standardization: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
+        self.standardization = None if standardization is None else dict(standardization)
+        if self.standardization is not None and np.ndim(event_shape) and len(event_shape) != 1:
+            raise ValueError(
+                f"`standardization` is for tabular data of event shape (D,); received event_shape {event_shape!r}"
+            )
         if context_shape is not None:
             context_shape = check_positive_ints(
                 tuple(context_shape) if np.ndim(context_shape) else (context_shape,), "context_shape"
@@ -193,6 +203,8 @@ class FlowModel(ComputesInVariableDtype, keras.Model):
     def _set_flow_layers(self, flow_layers):
         """Register the steps (data side first) and create their weights now that shapes are known."""
         self.flow_layers = list(flow_layers)
+        if self.standardization is not None:
+            self.flow_layers.insert(0, StandardizeLayer(**self.standardization, name="standardize"))
         shape = self.event_shape
         for layer in self.flow_layers:
             if not layer.built:
@@ -286,6 +298,7 @@ class FlowModel(ComputesInVariableDtype, keras.Model):
             nan_policy=self.nan_policy,
             pixel_levels=None if self.pixel_levels == 2 ** (self.num_bits or 0) else self.pixel_levels,
             context_shape=None if self.context_shape is None else list(self.context_shape),
+            standardization=self.standardization,
         )
         if self.context_network is not None:
             config["context_network"] = keras.saving.serialize_keras_object(self.context_network)

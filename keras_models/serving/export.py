@@ -47,11 +47,12 @@ Example:
 from __future__ import annotations
 
 import errno
+import json
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -66,6 +67,7 @@ if TYPE_CHECKING:
     from keras_models.core.flow_model import FlowModel
 
 SAVED_MODEL_FILE = "saved_model.pb"
+METADATA_FILE = os.path.join("assets.extra", "tfp_flows.json")
 MODELS_CONFIG_FILE = "models.config"
 MODELS_CONFIG_MARKER = "# Written by keras_models.export.write_models_config"
 _NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -79,6 +81,7 @@ def export_saved_model(
     base_dir: str | os.PathLike = "saved_models",
     name: str | None = None,
     version: int | None = None,
+    metadata: Mapping[str, Any] | None = None,
 ) -> str:
     """Write `model` (a `FlowModel`) as `base_dir/<name>/<version>/` and return that path.
 
@@ -87,6 +90,10 @@ def export_saved_model(
       base_dir: TF Serving's model base folder (created if missing).
       name: model name, the folder under `base_dir` (letters, digits, `.`, `_`, `-`); default `model.name`.
       version: positive int, or None for one more than the highest version present (1 for a new model).
+      metadata: JSON-able facts about the model for the tools that read the export (the training split's
+        log-density quantiles for `tfp-flows score`), written with the column names of a tabular model (the
+        pixel levels of an image model) to
+        `<version>/assets.extra/tfp_flows.json` (TF Serving ignores that folder; `read_export_metadata` reads it).
 
     Refuses non-finite weights (ValueError) and never overwrites an existing version (FileExistsError).
     `base_dir/models.config` is refreshed afterwards unless someone else wrote it (see `write_models_config`).
@@ -101,7 +108,15 @@ def export_saved_model(
 
     functions = _serving_functions(model)
     model_dir = os.path.join(base_dir, name)
-    path = _save_new_version(functions, model_dir, version, extra_variables=[_tf_variable(w) for w in model.weights])
+    facts = dict(metadata or {})
+    if getattr(model, "standardization", None):
+        facts.setdefault("columns", list(model.standardization["columns"]))
+        facts.setdefault("log_columns", list(model.standardization.get("log_columns", [])))
+    if getattr(model, "num_bits", None):
+        facts.setdefault("pixel_levels", int(model.pixel_levels))  # bits/dim of scored images on their own levels
+    path = _save_new_version(
+        functions, model_dir, version, extra_variables=[_tf_variable(w) for w in model.weights], metadata=facts
+    )
     _refresh_models_config(base_dir)
     return path
 
@@ -193,6 +208,20 @@ def load_serving_model(path: str | os.PathLike) -> Any:
         raise ValueError(
             f"cannot load the SavedModel at {target!r} (corrupt or incomplete export): {type(err).__name__}: {err}"
         ) from err
+
+
+def read_export_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The facts `export_saved_model(metadata=...)` stored beside the SavedModel at `path` (a SavedModel folder, or
+    a model folder: its newest version); {} when there are none (an export of an image model, an older export)."""
+    path = os.fspath(path)
+    if not os.path.isfile(os.path.join(path, SAVED_MODEL_FILE)):
+        versions = list_versions(path)
+        path = os.path.join(path, versions[-1][1]) if versions else path
+    file = os.path.join(path, METADATA_FILE)
+    if not os.path.isfile(file):
+        return {}
+    with open(file, encoding="utf-8") as handle:
+        return json.load(handle)
 
 
 def list_versions(model_dir: str | os.PathLike) -> list[tuple[int, str]]:
@@ -432,7 +461,7 @@ def _unique(variables):
 
 # --------------------------------------------------------------------------------------------------------
 # Writing: a temporary folder beside the target, then one rename.
-def _save_new_version(functions, model_dir, version, extra_variables=()):
+def _save_new_version(functions, model_dir, version, extra_variables=(), metadata=None):
     check_int(version, "version", allow_none=True, hint="TF Serving's integer versions")
     os.makedirs(model_dir, exist_ok=True)
     present = list_versions(model_dir)
@@ -441,18 +470,27 @@ def _save_new_version(functions, model_dir, version, extra_variables=()):
         raise FileExistsError(errno.EEXIST, "refusing to overwrite an existing version", existing)
     next_version = int(version) if version is not None else (present[-1][0] + 1 if present else 1)
     return _save_atomically(
-        functions, os.path.join(model_dir, str(next_version)), extra_variables, auto_increment=version is None
+        functions,
+        os.path.join(model_dir, str(next_version)),
+        extra_variables,
+        auto_increment=version is None,
+        metadata=metadata,
     )
 
 
-def _save_atomically(functions, target, extra_variables=(), auto_increment=False):
-    """Save into a hidden temporary folder beside `target`, then rename it to `target` (never overwriting)."""
+def _save_atomically(functions, target, extra_variables=(), auto_increment=False, metadata=None):
+    """Save into a hidden temporary folder beside `target`, then rename it to `target` (never overwriting);
+    `metadata` (a dict, if not empty) goes to assets.extra/tfp_flows.json inside it."""
     parent = os.path.dirname(os.path.abspath(target))
     os.makedirs(parent, exist_ok=True)
     module, signatures = functions.module(extra_variables)
     temporary = tempfile.mkdtemp(dir=parent, prefix=_TEMPORARY_PREFIX)
     try:
         tf.saved_model.save(module, temporary, signatures=signatures)
+        if metadata:
+            os.makedirs(os.path.join(temporary, "assets.extra"))
+            with open(os.path.join(temporary, METADATA_FILE), "w", encoding="utf-8") as handle:
+                json.dump(metadata, handle, indent=2, sort_keys=True)
         _sync_tree(temporary)
         os.chmod(temporary, 0o755)  # mkdtemp makes it private; a server running as another user must read it
         while True:

@@ -56,6 +56,25 @@ class TrainConfig:
     dataset: str = option(
         "two_moons", "data set, or an energy U1..U4 for variational inference; `tfp-flows list` names them"
     )
+    data: str | None = option(
+        None,
+        "your own data instead of --dataset: a .csv file (header row), an .npy/.npz array [N, D] or a folder of "
+        "PNG/JPEG images (one subfolder per class for --conditional)",
+        metavar="SOURCE",
+    )
+    columns: str | None = option(None, "--data tables: the columns to use, comma-separated names or indices")
+    log_columns: str | None = option(
+        None, "--data tables: columns modelled on a log scale (positive values), comma-separated"
+    )
+    validation_fraction: float = option(
+        0.1, "--data: share of the rows (images) held out for validation", kind="fraction"
+    )
+    test_fraction: float = option(
+        0.1, "--data: share of the rows (images) held out for the test split", kind="fraction"
+    )
+    image_size: str | None = option(
+        None, "--data image folders: resize every image to HEIGHT,WIDTH (or one SIZE); default: keep the files' size"
+    )
     epochs: int = option(12, "training epochs", kind="positive_int")
     steps_per_epoch: int = option(200, "optimizer steps per epoch", kind="positive_int")
     batch_size: int = option(256, "global batch size (summed over replicas)", kind="positive_int")
@@ -123,7 +142,9 @@ def resolve_config(config: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError(f"unknown configuration keys {unknown}; expected keys among {sorted(DEFAULTS)}")
     resolved = dataclasses.asdict(TrainConfig(**{k: v for k, v in config.items() if v is not None or k == "name"}))
     preset(resolved["preset"])  # raises with the valid names
-    if not is_energy(resolved["dataset"]):
+    if resolved["data"] is not None:
+        _resolve_data_keys(resolved, given_dataset=config.get("dataset"))
+    elif not is_energy(resolved["dataset"]):
         from tfp_flows.datasets import list_datasets
 
         if resolved["dataset"] not in list_datasets():
@@ -138,8 +159,42 @@ def resolve_config(config: Mapping[str, Any]) -> dict[str, Any]:
     _check_numbers(resolved)
     if resolved["strategy"] not in STRATEGIES:
         raise ValueError(f"`strategy` must be one of {list(STRATEGIES)}; received {resolved['strategy']!r}")
-    resolved["name"] = resolved["name"] or f"{resolved['preset']}-{str(resolved['dataset']).lower()}"
+    data_name = _data_name(resolved["data"]) if resolved["data"] is not None else str(resolved["dataset"]).lower()
+    resolved["name"] = resolved["name"] or f"{resolved['preset']}-{data_name}"
     return resolved
+
+
+def _data_name(source: str) -> str:
+    """A run name's data part for `--data`: the file's or folder's name without its suffix, in export-safe
+    characters."""
+    import os
+    import re
+
+    stem = os.path.splitext(os.path.basename(os.path.normpath(str(source))))[0]
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._-").lower() or "data"
+
+
+def _resolve_data_keys(resolved: dict[str, Any], given_dataset: Any) -> None:
+    """`data` replaces `dataset` (which becomes None); the two together, or `data` with an energy, are refused."""
+    if given_dataset is not None:
+        raise ValueError(
+            f"`data` (--data) and `dataset` (--dataset) name two sources; expected one of them, received "
+            f"data={resolved['data']!r} and dataset={given_dataset!r}"
+        )
+    if not isinstance(resolved["data"], str) or not resolved["data"]:
+        raise ValueError(f"`data` (--data) must be a path; received {resolved['data']!r}")
+    for key in ("columns", "log_columns"):
+        value = resolved[key]
+        if isinstance(value, (list, tuple)):  # a config file's list
+            resolved[key] = ",".join(str(v) for v in value)
+        elif value is not None and not isinstance(value, str):
+            raise ValueError(f"`{key}` must be comma-separated column names or a list; received {value!r}")
+    if resolved["validation_fraction"] + resolved["test_fraction"] >= 1:
+        raise ValueError(
+            "`validation_fraction` + `test_fraction` must leave data for training (sum < 1); received "
+            f"{resolved['validation_fraction']} + {resolved['test_fraction']}"
+        )
+    resolved["dataset"] = None
 
 
 def _check_numbers(resolved: dict[str, Any]) -> None:
@@ -164,7 +219,7 @@ def _resolve_variational_keys(resolved: dict[str, Any]) -> None:
     """Fill in and check `objective` / `num_importance_samples` for a VI run; refuse them for a density run."""
     from tfp_flows.validation import check_int, check_one_of
 
-    if not is_energy(resolved["dataset"]):
+    if resolved["data"] is not None or not is_energy(resolved["dataset"]):
         given = {key: resolved[key] for key in VARIATIONAL_DEFAULTS if resolved[key] is not None}
         if given:
             key, value = next(iter(given.items()))
@@ -201,7 +256,9 @@ def _check_conditional(resolved: dict[str, Any]) -> None:
 
     labelled = [name for name in list_datasets() if dataset_info(name).context_shape is not None]
     dataset = resolved["dataset"]
-    if is_energy(dataset) or dataset_info(dataset).context_shape is None:
+    if dataset is None:
+        pass  # --data: the source says whether it has labels (an image folder with class subfolders)
+    elif is_energy(dataset) or dataset_info(dataset).context_shape is None:
         raise ValueError(
             f"`conditional` (--conditional) needs a dataset with labels (a context_shape); "
             f"{dataset!r} has none. Expected one of {labelled}"

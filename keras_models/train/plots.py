@@ -162,3 +162,41 @@ def plot_training_curve(history: Mapping[str, Sequence[float]], path: str) -> st
     fig.savefig(path, dpi=80)
     plt.close(fig)
     return path
+
+
+def plot_pairwise(data: ArrayLike, samples: ArrayLike, columns: Sequence[str], path: str, max_columns: int = 6) -> str:
+    """Pairwise marginals of tabular `data` against the model's `samples`, for the first `max_columns` columns.
+
+    Diagonal: each column's histogram (data and samples overlaid, on the data's 0.5-99.5 percentile range);
+    off the diagonal: scatter plots of each pair of columns, data below the diagonal and samples above it, so
+    the two triangles mirror each other when the model is right.
+    """
+    data, samples = np.asarray(data)[:, :max_columns], np.asarray(samples)[:, :max_columns]
+    count = data.shape[1]
+    lo, hi = np.nanpercentile(data, 0.5, axis=0), np.nanpercentile(data, 99.5, axis=0)
+    pad = (hi - lo) * 0.1 + 1e-12
+    lo, hi = lo - pad, hi + pad
+    fig, axes = plt.subplots(count, count, figsize=(1.9 * count + 0.6, 1.9 * count + 0.4), squeeze=False)
+    for i in range(count):
+        for j in range(count):
+            ax = axes[i, j]
+            if i == j:
+                bins = np.linspace(lo[i], hi[i], 40)
+                ax.hist(data[:, i], bins=bins, density=True, alpha=0.5, color="tab:blue", label="data")
+                ax.hist(samples[:, i], bins=bins, density=True, alpha=0.5, color="tab:orange", label="samples")
+            else:
+                points, color = (data, "tab:blue") if i > j else (samples, "tab:orange")
+                ax.scatter(points[:, j], points[:, i], s=1, alpha=0.3, color=color)
+                ax.set_xlim(lo[j], hi[j])
+                ax.set_ylim(lo[i], hi[i])
+            ax.tick_params(labelsize=6)
+            if i == count - 1:
+                ax.set_xlabel(columns[j], fontsize=8)
+            if j == 0:
+                ax.set_ylabel(columns[i], fontsize=8)
+    axes[0, 0].legend(fontsize=6, loc="upper right")
+    fig.suptitle("data (blue, lower left) against samples (orange, upper right)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path

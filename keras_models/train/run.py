@@ -59,25 +59,24 @@ def _model_args(config, info):
     return args
 
 
-def _train_stream(config, start_step, input_context=None):
+def _train_stream(config, start_step, input_context=None, source=None):
     """Training batches from global step `start_step` on (per replica when `input_context` is given).
 
     make_dataset(repeat=True) is the endless sequence of data epochs, each shuffled by (seed, epoch): enter it
     at the data epoch and batch where step `start_step` falls, so a resumed run reads what an uninterrupted
     one would have read. Each global step takes one batch per replica from its input pipeline.
     """
-    from tfp_flows.datasets import make_dataset
-
+    source = load_source(config) if source is None else source
     common = dict(_split_kwargs(config, "train"), input_context=input_context)
     replicas_per_pipeline = (
         1 if input_context is None else (input_context.num_replicas_in_sync // input_context.num_input_pipelines)
     )
     batches_done = start_step * replicas_per_pipeline
     if batches_done == 0:
-        return make_dataset(config["dataset"], repeat=True, **common)
-    batches_per_epoch = int(make_dataset(config["dataset"], repeat=False, **common).cardinality())
+        return source.dataset(repeat=True, **common)
+    batches_per_epoch = int(source.dataset(repeat=False, **common).cardinality())
     data_epoch, offset = divmod(batches_done, batches_per_epoch)
-    return make_dataset(config["dataset"], repeat=True, initial_epoch=data_epoch, **common).skip(offset)
+    return source.dataset(repeat=True, initial_epoch=data_epoch, **common).skip(offset)
 
 
 def _split_kwargs(config, split):
@@ -89,23 +88,22 @@ def _split_kwargs(config, split):
     return dict(kwargs, conditional=True) if config["conditional"] else kwargs
 
 
-def _datasets(config, strategy, start_step=0, check_finite=True, support=None, record=None):
-    """(first global batch for ActNorm, training data from `start_step`, validation data); a distributed stream's
-    input errors go to `record` (the model's own `input_errors`)."""
-    from tfp_flows.datasets import make_dataset
-
-    first_batch = next(iter(_train_stream(config, 0).take(1)))
+def _datasets(config, source, strategy, start_step=0, check_finite=True, support=None, record=None):
+    """(first global batch for ActNorm, training data from `start_step`, validation data) of `source` (a
+    registered dataset or the user's own, `sources.from_source`); a distributed stream's input errors go to
+    `record` (the model's own `input_errors`)."""
+    first_batch = next(iter(_train_stream(config, 0, source=source).take(1)))
     if strategy.num_replicas_in_sync > 1:
 
         def replica_stream(ctx):
-            stream = _train_stream(config, start_step, ctx)
+            stream = _train_stream(config, start_step, ctx, source)
             # FlowModel.fit cannot reach inside a distributed dataset: check NaN/inf and support here (nan_policy).
             return check_finite_batches(stream, support=support, record=record) if check_finite else stream
 
         train_ds = strategy.distribute_datasets_from_function(replica_stream)
     else:
-        train_ds = _train_stream(config, start_step)
-    validation = make_dataset(config["dataset"], repeat=False, **_split_kwargs(config, "validation"))
+        train_ds = _train_stream(config, start_step, source=source)
+    validation = source.dataset(repeat=False, **_split_kwargs(config, "validation"))
     return first_batch, train_ds, validation.take(config["validation_batches"])
 
 
@@ -206,28 +204,67 @@ def train(config: Mapping[str, Any] | None = None, resume: str | os.PathLike | N
         config = resolve_config(config or {})
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         run_dir = os.path.join(config["run_dir"], f"{config['name']}-{stamp}")
+    # The data are read and checked before anything is written: a bad file leaves no run folder behind.
+    source = None if config["data"] is None and is_energy(config["dataset"]) else load_source(config)
     chief = is_chief()
     if chief:
         atomic_write_json(os.path.join(run_dir, "config.json"), config)
     keras.utils.set_random_seed(config["seed"])
-    if is_energy(config["dataset"]):
+    if source is None:
         return train_variational(config, run_dir, start, chief)
-    return _train_density(config, run_dir, start, chief)
+    return _train_density(config, run_dir, start, chief, source)
 
 
-def _train_density(config: dict[str, Any], run_dir: str, start: float, chief: bool) -> dict[str, Any]:
-    """The density-estimation run: fit the preset to the dataset by maximum likelihood (`run.train`)."""
-    from tfp_flows.datasets import dataset_info
+def load_source(config: Mapping[str, Any]) -> Any:
+    """The run's data: `from_source(config["data"], ...)` with the run's columns, splits and seed, or the
+    registered `config["dataset"]`; a ValueError for a conditional run on data without labels."""
+    from tfp_flows.datasets import RegisteredData, from_source
 
-    info = dataset_info(config["dataset"])
+    if config["data"] is None:
+        return RegisteredData(config["dataset"])
+    image_size = config["image_size"]
+    if isinstance(image_size, str):
+        try:
+            image_size = tuple(int(part) for part in image_size.split(","))
+        except ValueError:
+            raise ValueError(
+                f"`image_size` (--image-size) must be HEIGHT,WIDTH or one SIZE; received {image_size!r}"
+            ) from None
+        image_size = image_size[0] if len(image_size) == 1 else image_size
+    source = from_source(
+        config["data"],
+        columns=config["columns"],
+        log_columns=config["log_columns"],
+        validation_fraction=config["validation_fraction"],
+        test_fraction=config["test_fraction"],
+        seed=config["seed"],
+        image_size=image_size,
+        nan_policy=(config["model_args"] or {}).get("nan_policy", "raise"),
+    )
+    if config["conditional"] and getattr(source.info, "context_shape", None) is None:
+        raise ValueError(
+            f"`conditional` (--conditional) needs data with labels (an image folder with one subfolder per "
+            f"class); {config['data']!r} has none"
+        )
+    return source
+
+
+def _train_density(config: dict[str, Any], run_dir: str, start: float, chief: bool, source: Any) -> dict[str, Any]:
+    """The density-estimation run: fit the preset to `source`'s data by maximum likelihood (`run.train`)."""
+    info = source.info
+    standardization = source.standardization() if hasattr(source, "standardization") else None
     strategy = make_strategy(config["strategy"])
     with strategy.scope():
-        model = build_model(config["preset"], info.event_shape, **_model_args(config, info))
+        args = _model_args(config, info)
+        if standardization is not None:
+            args.setdefault("standardization", standardization)
+        model = build_model(config["preset"], info.event_shape, **args)
         skeleton.compile_model(model, config)
     # A resumed run continues the data stream where its backup stopped (see the module docstring).
     initial_epoch = skeleton.resumed_epoch(run_dir)
     first_batch, train_ds, validation = _datasets(
         config,
+        source,
         strategy,
         initial_epoch * config["steps_per_epoch"],
         check_finite=model.nan_policy == "raise",
@@ -270,15 +307,57 @@ def _train_density(config: dict[str, Any], run_dir: str, start: float, chief: bo
         specific["context_shape"] = list(info.context_shape)
     if completed:
         specific.update(_kl_gap(model, config["dataset"], validation, bool(config["conditional"])))
+    export_metadata = {}
+    if standardization is not None:
+        specific["columns"] = standardization["columns"]
+    if config["data"] is not None and completed and not config["conditional"]:
+        specific.update(_own_data_scores(model, source, config["batch_size"]))
+        export_metadata["train_log_prob_quantiles"] = specific["train_log_prob_quantiles"]
     metrics = skeleton.run_metrics(config, outcome, start, **specific)
 
     def figures() -> dict[str, str]:
         validation_points = _collect_points(validation, config["num_plot_samples"])
-        return _figures(model, run_dir, validation_points, outcome.history, info)
+        paths = _figures(model, run_dir, validation_points, outcome.history, info)
+        if standardization is not None:
+            samples = model.sample(len(validation_points), seed=1).numpy()
+            paths["pairwise"] = plots.plot_pairwise(
+                validation_points, samples, standardization["columns"], os.path.join(run_dir, "pairwise.png")
+            )
+        return paths
 
-    result = skeleton.finish_run(config, run_dir, metrics, outcome, model, figures, chief)
+    result = skeleton.finish_run(config, run_dir, metrics, outcome, model, figures, chief, export_metadata)
     result["model"] = model
     return result
+
+
+# The training split's log-density quantiles kept in metrics.json (and the export) for `tfp-flows score
+# --threshold-quantile q`, which interpolates between them: every percent, and the far lower tail.
+SCORE_QUANTILES = (0.001, 0.005, *(round(0.01 * k, 2) for k in range(1, 100)), 0.995, 0.999)
+
+
+def _own_data_scores(model: keras.Model, source: Any, batch_size: int) -> dict[str, Any]:
+    """metrics.json's entries for the user's own data: the quantiles of the training examples' log-densities
+    (`SCORE_QUANTILES`, for `score --threshold-quantile`) and the held-out test split's mean, `test_nll` (images at
+    their bin centres, as `score` reads them, with `test_bits_per_dim`)."""
+    images = len(source.info.event_shape) == 3
+    kwargs = dict(shuffle=False, drop_remainder=False, **({"dequantize": None} if images else {}))
+
+    def log_probs(split: str) -> np.ndarray:
+        values = [model.log_prob(batch).numpy() for batch in source.dataset(split, batch_size, **kwargs)]
+        return np.concatenate(values).astype(np.float64)
+
+    train = log_probs("train")
+    quantiles = np.nanquantile(train, SCORE_QUANTILES)
+    scores: dict[str, Any] = {
+        "train_log_prob_quantiles": {str(q): float(v) for q, v in zip(SCORE_QUANTILES, quantiles)}
+    }
+    test_size = len(source.test) if hasattr(source, "test") else source.folder.num_examples["test"]
+    if test_size:
+        test = log_probs("test")
+        scores.update(test_nll=finite_or_none(float(-np.mean(test))), test_examples=len(test))
+        if images:
+            scores["test_bits_per_dim"] = finite_or_none(float(np.mean(model.bits_per_dim(test))))
+    return scores
 
 
 def _restore_best_epoch(model: keras.Model, callbacks: list[keras.callbacks.Callback]) -> int | None:

@@ -101,7 +101,7 @@ def run_metrics(config: Mapping[str, Any], outcome: FitOutcome, start: float, **
         "device": device(),
         "stop_reason": outcome.stop_reason,
         "preset": config["preset"],
-        "dataset": config["dataset"],
+        "dataset": config["dataset"] if config.get("data") is None else config["data"],
     }
 
 
@@ -113,12 +113,14 @@ def finish_run(
     flow: keras.Model,
     figures: Callable[[], dict[str, str]],
     chief: bool,
+    export_metadata: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write a run's results; returns {"run_dir", "metrics", "figures" (completed runs)} for `run.train`.
 
     Only the chief writes. A completed run saves `flow` (the model whose weights the metrics describe) as
     model.keras, draws `figures()` (a dict of name -> PNG path, also written to TensorBoard) and exports `flow`
-    as a SavedModel when `config["export"]`; any run, completed or not, writes metrics.json (the module
+    as a SavedModel when `config["export"]` (with `export_metadata` beside it, `export_saved_model`'s
+    `metadata`); any run, completed or not, writes metrics.json (the module
     docstring says why a failed run gets no figures).
     """
     result: dict[str, Any] = {"run_dir": run_dir, "metrics": metrics}
@@ -131,7 +133,9 @@ def finish_run(
         if config["export"]:
             from keras_models.serving.export import export_saved_model
 
-            metrics["export_path"] = export_saved_model(flow, base_dir=config["export_dir"], name=config["name"])
+            metrics["export_path"] = export_saved_model(
+                flow, base_dir=config["export_dir"], name=config["name"], metadata=export_metadata
+            )
     atomic_write_json(os.path.join(run_dir, "metrics.json"), metrics)
     return result
 

@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from bijector_cases import BijectorCase
-from tfp_flows import LogitTransform, Planar, PReLU, Radial, Squeeze
+from tfp_flows import LogitTransform, MaskedExp, Planar, PReLU, Radial, Squeeze
 
 
 def _var(value, dtype, name):
@@ -215,4 +215,23 @@ def _squeeze_cases():
     }
 
 
-CASES = {**_prelu_cases(), **_planar_cases(), **_radial_cases(), **_logit_cases(), **_squeeze_cases()}
+def _masked_exp_cases():
+    # A constant mask, no parameters: the kit checks the inverse, the log-det against autodiff and XLA.
+    return {
+        "MaskedExp-columns_0_2": BijectorCase(
+            make=lambda dtype: MaskedExp([True, False, True], dtype=dtype),
+            x=_normal([5, 3], seed=7),
+            event_ndims=1,
+            edge_inputs=[np.zeros([2, 3]), np.array([[-20.0, 1e3, 20.0]])],
+        ),
+    }
+
+
+CASES = {
+    **_masked_exp_cases(),
+    **_prelu_cases(),
+    **_planar_cases(),
+    **_radial_cases(),
+    **_logit_cases(),
+    **_squeeze_cases(),
+}
