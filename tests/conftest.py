@@ -34,3 +34,32 @@ def pytest_configure(config):
         "ignore:`shuffle=True` was passed:UserWarning",
     ):
         config.addinivalue_line("filterwarnings", line)
+
+
+# The fast subset (`pytest -m "not slow"`) keeps one case per check of the two case tables that dominate the
+# suite's time: the model checklist runs on FAST_MODEL_CASES only, the conformance kit on each bijector's first
+# parameter setting. The whole suite (CI) runs every case.
+FAST_MODEL_CASES = {"realnvp-vector"}
+CASE_TABLES = {
+    "tests/test_model_checklist.py": "case",
+    "tests/bijectors/test_conformance.py": "case_id",
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(config, items):
+    first_settings = set()
+    for item in items:
+        param = CASE_TABLES.get(item.nodeid.split("::")[0])
+        callspec = getattr(item, "callspec", None)
+        if param is None or callspec is None or param not in callspec.params:
+            continue
+        value = callspec.params[param]
+        if param == "case":
+            fast = getattr(value, "id", value) in FAST_MODEL_CASES
+        else:
+            setting = (item.originalname, str(value).split("-")[0])  # bijector class, e.g. "RationalQuadraticCoupling"
+            fast = setting not in first_settings
+            first_settings.add(setting)
+        if not fast:
+            item.add_marker(pytest.mark.slow)

@@ -288,7 +288,7 @@ def test_conditional_run_needs_a_preset_with_a_conditional_form():
     with pytest.raises(
         ValueError,
         match=r"needs a preset with a conditional form; preset 'flowpp' \(FlowPlusPlus\) has none. "
-        r"Expected one of \['glow', 'maf', 'nsf', 'realnvp'\]",
+        r"Expected one of \['cnf', 'glow', 'maf', 'nsf', 'realnvp'\]",
     ):
         resolve_config({"dataset": "digits", "preset": "flowpp", "conditional": True})
     assert resolve_config({"dataset": "digits", "conditional": True})["conditional"] is True

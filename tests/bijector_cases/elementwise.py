@@ -224,6 +224,12 @@ def _masked_exp_cases():
             event_ndims=1,
             edge_inputs=[np.zeros([2, 3]), np.array([[-20.0, 1e3, 20.0]])],
         ),
+        "MaskedExp-every_column-batch_3d": BijectorCase(
+            make=lambda dtype: MaskedExp([True, True], dtype=dtype),
+            x=_normal([2, 3, 2], scale=3.0, seed=8),
+            event_ndims=1,
+            edge_inputs=[np.zeros([1, 2]), np.full([1, 2], -30.0), np.full([1, 2], 30.0)],
+        ),
     }
 
 

