@@ -1,6 +1,7 @@
 """Test-wide settings: quiet TensorFlow, Keras on its TensorFlow backend, CPU only, deterministic seeds."""
 
 import os
+import pathlib
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -46,10 +47,21 @@ CASE_TABLES = {
 }
 
 
+# Tests measured at 0.75 s or more in the fast subset (tests/scripts/slow_tests.py writes the list).
+SLOW_TESTS = {
+    line.strip()
+    for line in (pathlib.Path(__file__).parent / "slow_tests.txt").read_text(encoding="utf-8").splitlines()
+    if line.strip() and not line.startswith("#")
+}
+
+
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(config, items):
     first_settings = set()
     for item in items:
+        if item.nodeid in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
+            continue
         param = CASE_TABLES.get(item.nodeid.split("::")[0])
         callspec = getattr(item, "callspec", None)
         if param is None or callspec is None or param not in callspec.params:
