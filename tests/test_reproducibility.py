@@ -39,7 +39,11 @@ def _train_twice(name, tmp_path):
     env = dict(os.environ, CUDA_VISIBLE_DEVICES="", TF_CPP_MIN_LOG_LEVEL="2", KERAS_BACKEND="tensorflow")
     paths = [tmp_path / f"{name}_{run}.npz" for run in range(2)]
     runs = [
-        subprocess.Popen([sys.executable, "-c", PROGRAM, name, str(path)], env=env, stderr=subprocess.PIPE, text=True)
+        # cwd=tmp_path: `python -c` puts the working directory first on sys.path, and the checkout's tfp_flows/
+        # would shadow the installed package (whose tfp_flows.datasets is the checkout's datasets/).
+        subprocess.Popen(
+            [sys.executable, "-c", PROGRAM, name, str(path)], env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True
+        )
         for path in paths
     ]
     for run in runs:
