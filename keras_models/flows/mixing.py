@@ -48,6 +48,8 @@ def mixing_layer(mixing, size, index, rng, dtype):
     """
     if mixing == "lu":
         seed = int(rng.integers(2**31))
-        return InvertibleConv1x1Layer(seed=seed, dtype=dtype, name=f"lu_mixing_{index}")
+        # One Adam step would otherwise move a size x size map by about `size` times the learning rate
+        # (keras_models/layers/invertible_conv1x1.py): NaN on 784-D digits.
+        return InvertibleConv1x1Layer(seed=seed, weight_scale=1.0 / size, dtype=dtype, name=f"lu_mixing_{index}")
     order = np.arange(size)[::-1] if mixing == "reverse" else rng.permutation(size)
     return PermuteLayer(order, dtype=dtype, name=f"permute_{index}")
