@@ -507,6 +507,7 @@ def table_from_files(paths):
                     into["best"]["ours"] += r["best"]["ours"]
                     into["best"]["variants"] += r["best"]["variants"]
                     into["best"]["peers"] += r["best"].get("peers") or [{} for _ in r["seeds"]]
+    _borrow_plain_side(merged)
     rows = []
     for (data, model, scale, args, plain, _), m in merged.items():
         if m["peers"] and any(set(p) != set(m["peers"][0]) for p in m["peers"]):
@@ -530,6 +531,41 @@ def table_from_files(paths):
             )
         )
     return rows, _losses(rows)
+
+
+def _borrow_plain_side(merged):
+    """Judge each study of our own settings (`--no-plain --ours-args`) against the plain forms, noise fits and peers
+    that another run trained on the same data, model, scale and seeds: none of them depends on our settings, so the
+    study need not train them again. A study whose seeds the other runs do not all cover stays ours-only."""
+    for key, m in list(merged.items()):
+        data, model, scale, args, plain, best = key
+        if plain or args == "null":
+            continue
+        donors = [
+            d for (d2, m2, s2, _, p2, b2), d in merged.items() if p2 and (d2, m2, s2, b2) == (data, model, scale, best)
+        ]
+        donor = next((d for d in donors if set(m["seeds"]) <= set(d["seeds"])), None)
+        if donor is None:
+            continue
+        pick = [donor["seeds"].index(seed) for seed in m["seeds"]]
+        m["variants"] = [donor["variants"][i] for i in pick]
+        m["variants_train"] = None if donor["variants_train"] is None else [donor["variants_train"][i] for i in pick]
+        m["peers"] = [donor["peers"][i] for i in pick]
+        noise = donor.get("noise")
+        if noise and len(noise["repeat"]) == len(donor["seeds"]):
+            repeat_best = noise.get("repeat_best")
+            m["noise"] = {
+                "variant": noise["variant"],
+                "repeat": [noise["repeat"][i] for i in pick],
+                "repeat_best": None if repeat_best is None else [repeat_best[i] for i in pick],
+            }
+        else:
+            m["noise"] = None
+        if best and donor.get("best"):
+            m["best"]["variants"] = [donor["best"]["variants"][i] for i in pick]
+            m["best"]["peers"] = [donor["best"]["peers"][i] for i in pick]
+        del merged[key]
+        merged[(data, model, scale, args, True, best)] = m
 
 
 def _losses(rows):
