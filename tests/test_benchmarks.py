@@ -470,3 +470,32 @@ def test_bayesflow_peer_gets_as_many_couplings_as_ours(vs_plain):
     assert 2 * len(dual) == len(couplings) == 8
     with pytest.raises(ValueError, match="num_couplings"):
         vs_plain.bayesflow_peer.depth_for(5)
+
+
+def test_table_judges_a_study_of_our_settings_against_the_plain_side_of_the_same_seeds(tmp_path, vs_plain):
+    """An ours-only study (--no-plain --ours-args) borrows the plain forms another run trained on the same data and
+    seeds, picked seed by seed; a study with a seed no plain run has stays ours-only."""
+
+    def write(name, seeds, ours, plain=True, ours_args=None):
+        row = vs_plain.make_row(
+            "wine13",
+            "RealNVP",
+            seeds,
+            [(o, o) for o in ours],
+            [{"bounded": 10.0 + s} for s in seeds] if plain else [{} for _ in seeds],
+            None,
+            plain=plain,
+            ours_args=ours_args,
+        )
+        (tmp_path / name).write_text(json.dumps({"rows": [row]}))
+        return str(tmp_path / name)
+
+    plain = write("plain.json", [0, 1, 2], [11.0, 11.0, 11.0])
+    study = write("lu.json", [2, 0], [1.0, 13.0], plain=False, ours_args={"mixing": "lu"})
+    rows, _ = vs_plain.table_from_files([plain, study])
+    (lu,) = [r for r in rows if r["ours_args"]]
+    assert lu["theirs_variant"] == "bounded" and lu["theirs"] == [12.0, 10.0]
+    assert lu["difference"] == pytest.approx(-4.0) and lu["verdict"] == "won"  # median of 1 - 12 and 13 - 10
+    unpaired = write("lu-5.json", [5], [1.0], plain=False, ours_args={"mixing": "lu"})
+    (row,) = [r for r in vs_plain.table_from_files([plain, unpaired])[0] if r["ours_args"]]
+    assert row["verdict"] == "(ours only)"
