@@ -22,23 +22,21 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-import keras
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
 import tfp_flows
-from keras_models.core.precision import ComputesInVariableDtype
+from keras_models.core.bijector_layer import BijectorLayer
 
 tfb = tfp.bijectors
 
 
-class StandardizeLayer(ComputesInVariableDtype, keras.layers.Layer):
+class StandardizeLayer(BijectorLayer):
     """z = (y - shift) / scale with y = log x on `log_columns`, x elsewhere (module docstring); no weights.
 
-    A flow step as `keras_models.layers.BijectorLayer` defines one (`bijector()`, `output_event_shape`,
-    `initialize_from_data`, `data_support`), kept in core because `FlowModel` itself puts it first
-    (`FlowModel(..., standardization=...)`) and core imports no layers.
+    A flow step without weights, in core because `FlowModel` itself puts it first
+    (`FlowModel(..., standardization=...)`).
 
     Args:
       shift: the D means m_j (of log x_j for a log column).
@@ -97,17 +95,6 @@ class StandardizeLayer(ComputesInVariableDtype, keras.layers.Layer):
         if not self.log_columns:
             return tfb.Chain(affine, name="standardize")
         return tfb.Chain([tfp_flows.MaskedExp(self.log_mask, dtype=dtype), *affine], name="standardize")
-
-    def initialize_from_data(self, x):
-        """Nothing to initialise: the statistics are given."""
-        del x
-
-    def output_event_shape(self, event_shape):
-        return tuple(event_shape)
-
-    def call(self, x):
-        """Data -> latent (the density direction)."""
-        return self.bijector().inverse(x)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()

@@ -6,11 +6,11 @@ conditioners (MLPs, residual convnets, MADE, gated attention), which are Keras n
 import `keras_models.flows` (the presets) nor `keras_models.train`.
 """
 
+from keras_models.core.bijector_layer import BijectorLayer
 from keras_models.layers.actnorm import ActNormLayer
 from keras_models.layers.additive_coupling import AdditiveCouplingLayer
 from keras_models.layers.affine_coupling import AffineCouplingLayer
 from keras_models.layers.autoregressive_spline import AutoregressiveSplineLayer, SplineMADE
-from keras_models.layers.base import BijectorLayer
 from keras_models.layers.chain import SequentialFlow
 from keras_models.layers.channel_slice import ChannelSliceLayer
 from keras_models.layers.coupling import CouplingLayer

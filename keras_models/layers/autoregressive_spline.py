@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_models.layers.base import BijectorLayer
+from keras_models.core.bijector_layer import BijectorLayer
 from keras_models.layers.networks.made import MADE, made_degrees, made_masks
 from tfp_flows.autoregressive_spline import MaskedAutoregressiveSpline
 from tfp_flows.rational_quadratic_coupling import SplineSettings, identity_raw_derivative

@@ -2,7 +2,7 @@
 
 import tensorflow_probability as tfp
 
-from keras_models.layers.base import BijectorLayer, initialize_step
+from keras_models.core.bijector_layer import BijectorLayer, initialize_step
 from tfp_flows.conditioning import conditional_kwargs
 
 tfb = tfp.bijectors

@@ -1,7 +1,7 @@
 """`ChannelSliceLayer`: `tfp_flows.ChannelSlice`, multi-scale factor-out (an inner step on the first channels)."""
 
 import tfp_flows
-from keras_models.layers.base import BijectorLayer, initialize_step
+from keras_models.core.bijector_layer import BijectorLayer, initialize_step
 
 
 class ChannelSliceLayer(BijectorLayer):

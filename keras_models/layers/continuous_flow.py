@@ -6,8 +6,8 @@ policy the MLP computes in float16/bfloat16, the ODE and its log-determinant in 
 the same field for flow-matching training, which never calls the solver.
 """
 
+from keras_models.core.bijector_layer import BijectorLayer
 from keras_models.core.precision import in_flow_dtype
-from keras_models.layers.base import BijectorLayer
 from keras_models.layers.networks.velocity import VelocityField
 from tfp_flows.continuous_flow import TRACES, ContinuousFlow
 from tfp_flows.validation import check_int, check_number, check_one_of

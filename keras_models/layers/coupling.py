@@ -7,7 +7,7 @@ The subclasses build tfp_flows' coupling bijectors from the conditioner per call
 
 import numpy as np
 
-from keras_models.layers.base import BijectorLayer
+from keras_models.core.bijector_layer import BijectorLayer
 from keras_models.layers.networks.conditioners import MaskedConditioner
 
 

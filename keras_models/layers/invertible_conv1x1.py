@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 import tfp_flows
-from keras_models.layers.base import BijectorLayer
+from keras_models.core.bijector_layer import BijectorLayer
 
 
 def _random_rotation_lu(channels, seed):

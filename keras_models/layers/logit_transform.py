@@ -1,7 +1,7 @@
 """`LogitLayer`: `tfp_flows.LogitTransform`, the logit preprocessing of [0, 1] data (RealNVP sec. 4.1), as a step."""
 
 import tfp_flows
-from keras_models.layers.base import BijectorLayer
+from keras_models.core.bijector_layer import BijectorLayer
 
 
 class LogitLayer(BijectorLayer):

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 
 import tfp_flows
-from keras_models.layers.base import BijectorLayer, softplus_inverse
+from keras_models.core.bijector_layer import BijectorLayer, softplus_inverse
 
 # w . u = log(e - 1) gives m(w . u) = softplus(w . u) - 1 = 0, hence u_hat = 0: the planar step is the identity.
 _IDENTITY_W_DOT_U = softplus_inverse(1.0)

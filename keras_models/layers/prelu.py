@@ -4,7 +4,7 @@ import keras
 import tensorflow as tf
 
 import tfp_flows
-from keras_models.layers.base import BijectorLayer, softplus_inverse
+from keras_models.core.bijector_layer import BijectorLayer, softplus_inverse
 
 
 class PReLULayer(BijectorLayer):

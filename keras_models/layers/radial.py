@@ -4,7 +4,7 @@ import keras
 import tensorflow as tf
 
 import tfp_flows
-from keras_models.layers.base import BijectorLayer
+from keras_models.core.bijector_layer import BijectorLayer
 
 
 class RadialLayer(BijectorLayer):

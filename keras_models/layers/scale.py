@@ -2,7 +2,7 @@
 
 import tensorflow_probability as tfp
 
-from keras_models.layers.base import BijectorLayer
+from keras_models.core.bijector_layer import BijectorLayer
 
 tfb = tfp.bijectors
 

@@ -4,7 +4,7 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from keras_models.layers.base import BijectorLayer, softplus_inverse
+from keras_models.core.bijector_layer import BijectorLayer, softplus_inverse
 
 tfb = tfp.bijectors
 

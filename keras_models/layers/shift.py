@@ -17,7 +17,7 @@ import math
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from keras_models.layers.base import BijectorLayer
+from keras_models.core.bijector_layer import BijectorLayer
 from tfp_flows.validation import is_real
 
 tfb = tfp.bijectors

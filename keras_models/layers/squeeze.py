@@ -3,7 +3,7 @@
 import tensorflow_probability as tfp
 
 import tfp_flows
-from keras_models.layers.base import BijectorLayer
+from keras_models.core.bijector_layer import BijectorLayer
 
 tfb = tfp.bijectors
 

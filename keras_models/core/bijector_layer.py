@@ -1,4 +1,5 @@
-"""The contract between Keras layers (which own weights) and tfp_flows bijectors (which own the maths).
+"""`BijectorLayer`, the contract between Keras layers (which own weights) and tfp_flows bijectors (which own the
+maths): in core because `FlowModel` puts its own steps (`StandardizeLayer`) first; `keras_models.layers` builds on it.
 
 Keras 3 does not track `tf.Variable`s held inside TFP objects, so a flow's weights live in Keras layers and
 each layer builds its bijector from them on every call (`layer.bijector()`): nothing trainable lives inside a
