@@ -21,6 +21,7 @@ import json
 import math
 import os
 import platform
+import resource
 import statistics
 import sys
 import time
@@ -197,6 +198,12 @@ def versions():
     except ImportError:
         found["tf_keras"] = None
     return found
+
+
+def cpu_seconds():
+    """CPU seconds (user + system) this process has used so far: the header's `cpu_seconds` is a difference."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def header(mode, xla_settings, cases, command=None):
