@@ -38,6 +38,7 @@ points per axis, eager, one call each: builds every case of the grid's kinds; it
 
 import argparse
 import dataclasses
+import json
 import math
 import os
 import sys
@@ -259,8 +260,12 @@ def plot(records, path, head):
                 if policy == "float32":  # TFP's side is float32 whatever the policy
                     panel.plot(sizes, [r.theirs for r in rows], "--", marker="x", color=colour, alpha=0.7)
         panel.set(xscale="log", yscale="log", xlabel=AXES[axis][0], title=axis)
-        for ticks in (panel.xaxis, panel.yaxis):  # plain numbers, not powers of ten, on short log axes
-            ticks.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        # Ticks at the measured sizes (images: H x W) and at 1, 2, 5 x 10^k ms, in plain numbers.
+        sizes = sorted({r.size for r in records if r.axis == axis})
+        panel.set_xticks(sizes, [f"{math.isqrt(n)}x{math.isqrt(n)}" if axis == "image size" else str(n) for n in sizes])
+        panel.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+        panel.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+        for ticks in (panel.xaxis, panel.yaxis):
             ticks.set_minor_formatter(matplotlib.ticker.NullFormatter())
         panel.grid(True, which="both", alpha=0.3)
     panels[0].set_ylabel("train step (ms per batch)")
@@ -284,21 +289,24 @@ def parse_args(argv=None):
     )
     parser.add_argument("--xla", choices=("auto", "on", "off"), default="auto", help="jit_compile of both sides")
     parser.add_argument("--out", default=None, help="JSON output (default: benchmarks/results-scaling-<mode>.json)")
+    parser.add_argument(
+        "--from-json",
+        default=None,
+        metavar="FILE",
+        help="measure nothing: print the tables and draw the figure of an earlier run's JSON",
+    )
     parser.add_argument("--figure", default=None, help="PNG figure (default: docs/figures/scaling.png; none if dry)")
     return parser.parse_args(argv)
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    mode = "dry" if args.dry_run else ("quick" if args.quick else "full")
+def run(args, mode):
+    """Measure every point of the mode's grid: (header, records); the header lists the points that failed."""
     grid = GRIDS[mode]
     gpu = bool(tf.config.list_physical_devices("GPU"))
     policy = args.policy or ("both" if gpu else "float32")
     policies = ("float32", "mixed_bfloat16") if policy == "both" else (policy,)
     xla = None if mode == "dry" else {"auto": gpu, "on": True, "off": False}[args.xla]
-    out = args.out or os.path.join(BENCHMARKS, f"results-scaling-{mode}.json")
-    figure = args.figure or (None if mode == "dry" else FIGURE)
-    command = " ".join(["python", "benchmarks/scaling.py"] + list(sys.argv[1:] if argv is None else argv))
+    command = " ".join(["python", "benchmarks/scaling.py"] + args.argv)
     head = harness.header(mode, (xla,), list(AXES), command)
     head.update(policies=list(policies), grid={key: grid[key] for key in ("vector", "glow", "axes")})
     head["theirs"] = "TFP's built-in flows, float32 whatever the policy"
@@ -326,23 +334,44 @@ def main(argv=None):
                         ScalingRecord(**dataclasses.asdict(r), axis=axis, model=model, size=size, policy=policy)
                         for r in measured[key]
                     ]
-
-    fitted = exponents(records)
     head.update(
         wall_seconds=round(time.perf_counter() - start_wall, 1),
         cpu_seconds=round(harness.cpu_seconds() - start_cpu, 1),
         failures=failures,
-        exponents=[
-            dict(axis=a, model=m, metric=k, policy=p, ours=_rounded(o), theirs=_rounded(t))
-            for (a, m, k, p), (o, t) in fitted.items()
-        ],
     )
-    harness.write_json(out, head, records)
+    return head, records
+
+
+def report(head, records, figure):
+    """Print the tables (one per axis, then the exponents) and draw the figure; returns the fitted exponents."""
+    fitted = exponents(records)
     for axis in AXES:
         print("\n" + axis_table(records, axis, fitted))
     print("\nGrowth exponents (least-squares slope of log time against log size):\n\n" + exponent_table(fitted))
     if figure:
         plot(records, figure, head)
+    return fitted
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    if args.from_json:
+        with open(args.from_json, encoding="utf-8") as saved:
+            head, *rows = json.load(saved)
+        report(head, [ScalingRecord(**row) for row in rows], args.figure or FIGURE)
+        return 0
+    mode = "dry" if args.dry_run else ("quick" if args.quick else "full")
+    head, records = run(args, mode)
+    out = args.out or os.path.join(BENCHMARKS, f"results-scaling-{mode}.json")
+    figure = args.figure or (None if mode == "dry" else FIGURE)
+    fitted = report(head, records, figure)
+    head["exponents"] = [
+        dict(axis=a, model=m, metric=k, policy=p, ours=_rounded(o), theirs=_rounded(t))
+        for (a, m, k, p), (o, t) in fitted.items()
+    ]
+    harness.write_json(out, head, records)
+    failures = head["failures"]
     print(
         f"\n{len(records)} records written to {out}"
         + (f", figure {figure}" if figure else "")
