@@ -11,6 +11,7 @@ with `scaling.py`, which times the same contenders over a range of sizes.
 """
 
 import contextlib
+import functools
 
 import keras
 import numpy as np
@@ -257,28 +258,25 @@ def sample_calls(ours, theirs, batch, xla):
 
 
 # ------------------------------------------------------------------------------------------------------------
-def realnvp_case(mode, xla, device):
-    """Vector RealNVP: keras_models.RealNVP against tfb.RealNVP with the same Keras 3 MLPs in a Keras 3 model."""
-    size = SIZES[mode]["realnvp"]
-    dim, batch = size["event_size"], size["batch"]
-    x = vector_batch(batch, dim, seed=0)
-    ours, theirs = realnvp_pair(dim, size["num_couplings"], size["hidden_units"])
-    pairs = train_and_log_prob_calls(ours, theirs, x, xla) + [sample_calls(ours, theirs, batch, xla)]
-    note = f"{_num_weights(ours.trainable_weights)} weights each"
-    case = f"realnvp D={dim} {size['num_couplings']} couplings MLP {'x'.join(map(str, size['hidden_units']))}"
-    return timing_records(case, xla, device, SIZES[mode]["timing"], pairs, batch, note)
+# Vector cases: case name -> (pair builder, its depth argument, how the case's name says depth and network, data seed).
+VECTOR_CASES = {
+    "realnvp": (realnvp_pair, "num_couplings", "couplings MLP", 0),
+    "maf": (maf_pair, "num_layers", "layers MADE", 1),
+}
 
 
-# ------------------------------------------------------------------------------------------------------------
-def maf_case(mode, xla, device):
-    """MAF: keras_models.MAF against tfb.MaskedAutoregressiveFlow + tfb.AutoregressiveNetwork."""
-    size = SIZES[mode]["maf"]
+def vector_case(name, mode, xla, device):
+    """Train step, log_prob and sample of a vector case: "realnvp", keras_models.RealNVP against tfb.RealNVP with the
+    same Keras 3 MLPs in a Keras 3 model, or "maf", keras_models.MAF against tfb.MaskedAutoregressiveFlow +
+    tfb.AutoregressiveNetwork."""
+    build, depth, words, seed = VECTOR_CASES[name]
+    size = SIZES[mode][name]
     dim, batch = size["event_size"], size["batch"]
-    x = vector_batch(batch, dim, seed=1)
-    ours, theirs = maf_pair(dim, size["num_layers"], size["hidden_units"])
+    x = vector_batch(batch, dim, seed=seed)
+    ours, theirs = build(dim, size[depth], size["hidden_units"])
     pairs = train_and_log_prob_calls(ours, theirs, x, xla) + [sample_calls(ours, theirs, batch, xla)]
     note = f"{_num_weights(ours.trainable_weights)} weights each"
-    case = f"maf D={dim} {size['num_layers']} layers MADE {'x'.join(map(str, size['hidden_units']))}"
+    case = f"{name} D={dim} {size[depth]} {words} {'x'.join(map(str, size['hidden_units']))}"
     return timing_records(case, xla, device, SIZES[mode]["timing"], pairs, batch, note)
 
 
@@ -330,4 +328,8 @@ def glow_case(mode, xla, device):
     return records
 
 
-CASES = {"realnvp": realnvp_case, "maf": maf_case, "glow": glow_case}
+CASES = {
+    "realnvp": functools.partial(vector_case, "realnvp"),
+    "maf": functools.partial(vector_case, "maf"),
+    "glow": glow_case,
+}
