@@ -1,7 +1,8 @@
 """How cost grows with size: step time and peak memory of our flows and TFP's built-ins, one size at a time.
 
     python benchmarks/scaling.py [--quick] [--dry-run] [--policy float32|mixed_bfloat16|both] [--xla auto|on|off]
-                                 [--out FILE] [--figure FILE]
+                                 [--axes AXIS ...] [--models MODEL ...] [--out FILE] [--figure FILE]
+    python benchmarks/scaling.py --from-json FILE [--figure FILE]    # the tables and figure of an earlier run
 
 Four axes; along each, one size varies and the others stay at the mode's centre point:
   - event size D (full: 2 to 3,072) for RealNVP, NSF and MAF (the vector presets);
@@ -31,9 +32,11 @@ flows have no mixed-precision path). Default: both float32 and mixed_bfloat16 wh
 on CPU, where bfloat16 has no fast kernels: the CPU numbers in benchmarks/README.md are float32 only.
 XLA (`--xla`): auto = on where a GPU is present and off on CPU, as Keras' `jit_compile="auto"` does.
 
-Modes: full (default; the issue's ranges: about 60 points, expected 1-2 hours on 2 CPU cores, minutes on a GPU),
---quick (three points per axis at small widths, few rounds: under 5 minutes on 2 CPU cores), --dry-run (two tiny
-points per axis, eager, one call each: builds every case of the grid's kinds; its numbers mean nothing).
+Modes: full (default; the issue's ranges, widths 256 and Glow's speed-benchmark layout: 57 points per policy, not
+run yet; from the quick run's costs, 30-60 minutes on 2 CPU cores, most of it tracing the deep NSF and Glow steps;
+on a GPU, split it with --axes into calls of under 10 minutes), --quick (three points per axis at small widths, few
+rounds: 4.7 minutes on 2 CPU cores shared at load 8, 2.2 minutes of CPU), --dry-run (two tiny points per axis, eager,
+one call each: builds every kind of case; its numbers mean nothing).
 """
 
 import argparse
@@ -169,6 +172,11 @@ def measure(point, grid, policy, xla, device):
     return records
 
 
+def measured_axes(records):
+    """The axes that `records` cover, in `AXES` order."""
+    return [axis for axis in AXES if any(r.axis == axis for r in records)]
+
+
 def series(records, axis, model, metric, policy):
     """The records of one model, metric and policy along `axis`, by size."""
     chosen = [r for r in records if (r.axis, r.model, r.metric, r.policy) == (axis, model, metric, policy)]
@@ -247,8 +255,10 @@ def plot(records, path, head):
 
     colours = dict(zip(MODELS, ("tab:blue", "tab:orange", "tab:green", "tab:red")))
     styles = {"float32": "-", "mixed_bfloat16": ":"}
-    fig, panels = plt.subplots(1, len(AXES), figsize=(4.2 * len(AXES), 3.8))
-    for panel, axis in zip(panels, AXES):
+    axes = measured_axes(records)
+    fig, panels = plt.subplots(1, len(axes), figsize=(4.2 * len(axes), 3.8), squeeze=False)
+    panels = panels[0]
+    for panel, axis in zip(panels, axes):
         for model in AXES[axis][1]:
             for policy in sorted({r.policy for r in records}):
                 rows = series(records, axis, model, "train_step", policy)
@@ -290,6 +300,15 @@ def parse_args(argv=None):
     parser.add_argument("--xla", choices=("auto", "on", "off"), default="auto", help="jit_compile of both sides")
     parser.add_argument("--out", default=None, help="JSON output (default: benchmarks/results-scaling-<mode>.json)")
     parser.add_argument(
+        "--axes",
+        nargs="+",
+        choices=[axis.replace(" ", "-") for axis in AXES],
+        default=None,
+        metavar="AXIS",
+        help="axes to run (default: all): " + ", ".join(axis.replace(" ", "-") for axis in AXES),
+    )
+    parser.add_argument("--models", nargs="+", choices=MODELS, default=None, metavar="MODEL", help="default: all")
+    parser.add_argument(
         "--from-json",
         default=None,
         metavar="FILE",
@@ -307,7 +326,7 @@ def run(args, mode):
     policies = ("float32", "mixed_bfloat16") if policy == "both" else (policy,)
     xla = None if mode == "dry" else {"auto": gpu, "on": True, "off": False}[args.xla]
     command = " ".join(["python", "benchmarks/scaling.py"] + args.argv)
-    head = harness.header(mode, (xla,), list(AXES), command)
+    head = harness.header(mode, (xla,), args.axes or list(AXES), command)
     head.update(policies=list(policies), grid={key: grid[key] for key in ("vector", "glow", "axes")})
     head["theirs"] = "TFP's built-in flows, float32 whatever the policy"
     print(f"# scaling, {mode} run on {head['device']}; {head['versions']}; load {head['load_average_at_start']}")
@@ -315,9 +334,10 @@ def run(args, mode):
     tf.get_logger().setLevel("ERROR")  # every point traces new functions: TensorFlow's retracing warnings say so
     start_wall, start_cpu = time.perf_counter(), harness.cpu_seconds()
     measured, records, failures = {}, [], []
+    axes = [axis.replace("-", " ") for axis in args.axes] if args.axes else list(AXES)
     for policy in policies:
-        for axis, (_, models) in AXES.items():
-            for model in models:
+        for axis in axes:
+            for model in [m for m in AXES[axis][1] if args.models is None or m in args.models]:
                 for point in axis_points(grid, axis, model):
                     key = (point, policy)
                     if key not in measured:  # the centre point serves every axis
@@ -345,7 +365,7 @@ def run(args, mode):
 def report(head, records, figure):
     """Print the tables (one per axis, then the exponents) and draw the figure; returns the fitted exponents."""
     fitted = exponents(records)
-    for axis in AXES:
+    for axis in measured_axes(records):
         print("\n" + axis_table(records, axis, fitted))
     print("\nGrowth exponents (least-squares slope of log time against log size):\n\n" + exponent_table(fitted))
     if figure:
