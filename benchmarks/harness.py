@@ -34,7 +34,11 @@ RECORD_KEYS = ("case", "metric", "ours", "theirs", "ratio", "unit", "xla", "devi
 
 @dataclasses.dataclass
 class Record:
-    """One measured quantity. `ratio` = ours / theirs (None when there is no peer); `note` explains it."""
+    """One measured quantity. `ratio` = ours / theirs (None when there is no peer); `note` explains it.
+
+    Timings also keep the fastest round of each side (`ours_min`, `theirs_min`, same unit): load from other jobs
+    only ever adds time, so on a shared machine the minimum is the least disturbed estimate of a cost.
+    """
 
     case: str
     metric: str
@@ -45,6 +49,8 @@ class Record:
     xla: bool
     device: str
     note: str = ""
+    ours_min: float = None
+    theirs_min: float = None
 
     def as_dict(self):
         return {key: _json_number(value) for key, value in dataclasses.asdict(self).items()}

@@ -12,16 +12,17 @@ Four axes; along each, one size varies and the others stay at the mode's centre 
 At every point ours (the `keras_models` preset, without ActNorm on vectors) and TFP's built-in flow of the same
 function (`speed_cases.realnvp_pair`, `nsf_pair`, `maf_pair`, `glow_pair`: `tfb.RealNVP`, `tfb.RealNVP` with
 `tfb.RationalQuadraticSpline`, `tfb.MaskedAutoregressiveFlow`, `tfb.Glow`) are built in this one process and timed
-alternately as `run.py` times them (`harness.time_alternating`: warm-up, rounds in flipping order, medians): the
-training step `fit` runs and `log_prob`, in ms per batch. Peak memory is that of one training step above what is
+alternately as `run.py` times them (`harness.time_alternating`: warm-up, rounds in flipping order): the training
+step `fit` runs and `log_prob`, in ms per batch. The tables, exponents and figure use each side's fastest round
+(`Record.ours_min`; load from other jobs only adds time, and a curve needs the cost of each point, not of the
+machine's moment); the JSON keeps the medians too. Peak memory is that of one training step above what is
 in use before it (`harness.step_peak_bytes`: TensorFlow's allocator statistics; on CPU this module sets
 TF_CPU_ALLOCATOR_USE_BFC=true before TensorFlow loads, as `run.py` does, so CPU tensors come from the BFC allocator
 and are counted as on a GPU).
 
 Growth exponent: the least-squares slope b of log t = a + b log n over an axis' points, per model, side and metric
 (n the axis' size). b = 1: cost proportional to the size; b < 1: a fixed cost per step (Python, kernel launches,
-small matmuls that do not fill the cores) still weighs; b > 1: worse than linear (MAF's masked layers and NSF's
-spline outputs grow with D times the width).
+small matmuls that do not fill the cores) still weighs; b > 1: faster than proportional.
 
 Output: a Markdown table per axis (cells "ours / TFP"), a table of the exponents, a log-log figure with one panel
 per axis (training step time; ours solid, TFP dashed) and JSON (the `run.py` header, then one record per axis,
@@ -172,6 +173,13 @@ def measure(point, grid, policy, xla, device):
     return records
 
 
+def cost(record, side):
+    """What the tables, exponents and figure show of `side` ("ours" or "theirs"): a timing's fastest round (the
+    least disturbed on a shared machine: load only adds time), or the measured value (memory)."""
+    fastest = getattr(record, f"{side}_min")
+    return getattr(record, side) if fastest is None else fastest
+
+
 def measured_axes(records):
     """The axes that `records` cover, in `AXES` order."""
     return [axis for axis in AXES if any(r.axis == axis for r in records)]
@@ -200,7 +208,7 @@ def exponents(records):
     found = {}
     for key, group in grouped.items():
         sizes = [r.size for r in group]
-        found[key] = (exponent(sizes, [r.ours for r in group]), exponent(sizes, [r.theirs for r in group]))
+        found[key] = tuple(exponent(sizes, [cost(r, side) for r in group]) for side in ("ours", "theirs"))
     return found
 
 
@@ -224,7 +232,7 @@ def axis_table(records, axis, fitted):
                 at = {r.size: r for r in series(rows, axis, model, metric, policy)}
                 if not at:
                     continue
-                cells = [_cell(at[s].ours, at[s].theirs) if s in at else "-" for s in sizes]
+                cells = [_cell(cost(at[s], "ours"), cost(at[s], "theirs")) if s in at else "-" for s in sizes]
                 slope = fitted[(axis, model, metric, policy)]
                 lines.append(f"| {model} | {policy} | {label} | " + " | ".join(cells) + f" | {_cell(*slope)} |")
     return "\n".join(lines)
@@ -266,9 +274,11 @@ def plot(records, path, head):
                     continue
                 sizes, colour = [r.size for r in rows], colours[model]
                 label = model if policy == "float32" else f"{model} {policy}"
-                panel.plot(sizes, [r.ours for r in rows], styles[policy], marker="o", color=colour, label=label)
+                ours = [cost(r, "ours") for r in rows]
+                panel.plot(sizes, ours, styles[policy], marker="o", color=colour, label=label)
                 if policy == "float32":  # TFP's side is float32 whatever the policy
-                    panel.plot(sizes, [r.theirs for r in rows], "--", marker="x", color=colour, alpha=0.7)
+                    theirs = [cost(r, "theirs") for r in rows]
+                    panel.plot(sizes, theirs, "--", marker="x", color=colour, alpha=0.7)
         panel.set(xscale="log", yscale="log", xlabel=AXES[axis][0], title=axis)
         # Ticks at the measured sizes (images: H x W) and at 1, 2, 5 x 10^k ms, in plain numbers.
         sizes = sorted({r.size for r in records if r.axis == axis})

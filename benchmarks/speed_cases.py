@@ -125,6 +125,8 @@ def timing_records(case, xla, device, timing, pairs, batch, note=""):
                 xla,
                 device,
                 "; ".join(notes),
+                ours_min=1e3 * timing_result.ours_min,
+                theirs_min=None if t_theirs is None else 1e3 * timing_result.theirs_min,
             )
         )
     return records
