@@ -49,8 +49,8 @@ class Record:
     xla: bool
     device: str
     note: str = ""
-    ours_min: float = None
-    theirs_min: float = None
+    ours_min: float | None = None
+    theirs_min: float | None = None
 
     def as_dict(self):
         return {key: _json_number(value) for key, value in dataclasses.asdict(self).items()}
@@ -206,7 +206,7 @@ def versions():
     return found
 
 
-def cpu_seconds():
+def cpu_seconds() -> float:
     """CPU seconds (user + system) this process has used so far: the header's `cpu_seconds` is a difference."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime

@@ -36,8 +36,8 @@ XLA (`--xla`): auto = on where a GPU is present and off on CPU, as Keras' `jit_c
 Modes: full (default; the issue's ranges, widths 256 and Glow's speed-benchmark layout: 57 points per policy, not
 run yet; from the quick run's costs, 30-60 minutes on 2 CPU cores, most of it tracing the deep NSF and Glow steps;
 on a GPU, split it with --axes into calls of under 10 minutes), --quick (three points per axis at small widths, few
-rounds: 4.7 minutes on 2 CPU cores shared at load 8, 2.2 minutes of CPU), --dry-run (two tiny points per axis, eager,
-one call each: builds every kind of case; its numbers mean nothing).
+rounds: 4.8 minutes on 2 CPU cores shared at load 7-8, 2.1 minutes of CPU after the imports), --dry-run (two tiny
+points per axis, eager, one call each: builds every kind of case; its numbers mean nothing).
 """
 
 import argparse
@@ -127,10 +127,10 @@ class Point:
     batch: int
     depth: int
 
-    def axis_size(self, axis):
+    def axis_size(self, axis: str) -> int:
         return {"event size": self.size, "batch": self.batch, "depth": self.depth, "image size": self.size**2}[axis]
 
-    def describe(self, grid):
+    def describe(self, grid: dict) -> str:
         if self.model == "Glow":
             g = grid["glow"]
             shape = f"{self.size}x{self.size}x3 L={g['num_levels']} K={self.depth} width {g['width']}"
@@ -139,7 +139,7 @@ class Point:
         return f"{self.model} D={self.size} depth {self.depth} MLP {widths}, batch {self.batch}"
 
 
-def axis_points(grid, axis, model):
+def axis_points(grid: dict, axis: str, model: str) -> list[Point]:
     """The points of `model` along `axis`: the centre point with that axis' size varied."""
     centre = grid["glow" if model == "Glow" else "vector"]
     field = {"event size": "size", "image size": "size"}.get(axis, axis)
@@ -150,7 +150,7 @@ def axis_points(grid, axis, model):
     return points
 
 
-def build(point, grid, policy):
+def build(point: Point, grid: dict, policy: str) -> tuple:
     """(ours, theirs, x): the contenders of `point` (ours under `policy`) and a batch of data for them."""
     if point.model == "Glow":
         g = grid["glow"]
@@ -161,7 +161,7 @@ def build(point, grid, policy):
     return ours, theirs, speed_cases.vector_batch(point.batch, point.size)
 
 
-def measure(point, grid, policy, xla, device):
+def measure(point: Point, grid: dict, policy: str, xla: bool | None, device: str) -> list[Record]:
     """The records (train step, log_prob, peak memory) of one point; xla None: eager, one call each (dry run)."""
     ours, theirs, x = build(point, grid, policy)
     case = point.describe(grid)
@@ -173,25 +173,25 @@ def measure(point, grid, policy, xla, device):
     return records
 
 
-def cost(record, side):
+def cost(record: Record, side: str) -> float | None:
     """What the tables, exponents and figure show of `side` ("ours" or "theirs"): a timing's fastest round (the
     least disturbed on a shared machine: load only adds time), or the measured value (memory)."""
     fastest = getattr(record, f"{side}_min")
     return getattr(record, side) if fastest is None else fastest
 
 
-def measured_axes(records):
+def measured_axes(records: list[ScalingRecord]) -> list[str]:
     """The axes that `records` cover, in `AXES` order."""
     return [axis for axis in AXES if any(r.axis == axis for r in records)]
 
 
-def series(records, axis, model, metric, policy):
+def series(records: list[ScalingRecord], axis: str, model: str, metric: str, policy: str) -> list[ScalingRecord]:
     """The records of one model, metric and policy along `axis`, by size."""
     chosen = [r for r in records if (r.axis, r.model, r.metric, r.policy) == (axis, model, metric, policy)]
     return sorted(chosen, key=lambda r: r.size)
 
 
-def exponent(sizes, values):
+def exponent(sizes: list[float], values: list[float | None]) -> float | None:
     """Least-squares slope of log(values) against log(sizes); None with fewer than two positive values."""
     pairs = [(s, v) for s, v in zip(sizes, values) if v is not None and v > 0]
     if len(pairs) < 2:
@@ -200,7 +200,7 @@ def exponent(sizes, values):
     return float(np.polyfit(logs[:, 0], logs[:, 1], 1)[0])
 
 
-def exponents(records):
+def exponents(records: list[ScalingRecord]) -> dict[tuple[str, str, str, str], tuple[float | None, float | None]]:
     """{(axis, model, metric, policy): (ours' exponent, theirs')} over the records of each axis."""
     grouped = {}
     for r in records:
@@ -216,7 +216,7 @@ def _cell(ours, theirs):
     return f"{harness._fmt(ours)} / {harness._fmt(theirs)}"
 
 
-def axis_table(records, axis, fitted):
+def axis_table(records: list[ScalingRecord], axis: str, fitted: dict) -> str:
     """A Markdown table of one axis: a row per model, policy and metric, a column per size ("ours / TFP")."""
     rows = [r for r in records if r.axis == axis]
     sizes = sorted({r.size for r in rows})
@@ -238,7 +238,7 @@ def axis_table(records, axis, fitted):
     return "\n".join(lines)
 
 
-def exponent_table(fitted):
+def exponent_table(fitted: dict) -> str:
     """A Markdown table of the time exponents: a row per model, policy, metric and side, a column per axis."""
     lines = ["| model | policy | metric | side | " + " | ".join(AXES) + " |", "|---|---|---|---|" + "---|" * len(AXES)]
     policies = sorted({key[3] for key in fitted})
@@ -253,7 +253,7 @@ def exponent_table(fitted):
     return "\n".join(lines)
 
 
-def plot(records, path, head):
+def plot(records: list[ScalingRecord], path: str, head: dict) -> None:
     """Log-log training step time against each axis' size, one panel per axis: ours solid, TFP dashed."""
     import matplotlib
 
@@ -297,7 +297,7 @@ def plot(records, path, head):
     plt.close(fig)
 
 
-def parse_args(argv=None):
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="three points per axis, small widths (< 5 min on CPU)")
     parser.add_argument("--dry-run", action="store_true", help="two tiny points per axis, eager, one call each")
@@ -328,7 +328,7 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def run(args, mode):
+def run(args: argparse.Namespace, mode: str) -> tuple[dict, list[ScalingRecord]]:
     """Measure every point of the mode's grid: (header, records); the header lists the points that failed."""
     grid = GRIDS[mode]
     gpu = bool(tf.config.list_physical_devices("GPU"))
@@ -372,7 +372,7 @@ def run(args, mode):
     return head, records
 
 
-def report(head, records, figure):
+def report(head: dict, records: list[ScalingRecord], figure: str | None) -> dict:
     """Print the tables (one per axis, then the exponents) and draw the figure; returns the fitted exponents."""
     fitted = exponents(records)
     for axis in measured_axes(records):
@@ -383,7 +383,7 @@ def report(head, records, figure):
     return fitted
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     if args.from_json:

@@ -134,17 +134,17 @@ def timing_records(case, xla, device, timing, pairs, batch, note=""):
 
 # ------------------------------------------------------------------------------------------------------------
 # The contenders of each family, built to compute the same function (the scaling benchmark builds them too).
-def vector_batch(batch, dim, seed=0):
+def vector_batch(batch: int, dim: int, seed: int = 0) -> tf.Tensor:
     """A [batch, dim] standard normal batch: the vector cases' data."""
     return tf.constant(np.random.default_rng(seed).normal(size=(batch, dim)).astype(np.float32))
 
 
-def weights_of(contender):
+def weights_of(contender) -> list:
     """The trainable weights of either side: a Keras model's, or a `tfp_peers.TFPFlow`'s variables."""
     return contender.trainable_weights if isinstance(contender, keras.Model) else contender.trainable_variables
 
 
-def train_function(contender, xla):
+def train_function(contender, xla: bool | None):
     """The training step of either side: `fit`'s step for a Keras model, the `TFPFlow`'s GradientTape step else."""
     if isinstance(contender, keras.Model):
         return keras_train_step(contender, xla)
@@ -160,7 +160,7 @@ def _same_size(family, ours, theirs):
 
 
 @contextlib.contextmanager
-def keras_policy(policy):
+def keras_policy(policy: str):
     """Keras' global dtype policy is `policy` inside the block (ours are built there; TFP's sides outside it, in
     float32: TFP's built-in flows have no mixed-precision path, and its bijectors refuse mixed dtypes)."""
     previous = keras.mixed_precision.global_policy()
@@ -178,7 +178,7 @@ def _compiled_model(build, policy):
     return model
 
 
-def realnvp_pair(dim, num_couplings, hidden_units, policy="float32"):
+def realnvp_pair(dim: int, num_couplings: int, hidden_units, policy: str = "float32") -> tuple:
     """keras_models.RealNVP (under `policy`) and tfb.RealNVP with the same Keras 3 MLPs, both compiled."""
     # No ActNorm (on by default for vectors): tfb.RealNVP's side has none, and the two compute the same function.
     ours = _compiled_model(
@@ -192,7 +192,9 @@ def realnvp_pair(dim, num_couplings, hidden_units, policy="float32"):
     return ours, theirs
 
 
-def nsf_pair(dim, num_layers, hidden_units, policy="float32", num_bins=8, bound=3.0):
+def nsf_pair(
+    dim: int, num_layers: int, hidden_units, policy: str = "float32", num_bins: int = 8, bound: float = 3.0
+) -> tuple:
     """keras_models.NSF (coupling, under `policy`) and K x [tfb.RealNVP(bijector_fn -> tfb.RationalQuadraticSpline),
     tfb.Permute] (`plain_tfp.PlainNSF`, TFP's docstring recipe), both compiled: the same splines and widths."""
     ours = _compiled_model(
@@ -214,7 +216,7 @@ def nsf_pair(dim, num_layers, hidden_units, policy="float32", num_bins=8, bound=
     return ours, theirs
 
 
-def maf_pair(dim, num_layers, hidden_units, policy="float32"):
+def maf_pair(dim: int, num_layers: int, hidden_units, policy: str = "float32") -> tuple:
     """keras_models.MAF (compiled, under `policy`) and tfb.MaskedAutoregressiveFlow + tfb.AutoregressiveNetwork."""
     # No ActNorm (on by default for MAF): TFP's MAF has none, and the two compute the same function.
     ours = _compiled_model(
@@ -226,7 +228,7 @@ def maf_pair(dim, num_layers, hidden_units, policy="float32"):
     return ours, theirs
 
 
-def glow_pair(x, num_levels, num_steps, width, policy="float32"):
+def glow_pair(x: tf.Tensor, num_levels: int, num_steps: int, width: int, policy: str = "float32") -> tuple:
     """keras_models.Glow (compiled, under `policy`) and tfb.Glow (`TFPFlow`), both initialised from the images `x`."""
     shape = tuple(x.shape[1:])
 
@@ -242,7 +244,7 @@ def glow_pair(x, num_levels, num_steps, width, policy="float32"):
     return ours, theirs
 
 
-def train_and_log_prob_calls(ours, theirs, x, xla):
+def train_and_log_prob_calls(ours, theirs, x: tf.Tensor, xla: bool | None) -> list:
     """[(metric, ours Call, theirs Call)] of the training step and log_prob on the batch `x`."""
     return [
         ("train_step", Call(train_function(ours, xla), x), Call(train_function(theirs, xla), x)),
@@ -250,7 +252,7 @@ def train_and_log_prob_calls(ours, theirs, x, xla):
     ]
 
 
-def sample_calls(ours, theirs, batch, xla):
+def sample_calls(ours, theirs, batch: int, xla: bool | None) -> tuple:
     """("sample", ours Call, theirs Call): `batch` samples with a stateless seed on either side."""
     return (
         "sample",
@@ -267,7 +269,7 @@ VECTOR_CASES = {
 }
 
 
-def vector_case(name, mode, xla, device):
+def vector_case(name: str, mode: str, xla: bool | None, device: str) -> list[Record]:
     """Train step, log_prob and sample of a vector case: "realnvp", keras_models.RealNVP against tfb.RealNVP with the
     same Keras 3 MLPs in a Keras 3 model, or "maf", keras_models.MAF against tfb.MaskedAutoregressiveFlow +
     tfb.AutoregressiveNetwork."""
@@ -290,7 +292,9 @@ def glow_images(shape, batch, seed=2):
     return tf.constant(((pixels + rng.uniform(size=pixels.shape)) / 256.0).astype(np.float32))
 
 
-def peak_memory_record(case, ours, theirs, xla, device, warm=True, note=""):
+def peak_memory_record(
+    case: str, ours: "Call", theirs: "Call", xla: bool | None, device: str, warm: bool = True, note: str = ""
+) -> Record:
     """A "train_step_peak_memory" Record (MiB) of the Calls `ours` and `theirs` (`harness.step_peak_bytes`)."""
     mem_ours, mem_theirs = step_peak_bytes(ours, warm=warm), step_peak_bytes(theirs, warm=warm)
     return Record(
