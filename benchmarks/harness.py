@@ -21,6 +21,7 @@ import json
 import math
 import os
 import platform
+import resource
 import statistics
 import sys
 import time
@@ -33,7 +34,11 @@ RECORD_KEYS = ("case", "metric", "ours", "theirs", "ratio", "unit", "xla", "devi
 
 @dataclasses.dataclass
 class Record:
-    """One measured quantity. `ratio` = ours / theirs (None when there is no peer); `note` explains it."""
+    """One measured quantity. `ratio` = ours / theirs (None when there is no peer); `note` explains it.
+
+    Timings also keep the fastest round of each side (`ours_min`, `theirs_min`, same unit): load from other jobs
+    only ever adds time, so on a shared machine the minimum is the least disturbed estimate of a cost.
+    """
 
     case: str
     metric: str
@@ -44,6 +49,8 @@ class Record:
     xla: bool
     device: str
     note: str = ""
+    ours_min: float | None = None
+    theirs_min: float | None = None
 
     def as_dict(self):
         return {key: _json_number(value) for key, value in dataclasses.asdict(self).items()}
@@ -197,6 +204,12 @@ def versions():
     except ImportError:
         found["tf_keras"] = None
     return found
+
+
+def cpu_seconds() -> float:
+    """CPU seconds (user + system) this process has used so far: the header's `cpu_seconds` is a difference."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def header(mode, xla_settings, cases, command=None):

@@ -15,7 +15,6 @@ contenders and runs; its numbers mean nothing). The GPU is used when TensorFlow 
 
 import argparse
 import os
-import resource
 import sys
 import time
 import traceback
@@ -94,7 +93,7 @@ def main(argv=None):
     device = head["device"]
     print(f"# {mode} run on {device}; {head['versions']}; load average {head['load_average_at_start']}", flush=True)
 
-    start_wall, start_cpu = time.perf_counter(), _cpu_seconds()
+    start_wall, start_cpu = time.perf_counter(), harness.cpu_seconds()
     records, failures = [], []
     for name in args.cases:
         # Fit quality trains with the mode's own XLA setting: run it once, not once per --xla setting.
@@ -121,7 +120,7 @@ def main(argv=None):
 
     head.update(
         wall_seconds=round(time.perf_counter() - start_wall, 1),
-        cpu_seconds=round(_cpu_seconds() - start_cpu, 1),
+        cpu_seconds=round(harness.cpu_seconds() - start_cpu, 1),
         failures=failures,
     )
     harness.write_json(out, head, records)
@@ -131,11 +130,6 @@ def main(argv=None):
         + (f"; FAILED: {failures}" if failures else "")
     )
     return 1 if failures else 0
-
-
-def _cpu_seconds():
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 if __name__ == "__main__":

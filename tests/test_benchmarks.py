@@ -110,6 +110,52 @@ def test_the_printed_table_lists_every_record(dry_run):
     assert len(rows) == 2 * (len(data) - 1)
 
 
+SCALING_AXES = {
+    "event size": {"RealNVP", "NSF", "MAF"},
+    "batch": {"RealNVP", "NSF", "MAF", "Glow"},
+    "depth": {"RealNVP", "NSF", "MAF", "Glow"},
+    "image size": {"Glow"},
+}
+SCALING_METRICS = {"train_step", "log_prob", "train_step_peak_memory"}
+
+
+def test_scaling_dry_run_covers_every_axis_model_and_side_and_fits_the_exponents(tmp_path):
+    """benchmarks/scaling.py --dry-run builds ours and TFP's side at two points of every axis, writes the run.py
+    header and a record per point and metric, fits each exponent by least squares on log-log, prints a table per
+    axis and draws the figure."""
+    out, figure = tmp_path / "scaling.json", tmp_path / "scaling.png"
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "scaling.py"), "--dry-run", "--out", str(out), "--figure", str(figure)],
+        cwd=ROOT,
+        env=dict(os.environ, CUDA_VISIBLE_DEVICES="", TF_CPP_MIN_LOG_LEVEL="3"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, f"dry run failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
+    head, *records = json.loads(out.read_text())
+    assert head["mode"] == "dry" and head["failures"] == [] and head["policies"] == ["float32"]
+    assert head["command"].startswith("python benchmarks/scaling.py") and head["wall_seconds"] > 0
+    assert head["versions"]["tensorflow"] and head["date"] and head["cpu_seconds"] > 0
+    found = {}
+    for record in records:
+        assert set(record) >= RECORD_KEYS | {"axis", "model", "size", "policy"}, record
+        assert record["ours"] > 0 and record["theirs"] > 0, record
+        found.setdefault((record["axis"], record["model"], record["metric"]), []).append(record)
+    assert set(found) == {(a, m, k) for a, models in SCALING_AXES.items() for m in models for k in SCALING_METRICS}
+    fitted = {(e["axis"], e["model"], e["metric"]): e for e in head["exponents"]}
+    for key, group in found.items():
+        sizes = np.log([r["size"] for r in group])
+        assert len(set(sizes)) == 2, key
+        for side in ("ours", "theirs"):
+            fastest = [r[side] if r[side + "_min"] is None else r[side + "_min"] for r in group]
+            slope = np.polyfit(sizes, np.log(fastest), 1)[0]
+            assert fitted[key][side] == pytest.approx(slope, abs=1e-3), (key, side)
+    for axis in SCALING_AXES:
+        assert f"**{axis}**" in result.stdout
+    assert "Growth exponents" in result.stdout and figure.stat().st_size > 10_000
+
+
 def test_timing_alternates_and_reports_medians(monkeypatch):
     harness = _load_harness()
     calls = []
