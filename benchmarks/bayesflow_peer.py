@@ -41,7 +41,16 @@ def depth_for(num_couplings: int) -> int:
 class BayesFlowCoupling(keras.Model):
     """BayesFlow's `CouplingFlow` on vectors of `event_size`, trained by maximum likelihood with `fit`."""
 
-    def __init__(self, event_size, depth=6, hidden_units=(128, 128), transform="affine", dropout=None, **kwargs):
+    def __init__(
+        self,
+        event_size,
+        depth=6,
+        hidden_units=(128, 128),
+        transform="affine",
+        dropout=None,
+        network_kwargs=None,
+        **kwargs,
+    ):
         import bayesflow as bf
 
         super().__init__(**kwargs)
@@ -49,8 +58,10 @@ class BayesFlowCoupling(keras.Model):
         subnet_kwargs = {"widths": tuple(hidden_units)}
         if dropout is not None:  # None: BayesFlow's own default (0.05), what a user gets
             subnet_kwargs["dropout"] = dropout
+        network_kwargs = dict(network_kwargs or {})  # CouplingFlow's own options (ablations), e.g. use_actnorm
+        subnet_kwargs.update(network_kwargs.pop("subnet_kwargs", {}))
         self.network = bf.networks.CouplingFlow(
-            depth=depth, transform=transform, subnet="mlp", subnet_kwargs=subnet_kwargs
+            depth=depth, transform=transform, subnet="mlp", subnet_kwargs=subnet_kwargs, **network_kwargs
         )
         self.network.build((None, event_size))
 

@@ -61,8 +61,9 @@ NOISE_SEED_OFFSET = 1000
 MODELS = ("RealNVP", "NICE", "MAF", "NSF", "Glow-2D")
 
 
-def _contenders(size, hidden, ours_args=None):
-    """model name -> (ours, {plain form: constructor}, {peer: constructor}) for events of `size` dimensions."""
+def _contenders(size, hidden, ours_args=None, peer_args=None):
+    """model name -> (ours, {plain form: constructor}, {peer: constructor}) for events of `size` dimensions;
+    `peer_args` go to BayesFlow's `CouplingFlow` (its ablations in bayesflow_ablation.py)."""
     extra = dict(ours_args or {})
 
     def forms(build):
@@ -77,7 +78,7 @@ def _contenders(size, hidden, ours_args=None):
             return {}
         return {
             "BayesFlow": lambda: bayesflow_peer.BayesFlowCoupling(
-                size, bayesflow_peer.depth_for(num_couplings), hidden, transform
+                size, bayesflow_peer.depth_for(num_couplings), hidden, transform, network_kwargs=peer_args
             )
         }
 
@@ -220,6 +221,7 @@ def run_fit(
     peers=True,
     include_ours=True,
     train_seed=None,
+    peer_args=None,
 ):
     """{"ours": scores, "variants": {plain form: scores}, "peers": {peer: scores}} for one data set, model and
     seed, where scores are (test, train, seconds) at the last step, and with `keep_best` also (best test, best
@@ -241,39 +243,45 @@ def run_fit(
         validation, test = data.validation, data.test
     else:
         validation, test = np.array_split(data.test, 2)
-    ours, plain_forms, peer_builds = _contenders(size, budget["hidden"], ours_args)[model_name]
+    ours, plain_forms, peer_builds = _contenders(size, budget["hidden"], ours_args, peer_args)[model_name]
     if quick and variants is None:
         variants = QUICK["variants"]
     plain_forms = {k: v for k, v in plain_forms.items() if plain and (variants is None or k in variants)}
 
-    def fit_and_score(build):
-        keras.utils.set_random_seed(train_seed)
-        model = build()
-        best = dict(loss=math.inf, weights=None, step=0, checkpoints=0)
-        log_q = tf.function(model.log_prob, jit_compile=True)  # one per fit: the checkpoints and the scores
-
-        def checkpoint():  # the training loss (mean NLL) on the validation split; NaN never counts as best
-            best["checkpoints"] += 1
-            loss = -float(np.mean(_log_q(log_q, validation)))
-            if loss < best["loss"]:
-                best.update(loss=loss, weights=model.get_weights(), step=best["checkpoints"] * steps // CHECKPOINTS)
-
-        seconds = _train(
-            model, data, budget, steps, train_seed, jit_compile=not quick, on_chunk=checkpoint if keep_best else None
-        )
-        scores = (_score(log_q, data, test), _score(log_q, data, train_points), seconds)
-        if not keep_best:
-            return scores
-        if best["weights"] is None:  # every checkpoint NaN: the last weights are all there is
-            return scores + (scores[0], steps)
-        model.set_weights(best["weights"])
-        return scores + (_score(log_q, data, test), best["step"])
+    def score(build):
+        return fit_and_score(build, data, budget, steps, train_seed, quick, keep_best, validation, test, train_points)
 
     return {
-        "ours": fit_and_score(ours) if include_ours else None,
-        "variants": {form: fit_and_score(build) for form, build in plain_forms.items()},
-        "peers": {peer: fit_and_score(build) for peer, build in peer_builds.items()} if peers else {},
+        "ours": score(ours) if include_ours else None,
+        "variants": {form: score(build) for form, build in plain_forms.items()},
+        "peers": {peer: score(build) for peer, build in peer_builds.items()} if peers else {},
     }
+
+
+def fit_and_score(build, data, budget, steps, train_seed, quick, keep_best, validation, test, train_points):
+    """(test, train, seconds) of the model `build()` makes, trained `steps` steps; with `keep_best` also (best
+    test, best step), the weights kept at the best of the validation checkpoints (every tenth of the steps)."""
+    keras.utils.set_random_seed(train_seed)
+    model = build()
+    best = dict(loss=math.inf, weights=None, step=0, checkpoints=0)
+    log_q = tf.function(model.log_prob, jit_compile=True)  # one per fit: the checkpoints and the scores
+
+    def checkpoint():  # the training loss (mean NLL) on the validation split; NaN never counts as best
+        best["checkpoints"] += 1
+        loss = -float(np.mean(_log_q(log_q, validation)))
+        if loss < best["loss"]:
+            best.update(loss=loss, weights=model.get_weights(), step=best["checkpoints"] * steps // CHECKPOINTS)
+
+    seconds = _train(
+        model, data, budget, steps, train_seed, jit_compile=not quick, on_chunk=checkpoint if keep_best else None
+    )
+    scores = (_score(log_q, data, test), _score(log_q, data, train_points), seconds)
+    if not keep_best:
+        return scores
+    if best["weights"] is None:  # every checkpoint NaN: the last weights are all there is
+        return scores + (scores[0], steps)
+    model.set_weights(best["weights"])
+    return scores + (_score(log_q, data, test), best["step"])
 
 
 def _failed_as_worst(score):
