@@ -84,6 +84,20 @@ def _toy_info(name: str) -> FlowDatasetInfo:
     )
 
 
+def _tfds_images(name: str, event_shape: tuple[int, int, int], class_names: tuple[str, ...]) -> FlowDatasetInfo:
+    """A TFDS data set of 8-bit images with one label of len(class_names) classes, split into train and test."""
+    return FlowDatasetInfo(
+        name,
+        event_shape,
+        True,
+        ("train", "test"),
+        name,
+        needs_download=True,
+        context_shape=(len(class_names),),
+        class_names=class_names,
+    )
+
+
 _DIGIT_NAMES = tuple(str(digit) for digit in range(10))
 # CIFAR-10's label order (batches.meta.txt of Krizhevsky's release, which TFDS reads for its names).
 _CIFAR10_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -100,26 +114,13 @@ _INFOS = {
         context_shape=(10,),
         class_names=_DIGIT_NAMES,
     ),
-    "mnist": FlowDatasetInfo(
-        "mnist",
-        (28, 28, 1),
-        True,
-        ("train", "test"),
-        "mnist",
-        needs_download=True,
-        context_shape=(10,),
-        class_names=_DIGIT_NAMES,
-    ),
-    "cifar10": FlowDatasetInfo(
-        "cifar10",
-        (32, 32, 3),
-        True,
-        ("train", "test"),
-        "cifar10",
-        needs_download=True,
-        context_shape=(10,),
-        class_names=_CIFAR10_NAMES,
-    ),
+    **{
+        name: _tfds_images(name, event_shape, class_names)
+        for name, event_shape, class_names in (
+            ("mnist", (28, 28, 1), _DIGIT_NAMES),
+            ("cifar10", (32, 32, 3), _CIFAR10_NAMES),
+        )
+    },
 }
 
 

@@ -96,8 +96,12 @@ def assert_channels(x: tf.Tensor, param: tf.Tensor, arg_name: str, param_name: s
 
 
 class PerChannel:
-    """Shared by bijectors whose parameters act on the last (channel) axis: the static channel count, and the
-    input check against the parameter named by `_channel_param` (the attribute `"_" + _channel_param`)."""
+    """Shared by bijectors whose parameters act on the last (channel) axis: the static channel count, the input
+    check against the parameter named by `_channel_param` (the attribute `"_" + _channel_param`), and the log-dets.
+
+    A subclass gives `_log_abs_det()`, log|det| of its map on one channel vector (of the parameters' batch shape);
+    the map is the same at every position, so the log-det of an input is that value at each of its positions.
+    """
 
     _channels: int | None
     _channel_param: str
@@ -112,6 +116,17 @@ class PerChannel:
     def _checked(self, x: tf.Tensor, arg_name: str) -> tf.Tensor:
         param = getattr(self, "_" + self._channel_param)
         return checked_channels(x, self._channels, param, arg_name, self._channel_param, self.name, self.validate_args)
+
+    def _log_abs_det(self) -> tf.Tensor:
+        raise NotImplementedError(f"{type(self).__name__} must implement `_log_abs_det`")
+
+    def _forward_log_det_jacobian(self, x: tf.Tensor) -> tf.Tensor:
+        check_channels(x, self._channels, "x", self._channel_param, self.name)
+        return broadcast_over_positions(self._log_abs_det(), x)
+
+    def _inverse_log_det_jacobian(self, y: tf.Tensor) -> tf.Tensor:
+        check_channels(y, self._channels, "y", self._channel_param, self.name)
+        return broadcast_over_positions(-self._log_abs_det(), y)
 
 
 class ActNorm(PerChannel, InstanceKeyedCache, tfb.Bijector):
@@ -196,13 +211,8 @@ class ActNorm(PerChannel, InstanceKeyedCache, tfb.Bijector):
         y = self._checked(y, "y")
         return (y - self._loc) * tf.math.exp(-self._log_scale)
 
-    def _forward_log_det_jacobian(self, x: tf.Tensor) -> tf.Tensor:
-        check_channels(x, self._channels, "x", "log_scale", self.name)
-        return broadcast_over_positions(tf.reduce_sum(self._log_scale, axis=-1), x)
-
-    def _inverse_log_det_jacobian(self, y: tf.Tensor) -> tf.Tensor:
-        check_channels(y, self._channels, "y", "log_scale", self.name)
-        return broadcast_over_positions(-tf.reduce_sum(self._log_scale, axis=-1), y)
+    def _log_abs_det(self) -> tf.Tensor:
+        return tf.reduce_sum(self._log_scale, axis=-1)
 
     def _parameter_control_dependencies(self, is_init: bool) -> list[tf.Operation]:
         if not self.validate_args:

@@ -13,9 +13,7 @@ from tfp_flows import validation
 from tfp_flows.actnorm import (
     PerChannel,
     assert_finite_parameter,
-    broadcast_over_positions,
     channel_count,
-    check_channels,
 )
 from tfp_flows.instance_cache import InstanceKeyedCache
 
@@ -168,14 +166,6 @@ class InvertibleConv1x1(PerChannel, InstanceKeyedCache, tfb.Bijector):
 
     def _log_abs_det(self) -> tf.Tensor:
         return tf.reduce_sum(tf.math.log(tf.math.abs(tf.linalg.diag_part(self._lower_upper))), axis=-1)
-
-    def _forward_log_det_jacobian(self, x: tf.Tensor) -> tf.Tensor:
-        check_channels(x, self._channels, "x", "lower_upper", self.name)
-        return broadcast_over_positions(self._log_abs_det(), x)
-
-    def _inverse_log_det_jacobian(self, y: tf.Tensor) -> tf.Tensor:
-        check_channels(y, self._channels, "y", "lower_upper", self.name)
-        return broadcast_over_positions(-self._log_abs_det(), y)
 
     def _parameter_control_dependencies(self, is_init: bool) -> list[tf.Operation]:
         if not self.validate_args:

@@ -28,11 +28,10 @@ Example:
 """
 
 import keras
-import numpy as np
 
 from keras_models.core.flow_model import FlowModel
-from keras_models.flows.mixing import mixing_layer, resolve_mixing
-from keras_models.layers.actnorm import ActNormLayer, resolve_actnorm
+from keras_models.flows.mixing import resolve_mixing, vector_steps
+from keras_models.layers.actnorm import resolve_actnorm
 from keras_models.layers.masked_autoregressive import MaskedAutoregressiveLayer
 from tfp_flows.validation import check_int, check_positive_ints
 
@@ -94,26 +93,29 @@ class MAF(FlowModel):
         self.log_scale_limit, self.permutation, self.mixing = log_scale_limit, permutation, mixing
         self.permutation_seed, self.inverse_autoregressive = permutation_seed, bool(inverse_autoregressive)
         self.actnorm = resolve_actnorm(actnorm, "MAF", data_initialised=not self.inverse_autoregressive)
-        rng = np.random.default_rng(permutation_seed)
-        size = self.event_shape[0]
-        latent_side_first = []
-        for i in range(self.num_layers):
-            if i:
-                latent_side_first.append(mixing_layer(between_steps, size, i, rng, self.dtype_policy))
-            latent_side_first.append(
-                MaskedAutoregressiveLayer(
-                    self.hidden_units,
-                    activation,
-                    log_scale_limit,
-                    self.inverse_autoregressive,
-                    context_shape=self.step_context_shape,
-                    dtype=self.dtype_policy,
-                    name=f"autoregressive_{i}",
-                )
+
+        def step(i):
+            return MaskedAutoregressiveLayer(
+                self.hidden_units,
+                activation,
+                log_scale_limit,
+                self.inverse_autoregressive,
+                context_shape=self.step_context_shape,
+                dtype=self.dtype_policy,
+                name=f"autoregressive_{i}",
             )
-            if self.actnorm:
-                latent_side_first.append(ActNormLayer(dtype=self.dtype_policy, name=f"actnorm_{i}"))
-        self._set_flow_layers(latent_side_first[::-1])
+
+        self._set_flow_layers(
+            vector_steps(
+                step,
+                self.num_layers,
+                size=self.event_shape[0],
+                mixing=between_steps,
+                seed=permutation_seed,
+                dtype=self.dtype_policy,
+                actnorm=self.actnorm,
+            )
+        )
 
     def get_config(self):
         config = super().get_config()

@@ -15,7 +15,7 @@ None       the preset's own default: RealNVP alternates its half masks; NSF and 
 
 import numpy as np
 
-from keras_models.layers import InvertibleConv1x1Layer, PermuteLayer
+from keras_models.layers import ActNormLayer, InvertibleConv1x1Layer, PermuteLayer
 from tfp_flows.validation import check_one_of
 
 MIXINGS = (None, "reverse", "random", "lu")
@@ -53,3 +53,21 @@ def mixing_layer(mixing, size, index, rng, dtype):
         return InvertibleConv1x1Layer(seed=seed, weight_scale=1.0 / size, dtype=dtype, name=f"lu_mixing_{index}")
     order = np.arange(size)[::-1] if mixing == "reverse" else rng.permutation(size)
     return PermuteLayer(order, dtype=dtype, name=f"permute_{index}")
+
+
+def vector_steps(make_step, num_steps, *, size, mixing, seed, dtype, actnorm):
+    """The layers of a vector flow of `num_steps` steps, data side first (what `FlowModel._set_flow_layers` takes).
+
+    Step i is `make_step(i)`; on its data side an ActNorm named `actnorm_{i}` when `actnorm` is true, on its
+    latent side the layer `mixing_layer(mixing, size, i, ...)` for i >= 1, drawn from a generator seeded by `seed`.
+    The layers are made latent side first, step 0 first, so the seeded draws are those of a rebuilt model.
+    """
+    rng = np.random.default_rng(seed)
+    latent_side_first = []
+    for i in range(num_steps):
+        if i:
+            latent_side_first.append(mixing_layer(mixing, size, i, rng, dtype))
+        latent_side_first.append(make_step(i))
+        if actnorm:
+            latent_side_first.append(ActNormLayer(dtype=dtype, name=f"actnorm_{i}"))
+    return latent_side_first[::-1]

@@ -33,12 +33,10 @@ Example:
 """
 
 import keras
-import numpy as np
 
 from keras_models.core.flow_model import FlowModel
-from keras_models.flows.mixing import mixing_layer, resolve_mixing
+from keras_models.flows.mixing import resolve_mixing, vector_steps
 from keras_models.layers import (
-    ActNormLayer,
     AutoregressiveSplineLayer,
     RationalQuadraticCouplingLayer,
     mlp,
@@ -111,15 +109,17 @@ class NSF(FlowModel):
         self.permutation = permutation
         self.permutation_seed = int(permutation_seed)
         self.actnorm = resolve_actnorm(actnorm, "NSF", data_initialised=True)
-        rng = np.random.default_rng(self.permutation_seed)
-        latent_side_first = []
-        for i in range(self.num_layers):
-            if i:
-                latent_side_first.append(mixing_layer(between_steps, size, i, rng, self.dtype_policy))
-            latent_side_first.append(self._step(size, i))
-            if self.actnorm:
-                latent_side_first.append(ActNormLayer(dtype=self.dtype_policy, name=f"actnorm_{i}"))
-        self._set_flow_layers(latent_side_first[::-1])
+        self._set_flow_layers(
+            vector_steps(
+                lambda i: self._step(size, i),
+                self.num_layers,
+                size=size,
+                mixing=between_steps,
+                seed=self.permutation_seed,
+                dtype=self.dtype_policy,
+                actnorm=self.actnorm,
+            )
+        )
 
     def _spline_kwargs(self):
         return dict(

@@ -164,10 +164,26 @@ class RealNVP(FlowModel):
         self._set_flow_layers(layers)
 
     # ----------------------------------------------------------------------------------------------------
-    def _with_actnorm(self, coupling, name):
-        if not self.actnorm:
-            return [coupling]
-        return [ActNormLayer(dtype=self.dtype_policy, name=f"{name}_actnorm"), coupling]
+    def _affine_couplings(self, mask_fn, network_fn, count, prefix, between=None):
+        """`count` affine couplings named `{prefix}_{k}`, coupling k masked by mask_fn(k) and preceded by an
+        ActNorm when `actnorm` is on, and by the layer between(k) for k >= 1 when `between` is given."""
+        layers = []
+        for k in range(count):
+            name = f"{prefix}_{k}"
+            if k and between is not None:
+                layers.append(between(k))
+            coupling = AffineCouplingLayer(
+                mask_fn(k),
+                network_fn,
+                dtype=self.dtype_policy,
+                name=name,
+                log_scale_limit=self.log_scale_limit,
+                context_shape=self.step_context_shape,
+            )
+            if self.actnorm:
+                layers.append(ActNormLayer(dtype=self.dtype_policy, name=f"{name}_actnorm"))
+            layers.append(coupling)
+        return layers
 
     def _vector_flow(self, size):
         dtype = self.dtype_policy
@@ -176,21 +192,13 @@ class RealNVP(FlowModel):
             return mlp(self.hidden_units, output_units, activation=self.activation, dtype=dtype)
 
         rng = np.random.default_rng(self.permutation_seed)
-        layers = []
-        for k in range(self.num_couplings):
-            name = f"coupling_{k}"
-            if k and self.mixing is not None:
-                layers.append(mixing_layer(self.mixing, size, k, rng, dtype))
-            coupling = AffineCouplingLayer(
-                masks.half(size, parity=k % 2 if self.mixing is None else 0),
-                network_fn,
-                dtype=dtype,
-                name=name,
-                log_scale_limit=self.log_scale_limit,
-                context_shape=self.step_context_shape,
-            )
-            layers += self._with_actnorm(coupling, name)
-        return layers
+        if self.mixing is None:
+            between, parity = None, lambda k: k % 2
+        else:  # one mask parity: the mixing between couplings decides what each transforms
+            between, parity = (lambda k: mixing_layer(self.mixing, size, k, rng, dtype)), lambda k: 0
+        return self._affine_couplings(
+            lambda k: masks.half(size, parity=parity(k)), network_fn, self.num_couplings, "coupling", between
+        )
 
     @staticmethod
     def _check_image_scales(event_shape, num_scales):
@@ -216,19 +224,7 @@ class RealNVP(FlowModel):
         def network_fn(output_channels):
             return ResidualConvNet(self.width, self.num_blocks, output_channels, dtype=dtype)
 
-        layers = []
-        for k in range(count):
-            name = f"{prefix}_{k}"
-            coupling = AffineCouplingLayer(
-                mask_fn(*shape, parity=k % 2),
-                network_fn,
-                dtype=dtype,
-                name=name,
-                log_scale_limit=self.log_scale_limit,
-                context_shape=self.step_context_shape,
-            )
-            layers += self._with_actnorm(coupling, name)
-        return layers
+        return self._affine_couplings(lambda k: mask_fn(*shape, parity=k % 2), network_fn, count, prefix)
 
     def _image_scale(self, shape, scale, num_scales):
         """Steps of scale `scale` (1-based; data side first) and, through ChannelSliceLayer, of every later one."""

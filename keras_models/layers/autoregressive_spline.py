@@ -18,11 +18,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_models.core.bijector_layer import BijectorLayer
+from keras_models.layers.masked_autoregressive import MADEStepLayer
 from keras_models.layers.networks.made import MADE, made_degrees, made_masks
 from tfp_flows.autoregressive_spline import MaskedAutoregressiveSpline
 from tfp_flows.rational_quadratic_coupling import SplineSettings, identity_raw_derivative
-from tfp_flows.validation import check_int, check_positive_ints
+from tfp_flows.validation import check_int
 
 
 @keras.saving.register_keras_serializable(package="tfp_flows")
@@ -71,7 +71,7 @@ class _Offset:
         return theta + tf.constant(self.offset, theta.dtype)
 
 
-class AutoregressiveSplineLayer(BijectorLayer):
+class AutoregressiveSplineLayer(MADEStepLayer):
     """Owns one `SplineMADE`; its bijector is `tfp_flows.MaskedAutoregressiveSpline` (vectors, event shape [D]).
 
     Args:
@@ -92,32 +92,19 @@ class AutoregressiveSplineLayer(BijectorLayer):
         context_shape=None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        self.context_shape = context_shape  # None: unconditional; else the MADE takes `conditional_input`
+        super().__init__(hidden_units, activation, context_shape, **kwargs)
         settings = SplineSettings(
             num_bins, bound, min_bin_width, min_bin_height, min_derivative, owner=type(self).__name__
         )
-        self.hidden_units, self.activation = check_positive_ints(hidden_units, "hidden_units"), activation
         self.num_bins, self.bound = settings.num_bins, settings.bound
         self.min_bin_width, self.min_bin_height = settings.min_bin_width, settings.min_bin_height
         self.min_derivative = settings.min_derivative
         k = self.num_bins
         # Added to the raw parameters: zero on widths and heights, the identity offset on the K - 1 derivatives.
         self._offset = np.concatenate([np.zeros(2 * k), np.full(k - 1, identity_raw_derivative(self.min_derivative))])
-        self.made = None
 
-    def build(self, input_shape):
-        self.made = SplineMADE(
-            int(input_shape[-1]),
-            3 * self.num_bins - 1,
-            self.hidden_units,
-            self.activation,
-            context_shape=self.context_shape,
-            dtype=self.dtype_policy,
-            name="made",
-        )
-        self.made.build(input_shape)
-        self.built = True
+    def _new_made(self, event_size, **network_args):
+        return SplineMADE(event_size, 3 * self.num_bins - 1, **network_args)
 
     def bijector(self):
         return MaskedAutoregressiveSpline(
