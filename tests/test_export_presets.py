@@ -49,6 +49,20 @@ SLOW = {"cnf"}
 @pytest.mark.parametrize(
     "key", [pytest.param(key, marks=[pytest.mark.slow] if key in SLOW else []) for key in sorted(PRESETS)]
 )
+@pytest.mark.slow_params(
+    "flowpp-image",
+    "glow-vector",
+    "iaf",
+    "maf",
+    "nice",
+    "nsf-coupling-lu",
+    "nsf-coupling",
+    "planar",
+    "prelu",
+    "radial",
+    "realnvp-float64",
+    "realnvp-image",
+)
 def test_preset_exports_and_every_signature_matches(key, tmp_path):
     model, x = _build(key)
     path = export_saved_model(model, base_dir=str(tmp_path), name=key)
