@@ -42,8 +42,8 @@ def _build(key):
     return model, data[:5]
 
 
-# Every preset exports and reloads in seconds (CNF's six signatures trace its ODE solver at 1e-7 tolerances: over a
-# minute on CPU), so the fast subset leaves them all to the whole suite.
+# Each export and reload takes several seconds (CNF's six signatures trace its ODE solver at 1e-7 tolerances: over
+# a minute on CPU), so the fast subset leaves them all to the whole suite.
 @pytest.mark.slow
 @pytest.mark.parametrize("key", sorted(PRESETS))
 def test_preset_exports_and_every_signature_matches(key, tmp_path):
