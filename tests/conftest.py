@@ -1,7 +1,6 @@
 """Test-wide settings: quiet TensorFlow, Keras on its TensorFlow backend, CPU only, deterministic seeds."""
 
 import os
-import pathlib
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -27,7 +26,6 @@ def _seed_everything():
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: takes more than a few seconds (deselect with -m 'not slow')")
     # Third-party noise that says nothing about this project (TFP's distutils use, Keras' numpy-copy shim).
     for line in (
         "ignore:distutils Version classes are deprecated:DeprecationWarning",
@@ -37,41 +35,12 @@ def pytest_configure(config):
         config.addinivalue_line("filterwarnings", line)
 
 
-# The fast subset (`pytest -m "not slow"`) keeps one case per check of the two case tables that dominate the
-# suite's time: the model checklist runs on FAST_MODEL_CASES only, the conformance kit on each bijector's first
-# parameter setting. The whole suite (CI) runs every case.
-FAST_MODEL_CASES = {"realnvp-vector"}
-CASE_TABLES = {
-    "tests/test_model_checklist.py": "case",
-    "tests/bijectors/test_conformance.py": "case_id",
-}
-
-
-# Tests measured at 0.75 s or more in the fast subset (tests/scripts/slow_tests.py writes the list).
-SLOW_TESTS = {
-    line.strip()
-    for line in (pathlib.Path(__file__).parent / "slow_tests.txt").read_text(encoding="utf-8").splitlines()
-    if line.strip() and not line.startswith("#")
-}
-
-
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(config, items):
-    first_settings = set()
+    """`@pytest.mark.slow_params(id, ...)` on a parametrised test marks those parametrisations (their pytest ids)
+    slow and leaves the others in the fast subset."""
     for item in items:
-        if item.nodeid in SLOW_TESTS:
-            item.add_marker(pytest.mark.slow)
-            continue
-        param = CASE_TABLES.get(item.nodeid.split("::")[0])
+        marker = item.get_closest_marker("slow_params")
         callspec = getattr(item, "callspec", None)
-        if param is None or callspec is None or param not in callspec.params:
-            continue
-        value = callspec.params[param]
-        if param == "case":
-            fast = getattr(value, "id", value) in FAST_MODEL_CASES
-        else:
-            setting = (item.originalname, str(value).split("-")[0])  # bijector class, e.g. "RationalQuadraticCoupling"
-            fast = setting not in first_settings
-            first_settings.add(setting)
-        if not fast:
+        if marker is not None and callspec is not None and callspec.id in marker.args:
             item.add_marker(pytest.mark.slow)

@@ -755,6 +755,7 @@ def test_the_table_is_large_and_ids_are_unique():
 
 
 @pytest.mark.parametrize("call, error_type, pattern", [case[1:] for case in CASES], ids=[case[0] for case in CASES])
+@pytest.mark.slow_params("fit_dataset_nan_in_a_later_batch", "fit_dataset_outside_the_support_in_a_later_batch")
 def test_bad_input_raises_a_clear_error(tmp_path, call, error_type, pattern):
     with pytest.raises(error_type) as caught:
         call(tmp_path)
@@ -814,12 +815,14 @@ SUPPORTS.update(
 )
 
 
+@pytest.mark.slow
 def test_every_preset_has_a_support_case():
     covered = {build().__class__ for build, support in SUPPORTS.values() if support is not None}
     assert {entry.model for entry in PRESETS.values()} <= covered  # IAF, no preset of its own, is covered too
 
 
 @pytest.mark.parametrize("build, support", SUPPORTS.values(), ids=SUPPORTS.keys())
+@pytest.mark.slow_params("case-cnf-8bit", "case-cnf-hutchinson-maximum-likelihood", "case-cnf")
 def test_every_preset_checks_its_support(build, support):
     flow = build()
     assert flow.support == support
@@ -899,6 +902,7 @@ def test_flow_plus_plus_omits_data_its_dequantizer_would_have_clipped():
     assert gradients and all(g is not None and np.all(np.isfinite(g.numpy())) for g in gradients)
 
 
+@pytest.mark.slow
 def test_two_fits_in_two_threads_keep_their_own_input_errors():
     """Each model records its own pipeline errors: a fit on NaN data raises its NonFiniteInputError while another
     model fits clean data in another thread, again and again (every fit starts by clearing its record).

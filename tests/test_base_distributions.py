@@ -24,6 +24,7 @@ def test_sample_and_log_prob_matches_log_prob_of_the_samples_without_an_inverse(
     np.testing.assert_allclose(log_prob.numpy(), model.log_prob(tf.identity(x)).numpy(), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_a_gaussian_mixture_base_trains_reloads_and_a_user_distribution_is_used_as_given(tmp_path):
     model = RealNVP((2,), num_couplings=2, hidden_units=(8,), base_distribution=GaussianMixtureBase(num_components=3))
     assert len(model.base_layer.trainable_weights) == 3 and model.base_layer.needs_initialization()
@@ -62,6 +63,7 @@ def test_bad_base_distributions_are_named():
         RealNVP(**small, base_distribution=3)
 
 
+@pytest.mark.slow
 def test_a_gaussian_mixture_base_passes_the_model_checks():
     x = np.random.default_rng(2).normal(size=(64, 2)).astype(np.float32)
     model = RealNVP((2,), num_couplings=2, hidden_units=(8,), base_distribution="gmm")
@@ -76,6 +78,7 @@ def _four_gaussians(n, seed):
     return (centres[rng.integers(4, size=n)] + 0.5 * rng.normal(size=(n, 2))).astype(np.float32)
 
 
+@pytest.mark.slow
 def test_a_gaussian_mixture_base_beats_a_normal_base_on_a_multimodal_density_at_equal_steps():
     train, test = _four_gaussians(4096, 0), _four_gaussians(2048, 1)
     nll = {}

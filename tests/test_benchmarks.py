@@ -57,6 +57,7 @@ def dry_run(tmp_path_factory):
     return json.loads(out.read_text()), result.stdout
 
 
+@pytest.mark.slow
 def test_dry_run_writes_a_header_then_records(dry_run):
     data, _ = dry_run
     assert isinstance(data, list) and data
@@ -119,6 +120,7 @@ SCALING_AXES = {
 SCALING_METRICS = {"train_step", "log_prob", "train_step_peak_memory"}
 
 
+@pytest.mark.slow
 def test_scaling_dry_run_covers_every_axis_model_and_side_and_fits_the_exponents(tmp_path):
     """benchmarks/scaling.py --dry-run builds ours and TFP's side at two points of every axis, writes the run.py
     header and a record per point and metric, fits each exponent by least squares on log-log, prints a table per
@@ -238,6 +240,7 @@ def _load_unseen_data():
 
 
 @pytest.mark.parametrize("name", ["spiral_mixture", "banana_t", "ica2", "spiral_mixture x0.5"])
+@pytest.mark.slow_params("spiral_mixture x0.5", "spiral_mixture")
 def test_unseen_densities_are_normalised(name):
     """The fit-quality benchmark's exact log-densities integrate to 1 (a wrong Jacobian or constant would not),
     also on data shrunk by --scale (its log p must gain D log 2)."""
@@ -357,6 +360,7 @@ def test_table_merges_one_comparisons_seeds_across_files_and_nowhere_else(tmp_pa
         vs_plain.table_from_files([first, write("again.json", [1], 0.5)])
 
 
+@pytest.mark.slow
 def test_both_sides_train_exactly_the_budget_and_checkpoint_every_tenth(vs_plain):
     """310 steps are 310 optimizer steps on either side (Keras rounds an epoch up to whole blocks of
     steps_per_execution: 310 at 50 per block once ran 350), with a validation checkpoint after every 31."""
@@ -384,6 +388,7 @@ def test_both_sides_train_exactly_the_budget_and_checkpoint_every_tenth(vs_plain
         assert steps_seen == list(range(31, 311, 31)), type(model).__name__
 
 
+@pytest.mark.slow
 def test_conditional_spiral_arms_mixes_back_to_the_spiral():
     """spiral_arms' exact densities agree: sum_c p(c) p(x | c) = p(x) (the benchmark's mutual information and
     both KL gaps rest on it), each p(x | c) integrates to 1, and each class's points lie on its own arm."""
@@ -493,6 +498,7 @@ def test_the_bounded_plain_forms_keep_every_log_scale_inside_one(vs_plain, model
     assert max(np.abs(d).max() for d in log_dets) > 2.0  # the same weights unbounded: the bound is what holds
 
 
+@pytest.mark.slow
 def test_bayesflow_peer_trains_with_fit_and_scores_by_its_exact_density(vs_plain):
     pytest.importorskip("bayesflow")
     import tensorflow as tf

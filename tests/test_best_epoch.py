@@ -5,6 +5,7 @@ import json
 
 import keras
 import numpy as np
+import pytest
 
 from keras_models import (
     RealNVP,
@@ -45,6 +46,7 @@ def test_best_epoch_is_kept_and_survives_a_resume(tmp_path):
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
 
 
+@pytest.mark.slow
 def test_train_reports_and_saves_the_best_epoch(tmp_path):
     result = run.train(
         {

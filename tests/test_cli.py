@@ -62,6 +62,7 @@ def trained(tmp_path_factory):
     return work, result
 
 
+@pytest.mark.slow
 def test_train_writes_the_run_folder(trained):
     work, result = trained
     run_dir = _only_run_dir(work / "runs")
@@ -85,6 +86,7 @@ def test_train_writes_the_run_folder(trained):
     assert "run folder:" in result.stdout and "SavedModel:" in result.stdout
 
 
+@pytest.mark.slow
 def test_evaluate_a_checkpoint_and_an_export(trained):
     work, _ = trained
     run_dir = _only_run_dir(work / "runs")
@@ -111,6 +113,7 @@ def test_evaluate_a_checkpoint_and_an_export(trained):
     np.testing.assert_allclose(from_export["nll"], from_checkpoint["nll"], rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_sample_from_an_export_writes_npy_and_png(trained):
     work, _ = trained
     tfp_flows(
@@ -130,6 +133,7 @@ def test_sample_from_an_export_writes_npy_and_png(trained):
     assert_real_image(work / "drawn" / "samples.png")
 
 
+@pytest.mark.slow
 def test_export_a_checkpoint_as_the_next_version(trained):
     work, _ = trained
     run_dir = _only_run_dir(work / "runs")
@@ -147,6 +151,7 @@ def test_list_names_presets_and_datasets(tmp_path):
     ), out
 
 
+@pytest.mark.slow
 def test_variational_inference_run_on_an_energy(tmp_path):
     # The objective from a config file, K from its flag: both routes reach VariationalFlow and metrics.json.
     (tmp_path / "vi.yaml").write_text("objective: iw-elbo\n")
@@ -181,6 +186,7 @@ def test_variational_inference_run_on_an_energy(tmp_path):
     assert_real_image(run_dir / "density.png")
 
 
+@pytest.mark.slow
 def test_image_run_writes_sample_grids_and_an_interpolation_strip(tmp_path):
     # The default batch (256) on digits, whose validation split (250) is smaller than one batch: the README's
     # `tfp-flows train --preset glow --dataset digits` used to stop there.
@@ -236,6 +242,7 @@ def test_bad_flags_give_a_usage_error_and_exit_code_2(capsys, args, message):
         (["sample", "--model", "nowhere/at/all"], "nowhere"),
     ],
 )
+@pytest.mark.slow
 def test_bad_names_exit_2_with_one_clear_line_and_no_traceback(tmp_path, args, message):
     result = tfp_flows(*args, cwd=tmp_path, check=False)
     assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
@@ -246,6 +253,7 @@ def test_bad_names_exit_2_with_one_clear_line_and_no_traceback(tmp_path, args, m
     assert len(lines) == 1 and message in lines[0], lines
 
 
+@pytest.mark.slow
 def test_evaluate_reports_bits_per_dim_on_the_datas_own_levels(tmp_path, capsys):
     """Digits hold 17 grey levels: `evaluate` counts bits/dim on that scale, as training's metric does,
     bits/dim = (NLL / D + ln 17) / ln 2 (not ln 256, which would add 3.9 bits/dim)."""
@@ -347,6 +355,7 @@ def test_help_and_list_answer_without_importing_tensorflow(tmp_path):
     assert json.loads(result.stdout.splitlines()[-1]) == [], result.stdout
 
 
+@pytest.mark.slow
 def test_keras_models_registers_its_classes_when_keras_is_loaded(tmp_path):
     """`import keras` then `import keras_models` (isort's order) registers every class for `load_model`; the
     package alone stays light."""
@@ -441,6 +450,7 @@ def test_conditional_image_figure_draws_one_row_per_class_with_c_fixed_along_it(
     assert_real_image(paths["samples"])
 
 
+@pytest.mark.slow
 def test_evaluate_and_sample_a_conditional_model(tmp_path, capsys):
     """`evaluate` of a conditional checkpoint or export reports -mean log p(x | c) with c the dataset's own
     labels: the model's log_prob on the (x, c) pairs, checkpoint and export agreeing; `sample --context`."""
@@ -509,6 +519,7 @@ def test_evaluate_and_sample_a_conditional_model(tmp_path, capsys):
     ],
     ids=["realnvp", "nsf"],
 )
+@pytest.mark.slow
 def test_conditional_two_moons_run_end_to_end(tmp_path, preset, model_args):
     tfp_flows(
         "train",
@@ -539,6 +550,7 @@ def test_conditional_two_moons_run_end_to_end(tmp_path, preset, model_args):
     assert_real_image(run_dir / "density.png")
 
 
+@pytest.mark.slow
 def test_cnf_trains_by_flow_matching_from_the_command_line(tmp_path):
     """`--preset cnf` takes its toy defaults from the registry; a flow-matching run logs no training NLL (its loss
     is not one), while validation solves the ODE for the exact NLL and KL gap, and the export is written."""

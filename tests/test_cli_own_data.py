@@ -69,6 +69,7 @@ def tiny_run(tmp_path_factory):
     return work, pathlib.Path(result["run_dir"]), result["metrics"]
 
 
+@pytest.mark.slow
 def test_score_from_the_run_and_from_the_bare_savedmodel_agree(tiny_run, capsys):
     work, run_dir, metrics = tiny_run
     # Rows in another column order: scoring reads the model's columns by name.

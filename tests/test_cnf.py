@@ -36,6 +36,7 @@ def dataset(x, c=None, batch_size=128, seed=0):
 
 
 @pytest.mark.parametrize("trace", ["exact", "hutchinson"])
+@pytest.mark.slow
 def test_linear_field_gives_the_analytic_flow_and_log_density(trace):
     """v(x, t) = a x: x(1) = e^a z, log|det df/dz| = a D, so log p(x) = log N(e^-a x) - a D (forward = t: 0 -> 1).
     Rademacher probes give the exact trace of a diagonal Jacobian, so both traces must match."""
@@ -51,6 +52,7 @@ def test_linear_field_gives_the_analytic_flow_and_log_density(trace):
     np.testing.assert_allclose(log_prob.numpy(), expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_time_dependent_rotation_field_matches_the_matrix_exponential():
     """v(x, t) = 2t A x with A not diagonal: x(1) = expm(A) z, log-det tr A (exact trace)."""
     a = np.array([[0.3, 1.0], [-0.5, -0.1]], np.float32)
@@ -94,6 +96,7 @@ def test_flow_matching_never_calls_the_solver(monkeypatch):
     assert sorted(history.history) == ["loss"]  # no NLL: it would need the solver
 
 
+@pytest.mark.slow
 def test_flow_matching_reduces_its_loss():
     keras.utils.set_random_seed(0)
     model = CNF((2,), hidden_units=(32, 32), seed=0)
@@ -134,6 +137,7 @@ def test_trained_density_integrates_to_one_and_agrees_with_its_samples():
     np.testing.assert_allclose(log_prob.numpy(), model.log_prob(samples).numpy(), atol=2e-3)
 
 
+@pytest.mark.slow
 def test_conditional_cnf_learns_a_context_dependent_density():
     """x ~ N(c, 0.3^2) per example: after flow matching, samples given c centre on c and log p(x | c) prefers
     the true context."""
@@ -152,6 +156,7 @@ def test_conditional_cnf_learns_a_context_dependent_density():
     assert np.mean(right - wrong) > 2.0, np.mean(right - wrong)
 
 
+@pytest.mark.slow
 def test_reload_keeps_the_objective_and_solver_settings(tmp_path):
     model = CNF(
         (3,),

@@ -32,6 +32,7 @@ MODELS = {
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.slow
 def test_fit_learns_the_conditional_density(name):
     keras.utils.set_random_seed(0)
     model = MODELS[name]()
@@ -77,6 +78,7 @@ def test_one_context_is_broadcast_to_every_sample():
     )
 
 
+@pytest.mark.slow
 def test_actnorm_is_initialised_from_the_first_x_c_batch_and_fit_takes_arrays():
     x, c = two_blobs(64, seed=9)
     by_fit = RealNVP((2,), num_couplings=2, hidden_units=(8,), actnorm=True, context_shape=(1,))
@@ -116,6 +118,7 @@ def test_unconditional_models_keep_their_weights_and_a_none_context_shape():
     assert widened == [((1, 8), (3, 8))] * 2, widened
 
 
+@pytest.mark.slow
 def test_conditional_gaussian_base_starts_standard_and_learns_the_context_shift():
     from keras_models import ConditionalGaussianBase
 

@@ -175,6 +175,7 @@ def test_a_broken_bijector_fails_naming_the_property(broken, message):
         assert_bijector_invariants(broken(name="broken"), X, event_ndims=1, edge_inputs=EDGES)
 
 
+@pytest.mark.slow
 def test_the_broken_bijectors_are_broken_only_where_they_say():
     """Away from its broken region (no edge inputs; no XLA; float64) each passes: the failures above come from
     the broken property, not from something else the kit checks."""
@@ -247,11 +248,13 @@ BROKEN_MODELS = [
 
 
 @pytest.mark.parametrize("broken, check, message", BROKEN_MODELS)
+@pytest.mark.slow_params("unused-weight")
 def test_a_broken_model_fails_the_check_that_should_catch_it(broken, check, message):
     with pytest.raises(AssertionError, match=re.escape(message)):
         check(small(broken), BANANA)
 
 
+@pytest.mark.slow
 def test_the_correct_model_passes_the_same_checks():
     model = small(PReLUFlow)
     for check in dict.fromkeys(check for _, check, _ in (p.values for p in BROKEN_MODELS)):

@@ -104,6 +104,7 @@ def test_every_conditional_preset_has_a_case():
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.slow
 def test_the_context_network_runs_once_per_call_and_per_train_step(name):
     keras.utils.set_random_seed(0)
     make, data = CASES[name]
@@ -124,6 +125,7 @@ def test_the_context_network_runs_once_per_call_and_per_train_step(name):
     assert calls() == start + 3 + initialisation + 2
 
 
+@pytest.mark.slow
 def test_gradients_reach_the_context_network_and_it_trains_with_the_flow():
     keras.utils.set_random_seed(1)
     make, data = CASES["realnvp"]
@@ -172,6 +174,7 @@ def test_a_keras_file_keeps_the_context_network_and_the_log_prob(tmp_path):
     assert reloaded.step_context_shape == (4,)
 
 
+@pytest.mark.slow
 def test_a_saved_model_takes_the_raw_context(tmp_path):
     model, x, c = perturbed_realnvp(MLPEmbedding(embedding_dim=3, hidden_units=(8,)))
     served = load_serving_model(export_saved_model(model, base_dir=str(tmp_path)))

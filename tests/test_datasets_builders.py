@@ -38,6 +38,7 @@ def test_builders_are_registered_under_documented_names():
     assert labelled == {"two_moons", "eight_gaussians"}
 
 
+@pytest.mark.slow
 def test_toy_config_loads_with_documented_split_sizes_and_same_points_as_toy_split(data_dir):
     for split, size in TOY_SPLIT_SIZES.items():
         data = _load_all("tfp_flows_toy/two_moons", split, data_dir, None)
@@ -72,6 +73,7 @@ def test_digits_level_mapping_by_hand():
     assert digits_levels_to_uint8([3]).dtype == np.uint8
 
 
+@pytest.mark.slow
 def test_digits_builder_offline_shapes_range_and_splits(data_dir):
     from sklearn.datasets import load_digits
 

@@ -80,6 +80,7 @@ def test_log_prob_refuses_a_c_that_is_not_one_hot():
         density.sample(3, classes=[0, 1, 2])
 
 
+@pytest.mark.slow
 def test_log_prob_follows_the_dtype_of_x_and_compiles_under_xla():
     density = get_conditional_density("eight_gaussians")
     x, c = density.sample(64, seed=5)

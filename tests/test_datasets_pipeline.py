@@ -116,6 +116,7 @@ def test_repeat_is_an_endless_sequence_of_epochs_and_resumes_exactly():
     np.testing.assert_array_equal(np.stack(resumed), np.stack(stream[10:15]))
 
 
+@pytest.mark.slow
 def test_digits_uniform_dequantization(data_dir):
     ds = make_dataset("digits", batch_size=64, seed=0, data_dir=data_dir)
     assert ds.element_spec == tf.TensorSpec([64, 8, 8, 1], tf.float32)
@@ -219,6 +220,7 @@ def test_image_pipelines_draw_different_noise(data_dir):
     assert not np.allclose(batches[0], batches[1])
 
 
+@pytest.mark.slow
 def test_distribute_datasets_from_function_under_mirrored_strategy(tmp_path):
     code = textwrap.dedent("""
         import tensorflow as tf

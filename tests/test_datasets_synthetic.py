@@ -46,6 +46,7 @@ def grids():
 
 
 @pytest.mark.parametrize("name", NAMES)
+@pytest.mark.slow_params("pinwheel", "two_moons")
 def test_log_prob_integrates_to_one(name, grids):
     log_p, cell_area = grids(name)
     total = np.exp(log_p).sum() * cell_area
@@ -153,6 +154,7 @@ def test_rings_closed_form_matches_angle_quadrature():
 
 
 @pytest.mark.parametrize("name", ["two_moons", "pinwheel"])
+@pytest.mark.slow_params("pinwheel")
 def test_quadrature_agrees_with_a_four_times_finer_rule(name):
     density = synthetic.DENSITIES[name]
     if name == "two_moons":

@@ -9,6 +9,7 @@ from tfp_flows.datasets import DatasetNotPreparedError, dataset_info, load_tfds_
 
 
 @pytest.mark.parametrize("name", ["mnist", "cifar10"])
+@pytest.mark.slow
 def test_mocked_dataset_through_make_dataset(name, tmp_path):
     event_shape = dataset_info(name).event_shape
     with tfds.testing.mock_data(num_examples=10):

@@ -33,6 +33,7 @@ def _has_examples(name):
 MODULES = [name for name in _module_names() if _has_examples(name)]
 
 
+@pytest.mark.slow
 def test_the_examples_cover_both_packages_and_the_datasets():
     assert {
         "tfp_flows.planar",
@@ -51,6 +52,20 @@ def _digits_prepared():
 
 
 @pytest.mark.parametrize("name", MODULES)
+@pytest.mark.slow_params(
+    "keras_models.core.flow_model",
+    "keras_models.flows.cnf",
+    "keras_models.flows.flow_plus_plus",
+    "keras_models.flows.glow",
+    "keras_models.flows.maf",
+    "keras_models.flows.nice",
+    "keras_models.flows.nsf",
+    "keras_models.flows.planar_radial",
+    "keras_models.flows.prelu_flow",
+    "keras_models.flows.realnvp",
+    "keras_models.flows.variational",
+    "keras_models.serving.export",
+)
 def test_docstring_examples_run(name):
     module = importlib.import_module(name)
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)

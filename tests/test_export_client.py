@@ -56,6 +56,7 @@ def _assert_inputs_match_signature(request, saved_model):
 
 
 # ------------------------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_log_prob_request_carries_exactly_the_signature_inputs(served, serving_apis):
     model, saved_model = served
     x = np.random.default_rng(0).normal(size=(3, 2))  # float64 in, cast to the export's float32

@@ -46,6 +46,7 @@ def _entries(folder):
 
 
 # ------------------------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_versions_increment_and_the_newest_is_loaded(tmp_path):
     first, second = _model(seed=1), _model(seed=2)
     assert export_saved_model(first, base_dir=str(tmp_path)) == str(tmp_path / "flow" / "1")
@@ -57,6 +58,7 @@ def test_versions_increment_and_the_newest_is_loaded(tmp_path):
     assert not np.allclose(first.log_prob(X).numpy(), second.log_prob(X).numpy())  # the check can tell them apart
 
 
+@pytest.mark.slow
 def test_an_existing_version_is_never_overwritten(tmp_path):
     model = _model()
     path = export_saved_model(model, base_dir=str(tmp_path), name="kept", version=2)
@@ -73,6 +75,7 @@ def test_an_existing_version_is_never_overwritten(tmp_path):
         export_distribution(model.distribution, (2,), path)
 
 
+@pytest.mark.slow
 def test_a_version_taken_meanwhile_moves_an_automatic_export_to_the_next_one(tmp_path, monkeypatch):
     """Two exporters racing for the same automatic version: the later rename takes the next number."""
     model = _model()
@@ -88,6 +91,7 @@ def test_a_version_taken_meanwhile_moves_an_automatic_export_to_the_next_one(tmp
     assert _entries(tmp_path / "flow") == ["1", "2"]
 
 
+@pytest.mark.slow
 def test_an_export_failing_midway_leaves_no_partial_version(tmp_path, monkeypatch):
     written_before_failure = []
 
@@ -105,6 +109,7 @@ def test_an_export_failing_midway_leaves_no_partial_version(tmp_path, monkeypatc
     assert not os.path.exists(tmp_path / MODELS_CONFIG_FILE)
 
 
+@pytest.mark.slow
 def test_an_export_killed_midway_leaves_no_version_folder(tmp_path):
     """SIGKILL during the write (no cleanup can run): only a hidden temporary folder, which TF Serving ignores."""
     script = textwrap.dedent(f"""
@@ -171,6 +176,7 @@ def test_missing_and_corrupt_exports_give_errors_naming_the_path(tmp_path):
         load_serving_model(str(tmp_path / "corrupt" / "1" / "saved_model.pb"))
 
 
+@pytest.mark.slow
 def test_models_config_lists_every_model_and_parses_with_the_serving_protos(tmp_path):
     config_pb2 = pytest.importorskip(
         "tensorflow_serving.config.model_server_config_pb2",

@@ -138,6 +138,7 @@ def _weights(path):
 
 
 @pytest.mark.parametrize("train_args, steps, metric, pause_s", KILLED_RUNS.values(), ids=KILLED_RUNS.keys())
+@pytest.mark.slow
 def test_a_killed_run_resumes_at_its_last_backup_and_ends_like_an_uninterrupted_one(
     tmp_path, train_args, steps, metric, pause_s
 ):
@@ -182,6 +183,7 @@ def test_a_killed_run_resumes_at_its_last_backup_and_ends_like_an_uninterrupted_
 
 # ------------------------------------------------------------------------------------------------------------
 # The resumed data stream: a pure function of (seed, global step), across data-epoch boundaries.
+@pytest.mark.slow
 def test_the_training_stream_resumes_at_any_step_with_the_batches_an_uninterrupted_run_reads():
     config = run.resolve_config({"batch_size": 4096, "seed": 5})  # 50000 two-moons points: 12 batches per epoch
     reference = list(run._train_stream(config, 0).take(40).as_numpy_iterator())
@@ -244,6 +246,7 @@ def _assert_kept_the_epoch_1_checkpoint(run_dir):
         ("propagate", r"^non-finite loss \(nan\) at epoch 2, batch 3: stopped by TerminateOnNaN"),
     ],
 )
+@pytest.mark.slow
 def test_nan_data_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, nan_policy, reason):
     monkeypatch.setattr(tfp_flows.datasets, "make_dataset", _poisoned_make_dataset(tfp_flows.datasets.make_dataset))
     run_dir, metrics = _train_in_process(
@@ -272,6 +275,7 @@ def _unit_scale_make_dataset(original):
     return make_dataset
 
 
+@pytest.mark.slow
 def test_data_outside_the_support_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     monkeypatch.setattr(tfp_flows.datasets, "make_dataset", _unit_scale_make_dataset(tfp_flows.datasets.make_dataset))
     run_dir, metrics = _train_in_process(
@@ -286,6 +290,7 @@ def test_data_outside_the_support_stops_the_run_and_keeps_the_last_good_checkpoi
     assert not (tmp_path / "exports").exists() and "export_path" not in metrics
 
 
+@pytest.mark.slow
 def test_a_diverging_learning_rate_stops_at_the_first_nan_and_saves_nothing_bad(tmp_path):
     run_dir, metrics = _train_in_process(tmp_path, learning_rate=1e30, epochs=2)
     assert metrics["stop_reason"].startswith("non-finite loss"), metrics["stop_reason"]
@@ -343,6 +348,7 @@ def _run_folder_made_read_only(monkeypatch, original):
     [_disk_full_while_writing_the_weights, _disk_full_while_writing_the_state, _run_folder_made_read_only],
     ids=["disk-full-weights", "disk-full-state", "read-only-folder"],
 )
+@pytest.mark.slow
 def test_a_backup_that_cannot_be_written_keeps_the_previous_one_and_says_why(tmp_path, monkeypatch, capsys, fault):
     from keras_models import cli
 
@@ -427,6 +433,7 @@ def _poison_one_weight(model):
     weight.assign(np.full(weight.shape, np.nan, weight.dtype))
 
 
+@pytest.mark.slow
 def test_checkpoints_and_backups_refuse_non_finite_weights(tmp_path):
     x = np.random.default_rng(0).normal(size=(64, 2)).astype("float32")
     model = _small_model()
@@ -450,6 +457,7 @@ def test_checkpoints_and_backups_refuse_non_finite_weights(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["backup", "model.keras"]
 
 
+@pytest.mark.slow
 def test_a_new_fit_restores_the_backup_and_continues_at_its_epoch(tmp_path):
     x = np.random.default_rng(0).normal(size=(64, 2)).astype("float32")
     first = _small_model()
@@ -467,6 +475,7 @@ def test_a_new_fit_restores_the_backup_and_continues_at_its_epoch(tmp_path):
     assert int(second.optimizer.iterations.numpy()) == 6  # 2 restored epochs of 2 steps, plus one more
 
 
+@pytest.mark.slow
 def test_an_epoch_cut_short_is_not_backed_up(tmp_path):
     class StopInSecondEpoch(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
@@ -482,6 +491,7 @@ def test_an_epoch_cut_short_is_not_backed_up(tmp_path):
     assert training.backed_up_epoch(str(tmp_path / "backup")) == 1
 
 
+@pytest.mark.slow
 def test_a_worker_restores_from_the_chiefs_backup_but_writes_elsewhere(tmp_path):
     x = np.random.default_rng(0).normal(size=(64, 2)).astype("float32")
     chief_model = _small_model()

@@ -269,6 +269,7 @@ def test_bad_arguments_are_refused_naming_them(tmp_path, kwargs, match):
 
 # ---------------------------------------------------------------------------------------------------------------
 # Training batches.
+@pytest.mark.slow
 def test_image_batches_dequantize_the_pixels_and_reshuffle_each_epoch(tmp_path):
     written = _flat_folder(tmp_path, count=20, seed=3)
     folder = load_image_folder(tmp_path, validation_fraction=0.2, test_fraction=0.0)

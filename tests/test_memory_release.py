@@ -10,6 +10,7 @@ import gc
 import weakref
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from keras_models import RealNVP
@@ -24,6 +25,7 @@ def _symbolic(key):
     return any(tf.is_tensor(t) and tf.is_symbolic_tensor(t) for t in tf.nest.flatten(key()))
 
 
+@pytest.mark.slow
 def test_a_fitted_model_and_its_layers_are_freed_by_the_cycle_collector():
     x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
     model = RealNVP(event_shape=(4,), num_couplings=2, hidden_units=(8,))

@@ -73,6 +73,7 @@ def test_realnvp_mixing_is_for_vectors_only():
     assert len(masks) == 3 and masks[0] == masks[1] == masks[2]
 
 
+@pytest.mark.slow
 def test_lu_mixed_realnvp_trains_and_reloads(tmp_path):
     x = np.random.default_rng(0).normal(size=(64, 3)).astype("float32") @ np.triu(np.ones((3, 3), "float32"))
     model = RealNVP((3,), mixing="lu", num_couplings=2, hidden_units=(8,))

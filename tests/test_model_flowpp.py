@@ -73,10 +73,12 @@ def trained_image_model():
 
 # ------------------------------------------------------------------------------------------------------------
 # Fits.
+@pytest.mark.slow
 def test_fit_beats_a_gaussian_on_two_moons():
     model_checks.assert_fit_beats_gaussian(vector_model(), MOONS, steps=150, learning_rate=1e-2, batch_size=128)
 
 
+@pytest.mark.slow
 def test_variational_elbo_beats_a_gaussian_on_digits_and_every_weight_trains(trained_image_model):
     """The trained ELBO (a bound on the discrete data) beats a Gaussian's uniform-dequantization bound."""
     elbo = np.mean([trained_image_model.dequantization_elbo(DISCRETE, seed=s).numpy().mean() for s in range(3)])
@@ -142,6 +144,7 @@ def test_dequantizer_noise_lies_in_the_unit_interval_and_depends_on_x(trained_im
     assert not np.allclose(u.numpy(), tf.reverse(other, axis=[0]).numpy()), "q(u | x) ignores x"
 
 
+@pytest.mark.slow
 def test_every_encoding_of_the_same_pixels_gives_the_same_bound():
     """pixel / 256, (pixel + 1/2) / 256 (make_dataset), already-noisy and pixel / 255 inputs: one discrete x."""
     model = perturb(image_model())
@@ -152,6 +155,7 @@ def test_every_encoding_of_the_same_pixels_gives_the_same_bound():
         )
 
 
+@pytest.mark.slow
 def test_uniform_dequantization_ablation_trains():
     model = image_model(dequantization="uniform", use_attention=False)
     assert model.dequantizer is None and model.num_bits == 8

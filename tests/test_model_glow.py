@@ -116,6 +116,7 @@ def fitted_vector_glow():
 
 # ---------------------------------------------------------------------------------------------------------------
 # Fits.
+@pytest.mark.slow
 def test_image_glow_fits_digits_better_than_a_gaussian(fitted_image_glow, digits):
     model, nll, baseline = fitted_image_glow
     assert nll < baseline
@@ -123,6 +124,7 @@ def test_image_glow_fits_digits_better_than_a_gaussian(fitted_image_glow, digits
     assert 0.0 < bits < 8.0  # better than the uniform model on 8-bit data, which scores exactly 8
 
 
+@pytest.mark.slow
 def test_vector_glow_fits_a_banana_better_than_a_gaussian(fitted_vector_glow):
     model, _, nll, baseline = fitted_vector_glow
     assert nll < baseline
@@ -140,6 +142,7 @@ def _assert_every_actnorm_output_is_normalised(model, x):
         np.testing.assert_allclose(flat.std(0), 1.0, atol=1e-3, err_msg=f"ActNorm {index}: channel stds")
 
 
+@pytest.mark.slow
 def test_fit_initialises_every_actnorm_to_zero_mean_unit_variance_on_the_first_batch():
     x = _small_images(256)
     model = _small_image_glow(num_steps=2)
@@ -155,6 +158,7 @@ def test_vector_actnorm_initialisation_normalises_every_actnorm_output():
     _assert_every_actnorm_output_is_normalised(model, x)
 
 
+@pytest.mark.slow
 def test_actnorm_init_is_saved_and_not_repeated_after_reload(fitted_image_glow, digits, tmp_path):
     model = fitted_image_glow[0]  # initialised by fit from its first batch, then trained
     x = digits[:64]
@@ -168,6 +172,7 @@ def test_actnorm_init_is_saved_and_not_repeated_after_reload(fitted_image_glow, 
     np.testing.assert_allclose(reloaded.encode(x).numpy(), model.encode(x).numpy(), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_all_zeros_batch_never_gives_nan_nor_initialises(digits):
     model = _image_glow()
     zeros = tf.zeros([4] + list(DIGITS_SHAPE))
@@ -188,6 +193,7 @@ def test_all_zeros_batch_never_gives_nan_nor_initialises(digits):
 
 # ---------------------------------------------------------------------------------------------------------------
 # Temperature and interpolation.
+@pytest.mark.slow
 def test_lower_temperature_gives_samples_with_smaller_latent_norm(fitted_image_glow):
     model = fitted_image_glow[0]
     warm = model.encode(model.sample(16, temperature=1.0, seed=7)).numpy().reshape(16, -1)
@@ -198,6 +204,7 @@ def test_lower_temperature_gives_samples_with_smaller_latent_norm(fitted_image_g
     np.testing.assert_allclose(cool_norm / warm_norm, 0.7, rtol=1e-3)
 
 
+@pytest.mark.slow
 def test_interpolation_starts_at_x1_ends_at_x2_and_is_straight_in_latent_space(fitted_image_glow, digits):
     model = fitted_image_glow[0]
     x1, x2 = digits[0], digits[5]
@@ -254,6 +261,7 @@ def test_split_prior_starts_as_the_identity_and_is_affine_in_the_factored_out_ha
     )
 
 
+@pytest.mark.slow
 def test_benchmark_configuration_builds():
     model = Glow((32, 32, 3), num_levels=3, num_steps=8, hidden_channels=128)
     assert model.latent_shape == (32, 32, 3)
@@ -291,6 +299,7 @@ def test_config_rebuilds_the_same_architecture():
 @pytest.mark.parametrize(
     "make_model, data", [(_small_image_glow, _small_images(16)), (_vector_glow, _banana(16))], ids=["image", "vector"]
 )
+@pytest.mark.slow
 def test_float64_reaches_every_weight_and_agrees_with_float32(make_model, data):
     model32 = make_model()
     model32.log_prob(data)  # builds
@@ -318,6 +327,7 @@ def _contract_every_coupling(model, raw_log_scale):
 
 
 @pytest.mark.parametrize("log_scale_limit", [0.5, 2.0])
+@pytest.mark.slow
 def test_coupling_scale_floor_keeps_samples_finite_however_the_couplings_contract(log_scale_limit):
     """Glow's sampling divides by each coupling's density-direction scale g; the floor g >= exp(-c) bounds that,
     where Glow's bare sigmoid(r + 2) reaches 0 (float32) for very negative raw log-scales and samples overflow."""

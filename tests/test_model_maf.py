@@ -39,6 +39,7 @@ def trained():
     return model, x, nll, baseline
 
 
+@pytest.mark.slow
 def test_fit_beats_the_gaussian_baseline_on_two_moons(trained):
     _, _, nll, baseline = trained
     assert nll < baseline - 0.2
@@ -177,6 +178,7 @@ def assert_autoregressive(made, seed=0):
 
 
 @pytest.mark.parametrize("jit_compile", [False, True])
+@pytest.mark.slow
 def test_made_stays_autoregressive_after_fit_and_keras_reload(jit_compile, tmp_path):
     """Adam moves masked-out kernel entries too (their gradient is not zero without a per-call mask product);
     the optimizer's constraint step re-masks them after every update, with and without XLA."""
@@ -236,6 +238,7 @@ def test_weights_written_by_hand_are_masked(how, tmp_path):
     assert_autoregressive(made, seed=11)
 
 
+@pytest.mark.slow
 def test_log_prob_and_training_run_each_made_once_per_step(monkeypatch):
     """One MADE pass per step in the density direction (TFP's MaskedAutoregressiveFlow runs two)."""
     calls = []

@@ -26,6 +26,7 @@ def small_nice(**kwargs):
     return NICE(event_shape=(2,), num_couplings=4, hidden_units=(32, 32), **kwargs)
 
 
+@pytest.mark.slow
 def test_fit_beats_a_gaussian_on_two_moons():
     model_checks.assert_fit_beats_gaussian(small_nice(), MOONS, steps=300, learning_rate=1e-2)
 
@@ -48,6 +49,7 @@ def test_diagonal_scale_gives_nice_log_likelihood(base, base_dist):
     np.testing.assert_allclose(model.log_prob(x).numpy(), expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_float64_option_reaches_every_weight_and_agrees_with_float32():
     model32 = model_checks.perturb(small_nice())
     model64 = small_nice(dtype="float64")

@@ -58,6 +58,7 @@ def test_images_are_refused():
         NSF((4, 4, 1))
 
 
+@pytest.mark.slow
 def test_actnorm_auto_means_what_it_means_for_every_preset():
     """ "auto" places ActNorms wherever data initialise them: every vector density preset, not IAF or images."""
     from keras_models import IAF, MAF, NICE, RealNVP

@@ -29,6 +29,7 @@ def trained(request):
     return model, x, nll, baseline
 
 
+@pytest.mark.slow
 def test_fit_beats_the_gaussian_baseline_on_two_moons(trained):
     _, _, nll, baseline = trained
     assert nll < baseline - 0.15

@@ -32,6 +32,7 @@ def trained():
     return model, x, nll, baseline
 
 
+@pytest.mark.slow
 def test_fit_beats_the_gaussian_baseline_on_the_tutorial_banana(trained):
     _, _, nll, baseline = trained
     assert nll < baseline - 0.15

@@ -56,6 +56,7 @@ def couplings_of(model):
 
 # ------------------------------------------------------------------------------------------------------------
 # Vector data.
+@pytest.mark.slow
 def test_fit_beats_a_gaussian_on_two_moons():
     model_checks.assert_fit_beats_gaussian(small_vector_model(), MOONS, steps=300, learning_rate=3e-3)
 
@@ -133,6 +134,7 @@ def test_image_model_at_initialisation_is_the_logit_normal_density():
     np.testing.assert_allclose(model.log_prob(DIGITS[:16]).numpy(), expected, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_image_fit_trains_every_weight_and_beats_the_uniform_density_in_bits_per_dim():
     """A uniform density on [0, 1]^D scores exactly 8 bits/dim; a few dozen steps on digits must do better."""
     model = tiny_image_model()
@@ -167,6 +169,7 @@ def test_bad_arguments_are_named(kwargs, match):
         RealNVP(**kwargs)
 
 
+@pytest.mark.slow
 def test_jit_compile_trains_with_a_ragged_last_batch():
     # Regression: the conditioner padded its output with zeros whose shape came from tf.shape, which XLA
     # rejects ("Fill must be a compile-time constant") when the batch size is not static.

@@ -30,6 +30,7 @@ def trained_on_u1():
     return vi, before, samples_before, history
 
 
+@pytest.mark.slow
 def test_fit_on_u1_raises_the_elbo_towards_log_z(trained_on_u1):
     vi, before, _, history = trained_on_u1
     after = float(vi.elbo(4096, seed=5))
@@ -81,6 +82,7 @@ def test_keras_round_trip_keeps_the_elbo(trained_on_u1, tmp_path):
     ],
     ids=["radial", "iaf"],
 )
+@pytest.mark.slow
 def test_any_flow_model_trains_by_reverse_kl_under_xla(flow):
     vi = VariationalFlow(flow(), target_log_prob="U2", batch_size=32, seed=0)
     vi.compile(optimizer=keras.optimizers.Adam(1e-2), jit_compile=True)
@@ -90,6 +92,7 @@ def test_any_flow_model_trains_by_reverse_kl_under_xla(flow):
     np.testing.assert_allclose(log_q.numpy(), vi.flow.log_prob(tf.identity(z)).numpy(), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_the_batch_of_a_dataset_sets_the_number_of_samples():
     vi = VariationalFlow(PlanarFlow(event_shape=(2,), num_layers=2), target_log_prob="U3", seed=0)
     assert vi(tf.zeros([5])).shape == (5,)
@@ -185,6 +188,7 @@ def fitted_to_the_mixture():
     return vi
 
 
+@pytest.mark.slow
 def test_log_normalizer_estimate_brackets_the_closed_form_log_z(fitted_to_the_mixture):
     estimate = fitted_to_the_mixture.estimate_log_normalizer(50_000, seed=3, chunk_size=20_000)
     log_z = mixture_log_z()
@@ -239,6 +243,7 @@ def test_the_bound_is_tfp_monte_carlo_variational_loss_with_importance_samples(f
     np.testing.assert_allclose(float(vi.iw_elbo(256, 4, seed=sample_seed)), -float(tfp_loss), rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_fit_on_the_iw_elbo_minimises_minus_the_bound(tmp_path):
     vi = VariationalFlow(
         PlanarFlow(event_shape=(2,), num_layers=2),

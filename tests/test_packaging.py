@@ -7,6 +7,8 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 FORBIDDEN = ("keras", "tf_keras", "keras_models")
 
@@ -50,6 +52,7 @@ def test_tfp_flows_imports_only_tf_tfp_numpy_at_top_level():
     assert not offenders, "\n".join(offenders)
 
 
+@pytest.mark.slow
 def test_import_datasets_outside_the_repo_is_not_ours(tmp_path):
     code = (
         "import importlib.util, sys\n"

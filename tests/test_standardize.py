@@ -51,6 +51,7 @@ def test_samples_come_back_in_the_data_s_units_and_positive_on_log_columns():
     np.testing.assert_allclose(log_prob.numpy()[:50], model.log_prob(x[:50]).numpy(), rtol=1e-4, atol=1e-3)
 
 
+@pytest.mark.slow
 def test_the_keras_file_and_the_savedmodel_keep_the_standardisation(tmp_path):
     import keras
 

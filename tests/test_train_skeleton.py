@@ -33,6 +33,7 @@ def _train(tmp_path, kind, **overrides):
 
 
 @pytest.mark.parametrize("kind", sorted(RUNS))
+@pytest.mark.slow
 def test_a_completed_run_writes_the_same_files_and_common_metrics(tmp_path, kind):
     result, run_dir = _train(tmp_path, kind)
     metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -48,6 +49,7 @@ def test_a_completed_run_writes_the_same_files_and_common_metrics(tmp_path, kind
 
 
 @pytest.mark.parametrize("kind", sorted(RUNS))
+@pytest.mark.slow
 def test_a_failed_run_writes_its_metrics_and_no_figures_model_or_export(tmp_path, kind):
     result, run_dir = _train(tmp_path, kind, learning_rate=1e30, steps_per_epoch=5)
     metrics = json.loads((run_dir / "metrics.json").read_text())

@@ -67,6 +67,7 @@ def fitted_flow():
     ],
     ids=["stl", "dreg"],
 )
+@pytest.mark.slow
 def test_estimators_have_the_same_expectation(plain, low_variance, kwargs):
     # Away from the optimum (perturbed weights), where the gradients are large: paired differences average to 0.
     samples = _gradient_samples(
@@ -88,12 +89,14 @@ def test_estimators_have_the_same_expectation(plain, low_variance, kwargs):
     ],
     ids=["stl", "dreg"],
 )
+@pytest.mark.slow
 def test_low_variance_estimators_have_lower_variance_at_a_fitted_flow(fitted_flow, plain, low_variance, kwargs):
     samples = _gradient_samples(fitted_flow, (plain, low_variance), 40, 8, target_log_prob=gaussian_target, **kwargs)
     total_variance = {e: float(np.sum(samples[e].var(axis=0, ddof=1))) for e in samples}
     assert total_variance[low_variance] < 0.5 * total_variance[plain], total_variance
 
 
+@pytest.mark.slow
 def test_training_with_stl_fits_and_reloads(tmp_path):
     keras.utils.set_random_seed(0)
     vi = VariationalFlow(_flow(), target_log_prob="U1", batch_size=32, seed=0, gradient_estimator="stl")

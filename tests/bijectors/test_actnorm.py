@@ -139,6 +139,7 @@ def test_actnorm_validate_args_checks_channels_of_dynamically_shaped_input():
         forward(tf.zeros([2, 4]))
 
 
+@pytest.mark.slow
 def test_validate_args_bijectors_compile_under_xla():
     lower_upper, permutation = random_rotation_lower_upper(4, seed=1)
     bijectors = [
@@ -168,6 +169,7 @@ def actnorm_setup(draw):
     log_scale_range=st.sampled_from([0.1, 2.0, 5.0]),
     dtype=st.sampled_from([tf.float32, tf.float64]),
 )
+@pytest.mark.slow
 def test_actnorm_inverts_and_has_the_documented_log_det(setup, seed, magnitude, log_scale_range, dtype):
     channels, shape, event_ndims = setup
     rng = np.random.default_rng(seed)

@@ -162,6 +162,7 @@ def test_coupling_constructor_errors_name_the_argument():
     weight_scale=st.sampled_from([0.1, 1.0, 3.0]),
     limit=st.sampled_from([0.5, 2.0, 5.0]),
 )
+@pytest.mark.slow
 def test_tanh_affine_coupling_is_finite_invertible_and_bounded(setup, seed, magnitude, weight_scale, limit):
     mask, shape = setup
     coupling = AffineCoupling(mask, FlatConditioner(mask.shape, 2, seed, weight_scale), log_scale_limit=limit)
@@ -214,6 +215,7 @@ def test_sigmoid_affine_coupling_density_direction_is_bounded(setup, seed, magni
 
 @PROPERTY_SETTINGS
 @given(setup=mask_and_shape(), seed=SEEDS, magnitude=MAGNITUDES, weight_scale=st.sampled_from([0.1, 1.0, 3.0]))
+@pytest.mark.slow
 def test_unbounded_affine_coupling_is_invertible_where_finite(setup, seed, magnitude, weight_scale):
     mask, shape = setup
     coupling = AffineCoupling(mask, FlatConditioner(mask.shape, 2, seed, weight_scale), log_scale_bound=None)

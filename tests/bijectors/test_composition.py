@@ -40,11 +40,13 @@ def _chain():
     )
 
 
+@pytest.mark.slow
 def test_mixed_chain_passes_the_conformance_kit():
     z = tf.constant(np.random.default_rng(0).normal(size=[6, D]), tf.float32)
     assert_bijector_invariants(_chain(), z, event_ndims=1, rtol=2e-4, atol=2e-4)
 
 
+@pytest.mark.slow
 def test_mixed_chain_log_prob_and_sample_under_tf_function():
     chain = _chain()
     base = tfd.MultivariateNormalDiag(loc=tf.zeros(D))
@@ -115,6 +117,7 @@ TWO_D_FLOWS = {
 
 
 @pytest.mark.parametrize("flow_id", sorted(TWO_D_FLOWS))
+@pytest.mark.slow_params("Planar-D2-contracting", "Planar-D2-expanding")
 def test_standard_normal_pushed_through_2d_flow_integrates_to_one(flow_id):
     make, (low, high) = TWO_D_FLOWS[flow_id]
     base = tfd.MultivariateNormalDiag(loc=const64([0.0, 0.0]))

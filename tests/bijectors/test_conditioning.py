@@ -148,6 +148,7 @@ def network_of(bijector):
 # The spline and mixture couplings share MaskedCoupling's context path with the affine one, and the bijector
 # registry checks their conformance already; here they would add ~10 s (XLA compiles) for no new code path.
 @pytest.mark.parametrize("kind", ["affine-coupling", "maf"])
+@pytest.mark.slow
 def test_conformance_with_the_context_held_fixed(kind):
     bijector = MAKERS[kind](seed=1)
     fixed = with_fixed_kwargs(bijector, {"conditional_input": normal((6, C), 2)})

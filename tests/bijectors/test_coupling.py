@@ -356,6 +356,17 @@ def test_masked_conditioner_network_sees_every_pass_through_entry_and_feeds_ever
     ],
     ids=["RealNVP", "RealNVP-image", "NICE", "Glow", "FlowPlusPlus"],
 )
+@pytest.mark.slow_params(
+    "FlowPlusPlus-graph",
+    "FlowPlusPlus-xla",
+    "Glow-graph",
+    "Glow-xla",
+    "NICE-xla",
+    "RealNVP-graph",
+    "RealNVP-image-graph",
+    "RealNVP-image-xla",
+    "RealNVP-xla",
+)
 def test_models_use_the_block_path_and_compute_exactly_what_the_full_width_path_does(monkeypatch, make, shape, xla):
     model = make()
     x = tf.constant(np.random.default_rng(9).uniform(0.05, 0.95, size=shape).astype(np.float32))

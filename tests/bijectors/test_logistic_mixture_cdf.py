@@ -197,6 +197,7 @@ def test_slow_elements_finish_alone_after_a_few_full_passes(monkeypatch):
 
 
 @pytest.mark.parametrize("jit_compile", [False, True])
+@pytest.mark.slow
 def test_gathered_second_phase_matches_searching_every_element_to_the_end(monkeypatch, jit_compile):
     (logits, locs, log_scales), z = flow_plus_plus_like_batch(seed=2, size=1000, num_components=8)
     arguments = (
@@ -335,6 +336,7 @@ def test_identical_components_reduce_to_one():
 
 
 @pytest.mark.parametrize("dtype", [tf.float32, tf.float64])
+@pytest.mark.slow
 def test_root_search_compiles_with_xla(dtype):
     bijector = make_bijector(random_mixture(31, 5), dtype)
 
@@ -355,6 +357,7 @@ def test_root_search_compiles_with_xla(dtype):
 # --- Gradients ---------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_forward_gradients_match_finite_differences():
     """The implicit gradients of the root search, against central differences in float64."""
     logits, locs, log_scales = (tf.Variable(p, dtype=tf.float64) for p in random_mixture(41, 4))
@@ -515,6 +518,7 @@ def _finite_gradients(bijector, inputs, direction):
 
 @SETTINGS
 @given(params=mixtures(), z=_vectors(6, magnitudes(200.0)), dtype_name=st.sampled_from(sorted(DTYPES)))
+@pytest.mark.slow
 def test_sampling_direction_round_trips(params, z, dtype_name):
     dtype = DTYPES[dtype_name]
     bijector = LogisticMixtureCDF(*(tf.Variable(p, dtype=dtype) for p in params), validate_args=True)
@@ -534,6 +538,7 @@ def test_sampling_direction_round_trips(params, z, dtype_name):
 
 @SETTINGS
 @given(params=mixtures(), x=_vectors(6, magnitudes(1e3)), dtype_name=st.sampled_from(sorted(DTYPES)))
+@pytest.mark.slow
 def test_density_direction_round_trips_and_matches_the_mixture(params, x, dtype_name):
     dtype = DTYPES[dtype_name]
     bijector = LogisticMixtureCDF(*(tf.Variable(p, dtype=dtype) for p in params), validate_args=True)

@@ -111,6 +111,7 @@ def test_coupling_floors_log_scales_at_minus_7():
     np.testing.assert_allclose(floored.inverse(fresh(x)).numpy()[:, 2:], x[:, 2:] * np.exp(7.0), rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_coupling_xla_matches_eager():
     mask = masks.checkerboard(2, 4, 2)
     coupling_ = LogisticMixtureCoupling(mask, MixtureConditioner(mask.shape, 3, tf.float32, seed=71), 3)
@@ -191,6 +192,7 @@ class _RandomConditioner(tf.Module):
 # search's bracket to +-3e5, which the step budget could not bisect down: the sample landed on the wrong side of
 # the sharp component (error 60).
 @example(size=6, num_components=3, gain=3.875, seed=1049, parity=0, z=[1000.0] + [0.0] * 11)
+@pytest.mark.slow
 def test_coupling_round_trips_with_finite_log_dets_and_gradients(size, num_components, gain, seed, parity, z):
     conditioner = _RandomConditioner(size, num_components, gain, seed)
     coupling = LogisticMixtureCoupling(masks.half(size, parity), conditioner, num_components, validate_args=True)

@@ -44,6 +44,12 @@ def test_is_tfps_masked_autoregressive_flow():
 
 @pytest.mark.parametrize("mode", ["eager", "function", "xla"])
 @pytest.mark.parametrize("network_kwargs", [{}, dict(stacked=True), dict(params=1)])
+@pytest.mark.slow_params(
+    "network_kwargs0-function",
+    "network_kwargs0-xla",
+    "network_kwargs1-xla",
+    "network_kwargs2-xla",
+)
 def test_same_numbers_as_tfps_class(mode, network_kwargs):
     network = MaskedNetwork(tf.float32, seed=1, **network_kwargs)
     ours = OnePassMaskedAutoregressiveFlow(shift_and_log_scale_fn=network)
@@ -103,6 +109,7 @@ def test_inverse_then_its_log_det_take_one_network_pass():
 
 
 @pytest.mark.parametrize("xla", [False, True])
+@pytest.mark.slow_params("True")
 def test_log_prob_traces_one_network_pass_and_its_gradients_match_tfps(xla):
     counting = Counting(MaskedNetwork(tf.float32, seed=8))
     variables = counting.network.trainable_variables

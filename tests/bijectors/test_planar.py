@@ -57,6 +57,7 @@ def test_planar_inverse_is_exact_in_float32_even_when_w_dot_u_is_below_minus_one
     )
 
 
+@pytest.mark.slow
 def test_planar_inverse_under_xla_matches_eager():
     bijector = Planar(tf.constant([0.6, -0.4]), tf.constant([-5.0, 4.0]), tf.constant(0.5))
     y = tf.random.normal([64, 2], seed=3) * 5.0
@@ -87,6 +88,7 @@ def test_planar_rejects_zero_w_and_mismatched_sizes():
         Planar(tf.ones([3]), tf.ones([2]), tf.constant(0.0))
 
 
+@pytest.mark.slow
 def test_planar_inverse_under_xla_never_returns_nan():
     # Regression: a zero value tolerance let the XLA-compiled root search stall (its tanh is not bit-identical
     # to the eager one) and return NaN for one row of this batch.
