@@ -398,8 +398,9 @@ def assert_ode_bijector_invariants(
     Every quantity is computed in a `tf.function` (graph mode), except the eager side of the eager-against-graph
     comparison: a solver's loop run op by op costs seconds a call. The autodiff Jacobian takes one gradient pass
     per event dimension, through the solver's own gradient (TFP's ODE solvers: the adjoint method), so keep events
-    small: a 2-D case with an 8-unit field took 70-120 s on 2 CPU cores shared with other jobs (load average 8),
-    most of it TensorFlow building and optimising the solver's graphs.
+    small: a 2-D case with an 8-unit field took 70-120 s alone and 80-390 s (float32 or float64) in a pytest run
+    beside other jobs on 2 CPU cores (load average 8), most of it TensorFlow building and optimising the solver's
+    graphs.
 
     Args:
       bijector: a `tfp.bijectors.Bijector` whose methods solve an ODE (`tfp_flows.ContinuousFlow`, `tfb.FFJORD`).
