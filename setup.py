@@ -53,6 +53,8 @@ setup(
             "pandas>=2,<4",
         ],
         "examples": ["pandas>=2,<4"],
+        # CNF(coupling="ot"): minibatch optimal-transport pairing by scipy's linear_sum_assignment.
+        "ot": ["scipy>=1.10,<2"],
         # 2.21 is the oldest tested; each release requires the TensorFlow of its own minor version or newer.
         "serving": ["tensorflow-serving-api>=2.21,<3"],
         # Ruff changes its rules and format between minor releases: one minor, the one the tree is formatted with.

@@ -206,3 +206,32 @@ def test_bad_arguments_name_themselves(kwargs, message):
 def test_image_event_shapes_are_refused():
     with pytest.raises(ValueError, match=r"CNF"):
         CNF((4, 4, 1))
+
+
+def test_ot_assignment_is_the_cheapest_pairing_of_the_batch():
+    import itertools
+
+    from keras_models.flows.cnf import ot_assignment
+
+    rng = np.random.default_rng(3)
+    x1, x0 = rng.normal(size=[6, 2]), rng.normal(size=[6, 2])
+    indices = ot_assignment(tf.constant(x1), tf.constant(x0)).numpy()
+    cost = lambda order: float(np.sum((x1 - x0[list(order)]) ** 2))  # noqa: E731
+    best = min(itertools.permutations(range(6)), key=cost)
+    assert sorted(indices) == list(range(6))
+    np.testing.assert_allclose(cost(indices), cost(best))
+    assert cost(indices) < cost(range(6))  # the independent pairing costs more
+
+
+def test_ot_coupling_trains_reloads_and_refuses_a_context(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = CNF((2,), hidden_units=(8,), coupling="ot", seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    losses = model.fit(dataset(moons(256)), epochs=1, steps_per_epoch=3, verbose=0).history["loss"]
+    assert np.isfinite(losses).all()
+    model.save(tmp_path / "ot.keras")
+    assert keras.saving.load_model(tmp_path / "ot.keras").coupling == "ot"
+    with pytest.raises(ValueError, match="coupling='ot' pairs x0 and x1 across the batch"):
+        CNF((2,), coupling="ot", context_shape=(1,))
+    with pytest.raises(ValueError, match="coupling"):
+        CNF((2,), coupling="sinkhorn")

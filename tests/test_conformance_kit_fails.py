@@ -15,13 +15,15 @@ import re
 import keras
 import model_cases
 import model_checks
+import numpy as np
 import pytest
 import tensorflow as tf
 from tensorflow_probability import bijectors as tfb
 
 from keras_models import PReLUFlow
+from tfp_flows.continuous_flow import ContinuousFlow
 from tfp_flows.instance_cache import InstanceKeyedCache
-from tfp_flows.testing import assert_bijector_invariants, assert_dtype_agreement
+from tfp_flows.testing import assert_bijector_invariants, assert_dtype_agreement, assert_ode_bijector_invariants
 
 X = tf.constant([[0.5, -1.0, 2.0], [-0.3, 0.8, -1.7]])
 EDGES = (tf.zeros([1, 3]), tf.constant([[1e30, -1e30, 1e20]]))
@@ -192,6 +194,38 @@ def test_a_dtype_disagreement_fails_naming_the_property():
 def test_a_wrong_log_det_is_caught_at_event_ndims_zero_too():
     with pytest.raises(AssertionError, match=re.escape(LOG_DET)):
         assert_bijector_invariants(LogDetOffByConstant(), X, event_ndims=0)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The kit's ODE mode (assert_ode_bijector_invariants) is shown to fail too: a continuous flow whose log-dets have the
+# wrong sign, a consistent pair (ildj = -fldj) that only the autodiff Jacobian through the solver can tell.
+class ContinuousFlowWrongSignLogDet(ContinuousFlow):
+    """Both log-dets negated where FFJORD computes them, with the state, in each solve (its cache hands these values
+    to `forward_log_det_jacobian` without calling `_forward_log_det_jacobian`)."""
+
+    def _augmented_forward(self, x, **kwargs):
+        y, log_dets = super()._augmented_forward(x, **kwargs)
+        return y, {key: -value for key, value in log_dets.items()}
+
+    def _augmented_inverse(self, y, **kwargs):
+        x, log_dets = super()._augmented_inverse(y, **kwargs)
+        return x, {key: -value for key, value in log_dets.items()}
+
+
+def rotating_field(t, x):
+    """dx/dt = x A with a fixed A of trace 0.3: log|det| = 0.3 for every x."""
+    return tf.matmul(x, tf.constant([[0.2, -0.7], [0.9, 0.1]], x.dtype))
+
+
+@pytest.mark.slow
+def test_an_ode_bijector_with_a_wrong_log_det_fails_the_ode_mode():
+    x = tf.constant([[0.5, -1.0], [-0.3, 0.8]])
+    with pytest.raises(AssertionError, match=re.escape(LOG_DET)):
+        assert_ode_bijector_invariants(ContinuousFlowWrongSignLogDet(rotating_field), x, 1, check_xla=False)
+    # The control: the same flow unbroken passes, and its log-det is the closed form's.
+    flow = ContinuousFlow(rotating_field)
+    assert_ode_bijector_invariants(flow, x, 1, check_xla=False)
+    np.testing.assert_allclose(flow.forward_log_det_jacobian(x, event_ndims=1), 0.3, atol=1e-4)
 
 
 # ------------------------------------------------------------------------------------------------------------

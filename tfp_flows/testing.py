@@ -15,6 +15,21 @@ forward domain (the latent / base side):
 `assert_dtype_agreement(make_bijector, x, event_ndims)` checks that float64 agrees with float32 to float32
 accuracy, for a factory `make_bijector(dtype) -> bijector`.
 
+`assert_ode_bijector_invariants(bijector, x, event_ndims)` is the kit's mode for bijectors that solve an ODE
+(`tfp_flows.ContinuousFlow`, TFP's FFJORD), at tolerances that follow the solver's (`ode_tolerances`: a factor, 100
+by default, times its rtol and atol; an ODE solve is exact only to its tolerances, while a wrong log-det, a sign or
+a forgotten term, is off by O(1) and still fails). Each quantity is computed in its own `tf.function` (an adaptive
+solver's loop run op by op costs seconds a call), in as few solves as the invariants allow:
+
+1. One round trip x -> y -> x (the inverse solve starts from `tf.identity(y)`, which TFP's cache has never seen).
+2. fldj(x) against the autodiff Jacobian of the forward solve (one adjoint pass per event dimension), and
+   fldj(x) == -ildj(f(x)). The Jacobian of the inverse is not taken again: the round trip ties the inverse to the
+   forward map, and ildj to fldj.
+3. Values, log-dets and the gradient of their sum w.r.t. x and the trainable variables (one backward pass through
+   both solves; a non-finite term cannot cancel) are finite, at x and at the `edge_inputs`, which round-trip too.
+4. Eager against `tf.function`, and against XLA for the values (TFP's adjoint gradient does not compile: its
+   TensorArray has no fixed size).
+
 `with_fixed_kwargs(bijector, kwargs)` holds a conditional bijector's keyword arguments (its `bijector_kwargs`,
 e.g. `conditional_kwargs(bijector, c)`) fixed, so the kit checks x -> f(x; c) at a fixed context c.
 
@@ -31,7 +46,22 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_probability import bijectors as tfb
 
-__all__ = ["assert_bijector_invariants", "assert_dtype_agreement", "jacobian_log_det", "with_fixed_kwargs"]
+__all__ = [
+    "ODE_TOLERANCE_FACTOR",
+    "assert_bijector_invariants",
+    "assert_dtype_agreement",
+    "assert_ode_bijector_invariants",
+    "jacobian_log_det",
+    "ode_tolerances",
+    "with_fixed_kwargs",
+]
+
+# Comparison tolerance / solver tolerance for ODE bijectors. DormandPrince bounds each step's local error by
+# atol + rtol |x|; the global error of a solve, of a round trip (two solves) and of the adjoint's Jacobian add up
+# over the steps and grow with the field's Lipschitz constant: up to ~50x the solver tolerances for the registry's
+# fields (tests/bijector_cases/continuous.py: log-det against the autodiff Jacobian 3e-4, ildj against -fldj 5e-4
+# at 1e-5). A wrong log-det is off by O(1).
+ODE_TOLERANCE_FACTOR = 100.0
 
 
 class _FixedKwargs(tfb.Bijector):
@@ -85,7 +115,9 @@ def jacobian_log_det(fn: Callable[..., Any], x: tf.Tensor, event_ndims: int) -> 
     """log|det d fn(x) / dx| per batch member, by autodiff over the flattened event.
 
     For `event_ndims == 0` the map is elementwise, the Jacobian diagonal, and the result is
-    log|d fn(x)_i / d x_i| for every element.
+    log|d fn(x)_i / d x_i| for every element. Otherwise the Jacobian takes one gradient pass per event dimension
+    (`batch_jacobian(experimental_use_pfor=False)`), which a `fn` with a solver's while loop and custom gradient
+    (an ODE solve) also needs, where vectorising the loop fails.
     """
     x = tf.convert_to_tensor(x)
     if event_ndims == 0:
@@ -269,3 +301,154 @@ def assert_dtype_agreement(
             atol,
             f"{name}: {key} differs between float32 and float64",
         )
+
+
+def ode_tolerances(
+    bijector: tfb.Bijector,
+    solver_rtol: float | None = None,
+    solver_atol: float | None = None,
+    factor: float = ODE_TOLERANCE_FACTOR,
+) -> tuple[float, float]:
+    """(rtol, atol) for comparing an ODE bijector's numbers: `factor` times the solver's tolerances, read from the
+    bijector's `rtol` and `atol` attributes (as `tfp_flows.ContinuousFlow` has them) unless given."""
+    tolerances = []
+    for what, given in (("rtol", solver_rtol), ("atol", solver_atol)):
+        value = getattr(bijector, what, None) if given is None else given
+        if value is None:
+            raise ValueError(
+                f"solver_{what}: expected the ODE solver's {what} (a positive float), as an argument or as the "
+                f"bijector's `{what}` attribute; received None and {type(bijector).__name__} has no `{what}`"
+            )
+        if not value > 0:
+            raise ValueError(f"solver_{what}: expected a positive float; received {value!r}")
+        tolerances.append(factor * float(value))
+    return tolerances[0], tolerances[1]
+
+
+def _ode_jacobian(bijector: tfb.Bijector, x: tf.Tensor, event_ndims: int) -> tf.Tensor:
+    """log|det dy/dx| of the forward solve by autodiff: one adjoint pass per event dimension."""
+    event_size = int(np.prod(x.shape[x.shape.rank - event_ndims :])) if event_ndims else 1
+    flat = tf.reshape(x, [-1, event_size])
+    with tf.GradientTape() as tape:
+        tape.watch(flat)
+        y = tf.reshape(bijector.forward(tf.reshape(flat, tf.shape(x))), [-1, event_size])
+    if not event_ndims:
+        return tf.reshape(tf.math.log(tf.abs(tape.gradient(y, flat))), tf.shape(x))
+    _, log_abs_det = tf.linalg.slogdet(tape.batch_jacobian(y, flat, experimental_use_pfor=False))
+    return tf.reshape(log_abs_det, tf.shape(x)[: x.shape.rank - event_ndims])
+
+
+def _ode_gradients(bijector: tfb.Bijector, x: tf.Tensor, event_ndims: int) -> list[tf.Tensor | None]:
+    """Gradients w.r.t. x and the trainable variables of forward + fldj + inverse + ildj, summed: one backward
+    pass through both solves (a non-finite term cannot cancel: inf - inf is NaN)."""
+    variables = list(bijector.trainable_variables)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = bijector.forward(x)
+        y_fresh = tf.identity(y)
+        objective = (
+            tf.reduce_sum(y)
+            + tf.reduce_sum(bijector.forward_log_det_jacobian(x, event_ndims=event_ndims))
+            + tf.reduce_sum(bijector.inverse(y_fresh))
+            + tf.reduce_sum(bijector.inverse_log_det_jacobian(y_fresh, event_ndims=event_ndims))
+        )
+    return tape.gradient(objective, [x] + variables)
+
+
+def _ode_evaluate(bijector: tfb.Bijector, x: tf.Tensor, event_ndims: int) -> dict[str, tf.Tensor]:
+    """forward, inverse(forward), fldj and ildj at f(x) in two solves (each log-det comes with its solve)."""
+    y = bijector.forward(x)
+    y_fresh = tf.identity(y)
+    return {
+        "forward": y,
+        "fldj": bijector.forward_log_det_jacobian(x, event_ndims=event_ndims),
+        "inverse": bijector.inverse(y_fresh),
+        "ildj": bijector.inverse_log_det_jacobian(y_fresh, event_ndims=event_ndims),
+    }
+
+
+def _check_ode_values(values: dict[str, Any], x: tf.Tensor, rtol: float, atol: float, name: str) -> None:
+    for what, value in values.items():
+        _assert_finite(value, f"{name}: {what}")
+    _close(values["inverse"], x, rtol, atol, f"{name}: inverse(forward(x)) != x")
+    fldj = np.asarray(values["fldj"])
+    _close(np.broadcast_to(values["ildj"], fldj.shape), -fldj, rtol, atol, f"{name}: ildj(f(x)) != -fldj(x)")
+
+
+def _check_ode_gradients(gradients: list[Any], names: list[str], name: str) -> None:
+    for var, grad in zip(names, gradients):
+        if grad is not None:
+            what = f"{name}: gradient of forward + fldj + inverse + ildj w.r.t. {var}"
+            _assert_finite(tf.convert_to_tensor(grad), what)
+
+
+def assert_ode_bijector_invariants(
+    bijector: tfb.Bijector,
+    x: tf.Tensor,
+    event_ndims: int,
+    solver_rtol: float | None = None,
+    solver_atol: float | None = None,
+    tolerance_factor: float = ODE_TOLERANCE_FACTOR,
+    edge_inputs: Sequence[Any] = (),
+    check_jacobian: bool = True,
+    check_xla: bool = True,
+    name: str | None = None,
+) -> None:
+    """The conformance invariants (module docstring) for a bijector that solves an ODE, at tolerances that follow
+    the solver's (`ode_tolerances`: `tolerance_factor` times `solver_rtol` and `solver_atol`, by default the
+    bijector's own `rtol` and `atol`).
+
+    Every quantity is computed in a `tf.function` (graph mode), except the eager side of the eager-against-graph
+    comparison: a solver's loop run op by op costs seconds a call. The autodiff Jacobian takes one gradient pass
+    per event dimension, through the solver's own gradient (TFP's ODE solvers: the adjoint method), so keep events
+    small: a 2-D case with an 8-unit field took 70-120 s alone and 80-390 s (float32 or float64) in a pytest run
+    beside other jobs on 2 CPU cores (load average 8), most of it TensorFlow building and optimising the solver's
+    graphs.
+
+    Args:
+      bijector: a `tfp.bijectors.Bijector` whose methods solve an ODE (`tfp_flows.ContinuousFlow`, `tfb.FFJORD`).
+      x: points in the forward domain (the latent side), with batch and event dimensions.
+      event_ndims: the number of event dimensions the invariants are taken over.
+      solver_rtol, solver_atol: the solver's tolerances (default: the bijector's `rtol` and `atol` attributes).
+      tolerance_factor: comparison tolerance / solver tolerance (default `ODE_TOLERANCE_FACTOR`).
+      edge_inputs: further inputs (zeros, large magnitudes) that must give finite values and gradients and still
+        round-trip.
+      check_jacobian: compare log-dets against the autodiff Jacobian.
+      check_xla: also compile with XLA (TFP's DormandPrince compiles; turn off for a solver that does not).
+      name: a label for the error messages (defaults to the bijector's name).
+    Raises:
+      AssertionError naming the invariant that failed; ValueError when the solver's tolerances are unknown.
+    """
+    name = name or bijector.name
+    rtol, atol = ode_tolerances(bijector, solver_rtol, solver_atol, tolerance_factor)
+    x = tf.convert_to_tensor(x)
+    if not x.dtype.is_floating:
+        raise TypeError(f"x must be a floating-point tensor; received dtype {x.dtype.name}")
+    if x.shape.rank is None or x.shape.rank < event_ndims:
+        raise ValueError(f"x must have at least event_ndims={event_ndims} dimensions; received shape {x.shape}")
+    # One trace for x and every edge input (the batch dimension is left open); a function per quantity: one graph
+    # with the values, the Jacobian and the gradients together took minutes for TensorFlow to optimise.
+    signature = [tf.TensorSpec([None] + x.shape.as_list()[1:], x.dtype)]
+    values = tf.function(lambda t: _ode_evaluate(bijector, t, event_ndims), input_signature=signature)
+    gradients = tf.function(lambda t: _ode_gradients(bijector, t, event_ndims), input_signature=signature)
+    names = ["x"] + [v.name for v in bijector.trainable_variables]
+    at_x = values(_fresh(x))
+    _check_ode_values(at_x, x, rtol, atol, name)
+    if check_jacobian:
+        expected = tf.function(lambda t: _ode_jacobian(bijector, t, event_ndims))(_fresh(x))
+        fldj = np.broadcast_to(at_x["fldj"], np.shape(expected))
+        _close(fldj, expected, rtol, atol, f"{name}: forward_log_det_jacobian != log|det| of autodiff Jacobian")
+    _check_ode_gradients(gradients(_fresh(x)), names, name)
+    for i, edge in enumerate(edge_inputs):
+        edge = tf.convert_to_tensor(edge, dtype=x.dtype)
+        _check_ode_values(values(_fresh(edge)), edge, rtol, atol, f"{name} (edge input {i})")
+        _check_ode_gradients(gradients(_fresh(edge)), names, f"{name} (edge input {i})")
+    eager = _ode_evaluate(bijector, _fresh(x), event_ndims)
+    modes = {"tf.function": at_x}
+    if check_xla:
+        # Values only, as for every bijector: TFP's adjoint gradient keeps a TensorArray of unbounded size, which
+        # XLA refuses ("XLA compilation requires a fixed tensor list size").
+        modes["XLA"] = tf.function(lambda t: _ode_evaluate(bijector, t, event_ndims), jit_compile=True)(_fresh(x))
+    for mode, result in modes.items():
+        for key in eager:
+            _close(result[key], eager[key], rtol, atol, f"{name}: {key} differs between eager and {mode}")

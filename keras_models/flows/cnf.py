@@ -23,6 +23,17 @@ Objectives (`objective`):
     "maximum_likelihood"  minus the mean log p(x) through the solver, its gradient by the adjoint method (TFP's
                           ODE solvers): one ODE solve forward and one backward per step; `fit` reports `nll`.
 
+Training recipe for flow matching (measured on two moons, benchmarks/README.md, "CNF against coupling flows at equal
+wall time"): Adam with a high peak learning rate decayed to zero over the run, e.g.
+`keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(2e-4, decay_steps=N, warmup_target=2e-2,
+warmup_steps=N // 50))` for N steps. The loss regresses on a noisy target (x1 - x0 given x_t is random), so a large
+rate learns fast and the decay averages the noise out at the end: after 8,000 steps (batch 256, seed 0) the KL gap
+was 0.204 nats at a constant 2e-3, 0.138 at a constant 5e-3, 0.237 with cosine decay from 2e-3, 0.059 from 1e-2,
+0.040 from 2e-2, 0.031 from 4e-2 and 0.218 from 8e-2 (unstable). Measured not to help at equal time on a CPU: an
+EMA of the weights (0.172 vs 0.204 at a constant 2e-3; nothing on top of the decay), batch 1,024 (0.088 at 8,000
+steps, but each step costs ~2-4x), and `coupling="ot"` (0.180 vs 0.204 at 8,000 steps, each step 3.7x the cost);
+nor is the KL gap limited by the solver (the same model scored 0.1471 at rtol = atol = 1e-5 and 1e-8).
+
 During `fit` with flow matching, `model(x, training=True)` returns {"flow_matching_loss": per-example loss}
 (what `compute_loss` averages); `model(x)` is log p(x) as for every preset. The draws of x0 and t come from a
 Keras `SeedGenerator` (`seed`), so a seeded run repeats.
@@ -60,6 +71,7 @@ from tfp_flows.continuous_flow import TRACES
 from tfp_flows.validation import check_one_of, check_positive_ints, check_vector_event_shape
 
 OBJECTIVES = ("flow_matching", "maximum_likelihood")
+COUPLINGS = ("independent", "ot")
 EXACT_TRACE_MAX_DIMS = 8  # trace="auto": the exact trace up to this D (D gradient passes), Hutchinson beyond
 FLOW_MATCHING_LOSS = "flow_matching_loss"
 
@@ -70,6 +82,22 @@ def resolve_trace(trace: str, num_dims: int) -> str:
     if trace == "auto":
         return "exact" if num_dims <= EXACT_TRACE_MAX_DIMS else "hutchinson"
     return trace
+
+
+def ot_assignment(x1: tf.Tensor, x0: tf.Tensor) -> tf.Tensor:
+    """[batch] indices i such that (x0[i_k], x1[k]) is the optimal transport pairing of the batch for the squared
+    Euclidean cost: min over permutations sum_k ||x1[k] - x0[i_k]||^2 (minibatch OT-CFM, Tong et al. 2024,
+    "Improving and generalizing flow-based generative models with minibatch optimal transport"), by the Hungarian
+    algorithm (`scipy.optimize.linear_sum_assignment`, O(batch^3), on the CPU through `tf.numpy_function`)."""
+    from scipy.optimize import linear_sum_assignment
+
+    cost = tf.reduce_sum(tf.square(x1[:, None, :] - x0[None, :, :]), axis=-1)
+
+    def assign(matrix):
+        return linear_sum_assignment(matrix)[1].astype("int32")
+
+    indices = tf.numpy_function(assign, [cost], tf.int32, stateful=False)
+    return tf.reshape(indices, [tf.shape(x1)[0]])
 
 
 @keras.saving.register_keras_serializable(package="tfp_flows")
@@ -88,6 +116,8 @@ class CNF(FlowModel):
         looser tolerances take fewer steps).
       max_num_steps: the solver's step budget (default None: no limit).
       seed: seed of flow matching's draws of x0 and t (default None: a random one).
+      coupling: how flow matching pairs base draws x0 with data x1: "independent" (default) or "ot" (each batch
+        paired by optimal transport, `ot_assignment`: straighter paths; unconditional models only; needs scipy).
       **kwargs: `FlowModel` arguments (base_distribution, context_shape, nan_policy, name, dtype="float64").
     """
 
@@ -105,9 +135,16 @@ class CNF(FlowModel):
         atol: float = 1e-5,
         max_num_steps: int | None = None,
         seed: int | None = None,
+        coupling: str = "independent",
         **kwargs: Any,
     ):
         super().__init__(event_shape, **kwargs)
+        self.coupling = check_one_of(coupling, "coupling", COUPLINGS, owner="CNF")
+        if coupling == "ot" and self.context_shape is not None:
+            raise ValueError(
+                "CNF: coupling='ot' pairs x0 and x1 across the batch, which would pair an x1 with the x0 of another "
+                f"context; expected coupling='independent' with context_shape={self.context_shape}"
+            )
         size = check_vector_event_shape(self.event_shape, "CNF", min_size=1)[0]
         self.hidden_units = check_positive_ints(hidden_units, "hidden_units", owner="CNF")
         self.activation, self.num_frequencies = activation, num_frequencies
@@ -203,6 +240,8 @@ class CNF(FlowModel):
         else:
             x0 = self._base().sample(batch_size, seed=base_seed)
         x0 = tf.cast(x0, x.dtype)
+        if self.coupling == "ot":
+            x0 = tf.gather(x0, ot_assignment(x, x0))
         x_t = (1.0 - t[:, None]) * x0 + t[:, None] * x
         error = self.flow.velocity(x_t, t, e) - (x - x0)
         return tf.reduce_sum(tf.square(error), axis=-1)
@@ -264,5 +303,6 @@ class CNF(FlowModel):
             atol=self.atol,
             max_num_steps=self.max_num_steps,
             seed=self.seed,
+            coupling=self.coupling,
         )
         return config

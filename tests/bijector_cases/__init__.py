@@ -23,6 +23,9 @@ class BijectorCase:
     event_ndims: the event rank the invariants are taken over.
     edge_inputs: zeros, large magnitudes, tails: must stay finite and round-trip.
     rtol, atol: float32 tolerances.
+    check_xla: also compile with XLA.
+    ode: the bijector solves an ODE: the kit's ODE mode checks it (`assert_ode_bijector_invariants`, tolerances
+      from the solver's; `rtol` and `atol` unused).
     """
 
     make: Callable[[tf.DType], object]
@@ -32,13 +35,14 @@ class BijectorCase:
     rtol: float = 1e-4
     atol: float = 1e-4
     check_xla: bool = True
+    ode: bool = False
 
 
 def _merge():
-    from bijector_cases import autoregressive, couplings, elementwise, mixtures, splines, structural
+    from bijector_cases import autoregressive, continuous, couplings, elementwise, mixtures, splines, structural
 
     merged = {}
-    for module in (elementwise, couplings, mixtures, structural, autoregressive, splines):
+    for module in (elementwise, couplings, mixtures, structural, autoregressive, splines, continuous):
         for case_id, case in module.CASES.items():
             if case_id in merged:
                 raise ValueError(f"duplicate bijector case id {case_id!r}")

@@ -8,7 +8,12 @@ import tensorflow_probability as tfp
 from bijector_cases import CASES
 
 import tfp_flows
-from tfp_flows.testing import assert_bijector_invariants, assert_dtype_agreement
+from tfp_flows.testing import (
+    assert_bijector_invariants,
+    assert_dtype_agreement,
+    assert_ode_bijector_invariants,
+    ode_tolerances,
+)
 
 CASE_IDS = sorted(CASES)
 # The fast subset (`-m "not slow"`) checks each bijector at one setting: its first in CASE_IDS' order that is not
@@ -57,6 +62,16 @@ def case_params(test):
 def test_bijector_invariants(case_id):
     case = CASES[case_id]
     bijector = case.make(tf.float32)
+    if case.ode:
+        assert_ode_bijector_invariants(
+            bijector,
+            tf.constant(case.x, tf.float32),
+            case.event_ndims,
+            edge_inputs=[tf.constant(e, tf.float32) for e in case.edge_inputs],
+            check_xla=case.check_xla,
+            name=case_id,
+        )
+        return
     assert_bijector_invariants(
         bijector,
         tf.constant(case.x, tf.float32),
@@ -73,6 +88,14 @@ def test_bijector_invariants(case_id):
 def test_float64_agrees_with_float32(case_id):
     case = CASES[case_id]
     bijector64 = case.make(tf.float64)
+    if case.ode:
+        # The float64 build solves at tighter tolerances; float32 must agree with it to float32's solver tolerances.
+        assert_ode_bijector_invariants(
+            bijector64, tf.constant(case.x, tf.float64), case.event_ndims, check_xla=False, name=f"{case_id} (float64)"
+        )
+        rtol, atol = ode_tolerances(case.make(tf.float32))
+        assert_dtype_agreement(case.make, case.x, case.event_ndims, rtol=rtol, atol=atol, name=case_id)
+        return
     # float64 is the reference: its own invariants hold to tight tolerances.
     assert_bijector_invariants(
         bijector64,
@@ -90,11 +113,8 @@ def _exported_bijector_classes():
     return [obj for obj in vars(tfp_flows).values() if inspect.isclass(obj) and issubclass(obj, tfp.bijectors.Bijector)]
 
 
-# Checked elsewhere, with the reason. ContinuousFlow is an adaptive ODE solve: the kit (autodiff Jacobians through
-# DormandPrince's loop, eager against graph, float32 against float64) took 135-165 s a case on 2 CPU cores and its
-# float32 settings missed the kit's tolerances at solver tolerances of 1e-5; tests/test_cnf.py checks the flow and
-# log-det against closed-form fields instead. A faster kit path for ODE bijectors is open work.
-KIT_EXEMPT = {"ContinuousFlow": "tests/test_cnf.py (closed-form fields)"}
+# Checked elsewhere, with the reason (none today: ODE bijectors run the kit's ODE mode).
+KIT_EXEMPT: dict[str, str] = {}
 
 
 def test_every_exported_bijector_is_in_the_registry():
