@@ -22,8 +22,18 @@ VARIANTS = {
     "no-permutation": {"permutation": None},
     "no-actnorm": {"use_actnorm": False},
     "relu-mlp": {"subnet_kwargs": {"activation": "relu", "residual": False, "dropout": 0.0}},
-    "no-clamp": {"transform_kwargs": {"clamp": False}},
+    # BayesFlow 2.0.12 passes `transform_kwargs` to the spline transform only, so the option goes in an instance.
+    "no-clamp": {"transform": "affine-without-clamp"},
 }
+
+
+def _network_kwargs(name):
+    kwargs = dict(VARIANTS[name])
+    if kwargs.get("transform") == "affine-without-clamp":
+        from bayesflow.networks.inference.coupling.transforms import AffineTransform
+
+        kwargs["transform"] = AffineTransform(clamp=False)
+    return kwargs
 
 
 def main(argv=None):
@@ -43,7 +53,7 @@ def main(argv=None):
                 plain=False,
                 include_ours=False,
                 keep_best=True,
-                peer_args=VARIANTS[name],
+                peer_args=_network_kwargs(name),
             )["peers"]["BayesFlow"]
             best.setdefault(name, []).append(fit[3])
             print(f"{args.data} seed {seed} BayesFlow {name}: best {fit[3]:.4f} at step {fit[4]} (last {fit[0]:.4f})")

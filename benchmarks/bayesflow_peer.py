@@ -60,6 +60,7 @@ class BayesFlowCoupling(keras.Model):
             subnet_kwargs["dropout"] = dropout
         network_kwargs = dict(network_kwargs or {})  # CouplingFlow's own options (ablations), e.g. use_actnorm
         subnet_kwargs.update(network_kwargs.pop("subnet_kwargs", {}))
+        transform = network_kwargs.pop("transform", transform)  # a Transform instance: its options (ablations)
         self.network = bf.networks.CouplingFlow(
             depth=depth, transform=transform, subnet="mlp", subnet_kwargs=subnet_kwargs, **network_kwargs
         )
