@@ -22,6 +22,9 @@ SLOW_SETTINGS = {
     "test_bijector_invariants": {
         "AdditiveCoupling-channel",
         "AffineCoupling-channel-tanh-limit1",
+        # The ODE mode builds solver graphs for minutes (tfp_flows.testing); tests/test_cnf.py is in the fast subset.
+        "ContinuousFlow-exact-mixing",
+        "ContinuousFlow-hutchinson-elementwise",
         "ChannelSlice-image-affine",
         "InvertibleConv1x1-C2-image-rotation",
         "LogisticMixtureCDF-K1-wide",
@@ -34,6 +37,8 @@ SLOW_SETTINGS = {
         "RationalQuadraticCoupling-checkerboard-K2-B2",
     },
     "test_float64_agrees_with_float32": {
+        "ContinuousFlow-exact-mixing",
+        "ContinuousFlow-hutchinson-elementwise",
         "LogisticMixtureCDF-K1-wide",
         "LogisticMixtureCoupling-channel-K2",
         "MaskedAutoregressiveSpline-K3-B3-batch-3d",
