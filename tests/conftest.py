@@ -1,5 +1,6 @@
 """Test-wide settings: quiet TensorFlow, Keras on its TensorFlow backend, CPU only, deterministic seeds."""
 
+import gc
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -7,6 +8,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
 import hypothesis
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -23,6 +25,17 @@ def _seed_everything():
     np.random.seed(0)
     tf.random.set_seed(0)
     yield
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_memory_after_each_module():
+    """Free what a test file's models and traced functions held before the next file runs in the same process.
+
+    Each xdist worker runs many files one after another (`--dist loadfile`); without this their TensorFlow graphs
+    and Keras state piled up to 12 GB in one worker of a 2-core CI run, which the kernel then killed."""
+    yield
+    keras.backend.clear_session()
+    gc.collect()
 
 
 def pytest_configure(config):
