@@ -45,8 +45,10 @@ def test_spline_made_output_d_ignores_inputs_d_and_later():
         ({"bound": 0}, "`bound` must be a finite number > 0"),
         ({"permutation": "shuffle"}, "`permutation` must be one of"),
         ({"actnorm": "on"}, "`actnorm` must be one of"),
+        ({"dropout": 1.5}, r"`dropout` must be a number in \[0, 1\)"),
+        ({"variant": "autoregressive", "dropout": 0.1}, "`dropout` is for the MLP conditioners of variant='coupling'"),
     ],
-    ids=["variant", "num_bins", "bound", "permutation", "actnorm"],
+    ids=["variant", "num_bins", "bound", "permutation", "actnorm", "dropout", "dropout-autoregressive"],
 )
 def test_bad_arguments_raise_naming_them(kwargs, match):
     with pytest.raises(ValueError, match=match):

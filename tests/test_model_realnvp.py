@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 from sklearn.datasets import load_digits, make_moons
 
-from keras_models import RealNVP
+from keras_models import NSF, RealNVP
 from keras_models.flows.realnvp import default_num_scales
 from keras_models.layers import ActNormLayer, AffineCouplingLayer, ChannelSliceLayer, SequentialFlow
 
@@ -162,11 +162,30 @@ def test_image_fit_trains_every_weight_and_beats_the_uniform_density_in_bits_per
         (dict(event_shape=(8, 8, 1), width=0), "width"),
         (dict(event_shape=(8, 8, 1), num_scales=0), "num_scales"),
         (dict(event_shape=(8, 8, 1), logit_alpha=0.5), "logit_alpha"),
+        (dict(event_shape=(2,), dropout=1.0), r"`dropout` must be a number in \[0, 1\); received 1.0"),
+        (dict(event_shape=(2,), dropout=-0.1), "`dropout`"),
+        (dict(event_shape=(8, 8, 1), dropout=0.1), "`dropout` is for the MLP conditioners of vectors"),
     ],
 )
 def test_bad_arguments_are_named(kwargs, match):
     with pytest.raises(ValueError, match=match):
         RealNVP(**kwargs)
+
+
+@pytest.mark.parametrize("model_class", [RealNVP, NSF])
+def test_dropout_is_active_while_training_only_and_kept_in_the_config(model_class):
+    """The conditioners' Dropout changes the density in training mode (so `fit` regularises) and never in
+    `log_prob`, which must stay an exact, deterministic density; reloads keep the rate."""
+    model = model_class(event_shape=(4,), hidden_units=(16,), dropout=0.5)
+    x = np.random.default_rng(0).normal(size=(32, 4)).astype("float32")
+    model.compile(optimizer="adam")
+    model.fit(x, epochs=1, batch_size=16, verbose=0)
+    np.testing.assert_array_equal(model.log_prob(x).numpy(), model.log_prob(x).numpy())
+    with_dropout = [model(x, training=True).numpy() for _ in range(2)]
+    assert np.abs(with_dropout[0] - with_dropout[1]).max() > 1e-3
+    assert model_class.from_config(model.get_config()).dropout == 0.5
+    plain = model_class(event_shape=(4,), hidden_units=(16,))  # no dropout: training mode is deterministic too
+    np.testing.assert_array_equal(plain(x, training=True).numpy(), plain(x, training=True).numpy())
 
 
 @pytest.mark.slow

@@ -42,6 +42,7 @@ from keras_models.layers import (
     mlp,
 )
 from keras_models.layers.actnorm import resolve_actnorm
+from keras_models.layers.networks.conditioners import checked_dropout
 from tfp_flows import masks
 from tfp_flows.rational_quadratic_coupling import SplineSettings
 from tfp_flows.validation import check_int, check_one_of, check_positive_ints, check_vector_event_shape
@@ -59,6 +60,8 @@ class NSF(FlowModel):
       num_layers: number of spline steps (default 5).
       hidden_units: widths of the MLP conditioners (coupling) or of the MADE (autoregressive); default (128, 128).
       activation: hidden activation (default "relu").
+      dropout: variant "coupling" only: rate of a Dropout after every hidden layer of the MLPs, active only while
+        training (default 0.0: none; `keras_models.layers.mlp`).
       num_bins: K >= 2 bins per spline (default 8, as in the paper's tabular experiments).
       bound: B > 0, the splines act on [-B, B] (default 3.0, the paper's tail bound).
       min_bin_width, min_bin_height, min_derivative: the spline's floors (default 1e-3, the paper's code).
@@ -92,6 +95,7 @@ class NSF(FlowModel):
         permutation_seed=0,
         actnorm="auto",
         mixing=None,
+        dropout=0.0,
         **kwargs,
     ):
         super().__init__(event_shape, **kwargs)
@@ -100,6 +104,12 @@ class NSF(FlowModel):
         self.num_layers = check_int(num_layers, "num_layers", owner="NSF")
         self.hidden_units = check_positive_ints(hidden_units, "hidden_units", owner="NSF")
         self.activation = activation
+        self.dropout = checked_dropout(dropout, "NSF")
+        if self.variant == "autoregressive" and self.dropout:
+            raise ValueError(
+                f"NSF: `dropout` is for the MLP conditioners of variant='coupling'; received dropout={dropout!r} "
+                "with variant='autoregressive'"
+            )
         settings = SplineSettings(num_bins, bound, min_bin_width, min_bin_height, min_derivative, owner="NSF")
         self.num_bins, self.bound = settings.num_bins, settings.bound
         self.min_bin_width, self.min_bin_height = settings.min_bin_width, settings.min_bin_height
@@ -143,7 +153,7 @@ class NSF(FlowModel):
             )
 
         def network_fn(output_units):
-            return mlp(self.hidden_units, output_units, activation=self.activation, dtype=dtype)
+            return mlp(self.hidden_units, output_units, activation=self.activation, dtype=dtype, dropout=self.dropout)
 
         # One mask parity: the permutation between steps alternates the halves (with "reverse", alternating the
         # parity as well would transform the same dimensions in every step).
@@ -167,6 +177,7 @@ class NSF(FlowModel):
             permutation_seed=self.permutation_seed,
             mixing=self.mixing,
             actnorm=self.actnorm,
+            dropout=self.dropout,
             **self._spline_kwargs(),
         )
         return config

@@ -54,6 +54,7 @@ from keras_models.layers import (
     mlp,
 )
 from keras_models.layers.actnorm import resolve_actnorm
+from keras_models.layers.networks.conditioners import checked_dropout
 from tfp_flows import masks
 from tfp_flows.affine_coupling import checked_log_scale_limit
 from tfp_flows.validation import check_int, check_one_of, check_positive_ints, check_vector_event_shape, is_real
@@ -101,6 +102,8 @@ class RealNVP(FlowModel):
         "lu": held-out NLL 15.65 against 16.82 nats (wine, 11 seeds) and 14.61 against 17.17 (breast cancer, 5);
         not the default, since on 784-D digits it scores 3.78 against 3.32 bits/dim (benchmarks/README.md, "The
         default stays; LU mixing is the choice for tables").
+      dropout: vectors only: rate of a Dropout after every hidden layer of the MLPs, active only while training
+        (default 0.0: none; `keras_models.layers.mlp`). `log_prob` stays exact and deterministic.
       permutation_seed: vectors only: seed of the "random" permutations and of the "lu" maps' initial rotations.
       base_distribution: "normal" (default, as in the paper), "logistic", or any base `FlowModel` takes ("gmm",
         a `BaseDistribution` layer, a `tfd.Distribution` over the latent).
@@ -126,6 +129,7 @@ class RealNVP(FlowModel):
         log_scale_limit=1.0,
         mixing=None,
         permutation_seed=0,
+        dropout=0.0,
         **kwargs,
     ):
         shape = tuple(event_shape) if np.ndim(event_shape) else (event_shape,)
@@ -153,6 +157,12 @@ class RealNVP(FlowModel):
                 f"received mixing={mixing!r} with event_shape {self.event_shape}"
             )
         self.permutation_seed = int(permutation_seed)
+        self.dropout = checked_dropout(dropout, "RealNVP")
+        if is_image and self.dropout:
+            raise ValueError(
+                f"RealNVP: `dropout` is for the MLP conditioners of vectors (event_shape (D,)); received "
+                f"dropout={dropout!r} with event_shape {self.event_shape}"
+            )
         if is_image:
             height, width_px, _ = self.event_shape
             self.num_scales = (
@@ -192,7 +202,7 @@ class RealNVP(FlowModel):
         dtype = self.dtype_policy
 
         def network_fn(output_units):
-            return mlp(self.hidden_units, output_units, activation=self.activation, dtype=dtype)
+            return mlp(self.hidden_units, output_units, activation=self.activation, dtype=dtype, dropout=self.dropout)
 
         rng = np.random.default_rng(self.permutation_seed)
         if self.mixing is None:
@@ -263,5 +273,6 @@ class RealNVP(FlowModel):
             log_scale_limit=self.log_scale_limit,
             mixing=self.mixing,
             permutation_seed=self.permutation_seed,
+            dropout=self.dropout,
         )
         return config

@@ -17,13 +17,23 @@ built for the wider input, so it learns the context embedding; any network (`mlp
 `ResidualConvNet`, a split prior's conv) takes a context this way.
 """
 
+from collections.abc import Sequence
+from typing import Any
+
 import keras
 import numpy as np
 import tensorflow as tf
 
 from keras_models.core.precision import in_flow_dtype
 from tfp_flows.coupling import last_axis_split
-from tfp_flows.validation import check_positive_ints
+from tfp_flows.validation import check_positive_ints, is_real
+
+
+def checked_dropout(dropout: Any, owner: str) -> float:
+    """`dropout` as a float in [0, 1), or a ValueError naming it (a rate of 1 would drop every unit)."""
+    if not (is_real(dropout) and 0 <= dropout < 1):
+        raise ValueError(f"{owner}: `dropout` must be a number in [0, 1); received {dropout!r}")
+    return float(dropout)
 
 
 def checked_context_shape(context_shape, owner):
@@ -91,14 +101,29 @@ def with_context(h, context):
     return tf.concat([h, context], axis=-1)
 
 
-def mlp(hidden_units, output_units, activation="relu", name=None, dtype=None, last_initializer="zeros"):
+def mlp(
+    hidden_units: Sequence[int],
+    output_units: int,
+    activation: str = "relu",
+    name: str | None = None,
+    dtype: Any = None,
+    last_initializer: Any = "zeros",
+    dropout: float = 0.0,
+) -> keras.Sequential:
     """Dense network; by default the last layer starts at zero so every coupling starts as the identity (Glow
     sec. 3.3). `last_initializer` (a Keras initializer) replaces that for the last kernel; its bias stays zero.
 
+    `dropout` > 0 puts a `keras.layers.Dropout` of that rate after every hidden layer (Srivastava et al. 2014),
+    active only while training, as BayesFlow's coupling MLPs have by default (0.05): on small tables it keeps the
+    flow from fitting the training rows alone (benchmarks/README.md, "Dropout in the conditioners").
     `dtype` (a Keras dtype policy or name, e.g. the owning model's `dtype_policy`) reaches every Dense layer:
     Keras 3 does not pass a parent's policy down, and a float32 layer would cast float64 inputs down.
     """
-    layers = [keras.layers.Dense(units, activation=activation, dtype=dtype) for units in hidden_units]
+    layers = []
+    for units in hidden_units:
+        layers.append(keras.layers.Dense(units, activation=activation, dtype=dtype))
+        if dropout:
+            layers.append(keras.layers.Dropout(dropout, dtype=dtype))
     layers.append(
         keras.layers.Dense(output_units, kernel_initializer=last_initializer, bias_initializer="zeros", dtype=dtype)
     )
