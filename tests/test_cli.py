@@ -665,8 +665,9 @@ def test_conditional_two_moons_run_end_to_end(tmp_path, preset, model_args):
 
 @pytest.mark.slow
 def test_cnf_trains_by_flow_matching_from_the_command_line(tmp_path):
-    """`--preset cnf` takes its toy defaults from the registry; a flow-matching run logs no training NLL (its loss
-    is not one), while validation solves the ODE for the exact NLL and KL gap, and the export is written."""
+    """`--preset cnf` takes its toy defaults from the registry and its learning-rate schedule from the per-preset
+    table (recorded in config.json); a flow-matching run logs no training NLL (its loss is not one), while
+    validation solves the ODE for the exact NLL and KL gap, and the export is written."""
     tfp_flows(
         "train",
         "--preset",
@@ -688,6 +689,8 @@ def test_cnf_trains_by_flow_matching_from_the_command_line(tmp_path):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["stop_reason"] == "completed" and metrics["preset"] == "cnf"
     assert metrics["train_nll"] is None
+    config = json.loads((run_dir / "config.json").read_text())  # the resolved schedule: CNF's own recipe
+    assert tuple(config[key] for key in SCHEDULE_KEYS) == (2e-2, 0.0, 0.02)
     assert np.isfinite(metrics["validation_nll"]) and np.isfinite(metrics["validation_kl_gap"])
     assert (run_dir / "model.keras").is_file()
     assert (tmp_path / "saved_models" / "cnf-two_moons" / "1" / "saved_model.pb").is_file()
