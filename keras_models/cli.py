@@ -214,6 +214,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def config_from_args(args: argparse.Namespace) -> dict:
+    """A `train` run's configuration before resolution: the `--config` file's keys, the flags given over them."""
+    config = _load_config_file(args.config) if args.config else {}
+    flags = {field.name: getattr(args, field.name) for field in dataclasses.fields(TrainConfig)}
+    config.update({key: value for key, value in flags.items() if value is not None})
+    return config
+
+
 def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from keras_models.train import run
 
@@ -222,10 +230,7 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             parser.error(f"--resume expects a run folder holding config.json; received {args.resume!r}")
         result = run.train(resume=args.resume)
     else:
-        config = _load_config_file(args.config) if args.config else {}
-        flags = {field.name: getattr(args, field.name) for field in dataclasses.fields(TrainConfig)}
-        config.update({key: value for key, value in flags.items() if value is not None})
-        result = run.train(config)
+        result = run.train(config_from_args(args))
     print(f"run folder:   {result['run_dir']}")
     for _name, path in sorted(result.get("figures", {}).items()):
         print(f"figure:       {path}")

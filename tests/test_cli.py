@@ -219,6 +219,7 @@ def test_image_run_writes_sample_grids_and_an_interpolation_strip(tmp_path):
         (["train", "--epochs", "-1"], "positive integer"),
         (["train", "--strategy", "tpu-pod"], "invalid choice"),
         (["train", "--model-args", "[1, 2]"], "JSON object"),
+        (["train", "--warmup-fraction", "2"], "argument --warmup-fraction: expected a number in [0, 1]"),
         (["frobnicate"], "invalid choice"),
     ],
 )
@@ -322,6 +323,7 @@ def test_the_catalog_list_prints_matches_the_registries():
     from keras_models.flows.presets import PRESETS
     from keras_models.flows.variational import GRADIENT_ESTIMATORS, OBJECTIVES
     from keras_models.train import catalog
+    from keras_models.train.config import PRESET_RUN_DEFAULTS, RUN_DEFAULTS
     from tfp_flows.datasets import dataset_info, list_datasets
     from tfp_flows.datasets.energies import ENERGIES
 
@@ -336,6 +338,9 @@ def test_the_catalog_list_prints_matches_the_registries():
     assert sorted(catalog.ENERGIES) == sorted(name.upper() for name in ENERGIES)
     assert catalog.OBJECTIVES == OBJECTIVES
     assert catalog.GRADIENT_ESTIMATORS == GRADIENT_ESTIMATORS
+    # The per-preset schedule table (TensorFlow-free too, for --help) names registry presets and known keys.
+    assert set(PRESET_RUN_DEFAULTS) <= set(PRESETS)
+    assert all(set(values) <= set(RUN_DEFAULTS) for values in PRESET_RUN_DEFAULTS.values())
 
 
 def test_help_and_list_answer_without_importing_tensorflow(tmp_path):
@@ -379,7 +384,7 @@ def test_train_flags_and_their_help_come_from_train_config():
     import dataclasses
 
     from keras_models.cli import add_config_flags, build_parser
-    from keras_models.train.config import DEFAULTS, TrainConfig, resolve_config
+    from keras_models.train.config import DEFAULTS, PRESET_RUN_DEFAULTS, RUN_DEFAULTS, TrainConfig, resolve_config
 
     by_dest = {action.dest: action for action in add_config_flags(argparse.ArgumentParser())}
     for field in dataclasses.fields(TrainConfig):
@@ -389,6 +394,10 @@ def test_train_flags_and_their_help_come_from_train_config():
         if field.metadata["kind"] != "flag" and "const" not in field.metadata and field.default is not None:
             default = field.default_factory() if field.default is dataclasses.MISSING else field.default
             assert f"(default {json.dumps(default) if isinstance(default, dict) else default})" in action.help
+        if field.name in RUN_DEFAULTS:  # filled per preset: the help names every preset's own value
+            assert f"(default {RUN_DEFAULTS[field.name]}" in action.help, action.help
+            for name, values in PRESET_RUN_DEFAULTS.items():
+                assert f"; {name}: {values[field.name]}" in action.help, action.help
     assert by_dest["export"].option_strings == ["--no-export"] and by_dest["verbose"].option_strings == ["--quiet"]
     parser = build_parser()
     args = parser.parse_args(["train"])
@@ -396,7 +405,7 @@ def test_train_flags_and_their_help_come_from_train_config():
     assert set(flags.values()) == {None}
     resolved = resolve_config({})
     assert {key: resolved[key] for key in DEFAULTS if key != "name"} == {
-        k: v for k, v in DEFAULTS.items() if k != "name"
+        k: RUN_DEFAULTS.get(k, v) for k, v in DEFAULTS.items() if k != "name"
     }
     assert (resolved["preset"], resolved["dataset"], resolved["epochs"], resolved["steps_per_epoch"]) == (
         "realnvp",
@@ -421,6 +430,110 @@ def test_the_optimizer_reads_its_numbers_from_the_config():
     assert (schedule["initial_learning_rate"], schedule["alpha"], schedule["decay_steps"]) == (0.1, 0.5, 12 * 200)
     with pytest.raises(ValueError, match=r"`final_learning_rate_fraction` must be a number in \[0, 1\]; received 2"):
         resolve_config({"final_learning_rate_fraction": 2})
+
+
+SCHEDULE_KEYS = ("learning_rate", "final_learning_rate_fraction", "warmup_fraction")
+
+
+@pytest.mark.parametrize(
+    "preset, expected",
+    [
+        ("realnvp", (2e-3, 0.05, 0.0)),
+        ("nsf", (2e-3, 0.05, 0.0)),
+        ("cnf", (2e-2, 0.0, 0.02)),
+        ("CNF", (2e-2, 0.0, 0.02)),  # an alias spelling gets the canonical preset's defaults
+    ],
+)
+def test_the_schedule_defaults_per_preset(preset, expected):
+    """CNF trains by its measured flow-matching recipe (benchmarks/README.md, "CNF against coupling flows at equal
+    wall time"); every other preset by the shared schedule."""
+    from keras_models.train.config import resolve_config
+
+    resolved = resolve_config({"preset": preset})
+    assert tuple(resolved[key] for key in SCHEDULE_KEYS) == expected
+
+
+@pytest.mark.parametrize(
+    "given, expected",
+    [
+        ({"preset": "cnf", "learning_rate": 1e-3}, (1e-3, 0.0, 0.02)),
+        ({"preset": "cnf", "warmup_fraction": 0.0, "final_learning_rate_fraction": 0.05}, (2e-2, 0.05, 0.0)),
+        ({"preset": "realnvp", "warmup_fraction": 0.1}, (2e-3, 0.05, 0.1)),
+        ({"preset": "cnf", "learning_rate": None}, (2e-2, 0.0, 0.02)),  # a config file's null: not given
+    ],
+)
+def test_an_explicit_schedule_value_wins_over_the_presets(given, expected):
+    from keras_models.train.config import resolve_config
+
+    resolved = resolve_config(given)
+    assert tuple(resolved[key] for key in SCHEDULE_KEYS) == expected
+    assert resolve_config(resolved) == resolved  # config.json's resolved values resolve to themselves (resume)
+
+
+def test_a_flag_wins_over_the_config_file_and_both_over_the_presets(tmp_path):
+    from keras_models.cli import build_parser, config_from_args
+    from keras_models.train.config import resolve_config
+
+    (tmp_path / "run.yaml").write_text("preset: cnf\nlearning_rate: 0.001\nwarmup_fraction: 0.1\n")
+    parser = build_parser()
+    from_file = resolve_config(config_from_args(parser.parse_args(["train", "--config", str(tmp_path / "run.yaml")])))
+    assert tuple(from_file[key] for key in SCHEDULE_KEYS) == (1e-3, 0.0, 0.1)
+    args = parser.parse_args(["train", "--config", str(tmp_path / "run.yaml"), "--warmup-fraction", "0"])
+    assert tuple(resolve_config(config_from_args(args))[key] for key in SCHEDULE_KEYS) == (1e-3, 0.0, 0.0)
+
+
+def test_the_schedule_warms_up_linearly_from_zero_then_decays_to_its_final_fraction():
+    """lr(t) = peak t / W for t < W, then peak (a + (1 - a) (1 + cos(pi (t - W) / (T - W))) / 2): CNF's run
+    (peak 2e-2, W = 2 % of T, a = 0); without warmup (RealNVP) the cosine decay starts at the peak."""
+    import keras
+
+    from keras_models.train.common import make_optimizer
+    from keras_models.train.config import resolve_config
+
+    def rates(config, steps):
+        optimizer = make_optimizer(resolve_config(dict(config, epochs=2, steps_per_epoch=100)))
+        schedule = keras.optimizers.schedules.deserialize(optimizer.get_config()["learning_rate"])
+        return np.array([float(schedule(step)) for step in steps])
+
+    total, warmup = 200, 4  # 2 % of 200 steps
+    steps = [0, 1, 2, warmup, 50, 100, 150, total]
+    peak = 2e-2
+    decay = [peak * 0.5 * (1 + np.cos(np.pi * (t - warmup) / (total - warmup))) for t in steps[3:]]
+    np.testing.assert_allclose(rates({"preset": "cnf"}, steps), [0.0, peak / 4, peak / 2, *decay], atol=1e-9)
+    assert np.all(np.diff(rates({"preset": "cnf"}, range(warmup, total + 1))) < 0)  # decays after the peak
+    plain = rates({"preset": "realnvp"}, [0, 100, total])
+    np.testing.assert_allclose(plain, [2e-3, 2e-3 * (0.05 + 0.95 * 0.5), 2e-3 * 0.05], rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "given, message",
+    [
+        ({"warmup_fraction": 1.0}, r"`warmup_fraction` must be below 1 \(the cosine decay needs steps after"),
+        ({"warmup_fraction": 1.5}, r"`warmup_fraction` must be a number in \[0, 1\]; received 1.5"),
+        ({"warmup_fraction": -0.1}, r"`warmup_fraction` must be a finite number >= 0; received -0.1"),
+        ({"preset": "cnf", "learning_rate": 0}, r"`learning_rate` must be a finite number > 0; received 0"),
+        ({"learning_rate": "2e-2"}, r"`learning_rate` must be a finite number > 0; received '2e-2'"),
+    ],
+)
+def test_bad_schedule_values_say_what_was_expected(given, message):
+    from keras_models.train.config import resolve_config
+
+    with pytest.raises(ValueError, match=message):
+        resolve_config(given)
+
+
+def test_resume_reads_the_schedule_config_json_recorded(tmp_path):
+    """A resumed run trains on the schedule its config.json recorded, not on today's preset defaults: a
+    config.json without `warmup_fraction` (a run that had no warmup) resumes without one."""
+    from keras_models.train.config import resolve_config
+    from keras_models.train.run import read_run_config
+
+    recorded = resolve_config({"preset": "cnf", "learning_rate": 5e-3})
+    (tmp_path / "config.json").write_text(json.dumps(recorded))
+    assert read_run_config(tmp_path) == recorded
+    without_warmup = {k: v for k, v in recorded.items() if k != "warmup_fraction"}
+    (tmp_path / "config.json").write_text(json.dumps(without_warmup))
+    assert read_run_config(tmp_path) == dict(recorded, warmup_fraction=0.0)
 
 
 def test_conditional_image_figure_draws_one_row_per_class_with_c_fixed_along_it(tmp_path):
@@ -552,8 +665,9 @@ def test_conditional_two_moons_run_end_to_end(tmp_path, preset, model_args):
 
 @pytest.mark.slow
 def test_cnf_trains_by_flow_matching_from_the_command_line(tmp_path):
-    """`--preset cnf` takes its toy defaults from the registry; a flow-matching run logs no training NLL (its loss
-    is not one), while validation solves the ODE for the exact NLL and KL gap, and the export is written."""
+    """`--preset cnf` takes its toy defaults from the registry and its learning-rate schedule from the per-preset
+    table (recorded in config.json); a flow-matching run logs no training NLL (its loss is not one), while
+    validation solves the ODE for the exact NLL and KL gap, and the export is written."""
     tfp_flows(
         "train",
         "--preset",
@@ -575,6 +689,8 @@ def test_cnf_trains_by_flow_matching_from_the_command_line(tmp_path):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["stop_reason"] == "completed" and metrics["preset"] == "cnf"
     assert metrics["train_nll"] is None
+    config = json.loads((run_dir / "config.json").read_text())  # the resolved schedule: CNF's own recipe
+    assert tuple(config[key] for key in SCHEDULE_KEYS) == (2e-2, 0.0, 0.02)
     assert np.isfinite(metrics["validation_nll"]) and np.isfinite(metrics["validation_kl_gap"])
     assert (run_dir / "model.keras").is_file()
     assert (tmp_path / "saved_models" / "cnf-two_moons" / "1" / "saved_model.pb").is_file()

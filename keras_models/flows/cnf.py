@@ -25,14 +25,15 @@ Objectives (`objective`):
 
 Training recipe for flow matching (measured on two moons, benchmarks/README.md, "CNF against coupling flows at equal
 wall time"): Adam with a high peak learning rate decayed to zero over the run, e.g.
-`keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(2e-4, decay_steps=N, warmup_target=2e-2,
-warmup_steps=N // 50))` for N steps. The loss regresses on a noisy target (x1 - x0 given x_t is random), so a large
-rate learns fast and the decay averages the noise out at the end: after 8,000 steps (batch 256, seed 0) the KL gap
-was 0.204 nats at a constant 2e-3, 0.138 at a constant 5e-3, 0.237 with cosine decay from 2e-3, 0.059 from 1e-2,
-0.040 from 2e-2, 0.031 from 4e-2 and 0.218 from 8e-2 (unstable). Measured not to help at equal time on a CPU: an
-EMA of the weights (0.172 vs 0.204 at a constant 2e-3; nothing on top of the decay), batch 1,024 (0.088 at 8,000
-steps, but each step costs ~2-4x), and `coupling="ot"` (0.180 vs 0.204 at 8,000 steps, each step 3.7x the cost);
-nor is the KL gap limited by the solver (the same model scored 0.1471 at rtol = atol = 1e-5 and 1e-8).
+`keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(2e-4, decay_steps=N,
+warmup_target=2e-2, warmup_steps=N // 50))` for N steps (`tfp-flows train --preset cnf` trains by it unless told
+otherwise: keras_models/train/config.py, `PRESET_RUN_DEFAULTS`). The loss regresses on a noisy target (x1 - x0 given x_t
+is random), so a large rate learns fast and the decay averages the noise out at the end: after 8,000 steps (batch 256,
+seed 0) the KL gap was 0.204 nats at a constant 2e-3, 0.138 at a constant 5e-3, 0.237 with cosine decay from 2e-3, 0.059
+from 1e-2, 0.040 from 2e-2, 0.031 from 4e-2 and 0.218 from 8e-2 (unstable). Measured not to help at equal time on a CPU:
+an EMA of the weights (0.172 vs 0.204 at a constant 2e-3; nothing on top of the decay), batch 1,024 (0.088 at 8,000
+steps, but each step costs ~2-4x), and `coupling="ot"` (0.180 vs 0.204 at 8,000 steps, each step 3.7x the cost); nor is
+the KL gap limited by the solver (the same model scored 0.1471 at rtol = atol = 1e-5 and 1e-8).
 
 During `fit` with flow matching, `model(x, training=True)` returns {"flow_matching_loss": per-example loss}
 (what `compute_loss` averages); `model(x)` is log p(x) as for every preset. The draws of x0 and t come from a

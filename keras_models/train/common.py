@@ -35,17 +35,28 @@ class EpochSummary(keras.callbacks.Callback):
 
 
 def make_optimizer(config: Mapping[str, Any]) -> keras.optimizers.Optimizer:
-    """Adam with a cosine-decayed learning rate over the whole run and gradient clipping (no NaN from a spike).
+    """Adam with a linear warmup, then a cosine-decayed learning rate, and gradient clipping (no NaN from a spike).
 
-    lr(t) = lr0 (alpha + (1 - alpha) (1 + cos(pi t / T)) / 2) for T = epochs * steps_per_epoch (Loshchilov &
-    Hutter 2017, SGDR, without restarts; Keras' CosineDecay), alpha = `final_learning_rate_fraction`; gradients
-    clipped to the norm `clipnorm`. Every number comes from the run's config (`TrainConfig`'s defaults).
+    Over T = epochs * steps_per_epoch steps with W = round(warmup_fraction * T) warmup steps and peak
+    lr0 = `learning_rate`: lr(t) = lr0 t / W for t < W (linear warmup from 0, Goyal et al. 2017), then
+    lr(t) = lr0 (alpha + (1 - alpha) (1 + cos(pi (t - W) / (T - W))) / 2) (Loshchilov & Hutter 2017, SGDR, without
+    restarts), alpha = `final_learning_rate_fraction`: Keras' CosineDecay, which does both. Gradients are clipped to
+    the norm `clipnorm`. Every number comes from the run's resolved config (`config.run_defaults` per preset).
     """
-    schedule = keras.optimizers.schedules.CosineDecay(
-        config["learning_rate"],
-        decay_steps=config["epochs"] * config["steps_per_epoch"],
-        alpha=config["final_learning_rate_fraction"],
-    )
+    total_steps = config["epochs"] * config["steps_per_epoch"]
+    warmup_steps = min(round(config["warmup_fraction"] * total_steps), total_steps - 1)
+    if warmup_steps > 0:
+        schedule = keras.optimizers.schedules.CosineDecay(
+            0.0,
+            decay_steps=total_steps - warmup_steps,
+            alpha=config["final_learning_rate_fraction"],
+            warmup_target=config["learning_rate"],
+            warmup_steps=warmup_steps,
+        )
+    else:
+        schedule = keras.optimizers.schedules.CosineDecay(
+            config["learning_rate"], decay_steps=total_steps, alpha=config["final_learning_rate_fraction"]
+        )
     return keras.optimizers.Adam(schedule, clipnorm=config["clipnorm"])
 
 

@@ -6,10 +6,11 @@ model.keras, tensorboard/, backup/ (for --resume) and PNG figures, then exports 
 `saved_models/<name>/<version>/`; `skeleton` holds the steps it shares with the variational run (variational.py).
 
 Resuming (`train(resume=run_dir)`, `tfp-flows train --resume RUN_DIR`): the configuration comes from the run's
-config.json, the weights and optimizer state from backup/ (`callbacks.AtomicBackupAndRestore`, written at every
-epoch end), and the data stream continues at the first step after the backup (make_dataset's epoch sequence,
-a pure function of (seed, data epoch), entered at the right epoch and batch): the resumed run ends with the
-weights an uninterrupted run would have had.
+config.json (the resolved values, the per-preset learning-rate schedule included), the weights and optimizer
+state from backup/ (`callbacks.AtomicBackupAndRestore`, written at every epoch end), and the data stream
+continues at the first step after the backup (make_dataset's epoch sequence, a pure function of (seed, data
+epoch), entered at the right epoch and batch): the resumed run ends with the weights an uninterrupted run would
+have had.
 
 Conditional runs (`conditional`, `--conditional`): the preset gets the dataset's `context_shape=` and trains on
 `make_dataset(..., conditional=True)`'s (x, c) pairs (c one-hot); `log_prob(x, c)` and `sample(n, c)` take the
@@ -186,6 +187,16 @@ def _conditional_figures(model, run_dir, validation_points, history, info):
     return paths
 
 
+def read_run_config(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """The resolved configuration of the run in `run_dir`, from its config.json (what `--resume` continues)."""
+    with open(os.path.join(run_dir, "config.json"), encoding="utf-8") as handle:
+        saved = json.load(handle)
+    # A config.json without `warmup_fraction` records a run that trained without warmup: the resumed run keeps
+    # that schedule (the preset's default could add a warmup mid-run).
+    saved.setdefault("warmup_fraction", 0.0)
+    return resolve_config(saved)
+
+
 def train(config: Mapping[str, Any] | None = None, resume: str | os.PathLike | None = None) -> dict[str, Any]:
     """Train, evaluate, plot and export one run; returns a dict of what was written where.
 
@@ -198,8 +209,7 @@ def train(config: Mapping[str, Any] | None = None, resume: str | os.PathLike | N
             raise ValueError(
                 f"`resume` must be a run folder holding config.json (runs/<name>-<timestamp>); received {run_dir!r}"
             )
-        with open(os.path.join(run_dir, "config.json"), encoding="utf-8") as handle:
-            config = resolve_config(json.load(handle))
+        config = read_run_config(run_dir)
     else:
         config = resolve_config(config or {})
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
