@@ -3,9 +3,10 @@ design choices turned off at a time, on the same folds, steps and optimiser, bes
 
     python benchmarks/bayesflow_ablation.py [--data cancer30] [--seeds 0 1] [--variants NAME ...]
 
-Variants (BayesFlow 2's `CouplingFlow` options): "default" (what a user gets: random permutations, ActNorm, a
-residual mish MLP with dropout 0.05, the affine scale softplus(arcsinh(s)) shifted to 1 at s = 0), "no-permutation",
-"no-actnorm", "relu-mlp" (no residual blocks, ReLU, no dropout) and "no-clamp" (softplus(s) without the arcsinh).
+Variants (BayesFlow 2's `CouplingFlow` options): "default" (what a user gets: random permutations, ActNorm, an MLP
+of hard-SiLU units with orthogonal init and dropout 0.05, the affine scale softplus(arcsinh(s)) shifted to 1 at
+s = 0), "no-permutation", "no-actnorm", "relu-mlp" (ReLU, no dropout; residual blocks stay off as in the default)
+and "no-clamp" (softplus(s) without the arcsinh).
 Prints one line per fit and the median per variant; nothing is written.
 """
 

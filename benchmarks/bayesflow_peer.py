@@ -9,10 +9,11 @@ batches, steps, optimiser and learning rate as ours, and scores it by its exact 
 What is equalised: depth, the MLP widths, batch, steps, Adam and its learning rate, the data. Depth counts
 couplings: each of BayesFlow's `depth` layers is a `DualCoupling`, two couplings that transform one half each, so a
 flow of K of our couplings meets `CouplingFlow(depth=K / 2)` (`depth_for`).
-What is not, because it is BayesFlow's own design and a user gets it by default: its MLP (mish activations,
-residual blocks, He-normal init, dropout 0.05 while training), its ActNorm and random permutations between
-couplings, its affine coupling's own scale bound, and its spline transform (learned interval edges, affine tails
-outside the interval; ours are the identity outside [-B, B]).
+What is not, because it is BayesFlow's own design and a user gets it by default: its coupling MLP
+(`bayesflow.networks.defaults.COUPLING_MLP_DEFAULTS` in 2.0.12: hard-SiLU activations, orthogonal init, no residual
+blocks, dropout 0.05 while training), its ActNorm and random permutations between couplings, its affine coupling's
+soft scale clamp (scale = softplus(arcsinh(s)), shifted to 1 at s = 0), and its spline transform (learned interval
+edges, affine tails outside the interval; ours are the identity outside [-B, B]).
 
 Needs `pip install bayesflow` (the `bench` extra) and Keras on its TensorFlow backend (`KERAS_BACKEND=tensorflow`,
 which the benchmark sets before importing Keras).
