@@ -2,12 +2,15 @@
 initialisation and log-det, and the errors. The checklist (tests/model_cases.py, "nsf-coupling-lu") trains,
 reloads and exports an LU-mixed NSF."""
 
+import math
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from keras_models import MAF, NSF, RealNVP
+from keras_models.flows.mixing import random_order
 from keras_models.layers import InvertibleConv1x1Layer, PermuteLayer
 
 SMALL = {
@@ -103,3 +106,14 @@ def test_one_adam_step_moves_a_learned_mixing_by_about_the_learning_rate_whateve
     optimizer.apply_gradients(zip(tape.gradient(loss, weights), weights))
     change = np.linalg.norm(layer.bijector().forward(tf.eye(size)).numpy() - before, ord=2)
     assert 0 < change < 5e-3, f"one step of 1e-3 moved the {size}-D map by {change:.3g} in spectral norm"
+
+
+@pytest.mark.parametrize("size", [2, 3])
+def test_random_mixing_never_draws_the_identity(size):
+    """An identity between two same-parity steps wastes the second: at 2 dimensions "random" is the swap."""
+    rng = np.random.default_rng(0)
+    orders = [random_order(size, rng) for _ in range(200)]
+    assert not any(np.array_equal(order, np.arange(size)) for order in orders)
+    assert len({tuple(order) for order in orders}) == math.factorial(size) - 1  # every other one is drawn
+    model = RealNVP(event_shape=(2,), num_couplings=4, hidden_units=(8,), mixing="random", permutation_seed=3)
+    assert [layer.permutation.tolist() for layer in _mixers(model)] == [[1, 0]] * 3

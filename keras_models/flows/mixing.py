@@ -51,8 +51,20 @@ def mixing_layer(mixing, size, index, rng, dtype):
         # One Adam step would otherwise move a size x size map by about `size` times the learning rate
         # (keras_models/layers/invertible_conv1x1.py): NaN on 784-D digits.
         return InvertibleConv1x1Layer(seed=seed, weight_scale=1.0 / size, dtype=dtype, name=f"lu_mixing_{index}")
-    order = np.arange(size)[::-1] if mixing == "reverse" else rng.permutation(size)
+    order = np.arange(size)[::-1] if mixing == "reverse" else random_order(size, rng)
     return PermuteLayer(order, dtype=dtype, name=f"permute_{index}")
+
+
+def random_order(size, rng):
+    """A uniformly drawn permutation of `size` >= 2 indices other than the identity.
+
+    Between two steps of one mask parity the identity would let the second step transform the same half as the
+    first, a wasted step: at 2 dimensions half the draws would be it, so "random" there is the swap ("reverse").
+    """
+    while True:
+        order = rng.permutation(size)
+        if np.any(order != np.arange(size)):
+            return order
 
 
 def vector_steps(make_step, num_steps, *, size, mixing, seed, dtype, actnorm):
