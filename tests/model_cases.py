@@ -1,6 +1,6 @@
 """The registry of model cases: per preset of `keras_models.flows.presets.PRESETS`, a small model and data for it.
 
-`tests/test_model_checklist.py` runs every check of `tests/model_checks.py` over every case (as
+`tests/model_checklist.py` runs every check of `tests/model_checks.py` over every case (as
 `tests/bijector_cases` does for bijectors, and zuko's tests/test_flows.py over its flows); what is unique to one
 preset stays in its own `tests/test_model_<preset>.py`. A preset without a case fails
 `test_every_preset_has_a_case`. A case:

@@ -1,4 +1,4 @@
-"""Checks every FlowModel preset must pass: tests/test_model_checklist.py runs them over every case of
+"""Checks every FlowModel preset must pass: tests/model_checklist.py runs them over every case of
 tests/model_cases.py (a new preset costs one case, not a copy of the checklist); per-preset modules reuse them.
 
 Data is an array x, or for a conditional model (`context_shape`) the pair (x, c): `split` takes it apart, and
