@@ -161,7 +161,8 @@ class ModelChecklist:
     @checks("mixed_precision")
     def test_mixed_precision_fits_evaluates_samples_saves_and_exports(self, case, mixed_policy, tmp_path):
         keras.utils.set_random_seed(3)
-        model_checks.assert_mixed_precision(case.make, case.data(32), mixed_policy, tmp_path)
+        export = mixed_policy in case.mixed_exports
+        model_checks.assert_mixed_precision(case.make, case.data(32), mixed_policy, tmp_path, export=export)
 
     @checks("bijector_conforms")
     def test_whole_bijector_conforms(self, case):
