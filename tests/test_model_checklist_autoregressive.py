@@ -1,5 +1,5 @@
 """The model checklist (tests/model_checklist.py) over the cases of
-MAF, IAF and NSF (coupling, LU mixing, autoregressive, conditional)."""
+MAF (unconditional and conditional) and IAF."""
 
 from model_checklist import GROUPS, ModelChecklist
 
