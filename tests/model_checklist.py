@@ -23,8 +23,6 @@ CASE_BY_ID = {case.id: case for case in CASES}
 FAST_CASE = "realnvp-vector"
 FAST_CHECKS = ("log_prob", "sample_encode_decode", "keras_round_trip")
 PER_PRESET = ("mixed_precision",)
-# Checks that build a model of their own rather than share the case's perturbed one.
-FRESH_MODEL_CHECKS = ("every_weight_trains", "jit_compile_trains", "mixed_precision")
 
 # The groups, each run by tests/test_model_checklist_<group>.py (None: IAF, which no preset names). Every preset
 # belongs to one (tests/test_model_checklist.py checks it).
@@ -109,15 +107,6 @@ class ModelChecklist:
         yield
         perturbed.cache_clear()
         keras.backend.clear_session()
-
-    @pytest.fixture(autouse=True)
-    def _free_a_fresh_model(self, request):
-        """A check that builds its own model (fit, XLA, mixed precision) frees it, its traced and compiled
-        functions and Keras' state right after: they are garbage once the test is done, and a group's worth of
-        them held gigabytes until the end of the file."""
-        yield
-        if getattr(request.function, "check", None) in FRESH_MODEL_CHECKS:
-            keras.backend.clear_session()
 
     @checks("every_weight_trains")
     def test_every_weight_trains_and_none_hides_in_the_bijector(self, case):
