@@ -1,4 +1,4 @@
-"""Checks every FlowModel preset must pass: tests/test_model_checklist.py runs them over every case of
+"""Checks every FlowModel preset must pass: tests/model_checklist.py runs them over every case of
 tests/model_cases.py (a new preset costs one case, not a copy of the checklist); per-preset modules reuse them.
 
 Data is an array x, or for a conditional model (`context_shape`) the pair (x, c): `split` takes it apart, and
@@ -179,12 +179,12 @@ def assert_bijector_conforms(model, x, rtol=1e-3, atol=1e-3, check_jacobian=True
     )
 
 
-def assert_mixed_precision(make, data, policy, tmp_path, rtol=0.05, atol=0.05):
+def assert_mixed_precision(make, data, policy, tmp_path, rtol=0.05, atol=0.05, export=True):
     """Under the global `policy` ("mixed_float16", "mixed_bfloat16", set by the caller): the networks compute in
     the policy's compute dtype and the weights stay float32; `fit` (with Keras' loss scaling under float16) trains
     to a finite loss; log_prob, sample, encode and decode give finite float32 values, log_prob close to the same
     weights' in float32 and decode(encode(x)) close to x; `.keras` files and SavedModels reload with the same
-    log-densities. `make()` builds the model, as the case does."""
+    log-densities (the SavedModel only if `export`). `make()` builds the model, as the case does."""
     from keras_models.core.precision import ComputesInVariableDtype
     from keras_models.serving.export import export_saved_model, load_serving_model
 
@@ -228,7 +228,7 @@ def assert_mixed_precision(make, data, policy, tmp_path, rtol=0.05, atol=0.05):
     reloaded = keras.saving.load_model(path)
     assert reloaded.dtype_policy.name == policy
     np.testing.assert_allclose(reloaded.log_prob(x, *args).numpy(), log_prob.numpy(), rtol=1e-5, atol=1e-5)
-    if c is None:  # conditional export is tests/test_export_conditional.py's
+    if export and c is None:  # conditional export is tests/test_export_conditional.py's
         signatures = load_serving_model(export_saved_model(model, base_dir=str(tmp_path), name="mixed")).signatures
         served = signatures["log_prob"](x=x)["log_prob"].numpy()
         # A graph fuses a network's MatMul/Conv, BiasAdd and ReLU, rounding to half precision once where eager

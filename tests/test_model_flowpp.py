@@ -1,5 +1,5 @@
 """FlowPlusPlus preset: fits on two moons and tiny digits, and variational dequantization (the shared checklist runs
-in tests/test_model_checklist.py).
+in tests/model_checklist.py).
 
 Dequantization checks: q(u | x) is a normalised density on (0, 1)^D whose two directions agree, its noise lies in
 (0, 1), the trained ELBO is a lower bound of the discrete log-likelihood (estimated independently with uniform

@@ -1,6 +1,6 @@
 """Glow preset (Kingma & Dhariwal 2018): fits on digits and a banana, ActNorm's one-time data-dependent
 initialisation, temperature, latent interpolation and the architecture (the shared checklist runs in
-tests/test_model_checklist.py)."""
+tests/model_checklist.py)."""
 
 import keras
 import numpy as np

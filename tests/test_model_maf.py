@@ -1,5 +1,5 @@
 """MAF / IAF: the fit on two moons, agreement with TFP's own MADE, and the IAF = MAF^-1 relation (the shared
-checklist runs in tests/test_model_checklist.py)."""
+checklist runs in tests/model_checklist.py)."""
 
 import keras
 import model_checks as checks

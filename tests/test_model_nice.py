@@ -1,5 +1,5 @@
 """NICE preset: the fit on two moons, NICE's scaling layer, float64, argument checks (the shared checklist runs in
-tests/test_model_checklist.py)."""
+tests/model_checklist.py)."""
 
 import keras
 import model_checks

@@ -1,5 +1,5 @@
 """NSF: both variants start as the identity (the derivative offset), the autoregressive MADE stays
-autoregressive, and argument errors (the shared checklist runs in tests/test_model_checklist.py)."""
+autoregressive, and argument errors (the shared checklist runs in tests/model_checklist.py)."""
 
 import numpy as np
 import pytest

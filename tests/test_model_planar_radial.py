@@ -1,5 +1,5 @@
 """PlanarFlow / RadialFlow: fits on two moons (density estimation through the exact inverses) and their
-parametrisations; the shared checklist runs in tests/test_model_checklist.py."""
+parametrisations; the shared checklist runs in tests/model_checklist.py."""
 
 import keras
 import model_checks as checks

@@ -1,5 +1,5 @@
 """PReLUFlow: the TFP custom-bijector tutorial model: its fit and its own structure (the shared checklist runs in
-tests/test_model_checklist.py)."""
+tests/model_checklist.py)."""
 
 import keras
 import model_checks as checks

@@ -1,5 +1,5 @@
 """RealNVP preset: fits on two moons and 8x8 digits, bounded log-scales, ActNorm initialisation, the multi-scale
-structure, the exact density at initialisation, float64 (the shared checklist runs in tests/test_model_checklist.py)."""
+structure, the exact density at initialisation, float64 (the shared checklist runs in tests/model_checklist.py)."""
 
 import math
 
