@@ -184,7 +184,9 @@ def test_dropout_is_active_while_training_only_and_kept_in_the_config(model_clas
     with_dropout = [model(x, training=True).numpy() for _ in range(2)]
     assert np.abs(with_dropout[0] - with_dropout[1]).max() > 1e-3
     assert model_class.from_config(model.get_config()).dropout == 0.5
-    plain = model_class(event_shape=(4,), hidden_units=(16,))  # no dropout: training mode is deterministic too
+    plain = model_class(event_shape=(4,), hidden_units=(16,), dropout=0.0)  # trained, so its conditioners are
+    plain.compile(optimizer="adam")  # not at their zero start: without dropout, training mode is deterministic too
+    plain.fit(x, epochs=1, batch_size=16, verbose=0)
     np.testing.assert_array_equal(plain(x, training=True).numpy(), plain(x, training=True).numpy())
 
 
