@@ -44,9 +44,11 @@ def test_lu_mixing_starts_at_a_rotation_and_its_log_det_is_the_sum_of_log_diag_u
 
 
 @pytest.mark.parametrize("cls", list(SMALL), ids=lambda c: c.__name__)
-def test_mixing_vocabulary_is_shared_and_the_default_is_unchanged(cls):
+def test_mixing_vocabulary_is_shared_and_the_defaults_are_the_measured_ones(cls):
+    """RealNVP's vectors default to random permutations (benchmarks/README.md, "Random permutations with dropout");
+    NSF and MAF keep their `permutation` (reverse) until their rows are measured."""
     default = cls((4,), **SMALL[cls])
-    assert default.get_config()["mixing"] is None
+    assert default.get_config()["mixing"] == ("random" if cls is RealNVP else None)
     for mixing in ("reverse", "random"):
         model = cls((4,), mixing=mixing, **SMALL[cls])
         orders = [layer.permutation.tolist() for layer in _mixers(model)]

@@ -59,6 +59,10 @@ from tfp_flows import masks
 from tfp_flows.affine_coupling import checked_log_scale_limit
 from tfp_flows.validation import check_int, check_one_of, check_positive_ints, check_vector_event_shape, is_real
 
+# Vector defaults (None in the signature): random permutations between couplings and dropout in the MLPs, what won
+# or tied every vector row of the fit-quality benchmark against the half masks without dropout (benchmarks/README.md,
+# "Random permutations with dropout").
+VECTOR_MIXING, VECTOR_DROPOUT = "random", 0.05
 MIN_FINAL_SIZE = 4  # default num_scales: squeeze while the next scale's height and width stay >= this
 
 
@@ -129,7 +133,7 @@ class RealNVP(FlowModel):
         log_scale_limit=1.0,
         mixing=None,
         permutation_seed=0,
-        dropout=0.0,
+        dropout=None,
         **kwargs,
     ):
         shape = tuple(event_shape) if np.ndim(event_shape) else (event_shape,)
@@ -150,14 +154,16 @@ class RealNVP(FlowModel):
             raise ValueError(f"`logit_alpha` must be a number in (0, 0.5); received {logit_alpha!r}")
         self.logit_alpha = float(logit_alpha)
         self.num_scales = num_scales
-        self.mixing = check_one_of(mixing, "mixing", MIXINGS, owner="RealNVP")
+        check_one_of(mixing, "mixing", MIXINGS, owner="RealNVP")
         if is_image and mixing is not None:
             raise ValueError(
                 f"RealNVP: `mixing` is for vectors (event_shape (D,)); images mix through the squeezes and masks; "
                 f"received mixing={mixing!r} with event_shape {self.event_shape}"
             )
         self.permutation_seed = int(permutation_seed)
-        self.dropout = checked_dropout(dropout, "RealNVP")
+        self.mixing = VECTOR_MIXING if mixing is None and not is_image else mixing
+        default_dropout = 0.0 if is_image else VECTOR_DROPOUT
+        self.dropout = checked_dropout(default_dropout if dropout is None else dropout, "RealNVP")
         if is_image and self.dropout:
             raise ValueError(
                 f"RealNVP: `dropout` is for the MLP conditioners of vectors (event_shape (D,)); received "
@@ -204,13 +210,15 @@ class RealNVP(FlowModel):
         def network_fn(output_units):
             return mlp(self.hidden_units, output_units, activation=self.activation, dtype=dtype, dropout=self.dropout)
 
+        # One mask parity: the mixing between couplings decides what each transforms ("reverse" is the paper's
+        # alternating half masks, up to the order inside each half, which the MLPs do not see).
         rng = np.random.default_rng(self.permutation_seed)
-        if self.mixing is None:
-            between, parity = None, lambda k: k % 2
-        else:  # one mask parity: the mixing between couplings decides what each transforms
-            between, parity = (lambda k: mixing_layer(self.mixing, size, k, rng, dtype)), lambda k: 0
         return self._affine_couplings(
-            lambda k: masks.half(size, parity=parity(k)), network_fn, self.num_couplings, "coupling", between
+            lambda k: masks.half(size),
+            network_fn,
+            self.num_couplings,
+            "coupling",
+            lambda k: mixing_layer(self.mixing, size, k, rng, dtype),
         )
 
     @staticmethod
