@@ -69,21 +69,6 @@ def tiny_run(tmp_path_factory):
     return work, pathlib.Path(result["run_dir"]), result["metrics"]
 
 
-def test_a_table_run_builds_the_preset_with_its_table_settings(tiny_run):
-    """A `--data` table gets the registry's `table_args` (RealNVP: random permutations and dropout) under the
-    run's own `model_args`; what the run saved is what it trained."""
-    import zipfile
-
-    from keras_models.flows.presets import preset
-
-    _, run_dir, _ = tiny_run
-    with zipfile.ZipFile(run_dir / "model.keras") as archive:
-        config = json.loads(archive.read("config.json"))["config"]
-    expected = preset("realnvp").table_args
-    assert expected and {key: config[key] for key in expected} == expected
-    assert config["num_couplings"] == 2  # the run's model_args still win
-
-
 @pytest.mark.slow
 def test_score_from_the_run_and_from_the_bare_savedmodel_agree(tiny_run, capsys):
     work, run_dir, metrics = tiny_run

@@ -3,8 +3,7 @@
 An entry names the preset, its `FlowModel` class, whether it has a conditional form p(x | c) (`conditional`: its
 constructor's `context_shape=` gives every coupling a context; tests/test_cli.py builds each preset to check the
 flag) and the constructor arguments a run adds for 2-D toy densities (`toy_args`: the classes' own defaults target
-real data), for the user's own tables (`table_args`, over `toy_args`: `tfp-flows train --data file.csv`) and for
-variational inference on the energies U1-U4 (`vi_args`; None: the preset does not do VI).
+real data) and for variational inference on the energies U1-U4 (`vi_args`; None: the preset does not do VI).
 Adding a preset is one module in `keras_models/flows/` and one entry here, plus its line in the TensorFlow-free
 `keras_models/train/catalog.py` (a test compares the two); `tfp-flows train --preset`, the toy and VI defaults
 and the suite's every-preset checks all read this table.
@@ -41,7 +40,6 @@ class Preset:
     model: type[FlowModel]
     conditional: bool = False
     toy_args: dict = dataclasses.field(default_factory=dict)
-    table_args: dict = dataclasses.field(default_factory=dict)
     vi_args: dict | None = None
     aliases: tuple[str, ...] = ()
 
@@ -62,9 +60,6 @@ PRESETS: dict[str, Preset] = {
             RealNVP,
             conditional=True,
             **_toy_and_vi({"num_couplings": 6, "hidden_units": [64, 64]}, actnorm=False),
-            # Small tables: random permutations and dropout tie BayesFlow and beat the class defaults on wine,
-            # breast cancer and ica8 (benchmarks/README.md, "Random permutations with dropout for tables").
-            table_args={"mixing": "random", "dropout": 0.05},
         ),
         Preset("maf", MAF, conditional=True, **_toy_and_vi({"num_layers": 4, "hidden_units": [64, 64]}, actnorm=False)),
         Preset("nsf", NSF, conditional=True, toy_args={"num_layers": 4, "hidden_units": [64, 64], "num_bins": 8}),

@@ -51,10 +51,7 @@ from keras_models.train.variational import train_variational
 
 def _model_args(config, info):
     # Small, fast architectures for the 2-D toy problems (the presets' own defaults target real data).
-    entry = preset(config["preset"])
-    args = dict(entry.toy_args) if len(info.event_shape) == 1 else {}
-    if config["data"] is not None and len(info.event_shape) == 1:
-        args.update(entry.table_args)  # the user's own table: the settings measured on real small tables
+    args = dict(preset(config["preset"]).toy_args) if len(info.event_shape) == 1 else {}
     if info.is_8bit_image and info.num_levels != 256:
         args["pixel_levels"] = info.num_levels  # digits: 17 levels, for bits/dim and dequantization
     if config["conditional"]:
