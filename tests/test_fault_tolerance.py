@@ -43,7 +43,8 @@ TRAIN_ARGS = [
     "--seed",
     "3",
     "--model-args",
-    json.dumps({"num_couplings": 2, "hidden_units": [8, 8], "actnorm": True}),
+    # Dropout: its random masks must go on where the backup left them, not restart (the seed generators' states).
+    json.dumps({"num_couplings": 2, "hidden_units": [8, 8], "actnorm": True, "dropout": 0.2}),
     "--no-export",
     "--quiet",
     "--run-dir",

@@ -108,6 +108,15 @@ def backed_up_epoch(backup_dir: str) -> int:
     return int(state["epoch"]) if state else 0
 
 
+def seed_states(model: keras.Model) -> list:
+    """The states of `model`'s random seed generators (Dropout's), in the model's own order (its structure, not the
+    auto-numbered names, which depend on what the process built before).
+
+    `save_weights` leaves them out (they are not weights), so a backup records them beside the weights: a resumed
+    run then draws the dropout masks the uninterrupted run would have drawn."""
+    return [v for v in model.non_trainable_variables if v.path.endswith("seed_generator_state")]
+
+
 class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     """`keras.callbacks.BackupAndRestore` made crash-safe, NaN-proof and multi-worker aware.
 
@@ -148,6 +157,8 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         if self.model.optimizer is not None and not self.model.optimizer.built:
             self.model.optimizer.build(self.model.trainable_variables)  # its variables must exist to be loaded
         self.model.load_weights(os.path.join(self.backup_dir, state["weights"]))
+        for variable, value in zip(seed_states(self.model), state.get("seed_states", [])):
+            variable.assign(value)
         self.restored_epoch = int(state["epoch"])
         # Keras has no public hook for "fit starts at epoch n" from a callback; this attribute is what its own
         # BackupAndRestore sets, and tests/test_fault_tolerance.py's test_a_new_fit_restores_the_backup_and_continues_
@@ -178,7 +189,8 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
                 lambda tmp: self.model.save_weights(tmp, overwrite=True), weights_path, suffix=".weights.h5"
             )
             target = state_path
-            atomic_write_json(state_path, {"epoch": epoch, "weights": weights_name})
+            seeds = [np.asarray(variable).tolist() for variable in seed_states(self.model)]
+            atomic_write_json(state_path, {"epoch": epoch, "weights": weights_name, "seed_states": seeds})
         except OSError as error:
             raise self._write_failed(error, epoch, target, weights_path) from error
         for stale in glob.glob(os.path.join(glob.escape(self.write_dir), "*.weights.h5")):
