@@ -55,7 +55,7 @@ def mixing_layer(mixing, size, index, rng, dtype):
     return PermuteLayer(order, dtype=dtype, name=f"permute_{index}")
 
 
-def random_order(size, rng):
+def random_order(size: int, rng: np.random.Generator) -> np.ndarray:
     """A uniformly drawn permutation of `size` >= 2 indices other than the identity.
 
     Between two steps of one mask parity the identity would let the second step transform the same half as the

@@ -115,7 +115,7 @@ def mlp(
 
     `dropout` > 0 puts a `keras.layers.Dropout` of that rate after every hidden layer (Srivastava et al. 2014),
     active only while training, as BayesFlow's coupling MLPs have by default (0.05): on small tables it keeps the
-    flow from fitting the training rows alone (benchmarks/README.md, "Dropout in the conditioners").
+    flow from fitting the training rows alone (benchmarks/README.md, "Random permutations with dropout").
     `dtype` (a Keras dtype policy or name, e.g. the owning model's `dtype_policy`) reaches every Dense layer:
     Keras 3 does not pass a parent's policy down, and a float32 layer would cast float64 inputs down.
     """
