@@ -64,6 +64,7 @@ CASES = {
             (2,),
             num_couplings=2,
             hidden_units=(8,),
+            dropout=0.0,  # these checks compare exact densities; dropout's own test is in test_model_realnvp.py
             context_network=net,
             base_distribution=ConditionalGaussianBase(),
             **CONTEXT,
