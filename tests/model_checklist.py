@@ -139,14 +139,9 @@ class ModelChecklist:
 
     @pytest.fixture(params=["mixed_float16", "mixed_bfloat16"])
     def mixed_policy(self, request):
-        """A mixed global dtype policy for one test, and the previous policy back afterwards (other tests build
-        their models under it)."""
-        previous = keras.mixed_precision.global_policy()
-        keras.mixed_precision.set_global_policy(request.param)
-        try:
-            yield request.param
-        finally:
-            keras.mixed_precision.set_global_policy(previous)
+        """A mixed global dtype policy for one test (`model_checks.global_policy`)."""
+        with model_checks.global_policy(request.param) as name:
+            yield name
 
     @checks("mixed_precision")
     def test_mixed_precision_fits_evaluates_samples_saves_and_exports(self, case, mixed_policy, tmp_path):

@@ -5,6 +5,7 @@ Data is an array x, or for a conditional model (`context_shape`) the pair (x, c)
 every check hands c on (`log_prob(x, c)`, `sample(n, c)`, datasets of (x, c) pairs).
 """
 
+import contextlib
 import json
 
 import keras
@@ -234,3 +235,15 @@ def assert_mixed_precision(make, data, policy, tmp_path, rtol=0.05, atol=0.05, e
         # A graph fuses a network's MatMul/Conv, BiasAdd and ReLU, rounding to half precision once where eager
         # ops round after each: the served values differ from eager ones by the policy's rounding.
         np.testing.assert_allclose(served, log_prob.numpy(), rtol=rtol, atol=atol)
+
+
+@contextlib.contextmanager
+def global_policy(name):
+    """Keras' global dtype policy set to `name` inside the block, and the previous one back after it (other tests
+    build their models under it)."""
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(name)
+    try:
+        yield name
+    finally:
+        keras.mixed_precision.set_global_policy(previous)

@@ -9,6 +9,7 @@ the gradients of log N(z) - log|df/dz|.
 """
 
 import keras
+import model_checks
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -41,12 +42,8 @@ def make_step(kind, policy):
 
 @pytest.fixture(params=["float32", "mixed_float16"])
 def policy(request):
-    previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(request.param)
-    try:
-        yield request.param
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
+    with model_checks.global_policy(request.param) as name:
+        yield name
 
 
 def far_out(factor):
