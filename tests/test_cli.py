@@ -523,17 +523,13 @@ def test_bad_schedule_values_say_what_was_expected(given, message):
 
 
 def test_resume_reads_the_schedule_config_json_recorded(tmp_path):
-    """A resumed run trains on the schedule its config.json recorded, not on today's preset defaults: a
-    config.json without `warmup_fraction` (a run that had no warmup) resumes without one."""
+    """A resumed run trains on the schedule its config.json recorded, not on today's preset defaults."""
     from keras_models.train.config import resolve_config
     from keras_models.train.run import read_run_config
 
     recorded = resolve_config({"preset": "cnf", "learning_rate": 5e-3})
     (tmp_path / "config.json").write_text(json.dumps(recorded))
     assert read_run_config(tmp_path) == recorded
-    without_warmup = {k: v for k, v in recorded.items() if k != "warmup_fraction"}
-    (tmp_path / "config.json").write_text(json.dumps(without_warmup))
-    assert read_run_config(tmp_path) == dict(recorded, warmup_fraction=0.0)
 
 
 def test_conditional_image_figure_draws_one_row_per_class_with_c_fixed_along_it(tmp_path):

@@ -190,11 +190,7 @@ def _conditional_figures(model, run_dir, validation_points, history, info):
 def read_run_config(run_dir: str | os.PathLike) -> dict[str, Any]:
     """The resolved configuration of the run in `run_dir`, from its config.json (what `--resume` continues)."""
     with open(os.path.join(run_dir, "config.json"), encoding="utf-8") as handle:
-        saved = json.load(handle)
-    # A config.json without `warmup_fraction` records a run that trained without warmup: the resumed run keeps
-    # that schedule (the preset's default could add a warmup mid-run).
-    saved.setdefault("warmup_fraction", 0.0)
-    return resolve_config(saved)
+        return resolve_config(json.load(handle))
 
 
 def train(config: Mapping[str, Any] | None = None, resume: str | os.PathLike | None = None) -> dict[str, Any]:
