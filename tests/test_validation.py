@@ -6,7 +6,7 @@ import pytest
 from keras_models import RealNVP
 from tfp_flows.datasets import bits_per_dim, get_density, make_dataset
 from tfp_flows.squeeze import Squeeze
-from tfp_flows.validation import check_int, check_one_of
+from tfp_flows.validation import check_int, check_number, check_one_of
 
 
 @pytest.mark.parametrize(
@@ -35,6 +35,15 @@ def test_check_int_bounds_and_none():
     assert check_int(None, "num_examples", allow_none=True) is None
     with pytest.raises(ValueError, match=r"^Glow: `num_levels` must be None or an int in \[1, 4\]; received 5$"):
         check_int(5, "num_levels", maximum=4, owner="Glow", allow_none=True)
+
+
+def test_check_number_with_an_open_upper_bound():
+    assert check_number(0.0, "dropout", minimum=0, below=1) == 0.0
+    for value in (1, 1.5, -0.1, float("nan")):
+        with pytest.raises(ValueError, match=rf"^NSF: `dropout` must be a number in \[0, 1\); received {value!r}$"):
+            check_number(value, "dropout", minimum=0, below=1, owner="NSF")
+    with pytest.raises(ValueError, match=r"^`scale` must be a finite number < 2; received 2$"):
+        check_number(2, "scale", below=2)
 
 
 def test_check_one_of_names_the_choices():

@@ -144,6 +144,7 @@ def check_number(
     allow_inf: bool = False,
     owner: str | None = None,
     hint: str = "",
+    below: float | None = None,
 ) -> float:
     """`value` as a float, or a ValueError naming `arg_name`, the range expected and the value received.
 
@@ -155,13 +156,19 @@ def check_number(
       allow_inf: whether +inf passes (otherwise the number must be finite).
       owner: a prefix for the message (the class or bijector name), or None.
       hint: a few words appended to the message in parentheses, or "".
+      below: a strict upper bound (the value must be < `below`), or None (default) for none.
     """
     ok = is_real(value) and (math.isfinite(value) or (allow_inf and value == math.inf))
     ok = ok and (minimum is None or (value > minimum if strict else value >= minimum))
+    ok = ok and (below is None or value < below)
     if not ok:
         expected = "a finite number"
-        if minimum is not None:
+        if minimum is not None and below is not None:
+            expected = f"a number in {'(' if strict else '['}{minimum:g}, {below:g})"
+        elif minimum is not None:
             expected += f" {'>' if strict else '>='} {minimum}"
+        elif below is not None:
+            expected += f" < {below}"
         expected += " or math.inf" if allow_inf else ""
         raise ValueError(
             f"{_prefix(owner)}`{arg_name}` must be {expected}; received {value!r}{f' ({hint})' if hint else ''}"

@@ -42,10 +42,9 @@ from keras_models.layers import (
     mlp,
 )
 from keras_models.layers.actnorm import resolve_actnorm
-from keras_models.layers.networks.conditioners import checked_dropout
 from tfp_flows import masks
 from tfp_flows.rational_quadratic_coupling import SplineSettings
-from tfp_flows.validation import check_int, check_one_of, check_positive_ints, check_vector_event_shape
+from tfp_flows.validation import check_int, check_number, check_one_of, check_positive_ints, check_vector_event_shape
 
 VARIANTS = ("coupling", "autoregressive")
 
@@ -104,7 +103,7 @@ class NSF(FlowModel):
         self.num_layers = check_int(num_layers, "num_layers", owner="NSF")
         self.hidden_units = check_positive_ints(hidden_units, "hidden_units", owner="NSF")
         self.activation = activation
-        self.dropout = checked_dropout(dropout, "NSF")
+        self.dropout = check_number(dropout, "dropout", minimum=0, below=1, owner="NSF")
         if self.variant == "autoregressive" and self.dropout:
             raise ValueError(
                 f"NSF: `dropout` is for the MLP conditioners of variant='coupling'; received dropout={dropout!r} "

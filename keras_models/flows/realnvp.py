@@ -55,10 +55,16 @@ from keras_models.layers import (
     mlp,
 )
 from keras_models.layers.actnorm import resolve_actnorm
-from keras_models.layers.networks.conditioners import checked_dropout
 from tfp_flows import masks
 from tfp_flows.affine_coupling import checked_log_scale_limit
-from tfp_flows.validation import check_int, check_one_of, check_positive_ints, check_vector_event_shape, is_real
+from tfp_flows.validation import (
+    check_int,
+    check_number,
+    check_one_of,
+    check_positive_ints,
+    check_vector_event_shape,
+    is_real,
+)
 
 # Vector defaults (None in the signature): random permutations between couplings and dropout in the MLPs, what won
 # or tied every vector row of the fit-quality benchmark against the half masks without dropout (benchmarks/README.md,
@@ -168,7 +174,9 @@ class RealNVP(FlowModel):
         self.permutation_seed = int(permutation_seed)
         self.mixing = VECTOR_MIXING if mixing is None and not is_image else mixing
         default_dropout = 0.0 if is_image else VECTOR_DROPOUT
-        self.dropout = checked_dropout(default_dropout if dropout is None else dropout, "RealNVP")
+        self.dropout = check_number(
+            default_dropout if dropout is None else dropout, "dropout", minimum=0, below=1, owner="RealNVP"
+        )
         if is_image and self.dropout:
             raise ValueError(
                 f"RealNVP: `dropout` is for the MLP conditioners of vectors (event_shape (D,)); received "

@@ -26,14 +26,7 @@ import tensorflow as tf
 
 from keras_models.core.precision import in_flow_dtype
 from tfp_flows.coupling import last_axis_split
-from tfp_flows.validation import check_positive_ints, is_real
-
-
-def checked_dropout(dropout: Any, owner: str) -> float:
-    """`dropout` as a float in [0, 1), or a ValueError naming it (a rate of 1 would drop every unit)."""
-    if not (is_real(dropout) and 0 <= dropout < 1):
-        raise ValueError(f"{owner}: `dropout` must be a number in [0, 1); received {dropout!r}")
-    return float(dropout)
+from tfp_flows.validation import check_positive_ints
 
 
 def checked_context_shape(context_shape, owner):
