@@ -50,6 +50,7 @@ _positive_int = _number_type(int, lambda value: value >= 1, "a positive integer"
 _positive_float = _number_type(float, lambda value: value > 0, "a positive number")  # NaN fails too
 _non_negative_float = _number_type(float, lambda value: 0 <= value < float("inf"), "a finite number >= 0")
 _fraction = _number_type(float, lambda value: 0 <= value <= 1, "a number in [0, 1]")
+_open_fraction = _number_type(float, lambda value: 0 <= value < 1, "a number in [0, 1)")
 
 
 def _json_object(text: str) -> dict:
@@ -82,6 +83,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "positive_int": _positive_int,
     "positive_float": _positive_float,
     "fraction": _fraction,
+    "open_fraction": _open_fraction,
     "json_object": _json_object,
 }
 

@@ -124,9 +124,9 @@ class TrainConfig:
     )
     warmup_fraction: float | None = option(
         None,
-        "share of the run's steps over which the learning rate rises linearly from 0 to its peak, below 1 "
-        + _defaults_by_preset("warmup_fraction"),
-        kind="fraction",
+        "share of the run's steps over which the learning rate rises linearly from 0 to its peak, below 1 (the "
+        "cosine decay needs steps after it) " + _defaults_by_preset("warmup_fraction"),
+        kind="open_fraction",
     )
     clipnorm: float = option(10.0, "gradients are clipped to this norm (no NaN from one spike)", kind="positive_float")
     seed: int = option(0, "seed of the weights and of the data's shuffling", kind="int")
@@ -205,11 +205,6 @@ def resolve_config(config: Mapping[str, Any]) -> dict[str, Any]:
     _resolve_variational_keys(resolved)
     _check_conditional(resolved)
     _check_numbers(resolved)
-    if resolved["warmup_fraction"] >= 1:
-        raise ValueError(
-            "`warmup_fraction` must be below 1 (the cosine decay needs steps after the warmup); received "
-            f"{resolved['warmup_fraction']!r}"
-        )
     if resolved["strategy"] not in STRATEGIES:
         raise ValueError(f"`strategy` must be one of {list(STRATEGIES)}; received {resolved['strategy']!r}")
     data_name = _data_name(resolved["data"]) if resolved["data"] is not None else str(resolved["dataset"]).lower()
@@ -266,6 +261,8 @@ def _check_numbers(resolved: dict[str, Any]) -> None:
             check_number(value, field.name, minimum=0, strict=True)
         elif kind == "fraction" and check_number(value, field.name, minimum=0) > 1:
             raise ValueError(f"`{field.name}` must be a number in [0, 1]; received {value!r}")
+        elif kind == "open_fraction":
+            check_number(value, field.name, minimum=0, below=1)
 
 
 def _resolve_variational_keys(resolved: dict[str, Any]) -> None:
