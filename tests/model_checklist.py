@@ -42,13 +42,15 @@ def first_case_of_each_preset() -> set[str]:
     return set(firsts.values())
 
 
-def cases_for(check: str, presets: tuple) -> list:
+def cases_for(check: str, presets: tuple, skip_keys: tuple = ()) -> list:
     """pytest params of the cases of `presets` (None: IAF, which no preset names) that run `check`: skipped where
-    the case says so, slow unless the check is in the fast subset."""
+    the case leaves out every one of `skip_keys` (default: the check's own name), slow unless the check is in the
+    fast subset."""
+    skip_keys = skip_keys or (check,)
 
     def marks(case):
-        if check in case.skip:
-            return [pytest.mark.skip(reason=case.skip[check])]
+        if all(key in case.skip for key in skip_keys):
+            return [pytest.mark.skip(reason="; ".join(case.skip[key] for key in skip_keys))]
         return [] if check in FAST_CHECKS and case.id == FAST_CASE else [pytest.mark.slow]
 
     chosen = first_case_of_each_preset() | {FAST_CASE} if check in PER_PRESET else None
@@ -59,11 +61,12 @@ def cases_for(check: str, presets: tuple) -> list:
     ]
 
 
-def checks(name: str):
-    """Marks a `ModelChecklist` test as the check `name` of tests/model_cases.py's CHECKS (which cases it runs on)."""
+def checks(name: str, *skip_keys: str):
+    """Marks a `ModelChecklist` test as the check `name` (which cases it runs on); a case skips it where its `skip`
+    names every one of `skip_keys`, names of tests/model_cases.py's CHECKS (default: `name` itself)."""
 
     def mark(test):
-        test.check = name
+        test.check, test.skip_keys = name, skip_keys
         return test
 
     return mark
@@ -97,7 +100,7 @@ class ModelChecklist:
     def pytest_generate_tests(self, metafunc):
         check = getattr(metafunc.function, "check", None)
         if check is not None:
-            metafunc.parametrize("case", cases_for(check, self.presets))
+            metafunc.parametrize("case", cases_for(check, self.presets, metafunc.function.skip_keys))
 
     @pytest.fixture(autouse=True, scope="class")
     @classmethod
@@ -108,11 +111,17 @@ class ModelChecklist:
         perturbed.cache_clear()
         keras.backend.clear_session()
 
-    @checks("every_weight_trains")
-    def test_every_weight_trains_and_none_hides_in_the_bijector(self, case):
+    @checks("trains", "every_weight_trains", "jit_compile_trains")
+    def test_trains_under_xla_and_every_weight_moves(self, case):
+        """One fit serves two checks, each of which a case may leave out (`skip`): it compiles with XLA
+        ("jit_compile_trains"; the case's `jit_overrides` apply) and every weight trains ("every_weight_trains")."""
+        xla = "jit_compile_trains" not in case.skip
         keras.utils.set_random_seed(1)
-        model = case.make()
-        model_checks.assert_every_weight_trains(model, case.data(sizes(model, 128, 64)))
+        model = case.make(**case.jit_overrides) if xla else case.make()
+        data = case.data(sizes(model, 128, 64))
+        model_checks.assert_every_weight_trains(
+            model, data, jit_compile=xla, every_weight="every_weight_trains" not in case.skip
+        )
 
     @checks("log_prob")
     def test_log_prob_is_one_finite_value_per_example(self, case):
@@ -130,12 +139,6 @@ class ModelChecklist:
         reloaded = model_checks.assert_keras_round_trip(model, case.data(sizes(model, 32, 8), seed=4), tmp_path)
         if case.after_reload is not None:
             case.after_reload(model, reloaded)
-
-    @checks("jit_compile_trains")
-    def test_jit_compile_trains(self, case):
-        keras.utils.set_random_seed(2)
-        model = case.make(**case.jit_overrides)
-        model_checks.assert_jit_compile_trains(model, case.data(sizes(model, 128, 64)))
 
     @pytest.fixture(params=["mixed_float16", "mixed_bfloat16"])
     def mixed_policy(self, request):
