@@ -154,5 +154,9 @@ class ModelChecklist:
 
     @checks("bijector_conforms")
     def test_whole_bijector_conforms(self, case):
+        """The kit on the model's whole bijector: eager against tf.function on every case, and against XLA on one.
+        XLA's part costs half the check and little coverage: the kit compares every bijector class eager against
+        XLA (tests/bijectors/test_conformance.py), and the trains check compiles every case's training step."""
         model = perturbed(case.id)
-        model_checks.assert_bijector_conforms(model, case.data(sizes(model, 8, 2), seed=5))
+        data = case.data(sizes(model, 8, 2), seed=5)
+        model_checks.assert_bijector_conforms(model, data, check_xla=case.id == FAST_CASE)

@@ -159,9 +159,9 @@ def assert_keras_round_trip(model, x, tmp_path, atol=1e-6):
     return reloaded
 
 
-def assert_bijector_conforms(model, x, rtol=1e-3, atol=1e-3, check_jacobian=True):
+def assert_bijector_conforms(model, x, rtol=1e-3, atol=1e-3, check_jacobian=True, check_xla=True):
     """The model's whole bijector passes the conformance kit on a small input (latent-side points); a
-    conditional model's at the data's contexts, held fixed."""
+    conditional model's at the data's contexts, held fixed (`check_xla`: also compiled by XLA)."""
     x, c = split(x)
     z = model.encode(x) if c is None else model.encode(x, c)
     event_ndims = len(model.event_shape)
@@ -175,6 +175,7 @@ def assert_bijector_conforms(model, x, rtol=1e-3, atol=1e-3, check_jacobian=True
         rtol=rtol,
         atol=atol,
         check_jacobian=check_jacobian,
+        check_xla=check_xla,
         name=model.name,
     )
 
