@@ -27,8 +27,8 @@ scores it). The verdicts then go by those scores; the table also names the rows 
 `--quick` (three seeds; spiral_mixture and wine13; RealNVP and MAF; 400 steps of small networks without XLA;
 the bounded plain form only, which is the strongest on every full row): under 5 minutes on 2 cores.
 
-Memory grows by about 0.14 GB per fit (XLA programs compiled per fit are kept), so run long studies one data set
-at a time.
+Memory grows by about 0.14 GB per fit (XLA programs compiled per fit are kept; 0.5 GB per NSF, BayesFlow or Glow-2D
+fit on the 2-D spiral), so run long studies one data set at a time, and those rows one model at a time.
 """
 
 import argparse
